@@ -1,0 +1,404 @@
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use axum::serve::ListenerExt;
+use serde::Serialize;
+use stella_export::ExporterHealth;
+use stella_metrics::{CounterVec, names};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{self, Config, ConfigErrors, Profile};
+use crate::receivers::otlp_http::HttpLimits;
+use crate::receivers::{OtlpService, ReceiverMetrics, otlp_grpc, otlp_http};
+use crate::topology::{BuildContext, BuildError, Topology, TopologyHandle, drain_when_released};
+
+/// Where the config comes from: a built-in profile, optionally overlaid by a file.
+#[derive(Debug, Clone)]
+pub struct ConfigSource {
+    /// The built-in profile.
+    pub profile: Profile,
+    /// The user's overlay file (`--config`), re-read on reload.
+    pub overlay: Option<PathBuf>,
+}
+
+impl ConfigSource {
+    /// Loads and validates the effective config.
+    pub fn load(&self) -> Result<Config, ConfigErrors> {
+        config::load(self.profile, self.overlay.as_deref())
+    }
+}
+
+/// The collector could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The config is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigErrors),
+    /// A listener could not bind.
+    #[error("cannot listen on {address} ({key}): {source}; stop whatever uses that port or change {key}")]
+    Bind {
+        /// The config key of the endpoint.
+        key: String,
+        /// The address.
+        address: SocketAddr,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A component could not be built.
+    #[error(transparent)]
+    Build(#[from] BuildError),
+}
+
+impl StartError {
+    /// A stable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            StartError::Config(errors) => errors.code(),
+            StartError::Bind { .. } => "collector.bind_failed",
+            StartError::Build(_) => "collector.build_failed",
+        }
+    }
+}
+
+/// A reload was refused; the running config stays in force.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The new config is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigErrors),
+    /// A component of the new config could not be built.
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    /// The collector is stopping.
+    #[error("the collector is shutting down")]
+    ShuttingDown,
+}
+
+impl ReloadError {
+    /// A stable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ReloadError::Config(errors) => errors.code(),
+            ReloadError::Build(_) => "config.build_failed",
+            ReloadError::ShuttingDown => "collector.shutting_down",
+        }
+    }
+}
+
+/// What a successful reload did.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ReloadReport {
+    /// Always true: stages, pipelines and exporters of the new config are live.
+    pub applied: bool,
+    /// Settings that changed but only take effect after a restart (listeners).
+    pub restart_required: Vec<String>,
+    /// Pipelines now running.
+    pub pipelines: Vec<String>,
+}
+
+/// One component's state for `/readyz`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ComponentState {
+    /// `receivers.otlp.grpc`, `pipelines.traces`, `exporters.file`, ...
+    pub component: String,
+    /// `listening`, `running`, `ready`, `failing`, `stopping`.
+    pub state: String,
+    /// Address or last error, where there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// The readiness report: ready when every listener is up, every exporter works and no shutdown started.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Readiness {
+    /// Whether the collector takes data right now.
+    pub ready: bool,
+    /// One entry per component.
+    pub components: Vec<ComponentState>,
+}
+
+/// A topology swap done by a reload: the old one to drain, the new one, and the report.
+struct Swap {
+    previous: Arc<Topology>,
+    current: Arc<Topology>,
+    report: ReloadReport,
+}
+
+struct Listener {
+    component: String,
+    address: SocketAddr,
+}
+
+/// A running collector: listeners, the current topology, reload and shutdown.
+pub struct Collector {
+    source: ConfigSource,
+    context: BuildContext,
+    topology: TopologyHandle,
+    config: Mutex<Config>,
+    reload_lock: tokio::sync::Mutex<()>,
+    listeners: Vec<Listener>,
+    stop_receivers: CancellationToken,
+    servers: Mutex<Vec<JoinHandle<()>>>,
+    reloads: CounterVec,
+}
+
+impl Collector {
+    /// Loads the config, builds the pipelines and starts every receiver.
+    pub async fn start(source: ConfigSource, context: BuildContext) -> Result<Arc<Collector>, StartError> {
+        let config = source.load()?;
+        let topology = TopologyHandle::new(Topology::build(&config, &context, None)?);
+        let receiver_metrics = ReceiverMetrics::new(&context.registry);
+        let stop_receivers = CancellationToken::new();
+        let mut listeners = Vec::new();
+        let mut servers = Vec::new();
+        for (id, receiver) in &config.receivers {
+            let service = OtlpService::new(id, topology.clone(), receiver_metrics.clone());
+            if let Some(grpc) = &receiver.grpc {
+                let key = format!("receivers.{id}.protocols.grpc.endpoint");
+                let listener = bind(&key, grpc.endpoint).await?;
+                let address = local_address(&listener, grpc.endpoint);
+                let max_message = grpc.max_recv_msg_bytes.min(receiver.max_decompressed_bytes);
+                let routes = otlp_grpc::routes(service.clone(), max_message);
+                let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+                let stop = stop_receivers.clone();
+                servers.push(tokio::spawn(async move {
+                    let server = tonic::transport::Server::builder().add_routes(routes);
+                    if let Err(error) = server
+                        .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
+                        .await
+                    {
+                        tracing::error!(%error, %address, "the OTLP/gRPC server stopped with an error");
+                    }
+                }));
+                tracing::info!(receiver = %id, protocol = "grpc", %address, "listening");
+                listeners.push(Listener {
+                    component: format!("receivers.{id}.grpc"),
+                    address,
+                });
+            }
+            if let Some(http) = &receiver.http {
+                let key = format!("receivers.{id}.protocols.http.endpoint");
+                let listener = bind(&key, http.endpoint).await?;
+                let address = local_address(&listener, http.endpoint);
+                let limits = HttpLimits {
+                    max_request_body_size: http.max_request_body_size,
+                    max_decompressed_bytes: receiver.max_decompressed_bytes,
+                };
+                let router = otlp_http::router(service.clone(), limits);
+                servers.push(spawn_http(listener, router, stop_receivers.clone(), "OTLP/HTTP"));
+                tracing::info!(receiver = %id, protocol = "http", %address, "listening");
+                listeners.push(Listener {
+                    component: format!("receivers.{id}.http"),
+                    address,
+                });
+            }
+        }
+        let reloads = context
+            .registry
+            .counter(names::CONFIG_RELOADS, "Config reloads, by result.", &["result"]);
+        Ok(Arc::new(Collector {
+            source,
+            context,
+            topology,
+            config: Mutex::new(config),
+            reload_lock: tokio::sync::Mutex::new(()),
+            listeners,
+            stop_receivers,
+            servers: Mutex::new(servers),
+            reloads,
+        }))
+    }
+
+    /// The config in force.
+    pub fn config(&self) -> Config {
+        self.config.lock().unwrap_or_else(|poison| poison.into_inner()).clone()
+    }
+
+    /// The address each receiver listens on, by component (`receivers.otlp.grpc`).
+    pub fn listen_addresses(&self) -> Vec<(String, SocketAddr)> {
+        self.listeners
+            .iter()
+            .map(|listener| (listener.component.clone(), listener.address))
+            .collect()
+    }
+
+    /// Re-reads the config source and applies it: stages, pipelines and exporters change live; listener
+    /// settings are reported as needing a restart. An invalid config changes nothing.
+    pub async fn reload(&self) -> Result<ReloadReport, ReloadError> {
+        let _one_at_a_time = self.reload_lock.lock().await;
+        let outcome = self.apply_reload();
+        let result = if outcome.is_ok() { "applied" } else { "rejected" };
+        self.reloads.with(&[result]).inc();
+        match &outcome {
+            Ok(Swap { report, .. }) => {
+                tracing::info!(restart_required = ?report.restart_required, pipelines = ?report.pipelines, "config reloaded")
+            }
+            Err(error) => {
+                tracing::warn!(code = error.code(), %error, "config reload refused; the running config stays")
+            }
+        }
+        let swap = outcome?;
+        let patience = Duration::from_secs(30);
+        tokio::spawn(drain_when_released(swap.previous, Some(swap.current), patience));
+        Ok(swap.report)
+    }
+
+    fn apply_reload(&self) -> Result<Swap, ReloadError> {
+        let next_config = self.source.load()?;
+        let current = self.topology.current().ok_or(ReloadError::ShuttingDown)?;
+        let next = Topology::build(&next_config, &self.context, Some(&current))?;
+        let mut config = self.config.lock().unwrap_or_else(|poison| poison.into_inner());
+        let before = config.restart_settings();
+        let after = next_config.restart_settings();
+        let mut restart_required: Vec<String> = before
+            .keys()
+            .chain(after.keys())
+            .filter(|key| before.get(*key) != after.get(*key))
+            .cloned()
+            .collect();
+        restart_required.dedup();
+        let report = ReloadReport {
+            applied: true,
+            restart_required,
+            pipelines: next_config.pipelines.keys().cloned().collect(),
+        };
+        *config = next_config;
+        drop(config);
+        let previous = self.topology.replace(Some(next)).ok_or(ReloadError::ShuttingDown)?;
+        let successor = self.topology.current().ok_or(ReloadError::ShuttingDown)?;
+        Ok(Swap {
+            previous,
+            current: successor,
+            report,
+        })
+    }
+
+    /// Reloads whenever the overlay file changes (polled every `interval`), until shutdown.
+    pub fn watch_config_file(self: &Arc<Self>, interval: Duration) {
+        let Some(path) = self.source.overlay.clone() else {
+            return;
+        };
+        let collector = Arc::clone(self);
+        let stop = self.stop_receivers.clone();
+        let stamp = move || {
+            std::fs::metadata(&path)
+                .ok()
+                .map(|meta| (meta.modified().unwrap_or(SystemTime::UNIX_EPOCH), meta.len()))
+        };
+        tokio::spawn(async move {
+            let mut last = stamp();
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(interval) => {}
+                }
+                let now = stamp();
+                if now != last {
+                    last = now;
+                    tracing::info!("config file changed; reloading");
+                    let _ = collector.reload().await;
+                }
+            }
+        });
+    }
+
+    /// Whether the receivers have been told to stop.
+    pub fn is_stopping(&self) -> bool {
+        self.stop_receivers.is_cancelled()
+    }
+
+    /// Readiness of every component.
+    pub fn readiness(&self) -> Readiness {
+        let stopping = self.is_stopping();
+        let mut components: Vec<ComponentState> = self
+            .listeners
+            .iter()
+            .map(|listener| ComponentState {
+                component: listener.component.clone(),
+                state: if stopping { "stopping" } else { "listening" }.into(),
+                detail: Some(listener.address.to_string()),
+            })
+            .collect();
+        let mut ready = !stopping;
+        for pipeline in self.config().pipelines.keys() {
+            components.push(ComponentState {
+                component: format!("pipelines.{pipeline}"),
+                state: "running".into(),
+                detail: None,
+            });
+        }
+        if let Some(topology) = self.topology.current() {
+            for (id, exporter) in topology.exporters() {
+                let (state, detail) = match exporter.health() {
+                    ExporterHealth::Ready => ("ready", None),
+                    ExporterHealth::Failing(message) => {
+                        ready = false;
+                        ("failing", Some(message))
+                    }
+                };
+                components.push(ComponentState {
+                    component: format!("exporters.{id}"),
+                    state: state.into(),
+                    detail,
+                });
+            }
+        }
+        Readiness { ready, components }
+    }
+
+    /// Staged shutdown: receivers stop taking requests and finish the ones in flight, the pipelines
+    /// drain, exporters flush. Each stage gets at most `deadline`.
+    pub async fn shutdown(&self, deadline: Duration) {
+        tracing::info!("shutting down: stopping receivers");
+        self.stop_receivers.cancel();
+        let servers = std::mem::take(&mut *self.servers.lock().unwrap_or_else(|poison| poison.into_inner()));
+        for server in servers {
+            if tokio::time::timeout(deadline, server).await.is_err() {
+                tracing::warn!(?deadline, "a receiver did not finish its requests in time");
+            }
+        }
+        tracing::info!("receivers stopped: draining pipelines and flushing exporters");
+        if let Some(topology) = self.topology.replace(None) {
+            drain_when_released(topology, None, deadline).await;
+        }
+        tracing::info!("shutdown complete");
+    }
+}
+
+async fn bind(key: &str, address: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(address).await.map_err(|source| StartError::Bind {
+        key: key.to_string(),
+        address,
+        source,
+    })
+}
+
+fn local_address(listener: &TcpListener, configured: SocketAddr) -> SocketAddr {
+    listener.local_addr().unwrap_or(configured)
+}
+
+/// Serves `router` on `listener` (TCP_NODELAY on every connection) until `stop` is cancelled, then
+/// finishes the requests in flight.
+pub fn spawn_http(
+    listener: TcpListener,
+    router: axum::Router,
+    stop: CancellationToken,
+    what: &'static str,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let listener = listener.tap_io(|stream| {
+            let _ = stream.set_nodelay(true);
+        });
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await;
+        if let Err(error) = served {
+            tracing::error!(%error, "the {what} server stopped with an error");
+        }
+    })
+}

@@ -1,0 +1,58 @@
+//! The collector's config: YAML shaped like the OpenTelemetry Collector's (`receivers`, `processors`,
+//! `exporters`, `service.pipelines`) plus `api` and `environment`.
+//!
+//! Loading is three steps: a built-in [`Profile`] (a complete config), overlaid by the user's file
+//! ([`merge`]: maps merge, lists replace, `null` removes a key), then [`Config::from_value`], which checks
+//! everything and reports every problem at once, each with its key path and the fix.
+mod model;
+mod overlay;
+mod profile;
+mod validate;
+
+pub use model::{
+    ApiConfig, Config, ExporterConfig, GrpcConfig, HttpConfig, OtlpReceiverConfig, PipelineConfig, ProcessorConfig,
+};
+pub use overlay::merge;
+pub use profile::{Profile, UnknownProfile};
+pub use validate::{ConfigError, ConfigErrors};
+
+use std::path::Path;
+
+/// Reads `path` as YAML into a generic value (for overlaying).
+pub fn read_yaml(path: &Path) -> Result<serde_json::Value, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|error| {
+        ConfigErrors::one(
+            path.display().to_string(),
+            format!("cannot read the config file: {error}"),
+        )
+    })?;
+    parse_yaml(&text, &path.display().to_string())
+}
+
+/// Parses YAML text; `origin` names it in errors (a file path or `profile default`).
+pub fn parse_yaml(text: &str, origin: &str) -> Result<serde_json::Value, ConfigErrors> {
+    let value: serde_json::Value = serde_saphyr::from_str(text)
+        .map_err(|error| ConfigErrors::one(origin.to_string(), format!("invalid YAML: {error}")))?;
+    Ok(if value.is_null() {
+        serde_json::Value::Object(Default::default())
+    } else {
+        value
+    })
+}
+
+/// The effective config value: `profile` overlaid with the file at `overlay`, if any.
+pub fn effective_value(profile: Profile, overlay: Option<&Path>) -> Result<serde_json::Value, ConfigErrors> {
+    let mut value = parse_yaml(profile.yaml(), &format!("profile {}", profile.name()))?;
+    if let Some(path) = overlay {
+        merge(&mut value, read_yaml(path)?);
+    }
+    Ok(value)
+}
+
+/// Loads and validates the effective config of `profile` overlaid with `overlay`.
+pub fn load(profile: Profile, overlay: Option<&Path>) -> Result<Config, ConfigErrors> {
+    Config::from_value(&effective_value(profile, overlay)?)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,116 @@
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use stella_export::DebugConfig;
+use stella_export::file::FileConfig;
+use stella_otlp::Signal;
+use stella_pipeline::batch::BatchConfig;
+use stella_pipeline::resource_detection::ResourceDetectionConfig;
+
+/// A validated config: every reference resolves, every value is in range.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// `receivers`, by component id (`otlp`, `otlp/internal`).
+    pub receivers: BTreeMap<String, OtlpReceiverConfig>,
+    /// `processors`, by component id.
+    pub processors: BTreeMap<String, ProcessorConfig>,
+    /// `exporters`, by component id.
+    pub exporters: BTreeMap<String, ExporterConfig>,
+    /// `service.pipelines`, by pipeline id (`traces`, `logs/audit`).
+    pub pipelines: BTreeMap<String, PipelineConfig>,
+    /// `api`.
+    pub api: ApiConfig,
+    /// `environment`: becomes `deployment.environment.name` in resource detection.
+    pub environment: Option<String>,
+}
+
+/// `receivers.otlp`: OTLP over gRPC and HTTP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtlpReceiverConfig {
+    /// `protocols.grpc`; absent = no gRPC listener.
+    pub grpc: Option<GrpcConfig>,
+    /// `protocols.http`; absent = no HTTP listener.
+    pub http: Option<HttpConfig>,
+    /// `max_decompressed_size_mib`: cap on a request body after decompression (default 64).
+    pub max_decompressed_bytes: usize,
+}
+
+/// `receivers.otlp.protocols.grpc`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrpcConfig {
+    /// `endpoint`, default `127.0.0.1:4317`.
+    pub endpoint: SocketAddr,
+    /// `max_recv_msg_size_mib`: cap on one gRPC message, compressed or not (default 64).
+    pub max_recv_msg_bytes: usize,
+}
+
+/// `receivers.otlp.protocols.http`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpConfig {
+    /// `endpoint`, default `127.0.0.1:4318`.
+    pub endpoint: SocketAddr,
+    /// `max_request_body_size`: cap on the body as sent (before decompression), bytes (default 20 MiB).
+    pub max_request_body_size: usize,
+}
+
+/// One entry of `processors`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProcessorConfig {
+    /// `batch`.
+    Batch(BatchConfig),
+    /// `resourcedetection`.
+    ResourceDetection(ResourceDetectionConfig),
+}
+
+/// One entry of `exporters`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExporterConfig {
+    /// `file`.
+    File(FileConfig),
+    /// `debug`.
+    Debug(DebugConfig),
+    /// `nop`.
+    Nop,
+}
+
+/// One entry of `service.pipelines`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipelineConfig {
+    /// The signal, from the pipeline id (`traces`, `traces/x`).
+    pub signal: Signal,
+    /// Receiver ids feeding it.
+    pub receivers: Vec<String>,
+    /// Processor ids, in order.
+    pub processors: Vec<String>,
+    /// Exporter ids it sends to.
+    pub exporters: Vec<String>,
+}
+
+/// `api`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiConfig {
+    /// `endpoint`, default `127.0.0.1:4319`.
+    pub endpoint: SocketAddr,
+}
+
+impl Config {
+    /// Settings that only take effect after a restart (listeners), as `(key path, value)` pairs, so a
+    /// reload can say which of them changed.
+    pub fn restart_settings(&self) -> BTreeMap<String, String> {
+        let mut settings = BTreeMap::new();
+        settings.insert("api.endpoint".to_string(), self.api.endpoint.to_string());
+        for (id, receiver) in &self.receivers {
+            if let Some(grpc) = &receiver.grpc {
+                settings.insert(format!("receivers.{id}.protocols.grpc"), format!("{grpc:?}"));
+            }
+            if let Some(http) = &receiver.http {
+                settings.insert(format!("receivers.{id}.protocols.http"), format!("{http:?}"));
+            }
+            settings.insert(
+                format!("receivers.{id}.max_decompressed_size_mib"),
+                receiver.max_decompressed_bytes.to_string(),
+            );
+        }
+        settings
+    }
+}

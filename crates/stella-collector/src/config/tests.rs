@@ -1,0 +1,95 @@
+use super::*;
+
+fn errors_of(yaml: &str) -> Vec<String> {
+    let mut value = parse_yaml(Profile::Default.yaml(), "profile default").unwrap();
+    merge(&mut value, parse_yaml(yaml, "test").unwrap());
+    match Config::from_value(&value) {
+        Ok(_) => Vec::new(),
+        Err(errors) => errors.0.iter().map(ToString::to_string).collect(),
+    }
+}
+
+#[test]
+fn every_built_in_profile_is_a_valid_config() {
+    for profile in Profile::ALL {
+        let config = load(profile, None).unwrap_or_else(|errors| panic!("{profile}: {errors}"));
+        assert_eq!(config.pipelines.len(), 3, "{profile}");
+        assert_eq!(config.api.endpoint.to_string(), "127.0.0.1:4319");
+        let otlp = &config.receivers["otlp"];
+        assert_eq!(otlp.grpc.as_ref().unwrap().endpoint.to_string(), "127.0.0.1:4317");
+        assert_eq!(otlp.http.as_ref().unwrap().endpoint.to_string(), "127.0.0.1:4318");
+        assert_eq!(otlp.max_decompressed_bytes, 64 * 1024 * 1024);
+    }
+}
+
+#[test]
+fn every_problem_is_reported_at_once_with_its_key_path() {
+    let errors = errors_of(
+        r#"
+receivers:
+  otlp:
+    protocols:
+      grpc: {endpoint: "not-an-address"}
+processors:
+  batch: {send_batch_size: "many"}
+exporters:
+  file: {path: x.jsonl, colour: blue}
+  kafka: {}
+service:
+  pipelines:
+    traces: {receivers: [otlp], processors: [batch], exporters: [file, missing]}
+    spans: {receivers: [otlp], exporters: [file]}
+extra: 1
+"#,
+    );
+    let expected = [
+        "extra: unknown key; valid top-level keys are",
+        "receivers.otlp.protocols.grpc.endpoint: \"not-an-address\" is not an address",
+        "processors.batch.send_batch_size: invalid type: string \"many\"",
+        "exporters.file.colour: unknown field `colour`",
+        "exporters.kafka: unknown exporter type `kafka`; available: debug, file, nop",
+        "service.pipelines.traces.exporters[1]: `missing` is not defined under `exporters:`",
+        "service.pipelines.spans: unknown signal `spans`",
+    ];
+    for wanted in expected {
+        assert!(
+            errors.iter().any(|error| error.starts_with(wanted)),
+            "missing {wanted:?} in {errors:#?}"
+        );
+    }
+}
+
+#[test]
+fn a_pipeline_naming_a_missing_processor_says_what_is_defined() {
+    let errors =
+        errors_of("service: {pipelines: {logs: {receivers: [otlp], processors: [batch/fast], exporters: [file]}}}");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].starts_with("service.pipelines.logs.processors[0]: `batch/fast` is not defined under `processors:` (defined: batch, resourcedetection)"), "{errors:?}");
+}
+
+#[test]
+fn overlay_merges_maps_replaces_lists_and_null_removes() {
+    let mut base = serde_json::json!({"a": {"b": 1, "c": [1, 2]}, "d": 1});
+    merge(&mut base, serde_json::json!({"a": {"c": [3], "e": null}, "d": null}));
+    assert_eq!(base, serde_json::json!({"a": {"b": 1, "c": [3], "e": null}}));
+}
+
+#[test]
+fn batch_max_smaller_than_size_is_refused_with_the_fix() {
+    let errors = errors_of("processors: {batch: {send_batch_size: 100, send_batch_max_size: 10}}");
+    assert_eq!(
+        errors,
+        vec![
+            "processors.batch.send_batch_max_size: 10 is smaller than send_batch_size (100); set it to 0 or at least 100"
+        ]
+    );
+}
+
+#[test]
+fn a_missing_host_gets_both_fixes() {
+    let errors = errors_of("api: {endpoint: \":4319\"}");
+    assert!(
+        errors[0].contains("write 127.0.0.1:4319 for this machine only or 0.0.0.0:4319 for every interface"),
+        "{errors:?}"
+    );
+}

@@ -1,0 +1,528 @@
+//! From a merged YAML value to a [`Config`], collecting every problem with its key path and the fix.
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use stella_otlp::Signal;
+
+use super::model::*;
+
+/// One problem in a config: where, what, and how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Key path, e.g. `service.pipelines.traces.exporters[1]`, or the file for syntax errors.
+    pub path: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// Every problem found in a config (never empty).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl ConfigErrors {
+    /// A single problem.
+    pub fn one(path: String, message: String) -> Self {
+        ConfigErrors(vec![ConfigError { path, message }])
+    }
+
+    /// The stable error code.
+    pub fn code(&self) -> &'static str {
+        "config.invalid"
+    }
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let count = self.0.len();
+        write!(
+            f,
+            "the config has {count} problem{}:",
+            if count == 1 { "" } else { "s" }
+        )?;
+        for error in &self.0 {
+            write!(f, "\n  - {error}")?;
+        }
+        Ok(())
+    }
+}
+
+const TOP_LEVEL_KEYS: &[&str] = &["receivers", "processors", "exporters", "service", "api", "environment"];
+const RECEIVER_TYPES: &[&str] = &["otlp"];
+const PROCESSOR_TYPES: &[&str] = &["batch", "resourcedetection"];
+const EXPORTER_TYPES: &[&str] = &["debug", "file", "nop"];
+
+#[derive(Default)]
+struct Problems(Vec<ConfigError>);
+
+impl Problems {
+    fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(ConfigError {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+}
+
+impl Config {
+    /// Validates a merged config value, reporting every problem at once.
+    pub fn from_value(root: &Value) -> Result<Config, ConfigErrors> {
+        let mut problems = Problems::default();
+        let empty = Map::new();
+        let root = object(root, "(top level)", &mut problems).unwrap_or(&empty);
+        for key in root.keys() {
+            if !TOP_LEVEL_KEYS.contains(&key.as_str()) {
+                problems.add(
+                    key.clone(),
+                    format!("unknown key; valid top-level keys are {}", TOP_LEVEL_KEYS.join(", ")),
+                );
+            }
+        }
+        let receivers = components(
+            root,
+            "receivers",
+            RECEIVER_TYPES,
+            &mut problems,
+            |_, value, path, problems| otlp_receiver(value, path, problems),
+        );
+        let processors = components(
+            root,
+            "processors",
+            PROCESSOR_TYPES,
+            &mut problems,
+            |kind, value, path, problems| match kind {
+                "batch" => {
+                    let config = typed::<stella_pipeline::batch::BatchConfig>(value, path, problems)?;
+                    for (key, message) in config.problems() {
+                        problems.add(format!("{path}.{key}"), message);
+                    }
+                    Some(ProcessorConfig::Batch(config))
+                }
+                _ => typed(value, path, problems).map(ProcessorConfig::ResourceDetection),
+            },
+        );
+        let exporters = components(
+            root,
+            "exporters",
+            EXPORTER_TYPES,
+            &mut problems,
+            |kind, value, path, problems| match kind {
+                "file" => {
+                    let config = typed::<stella_export::file::FileConfig>(value, path, problems)?;
+                    for (key, message) in config.problems() {
+                        problems.add(format!("{path}.{key}"), message);
+                    }
+                    Some(ExporterConfig::File(config))
+                }
+                "debug" => typed(value, path, problems).map(ExporterConfig::Debug),
+                _ => typed::<NopRaw>(value, path, problems).map(|_| ExporterConfig::Nop),
+            },
+        );
+        let pipelines = pipelines(root, &receivers, &processors, &exporters, &mut problems);
+        let api = api(root.get("api"), &mut problems);
+        let environment = match root.get("environment") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(text)) => Some(text.clone()),
+            Some(other) => {
+                problems.add(
+                    "environment",
+                    format!("expected a string such as production, found {}", kind_of(other)),
+                );
+                None
+            }
+        };
+        if !problems.0.is_empty() {
+            return Err(ConfigErrors(problems.0));
+        }
+        Ok(Config {
+            receivers,
+            processors,
+            exporters,
+            pipelines,
+            api: api.unwrap_or_else(default_api),
+            environment,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NopRaw {}
+
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "nothing",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a map",
+    }
+}
+
+fn object<'a>(value: &'a Value, path: &str, problems: &mut Problems) -> Option<&'a Map<String, Value>> {
+    match value {
+        Value::Object(map) => Some(map),
+        other => {
+            problems.add(path, format!("expected a map of keys, found {}", kind_of(other)));
+            None
+        }
+    }
+}
+
+/// Deserializes one component's settings with serde, reporting the failing key path inside it.
+fn typed<T: DeserializeOwned>(value: &Value, path: &str, problems: &mut Problems) -> Option<T> {
+    let empty = Value::Object(Map::new());
+    let value = if value.is_null() { &empty } else { value };
+    match serde_path_to_error::deserialize::<_, T>(value) {
+        Ok(config) => Some(config),
+        Err(error) => {
+            let inner = error.path().to_string();
+            let at = if inner == "." {
+                path.to_string()
+            } else {
+                format!("{path}.{inner}")
+            };
+            let mut message = error.inner().to_string();
+            if message.starts_with("unknown field") {
+                message.push_str("; remove it or correct its spelling");
+            }
+            problems.add(at, message);
+            None
+        }
+    }
+}
+
+/// Walks a `receivers` / `processors` / `exporters` section: ids are `type` or `type/name`.
+fn components<T>(
+    root: &Map<String, Value>,
+    section: &str,
+    types: &[&str],
+    problems: &mut Problems,
+    build: impl Fn(&str, &Value, &str, &mut Problems) -> Option<T>,
+) -> BTreeMap<String, T> {
+    let mut built = BTreeMap::new();
+    let Some(value) = root.get(section).filter(|value| !value.is_null()) else {
+        return built;
+    };
+    let Some(entries) = object(value, section, problems) else {
+        return built;
+    };
+    for (id, settings) in entries {
+        let path = format!("{section}.{id}");
+        let (kind, name) = id.split_once('/').unwrap_or((id.as_str(), ""));
+        if id.contains('/') && name.is_empty() {
+            problems.add(
+                &path,
+                "a component id is `type` or `type/name`; the name after `/` is empty",
+            );
+            continue;
+        }
+        if !types.contains(&kind) {
+            problems.add(
+                &path,
+                format!(
+                    "unknown {} type `{kind}`; available: {}",
+                    singular(section),
+                    types.join(", ")
+                ),
+            );
+            continue;
+        }
+        if let Some(config) = build(kind, settings, &path, problems) {
+            built.insert(id.clone(), config);
+        }
+    }
+    built
+}
+
+fn singular(section: &str) -> &str {
+    section.strip_suffix('s').unwrap_or(section)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OtlpReceiverRaw {
+    #[serde(default)]
+    protocols: ProtocolsRaw,
+    #[serde(default = "default_max_decompressed_size_mib")]
+    max_decompressed_size_mib: usize,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ProtocolsRaw {
+    grpc: Option<Option<GrpcRaw>>,
+    http: Option<Option<HttpRaw>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct GrpcRaw {
+    #[serde(default = "default_grpc_endpoint")]
+    endpoint: String,
+    #[serde(default = "default_max_recv_msg_size_mib")]
+    max_recv_msg_size_mib: usize,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct HttpRaw {
+    #[serde(default = "default_http_endpoint")]
+    endpoint: String,
+    #[serde(default = "default_max_request_body_size")]
+    max_request_body_size: usize,
+}
+
+fn default_max_decompressed_size_mib() -> usize {
+    64
+}
+fn default_grpc_endpoint() -> String {
+    "127.0.0.1:4317".into()
+}
+fn default_http_endpoint() -> String {
+    "127.0.0.1:4318".into()
+}
+fn default_max_recv_msg_size_mib() -> usize {
+    64
+}
+fn default_max_request_body_size() -> usize {
+    20 * 1024 * 1024
+}
+
+const MIB: usize = 1024 * 1024;
+
+fn otlp_receiver(value: &Value, path: &str, problems: &mut Problems) -> Option<OtlpReceiverConfig> {
+    let raw: OtlpReceiverRaw = typed(value, path, problems)?;
+    let grpc = raw.protocols.grpc.map(Option::unwrap_or_default).and_then(|grpc| {
+        let endpoint = endpoint(&grpc.endpoint, &format!("{path}.protocols.grpc.endpoint"), problems)?;
+        positive(
+            grpc.max_recv_msg_size_mib,
+            &format!("{path}.protocols.grpc.max_recv_msg_size_mib"),
+            problems,
+        )?;
+        Some(GrpcConfig {
+            endpoint,
+            max_recv_msg_bytes: grpc.max_recv_msg_size_mib.saturating_mul(MIB),
+        })
+    });
+    let http = raw.protocols.http.map(Option::unwrap_or_default).and_then(|http| {
+        let endpoint = endpoint(&http.endpoint, &format!("{path}.protocols.http.endpoint"), problems)?;
+        positive(
+            http.max_request_body_size,
+            &format!("{path}.protocols.http.max_request_body_size"),
+            problems,
+        )?;
+        Some(HttpConfig {
+            endpoint,
+            max_request_body_size: http.max_request_body_size,
+        })
+    });
+    positive(
+        raw.max_decompressed_size_mib,
+        &format!("{path}.max_decompressed_size_mib"),
+        problems,
+    )?;
+    if grpc.is_none() && http.is_none() && problems.0.is_empty() {
+        problems.add(
+            format!("{path}.protocols"),
+            "enables no protocol; add `grpc:` and/or `http:`",
+        );
+    }
+    Some(OtlpReceiverConfig {
+        grpc,
+        http,
+        max_decompressed_bytes: raw.max_decompressed_size_mib.saturating_mul(MIB),
+    })
+}
+
+fn positive(value: usize, path: &str, problems: &mut Problems) -> Option<()> {
+    if value == 0 {
+        problems.add(path, "must be greater than 0");
+        return None;
+    }
+    Some(())
+}
+
+/// `host:port` with an IP literal or `localhost`.
+fn endpoint(text: &str, path: &str, problems: &mut Problems) -> Option<SocketAddr> {
+    let normalized = match text.strip_prefix("localhost:") {
+        Some(port) => format!("127.0.0.1:{port}"),
+        None => text.to_string(),
+    };
+    match normalized.parse() {
+        Ok(address) => Some(address),
+        Err(_) if text.starts_with(':') => {
+            problems.add(path, format!("{text:?} has no host; write 127.0.0.1{text} for this machine only or 0.0.0.0{text} for every interface"));
+            None
+        }
+        Err(_) => {
+            problems.add(
+                path,
+                format!("{text:?} is not an address; write IP:PORT such as 127.0.0.1:4317 (or localhost:PORT)"),
+            );
+            None
+        }
+    }
+}
+
+fn default_api() -> ApiConfig {
+    ApiConfig {
+        endpoint: SocketAddr::from(([127, 0, 0, 1], 4319)),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApiRaw {
+    endpoint: Option<String>,
+}
+
+fn api(value: Option<&Value>, problems: &mut Problems) -> Option<ApiConfig> {
+    let raw: ApiRaw = typed(value?, "api", problems)?;
+    let Some(text) = raw.endpoint else {
+        return Some(default_api());
+    };
+    endpoint(&text, "api.endpoint", problems).map(|endpoint| ApiConfig { endpoint })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServiceRaw {
+    #[serde(default)]
+    pipelines: BTreeMap<String, PipelineRaw>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PipelineRaw {
+    #[serde(default)]
+    receivers: Vec<String>,
+    #[serde(default)]
+    processors: Vec<String>,
+    #[serde(default)]
+    exporters: Vec<String>,
+}
+
+fn pipelines<R, P, E>(
+    root: &Map<String, Value>,
+    receivers: &BTreeMap<String, R>,
+    processors: &BTreeMap<String, P>,
+    exporters: &BTreeMap<String, E>,
+    problems: &mut Problems,
+) -> BTreeMap<String, PipelineConfig> {
+    let mut built = BTreeMap::new();
+    let Some(service) = root.get("service") else {
+        problems.add(
+            "service.pipelines",
+            "no pipelines; add e.g. traces: {receivers: [otlp], exporters: [file]}",
+        );
+        return built;
+    };
+    let Some(raw) = typed::<ServiceRaw>(service, "service", problems) else {
+        return built;
+    };
+    if raw.pipelines.is_empty() {
+        problems.add(
+            "service.pipelines",
+            "no pipelines; add e.g. traces: {receivers: [otlp], exporters: [file]}",
+        );
+    }
+    for (id, pipeline) in raw.pipelines {
+        let path = format!("service.pipelines.{id}");
+        let signal_name = id.split_once('/').map_or(id.as_str(), |(signal, _)| signal);
+        let Ok(signal) = signal_name.parse::<Signal>() else {
+            problems.add(
+                &path,
+                format!("unknown signal `{signal_name}`; a pipeline id is traces, metrics or logs, optionally /name"),
+            );
+            continue;
+        };
+        check_references(
+            &pipeline.receivers,
+            receivers,
+            &format!("{path}.receivers"),
+            "receivers",
+            problems,
+        );
+        check_references(
+            &pipeline.processors,
+            processors,
+            &format!("{path}.processors"),
+            "processors",
+            problems,
+        );
+        check_references(
+            &pipeline.exporters,
+            exporters,
+            &format!("{path}.exporters"),
+            "exporters",
+            problems,
+        );
+        let batches = pipeline
+            .processors
+            .iter()
+            .filter(|id| id.split('/').next() == Some("batch"))
+            .count();
+        if batches > 1 {
+            problems.add(
+                format!("{path}.processors"),
+                "lists more than one batch processor; keep one",
+            );
+        }
+        built.insert(
+            id,
+            PipelineConfig {
+                signal,
+                receivers: pipeline.receivers,
+                processors: pipeline.processors,
+                exporters: pipeline.exporters,
+            },
+        );
+    }
+    built
+}
+
+fn check_references<T>(
+    ids: &[String],
+    defined: &BTreeMap<String, T>,
+    path: &str,
+    section: &str,
+    problems: &mut Problems,
+) {
+    if ids.is_empty() && section != "processors" {
+        problems.add(
+            path,
+            format!("is empty; list at least one of the {section} defined under `{section}:`"),
+        );
+    }
+    for (index, id) in ids.iter().enumerate() {
+        if !defined.contains_key(id) {
+            let known: Vec<&str> = defined.keys().map(String::as_str).collect();
+            let known = if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            };
+            problems.add(
+                format!("{path}[{index}]"),
+                format!("`{id}` is not defined under `{section}:` (defined: {known}); define it or remove it here"),
+            );
+        }
+        if ids[..index].contains(id) {
+            problems.add(
+                format!("{path}[{index}]"),
+                format!("`{id}` is listed twice; remove one"),
+            );
+        }
+    }
+}

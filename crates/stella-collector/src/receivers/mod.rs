@@ -1,0 +1,13 @@
+//! The OTLP receivers: one protocol service ([`OtlpService`]) and two transports over it, gRPC
+//! ([`otlp_grpc`]) and HTTP ([`otlp_http`], protobuf and JSON on one port). Each transport only decodes,
+//! calls the service and maps its answer to its own status codes.
+mod decompress;
+mod metrics;
+mod response;
+mod service;
+
+pub mod otlp_grpc;
+pub mod otlp_http;
+
+pub use metrics::ReceiverMetrics;
+pub use service::{OtlpService, Protocol, Refusal};

@@ -1,0 +1,141 @@
+use std::sync::Arc;
+
+use stella_otlp::validate::{self, Rejection};
+use stella_otlp::{Ack, AckError, Batch, OtlpRequest, Signal};
+
+use super::ReceiverMetrics;
+use crate::topology::TopologyHandle;
+
+/// The transport a request came over (a metric label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// OTLP/gRPC.
+    Grpc,
+    /// OTLP/HTTP with a protobuf body.
+    HttpProtobuf,
+    /// OTLP/HTTP with a JSON body.
+    HttpJson,
+}
+
+impl Protocol {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Grpc => "grpc",
+            Protocol::HttpProtobuf => "http_protobuf",
+            Protocol::HttpJson => "http_json",
+        }
+    }
+}
+
+/// Why a whole request was refused (nothing of it was accepted; the client may retry where it says so).
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    /// No pipeline takes this signal from this receiver.
+    #[error("no pipeline takes {signal} from receiver {receiver}; add one under service.pipelines")]
+    NoPipeline {
+        /// The signal sent.
+        signal: Signal,
+        /// The receiver's id.
+        receiver: String,
+    },
+    /// The collector is stopping.
+    #[error("the collector is shutting down; retry against another instance or later")]
+    ShuttingDown,
+    /// A sink did not take the data; the client should retry.
+    #[error("not stored: {0}")]
+    NotDelivered(#[source] AckError),
+}
+
+impl Refusal {
+    /// A stable code (also the `reason` metric label).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Refusal::NoPipeline { .. } => "no_pipeline",
+            Refusal::ShuttingDown => "shutting_down",
+            Refusal::NotDelivered(_) => "not_delivered",
+        }
+    }
+
+    /// Whether the client should retry the same request.
+    pub fn retryable(&self) -> bool {
+        !matches!(self, Refusal::NoPipeline { .. })
+    }
+}
+
+/// The one OTLP export service behind both transports: validate, route to every pipeline that takes the
+/// signal from this receiver, and answer once every sink has taken the items.
+#[derive(Clone)]
+pub struct OtlpService {
+    receiver_id: Arc<str>,
+    tenant: Arc<str>,
+    topology: TopologyHandle,
+    metrics: ReceiverMetrics,
+}
+
+impl OtlpService {
+    /// The service of receiver `receiver_id`, routing through `topology`.
+    pub fn new(receiver_id: &str, topology: TopologyHandle, metrics: ReceiverMetrics) -> Self {
+        OtlpService {
+            receiver_id: Arc::from(receiver_id),
+            tenant: Arc::from("default"),
+            topology,
+            metrics,
+        }
+    }
+
+    /// The receiver's meta-metrics.
+    pub fn metrics(&self) -> &ReceiverMetrics {
+        &self.metrics
+    }
+
+    /// The receiver's id.
+    pub fn receiver_id(&self) -> &str {
+        &self.receiver_id
+    }
+
+    /// Exports one decoded request. `Ok` carries what was rejected item by item (partial success);
+    /// the rest is in every sink when this returns.
+    pub async fn export(&self, protocol: Protocol, mut request: OtlpRequest) -> Result<Rejection, Refusal> {
+        let signal = request.signal();
+        let receiver = self.receiver_id.as_ref();
+        let rejection = validate::remove_invalid(&mut request);
+        if rejection.count > 0 {
+            let count = usize::try_from(rejection.count).unwrap_or(usize::MAX);
+            self.metrics.refused(receiver, signal, protocol, "invalid", count);
+        }
+        let items = request.item_count();
+        if items == 0 {
+            return Ok(rejection);
+        }
+        let refuse = |refusal: Refusal| {
+            self.metrics.refused(receiver, signal, protocol, refusal.code(), items);
+            Err(refusal)
+        };
+        let Some(topology) = self.topology.current() else {
+            return refuse(Refusal::ShuttingDown);
+        };
+        let pipelines = topology.pipelines_for(receiver, signal);
+        let Some((last, others)) = pipelines.split_last() else {
+            return refuse(Refusal::NoPipeline {
+                signal,
+                receiver: receiver.to_string(),
+            });
+        };
+        let (ack, answer) = Ack::new();
+        for pipeline in others {
+            pipeline
+                .submit(Batch::new(Arc::clone(&self.tenant), request.clone(), ack.clone()))
+                .await;
+        }
+        last.submit(Batch::new(Arc::clone(&self.tenant), request, ack)).await;
+        drop(topology);
+        match answer.wait().await {
+            Ok(()) => {
+                self.metrics.accepted(receiver, signal, protocol, items);
+                Ok(rejection)
+            }
+            Err(error) => refuse(Refusal::NotDelivered(error)),
+        }
+    }
+}

@@ -1,0 +1,116 @@
+use std::sync::Arc;
+
+use stella_otlp::proto::collector::trace::v1::ExportTraceServiceRequest;
+use stella_otlp::proto::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use stella_otlp::{Ack, Batch, OtlpRequest, Signal};
+
+use super::*;
+use crate::Exporter;
+
+fn batch(name: &str) -> Batch {
+    let span = Span {
+        name: name.into(),
+        trace_id: vec![1; 16],
+        span_id: vec![2; 8],
+        ..Default::default()
+    };
+    let request = OtlpRequest::Traces(ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans: vec![span],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    });
+    let (ack, _receiver) = Ack::new();
+    Batch::new(Arc::from("default"), request, ack)
+}
+
+fn config(path: &str, format: Format, compression: Compression, rotation: Option<RotationConfig>) -> FileConfig {
+    FileConfig {
+        path: path.into(),
+        format,
+        compression,
+        rotation,
+    }
+}
+
+#[tokio::test]
+async fn json_lines_hold_one_request_per_line_under_the_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let exporter = FileExporter::open(
+        "file".into(),
+        config("out/{signal}.jsonl", Format::Json, Compression::None, None),
+        dir.path(),
+    )
+    .unwrap();
+    for name in ["a", "b"] {
+        let batch = batch(name);
+        exporter.export(&batch).await.unwrap();
+        batch.settle(Ok(()));
+    }
+    exporter.flush().await.unwrap();
+    let text = std::fs::read_to_string(dir.path().join("out/traces.jsonl")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2);
+    let second = stella_otlp::json::decode(Signal::Traces, lines[1].as_bytes()).unwrap();
+    assert_eq!(second, batch("b").request);
+}
+
+#[tokio::test]
+async fn zstd_proto_files_decompress_to_the_length_prefixed_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let exporter = FileExporter::open(
+        "file".into(),
+        config("t.pb.zst", Format::Proto, Compression::Zstd, None),
+        dir.path(),
+    )
+    .unwrap();
+    for name in ["a", "b", "c"] {
+        let batch = batch(name);
+        exporter.export(&batch).await.unwrap();
+        batch.settle(Ok(()));
+    }
+    let compressed = std::fs::read(dir.path().join("t.pb.zst")).unwrap();
+    let stream = zstd::stream::decode_all(compressed.as_slice()).unwrap();
+    let requests = decode_proto_stream(Signal::Traces, &stream).unwrap();
+    assert_eq!(
+        requests,
+        vec![batch("a").request, batch("b").request, batch("c").request]
+    );
+}
+
+#[tokio::test]
+async fn rotation_starts_a_new_file_and_keeps_max_backups() {
+    let dir = tempfile::tempdir().unwrap();
+    let rotation = RotationConfig {
+        max_megabytes: 1,
+        max_backups: 2,
+        ..Default::default()
+    };
+    let exporter = FileExporter::open(
+        "file".into(),
+        config("t.jsonl", Format::Json, Compression::None, Some(rotation)),
+        dir.path(),
+    )
+    .unwrap();
+    let big_name = "x".repeat(400 * 1024);
+    for _ in 0..12 {
+        let batch = batch(&big_name);
+        exporter.export(&batch).await.unwrap();
+        batch.settle(Ok(()));
+        // distinct rotation timestamps (millisecond resolution)
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    }
+    let rotated = rotate::rotated_files(&dir.path().join("t.jsonl")).unwrap();
+    assert_eq!(rotated.len(), 2, "{rotated:?}");
+    assert!(std::fs::metadata(dir.path().join("t.jsonl")).unwrap().len() <= 1024 * 1024);
+}
+
+#[test]
+fn truncated_proto_stream_is_reported_with_its_offset() {
+    let record = encode_record(&batch("a").request, Format::Proto, Compression::None).unwrap();
+    let error = decode_proto_stream(Signal::Traces, &record[..record.len() - 1]).unwrap_err();
+    assert!(error.starts_with("record at byte 0 claims"), "{error}");
+}

@@ -1,0 +1,26 @@
+//! Every meta-metric name Stella exposes, in one place, spelled as the spec spells them.
+
+/// Items (spans, data points, log records) a receiver accepted, by `receiver`, `signal`, `protocol`.
+pub const RECEIVER_ACCEPTED_ITEMS: &str = "collector_receiver_accepted_items_total";
+/// Items a receiver refused, by `receiver`, `signal`, `protocol`, `reason`.
+pub const RECEIVER_REFUSED_ITEMS: &str = "collector_receiver_refused_items_total";
+/// Requests answered, by `receiver`, `signal`, `protocol`, `status` (the HTTP status code).
+pub const RECEIVER_REQUESTS: &str = "collector_receiver_requests_total";
+/// Request body sizes on the wire, in bytes, by `signal`, `protocol`.
+pub const RECEIVER_REQUEST_SIZE: &str = "collector_receiver_request_size_bytes";
+/// Bytes of request bodies currently held by receivers.
+pub const RECEIVER_INFLIGHT_BYTES: &str = "collector_receiver_inflight_bytes";
+/// Items per batch leaving a batch processor, by `pipeline`.
+pub const BATCH_SIZE: &str = "collector_processor_batch_size_items";
+/// Batches flushed by a batch processor, by `pipeline`, `trigger` (`size`, `timeout`, `shutdown`).
+pub const BATCH_FLUSHES: &str = "collector_processor_batch_flushes_total";
+/// Items a stage dropped on purpose, by `pipeline`, `stage`, `reason`.
+pub const PROCESSOR_DROPPED_ITEMS: &str = "collector_processor_dropped_items_total";
+/// Items an exporter has taken, by `exporter`, `signal`.
+pub const EXPORT_SENT_ITEMS: &str = "collector_export_sent_items_total";
+/// Export failures, by `exporter`, `reason` (seed §6).
+pub const EXPORT_FAILURES: &str = "collector_export_failures_total";
+/// Config reloads, by `result` (`applied`, `rejected`).
+pub const CONFIG_RELOADS: &str = "collector_config_reloads_total";
+/// Always 1, with the `version` label.
+pub const BUILD_INFO: &str = "stella_build_info";

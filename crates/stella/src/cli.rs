@@ -1,0 +1,240 @@
+//! The command line, parsed by clap into plain enums (unit-tested below).
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use stella_collector::config::Profile;
+
+const AFTER_HELP: &str = "\
+Exit codes: 0 success, 1 run-time failure, 2 usage error, 3 invalid config, 4 server unreachable or refused.
+
+Examples:
+  stella telemetry serve                         # default profile: OTLP on 127.0.0.1:4317 (gRPC) and :4318 (HTTP)
+  stella telemetry serve --config site.yaml      # the default profile overlaid with site.yaml
+  stella telemetry config validate site.yaml     # every problem at once, with key paths and fixes
+  stella telemetry config show --profile airgap  # the effective YAML";
+
+/// Stella Telemetry: an OpenTelemetry collector that guards, keeps and proves your telemetry.
+#[derive(Debug, Parser, PartialEq)]
+#[command(name = "stella", version, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log line format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Log filter: a level (`info`, `debug`) or directives such as `info,stella_collector=debug`.
+    #[arg(long, global = true, env = "STELLA_LOG", default_value = "info")]
+    pub log_level: String,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Top-level command groups.
+#[derive(Debug, Subcommand, PartialEq)]
+pub enum Command {
+    /// The telemetry tier: collector, config and tools.
+    Telemetry {
+        /// The telemetry command.
+        #[command(subcommand)]
+        command: TelemetryCommand,
+    },
+}
+
+/// `stella telemetry ...`
+#[derive(Debug, Subcommand, PartialEq)]
+pub enum TelemetryCommand {
+    /// Run the collector: OTLP receivers, pipelines, exporters and the HTTP API, until SIGTERM or Ctrl-C.
+    /// SIGHUP (or a change to the --config file, or POST /telemetry/config/reload) reloads the config.
+    Serve(ServeArgs),
+    /// Check, show or reload configs.
+    Config {
+        /// The config command.
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+/// `stella telemetry serve`.
+#[derive(Debug, Args, PartialEq)]
+pub struct ServeArgs {
+    /// A YAML file overlaid on the profile: maps merge, lists replace, null removes a key.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The built-in profile to start from.
+    #[arg(long, value_parser = parse_profile, default_value = "default")]
+    pub profile: Profile,
+    /// Where exports and state live; relative export paths are resolved here.
+    #[arg(long, value_name = "DIR", default_value = "./stella-data")]
+    pub data_dir: PathBuf,
+}
+
+/// `stella telemetry config ...`
+#[derive(Debug, Subcommand, PartialEq)]
+pub enum ConfigCommand {
+    /// Validate a config file (overlaid on a profile) and report every problem with its key path and fix.
+    Validate {
+        /// The YAML file to check.
+        file: PathBuf,
+        /// The profile the file overlays.
+        #[arg(long, value_parser = parse_profile, default_value = "default")]
+        profile: Profile,
+        /// Print the result as JSON: {"valid": bool, "errors": [{"path", "message"}]}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the effective config (a profile, overlaid with --config) as YAML.
+    Show {
+        /// The built-in profile.
+        #[arg(long, value_parser = parse_profile, default_value = "default")]
+        profile: Profile,
+        /// A file to overlay.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Ask a running server to reload its config; prints what changed and what needs a restart.
+    Reload {
+        /// How to reach the server.
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Print the server's JSON answer as is.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// How client commands reach a running `stella`.
+#[derive(Debug, Args, PartialEq)]
+pub struct ClientArgs {
+    /// The server's API base URL.
+    #[arg(long, env = "STELLA_SERVER", default_value = "http://127.0.0.1:4319")]
+    pub server: String,
+    /// A bearer token, when the server requires one.
+    #[arg(long, env = "STELLA_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+fn parse_profile(text: &str) -> Result<Profile, String> {
+    text.parse()
+        .map_err(|error: stella_collector::config::UnknownProfile| error.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Command {
+        Cli::try_parse_from(args).unwrap().command
+    }
+
+    #[test]
+    fn serve_defaults_to_the_default_profile_and_data_dir() {
+        let Command::Telemetry {
+            command: TelemetryCommand::Serve(serve),
+        } = parse(&["stella", "telemetry", "serve"])
+        else {
+            panic!("not serve")
+        };
+        assert_eq!(
+            serve,
+            ServeArgs {
+                config: None,
+                profile: Profile::Default,
+                data_dir: PathBuf::from("./stella-data")
+            }
+        );
+    }
+
+    #[test]
+    fn serve_takes_config_profile_and_data_dir() {
+        let command = parse(&[
+            "stella",
+            "telemetry",
+            "serve",
+            "--config",
+            "a.yaml",
+            "--profile",
+            "airgap",
+            "--data-dir",
+            "/d",
+        ]);
+        let expected = ServeArgs {
+            config: Some("a.yaml".into()),
+            profile: Profile::Airgap,
+            data_dir: "/d".into(),
+        };
+        assert_eq!(
+            command,
+            Command::Telemetry {
+                command: TelemetryCommand::Serve(expected)
+            }
+        );
+    }
+
+    #[test]
+    fn an_unknown_profile_is_a_usage_error_naming_the_choices() {
+        let error = Cli::try_parse_from(["stella", "telemetry", "serve", "--profile", "fast"]).unwrap_err();
+        assert!(
+            error.to_string().contains("choose default, forensic or airgap"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn config_validate_show_and_reload_parse() {
+        let validate = parse(&["stella", "telemetry", "config", "validate", "x.yaml", "--json"]);
+        assert_eq!(
+            validate,
+            Command::Telemetry {
+                command: TelemetryCommand::Config {
+                    command: ConfigCommand::Validate {
+                        file: "x.yaml".into(),
+                        profile: Profile::Default,
+                        json: true
+                    }
+                }
+            }
+        );
+        let show = parse(&["stella", "telemetry", "config", "show", "--profile", "forensic"]);
+        assert_eq!(
+            show,
+            Command::Telemetry {
+                command: TelemetryCommand::Config {
+                    command: ConfigCommand::Show {
+                        profile: Profile::Forensic,
+                        config: None
+                    }
+                }
+            }
+        );
+        let reload = parse(&[
+            "stella",
+            "telemetry",
+            "config",
+            "reload",
+            "--server",
+            "http://h:1",
+            "--token",
+            "t",
+        ]);
+        let client = ClientArgs {
+            server: "http://h:1".into(),
+            token: Some("t".into()),
+        };
+        assert_eq!(
+            reload,
+            Command::Telemetry {
+                command: TelemetryCommand::Config {
+                    command: ConfigCommand::Reload { client, json: false }
+                }
+            }
+        );
+    }
+}

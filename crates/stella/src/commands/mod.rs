@@ -1,0 +1,18 @@
+//! One module per subcommand, each with an `execute` function.
+mod config;
+mod serve;
+
+use crate::cli::{Command, ConfigCommand, TelemetryCommand};
+
+/// Runs a parsed command.
+pub async fn run(command: Command) -> anyhow::Result<()> {
+    let Command::Telemetry { command } = command;
+    match command {
+        TelemetryCommand::Serve(args) => serve::execute(args).await,
+        TelemetryCommand::Config { command } => match command {
+            ConfigCommand::Validate { file, profile, json } => config::validate(&file, profile, json),
+            ConfigCommand::Show { profile, config } => config::show(profile, config.as_deref()),
+            ConfigCommand::Reload { client, json } => config::reload(&client, json).await,
+        },
+    }
+}

@@ -1,0 +1,80 @@
+//! `stella telemetry serve`: runs the collector and the API until SIGTERM/SIGINT; SIGHUP reloads.
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use stella_collector::topology::BuildContext;
+use stella_collector::{Collector, ConfigSource, spawn_http};
+use stella_metrics::Registry;
+use stella_pipeline::resource_detection::HostFacts;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::ServeArgs;
+
+/// How long each shutdown stage may take.
+const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(30);
+/// How often the --config file is checked for changes.
+const CONFIG_POLL: Duration = Duration::from_secs(1);
+
+/// Runs the collector.
+pub async fn execute(args: ServeArgs) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory {}; pass a writable --data-dir",
+            args.data_dir.display()
+        )
+    })?;
+    let registry = Registry::default();
+    stella_api::register_build_info(&registry, env!("CARGO_PKG_VERSION"));
+    let context = BuildContext {
+        data_dir: args.data_dir.clone(),
+        registry: registry.clone(),
+        host_facts: Arc::new(HostFacts::of_this_process()),
+    };
+    let source = ConfigSource {
+        profile: args.profile,
+        overlay: args.config.clone(),
+    };
+    let collector = Collector::start(source, context).await?;
+    let api_endpoint = collector.config().api.endpoint;
+    let api_listener = tokio::net::TcpListener::bind(api_endpoint).await.with_context(|| {
+        format!("cannot listen on {api_endpoint} (api.endpoint); stop whatever uses that port or change api.endpoint")
+    })?;
+    let api_stop = CancellationToken::new();
+    let api_state = stella_api::ApiState {
+        collector: Arc::clone(&collector),
+        registry,
+    };
+    let api = spawn_http(api_listener, stella_api::router(api_state), api_stop.clone(), "API");
+    collector.watch_config_file(CONFIG_POLL);
+    tracing::info!(
+        profile = %args.profile,
+        data_dir = %args.data_dir.display(),
+        api = %api_endpoint,
+        listeners = ?collector.listen_addresses(),
+        "stella telemetry is running"
+    );
+    wait_for_stop(&collector).await?;
+    collector.shutdown(SHUTDOWN_DEADLINE).await;
+    api_stop.cancel();
+    let _ = tokio::time::timeout(SHUTDOWN_DEADLINE, api).await;
+    Ok(())
+}
+
+/// Returns on SIGTERM or SIGINT; reloads on SIGHUP.
+async fn wait_for_stop(collector: &Collector) -> anyhow::Result<()> {
+    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+    loop {
+        tokio::select! {
+            _ = terminate.recv() => { tracing::info!("SIGTERM received"); return Ok(()); }
+            _ = interrupt.recv() => { tracing::info!("SIGINT received"); return Ok(()); }
+            _ = hangup.recv() => {
+                tracing::info!("SIGHUP received; reloading the config");
+                let _ = collector.reload().await;
+            }
+        }
+    }
+}
