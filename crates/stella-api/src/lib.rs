@@ -48,11 +48,7 @@ async fn healthz() -> Response {
 
 async fn readyz(State(state): State<ApiState>) -> Response {
     let readiness = state.collector.readiness();
-    let status = if readiness.ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let status = if readiness.ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, axum::Json(readiness)).into_response()
 }
 
@@ -74,11 +70,7 @@ async fn reload(State(state): State<ApiState>) -> Response {
 }
 
 async fn not_found() -> Response {
-    error_response(
-        StatusCode::NOT_FOUND,
-        "api.not_found",
-        "no such API route; see the stella-api docs for the routes",
-    )
+    error_response(StatusCode::NOT_FOUND, "api.not_found", "no such API route; see the stella-api docs for the routes")
 }
 
 fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
@@ -88,11 +80,7 @@ fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
 /// Registers `stella_build_info{version} 1`.
 pub fn register_build_info(registry: &Registry, version: &str) {
     registry
-        .gauge(
-            stella_metrics::names::BUILD_INFO,
-            "Build information; the value is always 1.",
-            &["version"],
-        )
+        .gauge(stella_metrics::names::BUILD_INFO, "Build information; the value is always 1.", &["version"])
         .with(&[version])
         .set(1);
 }

@@ -168,18 +168,12 @@ impl Collector {
                 let stop = stop_receivers.clone();
                 servers.push(tokio::spawn(async move {
                     let server = tonic::transport::Server::builder().add_routes(routes);
-                    if let Err(error) = server
-                        .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
-                        .await
-                    {
+                    if let Err(error) = server.serve_with_incoming_shutdown(incoming, stop.cancelled_owned()).await {
                         tracing::error!(%error, %address, "the OTLP/gRPC server stopped with an error");
                     }
                 }));
                 tracing::info!(receiver = %id, protocol = "grpc", %address, "listening");
-                listeners.push(Listener {
-                    component: format!("receivers.{id}.grpc"),
-                    address,
-                });
+                listeners.push(Listener { component: format!("receivers.{id}.grpc"), address });
             }
             if let Some(http) = &receiver.http {
                 let key = format!("receivers.{id}.protocols.http.endpoint");
@@ -192,15 +186,10 @@ impl Collector {
                 let router = otlp_http::router(service.clone(), limits);
                 servers.push(spawn_http(listener, router, stop_receivers.clone(), "OTLP/HTTP"));
                 tracing::info!(receiver = %id, protocol = "http", %address, "listening");
-                listeners.push(Listener {
-                    component: format!("receivers.{id}.http"),
-                    address,
-                });
+                listeners.push(Listener { component: format!("receivers.{id}.http"), address });
             }
         }
-        let reloads = context
-            .registry
-            .counter(names::CONFIG_RELOADS, "Config reloads, by result.", &["result"]);
+        let reloads = context.registry.counter(names::CONFIG_RELOADS, "Config reloads, by result.", &["result"]);
         Ok(Arc::new(Collector {
             source,
             context,
@@ -221,10 +210,7 @@ impl Collector {
 
     /// The address each receiver listens on, by component (`receivers.otlp.grpc`).
     pub fn listen_addresses(&self) -> Vec<(String, SocketAddr)> {
-        self.listeners
-            .iter()
-            .map(|listener| (listener.component.clone(), listener.address))
-            .collect()
+        self.listeners.iter().map(|listener| (listener.component.clone(), listener.address)).collect()
     }
 
     /// Re-reads the config source and applies it: stages, pipelines and exporters change live; listener
@@ -255,12 +241,8 @@ impl Collector {
         let mut config = self.config.lock().unwrap_or_else(|poison| poison.into_inner());
         let before = config.restart_settings();
         let after = next_config.restart_settings();
-        let mut restart_required: Vec<String> = before
-            .keys()
-            .chain(after.keys())
-            .filter(|key| before.get(*key) != after.get(*key))
-            .cloned()
-            .collect();
+        let mut restart_required: Vec<String> =
+            before.keys().chain(after.keys()).filter(|key| before.get(*key) != after.get(*key)).cloned().collect();
         restart_required.dedup();
         let report = ReloadReport {
             applied: true,
@@ -271,11 +253,7 @@ impl Collector {
         drop(config);
         let previous = self.topology.replace(Some(next)).ok_or(ReloadError::ShuttingDown)?;
         let successor = self.topology.current().ok_or(ReloadError::ShuttingDown)?;
-        Ok(Swap {
-            previous,
-            current: successor,
-            report,
-        })
+        Ok(Swap { previous, current: successor, report })
     }
 
     /// Reloads whenever the overlay file changes (polled every `interval`), until shutdown.
@@ -286,9 +264,7 @@ impl Collector {
         let collector = Arc::clone(self);
         let stop = self.stop_receivers.clone();
         let stamp = move || {
-            std::fs::metadata(&path)
-                .ok()
-                .map(|meta| (meta.modified().unwrap_or(SystemTime::UNIX_EPOCH), meta.len()))
+            std::fs::metadata(&path).ok().map(|meta| (meta.modified().unwrap_or(SystemTime::UNIX_EPOCH), meta.len()))
         };
         tokio::spawn(async move {
             let mut last = stamp();
@@ -341,11 +317,7 @@ impl Collector {
                         ("failing", Some(message))
                     }
                 };
-                components.push(ComponentState {
-                    component: format!("exporters.{id}"),
-                    state: state.into(),
-                    detail,
-                });
+                components.push(ComponentState { component: format!("exporters.{id}"), state: state.into(), detail });
             }
         }
         Readiness { ready, components }
@@ -371,11 +343,7 @@ impl Collector {
 }
 
 async fn bind(key: &str, address: SocketAddr) -> Result<TcpListener, StartError> {
-    TcpListener::bind(address).await.map_err(|source| StartError::Bind {
-        key: key.to_string(),
-        address,
-        source,
-    })
+    TcpListener::bind(address).await.map_err(|source| StartError::Bind { key: key.to_string(), address, source })
 }
 
 fn local_address(listener: &TcpListener, configured: SocketAddr) -> SocketAddr {
@@ -394,9 +362,7 @@ pub fn spawn_http(
         let listener = listener.tap_io(|stream| {
             let _ = stream.set_nodelay(true);
         });
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await;
+        let served = axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned()).await;
         if let Err(error) = served {
             tracing::error!(%error, "the {what} server stopped with an error");
         }

@@ -148,24 +148,15 @@ impl Topology {
                 stage_drops: stage_drops.clone(),
             });
             for receiver in &pipeline.receivers {
-                routes
-                    .entry((receiver.clone(), pipeline.signal))
-                    .or_default()
-                    .push(Arc::clone(&runtime));
+                routes.entry((receiver.clone(), pipeline.signal)).or_default().push(Arc::clone(&runtime));
             }
         }
-        Ok(Topology {
-            routes,
-            exporters,
-            tasks,
-        })
+        Ok(Topology { routes, exporters, tasks })
     }
 
     /// The pipelines that take `signal` from `receiver`.
     pub fn pipelines_for(&self, receiver: &str, signal: Signal) -> &[Arc<PipelineRuntime>] {
-        self.routes
-            .get(&(receiver.to_string(), signal))
-            .map_or(&[], Vec::as_slice)
+        self.routes.get(&(receiver.to_string(), signal)).map_or(&[], Vec::as_slice)
     }
 
     /// Every exporter in use, by id.
@@ -177,11 +168,7 @@ impl Topology {
     /// delivered, then makes the exporters not kept by `successor` durable (`flush`).
     /// Call it once no receiver can submit to it any more.
     pub async fn drain(self, successor: Option<&Topology>) {
-        let Topology {
-            routes,
-            exporters,
-            tasks,
-        } = self;
+        let Topology { routes, exporters, tasks } = self;
         drop(routes);
         for task in tasks {
             if let Err(error) = task.await {
@@ -189,11 +176,8 @@ impl Topology {
             }
         }
         for (id, (_, exporter)) in exporters {
-            let kept = successor.is_some_and(|next| {
-                next.exporters
-                    .get(&id)
-                    .is_some_and(|(_, other)| Arc::ptr_eq(other, &exporter))
-            });
+            let kept = successor
+                .is_some_and(|next| next.exporters.get(&id).is_some_and(|(_, other)| Arc::ptr_eq(other, &exporter)));
             if kept {
                 continue;
             }
@@ -209,19 +193,15 @@ fn build_exporters(
     context: &BuildContext,
     previous: Option<&Topology>,
 ) -> Result<Exporters, BuildError> {
-    let used: std::collections::BTreeSet<&String> = config
-        .pipelines
-        .values()
-        .flat_map(|pipeline| &pipeline.exporters)
-        .collect();
+    let used: std::collections::BTreeSet<&String> =
+        config.pipelines.values().flat_map(|pipeline| &pipeline.exporters).collect();
     let mut built = BTreeMap::new();
     for id in used {
         let Some(exporter_config) = config.exporters.get(id) else {
             continue;
         };
-        let reusable = previous
-            .and_then(|previous| previous.exporters.get(id))
-            .filter(|(old, _)| old == exporter_config);
+        let reusable =
+            previous.and_then(|previous| previous.exporters.get(id)).filter(|(old, _)| old == exporter_config);
         let exporter: Arc<dyn Exporter> = match (reusable, exporter_config) {
             (Some((_, existing)), _) => Arc::clone(existing),
             (None, ExporterConfig::File(file)) => Arc::new(
@@ -247,11 +227,7 @@ fn build_stage(
         ProcessorConfig::ResourceDetection(detection) => {
             let attributes =
                 resource_detection::detect(&detection.detectors, &context.host_facts, config.environment.as_deref());
-            Some(Arc::new(ResourceDetection::new(
-                id.to_string(),
-                attributes,
-                detection.override_existing,
-            )))
+            Some(Arc::new(ResourceDetection::new(id.to_string(), attributes, detection.override_existing)))
         }
     }
 }
@@ -259,9 +235,7 @@ fn build_stage(
 fn run_stages(stages: &[Arc<dyn Stage>], batch: &mut Batch, pipeline_id: &str, drops: &CounterVec) {
     for stage in stages {
         for dropped in stage.process(batch) {
-            drops
-                .with(&[pipeline_id, stage.id(), dropped.reason])
-                .add(dropped.count);
+            drops.with(&[pipeline_id, stage.id(), dropped.reason]).add(dropped.count);
         }
     }
 }

@@ -33,10 +33,7 @@ pub struct DebugExporter {
 impl DebugExporter {
     /// A debug exporter with this component id.
     pub fn new(id: String, config: &DebugConfig) -> Self {
-        DebugExporter {
-            id,
-            verbosity: config.verbosity,
-        }
+        DebugExporter { id, verbosity: config.verbosity }
     }
 }
 

@@ -50,11 +50,7 @@ impl ExportMetrics {
     /// Registers (or finds) the exporter families in `registry`.
     pub fn new(registry: &Registry) -> Self {
         ExportMetrics {
-            sent: registry.counter(
-                names::EXPORT_SENT_ITEMS,
-                "Items an exporter has taken.",
-                &["exporter", "signal"],
-            ),
+            sent: registry.counter(names::EXPORT_SENT_ITEMS, "Items an exporter has taken.", &["exporter", "signal"]),
             failures: registry.counter(
                 names::EXPORT_FAILURES,
                 "Export failures, by exporter and reason.",
@@ -66,10 +62,7 @@ impl ExportMetrics {
     /// Counts the outcome of one export of `batch` by `exporter`.
     pub fn record(&self, exporter: &str, batch: &Batch, result: &Result<(), ExportError>) {
         match result {
-            Ok(()) => self
-                .sent
-                .with(&[exporter, batch.signal().as_str()])
-                .add(batch.item_count() as u64),
+            Ok(()) => self.sent.with(&[exporter, batch.signal().as_str()]).add(batch.item_count() as u64),
             Err(error) => self.failures.with(&[exporter, error.code()]).inc(),
         }
     }

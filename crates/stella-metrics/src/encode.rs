@@ -11,28 +11,14 @@ pub(crate) fn family(out: &mut String, family: &Family) {
             header(out, &counters.meta, "counter");
             let series = counters.series.read().unwrap_or_else(|poison| poison.into_inner());
             for (values, cell) in series.iter() {
-                sample(
-                    out,
-                    counters.meta.name,
-                    &counters.meta,
-                    values,
-                    None,
-                    cell.load(Ordering::Relaxed) as f64,
-                );
+                sample(out, counters.meta.name, &counters.meta, values, None, cell.load(Ordering::Relaxed) as f64);
             }
         }
         Family::Gauge(gauges) => {
             header(out, &gauges.meta, "gauge");
             let series = gauges.series.read().unwrap_or_else(|poison| poison.into_inner());
             for (values, cell) in series.iter() {
-                sample(
-                    out,
-                    gauges.meta.name,
-                    &gauges.meta,
-                    values,
-                    None,
-                    cell.load(Ordering::Relaxed) as f64,
-                );
+                sample(out, gauges.meta.name, &gauges.meta, values, None, cell.load(Ordering::Relaxed) as f64);
             }
         }
         Family::Histogram(histograms) => {
@@ -44,14 +30,7 @@ pub(crate) fn family(out: &mut String, family: &Family) {
                 for (bound, bucket) in cells.bounds.iter().zip(&cells.buckets) {
                     cumulative += bucket.load(Ordering::Relaxed);
                     let le = format_value(*bound);
-                    sample(
-                        out,
-                        &format!("{}_bucket", meta.name),
-                        meta,
-                        values,
-                        Some(&le),
-                        cumulative as f64,
-                    );
+                    sample(out, &format!("{}_bucket", meta.name), meta, values, Some(&le), cumulative as f64);
                 }
                 let count = cells.count.load(Ordering::Relaxed) as f64;
                 sample(out, &format!("{}_bucket", meta.name), meta, values, Some("+Inf"), count);
@@ -71,12 +50,7 @@ fn header(out: &mut String, meta: &Meta, kind: &str) {
 
 fn sample(out: &mut String, name: &str, meta: &Meta, values: &[String], le: Option<&str>, value: f64) {
     out.push_str(name);
-    let mut pairs: Vec<(&str, &str)> = meta
-        .labels
-        .iter()
-        .copied()
-        .zip(values.iter().map(String::as_str))
-        .collect();
+    let mut pairs: Vec<(&str, &str)> = meta.labels.iter().copied().zip(values.iter().map(String::as_str)).collect();
     if let Some(le) = le {
         pairs.push(("le", le));
     }
@@ -118,26 +92,11 @@ mod tests {
         traces.observe(500.0);
         let text = registry.encode();
         assert!(text.contains("# TYPE request_size_bytes histogram\n"), "{text}");
-        assert!(
-            text.contains("request_size_bytes_bucket{signal=\"traces\",le=\"10\"} 1\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("request_size_bytes_bucket{signal=\"traces\",le=\"100\"} 2\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("request_size_bytes_bucket{signal=\"traces\",le=\"+Inf\"} 3\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("request_size_bytes_sum{signal=\"traces\"} 555\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("request_size_bytes_count{signal=\"traces\"} 3\n"),
-            "{text}"
-        );
+        assert!(text.contains("request_size_bytes_bucket{signal=\"traces\",le=\"10\"} 1\n"), "{text}");
+        assert!(text.contains("request_size_bytes_bucket{signal=\"traces\",le=\"100\"} 2\n"), "{text}");
+        assert!(text.contains("request_size_bytes_bucket{signal=\"traces\",le=\"+Inf\"} 3\n"), "{text}");
+        assert!(text.contains("request_size_bytes_sum{signal=\"traces\"} 555\n"), "{text}");
+        assert!(text.contains("request_size_bytes_count{signal=\"traces\"} 3\n"), "{text}");
     }
 
     #[test]
@@ -145,11 +104,7 @@ mod tests {
         let registry = Registry::default();
         let failures = registry.counter("failures_total", "Failures.", &["reason"]);
         failures.with(&["a \"quoted\"\nline \\"]).inc();
-        assert!(
-            registry
-                .encode()
-                .contains(r#"failures_total{reason="a \"quoted\"\nline \\"} 1"#)
-        );
+        assert!(registry.encode().contains(r#"failures_total{reason="a \"quoted\"\nline \\"} 1"#));
     }
 
     #[test]

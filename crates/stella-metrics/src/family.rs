@@ -72,12 +72,7 @@ pub(crate) struct HistogramCells {
 impl Registry {
     /// The counter family `name` (ending in `_total`), registered now or earlier.
     pub fn counter(&self, name: &'static str, help: &'static str, labels: &'static [&'static str]) -> CounterVec {
-        let created = || {
-            Family::Counter(CounterVec {
-                meta: Meta { name, help, labels },
-                series: Series::default(),
-            })
-        };
+        let created = || Family::Counter(CounterVec { meta: Meta { name, help, labels }, series: Series::default() });
         match self.family(name, created) {
             Family::Counter(family) => family,
             _ => panic!("metric {name} registered twice with different types"),
@@ -86,12 +81,7 @@ impl Registry {
 
     /// The gauge family `name`, registered now or earlier.
     pub fn gauge(&self, name: &'static str, help: &'static str, labels: &'static [&'static str]) -> GaugeVec {
-        let created = || {
-            Family::Gauge(GaugeVec {
-                meta: Meta { name, help, labels },
-                series: Series::default(),
-            })
-        };
+        let created = || Family::Gauge(GaugeVec { meta: Meta { name, help, labels }, series: Series::default() });
         match self.family(name, created) {
             Family::Gauge(family) => family,
             _ => panic!("metric {name} registered twice with different types"),
@@ -106,13 +96,8 @@ impl Registry {
         labels: &'static [&'static str],
         bounds: &'static [f64],
     ) -> HistogramVec {
-        let created = || {
-            Family::Histogram(HistogramVec {
-                meta: Meta { name, help, labels },
-                bounds,
-                series: Series::default(),
-            })
-        };
+        let created =
+            || Family::Histogram(HistogramVec { meta: Meta { name, help, labels }, bounds, series: Series::default() });
         match self.family(name, created) {
             Family::Histogram(family) => family,
             _ => panic!("metric {name} registered twice with different types"),
@@ -218,9 +203,7 @@ impl Histogram {
         cells.count.fetch_add(1, Ordering::Relaxed);
         let _ = cells
             .sum_bits
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
-                Some((f64::from_bits(bits) + value).to_bits())
-            });
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| Some((f64::from_bits(bits) + value).to_bits()));
     }
 
     /// Observations so far.

@@ -21,9 +21,8 @@ pub mod names;
 pub use family::{Counter, CounterVec, Gauge, GaugeVec, Histogram, HistogramVec, Registry};
 
 /// Buckets for sizes in bytes: 1 KiB to 64 MiB, by powers of four.
-pub const BYTE_BUCKETS: &[f64] = &[
-    1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0, 67108864.0,
-];
+pub const BYTE_BUCKETS: &[f64] =
+    &[1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0, 67108864.0];
 
 /// Buckets for item counts per batch or request.
 pub const ITEM_BUCKETS: &[f64] = &[1.0, 10.0, 100.0, 500.0, 1000.0, 5000.0, 10000.0, 50000.0];

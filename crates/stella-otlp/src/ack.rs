@@ -50,14 +50,8 @@ impl Ack {
     /// A new acknowledgement and the receiver that waits for it.
     pub fn new() -> (Ack, AckReceiver) {
         let (sender, receiver) = oneshot::channel();
-        let shared = Shared {
-            answer: Mutex::new(Some(sender)),
-            first_error: Mutex::new(None),
-        };
-        let ack = Ack {
-            shared: Arc::new(shared),
-            settled: false,
-        };
+        let shared = Shared { answer: Mutex::new(Some(sender)), first_error: Mutex::new(None) };
+        let ack = Ack { shared: Arc::new(shared), settled: false };
         (ack, AckReceiver(receiver))
     }
 
@@ -72,10 +66,7 @@ impl Ack {
 
 impl Clone for Ack {
     fn clone(&self) -> Self {
-        Ack {
-            shared: Arc::clone(&self.shared),
-            settled: false,
-        }
+        Ack { shared: Arc::clone(&self.shared), settled: false }
     }
 }
 
@@ -98,16 +89,8 @@ impl Shared {
 
 impl Drop for Shared {
     fn drop(&mut self) {
-        let answer = self
-            .answer
-            .get_mut()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .take();
-        let first_error = self
-            .first_error
-            .get_mut()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .take();
+        let answer = self.answer.get_mut().unwrap_or_else(|poison| poison.into_inner()).take();
+        let first_error = self.first_error.get_mut().unwrap_or_else(|poison| poison.into_inner()).take();
         if let Some(answer) = answer {
             // The receiver may have gone (client disconnected); nothing to tell then.
             let _ = answer.send(first_error.map_or(Ok(()), Err));
@@ -148,10 +131,7 @@ mod tests {
     async fn the_first_sink_error_is_reported() {
         let (ack, receiver) = Ack::new();
         let second = ack.clone();
-        let failure = AckError::SinkFailed {
-            sink: "file".into(),
-            message: "disk full".into(),
-        };
+        let failure = AckError::SinkFailed { sink: "file".into(), message: "disk full".into() };
         ack.settle(Err(failure.clone()));
         second.settle(Ok(()));
         assert_eq!(receiver.wait().await, Err(failure));

@@ -20,11 +20,7 @@ pub struct Batch {
 impl Batch {
     /// A batch of one client request.
     pub fn new(tenant: Arc<str>, request: OtlpRequest, ack: Ack) -> Self {
-        Batch {
-            tenant,
-            request,
-            acks: vec![ack],
-        }
+        Batch { tenant, request, acks: vec![ack] }
     }
 
     /// The signal of the items.
@@ -44,11 +40,7 @@ impl Batch {
         }
         let Batch { request, acks, .. } = other;
         if let Err(request) = self.request.append(request) {
-            return Err(Batch {
-                tenant: Arc::clone(&self.tenant),
-                request,
-                acks,
-            });
+            return Err(Batch { tenant: Arc::clone(&self.tenant), request, acks });
         }
         self.acks.extend(acks);
         Ok(())
@@ -57,11 +49,7 @@ impl Batch {
     /// Keeps the first `keep` items and returns the rest with a share of every acknowledgement.
     pub fn split_off(&mut self, keep: usize) -> Batch {
         let rest = self.request.split_off(keep);
-        Batch {
-            tenant: Arc::clone(&self.tenant),
-            request: rest,
-            acks: self.acks.clone(),
-        }
+        Batch { tenant: Arc::clone(&self.tenant), request: rest, acks: self.acks.clone() }
     }
 
     /// Settles every acknowledgement the batch carries with the same outcome.

@@ -177,11 +177,7 @@ impl Group for ScopeSpans {
         self.spans.len()
     }
     fn split_off(&mut self, keep: usize) -> Self {
-        ScopeSpans {
-            scope: self.scope.clone(),
-            spans: self.spans.split_off(keep),
-            schema_url: self.schema_url.clone(),
-        }
+        ScopeSpans { scope: self.scope.clone(), spans: self.spans.split_off(keep), schema_url: self.schema_url.clone() }
     }
 }
 
@@ -310,10 +306,7 @@ mod tests {
             .map(|scopes| ResourceSpans {
                 scope_spans: scopes
                     .iter()
-                    .map(|&spans| ScopeSpans {
-                        spans: vec![Span::default(); spans],
-                        ..Default::default()
-                    })
+                    .map(|&spans| ScopeSpans { spans: vec![Span::default(); spans], ..Default::default() })
                     .collect(),
                 ..Default::default()
             })
@@ -327,13 +320,9 @@ mod tests {
         let rest = request.split_off(4);
         assert_eq!(request.item_count(), 4);
         assert_eq!(rest.item_count(), 5);
-        let OtlpRequest::Traces(kept) = &request else {
-            panic!("signal changed")
-        };
+        let OtlpRequest::Traces(kept) = &request else { panic!("signal changed") };
         assert_eq!(kept.resource_spans.len(), 1);
-        let OtlpRequest::Traces(tail) = &rest else {
-            panic!("signal changed")
-        };
+        let OtlpRequest::Traces(tail) = &rest else { panic!("signal changed") };
         assert_eq!(tail.resource_spans.len(), 2);
         assert_eq!(tail.resource_spans[0].scope_spans[0].spans.len(), 1);
     }

@@ -61,10 +61,7 @@ impl Tally {
         } else {
             format!("rejected {} {items}; first: {first}", self.count)
         };
-        Rejection {
-            count: self.count,
-            message,
-        }
+        Rejection { count: self.count, message }
     }
 }
 
@@ -103,11 +100,7 @@ fn id_problem(field: &str, id: &[u8], length: usize, may_be_empty: bool) -> Opti
         return None;
     }
     if id.len() != length {
-        return Some(format!(
-            "{field} must be {length} bytes ({} hex digits), found {} bytes",
-            length * 2,
-            id.len()
-        ));
+        return Some(format!("{field} must be {length} bytes ({} hex digits), found {} bytes", length * 2, id.len()));
     }
     if id.iter().all(|&byte| byte == 0) {
         return Some(format!("{field} is all zeros, which OTLP defines as invalid"));
@@ -122,26 +115,15 @@ mod tests {
     use crate::proto::trace::v1::{ResourceSpans, ScopeSpans};
 
     fn span(trace_id: Vec<u8>, span_id: Vec<u8>) -> Span {
-        Span {
-            trace_id,
-            span_id,
-            ..Default::default()
-        }
+        Span { trace_id, span_id, ..Default::default() }
     }
 
     #[test]
     fn spans_with_wrong_length_ids_are_removed_and_reported() {
-        let spans = vec![
-            span(vec![1; 16], vec![2; 8]),
-            span(vec![1; 15], vec![2; 8]),
-            span(vec![1; 16], vec![0; 8]),
-        ];
+        let spans = vec![span(vec![1; 16], vec![2; 8]), span(vec![1; 15], vec![2; 8]), span(vec![1; 16], vec![0; 8])];
         let mut request = OtlpRequest::Traces(ExportTraceServiceRequest {
             resource_spans: vec![ResourceSpans {
-                scope_spans: vec![ScopeSpans {
-                    spans,
-                    ..Default::default()
-                }],
+                scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
                 ..Default::default()
             }],
         });
@@ -159,13 +141,7 @@ mod tests {
         let mut request = OtlpRequest::Logs(crate::proto::collector::logs::v1::ExportLogsServiceRequest {
             resource_logs: vec![crate::proto::logs::v1::ResourceLogs {
                 scope_logs: vec![crate::proto::logs::v1::ScopeLogs {
-                    log_records: vec![
-                        LogRecord::default(),
-                        LogRecord {
-                            span_id: vec![1; 3],
-                            ..Default::default()
-                        },
-                    ],
+                    log_records: vec![LogRecord::default(), LogRecord { span_id: vec![1; 3], ..Default::default() }],
                     ..Default::default()
                 }],
                 ..Default::default()
@@ -173,10 +149,6 @@ mod tests {
         });
         let rejection = remove_invalid(&mut request);
         assert_eq!(rejection.count, 1);
-        assert!(
-            rejection.message.contains("logRecords[1]: spanId must be 8 bytes"),
-            "{}",
-            rejection.message
-        );
+        assert!(rejection.message.contains("logRecords[1]: spanId must be 8 bytes"), "{}", rejection.message);
     }
 }

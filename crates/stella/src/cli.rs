@@ -122,8 +122,7 @@ pub struct ClientArgs {
 }
 
 fn parse_profile(text: &str) -> Result<Profile, String> {
-    text.parse()
-        .map_err(|error: stella_collector::config::UnknownProfile| error.to_string())
+    text.parse().map_err(|error: stella_collector::config::UnknownProfile| error.to_string())
 }
 
 #[cfg(test)]
@@ -136,55 +135,28 @@ mod tests {
 
     #[test]
     fn serve_defaults_to_the_default_profile_and_data_dir() {
-        let Command::Telemetry {
-            command: TelemetryCommand::Serve(serve),
-        } = parse(&["stella", "telemetry", "serve"])
+        let Command::Telemetry { command: TelemetryCommand::Serve(serve) } = parse(&["stella", "telemetry", "serve"])
         else {
             panic!("not serve")
         };
         assert_eq!(
             serve,
-            ServeArgs {
-                config: None,
-                profile: Profile::Default,
-                data_dir: PathBuf::from("./stella-data")
-            }
+            ServeArgs { config: None, profile: Profile::Default, data_dir: PathBuf::from("./stella-data") }
         );
     }
 
     #[test]
     fn serve_takes_config_profile_and_data_dir() {
-        let command = parse(&[
-            "stella",
-            "telemetry",
-            "serve",
-            "--config",
-            "a.yaml",
-            "--profile",
-            "airgap",
-            "--data-dir",
-            "/d",
-        ]);
-        let expected = ServeArgs {
-            config: Some("a.yaml".into()),
-            profile: Profile::Airgap,
-            data_dir: "/d".into(),
-        };
-        assert_eq!(
-            command,
-            Command::Telemetry {
-                command: TelemetryCommand::Serve(expected)
-            }
-        );
+        let command =
+            parse(&["stella", "telemetry", "serve", "--config", "a.yaml", "--profile", "airgap", "--data-dir", "/d"]);
+        let expected = ServeArgs { config: Some("a.yaml".into()), profile: Profile::Airgap, data_dir: "/d".into() };
+        assert_eq!(command, Command::Telemetry { command: TelemetryCommand::Serve(expected) });
     }
 
     #[test]
     fn an_unknown_profile_is_a_usage_error_naming_the_choices() {
         let error = Cli::try_parse_from(["stella", "telemetry", "serve", "--profile", "fast"]).unwrap_err();
-        assert!(
-            error.to_string().contains("choose default, forensic or airgap"),
-            "{error}"
-        );
+        assert!(error.to_string().contains("choose default, forensic or airgap"), "{error}");
     }
 
     #[test]
@@ -194,11 +166,7 @@ mod tests {
             validate,
             Command::Telemetry {
                 command: TelemetryCommand::Config {
-                    command: ConfigCommand::Validate {
-                        file: "x.yaml".into(),
-                        profile: Profile::Default,
-                        json: true
-                    }
+                    command: ConfigCommand::Validate { file: "x.yaml".into(), profile: Profile::Default, json: true }
                 }
             }
         );
@@ -207,33 +175,16 @@ mod tests {
             show,
             Command::Telemetry {
                 command: TelemetryCommand::Config {
-                    command: ConfigCommand::Show {
-                        profile: Profile::Forensic,
-                        config: None
-                    }
+                    command: ConfigCommand::Show { profile: Profile::Forensic, config: None }
                 }
             }
         );
-        let reload = parse(&[
-            "stella",
-            "telemetry",
-            "config",
-            "reload",
-            "--server",
-            "http://h:1",
-            "--token",
-            "t",
-        ]);
-        let client = ClientArgs {
-            server: "http://h:1".into(),
-            token: Some("t".into()),
-        };
+        let reload = parse(&["stella", "telemetry", "config", "reload", "--server", "http://h:1", "--token", "t"]);
+        let client = ClientArgs { server: "http://h:1".into(), token: Some("t".into()) };
         assert_eq!(
             reload,
             Command::Telemetry {
-                command: TelemetryCommand::Config {
-                    command: ConfigCommand::Reload { client, json: false }
-                }
+                command: TelemetryCommand::Config { command: ConfigCommand::Reload { client, json: false } }
             }
         );
     }

@@ -21,10 +21,7 @@ use std::path::Path;
 /// Reads `path` as YAML into a generic value (for overlaying).
 pub fn read_yaml(path: &Path) -> Result<serde_json::Value, ConfigErrors> {
     let text = std::fs::read_to_string(path).map_err(|error| {
-        ConfigErrors::one(
-            path.display().to_string(),
-            format!("cannot read the config file: {error}"),
-        )
+        ConfigErrors::one(path.display().to_string(), format!("cannot read the config file: {error}"))
     })?;
     parse_yaml(&text, &path.display().to_string())
 }
@@ -33,11 +30,7 @@ pub fn read_yaml(path: &Path) -> Result<serde_json::Value, ConfigErrors> {
 pub fn parse_yaml(text: &str, origin: &str) -> Result<serde_json::Value, ConfigErrors> {
     let value: serde_json::Value = serde_saphyr::from_str(text)
         .map_err(|error| ConfigErrors::one(origin.to_string(), format!("invalid YAML: {error}")))?;
-    Ok(if value.is_null() {
-        serde_json::Value::Object(Default::default())
-    } else {
-        value
-    })
+    Ok(if value.is_null() { serde_json::Value::Object(Default::default()) } else { value })
 }
 
 /// The effective config value: `profile` overlaid with the file at `overlay`, if any.

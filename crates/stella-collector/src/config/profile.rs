@@ -51,9 +51,6 @@ impl FromStr for Profile {
     type Err = UnknownProfile;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        Profile::ALL
-            .into_iter()
-            .find(|profile| profile.name() == text)
-            .ok_or_else(|| UnknownProfile(text.to_string()))
+        Profile::ALL.into_iter().find(|profile| profile.name() == text).ok_or_else(|| UnknownProfile(text.to_string()))
     }
 }

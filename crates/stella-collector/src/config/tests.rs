@@ -52,10 +52,7 @@ extra: 1
         "service.pipelines.spans: unknown signal `spans`",
     ];
     for wanted in expected {
-        assert!(
-            errors.iter().any(|error| error.starts_with(wanted)),
-            "missing {wanted:?} in {errors:#?}"
-        );
+        assert!(errors.iter().any(|error| error.starts_with(wanted)), "missing {wanted:?} in {errors:#?}");
     }
 }
 

@@ -44,11 +44,7 @@ impl ConfigErrors {
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let count = self.0.len();
-        write!(
-            f,
-            "the config has {count} problem{}:",
-            if count == 1 { "" } else { "s" }
-        )?;
+        write!(f, "the config has {count} problem{}:", if count == 1 { "" } else { "s" })?;
         for error in &self.0 {
             write!(f, "\n  - {error}")?;
         }
@@ -66,10 +62,7 @@ struct Problems(Vec<ConfigError>);
 
 impl Problems {
     fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.0.push(ConfigError {
-            path: path.into(),
-            message: message.into(),
-        });
+        self.0.push(ConfigError { path: path.into(), message: message.into() });
     }
 }
 
@@ -81,25 +74,15 @@ impl Config {
         let root = object(root, "(top level)", &mut problems).unwrap_or(&empty);
         for key in root.keys() {
             if !TOP_LEVEL_KEYS.contains(&key.as_str()) {
-                problems.add(
-                    key.clone(),
-                    format!("unknown key; valid top-level keys are {}", TOP_LEVEL_KEYS.join(", ")),
-                );
+                problems
+                    .add(key.clone(), format!("unknown key; valid top-level keys are {}", TOP_LEVEL_KEYS.join(", ")));
             }
         }
-        let receivers = components(
-            root,
-            "receivers",
-            RECEIVER_TYPES,
-            &mut problems,
-            |_, value, path, problems| otlp_receiver(value, path, problems),
-        );
-        let processors = components(
-            root,
-            "processors",
-            PROCESSOR_TYPES,
-            &mut problems,
-            |kind, value, path, problems| match kind {
+        let receivers = components(root, "receivers", RECEIVER_TYPES, &mut problems, |_, value, path, problems| {
+            otlp_receiver(value, path, problems)
+        });
+        let processors =
+            components(root, "processors", PROCESSOR_TYPES, &mut problems, |kind, value, path, problems| match kind {
                 "batch" => {
                     let config = typed::<stella_pipeline::batch::BatchConfig>(value, path, problems)?;
                     for (key, message) in config.problems() {
@@ -108,14 +91,9 @@ impl Config {
                     Some(ProcessorConfig::Batch(config))
                 }
                 _ => typed(value, path, problems).map(ProcessorConfig::ResourceDetection),
-            },
-        );
-        let exporters = components(
-            root,
-            "exporters",
-            EXPORTER_TYPES,
-            &mut problems,
-            |kind, value, path, problems| match kind {
+            });
+        let exporters =
+            components(root, "exporters", EXPORTER_TYPES, &mut problems, |kind, value, path, problems| match kind {
                 "file" => {
                     let config = typed::<stella_export::file::FileConfig>(value, path, problems)?;
                     for (key, message) in config.problems() {
@@ -125,32 +103,21 @@ impl Config {
                 }
                 "debug" => typed(value, path, problems).map(ExporterConfig::Debug),
                 _ => typed::<NopRaw>(value, path, problems).map(|_| ExporterConfig::Nop),
-            },
-        );
-        let pipelines = pipelines(root, &receivers, &processors, &exporters, &mut problems);
+            });
+        let pipelines = pipelines(root, &mut problems);
         let api = api(root.get("api"), &mut problems);
         let environment = match root.get("environment") {
             None | Some(Value::Null) => None,
             Some(Value::String(text)) => Some(text.clone()),
             Some(other) => {
-                problems.add(
-                    "environment",
-                    format!("expected a string such as production, found {}", kind_of(other)),
-                );
+                problems.add("environment", format!("expected a string such as production, found {}", kind_of(other)));
                 None
             }
         };
         if !problems.0.is_empty() {
             return Err(ConfigErrors(problems.0));
         }
-        Ok(Config {
-            receivers,
-            processors,
-            exporters,
-            pipelines,
-            api: api.unwrap_or_else(default_api),
-            environment,
-        })
+        Ok(Config { receivers, processors, exporters, pipelines, api: api.unwrap_or_else(default_api), environment })
     }
 }
 
@@ -187,11 +154,7 @@ fn typed<T: DeserializeOwned>(value: &Value, path: &str, problems: &mut Problems
         Ok(config) => Some(config),
         Err(error) => {
             let inner = error.path().to_string();
-            let at = if inner == "." {
-                path.to_string()
-            } else {
-                format!("{path}.{inner}")
-            };
+            let at = if inner == "." { path.to_string() } else { format!("{path}.{inner}") };
             let mut message = error.inner().to_string();
             if message.starts_with("unknown field") {
                 message.push_str("; remove it or correct its spelling");
@@ -221,21 +184,12 @@ fn components<T>(
         let path = format!("{section}.{id}");
         let (kind, name) = id.split_once('/').unwrap_or((id.as_str(), ""));
         if id.contains('/') && name.is_empty() {
-            problems.add(
-                &path,
-                "a component id is `type` or `type/name`; the name after `/` is empty",
-            );
+            problems.add(&path, "a component id is `type` or `type/name`; the name after `/` is empty");
             continue;
         }
         if !types.contains(&kind) {
-            problems.add(
-                &path,
-                format!(
-                    "unknown {} type `{kind}`; available: {}",
-                    singular(section),
-                    types.join(", ")
-                ),
-            );
+            problems
+                .add(&path, format!("unknown {} type `{kind}`; available: {}", singular(section), types.join(", ")));
             continue;
         }
         if let Some(config) = build(kind, settings, &path, problems) {
@@ -305,44 +259,19 @@ fn otlp_receiver(value: &Value, path: &str, problems: &mut Problems) -> Option<O
     let raw: OtlpReceiverRaw = typed(value, path, problems)?;
     let grpc = raw.protocols.grpc.map(Option::unwrap_or_default).and_then(|grpc| {
         let endpoint = endpoint(&grpc.endpoint, &format!("{path}.protocols.grpc.endpoint"), problems)?;
-        positive(
-            grpc.max_recv_msg_size_mib,
-            &format!("{path}.protocols.grpc.max_recv_msg_size_mib"),
-            problems,
-        )?;
-        Some(GrpcConfig {
-            endpoint,
-            max_recv_msg_bytes: grpc.max_recv_msg_size_mib.saturating_mul(MIB),
-        })
+        positive(grpc.max_recv_msg_size_mib, &format!("{path}.protocols.grpc.max_recv_msg_size_mib"), problems)?;
+        Some(GrpcConfig { endpoint, max_recv_msg_bytes: grpc.max_recv_msg_size_mib.saturating_mul(MIB) })
     });
     let http = raw.protocols.http.map(Option::unwrap_or_default).and_then(|http| {
         let endpoint = endpoint(&http.endpoint, &format!("{path}.protocols.http.endpoint"), problems)?;
-        positive(
-            http.max_request_body_size,
-            &format!("{path}.protocols.http.max_request_body_size"),
-            problems,
-        )?;
-        Some(HttpConfig {
-            endpoint,
-            max_request_body_size: http.max_request_body_size,
-        })
+        positive(http.max_request_body_size, &format!("{path}.protocols.http.max_request_body_size"), problems)?;
+        Some(HttpConfig { endpoint, max_request_body_size: http.max_request_body_size })
     });
-    positive(
-        raw.max_decompressed_size_mib,
-        &format!("{path}.max_decompressed_size_mib"),
-        problems,
-    )?;
+    positive(raw.max_decompressed_size_mib, &format!("{path}.max_decompressed_size_mib"), problems)?;
     if grpc.is_none() && http.is_none() && problems.0.is_empty() {
-        problems.add(
-            format!("{path}.protocols"),
-            "enables no protocol; add `grpc:` and/or `http:`",
-        );
+        problems.add(format!("{path}.protocols"), "enables no protocol; add `grpc:` and/or `http:`");
     }
-    Some(OtlpReceiverConfig {
-        grpc,
-        http,
-        max_decompressed_bytes: raw.max_decompressed_size_mib.saturating_mul(MIB),
-    })
+    Some(OtlpReceiverConfig { grpc, http, max_decompressed_bytes: raw.max_decompressed_size_mib.saturating_mul(MIB) })
 }
 
 fn positive(value: usize, path: &str, problems: &mut Problems) -> Option<()> {
@@ -376,9 +305,7 @@ fn endpoint(text: &str, path: &str, problems: &mut Problems) -> Option<SocketAdd
 }
 
 fn default_api() -> ApiConfig {
-    ApiConfig {
-        endpoint: SocketAddr::from(([127, 0, 0, 1], 4319)),
-    }
+    ApiConfig { endpoint: SocketAddr::from(([127, 0, 0, 1], 4319)) }
 }
 
 #[derive(Deserialize)]
@@ -413,29 +340,17 @@ struct PipelineRaw {
     exporters: Vec<String>,
 }
 
-fn pipelines<R, P, E>(
-    root: &Map<String, Value>,
-    receivers: &BTreeMap<String, R>,
-    processors: &BTreeMap<String, P>,
-    exporters: &BTreeMap<String, E>,
-    problems: &mut Problems,
-) -> BTreeMap<String, PipelineConfig> {
+fn pipelines(root: &Map<String, Value>, problems: &mut Problems) -> BTreeMap<String, PipelineConfig> {
     let mut built = BTreeMap::new();
     let Some(service) = root.get("service") else {
-        problems.add(
-            "service.pipelines",
-            "no pipelines; add e.g. traces: {receivers: [otlp], exporters: [file]}",
-        );
+        problems.add("service.pipelines", "no pipelines; add e.g. traces: {receivers: [otlp], exporters: [file]}");
         return built;
     };
     let Some(raw) = typed::<ServiceRaw>(service, "service", problems) else {
         return built;
     };
     if raw.pipelines.is_empty() {
-        problems.add(
-            "service.pipelines",
-            "no pipelines; add e.g. traces: {receivers: [otlp], exporters: [file]}",
-        );
+        problems.add("service.pipelines", "no pipelines; add e.g. traces: {receivers: [otlp], exporters: [file]}");
     }
     for (id, pipeline) in raw.pipelines {
         let path = format!("service.pipelines.{id}");
@@ -447,37 +362,16 @@ fn pipelines<R, P, E>(
             );
             continue;
         };
-        check_references(
-            &pipeline.receivers,
-            receivers,
-            &format!("{path}.receivers"),
-            "receivers",
-            problems,
-        );
-        check_references(
-            &pipeline.processors,
-            processors,
-            &format!("{path}.processors"),
-            "processors",
-            problems,
-        );
-        check_references(
-            &pipeline.exporters,
-            exporters,
-            &format!("{path}.exporters"),
-            "exporters",
-            problems,
-        );
-        let batches = pipeline
-            .processors
-            .iter()
-            .filter(|id| id.split('/').next() == Some("batch"))
-            .count();
+        for (ids, section) in [
+            (&pipeline.receivers, "receivers"),
+            (&pipeline.processors, "processors"),
+            (&pipeline.exporters, "exporters"),
+        ] {
+            check_references(ids, &declared_ids(root, section), &format!("{path}.{section}"), section, problems);
+        }
+        let batches = pipeline.processors.iter().filter(|id| id.split('/').next() == Some("batch")).count();
         if batches > 1 {
-            problems.add(
-                format!("{path}.processors"),
-                "lists more than one batch processor; keep one",
-            );
+            problems.add(format!("{path}.processors"), "lists more than one batch processor; keep one");
         }
         built.insert(
             id,
@@ -492,37 +386,27 @@ fn pipelines<R, P, E>(
     built
 }
 
-fn check_references<T>(
-    ids: &[String],
-    defined: &BTreeMap<String, T>,
-    path: &str,
-    section: &str,
-    problems: &mut Problems,
-) {
+/// Component ids declared in `section`, valid or not (an invalid one is reported where it is declared,
+/// not again at every pipeline that names it).
+fn declared_ids(root: &Map<String, Value>, section: &str) -> Vec<String> {
+    root.get(section).and_then(Value::as_object).map(|entries| entries.keys().cloned().collect()).unwrap_or_default()
+}
+
+fn check_references(ids: &[String], defined: &[String], path: &str, section: &str, problems: &mut Problems) {
     if ids.is_empty() && section != "processors" {
-        problems.add(
-            path,
-            format!("is empty; list at least one of the {section} defined under `{section}:`"),
-        );
+        problems.add(path, format!("is empty; list at least one of the {section} defined under `{section}:`"));
     }
     for (index, id) in ids.iter().enumerate() {
-        if !defined.contains_key(id) {
-            let known: Vec<&str> = defined.keys().map(String::as_str).collect();
-            let known = if known.is_empty() {
-                "none".to_string()
-            } else {
-                known.join(", ")
-            };
+        if !defined.contains(id) {
+            let known: Vec<&str> = defined.iter().map(String::as_str).collect();
+            let known = if known.is_empty() { "none".to_string() } else { known.join(", ") };
             problems.add(
                 format!("{path}[{index}]"),
                 format!("`{id}` is not defined under `{section}:` (defined: {known}); define it or remove it here"),
             );
         }
         if ids[..index].contains(id) {
-            problems.add(
-                format!("{path}[{index}]"),
-                format!("`{id}` is listed twice; remove one"),
-            );
+            problems.add(format!("{path}[{index}]"), format!("`{id}` is listed twice; remove one"));
         }
     }
 }

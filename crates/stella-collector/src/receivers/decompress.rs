@@ -48,10 +48,7 @@ pub(crate) fn decompress(encoding: Encoding, body: bytes::Bytes, cap: usize) -> 
             return Ok(body);
         }
         Encoding::Gzip => {
-            flate2::read::MultiGzDecoder::new(body.as_ref())
-                .take(limit)
-                .read_to_end(&mut out)
-                .map_err(corrupt)?;
+            flate2::read::MultiGzDecoder::new(body.as_ref()).take(limit).read_to_end(&mut out).map_err(corrupt)?;
         }
         Encoding::Zstd => {
             let decoder = zstd::stream::read::Decoder::new(body.as_ref()).map_err(corrupt)?;
@@ -87,15 +84,9 @@ mod tests {
     #[test]
     fn gzip_and_zstd_round_trip_under_the_cap() {
         let data = b"hello otlp".repeat(100);
-        assert_eq!(
-            decompress(Encoding::Gzip, gzip(&data), data.len()).unwrap().as_ref(),
-            data.as_slice()
-        );
+        assert_eq!(decompress(Encoding::Gzip, gzip(&data), data.len()).unwrap().as_ref(), data.as_slice());
         let zstd = bytes::Bytes::from(zstd::bulk::compress(&data, 3).unwrap());
-        assert_eq!(
-            decompress(Encoding::Zstd, zstd, data.len()).unwrap().as_ref(),
-            data.as_slice()
-        );
+        assert_eq!(decompress(Encoding::Zstd, zstd, data.len()).unwrap().as_ref(), data.as_slice());
     }
 
     #[test]

@@ -40,48 +40,33 @@ impl ReceiverMetrics {
                 BYTE_BUCKETS,
             ),
             inflight: registry
-                .gauge(
-                    names::RECEIVER_INFLIGHT_BYTES,
-                    "Bytes of request bodies held by receivers right now.",
-                    &[],
-                )
+                .gauge(names::RECEIVER_INFLIGHT_BYTES, "Bytes of request bodies held by receivers right now.", &[])
                 .with(&[]),
         }
     }
 
     pub(crate) fn accepted(&self, receiver: &str, signal: Signal, protocol: Protocol, items: usize) {
-        self.accepted
-            .with(&[receiver, signal.as_str(), protocol.as_str()])
-            .add(items as u64);
+        self.accepted.with(&[receiver, signal.as_str(), protocol.as_str()]).add(items as u64);
     }
 
     pub(crate) fn refused(&self, receiver: &str, signal: Signal, protocol: Protocol, reason: &str, items: usize) {
-        self.refused
-            .with(&[receiver, signal.as_str(), protocol.as_str(), reason])
-            .add(items as u64);
+        self.refused.with(&[receiver, signal.as_str(), protocol.as_str(), reason]).add(items as u64);
     }
 
     pub(crate) fn answered(&self, receiver: &str, signal: Signal, protocol: Protocol, status: u16) {
         let status = status.to_string();
-        self.requests
-            .with(&[receiver, signal.as_str(), protocol.as_str(), &status])
-            .inc();
+        self.requests.with(&[receiver, signal.as_str(), protocol.as_str(), &status]).inc();
     }
 
     pub(crate) fn size(&self, signal: Signal, protocol: Protocol, bytes: usize) {
-        self.sizes
-            .with(&[signal.as_str(), protocol.as_str()])
-            .observe(bytes as f64);
+        self.sizes.with(&[signal.as_str(), protocol.as_str()]).observe(bytes as f64);
     }
 
     /// Counts `bytes` as in flight until the returned guard is dropped.
     pub(crate) fn hold(&self, bytes: usize) -> InflightGuard {
         let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
         self.inflight.add(bytes);
-        InflightGuard {
-            gauge: self.inflight.clone(),
-            bytes,
-        }
+        InflightGuard { gauge: self.inflight.clone(), bytes }
     }
 }
 

@@ -47,9 +47,7 @@ impl GrpcReceiver {
             Err(refusal @ Refusal::NoPipeline { .. }) => (404, Err(Status::unimplemented(refusal.to_string()))),
             Err(refusal) => (503, Err(Status::unavailable(refusal.to_string()))),
         };
-        service
-            .metrics()
-            .answered(service.receiver_id(), signal, Protocol::Grpc, http_status);
+        service.metrics().answered(service.receiver_id(), signal, Protocol::Grpc, http_status);
         answer
     }
 }

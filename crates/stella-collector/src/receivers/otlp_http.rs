@@ -66,12 +66,7 @@ enum BodyFormat {
 impl BodyFormat {
     fn from_headers(headers: &HeaderMap) -> Option<BodyFormat> {
         let content_type = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
-        let media_type = content_type
-            .split(';')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase();
+        let media_type = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
         match media_type.as_str() {
             "application/x-protobuf" | "application/protobuf" => Some(BodyFormat::Protobuf),
             "application/json" => Some(BodyFormat::Json),
@@ -106,12 +101,7 @@ async fn export(State(state): State<HttpState>, signal: Signal, headers: HeaderM
             "unsupported Content-Type; send application/x-protobuf or application/json".to_string(),
         ),
     };
-    state.service.metrics().answered(
-        state.service.receiver_id(),
-        signal,
-        protocol,
-        response.status().as_u16(),
-    );
+    state.service.metrics().answered(state.service.receiver_id(), signal, protocol, response.status().as_u16());
     response
 }
 
@@ -123,9 +113,7 @@ async fn export_body(
     body: Body,
 ) -> Response {
     let limits = state.limits;
-    let encoding_header = headers
-        .get(header::CONTENT_ENCODING)
-        .and_then(|value| value.to_str().ok());
+    let encoding_header = headers.get(header::CONTENT_ENCODING).and_then(|value| value.to_str().ok());
     let Some(encoding) = Encoding::from_header(encoding_header) else {
         let message = format!(
             "unsupported Content-Encoding {:?}; send gzip, zstd or no encoding",
@@ -140,9 +128,7 @@ async fn export_body(
         );
         failure(format, StatusCode::PAYLOAD_TOO_LARGE, 8, message)
     };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok()?.parse::<usize>().ok());
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|value| value.to_str().ok()?.parse::<usize>().ok());
     if declared.is_some_and(|length| length > limits.max_request_body_size) {
         return too_large();
     }
@@ -150,12 +136,7 @@ async fn export_body(
         Ok(collected) => collected.to_bytes(),
         Err(error) if error.is::<http_body_util::LengthLimitError>() => return too_large(),
         Err(error) => {
-            return failure(
-                format,
-                StatusCode::BAD_REQUEST,
-                3,
-                format!("could not read the request body: {error}"),
-            );
+            return failure(format, StatusCode::BAD_REQUEST, 3, format!("could not read the request body: {error}"));
         }
     };
     let _inflight = state.service.metrics().hold(wire.len());
@@ -165,11 +146,7 @@ async fn export_body(
         let decoding = tokio::task::spawn_blocking(move || decode(signal, format, encoding, wire, cap));
         decoding.await.unwrap_or_else(|_| {
             let message = "decoding the request failed unexpectedly".to_string();
-            Err(Failure {
-                status: StatusCode::INTERNAL_SERVER_ERROR,
-                code: 13,
-                message,
-            })
+            Err(Failure { status: StatusCode::INTERNAL_SERVER_ERROR, code: 13, message })
         })
     } else {
         decode(signal, format, encoding, wire, cap)
@@ -181,16 +158,11 @@ async fn export_body(
     match state.service.export(format.protocol(), request).await {
         Ok(rejection) => success(format, signal, &rejection),
         Err(refusal) => {
-            let (status, code) = if refusal.retryable() {
-                (StatusCode::SERVICE_UNAVAILABLE, 14)
-            } else {
-                (StatusCode::NOT_FOUND, 12)
-            };
+            let (status, code) =
+                if refusal.retryable() { (StatusCode::SERVICE_UNAVAILABLE, 14) } else { (StatusCode::NOT_FOUND, 12) };
             let mut response = failure(format, status, code, refusal.to_string());
             if refusal.retryable() {
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             response
         }
@@ -211,17 +183,11 @@ fn decode(
     wire: Bytes,
     cap: usize,
 ) -> Result<OtlpRequest, Failure> {
-    let invalid = |message| Failure {
-        status: StatusCode::BAD_REQUEST,
-        code: 3,
-        message,
-    };
+    let invalid = |message| Failure { status: StatusCode::BAD_REQUEST, code: 3, message };
     let body = decompress(encoding, wire, cap).map_err(|error| match error {
-        DecompressError::TooLarge { .. } => Failure {
-            status: StatusCode::PAYLOAD_TOO_LARGE,
-            code: 8,
-            message: error.to_string(),
-        },
+        DecompressError::TooLarge { .. } => {
+            Failure { status: StatusCode::PAYLOAD_TOO_LARGE, code: 8, message: error.to_string() }
+        }
         DecompressError::Corrupt { .. } => invalid(error.to_string()),
     })?;
     match format {

@@ -20,22 +20,18 @@ pub(crate) fn traces(rejection: &Rejection) -> ExportTraceServiceResponse {
 
 pub(crate) fn metrics(rejection: &Rejection) -> ExportMetricsServiceResponse {
     ExportMetricsServiceResponse {
-        partial_success: partial(rejection, |rejected_data_points, error_message| {
-            ExportMetricsPartialSuccess {
-                rejected_data_points,
-                error_message,
-            }
+        partial_success: partial(rejection, |rejected_data_points, error_message| ExportMetricsPartialSuccess {
+            rejected_data_points,
+            error_message,
         }),
     }
 }
 
 pub(crate) fn logs(rejection: &Rejection) -> ExportLogsServiceResponse {
     ExportLogsServiceResponse {
-        partial_success: partial(rejection, |rejected_log_records, error_message| {
-            ExportLogsPartialSuccess {
-                rejected_log_records,
-                error_message,
-            }
+        partial_success: partial(rejection, |rejected_log_records, error_message| ExportLogsPartialSuccess {
+            rejected_log_records,
+            error_message,
         }),
     }
 }

@@ -76,12 +76,7 @@ pub struct OtlpService {
 impl OtlpService {
     /// The service of receiver `receiver_id`, routing through `topology`.
     pub fn new(receiver_id: &str, topology: TopologyHandle, metrics: ReceiverMetrics) -> Self {
-        OtlpService {
-            receiver_id: Arc::from(receiver_id),
-            tenant: Arc::from("default"),
-            topology,
-            metrics,
-        }
+        OtlpService { receiver_id: Arc::from(receiver_id), tenant: Arc::from("default"), topology, metrics }
     }
 
     /// The receiver's meta-metrics.
@@ -117,16 +112,11 @@ impl OtlpService {
         };
         let pipelines = topology.pipelines_for(receiver, signal);
         let Some((last, others)) = pipelines.split_last() else {
-            return refuse(Refusal::NoPipeline {
-                signal,
-                receiver: receiver.to_string(),
-            });
+            return refuse(Refusal::NoPipeline { signal, receiver: receiver.to_string() });
         };
         let (ack, answer) = Ack::new();
         for pipeline in others {
-            pipeline
-                .submit(Batch::new(Arc::clone(&self.tenant), request.clone(), ack.clone()))
-                .await;
+            pipeline.submit(Batch::new(Arc::clone(&self.tenant), request.clone(), ack.clone())).await;
         }
         last.submit(Batch::new(Arc::clone(&self.tenant), request, ack)).await;
         drop(topology);

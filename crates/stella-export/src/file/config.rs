@@ -92,18 +92,13 @@ impl FileConfig {
     pub fn problems(&self) -> Vec<(&'static str, String)> {
         let mut problems = Vec::new();
         if self.path.as_os_str().is_empty() {
-            problems.push((
-                "path",
-                "is empty; give a file such as export/{signal}.jsonl".to_string(),
-            ));
+            problems.push(("path", "is empty; give a file such as export/{signal}.jsonl".to_string()));
         }
         if let Some(rotation) = &self.rotation
             && rotation.max_megabytes == 0
         {
-            problems.push((
-                "rotation.max_megabytes",
-                "must be at least 1; remove `rotation` to never rotate".to_string(),
-            ));
+            problems
+                .push(("rotation.max_megabytes", "must be at least 1; remove `rotation` to never rotate".to_string()));
         }
         problems
     }

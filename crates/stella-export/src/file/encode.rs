@@ -37,10 +37,7 @@ pub fn decode_proto_stream(signal: Signal, mut bytes: &[u8]) -> Result<Vec<OtlpR
         };
         let length = u32::from_be_bytes(*prefix) as usize;
         let Some(message) = rest.get(..length) else {
-            return Err(format!(
-                "record at byte {offset} claims {length} bytes, only {} remain",
-                rest.len()
-            ));
+            return Err(format!("record at byte {offset} claims {length} bytes, only {} remain", rest.len()));
         };
         requests.push(
             OtlpRequest::decode_protobuf(signal, message)

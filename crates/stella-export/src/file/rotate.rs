@@ -8,14 +8,8 @@ use super::RotationConfig;
 
 /// The name a file gets when it is rotated at `now`.
 pub(crate) fn rotated_name(path: &Path, now: jiff::Zoned) -> PathBuf {
-    let stem = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let extension = path
-        .extension()
-        .map(|e| format!(".{}", e.to_string_lossy()))
-        .unwrap_or_default();
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let extension = path.extension().map(|e| format!(".{}", e.to_string_lossy())).unwrap_or_default();
     let stamp = now.strftime("%Y-%m-%dT%H-%M-%S%.3f");
     path.with_file_name(format!("{stem}-{stamp}{extension}"))
 }
@@ -25,22 +19,14 @@ pub(crate) fn rotated_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
     let Some(directory) = path.parent() else {
         return Ok(Vec::new());
     };
-    let stem = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let extension = path
-        .extension()
-        .map(|e| format!(".{}", e.to_string_lossy()))
-        .unwrap_or_default();
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let extension = path.extension().map(|e| format!(".{}", e.to_string_lossy())).unwrap_or_default();
     let prefix = format!("{stem}-");
     let mut found = Vec::new();
     for entry in std::fs::read_dir(directory)? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let middle = name
-            .strip_prefix(&prefix)
-            .and_then(|rest| rest.strip_suffix(&extension));
+        let middle = name.strip_prefix(&prefix).and_then(|rest| rest.strip_suffix(&extension));
         if middle.is_some_and(|stamp| stamp.len() == 23 && stamp.starts_with(|c: char| c.is_ascii_digit())) {
             found.push(entry.path());
         }

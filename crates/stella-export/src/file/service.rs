@@ -41,12 +41,7 @@ impl FileExporter {
             };
             files.insert(signal, shared);
         }
-        Ok(FileExporter {
-            id,
-            config,
-            files,
-            last_error: Mutex::new(None),
-        })
+        Ok(FileExporter { id, config, files, last_error: Mutex::new(None) })
     }
 
     /// The config this exporter was built from (to reuse it across reloads when unchanged).
@@ -69,23 +64,13 @@ impl OpenFile {
                 source,
             })?;
         }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|source| ExportError::Io {
-                action: "open",
-                path: path.clone(),
-                source,
-            })?;
-        let size = file
-            .metadata()
-            .map_err(|source| ExportError::Io {
-                action: "stat",
-                path: path.clone(),
-                source,
-            })?
-            .len();
+        let file = OpenOptions::new().create(true).append(true).open(&path).map_err(|source| ExportError::Io {
+            action: "open",
+            path: path.clone(),
+            source,
+        })?;
+        let size =
+            file.metadata().map_err(|source| ExportError::Io { action: "stat", path: path.clone(), source })?.len();
         Ok(OpenFile { path, file, size })
     }
 
@@ -107,18 +92,10 @@ impl OpenFile {
 
     fn rotate(&mut self, config: &FileConfig) -> Result<(), ExportError> {
         let path = self.path.clone();
-        let io = |source| ExportError::Io {
-            action: "rotate",
-            path: path.clone(),
-            source,
-        };
+        let io = |source| ExportError::Io { action: "rotate", path: path.clone(), source };
         self.file.sync_all().map_err(io)?;
         let localtime = config.rotation.as_ref().is_some_and(|rotation| rotation.localtime);
-        let now = if localtime {
-            jiff::Zoned::now()
-        } else {
-            jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC)
-        };
+        let now = if localtime { jiff::Zoned::now() } else { jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC) };
         std::fs::rename(&path, rotate::rotated_name(&path, now)).map_err(io)?;
         *self = OpenFile::open(path.clone())?;
         if let Some(rotation) = &config.rotation {
@@ -143,11 +120,7 @@ impl Exporter for FileExporter {
             let record = match encode_record(&batch.request, config.format, config.compression) {
                 Ok(record) => record,
                 Err(source) => {
-                    return Err(ExportError::Io {
-                        action: "encode a record for",
-                        path,
-                        source,
-                    });
+                    return Err(ExportError::Io { action: "encode a record for", path, source });
                 }
             };
             let written = tokio::task::spawn_blocking(move || {
@@ -174,23 +147,14 @@ impl Exporter for FileExporter {
                     })
                 })
                 .await;
-                synced.unwrap_or_else(|_| {
-                    Err(ExportError::Interrupted {
-                        path: self.config.path.clone(),
-                    })
-                })?;
+                synced.unwrap_or_else(|_| Err(ExportError::Interrupted { path: self.config.path.clone() }))?;
             }
             Ok(())
         })
     }
 
     fn health(&self) -> ExporterHealth {
-        match self
-            .last_error
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .as_ref()
-        {
+        match self.last_error.lock().unwrap_or_else(|poison| poison.into_inner()).as_ref() {
             Some(message) => ExporterHealth::Failing(message.clone()),
             None => ExporterHealth::Ready,
         }

@@ -8,18 +8,10 @@ use super::*;
 use crate::Exporter;
 
 fn batch(name: &str) -> Batch {
-    let span = Span {
-        name: name.into(),
-        trace_id: vec![1; 16],
-        span_id: vec![2; 8],
-        ..Default::default()
-    };
+    let span = Span { name: name.into(), trace_id: vec![1; 16], span_id: vec![2; 8], ..Default::default() };
     let request = OtlpRequest::Traces(ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
-            scope_spans: vec![ScopeSpans {
-                spans: vec![span],
-                ..Default::default()
-            }],
+            scope_spans: vec![ScopeSpans { spans: vec![span], ..Default::default() }],
             ..Default::default()
         }],
     });
@@ -28,12 +20,7 @@ fn batch(name: &str) -> Batch {
 }
 
 fn config(path: &str, format: Format, compression: Compression, rotation: Option<RotationConfig>) -> FileConfig {
-    FileConfig {
-        path: path.into(),
-        format,
-        compression,
-        rotation,
-    }
+    FileConfig { path: path.into(), format, compression, rotation }
 }
 
 #[tokio::test]
@@ -61,12 +48,9 @@ async fn json_lines_hold_one_request_per_line_under_the_data_dir() {
 #[tokio::test]
 async fn zstd_proto_files_decompress_to_the_length_prefixed_stream() {
     let dir = tempfile::tempdir().unwrap();
-    let exporter = FileExporter::open(
-        "file".into(),
-        config("t.pb.zst", Format::Proto, Compression::Zstd, None),
-        dir.path(),
-    )
-    .unwrap();
+    let exporter =
+        FileExporter::open("file".into(), config("t.pb.zst", Format::Proto, Compression::Zstd, None), dir.path())
+            .unwrap();
     for name in ["a", "b", "c"] {
         let batch = batch(name);
         exporter.export(&batch).await.unwrap();
@@ -75,20 +59,13 @@ async fn zstd_proto_files_decompress_to_the_length_prefixed_stream() {
     let compressed = std::fs::read(dir.path().join("t.pb.zst")).unwrap();
     let stream = zstd::stream::decode_all(compressed.as_slice()).unwrap();
     let requests = decode_proto_stream(Signal::Traces, &stream).unwrap();
-    assert_eq!(
-        requests,
-        vec![batch("a").request, batch("b").request, batch("c").request]
-    );
+    assert_eq!(requests, vec![batch("a").request, batch("b").request, batch("c").request]);
 }
 
 #[tokio::test]
 async fn rotation_starts_a_new_file_and_keeps_max_backups() {
     let dir = tempfile::tempdir().unwrap();
-    let rotation = RotationConfig {
-        max_megabytes: 1,
-        max_backups: 2,
-        ..Default::default()
-    };
+    let rotation = RotationConfig { max_megabytes: 1, max_backups: 2, ..Default::default() };
     let exporter = FileExporter::open(
         "file".into(),
         config("t.jsonl", Format::Json, Compression::None, Some(rotation)),

@@ -85,9 +85,9 @@ fn key_value_at(value: &Value, path: &Path<'_>, depth: usize) -> Result<KeyValue
 /// An `AnyValue` at nesting level `depth`: exactly one of its value fields, none for `{}`.
 fn any_value(value: &Value, path: &Path<'_>, depth: usize) -> Result<AnyValue, JsonError> {
     if depth > MAX_ANY_VALUE_DEPTH {
-        return Err(path.error(format!(
-            "AnyValue nested deeper than {MAX_ANY_VALUE_DEPTH} levels (arrayValue/kvlistValue)"
-        )));
+        return Err(
+            path.error(format!("AnyValue nested deeper than {MAX_ANY_VALUE_DEPTH} levels (arrayValue/kvlistValue)"))
+        );
     }
     let o = Obj::new(value, path)?;
     let nested = depth + 1;
@@ -96,31 +96,23 @@ fn any_value(value: &Value, path: &Path<'_>, depth: usize) -> Result<AnyValue, J
         o.opt("boolValue", boolean)?.map(any_value::Value::BoolValue),
         o.opt("intValue", int)?.map(any_value::Value::IntValue),
         o.opt("doubleValue", double)?.map(any_value::Value::DoubleValue),
-        o.opt("arrayValue", |v, p| array_value(v, p, nested))?
-            .map(any_value::Value::ArrayValue),
-        o.opt("kvlistValue", |v, p| kvlist_value(v, p, nested))?
-            .map(any_value::Value::KvlistValue),
+        o.opt("arrayValue", |v, p| array_value(v, p, nested))?.map(any_value::Value::ArrayValue),
+        o.opt("kvlistValue", |v, p| kvlist_value(v, p, nested))?.map(any_value::Value::KvlistValue),
         o.opt("bytesValue", base64)?.map(any_value::Value::BytesValue),
     ];
-    Ok(AnyValue {
-        value: o.one_of("value", members)?,
-    })
+    Ok(AnyValue { value: o.one_of("value", members)? })
 }
 
 /// `ArrayValue`; `{}` is an empty array.
 fn array_value(value: &Value, path: &Path<'_>, depth: usize) -> Result<ArrayValue, JsonError> {
     let o = Obj::new(value, path)?;
-    Ok(ArrayValue {
-        values: o.list("values", |v, p| any_value(v, p, depth))?,
-    })
+    Ok(ArrayValue { values: o.list("values", |v, p| any_value(v, p, depth))? })
 }
 
 /// `KeyValueList`; `{}` is an empty list.
 fn kvlist_value(value: &Value, path: &Path<'_>, depth: usize) -> Result<KeyValueList, JsonError> {
     let o = Obj::new(value, path)?;
-    Ok(KeyValueList {
-        values: o.list("values", |v, p| key_value_at(v, p, depth))?,
-    })
+    Ok(KeyValueList { values: o.list("values", |v, p| key_value_at(v, p, depth))? })
 }
 
 // ---- traces ----
@@ -128,9 +120,7 @@ fn kvlist_value(value: &Value, path: &Path<'_>, depth: usize) -> Result<KeyValue
 /// `ExportTraceServiceRequest`.
 fn trace_request(value: &Value, path: &Path<'_>) -> Result<ExportTraceServiceRequest, JsonError> {
     let o = Obj::new(value, path)?;
-    Ok(ExportTraceServiceRequest {
-        resource_spans: o.list("resourceSpans", resource_spans)?,
-    })
+    Ok(ExportTraceServiceRequest { resource_spans: o.list("resourceSpans", resource_spans)? })
 }
 
 /// `ResourceSpans`.
@@ -214,9 +204,7 @@ fn status(value: &Value, path: &Path<'_>) -> Result<Status, JsonError> {
 /// `ExportLogsServiceRequest`.
 fn logs_request(value: &Value, path: &Path<'_>) -> Result<ExportLogsServiceRequest, JsonError> {
     let o = Obj::new(value, path)?;
-    Ok(ExportLogsServiceRequest {
-        resource_logs: o.list("resourceLogs", resource_logs)?,
-    })
+    Ok(ExportLogsServiceRequest { resource_logs: o.list("resourceLogs", resource_logs)? })
 }
 
 /// `ResourceLogs`.
@@ -245,9 +233,7 @@ fn log_record(value: &Value, path: &Path<'_>) -> Result<LogRecord, JsonError> {
     Ok(LogRecord {
         time_unix_nano: o.get("timeUnixNano", int)?,
         observed_time_unix_nano: o.get("observedTimeUnixNano", int)?,
-        severity_number: o.get("severityNumber", |v, p| {
-            enumeration(v, p, SeverityNumber::from_str_name)
-        })?,
+        severity_number: o.get("severityNumber", |v, p| enumeration(v, p, SeverityNumber::from_str_name))?,
         severity_text: o.get("severityText", string)?,
         body: o.opt("body", |v, p| any_value(v, p, 1))?,
         attributes: o.list("attributes", key_value)?,

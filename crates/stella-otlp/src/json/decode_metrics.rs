@@ -17,9 +17,7 @@ use crate::proto::metrics::v1::{
 /// `ExportMetricsServiceRequest`.
 pub(super) fn metrics_request(value: &Value, path: &Path<'_>) -> Result<ExportMetricsServiceRequest, JsonError> {
     let o = Obj::new(value, path)?;
-    Ok(ExportMetricsServiceRequest {
-        resource_metrics: o.list("resourceMetrics", resource_metrics)?,
-    })
+    Ok(ExportMetricsServiceRequest { resource_metrics: o.list("resourceMetrics", resource_metrics)? })
 }
 
 /// `ResourceMetrics`.
@@ -49,8 +47,7 @@ fn metric(value: &Value, path: &Path<'_>) -> Result<Metric, JsonError> {
         o.opt("gauge", gauge)?.map(metric::Data::Gauge),
         o.opt("sum", sum)?.map(metric::Data::Sum),
         o.opt("histogram", histogram)?.map(metric::Data::Histogram),
-        o.opt("exponentialHistogram", exponential_histogram)?
-            .map(metric::Data::ExponentialHistogram),
+        o.opt("exponentialHistogram", exponential_histogram)?.map(metric::Data::ExponentialHistogram),
         o.opt("summary", summary)?.map(metric::Data::Summary),
     ];
     Ok(Metric {
@@ -70,9 +67,7 @@ fn temporality(value: &Value, path: &Path<'_>) -> Result<i32, JsonError> {
 /// `Gauge`.
 fn gauge(value: &Value, path: &Path<'_>) -> Result<Gauge, JsonError> {
     let o = Obj::new(value, path)?;
-    Ok(Gauge {
-        data_points: o.list("dataPoints", number_data_point)?,
-    })
+    Ok(Gauge { data_points: o.list("dataPoints", number_data_point)? })
 }
 
 /// `Sum`.
@@ -106,9 +101,7 @@ fn exponential_histogram(value: &Value, path: &Path<'_>) -> Result<ExponentialHi
 /// `Summary`.
 fn summary(value: &Value, path: &Path<'_>) -> Result<Summary, JsonError> {
     let o = Obj::new(value, path)?;
-    Ok(Summary {
-        data_points: o.list("dataPoints", summary_data_point)?,
-    })
+    Ok(Summary { data_points: o.list("dataPoints", summary_data_point)? })
 }
 
 /// `NumberDataPoint`.
@@ -173,10 +166,7 @@ fn exponential_histogram_data_point(
 /// `ExponentialHistogramDataPoint.Buckets`.
 fn buckets(value: &Value, path: &Path<'_>) -> Result<Buckets, JsonError> {
     let o = Obj::new(value, path)?;
-    Ok(Buckets {
-        offset: o.get("offset", int)?,
-        bucket_counts: o.list("bucketCounts", int)?,
-    })
+    Ok(Buckets { offset: o.get("offset", int)?, bucket_counts: o.list("bucketCounts", int)? })
 }
 
 /// `SummaryDataPoint`.
@@ -196,19 +186,14 @@ fn summary_data_point(value: &Value, path: &Path<'_>) -> Result<SummaryDataPoint
 /// `SummaryDataPoint.ValueAtQuantile`.
 fn value_at_quantile(value: &Value, path: &Path<'_>) -> Result<ValueAtQuantile, JsonError> {
     let o = Obj::new(value, path)?;
-    Ok(ValueAtQuantile {
-        quantile: o.get("quantile", double)?,
-        value: o.get("value", double)?,
-    })
+    Ok(ValueAtQuantile { quantile: o.get("quantile", double)?, value: o.get("value", double)? })
 }
 
 /// `Exemplar`.
 fn exemplar(value: &Value, path: &Path<'_>) -> Result<Exemplar, JsonError> {
     let o = Obj::new(value, path)?;
-    let values = [
-        o.opt("asDouble", double)?.map(exemplar::Value::AsDouble),
-        o.opt("asInt", int)?.map(exemplar::Value::AsInt),
-    ];
+    let values =
+        [o.opt("asDouble", double)?.map(exemplar::Value::AsDouble), o.opt("asInt", int)?.map(exemplar::Value::AsInt)];
     Ok(Exemplar {
         filtered_attributes: o.list("filteredAttributes", key_value)?,
         time_unix_nano: o.get("timeUnixNano", int)?,

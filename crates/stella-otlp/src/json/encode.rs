@@ -94,9 +94,7 @@ impl Fields {
 
     /// A repeated field, each item encoded by `encode`; omitted when empty.
     pub(super) fn list<T>(self, key: &str, items: &[T], encode: impl Fn(&T) -> Value) -> Self {
-        self.unless(items.is_empty(), key, || {
-            Value::Array(items.iter().map(encode).collect())
-        })
+        self.unless(items.is_empty(), key, || Value::Array(items.iter().map(encode).collect()))
     }
 }
 
@@ -158,9 +156,7 @@ fn entity_ref(entity: &EntityRef) -> Value {
         .string("schemaUrl", &entity.schema_url)
         .string("type", &entity.r#type)
         .list("idKeys", &entity.id_keys, |key| Value::from(key.as_str()))
-        .list("descriptionKeys", &entity.description_keys, |key| {
-            Value::from(key.as_str())
-        })
+        .list("descriptionKeys", &entity.description_keys, |key| Value::from(key.as_str()))
         .build()
 }
 
@@ -176,10 +172,7 @@ pub(super) fn scope(scope: &InstrumentationScope) -> Value {
 
 /// `KeyValue`: the key is always written, the value whenever present (`{}` for an empty one).
 pub(super) fn key_value(pair: &KeyValue) -> Value {
-    Fields::new()
-        .value("key", Value::from(pair.key.as_str()))
-        .message("value", pair.value.as_ref(), any_value)
-        .build()
+    Fields::new().value("key", Value::from(pair.key.as_str())).message("value", pair.value.as_ref(), any_value).build()
 }
 
 /// `AnyValue`: the member of the oneof is written even when it holds a default (`""`, `0`,
@@ -210,9 +203,7 @@ fn any_value(value: &AnyValue) -> Value {
 
 /// `ExportTraceServiceRequest`.
 fn trace_request(request: &ExportTraceServiceRequest) -> Value {
-    Fields::new()
-        .list("resourceSpans", &request.resource_spans, resource_spans)
-        .build()
+    Fields::new().list("resourceSpans", &request.resource_spans, resource_spans).build()
 }
 
 /// `ResourceSpans`.
@@ -279,19 +270,14 @@ fn link(link: &Link) -> Value {
 
 /// `Status`.
 fn status(status: &Status) -> Value {
-    Fields::new()
-        .string("message", &status.message)
-        .int32("code", status.code)
-        .build()
+    Fields::new().string("message", &status.message).int32("code", status.code).build()
 }
 
 // ---- logs ----
 
 /// `ExportLogsServiceRequest`.
 fn logs_request(request: &ExportLogsServiceRequest) -> Value {
-    Fields::new()
-        .list("resourceLogs", &request.resource_logs, resource_logs)
-        .build()
+    Fields::new().list("resourceLogs", &request.resource_logs, resource_logs).build()
 }
 
 /// `ResourceLogs`.

@@ -14,9 +14,7 @@ use crate::proto::metrics::v1::{
 
 /// `ExportMetricsServiceRequest`.
 pub(super) fn metrics_request(request: &ExportMetricsServiceRequest) -> Value {
-    Fields::new()
-        .list("resourceMetrics", &request.resource_metrics, resource_metrics)
-        .build()
+    Fields::new().list("resourceMetrics", &request.resource_metrics, resource_metrics).build()
 }
 
 /// `ResourceMetrics`.
@@ -59,9 +57,7 @@ fn metric(metric: &Metric) -> Value {
 
 /// `Gauge`.
 fn gauge(gauge: &Gauge) -> Value {
-    Fields::new()
-        .list("dataPoints", &gauge.data_points, number_data_point)
-        .build()
+    Fields::new().list("dataPoints", &gauge.data_points, number_data_point).build()
 }
 
 /// `Sum`.
@@ -91,9 +87,7 @@ fn exponential_histogram(histogram: &ExponentialHistogram) -> Value {
 
 /// `Summary`.
 fn summary(summary: &Summary) -> Value {
-    Fields::new()
-        .list("dataPoints", &summary.data_points, summary_data_point)
-        .build()
+    Fields::new().list("dataPoints", &summary.data_points, summary_data_point).build()
 }
 
 /// `NumberDataPoint`: the value is written even when 0.
@@ -151,10 +145,7 @@ fn exponential_histogram_data_point(point: &ExponentialHistogramDataPoint) -> Va
 
 /// `ExponentialHistogramDataPoint.Buckets`.
 fn buckets(buckets: &Buckets) -> Value {
-    Fields::new()
-        .int32("offset", buckets.offset)
-        .list("bucketCounts", &buckets.bucket_counts, int64_item)
-        .build()
+    Fields::new().int32("offset", buckets.offset).list("bucketCounts", &buckets.bucket_counts, int64_item).build()
 }
 
 /// `SummaryDataPoint`.
@@ -172,10 +163,7 @@ fn summary_data_point(point: &SummaryDataPoint) -> Value {
 
 /// `SummaryDataPoint.ValueAtQuantile`.
 fn value_at_quantile(item: &ValueAtQuantile) -> Value {
-    Fields::new()
-        .double("quantile", item.quantile)
-        .double("value", item.value)
-        .build()
+    Fields::new().double("quantile", item.quantile).double("value", item.value).build()
 }
 
 /// `Exemplar`: the value is written even when 0.

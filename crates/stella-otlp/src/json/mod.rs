@@ -45,10 +45,8 @@ pub struct JsonError {
 
 /// Decodes an OTLP/JSON export request body of the given signal.
 pub fn decode(signal: Signal, body: &[u8]) -> Result<OtlpRequest, JsonError> {
-    let value: serde_json::Value = serde_json::from_slice(body).map_err(|error| JsonError {
-        path: "$".to_string(),
-        reason: error.to_string(),
-    })?;
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|error| JsonError { path: "$".to_string(), reason: error.to_string() })?;
     decode::request(signal, &value)
 }
 

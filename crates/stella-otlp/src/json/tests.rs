@@ -60,17 +60,12 @@ fn first_span(request: &OtlpRequest) -> &Span {
 
 /// A traces body holding one span with one attribute `a` of the given AnyValue JSON.
 fn attribute_body(any_value: &str) -> String {
-    span_body(&format!(
-        r#"{{"name":"s","attributes":[{{"key":"a","value":{any_value}}}]}}"#
-    ))
+    span_body(&format!(r#"{{"name":"s","attributes":[{{"key":"a","value":{any_value}}}]}}"#))
 }
 
 /// The value of the first attribute of the first span.
 fn first_attribute(request: &OtlpRequest) -> Option<&any_value::Value> {
-    first_span(request).attributes[0]
-        .value
-        .as_ref()
-        .and_then(|value| value.value.as_ref())
+    first_span(request).attributes[0].value.as_ref().and_then(|value| value.value.as_ref())
 }
 
 /// A metrics body holding one gauge with one data point.
@@ -109,9 +104,7 @@ fn assert_double_survives(point: &str, check: impl Fn(f64) -> bool, encoded_as: 
 }
 
 fn string_value(text: &str) -> Option<AnyValue> {
-    Some(AnyValue {
-        value: Some(any_value::Value::StringValue(text.to_string())),
-    })
+    Some(AnyValue { value: Some(any_value::Value::StringValue(text.to_string())) })
 }
 
 // ---- 1. the specification's examples ----
@@ -127,10 +120,7 @@ fn spec_trace_example_round_trips() {
     let scope = resource_spans[0].scope_spans[0].scope.as_ref().expect("scope");
     assert_eq!((scope.name.as_str(), scope.version.as_str()), ("my.library", "1.0.0"));
     let span = first_span(&request);
-    assert_eq!(
-        span.trace_id,
-        hex::decode("5b8efff798038103d269b633813fc60c").expect("hex")
-    );
+    assert_eq!(span.trace_id, hex::decode("5b8efff798038103d269b633813fc60c").expect("hex"));
     assert_eq!(span.span_id, hex::decode("eee19b7ec3c1b174").expect("hex"));
     assert_eq!(span.parent_span_id, hex::decode("eee19b7ec3c1b173").expect("hex"));
     assert_eq!(span.name, "I'm a server span");
@@ -140,14 +130,8 @@ fn spec_trace_example_round_trips() {
     assert_eq!(span.attributes[0].value, string_value("some value"));
 
     let encoded = String::from_utf8(encode(&request)).expect("utf-8");
-    assert!(
-        encoded.contains(r#""traceId":"5b8efff798038103d269b633813fc60c""#),
-        "{encoded}"
-    );
-    assert!(
-        encoded.contains(r#""startTimeUnixNano":"1544712660000000000""#),
-        "{encoded}"
-    );
+    assert!(encoded.contains(r#""traceId":"5b8efff798038103d269b633813fc60c""#), "{encoded}");
+    assert!(encoded.contains(r#""startTimeUnixNano":"1544712660000000000""#), "{encoded}");
     assert!(!encoded.contains('\n'));
 }
 
@@ -156,28 +140,16 @@ fn spec_metrics_example_round_trips() {
     let request = round_trip(Signal::Metrics, SPEC_METRICS);
     let metrics = &metrics(&request).resource_metrics[0].scope_metrics[0].metrics;
     assert_eq!(metrics.len(), 3);
-    let Some(metric::Data::Sum(sum)) = &metrics[0].data else {
-        panic!("not a sum")
-    };
+    let Some(metric::Data::Sum(sum)) = &metrics[0].data else { panic!("not a sum") };
     assert_eq!(metrics[0].name, "my.counter");
     assert_eq!((sum.aggregation_temporality, sum.is_monotonic), (1, true));
     assert_eq!(sum.data_points[0].value, Some(number_data_point::Value::AsDouble(5.0)));
     assert_eq!(sum.data_points[0].start_time_unix_nano, 1_544_712_660_300_000_000);
-    let Some(metric::Data::Gauge(gauge)) = &metrics[1].data else {
-        panic!("not a gauge")
-    };
-    assert_eq!(
-        gauge.data_points[0].value,
-        Some(number_data_point::Value::AsDouble(10.0))
-    );
-    let Some(metric::Data::Histogram(histogram)) = &metrics[2].data else {
-        panic!("not a histogram")
-    };
+    let Some(metric::Data::Gauge(gauge)) = &metrics[1].data else { panic!("not a gauge") };
+    assert_eq!(gauge.data_points[0].value, Some(number_data_point::Value::AsDouble(10.0)));
+    let Some(metric::Data::Histogram(histogram)) = &metrics[2].data else { panic!("not a histogram") };
     let point = &histogram.data_points[0];
-    assert_eq!(
-        (point.count, point.sum, point.min, point.max),
-        (2, Some(2.0), Some(0.0), Some(2.0))
-    );
+    assert_eq!((point.count, point.sum, point.min, point.max), (2, Some(2.0), Some(0.0), Some(2.0)));
     assert_eq!(point.bucket_counts, vec![1, 1]);
     assert_eq!(point.explicit_bounds, vec![1.0]);
     assert_eq!(point.attributes[0].key, "my.histogram.attr");
@@ -186,16 +158,11 @@ fn spec_metrics_example_round_trips() {
 #[test]
 fn spec_logs_example_round_trips() {
     let request = round_trip(Signal::Logs, SPEC_LOGS);
-    let OtlpRequest::Logs(logs) = &request else {
-        panic!("not logs")
-    };
+    let OtlpRequest::Logs(logs) = &request else { panic!("not logs") };
     let records: &[LogRecord] = &logs.resource_logs[0].scope_logs[0].log_records;
     assert_eq!(records.len(), 1);
     let record = &records[0];
-    assert_eq!(
-        record.trace_id,
-        hex::decode("5b8efff798038103d269b633813fc60c").expect("hex")
-    );
+    assert_eq!(record.trace_id, hex::decode("5b8efff798038103d269b633813fc60c").expect("hex"));
     assert_eq!(record.span_id, hex::decode("eee19b7ec3c1b174").expect("hex"));
     assert_eq!(record.severity_text, "Information");
     assert_eq!(record.body, string_value("Example log record"));
@@ -204,19 +171,9 @@ fn spec_logs_example_round_trips() {
     assert_eq!(value(1), Some(any_value::Value::BoolValue(true)));
     assert_eq!(value(2), Some(any_value::Value::IntValue(10)));
     assert_eq!(value(3), Some(any_value::Value::DoubleValue(637.704)));
-    let Some(any_value::Value::ArrayValue(array)) = value(4) else {
-        panic!("not an array")
-    };
-    assert_eq!(
-        array.values,
-        vec![
-            string_value("many").expect("value"),
-            string_value("values").expect("value")
-        ]
-    );
-    let Some(any_value::Value::KvlistValue(map)) = value(5) else {
-        panic!("not a kvlist")
-    };
+    let Some(any_value::Value::ArrayValue(array)) = value(4) else { panic!("not an array") };
+    assert_eq!(array.values, vec![string_value("many").expect("value"), string_value("values").expect("value")]);
+    let Some(any_value::Value::KvlistValue(map)) = value(5) else { panic!("not a kvlist") };
     assert_eq!(map.values[0].key, "some.map.key");
 }
 
@@ -267,10 +224,7 @@ fn empty_kvlist_value_survives() {
 #[test]
 fn int_value_beyond_f64_precision_is_exact() {
     let request = round_trip(Signal::Traces, &attribute_body(r#"{"intValue":"9007199254740993"}"#));
-    assert_eq!(
-        first_attribute(&request),
-        Some(&any_value::Value::IntValue(9_007_199_254_740_993))
-    );
+    assert_eq!(first_attribute(&request), Some(&any_value::Value::IntValue(9_007_199_254_740_993)));
     let encoded = String::from_utf8(encode(&request)).expect("utf-8");
     assert!(encoded.contains(r#""intValue":"9007199254740993""#), "{encoded}");
 }
@@ -284,17 +238,12 @@ fn snake_case_field_names_are_accepted() {
     let request = round_trip(Signal::Traces, body);
     assert_eq!(traces(&request).resource_spans[0].schema_url, "https://s");
     let span = first_span(&request);
-    assert_eq!(
-        (span.trace_id.as_slice(), span.span_id.as_slice()),
-        (&[1u8, 2][..], &[3u8][..])
-    );
+    assert_eq!((span.trace_id.as_slice(), span.span_id.as_slice()), (&[1u8, 2][..], &[3u8][..]));
     assert_eq!(span.parent_span_id, vec![4]);
     assert_eq!((span.start_time_unix_nano, span.dropped_attributes_count), (7, 3));
     let inner = KeyValue {
         key: "n".to_string(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::IntValue(5)),
-        }),
+        value: Some(AnyValue { value: Some(any_value::Value::IntValue(5)) }),
         key_strindex: 0,
     };
     let expected = any_value::Value::KvlistValue(KeyValueList { values: vec![inner] });
@@ -305,10 +254,7 @@ fn snake_case_field_names_are_accepted() {
         .replace("dataPoints", "data_points");
     let request = round_trip(Signal::Metrics, &metrics_body);
     let point = first_gauge_point(&request);
-    assert_eq!(
-        (point.value, point.time_unix_nano),
-        (Some(number_data_point::Value::AsInt(-4)), 9)
-    );
+    assert_eq!((point.value, point.time_unix_nano), (Some(number_data_point::Value::AsInt(-4)), 9));
 }
 
 #[test]
@@ -319,18 +265,14 @@ fn enum_names_are_accepted() {
     assert_eq!(first_span(&request).status.as_ref().map(|status| status.code), Some(2));
 
     let logs = r#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"severityNumber":"SEVERITY_NUMBER_INFO"}]}]}]}"#;
-    let OtlpRequest::Logs(logs) = round_trip(Signal::Logs, logs) else {
-        panic!("not logs")
-    };
+    let OtlpRequest::Logs(logs) = round_trip(Signal::Logs, logs) else { panic!("not logs") };
     assert_eq!(logs.resource_logs[0].scope_logs[0].log_records[0].severity_number, 9);
 
     let sum = r#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"sum":
         {"aggregationTemporality":"AGGREGATION_TEMPORALITY_CUMULATIVE"}}]}]}]}"#;
     let request = round_trip(Signal::Metrics, sum);
     let data = &metrics(&request).resource_metrics[0].scope_metrics[0].metrics[0].data;
-    let Some(metric::Data::Sum(sum)) = data else {
-        panic!("not a sum")
-    };
+    let Some(metric::Data::Sum(sum)) = data else { panic!("not a sum") };
     assert_eq!(sum.aggregation_temporality, 2);
 }
 
@@ -362,10 +304,7 @@ fn error_of_span(span: &str) -> JsonError {
 #[test]
 fn wrong_type_is_reported_with_its_path() {
     let error = error_of_span(r#"{"name":5}"#);
-    assert_eq!(
-        error.to_string(),
-        "resourceSpans[0].scopeSpans[0].spans[0].name: expected a string, found number"
-    );
+    assert_eq!(error.to_string(), "resourceSpans[0].scopeSpans[0].spans[0].name: expected a string, found number");
     let not_object = super::decode(Signal::Logs, b"[]").expect_err("array body");
     assert_eq!(not_object.to_string(), "$: expected an object, found array");
 }
@@ -378,10 +317,7 @@ fn bad_integers_are_refused() {
     let too_big = error_of_span(r#"{"droppedLinksCount":"4294967296"}"#);
     assert_eq!(too_big.reason, "integer 4294967296 is out of range for u32");
     let negative = error_of_span(r#"{"startTimeUnixNano":-1}"#);
-    assert_eq!(
-        negative.path,
-        "resourceSpans[0].scopeSpans[0].spans[0].startTimeUnixNano"
-    );
+    assert_eq!(negative.path, "resourceSpans[0].scopeSpans[0].spans[0].startTimeUnixNano");
     assert_eq!(negative.reason, "integer -1 is out of range for u64");
     let text = error_of_span(r#"{"endTimeUnixNano":"soon"}"#);
     assert_eq!(text.reason, r#"invalid integer "soon""#);
@@ -402,15 +338,10 @@ fn nested_attribute(levels: usize) -> Value {
 fn too_deep_nesting_is_refused() {
     assert!(super::decode::request(Signal::Traces, &nested_attribute(64)).is_ok());
     let error = super::decode::request(Signal::Traces, &nested_attribute(65)).expect_err("too deep");
-    let expected_path = format!(
-        "resourceSpans[0].scopeSpans[0].spans[0].attributes[0].value{}",
-        ".arrayValue.values[0]".repeat(64)
-    );
+    let expected_path =
+        format!("resourceSpans[0].scopeSpans[0].spans[0].attributes[0].value{}", ".arrayValue.values[0]".repeat(64));
     assert_eq!(error.path, expected_path);
-    assert_eq!(
-        error.reason,
-        "AnyValue nested deeper than 64 levels (arrayValue/kvlistValue)"
-    );
+    assert_eq!(error.reason, "AnyValue nested deeper than 64 levels (arrayValue/kvlistValue)");
 }
 
 #[test]

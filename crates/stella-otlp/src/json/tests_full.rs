@@ -24,43 +24,24 @@ use crate::proto::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
 use crate::{OtlpRequest, Signal};
 
 fn kv(key: &str, value: any_value::Value) -> KeyValue {
-    KeyValue {
-        key: key.to_string(),
-        value: Some(AnyValue { value: Some(value) }),
-        key_strindex: 0,
-    }
+    KeyValue { key: key.to_string(), value: Some(AnyValue { value: Some(value) }), key_strindex: 0 }
 }
 
 /// One attribute of every AnyValue kind, default-valued members included.
 fn all_kinds() -> Vec<KeyValue> {
     use any_value::Value as V;
-    let nested = V::KvlistValue(KeyValueList {
-        values: vec![kv("inner", V::BoolValue(false))],
-    });
+    let nested = V::KvlistValue(KeyValueList { values: vec![kv("inner", V::BoolValue(false))] });
     vec![
         kv("s", V::StringValue(String::new())),
         kv("b", V::BoolValue(true)),
         kv("i", V::IntValue(i64::MIN)),
         kv("zero", V::IntValue(0)),
         kv("d", V::DoubleValue(-0.25)),
-        kv(
-            "a",
-            V::ArrayValue(ArrayValue {
-                values: vec![AnyValue { value: Some(nested) }],
-            }),
-        ),
+        kv("a", V::ArrayValue(ArrayValue { values: vec![AnyValue { value: Some(nested) }] })),
         kv("e", V::ArrayValue(ArrayValue::default())),
         kv("bytes", V::BytesValue(vec![0, 255, 62, 63])),
-        KeyValue {
-            key: "none".to_string(),
-            value: Some(AnyValue { value: None }),
-            key_strindex: 0,
-        },
-        KeyValue {
-            key: "absent".to_string(),
-            value: None,
-            key_strindex: 0,
-        },
+        KeyValue { key: "none".to_string(), value: Some(AnyValue { value: None }), key_strindex: 0 },
+        KeyValue { key: "absent".to_string(), value: None, key_strindex: 0 },
     ]
 }
 
@@ -71,11 +52,7 @@ fn resource() -> Option<Resource> {
         id_keys: vec!["service.name".to_string()],
         description_keys: vec!["service.version".to_string()],
     };
-    Some(Resource {
-        attributes: all_kinds(),
-        dropped_attributes_count: 1,
-        entity_refs: vec![entity],
-    })
+    Some(Resource { attributes: all_kinds(), dropped_attributes_count: 1, entity_refs: vec![entity] })
 }
 
 fn scope() -> Option<InstrumentationScope> {
@@ -125,24 +102,12 @@ fn every_trace_field_round_trips() {
             flags: 8,
         }],
         dropped_links_count: 9,
-        status: Some(Status {
-            message: "bad".to_string(),
-            code: 2,
-        }),
+        status: Some(Status { message: "bad".to_string(), code: 2 }),
     };
-    let scope_spans = ScopeSpans {
-        scope: scope(),
-        spans: vec![span, Span::default()],
-        schema_url: "s".to_string(),
-    };
-    let resource_spans = ResourceSpans {
-        resource: resource(),
-        scope_spans: vec![scope_spans],
-        schema_url: "r".to_string(),
-    };
-    assert_round_trip(OtlpRequest::Traces(ExportTraceServiceRequest {
-        resource_spans: vec![resource_spans],
-    }));
+    let scope_spans = ScopeSpans { scope: scope(), spans: vec![span, Span::default()], schema_url: "s".to_string() };
+    let resource_spans =
+        ResourceSpans { resource: resource(), scope_spans: vec![scope_spans], schema_url: "r".to_string() };
+    assert_round_trip(OtlpRequest::Traces(ExportTraceServiceRequest { resource_spans: vec![resource_spans] }));
 }
 
 #[test]
@@ -152,9 +117,7 @@ fn every_log_field_round_trips() {
         observed_time_unix_nano: 2,
         severity_number: 17,
         severity_text: "ERROR".to_string(),
-        body: Some(AnyValue {
-            value: Some(any_value::Value::StringValue("boom".to_string())),
-        }),
+        body: Some(AnyValue { value: Some(any_value::Value::StringValue("boom".to_string())) }),
         attributes: all_kinds(),
         dropped_attributes_count: 3,
         flags: 1,
@@ -162,19 +125,10 @@ fn every_log_field_round_trips() {
         span_id: vec![8; 8],
         event_name: "app.crash".to_string(),
     };
-    let scope_logs = ScopeLogs {
-        scope: scope(),
-        log_records: vec![record],
-        schema_url: "s".to_string(),
-    };
-    let resource_logs = ResourceLogs {
-        resource: resource(),
-        scope_logs: vec![scope_logs],
-        schema_url: "r".to_string(),
-    };
-    assert_round_trip(OtlpRequest::Logs(ExportLogsServiceRequest {
-        resource_logs: vec![resource_logs],
-    }));
+    let scope_logs = ScopeLogs { scope: scope(), log_records: vec![record], schema_url: "s".to_string() };
+    let resource_logs =
+        ResourceLogs { resource: resource(), scope_logs: vec![scope_logs], schema_url: "r".to_string() };
+    assert_round_trip(OtlpRequest::Logs(ExportLogsServiceRequest { resource_logs: vec![resource_logs] }));
 }
 
 fn exemplars() -> Vec<Exemplar> {
@@ -185,10 +139,7 @@ fn exemplars() -> Vec<Exemplar> {
         trace_id: vec![4; 16],
         value: Some(value),
     };
-    vec![
-        exemplar(exemplar::Value::AsDouble(0.0)),
-        exemplar(exemplar::Value::AsInt(-12)),
-    ]
+    vec![exemplar(exemplar::Value::AsDouble(0.0)), exemplar(exemplar::Value::AsInt(-12))]
 }
 
 fn number_point(value: number_data_point::Value) -> NumberDataPoint {
@@ -234,10 +185,7 @@ fn all_metrics() -> Vec<Metric> {
         sum: None,
         scale: -3,
         zero_count: 4,
-        positive: Some(Buckets {
-            offset: -2,
-            bucket_counts: vec![5, 6],
-        }),
+        positive: Some(Buckets { offset: -2, bucket_counts: vec![5, 6] }),
         negative: Some(Buckets::default()),
         flags: 0,
         exemplars: exemplars(),
@@ -252,21 +200,13 @@ fn all_metrics() -> Vec<Metric> {
         count: 3,
         sum: 4.5,
         quantile_values: vec![
-            ValueAtQuantile {
-                quantile: 0.0,
-                value: 1.0,
-            },
-            ValueAtQuantile {
-                quantile: 1.0,
-                value: f64::INFINITY,
-            },
+            ValueAtQuantile { quantile: 0.0, value: 1.0 },
+            ValueAtQuantile { quantile: 1.0, value: f64::INFINITY },
         ],
         flags: 1,
     };
     vec![
-        metric_with(metric::Data::Gauge(Gauge {
-            data_points: vec![number_point(number_data_point::Value::AsInt(0))],
-        })),
+        metric_with(metric::Data::Gauge(Gauge { data_points: vec![number_point(number_data_point::Value::AsInt(0))] })),
         metric_with(metric::Data::Sum(Sum {
             data_points: vec![number_point(number_data_point::Value::AsDouble(f64::NEG_INFINITY))],
             aggregation_temporality: 1,
@@ -280,9 +220,7 @@ fn all_metrics() -> Vec<Metric> {
             data_points: vec![exponential_point],
             aggregation_temporality: 1,
         })),
-        metric_with(metric::Data::Summary(Summary {
-            data_points: vec![summary_point],
-        })),
+        metric_with(metric::Data::Summary(Summary { data_points: vec![summary_point] })),
         metric_with(metric::Data::Gauge(Gauge::default())),
         Metric::default(),
     ]
@@ -290,19 +228,10 @@ fn all_metrics() -> Vec<Metric> {
 
 #[test]
 fn every_metric_field_round_trips() {
-    let scope_metrics = ScopeMetrics {
-        scope: scope(),
-        metrics: all_metrics(),
-        schema_url: "s".to_string(),
-    };
-    let resource_metrics = ResourceMetrics {
-        resource: resource(),
-        scope_metrics: vec![scope_metrics],
-        schema_url: "r".to_string(),
-    };
-    assert_round_trip(OtlpRequest::Metrics(ExportMetricsServiceRequest {
-        resource_metrics: vec![resource_metrics],
-    }));
+    let scope_metrics = ScopeMetrics { scope: scope(), metrics: all_metrics(), schema_url: "s".to_string() };
+    let resource_metrics =
+        ResourceMetrics { resource: resource(), scope_metrics: vec![scope_metrics], schema_url: "r".to_string() };
+    assert_round_trip(OtlpRequest::Metrics(ExportMetricsServiceRequest { resource_metrics: vec![resource_metrics] }));
 }
 
 #[test]
@@ -318,15 +247,9 @@ fn encoding_is_exact_and_compact() {
         ],
         ..Span::default()
     };
-    let scope_spans = ScopeSpans {
-        spans: vec![span],
-        ..ScopeSpans::default()
-    };
+    let scope_spans = ScopeSpans { spans: vec![span], ..ScopeSpans::default() };
     let request = ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            scope_spans: vec![scope_spans],
-            ..ResourceSpans::default()
-        }],
+        resource_spans: vec![ResourceSpans { scope_spans: vec![scope_spans], ..ResourceSpans::default() }],
     };
     let encoded = String::from_utf8(encode(&OtlpRequest::Traces(request))).expect("utf-8");
     assert_eq!(
@@ -339,20 +262,11 @@ fn encoding_is_exact_and_compact() {
 fn responses_follow_the_partial_success_shape() {
     assert_eq!(encode_response(Signal::Traces, 0, ""), b"{}");
     let spans: Value = serde_json::from_slice(&encode_response(Signal::Traces, 3, "bad ids")).expect("json");
-    assert_eq!(
-        spans,
-        json!({"partialSuccess": {"rejectedSpans": "3", "errorMessage": "bad ids"}})
-    );
+    assert_eq!(spans, json!({"partialSuccess": {"rejectedSpans": "3", "errorMessage": "bad ids"}}));
     let points: Value = serde_json::from_slice(&encode_response(Signal::Metrics, 2, "")).expect("json");
-    assert_eq!(
-        points,
-        json!({"partialSuccess": {"rejectedDataPoints": "2", "errorMessage": ""}})
-    );
+    assert_eq!(points, json!({"partialSuccess": {"rejectedDataPoints": "2", "errorMessage": ""}}));
     let logs: Value = serde_json::from_slice(&encode_response(Signal::Logs, 0, "warning")).expect("json");
-    assert_eq!(
-        logs,
-        json!({"partialSuccess": {"rejectedLogRecords": "0", "errorMessage": "warning"}})
-    );
+    assert_eq!(logs, json!({"partialSuccess": {"rejectedLogRecords": "0", "errorMessage": "warning"}}));
 }
 
 /// The first attribute value of a span in a traces body.
@@ -360,9 +274,7 @@ fn attribute(value: &str) -> Result<Option<any_value::Value>, super::JsonError> 
     let body = format!(
         r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{{"attributes":[{{"key":"k","value":{value}}}]}}]}}]}}]}}"#
     );
-    let OtlpRequest::Traces(request) = decode(Signal::Traces, body.as_bytes())? else {
-        panic!("not traces")
-    };
+    let OtlpRequest::Traces(request) = decode(Signal::Traces, body.as_bytes())? else { panic!("not traces") };
     let span = &request.resource_spans[0].scope_spans[0].spans[0];
     Ok(span.attributes[0].value.clone().and_then(|value| value.value))
 }
@@ -377,14 +289,8 @@ fn lenient_inputs_are_accepted() {
         attribute(r#"{"stringValue":null,"intValue":1,"unknown":[]}"#).expect("null"),
         Some(any_value::Value::IntValue(1))
     );
-    assert_eq!(
-        attribute(r#"{"doubleValue":3}"#).expect("integer double"),
-        Some(any_value::Value::DoubleValue(3.0))
-    );
-    assert_eq!(
-        attribute(r#"{"intValue":1e3}"#).expect("integral float"),
-        Some(any_value::Value::IntValue(1000))
-    );
+    assert_eq!(attribute(r#"{"doubleValue":3}"#).expect("integer double"), Some(any_value::Value::DoubleValue(3.0)));
+    assert_eq!(attribute(r#"{"intValue":1e3}"#).expect("integral float"), Some(any_value::Value::IntValue(1000)));
     let body = r#"{"resourceSpans":[{"resource":null,"scopeSpans":[{"spans":[{"traceId":"","spanId":"ABCDEF","name":null}]}]}],"extra":1}"#;
     let OtlpRequest::Traces(request) = decode(Signal::Traces, body.as_bytes()).expect("decode") else {
         panic!("not traces")
@@ -399,10 +305,7 @@ fn lenient_inputs_are_accepted() {
 #[test]
 fn conflicting_oneof_members_are_refused() {
     let error = attribute(r#"{"stringValue":"a","boolValue":true}"#).expect_err("two members");
-    assert_eq!(
-        error.path,
-        "resourceSpans[0].scopeSpans[0].spans[0].attributes[0].value"
-    );
+    assert_eq!(error.path, "resourceSpans[0].scopeSpans[0].spans[0].attributes[0].value");
     assert_eq!(error.reason, "more than one field of the oneof `value` is set");
     let error = attribute(r#"{"bytesValue":"***"}"#).expect_err("bad base64");
     assert!(error.reason.starts_with("invalid base64"), "{error}");

@@ -33,34 +33,22 @@ pub(super) struct Path<'a> {
 }
 
 /// The path of the top-level value.
-pub(super) const ROOT: Path<'static> = Path {
-    parent: None,
-    step: Step::Root,
-};
+pub(super) const ROOT: Path<'static> = Path { parent: None, step: Step::Root };
 
 impl<'a> Path<'a> {
     /// The field `key` of this object.
     pub(super) fn key(&'a self, key: &'a str) -> Path<'a> {
-        Path {
-            parent: Some(self),
-            step: Step::Key(key),
-        }
+        Path { parent: Some(self), step: Step::Key(key) }
     }
 
     /// The item `index` of this array.
     pub(super) fn index(&'a self, index: usize) -> Path<'a> {
-        Path {
-            parent: Some(self),
-            step: Step::Index(index),
-        }
+        Path { parent: Some(self), step: Step::Index(index) }
     }
 
     /// An error at this path.
     pub(super) fn error(&self, reason: impl Into<String>) -> JsonError {
-        JsonError {
-            path: self.render(),
-            reason: reason.into(),
-        }
+        JsonError { path: self.render(), reason: reason.into() }
     }
 
     /// `a.b[2].c`, or `$` for the top-level value.
@@ -124,9 +112,7 @@ impl<'v, 'p> Obj<'v, 'p> {
     fn lookup(&self, camel: &str) -> Option<(&'v str, &'v Value)> {
         let found = self.map.get_key_value(camel).or_else(|| {
             let has_upper = camel.bytes().any(|byte| byte.is_ascii_uppercase());
-            has_upper
-                .then(|| self.map.iter().find(|(key, _)| is_snake_of(key, camel)))
-                .flatten()
+            has_upper.then(|| self.map.iter().find(|(key, _)| is_snake_of(key, camel))).flatten()
         });
         found.and_then(|(key, value)| (!value.is_null()).then_some((key.as_str(), value)))
     }
@@ -172,9 +158,7 @@ impl<'v, 'p> Obj<'v, 'p> {
         let first = set.next();
         match set.next() {
             None => Ok(first),
-            Some(_) => Err(self
-                .path
-                .error(format!("more than one field of the oneof `{group}` is set"))),
+            Some(_) => Err(self.path.error(format!("more than one field of the oneof `{group}` is set"))),
         }
     }
 }
@@ -202,11 +186,7 @@ pub(super) fn array<T>(
     let Value::Array(items) = value else {
         return Err(wrong_type(value, path, "an array"));
     };
-    items
-        .iter()
-        .enumerate()
-        .map(|(index, item)| decode(item, &path.index(index)))
-        .collect()
+    items.iter().enumerate().map(|(index, item)| decode(item, &path.index(index))).collect()
 }
 
 /// A `string` field.
@@ -234,17 +214,11 @@ const MAX_EXACT_FLOAT_INT: f64 = 9_007_199_254_740_992.0;
 pub(super) fn int<T: TryFrom<i128>>(value: &Value, path: &Path<'_>) -> Result<T, JsonError> {
     let wide = match value {
         Value::Number(number) => number_to_i128(number, path)?,
-        Value::String(text) => text
-            .parse::<i128>()
-            .map_err(|_| path.error(format!("invalid integer {text:?}")))?,
+        Value::String(text) => text.parse::<i128>().map_err(|_| path.error(format!("invalid integer {text:?}")))?,
         other => return Err(wrong_type(other, path, "an integer (number or decimal string)")),
     };
-    T::try_from(wide).map_err(|_| {
-        path.error(format!(
-            "integer {wide} is out of range for {}",
-            std::any::type_name::<T>()
-        ))
-    })
+    T::try_from(wide)
+        .map_err(|_| path.error(format!("integer {wide} is out of range for {}", std::any::type_name::<T>())))
 }
 
 /// A JSON number as an integer: exact for integer literals, refused for fractions and for floats
@@ -272,9 +246,7 @@ fn number_to_i128(number: &serde_json::Number, path: &Path<'_>) -> Result<i128, 
 /// A `double` field: a JSON number, a numeric string, or `"NaN"`, `"Infinity"`, `"-Infinity"`.
 pub(super) fn double(value: &Value, path: &Path<'_>) -> Result<f64, JsonError> {
     match value {
-        Value::Number(number) => number
-            .as_f64()
-            .ok_or_else(|| path.error(format!("invalid number {number}"))),
+        Value::Number(number) => number.as_f64().ok_or_else(|| path.error(format!("invalid number {number}"))),
         Value::String(text) => match text.as_str() {
             "NaN" => Ok(f64::NAN),
             "Infinity" => Ok(f64::INFINITY),
@@ -285,11 +257,7 @@ pub(super) fn double(value: &Value, path: &Path<'_>) -> Result<f64, JsonError> {
                 .filter(|float| float.is_finite())
                 .ok_or_else(|| path.error(format!("invalid number {text:?}"))),
         },
-        other => Err(wrong_type(
-            other,
-            path,
-            "a number, a numeric string, \"NaN\", \"Infinity\" or \"-Infinity\"",
-        )),
+        other => Err(wrong_type(other, path, "a number, a numeric string, \"NaN\", \"Infinity\" or \"-Infinity\"")),
     }
 }
 

@@ -29,11 +29,7 @@ fn default_timeout() -> Duration {
 
 impl Default for BatchConfig {
     fn default() -> Self {
-        BatchConfig {
-            send_batch_size: default_send_batch_size(),
-            send_batch_max_size: 0,
-            timeout: default_timeout(),
-        }
+        BatchConfig { send_batch_size: default_send_batch_size(), send_batch_max_size: 0, timeout: default_timeout() }
     }
 }
 
@@ -51,20 +47,13 @@ impl BatchConfig {
             ));
         }
         if self.timeout.is_zero() && self.send_batch_size == 0 {
-            problems.push((
-                "timeout",
-                "0 with send_batch_size 0 would never send; set a timeout such as 200ms".into(),
-            ));
+            problems.push(("timeout", "0 with send_batch_size 0 would never send; set a timeout such as 200ms".into()));
         }
         problems
     }
 
     /// The largest batch this config sends (`usize::MAX` when unbounded).
     pub(crate) fn max_items(&self) -> usize {
-        if self.send_batch_max_size == 0 {
-            usize::MAX
-        } else {
-            self.send_batch_max_size
-        }
+        if self.send_batch_max_size == 0 { usize::MAX } else { self.send_batch_max_size }
     }
 }

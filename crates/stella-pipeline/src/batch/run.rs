@@ -44,13 +44,7 @@ pub fn spawn(
     input: mpsc::Receiver<Batch>,
     output: mpsc::Sender<Batch>,
 ) -> JoinHandle<()> {
-    let processor = Processor {
-        config,
-        pipeline_id,
-        metrics,
-        output,
-        pending: HashMap::new(),
-    };
+    let processor = Processor { config, pipeline_id, metrics, output, pending: HashMap::new() };
     tokio::spawn(processor.run(input))
 }
 
@@ -99,26 +93,17 @@ impl Processor {
                 Err(other) => {
                     // Same tenant and pipeline always share the signal; keep both rather than lose one.
                     self.send(pending.batch, "size").await;
-                    Pending {
-                        batch: other,
-                        deadline: Instant::now() + self.config.timeout,
-                    }
+                    Pending { batch: other, deadline: Instant::now() + self.config.timeout }
                 }
             },
-            None => Pending {
-                batch,
-                deadline: Instant::now() + self.config.timeout,
-            },
+            None => Pending { batch, deadline: Instant::now() + self.config.timeout },
         };
         let mut pending = merged;
         let threshold = self.config.send_batch_size;
         while threshold > 0 && pending.batch.item_count() >= threshold {
             let max_items = self.config.max_items();
-            let rest = if pending.batch.item_count() > max_items {
-                Some(pending.batch.split_off(max_items))
-            } else {
-                None
-            };
+            let rest =
+                if pending.batch.item_count() > max_items { Some(pending.batch.split_off(max_items)) } else { None };
             let deadline = pending.deadline;
             self.send(pending.batch, "size").await;
             match rest {

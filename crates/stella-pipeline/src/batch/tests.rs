@@ -12,10 +12,7 @@ use super::{BatchConfig, BatchMetrics, spawn};
 fn logs(tenant: &str, records: usize) -> (Batch, AckReceiver) {
     let request = OtlpRequest::Logs(ExportLogsServiceRequest {
         resource_logs: vec![ResourceLogs {
-            scope_logs: vec![ScopeLogs {
-                log_records: vec![LogRecord::default(); records],
-                ..Default::default()
-            }],
+            scope_logs: vec![ScopeLogs { log_records: vec![LogRecord::default(); records], ..Default::default() }],
             ..Default::default()
         }],
     });
@@ -26,23 +23,14 @@ fn logs(tenant: &str, records: usize) -> (Batch, AckReceiver) {
 fn start(config: BatchConfig) -> (mpsc::Sender<Batch>, mpsc::Receiver<Batch>) {
     let (input, input_rx) = mpsc::channel(16);
     let (output_tx, output) = mpsc::channel(16);
-    spawn(
-        config,
-        "logs".into(),
-        BatchMetrics::new(&Registry::default()),
-        input_rx,
-        output_tx,
-    );
+    spawn(config, "logs".into(), BatchMetrics::new(&Registry::default()), input_rx, output_tx);
     (input, output)
 }
 
 #[tokio::test]
 async fn merges_until_send_batch_size_and_carries_every_ack() {
-    let (input, mut output) = start(BatchConfig {
-        send_batch_size: 5,
-        timeout: Duration::from_secs(60),
-        ..Default::default()
-    });
+    let (input, mut output) =
+        start(BatchConfig { send_batch_size: 5, timeout: Duration::from_secs(60), ..Default::default() });
     let (first, first_ack) = logs("default", 2);
     let (second, second_ack) = logs("default", 3);
     input.send(first).await.unwrap();
@@ -57,11 +45,8 @@ async fn merges_until_send_batch_size_and_carries_every_ack() {
 
 #[tokio::test]
 async fn never_mixes_tenants() {
-    let (input, mut output) = start(BatchConfig {
-        send_batch_size: 4,
-        timeout: Duration::from_millis(20),
-        ..Default::default()
-    });
+    let (input, mut output) =
+        start(BatchConfig { send_batch_size: 4, timeout: Duration::from_millis(20), ..Default::default() });
     let (a, _a_ack) = logs("alpha", 2);
     let (b, _b_ack) = logs("beta", 2);
     input.send(a).await.unwrap();
@@ -76,11 +61,8 @@ async fn never_mixes_tenants() {
 
 #[tokio::test]
 async fn splits_at_send_batch_max_size_and_acks_only_when_every_part_is_settled() {
-    let (input, mut output) = start(BatchConfig {
-        send_batch_size: 3,
-        send_batch_max_size: 3,
-        timeout: Duration::from_millis(20),
-    });
+    let (input, mut output) =
+        start(BatchConfig { send_batch_size: 3, send_batch_max_size: 3, timeout: Duration::from_millis(20) });
     let (big, big_ack) = logs("default", 7);
     input.send(big).await.unwrap();
     let mut sizes = Vec::new();
@@ -101,11 +83,8 @@ async fn splits_at_send_batch_max_size_and_acks_only_when_every_part_is_settled(
 
 #[tokio::test]
 async fn closing_the_input_flushes_what_is_pending() {
-    let (input, mut output) = start(BatchConfig {
-        send_batch_size: 100,
-        timeout: Duration::from_secs(3600),
-        ..Default::default()
-    });
+    let (input, mut output) =
+        start(BatchConfig { send_batch_size: 100, timeout: Duration::from_secs(3600), ..Default::default() });
     let (small, _ack) = logs("default", 1);
     input.send(small).await.unwrap();
     drop(input);

@@ -37,9 +37,6 @@ fn default_override() -> bool {
 
 impl Default for ResourceDetectionConfig {
     fn default() -> Self {
-        ResourceDetectionConfig {
-            detectors: default_detectors(),
-            override_existing: default_override(),
-        }
+        ResourceDetectionConfig { detectors: default_detectors(), override_existing: default_override() }
     }
 }

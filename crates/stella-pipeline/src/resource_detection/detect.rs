@@ -156,7 +156,5 @@ fn percent_decode(text: &str) -> String {
 /// The first 64-hex-digit token in cgroup or mountinfo text: a container id in docker, containerd,
 /// CRI-O and podman layouts (`/docker/<id>`, `cri-containerd-<id>.scope`, `/containers/<id>/hostname`).
 fn container_id(text: &str) -> Option<String> {
-    text.split(|c: char| !c.is_ascii_hexdigit())
-        .find(|token| token.len() == 64)
-        .map(str::to_ascii_lowercase)
+    text.split(|c: char| !c.is_ascii_hexdigit()).find(|token| token.len() == 64).map(str::to_ascii_lowercase)
 }

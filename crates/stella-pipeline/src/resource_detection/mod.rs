@@ -32,11 +32,7 @@ pub struct ResourceDetection {
 impl ResourceDetection {
     /// A stage that adds `attributes` (detected with [`detect`]) to every resource.
     pub fn new(id: String, attributes: Vec<(String, String)>, override_existing: bool) -> Self {
-        ResourceDetection {
-            id,
-            attributes,
-            override_existing,
-        }
+        ResourceDetection { id, attributes, override_existing }
     }
 
     /// The attributes this stage adds.
@@ -53,11 +49,7 @@ impl Stage for ResourceDetection {
     fn process(&self, batch: &mut Batch) -> Vec<Dropped> {
         for resource in batch.request.resources_mut() {
             for (key, value) in &self.attributes {
-                let string_value = || {
-                    Some(AnyValue {
-                        value: Some(any_value::Value::StringValue(value.clone())),
-                    })
-                };
+                let string_value = || Some(AnyValue { value: Some(any_value::Value::StringValue(value.clone())) });
                 match resource.attributes.iter_mut().find(|attribute| &attribute.key == key) {
                     Some(existing) if self.override_existing => existing.value = string_value(),
                     Some(_) => {}

@@ -13,10 +13,7 @@ const CONTAINER: &str = "3f4e5d6c7b8a99887766554433221100ffeeddccbbaa00112233445
 fn facts() -> HostFacts {
     HostFacts {
         env: [
-            (
-                "OTEL_RESOURCE_ATTRIBUTES".to_string(),
-                "team=payments,region=eu%2Dwest,broken".to_string(),
-            ),
+            ("OTEL_RESOURCE_ATTRIBUTES".to_string(), "team=payments,region=eu%2Dwest,broken".to_string()),
             ("OTEL_SERVICE_NAME".to_string(), "checkout".to_string()),
             ("K8S_POD_NAME".to_string(), "checkout-7d9f".to_string()),
             ("K8S_NAMESPACE_NAME".to_string(), "shop".to_string()),
@@ -38,11 +35,7 @@ fn value(attributes: &[(String, String)], key: &str) -> Option<String> {
 
 #[test]
 fn every_detector_reads_its_source() {
-    let found = detect(
-        &[Detector::Env, Detector::System, Detector::Container, Detector::K8s],
-        &facts(),
-        Some("prod"),
-    );
+    let found = detect(&[Detector::Env, Detector::System, Detector::Container, Detector::K8s], &facts(), Some("prod"));
     assert_eq!(value(&found, "deployment.environment.name").as_deref(), Some("prod"));
     assert_eq!(value(&found, "service.name").as_deref(), Some("checkout"));
     assert_eq!(value(&found, "team").as_deref(), Some("payments"));
@@ -59,9 +52,7 @@ fn every_detector_reads_its_source() {
 fn container_id_also_comes_from_mountinfo() {
     let mut facts = facts();
     facts.cgroup = Some("0::/".into());
-    facts.mountinfo = Some(format!(
-        "1 2 0:3 /var/lib/docker/containers/{CONTAINER}/hostname /etc/hostname rw"
-    ));
+    facts.mountinfo = Some(format!("1 2 0:3 /var/lib/docker/containers/{CONTAINER}/hostname /etc/hostname rw"));
     let found = detect(&[Detector::Container], &facts, None);
     assert_eq!(value(&found, "container.id").as_deref(), Some(CONTAINER));
 }
@@ -69,18 +60,13 @@ fn container_id_also_comes_from_mountinfo() {
 fn batch_with_host(host: &str) -> Batch {
     let attribute = KeyValue {
         key: "host.name".into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(host.into())),
-        }),
+        value: Some(AnyValue { value: Some(any_value::Value::StringValue(host.into())) }),
         ..Default::default()
     };
     let request = OtlpRequest::Traces(ExportTraceServiceRequest {
         resource_spans: vec![
             ResourceSpans {
-                resource: Some(Resource {
-                    attributes: vec![attribute],
-                    ..Default::default()
-                }),
+                resource: Some(Resource { attributes: vec![attribute], ..Default::default() }),
                 ..Default::default()
             },
             ResourceSpans::default(),

@@ -13,11 +13,9 @@ pub fn validate(file: &Path, profile: Profile, json: bool) -> anyhow::Result<()>
     if json {
         let errors: Vec<serde_json::Value> = match &outcome {
             Ok(_) => Vec::new(),
-            Err(errors) => errors
-                .0
-                .iter()
-                .map(|error| serde_json::json!({"path": error.path, "message": error.message}))
-                .collect(),
+            Err(errors) => {
+                errors.0.iter().map(|error| serde_json::json!({"path": error.path, "message": error.message})).collect()
+            }
         };
         println!("{}", serde_json::json!({"valid": outcome.is_ok(), "errors": errors}));
     }
@@ -57,10 +55,7 @@ pub async fn reload(client: &ClientArgs, json: bool) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot reach {url}; is `stella telemetry serve` running there?"))?;
     let status = response.status();
-    let body = response
-        .bytes()
-        .await
-        .with_context(|| format!("cannot read the answer of {url}"))?;
+    let body = response.bytes().await.with_context(|| format!("cannot read the answer of {url}"))?;
     let answer: serde_json::Value = serde_json::from_slice(&body)
         .unwrap_or_else(|_| serde_json::json!({"message": String::from_utf8_lossy(&body)}));
     if json {
@@ -68,14 +63,10 @@ pub async fn reload(client: &ClientArgs, json: bool) -> anyhow::Result<()> {
     }
     if !status.is_success() {
         let code = answer.get("code").and_then(|code| code.as_str()).unwrap_or("unknown");
-        let message = answer
-            .get("message")
-            .and_then(|message| message.as_str())
-            .unwrap_or_default();
-        return Err(ServerError {
-            message: format!("the server refused the reload ({status}, {code}): {message}"),
-        }
-        .into());
+        let message = answer.get("message").and_then(|message| message.as_str()).unwrap_or_default();
+        return Err(
+            ServerError { message: format!("the server refused the reload ({status}, {code}): {message}") }.into()
+        );
     }
     if !json {
         let restart: Vec<&str> = answer["restart_required"]

@@ -20,10 +20,7 @@ const CONFIG_POLL: Duration = Duration::from_secs(1);
 /// Runs the collector.
 pub async fn execute(args: ServeArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data_dir).with_context(|| {
-        format!(
-            "cannot create the data directory {}; pass a writable --data-dir",
-            args.data_dir.display()
-        )
+        format!("cannot create the data directory {}; pass a writable --data-dir", args.data_dir.display())
     })?;
     let registry = Registry::default();
     stella_api::register_build_info(&registry, env!("CARGO_PKG_VERSION"));
@@ -32,20 +29,14 @@ pub async fn execute(args: ServeArgs) -> anyhow::Result<()> {
         registry: registry.clone(),
         host_facts: Arc::new(HostFacts::of_this_process()),
     };
-    let source = ConfigSource {
-        profile: args.profile,
-        overlay: args.config.clone(),
-    };
+    let source = ConfigSource { profile: args.profile, overlay: args.config.clone() };
     let collector = Collector::start(source, context).await?;
     let api_endpoint = collector.config().api.endpoint;
     let api_listener = tokio::net::TcpListener::bind(api_endpoint).await.with_context(|| {
         format!("cannot listen on {api_endpoint} (api.endpoint); stop whatever uses that port or change api.endpoint")
     })?;
     let api_stop = CancellationToken::new();
-    let api_state = stella_api::ApiState {
-        collector: Arc::clone(&collector),
-        registry,
-    };
+    let api_state = stella_api::ApiState { collector: Arc::clone(&collector), registry };
     let api = spawn_http(api_listener, stella_api::router(api_state), api_stop.clone(), "API");
     collector.watch_config_file(CONFIG_POLL);
     tracing::info!(

@@ -1,0 +1,203 @@
+//! Whole-binary test harness: starts the real `stella` on free loopback ports with a config overlay,
+//! talks to it over real sockets, and stops it with real signals.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use stella_otlp::proto::collector::trace::v1::ExportTraceServiceRequest;
+use stella_otlp::proto::common::v1::{AnyValue, KeyValue, any_value};
+use stella_otlp::proto::resource::v1::Resource;
+use stella_otlp::proto::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use stella_otlp::{OtlpRequest, Signal};
+
+/// A running `stella telemetry serve`.
+pub struct Stella {
+    child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    pub grpc: u16,
+    pub http: u16,
+    pub api: u16,
+    pub config_path: PathBuf,
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The receiver and API part of a test config; `body` adds processors, exporters and pipelines.
+pub fn config_with_ports(grpc: u16, http: u16, api: u16, body: &str) -> String {
+    format!(
+        "receivers:\n  otlp:\n    protocols:\n      grpc: {{endpoint: 127.0.0.1:{grpc}}}\n      http: {{endpoint: 127.0.0.1:{http}, max_request_body_size: 1048576}}\n    max_decompressed_size_mib: 4\napi: {{endpoint: 127.0.0.1:{api}}}\n{body}"
+    )
+}
+
+/// Pipelines for every signal: otlp -> `processors` -> file exporter writing `export/{signal}.jsonl`.
+pub fn file_pipelines(processors: &str) -> String {
+    format!(
+        "exporters:\n  file: {{path: \"export/{{signal}}.jsonl\"}}\nservice:\n  pipelines:\n    traces: {{receivers: [otlp], processors: [{processors}], exporters: [file]}}\n    metrics: {{receivers: [otlp], processors: [{processors}], exporters: [file]}}\n    logs: {{receivers: [otlp], processors: [{processors}], exporters: [file]}}\n"
+    )
+}
+
+impl Stella {
+    /// Starts stella with the default profile overlaid by ports and `body`.
+    pub fn start(body: &str) -> Stella {
+        let dir = tempfile::tempdir().unwrap();
+        let (grpc, http, api) = (free_port(), free_port(), free_port());
+        let config_path = dir.path().join("stella.yaml");
+        std::fs::write(&config_path, config_with_ports(grpc, http, api, body)).unwrap();
+        let mut stella = Stella { child: None, dir, grpc, http, api, config_path };
+        stella.spawn();
+        stella
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::File::create(self.dir.path().join("stella.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_stella"))
+            .args(["telemetry", "serve", "--config"])
+            .arg(&self.config_path)
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .args(["--log-format", "json"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stella.log")).unwrap_or_default()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.http)
+    }
+
+    pub fn api_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.api)
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("stella exited early with {status}:\n{}", self.log());
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", self.api)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("stella did not start within 20s:\n{}", self.log());
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill").arg(format!("-{name}")).arg(self.pid().to_string()).status().unwrap();
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// SIGTERM, then waits for the exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        self.signal("TERM");
+        self.wait_exit()
+    }
+
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let child = self.child.as_mut().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                self.child = None;
+                return status;
+            }
+            assert!(Instant::now() < deadline, "stella did not exit within 60s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The decoded requests of an export file (`export/{signal}.jsonl` under the data dir).
+    pub fn exported(&self, signal: Signal) -> Vec<OtlpRequest> {
+        read_json_lines(&self.data_dir().join(format!("export/{signal}.jsonl")), signal)
+    }
+}
+
+impl Drop for Stella {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub fn read_json_lines(path: &Path, signal: Signal) -> Vec<OtlpRequest> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines().map(|line| stella_otlp::json::decode(signal, line.as_bytes()).unwrap()).collect()
+}
+
+/// A trace request of `spans` spans named `{prefix}-{i}` with distinct ids.
+pub fn traces(prefix: &str, spans: usize) -> OtlpRequest {
+    let spans = (0..spans)
+        .map(|index| Span {
+            trace_id: id_bytes(prefix, index, 16),
+            span_id: id_bytes(prefix, index, 8),
+            name: format!("{prefix}-{index}"),
+            start_time_unix_nano: 1_700_000_000_000_000_000,
+            end_time_unix_nano: 1_700_000_000_500_000_000,
+            attributes: vec![string_attribute("test.prefix", prefix)],
+            ..Default::default()
+        })
+        .collect();
+    OtlpRequest::Traces(ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![string_attribute("service.name", "harness")],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
+            ..Default::default()
+        }],
+    })
+}
+
+pub fn string_attribute(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue { value: Some(any_value::Value::StringValue(value.into())) }),
+        ..Default::default()
+    }
+}
+
+fn id_bytes(prefix: &str, index: usize, length: usize) -> Vec<u8> {
+    let mut seed: u64 = 0xcbf29ce484222325;
+    for byte in prefix.bytes().chain(index.to_le_bytes()) {
+        seed = (seed ^ byte as u64).wrapping_mul(0x100000001b3);
+    }
+    (0..length).map(|i| (seed.rotate_left(i as u32 * 8) as u8) | 1).collect()
+}
+
+/// Every span name in a list of trace requests.
+pub fn span_names(requests: &[OtlpRequest]) -> Vec<String> {
+    let mut names = Vec::new();
+    for request in requests {
+        let OtlpRequest::Traces(traces) = request else { continue };
+        for resource in &traces.resource_spans {
+            for scope in &resource.scope_spans {
+                names.extend(scope.spans.iter().map(|span| span.name.clone()));
+            }
+        }
+    }
+    names
+}

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs every test of the project: the Rust workspace (unit, property and whole-binary tests) and the
+# interop tests with real third-party clients (the OpenTelemetry Python SDK, promtool).
+# Installs what those need when it can: Debian's `prometheus` (for promtool) and a Python venv in .venv.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-venv)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing Debian packages: ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "missing: ${missing[*]}; install them with: sudo apt-get install ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+
+venv=${STELLA_VENV:-.venv}
+requirements=tests/interop/requirements.txt
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+if ! cmp -s "$requirements" "$venv/.requirements"; then
+  echo "installing the Python test clients into $venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check -r "$requirements"
+  cp "$requirements" "$venv/.requirements"
+fi
+
+cargo build --workspace --locked
+cargo test --workspace --locked
+STELLA_BIN="$PWD/target/debug/stella" "$venv/bin/python" -m pytest tests/interop -q
