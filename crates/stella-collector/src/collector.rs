@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, Config, ConfigErrors, Profile};
+use crate::receivers::otlp_grpc::GrpcLimits;
 use crate::receivers::otlp_http::HttpLimits;
 use crate::receivers::{OtlpService, ReceiverMetrics, otlp_grpc, otlp_http};
 use crate::topology::{BuildContext, BuildError, Topology, TopologyHandle, drain_when_released};
@@ -162,16 +163,12 @@ impl Collector {
                 let key = format!("receivers.{id}.protocols.grpc.endpoint");
                 let listener = bind(&key, grpc.endpoint).await?;
                 let address = local_address(&listener, grpc.endpoint);
-                let max_message = grpc.max_recv_msg_bytes.min(receiver.max_decompressed_bytes);
-                let routes = otlp_grpc::routes(service.clone(), max_message);
-                let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-                let stop = stop_receivers.clone();
-                servers.push(tokio::spawn(async move {
-                    let server = tonic::transport::Server::builder().add_routes(routes);
-                    if let Err(error) = server.serve_with_incoming_shutdown(incoming, stop.cancelled_owned()).await {
-                        tracing::error!(%error, %address, "the OTLP/gRPC server stopped with an error");
-                    }
-                }));
+                let limits = GrpcLimits {
+                    max_message_bytes: grpc.max_recv_msg_bytes,
+                    max_decompressed_bytes: receiver.max_decompressed_bytes,
+                };
+                let router = otlp_grpc::router(service.clone(), limits);
+                servers.push(spawn_http(listener, router, stop_receivers.clone(), "OTLP/gRPC"));
                 tracing::info!(receiver = %id, protocol = "grpc", %address, "listening");
                 listeners.push(Listener { component: format!("receivers.{id}.grpc"), address });
             }

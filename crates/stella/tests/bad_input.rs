@@ -1,5 +1,7 @@
 //! Hostile and malformed input over OTLP/HTTP: each gets a precise status and message, and the server
 //! keeps serving afterwards.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::io::Write;

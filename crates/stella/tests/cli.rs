@@ -1,4 +1,6 @@
 //! The CLI's config commands: exit codes and output scripts can rely on.
+#![allow(clippy::unwrap_used)]
+
 use std::process::Command;
 
 fn stella(args: &[&str]) -> std::process::Output {

@@ -1,5 +1,7 @@
 //! `/metrics` is Prometheus text format 0.0.4 that `promtool check metrics` accepts, with the counters
 //! the collector promises; `/healthz` and `/readyz` answer per component.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::io::Write;

@@ -1,5 +1,7 @@
 //! OTLP/HTTP end to end: every signal, protobuf and JSON, identity/gzip/zstd bodies, through the real
 //! binary into the file exporter; the export holds exactly what was sent.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::io::Write;

@@ -1,5 +1,7 @@
 //! Config reload through the API, SIGHUP and a change of the config file: stages and exporters change
 //! live, listener changes are reported as needing a restart, an invalid config changes nothing.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::{Duration, Instant};

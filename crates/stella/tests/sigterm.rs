@@ -1,5 +1,7 @@
 //! SIGTERM under load: every request that was answered 200 is in the export once the process exits;
 //! nothing acknowledged is lost while receivers stop, the batch processor drains and the file syncs.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::HashSet;

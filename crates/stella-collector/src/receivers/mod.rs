@@ -1,6 +1,7 @@
 //! The OTLP receivers: one protocol service ([`OtlpService`]) and two transports over it, gRPC
 //! ([`otlp_grpc`]) and HTTP ([`otlp_http`], protobuf and JSON on one port). Each transport only decodes,
 //! calls the service and maps its answer to its own status codes.
+mod body;
 mod decompress;
 mod metrics;
 mod response;

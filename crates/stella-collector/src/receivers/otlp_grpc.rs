@@ -1,86 +1,239 @@
-//! OTLP/gRPC (<https://opentelemetry.io/docs/specs/otlp/#otlpgrpc>): the three `Export` services over the
-//! shared [`OtlpService`]; gzip and zstd messages, answers compressed like the request.
-use stella_otlp::OtlpRequest;
-use stella_otlp::proto::collector::logs::v1::logs_service_server::{LogsService, LogsServiceServer};
-use stella_otlp::proto::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
-use stella_otlp::proto::collector::metrics::v1::metrics_service_server::{MetricsService, MetricsServiceServer};
-use stella_otlp::proto::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
-use stella_otlp::proto::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
-use stella_otlp::proto::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
-use stella_otlp::validate::Rejection;
-use tonic::codec::CompressionEncoding;
-use tonic::service::Routes;
-use tonic::{Request, Response, Status};
+//! OTLP/gRPC (<https://opentelemetry.io/docs/specs/otlp/#otlpgrpc>): the three unary `Export` methods,
+//! served by our own thin gRPC layer over the HTTP/2 server so that every failure gets the code the OTLP
+//! spec asks for (tonic answers a malformed message with INTERNAL and an oversized one with OUT_OF_RANGE).
+//!
+//! Wire format (<https://github.com/grpc/grpc/blob/master/doc/PROTOCOL-HTTP2.md>):
+//! ```text
+//! request   POST /opentelemetry.proto.collector.<signal>.v1.<Kind>Service/Export
+//!           content-type: application/grpc[+proto]   grpc-encoding: identity | gzip | zstd
+//!           body: [compressed flag: u8][length: u32 big-endian][message]   (exactly one message)
+//! success   200, content-type: application/grpc, body: [0][length][Export*ServiceResponse],
+//!           trailers: grpc-status: 0
+//! failure   200 "Trailers-Only": grpc-status: <code>, grpc-message: <percent-encoded message>, no body
+//! ```
+//! Codes: malformed message INVALID_ARGUMENT (3), over a size cap RESOURCE_EXHAUSTED (8), no pipeline
+//! UNIMPLEMENTED (12), not delivered UNAVAILABLE (14, the client retries), unknown encoding UNIMPLEMENTED.
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use http_body::Frame;
+use stella_otlp::Signal;
+use stella_otlp::validate::Rejection;
+
+use super::body::{self, BodyError};
+use super::decompress::Encoding;
 use super::{OtlpService, Protocol, Refusal, response};
 
-/// The gRPC side of one OTLP receiver.
+/// gRPC status codes used here.
+mod code {
+    pub const OK: u16 = 0;
+    pub const INVALID_ARGUMENT: u16 = 3;
+    pub const RESOURCE_EXHAUSTED: u16 = 8;
+    pub const UNIMPLEMENTED: u16 = 12;
+    pub const INTERNAL: u16 = 13;
+    pub const UNAVAILABLE: u16 = 14;
+}
+
+/// Limits of one gRPC receiver.
+#[derive(Debug, Clone, Copy)]
+pub struct GrpcLimits {
+    /// Cap on the message as sent (`max_recv_msg_size_mib`).
+    pub max_message_bytes: usize,
+    /// Cap on the message after decompression (`max_decompressed_size_mib`).
+    pub max_decompressed_bytes: usize,
+}
+
 #[derive(Clone)]
-pub struct GrpcReceiver {
+struct GrpcState {
     service: OtlpService,
+    limits: GrpcLimits,
 }
 
-/// The three OTLP services of one receiver, with `max_message_bytes` as the cap on each message both as
-/// sent and after decompression (tonic enforces it while inflating).
-pub fn routes(service: OtlpService, max_message_bytes: usize) -> Routes {
-    let receiver = GrpcReceiver { service };
-    let encodings = [CompressionEncoding::Gzip, CompressionEncoding::Zstd];
-    let mut traces = TraceServiceServer::new(receiver.clone()).max_decoding_message_size(max_message_bytes);
-    let mut metrics = MetricsServiceServer::new(receiver.clone()).max_decoding_message_size(max_message_bytes);
-    let mut logs = LogsServiceServer::new(receiver).max_decoding_message_size(max_message_bytes);
-    for encoding in encodings {
-        traces = traces.accept_compressed(encoding).send_compressed(encoding);
-        metrics = metrics.accept_compressed(encoding).send_compressed(encoding);
-        logs = logs.accept_compressed(encoding).send_compressed(encoding);
-    }
-    Routes::new(traces).add_service(metrics).add_service(logs)
+/// The OTLP/gRPC routes of one receiver (serve them over HTTP/2).
+pub fn router(service: OtlpService, limits: GrpcLimits) -> Router {
+    let state = GrpcState { service, limits };
+    let route = |signal: Signal| {
+        post(move |state: State<GrpcState>, headers: HeaderMap, body: Body| export(state, signal, headers, body))
+    };
+    Router::new()
+        .route("/opentelemetry.proto.collector.trace.v1.TraceService/Export", route(Signal::Traces))
+        .route("/opentelemetry.proto.collector.metrics.v1.MetricsService/Export", route(Signal::Metrics))
+        .route("/opentelemetry.proto.collector.logs.v1.LogsService/Export", route(Signal::Logs))
+        .fallback(|| async {
+            trailers_only(code::UNIMPLEMENTED, "unknown method; this server implements the OTLP Export services")
+        })
+        .with_state(state)
 }
 
-impl GrpcReceiver {
-    async fn export(&self, request: OtlpRequest) -> Result<Rejection, Status> {
-        let signal = request.signal();
-        let service = &self.service;
-        service.metrics().size(signal, Protocol::Grpc, request.encoded_len());
-        let outcome = service.export(Protocol::Grpc, request).await;
-        let (http_status, answer) = match outcome {
-            Ok(rejection) => (200, Ok(rejection)),
-            Err(refusal @ Refusal::NoPipeline { .. }) => (404, Err(Status::unimplemented(refusal.to_string()))),
-            Err(refusal) => (503, Err(Status::unavailable(refusal.to_string()))),
-        };
-        service.metrics().answered(service.receiver_id(), signal, Protocol::Grpc, http_status);
-        answer
-    }
+async fn export(State(state): State<GrpcState>, signal: Signal, headers: HeaderMap, body: Body) -> Response {
+    let service = &state.service;
+    let (http_status, response) = match receive(&state, signal, &headers, body).await {
+        Ok(rejection) => (200, success(signal, &rejection)),
+        Err(Failure { http_status, code, message }) => (http_status, trailers_only(code, &message)),
+    };
+    service.metrics().answered(service.receiver_id(), signal, Protocol::Grpc, http_status);
+    response
 }
 
-#[tonic::async_trait]
-impl TraceService for GrpcReceiver {
-    async fn export(
-        &self,
-        request: Request<ExportTraceServiceRequest>,
-    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        let rejection = GrpcReceiver::export(self, OtlpRequest::Traces(request.into_inner())).await?;
-        Ok(Response::new(response::traces(&rejection)))
-    }
+/// A failed call: the gRPC code and message, and the HTTP status it counts as in metrics.
+struct Failure {
+    http_status: u16,
+    code: u16,
+    message: String,
 }
 
-#[tonic::async_trait]
-impl MetricsService for GrpcReceiver {
-    async fn export(
-        &self,
-        request: Request<ExportMetricsServiceRequest>,
-    ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        let rejection = GrpcReceiver::export(self, OtlpRequest::Metrics(request.into_inner())).await?;
-        Ok(Response::new(response::metrics(&rejection)))
+impl From<BodyError> for Failure {
+    fn from(error: BodyError) -> Self {
+        match error {
+            BodyError::TooLarge(message) => Failure { http_status: 413, code: code::RESOURCE_EXHAUSTED, message },
+            BodyError::Malformed(message) => Failure { http_status: 400, code: code::INVALID_ARGUMENT, message },
+        }
     }
 }
 
-#[tonic::async_trait]
-impl LogsService for GrpcReceiver {
-    async fn export(
-        &self,
-        request: Request<ExportLogsServiceRequest>,
-    ) -> Result<Response<ExportLogsServiceResponse>, Status> {
-        let rejection = GrpcReceiver::export(self, OtlpRequest::Logs(request.into_inner())).await?;
-        Ok(Response::new(response::logs(&rejection)))
+async fn receive(state: &GrpcState, signal: Signal, headers: &HeaderMap, body: Body) -> Result<Rejection, Failure> {
+    let limits = state.limits;
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).unwrap_or_default();
+    if !content_type.starts_with("application/grpc") || content_type.starts_with("application/grpc+json") {
+        let message = format!("content-type {content_type:?} is not application/grpc (protobuf)");
+        return Err(Failure { http_status: 415, code: code::INVALID_ARGUMENT, message });
+    }
+    let encoding_header = headers.get("grpc-encoding").and_then(|value| value.to_str().ok());
+    let Some(encoding) = Encoding::from_header(encoding_header) else {
+        let message = format!(
+            "grpc-encoding {:?} is not supported; use gzip, zstd or identity",
+            encoding_header.unwrap_or_default()
+        );
+        return Err(Failure { http_status: 415, code: code::UNIMPLEMENTED, message });
+    };
+    let frame = body::read_limited(body, limits.max_message_bytes.saturating_add(5), "max_recv_msg_size_mib").await?;
+    let _inflight = state.service.metrics().hold(frame.len());
+    let (compressed, message) = unframe(&frame)?;
+    if message.len() > limits.max_message_bytes {
+        return Err(body::too_large(limits.max_message_bytes, "max_recv_msg_size_mib").into());
+    }
+    let encoding = match (compressed, encoding) {
+        (false, _) => Encoding::Identity,
+        (true, Encoding::Identity) => {
+            let message = "the message is flagged compressed but no grpc-encoding was sent".to_string();
+            return Err(Failure { http_status: 400, code: code::INTERNAL, message });
+        }
+        (true, encoding) => encoding,
+    };
+    state.service.metrics().size(signal, Protocol::Grpc, message.len());
+    let request =
+        body::decode(signal, body::Format::Protobuf, encoding, message, limits.max_decompressed_bytes).await?;
+    state.service.export(Protocol::Grpc, request).await.map_err(|refusal| match refusal {
+        Refusal::NoPipeline { .. } => {
+            Failure { http_status: 404, code: code::UNIMPLEMENTED, message: refusal.to_string() }
+        }
+        refusal => Failure { http_status: 503, code: code::UNAVAILABLE, message: refusal.to_string() },
+    })
+}
+
+/// Splits a unary request body into its compressed flag and message.
+fn unframe(frame: &Bytes) -> Result<(bool, Bytes), Failure> {
+    let malformed = |message: String| Failure { http_status: 400, code: code::INVALID_ARGUMENT, message };
+    let Some((prefix, _)) = frame.split_first_chunk::<5>() else {
+        return Err(malformed(format!("the body holds {} bytes, less than a gRPC message prefix (5)", frame.len())));
+    };
+    let compressed = match prefix[0] {
+        0 => false,
+        1 => true,
+        flag => return Err(malformed(format!("invalid gRPC compressed flag {flag}"))),
+    };
+    let length = u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]) as usize;
+    let available = frame.len() - 5;
+    if length != available {
+        return Err(malformed(format!(
+            "the gRPC prefix announces {length} bytes but the body holds {available}; send exactly one message"
+        )));
+    }
+    Ok((compressed, frame.slice(5..)))
+}
+
+fn success(signal: Signal, rejection: &Rejection) -> Response {
+    let message = response::protobuf(signal, rejection);
+    let mut framed = Vec::with_capacity(message.len() + 5);
+    framed.push(0);
+    framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    framed.extend_from_slice(&message);
+    let mut trailers = HeaderMap::new();
+    trailers.insert("grpc-status", HeaderValue::from_static("0"));
+    let body = Body::new(UnaryBody { data: Some(Bytes::from(framed)), trailers: Some(trailers) });
+    (StatusCode::OK, [(header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"))], body).into_response()
+}
+
+/// A "Trailers-Only" answer: status and message in the only HEADERS frame.
+fn trailers_only(status: u16, message: &str) -> Response {
+    let mut headers = HeaderMap::new();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    headers.insert("grpc-status", HeaderValue::from(status));
+    if status != code::OK
+        && let Ok(value) = HeaderValue::from_str(&percent_encode(message))
+    {
+        headers.insert("grpc-message", value);
+    }
+    (StatusCode::OK, headers).into_response()
+}
+
+/// `grpc-message` encoding: printable ASCII except `%` as is, everything else as `%XX` of its UTF-8 bytes.
+fn percent_encode(message: &str) -> String {
+    let mut encoded = String::with_capacity(message.len());
+    for byte in message.bytes() {
+        if (0x20..=0x7e).contains(&byte) && byte != b'%' {
+            encoded.push(byte as char);
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
+}
+
+/// One data frame, then the trailers.
+struct UnaryBody {
+    data: Option<Bytes>,
+    trailers: Option<HeaderMap>,
+}
+
+impl http_body::Body for UnaryBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        if let Some(data) = self.data.take() {
+            return Poll::Ready(Some(Ok(Frame::data(data))));
+        }
+        Poll::Ready(self.trailers.take().map(|trailers| Ok(Frame::trailers(trailers))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.data.is_none() && self.trailers.is_none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unframe_checks_the_prefix_against_the_body() {
+        let good = Bytes::from_static(&[0, 0, 0, 0, 2, 8, 1]);
+        assert_eq!(unframe(&good).ok().map(|(flag, message)| (flag, message.len())), Some((false, 2)));
+        for bad in [&[0u8, 0, 0][..], &[0, 0, 0, 0, 9, 1], &[7, 0, 0, 0, 0]] {
+            let failure = unframe(&Bytes::copy_from_slice(bad)).err().map(|failure| failure.code);
+            assert_eq!(failure, Some(code::INVALID_ARGUMENT), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn grpc_message_is_percent_encoded() {
+        assert_eq!(percent_encode("100% bad\nÿ"), "100%25 bad%0A%C3%BF");
     }
 }

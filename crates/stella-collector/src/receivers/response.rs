@@ -1,4 +1,6 @@
 //! `Export*ServiceResponse` messages, with `partial_success` only when something was rejected.
+use prost::Message;
+use stella_otlp::Signal;
 use stella_otlp::proto::collector::logs::v1::{ExportLogsPartialSuccess, ExportLogsServiceResponse};
 use stella_otlp::proto::collector::metrics::v1::{ExportMetricsPartialSuccess, ExportMetricsServiceResponse};
 use stella_otlp::proto::collector::trace::v1::{ExportTracePartialSuccess, ExportTraceServiceResponse};
@@ -9,7 +11,7 @@ fn partial<T>(rejection: &Rejection, make: impl FnOnce(i64, String) -> T) -> Opt
     rejected.then(|| make(rejection.count, rejection.message.clone()))
 }
 
-pub(crate) fn traces(rejection: &Rejection) -> ExportTraceServiceResponse {
+fn traces(rejection: &Rejection) -> ExportTraceServiceResponse {
     ExportTraceServiceResponse {
         partial_success: partial(rejection, |rejected_spans, error_message| ExportTracePartialSuccess {
             rejected_spans,
@@ -18,7 +20,7 @@ pub(crate) fn traces(rejection: &Rejection) -> ExportTraceServiceResponse {
     }
 }
 
-pub(crate) fn metrics(rejection: &Rejection) -> ExportMetricsServiceResponse {
+fn metrics(rejection: &Rejection) -> ExportMetricsServiceResponse {
     ExportMetricsServiceResponse {
         partial_success: partial(rejection, |rejected_data_points, error_message| ExportMetricsPartialSuccess {
             rejected_data_points,
@@ -27,11 +29,20 @@ pub(crate) fn metrics(rejection: &Rejection) -> ExportMetricsServiceResponse {
     }
 }
 
-pub(crate) fn logs(rejection: &Rejection) -> ExportLogsServiceResponse {
+fn logs(rejection: &Rejection) -> ExportLogsServiceResponse {
     ExportLogsServiceResponse {
         partial_success: partial(rejection, |rejected_log_records, error_message| ExportLogsPartialSuccess {
             rejected_log_records,
             error_message,
         }),
+    }
+}
+
+/// The protobuf encoding of the `Export*ServiceResponse` of `signal`.
+pub(crate) fn protobuf(signal: Signal, rejection: &Rejection) -> Vec<u8> {
+    match signal {
+        Signal::Traces => traces(rejection).encode_to_vec(),
+        Signal::Metrics => metrics(rejection).encode_to_vec(),
+        Signal::Logs => logs(rejection).encode_to_vec(),
     }
 }

@@ -1,6 +1,6 @@
 //! Whole-binary test harness: starts the real `stella` on free loopback ports with a config overlay,
 //! talks to it over real sockets, and stops it with real signals.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

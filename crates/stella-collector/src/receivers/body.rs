@@ -1,0 +1,75 @@
+//! What both transports do with a request body: read it under the wire cap, decompress it under the
+//! decompressed cap, decode it (protobuf or OTLP/JSON). Bodies that are compressed or large are decoded
+//! off the async workers.
+use axum::body::{Body, Bytes};
+use http_body_util::{BodyExt, Limited};
+use stella_otlp::{OtlpRequest, Signal};
+
+use super::decompress::{DecompressError, Encoding, decompress};
+
+/// Plain bodies larger than this are decoded off the async workers.
+const DECODE_INLINE_MAX: usize = 256 * 1024;
+
+/// How the message bytes are encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Format {
+    Protobuf,
+    Json,
+}
+
+/// Why a body did not become a request. Each transport maps these to its own status codes.
+#[derive(Debug)]
+pub(crate) enum BodyError {
+    /// Over a size cap (HTTP 413, gRPC RESOURCE_EXHAUSTED).
+    TooLarge(String),
+    /// Not what it claims to be (HTTP 400, gRPC INVALID_ARGUMENT).
+    Malformed(String),
+}
+
+/// Reads the whole body, refusing more than `cap` bytes; `cap_key` names the setting in the message.
+pub(crate) async fn read_limited(body: Body, cap: usize, cap_key: &str) -> Result<Bytes, BodyError> {
+    match Limited::new(body, cap).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(too_large(cap, cap_key)),
+        Err(error) => Err(BodyError::Malformed(format!("could not read the request body: {error}"))),
+    }
+}
+
+/// The refusal for a body over `cap` bytes.
+pub(crate) fn too_large(cap: usize, cap_key: &str) -> BodyError {
+    BodyError::TooLarge(format!("the body is larger than {cap} bytes ({cap_key}); send smaller requests"))
+}
+
+/// Decompresses (under `cap`) and decodes a request body.
+pub(crate) async fn decode(
+    signal: Signal,
+    format: Format,
+    encoding: Encoding,
+    wire: Bytes,
+    cap: usize,
+) -> Result<OtlpRequest, BodyError> {
+    if wire.len() <= DECODE_INLINE_MAX && encoding == Encoding::Identity {
+        return decode_now(signal, format, encoding, wire, cap);
+    }
+    let decoding = tokio::task::spawn_blocking(move || decode_now(signal, format, encoding, wire, cap));
+    decoding.await.unwrap_or_else(|_| Err(BodyError::Malformed("decoding the request failed unexpectedly".into())))
+}
+
+fn decode_now(
+    signal: Signal,
+    format: Format,
+    encoding: Encoding,
+    wire: Bytes,
+    cap: usize,
+) -> Result<OtlpRequest, BodyError> {
+    let body = decompress(encoding, wire, cap).map_err(|error| match error {
+        DecompressError::TooLarge { .. } => BodyError::TooLarge(error.to_string()),
+        DecompressError::Corrupt { .. } => BodyError::Malformed(error.to_string()),
+    })?;
+    match format {
+        Format::Protobuf => OtlpRequest::decode_protobuf(signal, &body)
+            .map_err(|error| BodyError::Malformed(format!("{error}; check that the body is an OTLP {signal} request"))),
+        Format::Json => stella_otlp::json::decode(signal, &body)
+            .map_err(|error| BodyError::Malformed(format!("invalid OTLP/JSON {signal} request at {error}"))),
+    }
+}
