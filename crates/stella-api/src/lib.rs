@@ -84,3 +84,6 @@ pub fn register_build_info(registry: &Registry, version: &str) {
         .with(&[version])
         .set(1);
 }
+
+#[cfg(test)]
+mod tests;
