@@ -1,0 +1,10 @@
+//! Stella's storage. For now: the ingest log, the one durable point of the data path.
+//!
+//! - [`log::SegmentLog`]: the synchronous core, per pipeline and tenant: append-only segment files of
+//!   checksummed, length-prefixed records, torn-tail recovery on open, segment retention.
+//! - [`log::IngestLog`]: the async front: group commit on a writer thread under a [`log::SyncPolicy`],
+//!   readers that follow the committed head, and persisted [`log::Cursor`]s for consumers.
+//! - [`log::LogFs`]: the filesystem seam, so a model-based test can crash the log at any point.
+#![deny(missing_docs)]
+
+pub mod log;
