@@ -6,7 +6,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use stella_collector::config::Profile;
-use stella_collector::topology::BuildContext;
+use stella_collector::topology::Environment;
 use stella_collector::{Collector, ConfigSource};
 use stella_metrics::Registry;
 use stella_pipeline::resource_detection::HostFacts;
@@ -22,7 +22,7 @@ async fn start() -> (ApiState, tempfile::TempDir) {
     std::fs::write(&config, CONFIG).unwrap();
     let registry = Registry::default();
     register_build_info(&registry, "1.2.3");
-    let context = BuildContext {
+    let context = Environment {
         data_dir: dir.path().to_path_buf(),
         registry: registry.clone(),
         host_facts: Arc::new(HostFacts::default()),

@@ -15,7 +15,7 @@ use crate::config::{self, Config, ConfigErrors, Profile};
 use crate::receivers::otlp_grpc::GrpcLimits;
 use crate::receivers::otlp_http::HttpLimits;
 use crate::receivers::{OtlpService, ReceiverMetrics, otlp_grpc, otlp_http};
-use crate::topology::{BuildContext, BuildError, Topology, TopologyHandle, drain_when_released};
+use crate::topology::{BuildContext, BuildError, Environment, StopMode, Topology, TopologyHandle};
 
 /// Where the config comes from: a built-in profile, optionally overlaid by a file.
 #[derive(Debug, Clone)]
@@ -53,6 +53,9 @@ pub enum StartError {
     /// A component could not be built.
     #[error(transparent)]
     Build(#[from] BuildError),
+    /// An ingest log could not be opened.
+    #[error(transparent)]
+    Log(#[from] stella_store::log::LogError),
 }
 
 impl StartError {
@@ -62,6 +65,7 @@ impl StartError {
             StartError::Config(errors) => errors.code(),
             StartError::Bind { .. } => "collector.bind_failed",
             StartError::Build(_) => "collector.build_failed",
+            StartError::Log(error) => error.code(),
         }
     }
 }
@@ -75,6 +79,9 @@ pub enum ReloadError {
     /// A component of the new config could not be built.
     #[error(transparent)]
     Build(#[from] BuildError),
+    /// An ingest log of the new config could not be opened.
+    #[error(transparent)]
+    Log(#[from] stella_store::log::LogError),
     /// The collector is stopping.
     #[error("the collector is shutting down")]
     ShuttingDown,
@@ -86,6 +93,7 @@ impl ReloadError {
         match self {
             ReloadError::Config(errors) => errors.code(),
             ReloadError::Build(_) => "config.build_failed",
+            ReloadError::Log(error) => error.code(),
             ReloadError::ShuttingDown => "collector.shutting_down",
         }
     }
@@ -123,13 +131,6 @@ pub struct Readiness {
     pub components: Vec<ComponentState>,
 }
 
-/// A topology swap done by a reload: the old one to drain, the new one, and the report.
-struct Swap {
-    previous: Arc<Topology>,
-    current: Arc<Topology>,
-    report: ReloadReport,
-}
-
 struct Listener {
     component: String,
     address: SocketAddr,
@@ -150,9 +151,12 @@ pub struct Collector {
 
 impl Collector {
     /// Loads the config, builds the pipelines and starts every receiver.
-    pub async fn start(source: ConfigSource, context: BuildContext) -> Result<Arc<Collector>, StartError> {
+    pub async fn start(source: ConfigSource, environment: Environment) -> Result<Arc<Collector>, StartError> {
         let config = source.load()?;
-        let topology = TopologyHandle::new(Topology::build(&config, &context, None)?);
+        let context = BuildContext::new(environment, &config.storage);
+        let topology = Topology::build(&config, &context, None)?;
+        topology.start_consumers(&context)?;
+        let topology = TopologyHandle::new(topology);
         let receiver_metrics = ReceiverMetrics::new(&context.registry);
         let stop_receivers = CancellationToken::new();
         let mut listeners = Vec::new();
@@ -214,43 +218,45 @@ impl Collector {
     /// settings are reported as needing a restart. An invalid config changes nothing.
     pub async fn reload(&self) -> Result<ReloadReport, ReloadError> {
         let _one_at_a_time = self.reload_lock.lock().await;
-        let outcome = self.apply_reload();
+        let outcome = self.apply_reload().await;
         let result = if outcome.is_ok() { "applied" } else { "rejected" };
         self.reloads.with(&[result]).inc();
         match &outcome {
-            Ok(Swap { report, .. }) => {
+            Ok(report) => {
                 tracing::info!(restart_required = ?report.restart_required, pipelines = ?report.pipelines, "config reloaded")
             }
             Err(error) => {
                 tracing::warn!(code = error.code(), %error, "config reload refused; the running config stays")
             }
         }
-        let swap = outcome?;
-        let patience = Duration::from_secs(30);
-        tokio::spawn(drain_when_released(swap.previous, Some(swap.current), patience));
-        Ok(swap.report)
+        outcome
     }
 
-    fn apply_reload(&self) -> Result<Swap, ReloadError> {
+    /// Builds the new topology, swaps it in, stops the old consumers (they save their cursors) and starts
+    /// the new ones from those cursors, so no record is delivered twice or skipped across a reload.
+    async fn apply_reload(&self) -> Result<ReloadReport, ReloadError> {
         let next_config = self.source.load()?;
         let current = self.topology.current().ok_or(ReloadError::ShuttingDown)?;
         let next = Topology::build(&next_config, &self.context, Some(&current))?;
-        let mut config = self.config.lock().unwrap_or_else(|poison| poison.into_inner());
-        let before = config.restart_settings();
-        let after = next_config.restart_settings();
-        let mut restart_required: Vec<String> =
-            before.keys().chain(after.keys()).filter(|key| before.get(*key) != after.get(*key)).cloned().collect();
-        restart_required.dedup();
+        let restart_required = {
+            let before = self.config.lock().unwrap_or_else(|poison| poison.into_inner()).restart_settings();
+            let after = next_config.restart_settings();
+            let mut changed: Vec<String> =
+                before.keys().chain(after.keys()).filter(|key| before.get(*key) != after.get(*key)).cloned().collect();
+            changed.dedup();
+            changed
+        };
         let report = ReloadReport {
             applied: true,
             restart_required,
             pipelines: next_config.pipelines.keys().cloned().collect(),
         };
-        *config = next_config;
-        drop(config);
+        *self.config.lock().unwrap_or_else(|poison| poison.into_inner()) = next_config;
         let previous = self.topology.replace(Some(next)).ok_or(ReloadError::ShuttingDown)?;
         let successor = self.topology.current().ok_or(ReloadError::ShuttingDown)?;
-        Ok(Swap { previous, current: successor, report })
+        previous.stop_consumers(StopMode::Abort, Some(&successor), Duration::from_secs(30)).await;
+        successor.start_consumers(&self.context)?;
+        Ok(report)
     }
 
     /// Reloads whenever the overlay file changes (polled every `interval`), until shutdown.
@@ -331,10 +337,11 @@ impl Collector {
                 tracing::warn!(?deadline, "a receiver did not finish its requests in time");
             }
         }
-        tracing::info!("receivers stopped: draining pipelines and flushing exporters");
+        tracing::info!("receivers stopped: consumers deliver what the ingest logs hold, then exporters flush");
         if let Some(topology) = self.topology.replace(None) {
-            drain_when_released(topology, None, deadline).await;
+            topology.stop_consumers(StopMode::Drain, None, deadline).await;
         }
+        self.context.logs.close_all();
         tracing::info!("shutdown complete");
     }
 }

@@ -1,27 +1,42 @@
-//! The running shape of a config: one [`PipelineRuntime`] per pipeline, the batch and delivery tasks, and
-//! the exporters they share. A reload builds a new [`Topology`] (reusing unchanged exporters) and swaps it
-//! in; the old one drains on its own.
+//! The running shape of a config. Receivers hand each request to every [`PipelineRuntime`] that takes its
+//! signal; the pipeline runs its stateless stages and appends the result to its ingest log, and the client
+//! is answered once the record is there (per `storage.sync`). Consumers, one per exporter, read the log
+//! behind their own cursors. A reload builds a new [`Topology`] (reusing unchanged exporters and the same
+//! logs), swaps it in, stops the old consumers and starts the new ones from the saved cursors.
 //!
 //! ```text
-//!  receiver ─▶ stages before batch (inline, in the request's task)
-//!                 ├─ no batch processor ─▶ Delivery (inline) ─▶ exporters ─▶ settle acks
-//!                 └─ batch task ─▶ delivery task: stages after batch ─▶ exporters ─▶ settle acks
+//!  receiver ─▶ stages (before `batch`) ─▶ ingest log (pipeline, tenant) ─▶ ack
+//!                                            │
+//!                                            ├─ consumer ─▶ stages after `batch` ─▶ exporter A
+//!                                            └─ consumer ─▶ ...                  ─▶ exporter B
 //! ```
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use stella_export::file::FileExporter;
 use stella_export::{DebugExporter, ExportError, ExportMetrics, Exporter, NopExporter};
 use stella_metrics::{CounterVec, Registry, names};
 use stella_otlp::{AckError, Batch, Signal};
 use stella_pipeline::Stage;
-use stella_pipeline::batch::{self, BatchMetrics};
 use stella_pipeline::resource_detection::{self, HostFacts, ResourceDetection};
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::config::{Config, ExporterConfig, ProcessorConfig};
+use crate::consumer::{Consumer, ConsumerControl, LogProgress};
+use crate::logs::LogRegistry;
+
+/// What the process gives the collector: where its data lives, its metrics registry, host facts.
+#[derive(Clone)]
+pub struct Environment {
+    /// The data directory: ingest logs under `log/`, relative export paths resolved here.
+    pub data_dir: PathBuf,
+    /// Where components register their meta-metrics.
+    pub registry: Registry,
+    /// Facts for resource detection (read once at start).
+    pub host_facts: Arc<HostFacts>,
+}
 
 /// What building a topology needs besides the config.
 #[derive(Clone)]
@@ -32,6 +47,26 @@ pub struct BuildContext {
     pub registry: Registry,
     /// Facts for resource detection (read once at start).
     pub host_facts: Arc<HostFacts>,
+    /// The ingest logs, shared by every topology of the process.
+    pub logs: Arc<LogRegistry>,
+}
+
+impl BuildContext {
+    /// The context of a process: `environment` plus ingest logs under `<data-dir>/log` run as `storage` says.
+    pub fn new(environment: Environment, storage: &crate::config::StorageConfig) -> Self {
+        let options = stella_store::log::LogOptions {
+            segment_bytes: storage.segment_bytes,
+            sync: storage.sync,
+            max_bytes: storage.log_max_bytes,
+        };
+        let logs = Arc::new(LogRegistry::new(environment.data_dir.join("log"), options));
+        BuildContext {
+            data_dir: environment.data_dir,
+            registry: environment.registry,
+            host_facts: environment.host_facts,
+            logs,
+        }
+    }
 }
 
 /// Exporters in use, by id, with the config each was built from (to reuse unchanged ones on reload).
@@ -46,112 +81,162 @@ pub struct BuildError {
     source: ExportError,
 }
 
-/// The pipelines of one config, ready to take batches.
+/// How consumers are stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopMode {
+    /// Deliver everything in the logs first (shutdown).
+    Drain,
+    /// Stop after the batch in flight (reload: the new consumers continue from the saved cursors).
+    Abort,
+}
+
+/// The pipelines of one config, ready to take requests.
 pub struct Topology {
     routes: HashMap<(String, Signal), Vec<Arc<PipelineRuntime>>>,
+    pipelines: Vec<Arc<PipelineRuntime>>,
     exporters: Exporters,
-    tasks: Vec<JoinHandle<()>>,
+    control: ConsumerControl,
+    consumers: Mutex<Vec<JoinHandle<()>>>,
 }
 
-/// One pipeline at run time.
+/// One pipeline at run time: its stages before the log, and what its consumers need.
 pub struct PipelineRuntime {
     id: String,
-    before_batch: Vec<Arc<dyn Stage>>,
-    entry: Entry,
-    stage_drops: CounterVec,
-}
-
-enum Entry {
-    Direct(Arc<Delivery>),
-    Batched(mpsc::Sender<Batch>),
-}
-
-/// The end of a pipeline: stages after the batch processor, then every exporter, then the acks.
-struct Delivery {
-    pipeline_id: String,
+    signal: Signal,
+    before_log: Vec<Arc<dyn Stage>>,
     after_batch: Vec<Arc<dyn Stage>>,
-    exporters: Vec<Arc<dyn Exporter>>,
-    export_metrics: ExportMetrics,
+    batch: Option<stella_pipeline::batch::BatchConfig>,
+    exporters: Vec<(Arc<dyn Exporter>, Option<u64>)>,
+    logs: Arc<LogRegistry>,
     stage_drops: CounterVec,
 }
-
-/// Queue depth between a batch processor and its delivery task.
-const DELIVERY_QUEUE: usize = 64;
 
 impl Topology {
     /// Builds the topology of `config`, reusing `previous`'s exporters whose config did not change.
+    /// No consumer runs until [`Topology::start_consumers`].
     pub fn build(config: &Config, context: &BuildContext, previous: Option<&Topology>) -> Result<Topology, BuildError> {
         let exporters = build_exporters(config, context, previous)?;
-        let export_metrics = ExportMetrics::new(&context.registry);
-        let batch_metrics = BatchMetrics::new(&context.registry);
         let stage_drops = context.registry.counter(
             names::PROCESSOR_DROPPED_ITEMS,
             "Items a processor removed on purpose, by reason.",
             &["pipeline", "stage", "reason"],
         );
         let mut routes: HashMap<(String, Signal), Vec<Arc<PipelineRuntime>>> = HashMap::new();
-        let mut tasks = Vec::new();
+        let mut pipelines = Vec::new();
         for (pipeline_id, pipeline) in &config.pipelines {
             let batch_position = pipeline
                 .processors
                 .iter()
                 .position(|id| matches!(config.processors.get(id), Some(ProcessorConfig::Batch(_))));
-            let stages: Vec<Arc<dyn Stage>> = pipeline
-                .processors
-                .iter()
-                .filter_map(|id| build_stage(id, config.processors.get(id)?, config, context))
-                .collect();
-            let split = batch_position.unwrap_or(stages.len());
-            let (before, after) = stages.split_at(split.min(stages.len()));
-            let delivery = Arc::new(Delivery {
-                pipeline_id: pipeline_id.clone(),
-                after_batch: after.to_vec(),
-                exporters: pipeline
-                    .exporters
-                    .iter()
-                    .filter_map(|id| exporters.get(id))
-                    .map(|(_, exporter)| Arc::clone(exporter))
-                    .collect(),
-                export_metrics: export_metrics.clone(),
-                stage_drops: stage_drops.clone(),
-            });
-            let batch_config = batch_position
-                .and_then(|position| config.processors.get(&pipeline.processors[position]))
-                .and_then(|processor| match processor {
-                    ProcessorConfig::Batch(batch) => Some(batch.clone()),
-                    ProcessorConfig::ResourceDetection(_) => None,
+            let batch =
+                batch_position.and_then(|position| match config.processors.get(&pipeline.processors[position]) {
+                    Some(ProcessorConfig::Batch(batch)) => Some(batch.clone()),
+                    _ => None,
                 });
-            let entry = match batch_config {
-                None => Entry::Direct(delivery),
-                Some(batch_config) => {
-                    let (input, input_rx) = mpsc::channel(DELIVERY_QUEUE);
-                    let (output, mut output_rx) = mpsc::channel::<Batch>(DELIVERY_QUEUE);
-                    tasks.push(batch::spawn(
-                        batch_config,
-                        pipeline_id.clone(),
-                        batch_metrics.clone(),
-                        input_rx,
-                        output,
-                    ));
-                    tasks.push(tokio::spawn(async move {
-                        while let Some(batch) = output_rx.recv().await {
-                            delivery.deliver(batch).await;
-                        }
-                    }));
-                    Entry::Batched(input)
-                }
+            let split = batch_position.unwrap_or(pipeline.processors.len());
+            let stages = |ids: &[String]| -> Vec<Arc<dyn Stage>> {
+                ids.iter().filter_map(|id| build_stage(id, config.processors.get(id)?, config, context)).collect()
             };
             let runtime = Arc::new(PipelineRuntime {
                 id: pipeline_id.clone(),
-                before_batch: before.to_vec(),
-                entry,
+                signal: pipeline.signal,
+                before_log: stages(&pipeline.processors[..split]),
+                after_batch: stages(&pipeline.processors[split..]),
+                batch,
+                exporters: pipeline
+                    .exporters
+                    .iter()
+                    .filter_map(|id| {
+                        exporters
+                            .get(id)
+                            .map(|(_, exporter)| (Arc::clone(exporter), config.max_backlog.get(id).copied()))
+                    })
+                    .collect(),
+                logs: Arc::clone(&context.logs),
                 stage_drops: stage_drops.clone(),
             });
             for receiver in &pipeline.receivers {
                 routes.entry((receiver.clone(), pipeline.signal)).or_default().push(Arc::clone(&runtime));
             }
+            pipelines.push(runtime);
         }
-        Ok(Topology { routes, exporters, tasks })
+        Ok(Topology {
+            routes,
+            pipelines,
+            exporters,
+            control: ConsumerControl::default(),
+            consumers: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Starts one consumer per pipeline, tenant (the default one and any with a log on disk) and exporter.
+    pub fn start_consumers(&self, context: &BuildContext) -> Result<(), stella_store::log::LogError> {
+        let export_metrics = ExportMetrics::new(&context.registry);
+        let mut handles = Vec::new();
+        for pipeline in &self.pipelines {
+            let mut tenants = context.logs.tenants_on_disk(&pipeline.id);
+            if !tenants.iter().any(|tenant| tenant == "default") {
+                tenants.push("default".to_string());
+            }
+            for tenant in tenants {
+                let log = context.logs.get(&pipeline.id, &tenant)?;
+                let progress = Arc::new(LogProgress::default());
+                let key = format!("{}|{}", pipeline.id, tenant);
+                let planned: Vec<Consumer> = pipeline
+                    .exporters
+                    .iter()
+                    .map(|(exporter, max_backlog)| Consumer {
+                        pipeline_id: pipeline.id.clone(),
+                        signal: pipeline.signal,
+                        tenant: Arc::from(tenant.as_str()),
+                        exporter: Arc::clone(exporter),
+                        log: Arc::clone(&log),
+                        batch: pipeline.batch.clone(),
+                        after_batch: pipeline.after_batch.clone(),
+                        max_backlog: *max_backlog,
+                        metrics: export_metrics.clone(),
+                        stage_drops: pipeline.stage_drops.clone(),
+                        progress: Arc::clone(&progress),
+                        start: Consumer::starting_cursor(exporter.as_ref(), &log, pipeline.signal, &key, &progress),
+                    })
+                    .collect();
+                for consumer in planned {
+                    handles.push(tokio::spawn(consumer.run(self.control.clone())));
+                }
+            }
+        }
+        self.consumers.lock().unwrap_or_else(|poison| poison.into_inner()).extend(handles);
+        Ok(())
+    }
+
+    /// Stops the consumers (waiting at most `patience`), then flushes the exporters `successor` does not keep.
+    pub async fn stop_consumers(&self, mode: StopMode, successor: Option<&Topology>, patience: Duration) {
+        match mode {
+            StopMode::Drain => self.control.drain.cancel(),
+            StopMode::Abort => self.control.abort.cancel(),
+        }
+        let handles = std::mem::take(&mut *self.consumers.lock().unwrap_or_else(|poison| poison.into_inner()));
+        let all_done = async {
+            for handle in handles {
+                if let Err(error) = handle.await {
+                    tracing::error!(%error, "a consumer ended abnormally");
+                }
+            }
+        };
+        if tokio::time::timeout(patience, all_done).await.is_err() {
+            tracing::warn!(?patience, "consumers did not stop in time; their data stays in the ingest log");
+            self.control.abort.cancel();
+        }
+        for (id, (_, exporter)) in &self.exporters {
+            let kept = successor
+                .is_some_and(|next| next.exporters.get(id).is_some_and(|(_, other)| Arc::ptr_eq(other, exporter)));
+            if kept {
+                continue;
+            }
+            if let Err(error) = exporter.flush().await {
+                tracing::error!(exporter = %id, %error, "flushing an exporter failed");
+            }
+        }
     }
 
     /// The pipelines that take `signal` from `receiver`.
@@ -162,29 +247,6 @@ impl Topology {
     /// Every exporter in use, by id.
     pub fn exporters(&self) -> impl Iterator<Item = (&str, &Arc<dyn Exporter>)> {
         self.exporters.iter().map(|(id, (_, exporter))| (id.as_str(), exporter))
-    }
-
-    /// Drains the topology: closes the batch processors' inputs, waits until every queued batch is
-    /// delivered, then makes the exporters not kept by `successor` durable (`flush`).
-    /// Call it once no receiver can submit to it any more.
-    pub async fn drain(self, successor: Option<&Topology>) {
-        let Topology { routes, exporters, tasks } = self;
-        drop(routes);
-        for task in tasks {
-            if let Err(error) = task.await {
-                tracing::error!(%error, "a pipeline task ended abnormally");
-            }
-        }
-        for (id, (_, exporter)) in exporters {
-            let kept = successor
-                .is_some_and(|next| next.exporters.get(&id).is_some_and(|(_, other)| Arc::ptr_eq(other, &exporter)));
-            if kept {
-                continue;
-            }
-            if let Err(error) = exporter.flush().await {
-                tracing::error!(exporter = %id, %error, "flushing an exporter failed");
-            }
-        }
     }
 }
 
@@ -197,9 +259,7 @@ fn build_exporters(
         config.pipelines.values().flat_map(|pipeline| &pipeline.exporters).collect();
     let mut built = BTreeMap::new();
     for id in used {
-        let Some(exporter_config) = config.exporters.get(id) else {
-            continue;
-        };
+        let Some(exporter_config) = config.exporters.get(id) else { continue };
         let reusable =
             previous.and_then(|previous| previous.exporters.get(id)).filter(|(old, _)| old == exporter_config);
         let exporter: Arc<dyn Exporter> = match (reusable, exporter_config) {
@@ -232,54 +292,35 @@ fn build_stage(
     }
 }
 
-fn run_stages(stages: &[Arc<dyn Stage>], batch: &mut Batch, pipeline_id: &str, drops: &CounterVec) {
-    for stage in stages {
-        for dropped in stage.process(batch) {
-            drops.with(&[pipeline_id, stage.id(), dropped.reason]).add(dropped.count);
-        }
-    }
-}
-
 impl PipelineRuntime {
     /// The pipeline id (`traces`, `logs/audit`).
     pub fn id(&self) -> &str {
         &self.id
     }
 
-    /// Runs the stages before the batch processor and hands the batch on. Returns once the batch is
-    /// delivered (no batch processor) or queued (batch processor); the acks tell when it is delivered.
+    /// Runs the stages before the log and appends the result to the tenant's log; settles the batch's
+    /// acknowledgements once the record is there per the sync policy (or with the reason it is not).
     pub async fn submit(&self, mut batch: Batch) {
-        run_stages(&self.before_batch, &mut batch, &self.id, &self.stage_drops);
-        match &self.entry {
-            Entry::Direct(delivery) => delivery.deliver(batch).await,
-            // A closed queue (pipeline stopping) drops the batch unsettled: its clients hear "retry".
-            Entry::Batched(queue) => {
-                let _ = queue.send(batch).await;
+        for stage in &self.before_log {
+            for dropped in stage.process(&mut batch) {
+                self.stage_drops.with(&[&self.id, stage.id(), dropped.reason]).add(dropped.count);
             }
         }
-    }
-}
-
-impl Delivery {
-    async fn deliver(&self, mut batch: Batch) {
-        run_stages(&self.after_batch, &mut batch, &self.pipeline_id, &self.stage_drops);
         if batch.item_count() == 0 {
             batch.settle(Ok(()));
             return;
         }
-        let mut first_failure = None;
-        for exporter in &self.exporters {
-            let result = exporter.export(&batch).await;
-            self.export_metrics.record(exporter.id(), &batch, &result);
-            if let Err(error) = result {
-                tracing::warn!(pipeline = %self.pipeline_id, exporter = exporter.id(), code = error.code(), %error, "export failed; the client will be told to retry");
-                first_failure.get_or_insert(AckError::SinkFailed {
-                    sink: exporter.id().to_string(),
-                    message: error.to_string(),
-                });
+        let appended = match self.logs.get(&self.id, &batch.tenant) {
+            Ok(log) => log.append(batch.request.encode_protobuf()).await,
+            Err(error) => Err(error),
+        };
+        let outcome = appended.map(|_| ()).map_err(|error| {
+            if !matches!(error, stella_store::log::LogError::Full { .. }) {
+                tracing::error!(pipeline = %self.id, code = error.code(), %error, "cannot append to the ingest log");
             }
-        }
-        batch.settle(first_failure.map_or(Ok(()), Err));
+            AckError::SinkFailed { sink: "ingest log".into(), message: error.to_string() }
+        });
+        batch.settle(outcome);
     }
 }
 
@@ -302,30 +343,5 @@ impl TopologyHandle {
     pub fn replace(&self, next: Option<Topology>) -> Option<Arc<Topology>> {
         let mut slot = self.0.write().unwrap_or_else(|poison| poison.into_inner());
         std::mem::replace(&mut *slot, next.map(Arc::new))
-    }
-}
-
-/// Waits (up to `patience`) until `topology` has no other holder, then drains it.
-pub async fn drain_when_released(
-    mut topology: Arc<Topology>,
-    successor: Option<Arc<Topology>>,
-    patience: std::time::Duration,
-) {
-    let started = tokio::time::Instant::now();
-    loop {
-        match Arc::try_unwrap(topology) {
-            Ok(owned) => {
-                owned.drain(successor.as_deref()).await;
-                return;
-            }
-            Err(shared) if started.elapsed() < patience => {
-                topology = shared;
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            }
-            Err(_) => {
-                tracing::error!("pipelines still in use after {patience:?}; their queued batches were not drained");
-                return;
-            }
-        }
     }
 }

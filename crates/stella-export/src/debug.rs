@@ -1,7 +1,7 @@
 use serde::Deserialize;
 use stella_otlp::Batch;
 
-use crate::{BoxFuture, ExportError, Exporter};
+use crate::{BoxFuture, Delivery, ExportError, Exporter};
 
 /// How much the debug exporter prints per batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -42,7 +42,7 @@ impl Exporter for DebugExporter {
         &self.id
     }
 
-    fn export<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<(), ExportError>> {
+    fn export<'a>(&'a self, batch: &'a Batch, _delivery: Delivery<'a>) -> BoxFuture<'a, Result<(), ExportError>> {
         let request = &batch.request;
         let resources = match request {
             stella_otlp::OtlpRequest::Traces(r) => r.resource_spans.len(),

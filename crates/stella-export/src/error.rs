@@ -32,3 +32,9 @@ impl ExportError {
         }
     }
 }
+
+/// Wraps an I/O error of `action` on `path`.
+pub(crate) fn io(action: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> ExportError + use<> {
+    let path = path.to_path_buf();
+    move |source| ExportError::Io { action, path, source }
+}

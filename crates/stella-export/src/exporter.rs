@@ -2,12 +2,23 @@ use std::future::Future;
 use std::pin::Pin;
 
 use stella_metrics::{CounterVec, Registry, names};
-use stella_otlp::Batch;
+use stella_otlp::{Batch, Signal};
 
 use crate::ExportError;
 
 /// A boxed, sendable future: what [`Exporter`] methods return so exporters can live behind `dyn`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Who delivers a batch: the ingest-log consumer (pipeline and tenant) and the sequence number its
+/// cursor moves to once the batch is taken. Exporters that can make delivery exactly-once (the file
+/// exporter) record it with the data and report it back through [`Exporter::resume_point`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery<'a> {
+    /// The consumer's key, unique per pipeline and tenant.
+    pub consumer: &'a str,
+    /// The log position after this batch.
+    pub next_seq: u64,
+}
 
 /// Where an exporter stands, for `/readyz`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,17 +29,24 @@ pub enum ExporterHealth {
     Failing(String),
 }
 
-/// A sink at the end of a pipeline.
+/// A sink at the end of a pipeline, fed by ingest-log consumers.
 ///
-/// The collector drives it: [`Exporter::export`] once per batch (possibly concurrently for different
-/// batches), then [`Exporter::flush`] once at shutdown. `Ok` from `export` means the exporter has taken
-/// the items (for `file`: written them to the file); only then are the clients acknowledged.
+/// The collector drives it: [`Exporter::export`] once per batch (one at a time per consumer, possibly
+/// concurrently across consumers), [`Exporter::flush`] before a consumer saves its cursor and at shutdown.
+/// `Ok` from `export` means the exporter has taken the items (for `file`: written them); only then does
+/// the consumer's cursor move past them. An `Err` makes the consumer retry the same batch.
 pub trait Exporter: Send + Sync {
     /// The component id from the config (`file`, `file/audit`, ...).
     fn id(&self) -> &str;
 
     /// Takes one batch.
-    fn export<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<(), ExportError>>;
+    fn export<'a>(&'a self, batch: &'a Batch, delivery: Delivery<'a>) -> BoxFuture<'a, Result<(), ExportError>>;
+
+    /// Where `consumer` should resume for `signal` when the exporter itself knows better than the cursor
+    /// (the file exporter records the last delivered position with the data). `None`: use the cursor.
+    fn resume_point(&self, _signal: Signal, _consumer: &str) -> Option<u64> {
+        None
+    }
 
     /// Makes everything taken so far durable (for `file`: fsync). Called at shutdown.
     fn flush(&self) -> BoxFuture<'_, Result<(), ExportError>>;
@@ -57,6 +75,11 @@ impl ExportMetrics {
                 &["exporter", "reason"],
             ),
         }
+    }
+
+    /// Counts `count` failures of `exporter` for `reason` (e.g. `backlog_overflow`).
+    pub fn failed(&self, exporter: &str, reason: &str, count: u64) {
+        self.failures.with(&[exporter, reason]).add(count);
     }
 
     /// Counts the outcome of one export of `batch` by `exporter`.

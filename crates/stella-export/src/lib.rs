@@ -6,7 +6,7 @@
 #![deny(missing_docs)]
 
 mod debug;
-mod error;
+pub(crate) mod error;
 mod exporter;
 mod nop;
 
@@ -14,5 +14,5 @@ pub mod file;
 
 pub use debug::{DebugConfig, DebugExporter, Verbosity};
 pub use error::ExportError;
-pub use exporter::{BoxFuture, ExportMetrics, Exporter, ExporterHealth};
+pub use exporter::{BoxFuture, Delivery, ExportMetrics, Exporter, ExporterHealth};
 pub use nop::NopExporter;

@@ -1,6 +1,6 @@
 use stella_otlp::Batch;
 
-use crate::{BoxFuture, ExportError, Exporter};
+use crate::{BoxFuture, Delivery, ExportError, Exporter};
 
 /// `exporters.nop`: takes every batch and keeps nothing. For benchmarks of the receive path.
 #[derive(Debug)]
@@ -20,7 +20,7 @@ impl Exporter for NopExporter {
         &self.id
     }
 
-    fn export<'a>(&'a self, _batch: &'a Batch) -> BoxFuture<'a, Result<(), ExportError>> {
+    fn export<'a>(&'a self, _batch: &'a Batch, _delivery: Delivery<'a>) -> BoxFuture<'a, Result<(), ExportError>> {
         Box::pin(async { Ok(()) })
     }
 

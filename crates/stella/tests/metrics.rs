@@ -41,9 +41,18 @@ async fn metrics_pass_promtool_and_count_what_happened() {
         .unwrap();
     assert_eq!(bad.status(), 400);
 
-    let response = client.get(stella.api_url("/metrics")).send().await.unwrap();
-    assert_eq!(response.headers()["content-type"], "text/plain; version=0.0.4; charset=utf-8");
-    let text = response.text().await.unwrap();
+    // Export happens after the acknowledgement (from the ingest log): wait until the consumer delivered.
+    let delivered = "collector_export_sent_items_total{exporter=\"file\",signal=\"traces\"} 12";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let text = loop {
+        let response = client.get(stella.api_url("/metrics")).send().await.unwrap();
+        assert_eq!(response.headers()["content-type"], "text/plain; version=0.0.4; charset=utf-8");
+        let text = response.text().await.unwrap();
+        if text.contains(delivered) || std::time::Instant::now() > deadline {
+            break text;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
     for expected in [
         "collector_receiver_accepted_items_total{receiver=\"otlp\",signal=\"traces\",protocol=\"http_protobuf\"} 12",
         "collector_receiver_requests_total{receiver=\"otlp\",signal=\"traces\",protocol=\"http_protobuf\",status=\"400\"} 1",

@@ -6,6 +6,7 @@ use stella_export::file::FileConfig;
 use stella_otlp::Signal;
 use stella_pipeline::batch::BatchConfig;
 use stella_pipeline::resource_detection::ResourceDetectionConfig;
+use stella_store::log::SyncPolicy;
 
 /// A validated config: every reference resolves, every value is in range.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,6 +23,21 @@ pub struct Config {
     pub api: ApiConfig,
     /// `environment`: becomes `deployment.environment.name` in resource detection.
     pub environment: Option<String>,
+    /// `storage`: the ingest log.
+    pub storage: StorageConfig,
+    /// `exporters.<id>.max_backlog`: bytes of backlog past which the exporter's oldest data is dropped.
+    pub max_backlog: BTreeMap<String, u64>,
+}
+
+/// `storage`: where acknowledged data waits for its consumers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StorageConfig {
+    /// `sync` (`always`, `batch` with `sync_window`, `interval` with `sync_interval`).
+    pub sync: SyncPolicy,
+    /// `log.max_bytes`: past this, receivers answer 503 + Retry-After (default 1 GiB).
+    pub log_max_bytes: u64,
+    /// `log.segment_bytes`: segment size (default 64 MiB).
+    pub segment_bytes: u64,
 }
 
 /// `receivers.otlp`: OTLP over gRPC and HTTP.
@@ -99,6 +115,7 @@ impl Config {
     pub fn restart_settings(&self) -> BTreeMap<String, String> {
         let mut settings = BTreeMap::new();
         settings.insert("api.endpoint".to_string(), self.api.endpoint.to_string());
+        settings.insert("storage".to_string(), format!("{:?}", self.storage));
         for (id, receiver) in &self.receivers {
             if let Some(grpc) = &receiver.grpc {
                 settings.insert(format!("receivers.{id}.protocols.grpc"), format!("{grpc:?}"));

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use stella_otlp::Signal;
+use stella_store::log::SyncPolicy;
 
 use super::model::*;
 
@@ -52,7 +53,7 @@ impl fmt::Display for ConfigErrors {
     }
 }
 
-const TOP_LEVEL_KEYS: &[&str] = &["receivers", "processors", "exporters", "service", "api", "environment"];
+const TOP_LEVEL_KEYS: &[&str] = &["receivers", "processors", "exporters", "service", "api", "environment", "storage"];
 const RECEIVER_TYPES: &[&str] = &["otlp"];
 const PROCESSOR_TYPES: &[&str] = &["batch", "resourcedetection"];
 const EXPORTER_TYPES: &[&str] = &["debug", "file", "nop"];
@@ -95,14 +96,15 @@ impl Config {
         let exporters =
             components(root, "exporters", EXPORTER_TYPES, &mut problems, |kind, value, path, problems| match kind {
                 "file" => {
-                    let config = typed::<stella_export::file::FileConfig>(value, path, problems)?;
+                    let config =
+                        typed::<stella_export::file::FileConfig>(&without_key(value, "max_backlog"), path, problems)?;
                     for (key, message) in config.problems() {
                         problems.add(format!("{path}.{key}"), message);
                     }
                     Some(ExporterConfig::File(config))
                 }
-                "debug" => typed(value, path, problems).map(ExporterConfig::Debug),
-                _ => typed::<NopRaw>(value, path, problems).map(|_| ExporterConfig::Nop),
+                "debug" => typed(&without_key(value, "max_backlog"), path, problems).map(ExporterConfig::Debug),
+                _ => typed::<NopRaw>(&without_key(value, "max_backlog"), path, problems).map(|_| ExporterConfig::Nop),
             });
         let pipelines = pipelines(root, &mut problems);
         let api = api(root.get("api"), &mut problems);
@@ -114,10 +116,21 @@ impl Config {
                 None
             }
         };
+        let storage = storage(root.get("storage"), &mut problems);
+        let max_backlog = max_backlogs(root, &mut problems);
         if !problems.0.is_empty() {
             return Err(ConfigErrors(problems.0));
         }
-        Ok(Config { receivers, processors, exporters, pipelines, api: api.unwrap_or_else(default_api), environment })
+        Ok(Config {
+            receivers,
+            processors,
+            exporters,
+            pipelines,
+            api: api.unwrap_or_else(default_api),
+            environment,
+            storage: storage.unwrap_or_else(default_storage),
+            max_backlog,
+        })
     }
 }
 
@@ -409,4 +422,110 @@ fn check_references(ids: &[String], defined: &[String], path: &str, section: &st
             problems.add(format!("{path}[{index}]"), format!("`{id}` is listed twice; remove one"));
         }
     }
+}
+
+/// `value` (a component's settings) without `key`, which the collector handles for every component.
+fn without_key(value: &Value, key: &str) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter().filter(|(name, _)| name.as_str() != key).map(|(k, v)| (k.clone(), v.clone())).collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// `exporters.<id>.max_backlog` for every exporter that sets it.
+fn max_backlogs(root: &Map<String, Value>, problems: &mut Problems) -> BTreeMap<String, u64> {
+    let mut limits = BTreeMap::new();
+    let Some(Value::Object(exporters)) = root.get("exporters") else { return limits };
+    for (id, settings) in exporters {
+        let Some(value) = settings.get("max_backlog") else { continue };
+        match value.as_u64() {
+            Some(bytes) if bytes > 0 => {
+                limits.insert(id.clone(), bytes);
+            }
+            _ => problems.add(
+                format!("exporters.{id}.max_backlog"),
+                "expected a number of bytes greater than 0, e.g. 536870912 for 512 MiB",
+            ),
+        }
+    }
+    limits
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum SyncRaw {
+    Always,
+    Batch,
+    Interval,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StorageRaw {
+    #[serde(default = "default_sync")]
+    sync: SyncRaw,
+    #[serde(default = "default_sync_window", deserialize_with = "stella_pipeline::duration::deserialize")]
+    sync_window: std::time::Duration,
+    #[serde(default = "default_sync_interval", deserialize_with = "stella_pipeline::duration::deserialize")]
+    sync_interval: std::time::Duration,
+    #[serde(default)]
+    log: LogRaw,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogRaw {
+    #[serde(default = "default_log_max_bytes")]
+    max_bytes: u64,
+    #[serde(default = "default_segment_bytes")]
+    segment_bytes: u64,
+}
+
+impl Default for LogRaw {
+    fn default() -> Self {
+        LogRaw { max_bytes: default_log_max_bytes(), segment_bytes: default_segment_bytes() }
+    }
+}
+
+fn default_sync() -> SyncRaw {
+    SyncRaw::Batch
+}
+fn default_sync_window() -> std::time::Duration {
+    std::time::Duration::from_millis(2)
+}
+fn default_sync_interval() -> std::time::Duration {
+    std::time::Duration::from_millis(200)
+}
+fn default_log_max_bytes() -> u64 {
+    1024 * 1024 * 1024
+}
+fn default_segment_bytes() -> u64 {
+    64 * 1024 * 1024
+}
+
+fn default_storage() -> StorageConfig {
+    StorageConfig {
+        sync: SyncPolicy::Batch { window: default_sync_window() },
+        log_max_bytes: default_log_max_bytes(),
+        segment_bytes: default_segment_bytes(),
+    }
+}
+
+fn storage(value: Option<&Value>, problems: &mut Problems) -> Option<StorageConfig> {
+    let raw: StorageRaw = typed(value?, "storage", problems)?;
+    if raw.log.segment_bytes < 4096 {
+        problems.add("storage.log.segment_bytes", "must be at least 4096");
+    }
+    let sync = match raw.sync {
+        SyncRaw::Always => SyncPolicy::Always,
+        SyncRaw::Batch => SyncPolicy::Batch { window: raw.sync_window },
+        SyncRaw::Interval if raw.sync_interval.is_zero() => {
+            problems.add("storage.sync_interval", "must be greater than 0 with sync: interval; e.g. 200ms");
+            return None;
+        }
+        SyncRaw::Interval => SyncPolicy::Interval { every: raw.sync_interval },
+    };
+    Some(StorageConfig { sync, log_max_bytes: raw.log.max_bytes, segment_bytes: raw.log.segment_bytes })
 }

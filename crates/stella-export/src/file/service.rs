@@ -8,7 +8,8 @@ use std::time::SystemTime;
 use stella_otlp::{Batch, Signal};
 
 use super::{FileConfig, encode_record, rotate};
-use crate::{BoxFuture, ExportError, Exporter, ExporterHealth};
+use crate::error::io;
+use crate::{BoxFuture, Delivery, ExportError, Exporter, ExporterHealth};
 
 /// `exporters.file` at run time: one open file per signal, written under a lock per file.
 pub struct FileExporter {
@@ -21,7 +22,23 @@ pub struct FileExporter {
 struct OpenFile {
     path: PathBuf,
     file: File,
-    size: u64,
+    positions: Positions,
+}
+
+/// The sidecar `<file>.positions` (JSON): the file length the last recorded write ended at, and each
+/// consumer's log position after its last write. On open, bytes past `len` (a write whose position was
+/// not recorded, e.g. cut by `kill -9`) are cut off and delivered again by their consumer, which resumes
+/// from its recorded position: each record lands in the file exactly once.
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
+struct Positions {
+    len: u64,
+    consumers: BTreeMap<String, u64>,
+}
+
+fn positions_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().map(|name| name.to_os_string()).unwrap_or_default();
+    name.push(".positions");
+    path.with_file_name(name)
 }
 
 impl FileExporter {
@@ -34,7 +51,7 @@ impl FileExporter {
             let shared = match by_path.get(&path) {
                 Some(existing) => Arc::clone(existing),
                 None => {
-                    let opened = Arc::new(Mutex::new(OpenFile::open(path.clone())?));
+                    let opened = Arc::new(Mutex::new(OpenFile::open(path.clone(), None)?));
                     by_path.insert(path, Arc::clone(&opened));
                     opened
                 }
@@ -56,52 +73,76 @@ impl FileExporter {
 }
 
 impl OpenFile {
-    fn open(path: PathBuf) -> Result<Self, ExportError> {
+    /// Opens `path` for appending; `carried` are the consumer positions to keep (after a rotation).
+    fn open(path: PathBuf, carried: Option<BTreeMap<String, u64>>) -> Result<Self, ExportError> {
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|source| ExportError::Io {
-                action: "create the directory of",
-                path: path.clone(),
-                source,
-            })?;
+            std::fs::create_dir_all(parent).map_err(io("create the directory of", &path))?;
         }
-        let file = OpenOptions::new().create(true).append(true).open(&path).map_err(|source| ExportError::Io {
-            action: "open",
-            path: path.clone(),
-            source,
-        })?;
-        let size =
-            file.metadata().map_err(|source| ExportError::Io { action: "stat", path: path.clone(), source })?.len();
-        Ok(OpenFile { path, file, size })
+        let file = OpenOptions::new().create(true).append(true).open(&path).map_err(io("open", &path))?;
+        let size = file.metadata().map_err(io("stat", &path))?.len();
+        let recorded = std::fs::read(positions_path(&path))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<Positions>(&bytes).ok());
+        let mut positions = recorded.unwrap_or(Positions { len: size, consumers: BTreeMap::new() });
+        if size > positions.len {
+            file.set_len(positions.len).map_err(io("truncate", &path))?;
+            let cut_bytes = size - positions.len;
+            tracing::warn!(path = %path.display(), cut_bytes, "file exporter: cut an unrecorded tail; its consumer writes it again");
+        }
+        // Shorter than recorded: rotated after the last record; continue from its length.
+        positions.len = positions.len.min(size);
+        if let Some(carried) = carried {
+            positions.consumers = carried;
+        }
+        let open = OpenFile { path, file, positions };
+        open.save_positions()?;
+        Ok(open)
     }
 
-    fn write(&mut self, record: &[u8], config: &FileConfig) -> Result<(), ExportError> {
+    fn save_positions(&self) -> Result<(), ExportError> {
+        let sidecar = positions_path(&self.path);
+        let temporary = sidecar.with_extension("positions.tmp");
+        let bytes = serde_json::to_vec(&self.positions).unwrap_or_default();
+        std::fs::write(&temporary, bytes)
+            .and_then(|()| std::fs::rename(&temporary, &sidecar))
+            .map_err(io("record positions in", &sidecar))
+    }
+
+    fn write(&mut self, record: &[u8], config: &FileConfig, delivery: (&str, u64)) -> Result<(), ExportError> {
         if let Some(rotation) = &config.rotation {
             let limit = rotation.max_megabytes.saturating_mul(1024 * 1024);
-            if self.size > 0 && self.size + record.len() as u64 > limit {
+            if self.positions.len > 0 && self.positions.len + record.len() as u64 > limit {
                 self.rotate(config)?;
             }
         }
-        self.file.write_all(record).map_err(|source| ExportError::Io {
-            action: "write",
-            path: self.path.clone(),
-            source,
-        })?;
-        self.size += record.len() as u64;
-        Ok(())
+        if let Err(source) = self.file.write_all(record) {
+            let _ = self.file.set_len(self.positions.len);
+            return Err(ExportError::Io { action: "write", path: self.path.clone(), source });
+        }
+        self.positions.len += record.len() as u64;
+        let (consumer, next_seq) = delivery;
+        self.positions.consumers.insert(consumer.to_string(), next_seq);
+        self.save_positions()
     }
 
     fn rotate(&mut self, config: &FileConfig) -> Result<(), ExportError> {
         let path = self.path.clone();
-        let io = |source| ExportError::Io { action: "rotate", path: path.clone(), source };
-        self.file.sync_all().map_err(io)?;
+        self.file.sync_all().map_err(io("rotate", &path))?;
         let localtime = config.rotation.as_ref().is_some_and(|rotation| rotation.localtime);
         let now = if localtime { jiff::Zoned::now() } else { jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC) };
-        std::fs::rename(&path, rotate::rotated_name(&path, now)).map_err(io)?;
-        *self = OpenFile::open(path.clone())?;
+        std::fs::rename(&path, rotate::rotated_name(&path, now)).map_err(io("rotate", &path))?;
+        let consumers = std::mem::take(&mut self.positions.consumers);
+        *self = OpenFile::open(path.clone(), Some(consumers))?;
         if let Some(rotation) = &config.rotation {
-            rotate::prune(&path, rotation, SystemTime::now()).map_err(io)?;
+            rotate::prune(&path, rotation, SystemTime::now()).map_err(io("prune rotated files of", &path))?;
         }
         Ok(())
+    }
+
+    fn sync(&self) -> Result<(), ExportError> {
+        self.file.sync_all().map_err(io("sync", &self.path))?;
+        let sidecar = positions_path(&self.path);
+        File::open(&sidecar).and_then(|positions| positions.sync_all()).map_err(io("sync", &sidecar))
     }
 }
 
@@ -110,22 +151,20 @@ impl Exporter for FileExporter {
         &self.id
     }
 
-    fn export<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<(), ExportError>> {
+    fn export<'a>(&'a self, batch: &'a Batch, delivery: Delivery<'a>) -> BoxFuture<'a, Result<(), ExportError>> {
         Box::pin(async move {
             let Some(file) = self.files.get(&batch.signal()).cloned() else {
                 return Ok(());
             };
             let config = self.config.clone();
             let path = config.path.clone();
-            let record = match encode_record(&batch.request, config.format, config.compression) {
-                Ok(record) => record,
-                Err(source) => {
-                    return Err(ExportError::Io { action: "encode a record for", path, source });
-                }
-            };
+            let record = encode_record(&batch.request, config.format, config.compression)
+                .map_err(io("encode a record for", &path))?;
+            let consumer = delivery.consumer.to_string();
+            let next_seq = delivery.next_seq;
             let written = tokio::task::spawn_blocking(move || {
                 let mut open = file.lock().unwrap_or_else(|poison| poison.into_inner());
-                open.write(&record, &config)
+                open.write(&record, &config, (&consumer, next_seq))
             })
             .await
             .unwrap_or(Err(ExportError::Interrupted { path }));
@@ -139,18 +178,18 @@ impl Exporter for FileExporter {
             for file in self.files.values() {
                 let file = Arc::clone(file);
                 let synced = tokio::task::spawn_blocking(move || {
-                    let open = file.lock().unwrap_or_else(|poison| poison.into_inner());
-                    open.file.sync_all().map_err(|source| ExportError::Io {
-                        action: "sync",
-                        path: open.path.clone(),
-                        source,
-                    })
+                    file.lock().unwrap_or_else(|poison| poison.into_inner()).sync()
                 })
                 .await;
                 synced.unwrap_or_else(|_| Err(ExportError::Interrupted { path: self.config.path.clone() }))?;
             }
             Ok(())
         })
+    }
+
+    fn resume_point(&self, signal: Signal, consumer: &str) -> Option<u64> {
+        let file = self.files.get(&signal)?.lock().unwrap_or_else(|poison| poison.into_inner());
+        file.positions.consumers.get(consumer).copied()
     }
 
     fn health(&self) -> ExporterHealth {

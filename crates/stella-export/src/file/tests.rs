@@ -5,7 +5,11 @@ use stella_otlp::proto::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use stella_otlp::{Ack, Batch, OtlpRequest, Signal};
 
 use super::*;
-use crate::Exporter;
+use crate::{Delivery, Exporter};
+
+fn delivery() -> Delivery<'static> {
+    Delivery { consumer: "traces|default", next_seq: 1 }
+}
 
 fn batch(name: &str) -> Batch {
     let span = Span { name: name.into(), trace_id: vec![1; 16], span_id: vec![2; 8], ..Default::default() };
@@ -34,7 +38,7 @@ async fn json_lines_hold_one_request_per_line_under_the_data_dir() {
     .unwrap();
     for name in ["a", "b"] {
         let batch = batch(name);
-        exporter.export(&batch).await.unwrap();
+        exporter.export(&batch, delivery()).await.unwrap();
         batch.settle(Ok(()));
     }
     exporter.flush().await.unwrap();
@@ -53,7 +57,7 @@ async fn zstd_proto_files_decompress_to_the_length_prefixed_stream() {
             .unwrap();
     for name in ["a", "b", "c"] {
         let batch = batch(name);
-        exporter.export(&batch).await.unwrap();
+        exporter.export(&batch, delivery()).await.unwrap();
         batch.settle(Ok(()));
     }
     let compressed = std::fs::read(dir.path().join("t.pb.zst")).unwrap();
@@ -75,7 +79,7 @@ async fn rotation_starts_a_new_file_and_keeps_max_backups() {
     let big_name = "x".repeat(400 * 1024);
     for _ in 0..12 {
         let batch = batch(&big_name);
-        exporter.export(&batch).await.unwrap();
+        exporter.export(&batch, delivery()).await.unwrap();
         batch.settle(Ok(()));
         // distinct rotation timestamps (millisecond resolution)
         tokio::time::sleep(std::time::Duration::from_millis(3)).await;
@@ -90,4 +94,23 @@ fn truncated_proto_stream_is_reported_with_its_offset() {
     let record = encode_record(&batch("a").request, Format::Proto, Compression::None).unwrap();
     let error = decode_proto_stream(Signal::Traces, &record[..record.len() - 1]).unwrap_err();
     assert!(error.starts_with("record at byte 0 claims"), "{error}");
+}
+
+#[tokio::test]
+async fn an_unrecorded_tail_is_cut_on_open_and_positions_survive() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config("t.jsonl", Format::Json, Compression::None, None);
+    let exporter = FileExporter::open("file".into(), config.clone(), dir.path()).unwrap();
+    let batch = batch("kept");
+    exporter.export(&batch, Delivery { consumer: "traces|default", next_seq: 5 }).await.unwrap();
+    batch.settle(Ok(()));
+    drop(exporter);
+    let path = dir.path().join("t.jsonl");
+    let kept = std::fs::read(&path).unwrap();
+    let mut file = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+    std::io::Write::write_all(&mut file, b"{\"resourceSpans\":[{\"half written").unwrap();
+    let reopened = FileExporter::open("file".into(), config, dir.path()).unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), kept, "the torn write was cut off");
+    assert_eq!(reopened.resume_point(Signal::Traces, "traces|default"), Some(5));
+    assert_eq!(reopened.resume_point(Signal::Traces, "logs|default"), None);
 }

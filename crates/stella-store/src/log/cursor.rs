@@ -30,7 +30,8 @@ impl<F: LogFs> CursorStore<F> {
     }
 
     fn path(&self, consumer: &str) -> PathBuf {
-        let file: String = consumer.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '~' }).collect();
+        let file: String =
+            consumer.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '~' }).collect();
         self.dir.join(format!("{file}.json"))
     }
 
@@ -39,7 +40,9 @@ impl<F: LogFs> CursorStore<F> {
         let path = self.path(consumer);
         let bytes = self.fs.read_file(&path).map_err(io("read", &path))?;
         let Some(bytes) = bytes else { return Ok(None) };
-        serde_json::from_slice(&bytes).map(Some).map_err(|error| LogError::BadCursor { path, reason: error.to_string() })
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|error| LogError::BadCursor { path, reason: error.to_string() })
     }
 
     /// Saves `cursor` for `consumer`, atomically and durably.

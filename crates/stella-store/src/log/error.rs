@@ -16,7 +16,9 @@ pub enum LogError {
         source: std::io::Error,
     },
     /// A record before the tail is damaged (not a torn write: data after it exists).
-    #[error("ingest log: damaged record in {path} at byte {offset}: {reason}; move the segment aside to start without it")]
+    #[error(
+        "ingest log: damaged record in {path} at byte {offset}: {reason}; move the segment aside to start without it"
+    )]
     Corrupt {
         /// The segment.
         path: PathBuf,

@@ -43,7 +43,11 @@ pub struct LogOptions {
 
 impl Default for LogOptions {
     fn default() -> Self {
-        LogOptions { segment_bytes: 64 * 1024 * 1024, sync: SyncPolicy::Batch { window: Duration::from_millis(2) }, max_bytes: 0 }
+        LogOptions {
+            segment_bytes: 64 * 1024 * 1024,
+            sync: SyncPolicy::Batch { window: Duration::from_millis(2) },
+            max_bytes: 0,
+        }
     }
 }
 
@@ -79,15 +83,23 @@ impl<F: LogFs> IngestLog<F> {
     /// Opens the log in `dir` (recovering a torn tail) and starts its writer thread.
     pub fn open(fs: Arc<F>, dir: PathBuf, options: LogOptions) -> Result<(Arc<Self>, OpenReport), LogError> {
         let (log, report) = SegmentLog::open(Arc::clone(&fs), dir.clone(), options.segment_bytes)?;
-        let published = Arc::new(RwLock::new(Published { segments: log.segments().to_vec(), next_seq: log.next_seq() }));
+        let published =
+            Arc::new(RwLock::new(Published { segments: log.segments().to_vec(), next_seq: log.next_seq() }));
         let bytes = Arc::new(AtomicU64::new(log.total_bytes()));
         let (head, _) = watch::channel(log.next_seq());
         let (sender, receiver) = mpsc::channel();
-        let writer = Writer { log, published: Arc::clone(&published), head: head.clone(), bytes: Arc::clone(&bytes), sync: options.sync };
-        let thread = std::thread::Builder::new()
-            .name("stella-log-writer".into())
-            .spawn(move || writer.run(receiver))
-            .map_err(|source| LogError::Io { action: "start the writer thread for", path: dir.clone(), source })?;
+        let writer = Writer {
+            log,
+            published: Arc::clone(&published),
+            head: head.clone(),
+            bytes: Arc::clone(&bytes),
+            sync: options.sync,
+        };
+        let thread =
+            std::thread::Builder::new()
+                .name("stella-log-writer".into())
+                .spawn(move || writer.run(receiver))
+                .map_err(|source| LogError::Io { action: "start the writer thread for", path: dir.clone(), source })?;
         let ingest = IngestLog {
             fs,
             dir,
@@ -121,7 +133,11 @@ impl<F: LogFs> IngestLog<F> {
         self.send(Command::Append { payload, done })?;
         match answer.await {
             Ok(Ok(seq)) => Ok(seq),
-            Ok(Err(message)) => Err(LogError::Io { action: "append to", path: self.dir.clone(), source: std::io::Error::other(message) }),
+            Ok(Err(message)) => Err(LogError::Io {
+                action: "append to",
+                path: self.dir.clone(),
+                source: std::io::Error::other(message),
+            }),
             Err(_) => Err(LogError::Closed),
         }
     }
@@ -146,6 +162,25 @@ impl<F: LogFs> IngestLog<F> {
     pub fn first_seq(&self) -> u64 {
         let published = self.published.read().unwrap_or_else(|poison| poison.into_inner());
         published.segments.first().map_or(published.next_seq, |segment| segment.first_seq)
+    }
+
+    /// When more than `limit` bytes lie between `next_seq` and the head: the first sequence number of the
+    /// oldest segment that brings the backlog within `limit` (never past the last segment), and the backlog.
+    pub fn seek_within(&self, next_seq: u64, limit: u64) -> Option<(u64, u64)> {
+        let published = self.published.read().unwrap_or_else(|poison| poison.into_inner());
+        let start = published.segments.iter().rposition(|segment| segment.first_seq <= next_seq).unwrap_or(0);
+        let backlog: u64 = published.segments[start..].iter().map(|segment| segment.len).sum();
+        if backlog <= limit {
+            return None;
+        }
+        let mut remaining = backlog;
+        for segment in &published.segments[start..] {
+            if remaining <= limit {
+                return Some((segment.first_seq.max(next_seq), backlog));
+            }
+            remaining -= segment.len;
+        }
+        published.segments.last().map(|last| (last.first_seq.max(next_seq), backlog))
     }
 
     /// Notified with the new head after every committed group.
@@ -419,10 +454,15 @@ mod tests {
             }
             read.extend(records);
         }
-        assert_eq!(read.iter().map(|record| record.seq).collect::<Vec<_>>(), seqs, "every record once, in order, across segments");
+        assert_eq!(
+            read.iter().map(|record| record.seq).collect::<Vec<_>>(),
+            seqs,
+            "every record once, in order, across segments"
+        );
         log.remove_before(150);
         log.close();
-        let (reopened, report) = IngestLog::open(Arc::new(RealFs), dir.path().join("log"), options(SyncPolicy::Always)).unwrap();
+        let (reopened, report) =
+            IngestLog::open(Arc::new(RealFs), dir.path().join("log"), options(SyncPolicy::Always)).unwrap();
         assert_eq!(report.next_seq, 200, "the head survives a restart");
         assert!(reopened.first_seq() > 0 && reopened.first_seq() <= 150, "consumed segments were removed");
         let mut late = reopened.reader(0);

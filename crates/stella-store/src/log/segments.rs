@@ -3,10 +3,10 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::record::{self, Decoded};
 use super::error::io;
-use super::{LogError, LogFs};
 use super::fs::LogFile;
+use super::record::{self, Decoded};
+use super::{LogError, LogFs};
 
 const SUFFIX: &str = ".seg";
 
@@ -54,7 +54,9 @@ impl<F: LogFs> SegmentLog<F> {
         let mut segments = Vec::new();
         for path in fs.list(&dir).map_err(io("list", &dir))? {
             let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
-            let Some(first_seq) = name.strip_suffix(SUFFIX).and_then(|digits| digits.parse::<u64>().ok()) else { continue };
+            let Some(first_seq) = name.strip_suffix(SUFFIX).and_then(|digits| digits.parse::<u64>().ok()) else {
+                continue;
+            };
             let len = fs.len(&path).map_err(io("stat", &path))?;
             segments.push(SegmentInfo { first_seq, path, len });
         }
@@ -222,7 +224,11 @@ pub(crate) fn read_segment<F: LogFs>(
                 let length = header.get(..4).map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
                 bytes = fs.read_at(&segment.path, offset, (record::HEADER_LEN + length).min(available)).map_err(io)?;
                 if bytes.len() < record::HEADER_LEN + length {
-                    return Err(LogError::Corrupt { path: segment.path.clone(), offset, reason: "record runs past the segment end".into() });
+                    return Err(LogError::Corrupt {
+                        path: segment.path.clone(),
+                        offset,
+                        reason: "record runs past the segment end".into(),
+                    });
                 }
             }
             Decoded::Short => break,

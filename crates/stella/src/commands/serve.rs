@@ -3,7 +3,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use stella_collector::topology::BuildContext;
+use stella_collector::topology::Environment;
 use stella_collector::{Collector, ConfigSource, spawn_http};
 use stella_metrics::Registry;
 use stella_pipeline::resource_detection::HostFacts;
@@ -24,7 +24,7 @@ pub async fn execute(args: ServeArgs) -> anyhow::Result<()> {
     })?;
     let registry = Registry::default();
     stella_api::register_build_info(&registry, env!("CARGO_PKG_VERSION"));
-    let context = BuildContext {
+    let context = Environment {
         data_dir: args.data_dir.clone(),
         registry: registry.clone(),
         host_facts: Arc::new(HostFacts::of_this_process()),

@@ -1,0 +1,276 @@
+//! Ingest-log consumers: one task per (pipeline, tenant, exporter) reads the log from its persisted cursor,
+//! batches, exports with retry and backoff, and moves its cursor only past what the exporter took.
+//! A slow or down exporter only grows its own backlog (up to `max_backlog`, past which its oldest data is
+//! dropped and counted); segments are deleted once every consumer of the log has passed them.
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use stella_export::{Delivery, ExportMetrics, Exporter};
+use stella_metrics::CounterVec;
+use stella_otlp::{Batch, OtlpRequest, Signal};
+use stella_pipeline::Stage;
+use stella_pipeline::batch::BatchConfig;
+use stella_store::log::{Cursor, CursorStore, LogReader, RealFs, Record};
+use tokio_util::sync::CancellationToken;
+
+use crate::logs::Log;
+
+/// Bytes read from the log per step.
+const READ_BYTES: usize = 4 * 1024 * 1024;
+/// How often a consumer saves its cursor while it works.
+const CURSOR_INTERVAL: Duration = Duration::from_millis(200);
+/// Longest wait between export retries.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// How a consumer is told to stop.
+#[derive(Clone, Default)]
+pub struct ConsumerControl {
+    /// Stop once caught up with the head (shutdown: deliver everything first).
+    pub drain: CancellationToken,
+    /// Stop now, keeping the cursor at the last delivered batch (reload).
+    pub abort: CancellationToken,
+}
+
+/// The consumers of one log and where each stands, so consumed segments can be removed.
+#[derive(Default)]
+pub struct LogProgress {
+    positions: Mutex<HashMap<String, u64>>,
+}
+
+impl LogProgress {
+    fn update(&self, consumer: &str, next_seq: u64) -> u64 {
+        let mut positions = self.positions.lock().unwrap_or_else(|poison| poison.into_inner());
+        positions.insert(consumer.to_string(), next_seq);
+        positions.values().copied().min().unwrap_or(next_seq)
+    }
+}
+
+/// Everything one consumer needs.
+pub struct Consumer {
+    /// The pipeline id.
+    pub pipeline_id: String,
+    /// The pipeline's signal.
+    pub signal: Signal,
+    /// The tenant of the log.
+    pub tenant: Arc<str>,
+    /// The exporter it feeds.
+    pub exporter: Arc<dyn Exporter>,
+    /// The log it reads.
+    pub log: Arc<Log>,
+    /// Batch sizes and timeout (from the pipeline's batch processor, if any).
+    pub batch: Option<BatchConfig>,
+    /// Stages listed after the batch processor.
+    pub after_batch: Vec<Arc<dyn Stage>>,
+    /// Drop the oldest data past this many backlog bytes.
+    pub max_backlog: Option<u64>,
+    /// Export counters.
+    pub metrics: ExportMetrics,
+    /// Items dropped by stages, by reason.
+    pub stage_drops: CounterVec,
+    /// Shared positions of this log's consumers.
+    pub progress: Arc<LogProgress>,
+    /// Where this consumer starts.
+    pub start: Cursor,
+}
+
+impl Consumer {
+    /// The key the exporter records deliveries under (unique per pipeline and tenant).
+    fn key(&self) -> String {
+        format!("{}|{}", self.pipeline_id, self.tenant)
+    }
+
+    /// Where a consumer of `exporter` on `log` starts: the exporter's own record, else the saved cursor,
+    /// else the head (a new exporter gets new data). Registers the position with `progress`.
+    pub fn starting_cursor(
+        exporter: &dyn Exporter,
+        log: &Log,
+        signal: Signal,
+        key: &str,
+        progress: &LogProgress,
+    ) -> Cursor {
+        let cursors = CursorStore::new(Arc::clone(log.fs()), log.dir().to_path_buf());
+        let saved = cursors.load(exporter.id()).unwrap_or_else(|error| {
+            tracing::warn!(%error, "ingest log: starting the consumer at the head");
+            None
+        });
+        let next_seq =
+            exporter.resume_point(signal, key).or(saved.map(|cursor| cursor.next_seq)).unwrap_or_else(|| log.head());
+        progress.update(key, next_seq);
+        Cursor { next_seq, checkpoint: None }
+    }
+
+    /// Runs until `control` says stop.
+    pub async fn run(self, control: ConsumerControl) {
+        let key = self.key();
+        let cursors = CursorStore::new(Arc::clone(self.log.fs()), self.log.dir().to_path_buf());
+        let mut reader = Some(self.log.reader(self.start.next_seq));
+        let mut head = self.log.subscribe();
+        let mut saved_at = Instant::now();
+        let mut delivered = self.start.next_seq;
+        let mut saved = delivered;
+        loop {
+            if control.abort.is_cancelled() {
+                break;
+            }
+            let Some(mut current) = reader.take() else { break };
+            self.enforce_backlog(&mut current);
+            let (current, collected) = self.collect(current, &control).await;
+            reader = Some(current);
+            let Some((request, next_seq)) = collected else {
+                if delivered != saved {
+                    saved = self.save(&cursors, &key, delivered).await;
+                }
+                if control.drain.is_cancelled() {
+                    break;
+                }
+                tokio::select! {
+                    _ = head.changed() => {}
+                    _ = control.drain.cancelled() => {}
+                    _ = control.abort.cancelled() => break,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+                continue;
+            };
+            if request.item_count() > 0 && !self.deliver(request, &key, next_seq, &control).await {
+                break;
+            }
+            delivered = next_seq;
+            if saved_at.elapsed() >= CURSOR_INTERVAL {
+                saved = self.save(&cursors, &key, delivered).await;
+                saved_at = Instant::now();
+            }
+        }
+        if delivered != saved {
+            self.save(&cursors, &key, delivered).await;
+        }
+    }
+
+    /// Reads and decodes records into one request: up to `send_batch_size` items, waiting up to the batch
+    /// timeout for more. `None` when nothing is committed past the reader.
+    async fn collect(
+        &self,
+        reader: LogReader<RealFs>,
+        control: &ConsumerControl,
+    ) -> (LogReader<RealFs>, Option<(OtlpRequest, u64)>) {
+        let target = self.batch.as_ref().map_or(0, |batch| batch.send_batch_size);
+        let deadline = Instant::now() + self.batch.as_ref().map_or(Duration::ZERO, |batch| batch.timeout);
+        let mut merged: Option<OtlpRequest> = None;
+        let mut reader = reader;
+        let mut head = self.log.subscribe();
+        loop {
+            let (back, records) = read_blocking(reader).await;
+            reader = back;
+            let records = match records {
+                Ok(records) => records,
+                Err(error) => {
+                    tracing::error!(pipeline = %self.pipeline_id, exporter = self.exporter.id(), %error, "cannot read the ingest log");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    Vec::new()
+                }
+            };
+            let got_records = !records.is_empty();
+            for record in records {
+                self.absorb(&mut merged, record);
+            }
+            let items = merged.as_ref().map_or(0, OtlpRequest::item_count);
+            let waiting =
+                merged.is_some() && items < target && !control.drain.is_cancelled() && Instant::now() < deadline;
+            if got_records && items < target.max(1) {
+                continue;
+            }
+            if !waiting {
+                break;
+            }
+            tokio::select! {
+                _ = head.changed() => {}
+                _ = tokio::time::sleep_until(deadline.into()) => {}
+                _ = control.drain.cancelled() => {}
+                _ = control.abort.cancelled() => break,
+            }
+        }
+        let next_seq = reader.next_seq();
+        (reader, merged.map(|request| (request, next_seq)))
+    }
+
+    fn absorb(&self, merged: &mut Option<OtlpRequest>, record: Record) {
+        let request = match OtlpRequest::decode_protobuf(self.signal, &record.payload) {
+            Ok(request) => request,
+            Err(error) => {
+                tracing::error!(seq = record.seq, %error, "ingest log: skipping an undecodable record");
+                return;
+            }
+        };
+        match merged {
+            None => *merged = Some(request),
+            Some(existing) => {
+                let _ = existing.append(request);
+            }
+        }
+    }
+
+    /// Exports until the exporter takes the batch (true) or the consumer is aborted (false).
+    async fn deliver(&self, request: OtlpRequest, key: &str, next_seq: u64, control: &ConsumerControl) -> bool {
+        let mut batch = Batch { tenant: Arc::clone(&self.tenant), request, acks: Vec::new() };
+        for stage in &self.after_batch {
+            for dropped in stage.process(&mut batch) {
+                self.stage_drops.with(&[&self.pipeline_id, stage.id(), dropped.reason]).add(dropped.count);
+            }
+        }
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let result = self.exporter.export(&batch, Delivery { consumer: key, next_seq }).await;
+            self.metrics.record(self.exporter.id(), &batch, &result);
+            let Err(error) = result else { return true };
+            tracing::warn!(pipeline = %self.pipeline_id, exporter = self.exporter.id(), code = error.code(), %error, retry_in = ?backoff, "export failed; retrying");
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = control.abort.cancelled() => return false,
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// Makes the exporter's data durable, saves the cursor, and lets the log drop what all consumers passed.
+    async fn save(&self, cursors: &CursorStore<RealFs>, key: &str, next_seq: u64) -> u64 {
+        if let Err(error) = self.exporter.flush().await {
+            tracing::warn!(exporter = self.exporter.id(), %error, "flush before saving the cursor failed");
+        }
+        let cursor = Cursor { next_seq, checkpoint: None };
+        if let Err(error) = cursors.save(self.exporter.id(), &cursor) {
+            tracing::error!(exporter = self.exporter.id(), %error, "cannot save the consumer cursor");
+            return next_seq;
+        }
+        let slowest = self.progress.update(key, next_seq);
+        self.log.remove_before(slowest);
+        next_seq
+    }
+
+    /// Past `max_backlog` bytes behind the head, skips the oldest records and counts them.
+    fn enforce_backlog(&self, reader: &mut LogReader<RealFs>) {
+        let Some(limit) = self.max_backlog else { return };
+        let Some((target, backlog)) = self.log.seek_within(reader.next_seq(), limit) else { return };
+        let dropped = target.saturating_sub(reader.next_seq());
+        if dropped == 0 {
+            return;
+        }
+        tracing::warn!(pipeline = %self.pipeline_id, exporter = self.exporter.id(), dropped_records = dropped, backlog, limit, "backlog over max_backlog: dropping the oldest data");
+        self.metrics.failed(self.exporter.id(), "backlog_overflow", dropped);
+        reader.seek(target);
+    }
+}
+
+async fn read_blocking(
+    mut reader: LogReader<RealFs>,
+) -> (LogReader<RealFs>, Result<Vec<Record>, stella_store::log::LogError>) {
+    let outcome = tokio::task::spawn_blocking(move || {
+        let records = reader.read(READ_BYTES);
+        (reader, records)
+    })
+    .await;
+    match outcome {
+        Ok(result) => result,
+        // The read itself panicked (a bug): carry the panic on rather than lose the reader silently.
+        Err(error) => std::panic::resume_unwind(error.into_panic()),
+    }
+}
