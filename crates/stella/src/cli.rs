@@ -54,6 +54,8 @@ pub enum TelemetryCommand {
     /// Run the collector: OTLP receivers, pipelines, exporters and the HTTP API, until SIGTERM or Ctrl-C.
     /// SIGHUP (or a change to the --config file, or POST /telemetry/config/reload) reloads the config.
     Serve(ServeArgs),
+    /// Send generated OTLP load (unique trace ids, current timestamps) and report what was accepted.
+    Loadgen(LoadgenArgs),
     /// Check, show or reload configs.
     Config {
         /// The config command.
@@ -74,6 +76,53 @@ pub struct ServeArgs {
     /// Where exports and state live; relative export paths are resolved here.
     #[arg(long, value_name = "DIR", default_value = "./stella-data")]
     pub data_dir: PathBuf,
+}
+
+/// `stella telemetry loadgen`.
+#[derive(Debug, Args, PartialEq)]
+pub struct LoadgenArgs {
+    /// The OTLP/HTTP base URL; requests go to URL/v1/<signal>.
+    #[arg(long, default_value = "http://127.0.0.1:4318")]
+    pub endpoint: String,
+    /// What to send.
+    #[arg(long, value_enum, default_value_t = LoadSignal::Traces)]
+    pub signal: LoadSignal,
+    /// Requests per second over all workers; 0 sends as fast as the server answers.
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+    /// How long to send, e.g. 30s or 2m.
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    pub duration: std::time::Duration,
+    /// Concurrent connections.
+    #[arg(long, default_value_t = 4)]
+    pub workers: usize,
+    /// Spans per trace (or data points / log records per group for other signals).
+    #[arg(long, default_value_t = 10)]
+    pub spans_per_trace: usize,
+    /// Traces (groups) per request.
+    #[arg(long, default_value_t = 10)]
+    pub traces_per_request: usize,
+    /// Append the id of every acknowledged request to this file, one per line (for loss checks).
+    #[arg(long, value_name = "FILE")]
+    pub ack_log: Option<PathBuf>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The signal loadgen sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LoadSignal {
+    /// Spans.
+    Traces,
+    /// Gauge data points.
+    Metrics,
+    /// Log records.
+    Logs,
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    stella_pipeline::duration::parse(text)
 }
 
 /// `stella telemetry config ...`
@@ -157,6 +206,37 @@ mod tests {
     fn an_unknown_profile_is_a_usage_error_naming_the_choices() {
         let error = Cli::try_parse_from(["stella", "telemetry", "serve", "--profile", "fast"]).unwrap_err();
         assert!(error.to_string().contains("choose default, forensic or airgap"), "{error}");
+    }
+
+    #[test]
+    fn loadgen_flags_parse() {
+        let command = parse(&[
+            "stella",
+            "telemetry",
+            "loadgen",
+            "--endpoint",
+            "http://127.0.0.1:9",
+            "--signal",
+            "logs",
+            "--rate",
+            "50",
+            "--duration",
+            "2s",
+            "--workers",
+            "3",
+            "--spans-per-trace",
+            "4",
+            "--ack-log",
+            "acks.txt",
+            "--json",
+        ]);
+        let Command::Telemetry { command: TelemetryCommand::Loadgen(args) } = command else { panic!("not loadgen") };
+        assert_eq!(args.signal, LoadSignal::Logs);
+        assert_eq!((args.rate, args.workers, args.spans_per_trace, args.traces_per_request), (50, 3, 4, 10));
+        assert_eq!(args.duration, std::time::Duration::from_secs(2));
+        assert_eq!(args.ack_log, Some(PathBuf::from("acks.txt")));
+        assert!(args.json);
+        assert!(Cli::try_parse_from(["stella", "telemetry", "loadgen", "--duration", "soon"]).is_err());
     }
 
     #[test]

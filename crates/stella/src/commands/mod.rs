@@ -1,5 +1,6 @@
 //! One module per subcommand, each with an `execute` function.
 mod config;
+mod loadgen;
 mod serve;
 
 use crate::cli::{Command, ConfigCommand, TelemetryCommand};
@@ -9,6 +10,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
     let Command::Telemetry { command } = command;
     match command {
         TelemetryCommand::Serve(args) => serve::execute(args).await,
+        TelemetryCommand::Loadgen(args) => loadgen::execute(args).await,
         TelemetryCommand::Config { command } => match command {
             ConfigCommand::Validate { file, profile, json } => config::validate(&file, profile, json),
             ConfigCommand::Show { profile, config } => config::show(profile, config.as_deref()),

@@ -53,7 +53,7 @@ impl Stella {
         stella
     }
 
-    fn spawn(&mut self) {
+    pub fn spawn(&mut self) {
         let log = std::fs::File::create(self.dir.path().join("stella.log")).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_stella"))
             .args(["telemetry", "serve", "--config"])
