@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{self, Config, ConfigErrors, Profile};
 use crate::receivers::otlp_grpc::GrpcLimits;
 use crate::receivers::otlp_http::HttpLimits;
-use crate::receivers::{OtlpService, ReceiverMetrics, otlp_grpc, otlp_http};
+use crate::receivers::{Admission, OtlpService, ReceiverMetrics, otlp_grpc, otlp_http};
 use crate::topology::{BuildContext, BuildError, Environment, StopMode, Topology, TopologyHandle};
 
 /// Where the config comes from: a built-in profile, optionally overlaid by a file.
@@ -163,6 +163,7 @@ impl Collector {
         let mut servers = Vec::new();
         for (id, receiver) in &config.receivers {
             let service = OtlpService::new(id, topology.clone(), receiver_metrics.clone());
+            let admission = Admission::new(receiver.max_concurrent_requests, receiver.max_inflight_mib);
             if let Some(grpc) = &receiver.grpc {
                 let key = format!("receivers.{id}.protocols.grpc.endpoint");
                 let listener = bind(&key, grpc.endpoint).await?;
@@ -171,7 +172,8 @@ impl Collector {
                     max_message_bytes: grpc.max_recv_msg_bytes,
                     max_decompressed_bytes: receiver.max_decompressed_bytes,
                 };
-                let router = otlp_grpc::router(service.clone(), limits);
+                let router =
+                    otlp_grpc::router(service.clone(), limits, admission.protocol(grpc.max_concurrent_requests));
                 servers.push(spawn_http(listener, router, stop_receivers.clone(), "OTLP/gRPC"));
                 tracing::info!(receiver = %id, protocol = "grpc", %address, "listening");
                 listeners.push(Listener { component: format!("receivers.{id}.grpc"), address });
@@ -184,7 +186,8 @@ impl Collector {
                     max_request_body_size: http.max_request_body_size,
                     max_decompressed_bytes: receiver.max_decompressed_bytes,
                 };
-                let router = otlp_http::router(service.clone(), limits);
+                let router =
+                    otlp_http::router(service.clone(), limits, admission.protocol(http.max_concurrent_requests));
                 servers.push(spawn_http(listener, router, stop_receivers.clone(), "OTLP/HTTP"));
                 tracing::info!(receiver = %id, protocol = "http", %address, "listening");
                 listeners.push(Listener { component: format!("receivers.{id}.http"), address });

@@ -49,6 +49,10 @@ pub struct OtlpReceiverConfig {
     pub http: Option<HttpConfig>,
     /// `max_decompressed_size_mib`: cap on a request body after decompression (default 64).
     pub max_decompressed_bytes: usize,
+    /// `max_concurrent_requests`: requests in progress over both protocols (default 1024).
+    pub max_concurrent_requests: usize,
+    /// `max_inflight_mib`: memory budget for request bodies held at once (default 512).
+    pub max_inflight_mib: usize,
 }
 
 /// `receivers.otlp.protocols.grpc`.
@@ -56,8 +60,10 @@ pub struct OtlpReceiverConfig {
 pub struct GrpcConfig {
     /// `endpoint`, default `127.0.0.1:4317`.
     pub endpoint: SocketAddr,
-    /// `max_recv_msg_size_mib`: cap on one gRPC message, compressed or not (default 64).
+    /// `max_recv_msg_size_mib`: cap on one gRPC message as sent (default 64).
     pub max_recv_msg_bytes: usize,
+    /// `max_concurrent_requests`: gRPC calls in progress (default 512).
+    pub max_concurrent_requests: usize,
 }
 
 /// `receivers.otlp.protocols.http`.
@@ -67,6 +73,8 @@ pub struct HttpConfig {
     pub endpoint: SocketAddr,
     /// `max_request_body_size`: cap on the body as sent (before decompression), bytes (default 20 MiB).
     pub max_request_body_size: usize,
+    /// `max_concurrent_requests`: HTTP requests in progress (default 512).
+    pub max_concurrent_requests: usize,
 }
 
 /// One entry of `processors`.

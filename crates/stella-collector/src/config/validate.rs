@@ -223,6 +223,10 @@ struct OtlpReceiverRaw {
     protocols: ProtocolsRaw,
     #[serde(default = "default_max_decompressed_size_mib")]
     max_decompressed_size_mib: usize,
+    #[serde(default = "default_receiver_concurrency")]
+    max_concurrent_requests: usize,
+    #[serde(default = "default_max_inflight_mib")]
+    max_inflight_mib: usize,
 }
 
 #[derive(Deserialize, Default)]
@@ -239,6 +243,8 @@ struct GrpcRaw {
     endpoint: String,
     #[serde(default = "default_max_recv_msg_size_mib")]
     max_recv_msg_size_mib: usize,
+    #[serde(default = "default_protocol_concurrency")]
+    max_concurrent_requests: usize,
 }
 
 #[derive(Deserialize, Default)]
@@ -248,8 +254,19 @@ struct HttpRaw {
     endpoint: String,
     #[serde(default = "default_max_request_body_size")]
     max_request_body_size: usize,
+    #[serde(default = "default_protocol_concurrency")]
+    max_concurrent_requests: usize,
 }
 
+fn default_receiver_concurrency() -> usize {
+    1024
+}
+fn default_protocol_concurrency() -> usize {
+    512
+}
+fn default_max_inflight_mib() -> usize {
+    512
+}
 fn default_max_decompressed_size_mib() -> usize {
     64
 }
@@ -273,18 +290,36 @@ fn otlp_receiver(value: &Value, path: &str, problems: &mut Problems) -> Option<O
     let grpc = raw.protocols.grpc.map(Option::unwrap_or_default).and_then(|grpc| {
         let endpoint = endpoint(&grpc.endpoint, &format!("{path}.protocols.grpc.endpoint"), problems)?;
         positive(grpc.max_recv_msg_size_mib, &format!("{path}.protocols.grpc.max_recv_msg_size_mib"), problems)?;
-        Some(GrpcConfig { endpoint, max_recv_msg_bytes: grpc.max_recv_msg_size_mib.saturating_mul(MIB) })
+        positive(grpc.max_concurrent_requests, &format!("{path}.protocols.grpc.max_concurrent_requests"), problems)?;
+        Some(GrpcConfig {
+            endpoint,
+            max_recv_msg_bytes: grpc.max_recv_msg_size_mib.saturating_mul(MIB),
+            max_concurrent_requests: grpc.max_concurrent_requests,
+        })
     });
     let http = raw.protocols.http.map(Option::unwrap_or_default).and_then(|http| {
         let endpoint = endpoint(&http.endpoint, &format!("{path}.protocols.http.endpoint"), problems)?;
         positive(http.max_request_body_size, &format!("{path}.protocols.http.max_request_body_size"), problems)?;
-        Some(HttpConfig { endpoint, max_request_body_size: http.max_request_body_size })
+        positive(http.max_concurrent_requests, &format!("{path}.protocols.http.max_concurrent_requests"), problems)?;
+        Some(HttpConfig {
+            endpoint,
+            max_request_body_size: http.max_request_body_size,
+            max_concurrent_requests: http.max_concurrent_requests,
+        })
     });
     positive(raw.max_decompressed_size_mib, &format!("{path}.max_decompressed_size_mib"), problems)?;
     if grpc.is_none() && http.is_none() && problems.0.is_empty() {
         problems.add(format!("{path}.protocols"), "enables no protocol; add `grpc:` and/or `http:`");
     }
-    Some(OtlpReceiverConfig { grpc, http, max_decompressed_bytes: raw.max_decompressed_size_mib.saturating_mul(MIB) })
+    positive(raw.max_concurrent_requests, &format!("{path}.max_concurrent_requests"), problems)?;
+    positive(raw.max_inflight_mib, &format!("{path}.max_inflight_mib"), problems)?;
+    Some(OtlpReceiverConfig {
+        grpc,
+        http,
+        max_decompressed_bytes: raw.max_decompressed_size_mib.saturating_mul(MIB),
+        max_concurrent_requests: raw.max_concurrent_requests,
+        max_inflight_mib: raw.max_inflight_mib,
+    })
 }
 
 fn positive(value: usize, path: &str, problems: &mut Problems) -> Option<()> {
@@ -517,6 +552,13 @@ fn storage(value: Option<&Value>, problems: &mut Problems) -> Option<StorageConf
     let raw: StorageRaw = typed(value?, "storage", problems)?;
     if raw.log.segment_bytes < 4096 {
         problems.add("storage.log.segment_bytes", "must be at least 4096");
+    }
+    if raw.log.max_bytes != 0 && raw.log.max_bytes < raw.log.segment_bytes.saturating_mul(2) {
+        let fix = raw.log.segment_bytes.saturating_mul(2);
+        problems.add(
+            "storage.log.max_bytes",
+            format!("must be 0 (no limit) or at least twice storage.log.segment_bytes ({fix}): the newest segment is never removed"),
+        );
     }
     let sync = match raw.sync {
         SyncRaw::Always => SyncPolicy::Always,

@@ -1,6 +1,7 @@
 //! The OTLP receivers: one protocol service ([`OtlpService`]) and two transports over it, gRPC
 //! ([`otlp_grpc`]) and HTTP ([`otlp_http`], protobuf and JSON on one port). Each transport only decodes,
 //! calls the service and maps its answer to its own status codes.
+mod admission;
 mod body;
 mod decompress;
 mod metrics;
@@ -10,5 +11,6 @@ mod service;
 pub mod otlp_grpc;
 pub mod otlp_http;
 
+pub use admission::{Admission, Overloaded, ProtocolAdmission};
 pub use metrics::ReceiverMetrics;
 pub use service::{OtlpService, Protocol, Refusal};

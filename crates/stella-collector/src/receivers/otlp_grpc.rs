@@ -28,7 +28,7 @@ use stella_otlp::validate::Rejection;
 
 use super::body::{self, BodyError};
 use super::decompress::Encoding;
-use super::{OtlpService, Protocol, Refusal, response};
+use super::{OtlpService, Overloaded, Protocol, ProtocolAdmission, Refusal, response};
 
 /// gRPC status codes used here.
 mod code {
@@ -53,11 +53,12 @@ pub struct GrpcLimits {
 struct GrpcState {
     service: OtlpService,
     limits: GrpcLimits,
+    admission: ProtocolAdmission,
 }
 
 /// The OTLP/gRPC routes of one receiver (serve them over HTTP/2).
-pub fn router(service: OtlpService, limits: GrpcLimits) -> Router {
-    let state = GrpcState { service, limits };
+pub fn router(service: OtlpService, limits: GrpcLimits, admission: ProtocolAdmission) -> Router {
+    let state = GrpcState { service, limits, admission };
     let route = |signal: Signal| {
         post(move |state: State<GrpcState>, headers: HeaderMap, body: Body| export(state, signal, headers, body))
     };
@@ -88,6 +89,12 @@ struct Failure {
     message: String,
 }
 
+impl From<Overloaded> for Failure {
+    fn from(overloaded: Overloaded) -> Self {
+        Failure { http_status: 429, code: code::RESOURCE_EXHAUSTED, message: overloaded.to_string() }
+    }
+}
+
 impl From<BodyError> for Failure {
     fn from(error: BodyError) -> Self {
         match error {
@@ -99,6 +106,7 @@ impl From<BodyError> for Failure {
 
 async fn receive(state: &GrpcState, signal: Signal, headers: &HeaderMap, body: Body) -> Result<Rejection, Failure> {
     let limits = state.limits;
+    let mut admitted = state.admission.enter()?;
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).unwrap_or_default();
     if !content_type.starts_with("application/grpc") || content_type.starts_with("application/grpc+json") {
         let message = format!("content-type {content_type:?} is not application/grpc (protobuf)");
@@ -113,6 +121,7 @@ async fn receive(state: &GrpcState, signal: Signal, headers: &HeaderMap, body: B
         return Err(Failure { http_status: 415, code: code::UNIMPLEMENTED, message });
     };
     let frame = body::read_limited(body, limits.max_message_bytes.saturating_add(5), "max_recv_msg_size_mib").await?;
+    admitted.reserve(frame.len())?;
     let _inflight = state.service.metrics().hold(frame.len());
     let (compressed, message) = unframe(&frame)?;
     if message.len() > limits.max_message_bytes {

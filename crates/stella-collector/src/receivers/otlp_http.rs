@@ -13,7 +13,7 @@ use stella_otlp::{RpcStatus, Signal};
 
 use super::body::{self, BodyError, Format};
 use super::decompress::Encoding;
-use super::{OtlpService, Protocol, response};
+use super::{OtlpService, Overloaded, Protocol, ProtocolAdmission, response};
 
 /// Limits of one HTTP receiver.
 #[derive(Debug, Clone, Copy)]
@@ -28,11 +28,12 @@ pub struct HttpLimits {
 struct HttpState {
     service: OtlpService,
     limits: HttpLimits,
+    admission: ProtocolAdmission,
 }
 
 /// The OTLP/HTTP routes of one receiver.
-pub fn router(service: OtlpService, limits: HttpLimits) -> Router {
-    let state = HttpState { service, limits };
+pub fn router(service: OtlpService, limits: HttpLimits, admission: ProtocolAdmission) -> Router {
+    let state = HttpState { service, limits, admission };
     let route = |signal: Signal| {
         post(move |state: State<HttpState>, headers: HeaderMap, body: Body| export(state, signal, headers, body))
     };
@@ -91,6 +92,10 @@ async fn export_body(
     request_body: Body,
 ) -> Response {
     let limits = state.limits;
+    let mut admitted = match state.admission.enter() {
+        Ok(admitted) => admitted,
+        Err(overloaded) => return too_busy(format, overloaded),
+    };
     let encoding_header = headers.get(header::CONTENT_ENCODING).and_then(|value| value.to_str().ok());
     let Some(encoding) = Encoding::from_header(encoding_header) else {
         let message = format!(
@@ -108,6 +113,9 @@ async fn export_body(
     };
     let decoded = match wire {
         Ok(wire) => {
+            if let Err(overloaded) = admitted.reserve(wire.len()) {
+                return too_busy(format, overloaded);
+            }
             let _inflight = state.service.metrics().hold(wire.len());
             state.service.metrics().size(signal, protocol_of(format), wire.len());
             body::decode(signal, format, encoding, wire, limits.max_decompressed_bytes).await
@@ -136,6 +144,13 @@ fn success(format: Format, signal: Signal, rejection: &Rejection) -> Response {
         Format::Protobuf => response::protobuf(signal, rejection),
     };
     (StatusCode::OK, [(header::CONTENT_TYPE, content_type_of(format))], body).into_response()
+}
+
+/// 429 + Retry-After: the receiver is at a limit; the client retries.
+fn too_busy(format: Format, overloaded: Overloaded) -> Response {
+    let mut response = failure(format, StatusCode::TOO_MANY_REQUESTS, 8, overloaded.to_string());
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
 }
 
 fn failure(format: Format, status: StatusCode, code: i32, message: String) -> Response {

@@ -29,8 +29,17 @@ pub fn free_port() -> u16 {
 
 /// The receiver and API part of a test config; `body` adds processors, exporters and pipelines.
 pub fn config_with_ports(grpc: u16, http: u16, api: u16, body: &str) -> String {
+    receiver_config(grpc, http, api, "", body)
+}
+
+/// Like [`config_with_ports`], with `otlp_extra` (`key: value, ...`) added to `receivers.otlp` and to
+/// both protocols' settings.
+pub fn receiver_config(grpc: u16, http: u16, api: u16, otlp_extra: &str, body: &str) -> String {
+    let extra = if otlp_extra.is_empty() { String::new() } else { format!(", {otlp_extra}") };
+    let top =
+        if otlp_extra.is_empty() { String::new() } else { format!("    {}\n", otlp_extra.replace(", ", "\n    ")) };
     format!(
-        "receivers:\n  otlp:\n    protocols:\n      grpc: {{endpoint: 127.0.0.1:{grpc}}}\n      http: {{endpoint: 127.0.0.1:{http}, max_request_body_size: 1048576}}\n    max_decompressed_size_mib: 4\napi: {{endpoint: 127.0.0.1:{api}}}\n{body}"
+        "receivers:\n  otlp:\n{top}    protocols:\n      grpc: {{endpoint: 127.0.0.1:{grpc}{extra}}}\n      http: {{endpoint: 127.0.0.1:{http}, max_request_body_size: 1048576{extra}}}\n    max_decompressed_size_mib: 4\napi: {{endpoint: 127.0.0.1:{api}}}\n{body}"
     )
 }
 
@@ -44,10 +53,15 @@ pub fn file_pipelines(processors: &str) -> String {
 impl Stella {
     /// Starts stella with the default profile overlaid by ports and `body`.
     pub fn start(body: &str) -> Stella {
+        Stella::start_with_receiver("", body)
+    }
+
+    /// Starts stella with `otlp_extra` settings on the receiver and both protocols (see [`receiver_config`]).
+    pub fn start_with_receiver(otlp_extra: &str, body: &str) -> Stella {
         let dir = tempfile::tempdir().unwrap();
         let (grpc, http, api) = (free_port(), free_port(), free_port());
         let config_path = dir.path().join("stella.yaml");
-        std::fs::write(&config_path, config_with_ports(grpc, http, api, body)).unwrap();
+        std::fs::write(&config_path, receiver_config(grpc, http, api, otlp_extra, body)).unwrap();
         let mut stella = Stella { child: None, dir, grpc, http, api, config_path };
         stella.spawn();
         stella
