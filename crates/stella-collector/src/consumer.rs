@@ -94,8 +94,18 @@ impl Consumer {
             tracing::warn!(%error, "ingest log: starting the consumer at the head");
             None
         });
-        let next_seq =
-            exporter.resume_point(signal, key).or(saved.map(|cursor| cursor.next_seq)).unwrap_or_else(|| log.head());
+        let next_seq = match exporter.resume_point(signal, key).or(saved.map(|cursor| cursor.next_seq)) {
+            Some(next_seq) => next_seq,
+            None => {
+                // A new consumer starts at the head; save that now, so that after a restart it resumes
+                // here instead of at the head of that later moment (which would skip what came between).
+                let head = log.head();
+                if let Err(error) = cursors.save(exporter.id(), &Cursor { next_seq: head, checkpoint: None }) {
+                    tracing::error!(%error, "cannot save the new consumer's cursor");
+                }
+                head
+            }
+        };
         progress.update(key, next_seq);
         Cursor { next_seq, checkpoint: None }
     }
@@ -136,7 +146,8 @@ impl Consumer {
                 break;
             }
             delivered = next_seq;
-            if saved_at.elapsed() >= CURSOR_INTERVAL {
+            // Save at least every CURSOR_INTERVAL, and at once while over max_backlog so segments are freed.
+            if saved_at.elapsed() >= CURSOR_INTERVAL || self.over_backlog(delivered) {
                 saved = self.save(&cursors, &key, delivered).await;
                 saved_at = Instant::now();
             }
@@ -222,10 +233,31 @@ impl Consumer {
             let result = self.exporter.export(&batch, Delivery { consumer: key, next_seq }).await;
             self.metrics.record(self.exporter.id(), &batch, &result);
             let Err(error) = result else { return true };
-            tracing::warn!(pipeline = %self.pipeline_id, exporter = self.exporter.id(), code = error.code(), %error, retry_in = ?backoff, "export failed; retrying");
-            tokio::select! {
-                _ = tokio::time::sleep(backoff) => {}
-                _ = control.abort.cancelled() => return false,
+            if !error.is_retryable() {
+                tracing::warn!(pipeline = %self.pipeline_id, exporter = self.exporter.id(), code = error.code(), %error, items = batch.item_count(), "export refused for good; the batch is dropped");
+                return true;
+            }
+            if control.drain.is_cancelled() {
+                tracing::warn!(pipeline = %self.pipeline_id, exporter = self.exporter.id(), %error, "export failed while stopping; the data stays in the ingest log for the next start");
+                return false;
+            }
+            let wait = error.retry_after().map_or(backoff, |asked| asked.max(backoff));
+            tracing::warn!(pipeline = %self.pipeline_id, exporter = self.exporter.id(), code = error.code(), %error, retry_in = ?wait, "export failed; retrying");
+            let retry_at = tokio::time::Instant::now() + wait;
+            let mut head = self.log.subscribe();
+            loop {
+                if self.over_backlog(next_seq) {
+                    // So far behind that this (oldest) batch is past max_backlog: drop it instead of waiting.
+                    tracing::warn!(pipeline = %self.pipeline_id, exporter = self.exporter.id(), items = batch.item_count(), "backlog over max_backlog while retrying: dropping the oldest batch");
+                    self.metrics.failed(self.exporter.id(), "backlog_overflow", 1);
+                    return true;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep_until(retry_at) => break,
+                    _ = head.changed(), if self.max_backlog.is_some() => {}
+                    _ = control.abort.cancelled() => return false,
+                    _ = control.drain.cancelled() => return false,
+                }
             }
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
@@ -244,6 +276,11 @@ impl Consumer {
         let slowest = self.progress.update(key, next_seq);
         self.log.remove_before(slowest);
         next_seq
+    }
+
+    /// Whether the data from `next_seq` on is more than `max_backlog` bytes.
+    fn over_backlog(&self, next_seq: u64) -> bool {
+        self.max_backlog.is_some_and(|limit| self.log.seek_within(next_seq, limit).is_some())
     }
 
     /// Past `max_backlog` bytes behind the head, skips the oldest records and counts them.

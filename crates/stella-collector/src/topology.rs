@@ -15,7 +15,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use stella_export::egress::{EgressPolicy, SealedExporter};
 use stella_export::file::FileExporter;
+use stella_export::otlp::{OtlpConfig, OtlpGrpcExporter, OtlpHttpExporter};
 use stella_export::{DebugExporter, ExportError, ExportMetrics, Exporter, NopExporter};
 use stella_metrics::{CounterVec, Registry, names};
 use stella_otlp::{AckError, Batch, Signal};
@@ -95,6 +97,7 @@ pub struct Topology {
     routes: HashMap<(String, Signal), Vec<Arc<PipelineRuntime>>>,
     pipelines: Vec<Arc<PipelineRuntime>>,
     exporters: Exporters,
+    egress: EgressPolicy,
     control: ConsumerControl,
     consumers: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -164,6 +167,7 @@ impl Topology {
             routes,
             pipelines,
             exporters,
+            egress: config.egress.clone(),
             control: ConsumerControl::default(),
             consumers: Mutex::new(Vec::new()),
         })
@@ -260,8 +264,11 @@ fn build_exporters(
     let mut built = BTreeMap::new();
     for id in used {
         let Some(exporter_config) = config.exporters.get(id) else { continue };
-        let reusable =
-            previous.and_then(|previous| previous.exporters.get(id)).filter(|(old, _)| old == exporter_config);
+        // An exporter is kept across a reload only if neither its settings nor the egress policy changed.
+        let same_egress = previous.is_some_and(|previous| previous.egress == config.egress);
+        let reusable = previous
+            .and_then(|previous| previous.exporters.get(id))
+            .filter(|(old, _)| old == exporter_config && same_egress);
         let exporter: Arc<dyn Exporter> = match (reusable, exporter_config) {
             (Some((_, existing)), _) => Arc::clone(existing),
             (None, ExporterConfig::File(file)) => Arc::new(
@@ -269,11 +276,50 @@ fn build_exporters(
                     .map_err(|source| BuildError { id: id.clone(), source })?,
             ),
             (None, ExporterConfig::Debug(debug)) => Arc::new(DebugExporter::new(id.clone(), debug)),
+            (None, ExporterConfig::OtlpGrpc(otlp) | ExporterConfig::OtlpHttp(otlp)) => {
+                remote_exporter(id, exporter_config, otlp, config, context)
+                    .map_err(|source| BuildError { id: id.clone(), source })?
+            }
             (None, ExporterConfig::Nop) => Arc::new(NopExporter::new(id.clone())),
         };
         built.insert(id.clone(), (exporter_config.clone(), exporter));
     }
     Ok(built)
+}
+
+/// An `otlp` / `otlphttp` exporter, or its inert stand-in when egress is sealed (warned and counted).
+fn remote_exporter(
+    id: &str,
+    exporter_config: &ExporterConfig,
+    otlp: &OtlpConfig,
+    config: &Config,
+    context: &BuildContext,
+) -> Result<Arc<dyn Exporter>, ExportError> {
+    let component = format!("exporters.{id}");
+    for endpoint in otlp.endpoints() {
+        if let Err(denied) = config.egress.check(endpoint) {
+            tracing::warn!(
+                event = "egress.sealed_blocked",
+                component = %component,
+                endpoint = %endpoint,
+                reason = denied.reason(),
+                remediation = %denied.remediation(),
+                "egress policy: exporter disabled; it opens no connection"
+            );
+            let blocked = context.registry.counter(
+                names::EGRESS_BLOCKED,
+                "Endpoints disabled by the egress policy, by component.",
+                &["component"],
+            );
+            blocked.with(&[&component]).inc();
+            return Ok(Arc::new(SealedExporter::new(id.to_string(), endpoint.to_string())));
+        }
+    }
+    let metrics = ExportMetrics::new(&context.registry);
+    Ok(match exporter_config {
+        ExporterConfig::OtlpGrpc(_) => Arc::new(OtlpGrpcExporter::new(id.to_string(), otlp.clone(), metrics)?),
+        _ => Arc::new(OtlpHttpExporter::new(id.to_string(), otlp.clone(), metrics)?),
+    })
 }
 
 fn build_stage(

@@ -21,14 +21,59 @@ pub enum ExportError {
         /// The file concerned.
         path: PathBuf,
     },
+    /// The backend could not take the batch now; the same batch is sent again later.
+    #[error("{endpoint}: {message}")]
+    Retryable {
+        /// A stable reason (`unavailable`, `throttled`, `timeout`, `connection`), the metric label.
+        reason: &'static str,
+        /// The endpoint.
+        endpoint: String,
+        /// What happened.
+        message: String,
+        /// How long the backend asked us to wait (`Retry-After`), if it said.
+        retry_after: Option<std::time::Duration>,
+    },
+    /// The backend refused the batch for good (a 4xx other than 429, a non-retryable gRPC code); sending it
+    /// again would fail the same way, so it is dropped and counted.
+    #[error("{endpoint} refused the batch for good: {message}")]
+    Rejected {
+        /// A stable reason (`http_400`, `invalid_argument`, ...), the metric label.
+        reason: String,
+        /// The endpoint.
+        endpoint: String,
+        /// What the backend said.
+        message: String,
+    },
+    /// The exporter may not reach its endpoint under the egress policy (sealed mode).
+    #[error("{endpoint} is blocked by the egress policy")]
+    EgressBlocked {
+        /// The endpoint.
+        endpoint: String,
+    },
 }
 
 impl ExportError {
     /// A stable code, also the `reason` label of `collector_export_failures_total`.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> &str {
         match self {
             ExportError::Io { .. } => "io",
             ExportError::Interrupted { .. } => "interrupted",
+            ExportError::Retryable { reason, .. } => reason,
+            ExportError::Rejected { reason, .. } => reason,
+            ExportError::EgressBlocked { .. } => "egress_sealed",
+        }
+    }
+
+    /// Whether sending the same batch again can succeed (false: drop it and count it).
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, ExportError::Rejected { .. } | ExportError::EgressBlocked { .. })
+    }
+
+    /// How long the backend asked to wait before the next attempt.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            ExportError::Retryable { retry_after, .. } => *retry_after,
+            _ => None,
         }
     }
 }

@@ -22,5 +22,7 @@ pub const EXPORT_SENT_ITEMS: &str = "collector_export_sent_items_total";
 pub const EXPORT_FAILURES: &str = "collector_export_failures_total";
 /// Config reloads, by `result` (`applied`, `rejected`).
 pub const CONFIG_RELOADS: &str = "collector_config_reloads_total";
+/// Endpoints disabled by the egress policy (sealed mode), by `component` (seed §3).
+pub const EGRESS_BLOCKED: &str = "telemetry_egress_blocked_total";
 /// Always 1, with the `version` label.
 pub const BUILD_INFO: &str = "stella_build_info";

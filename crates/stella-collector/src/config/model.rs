@@ -2,7 +2,9 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use stella_export::DebugConfig;
+use stella_export::egress::EgressPolicy;
 use stella_export::file::FileConfig;
+use stella_export::otlp::OtlpConfig;
 use stella_otlp::Signal;
 use stella_pipeline::batch::BatchConfig;
 use stella_pipeline::resource_detection::ResourceDetectionConfig;
@@ -27,6 +29,8 @@ pub struct Config {
     pub storage: StorageConfig,
     /// `exporters.<id>.max_backlog`: bytes of backlog past which the exporter's oldest data is dropped.
     pub max_backlog: BTreeMap<String, u64>,
+    /// `egress`: which endpoints outbound connections may reach.
+    pub egress: EgressPolicy,
 }
 
 /// `storage`: where acknowledged data waits for its consumers.
@@ -93,6 +97,10 @@ pub enum ExporterConfig {
     File(FileConfig),
     /// `debug`.
     Debug(DebugConfig),
+    /// `otlp`: OTLP/gRPC to a backend.
+    OtlpGrpc(OtlpConfig),
+    /// `otlphttp`: OTLP/HTTP to a backend.
+    OtlpHttp(OtlpConfig),
     /// `nop`.
     Nop,
 }

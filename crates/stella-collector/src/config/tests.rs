@@ -90,3 +90,23 @@ fn a_missing_host_gets_both_fixes() {
         "{errors:?}"
     );
 }
+
+#[test]
+fn an_exporter_outside_the_allow_list_names_the_key_and_the_rule_to_add() {
+    let exporter = "exporters: {otlphttp: {endpoint: \"https://collector.example.com:4318\"}}\n";
+    let errors = errors_of(exporter);
+    assert_eq!(
+        errors,
+        vec![
+            "exporters.otlphttp.endpoint: https://collector.example.com:4318 is not allowed by egress.allow; add `- https://collector.example.com:4318` under egress.allow"
+        ]
+    );
+    assert!(errors_of(&format!("{exporter}egress: {{allow: [\"https://collector.example.com:4318\"]}}\n")).is_empty());
+    assert!(errors_of(&format!("{exporter}egress: {{sealed: true}}\n")).is_empty(), "sealed mode wins over validation");
+    assert!(
+        errors_of("exporters: {otlp: {endpoint: \"http://127.0.0.1:4317\"}}\n").is_empty(),
+        "loopback needs no rule"
+    );
+    let bad_rule = errors_of("egress: {allow: [\"https://:1\"]}\n");
+    assert!(bad_rule[0].starts_with("egress.allow[0]: \"https://:1\""), "{bad_rule:?}");
+}

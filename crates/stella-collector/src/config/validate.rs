@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
+use stella_export::egress::{EgressDenied, EgressPolicy, EgressRule};
+use stella_export::otlp::OtlpConfig;
 use stella_otlp::Signal;
 use stella_store::log::SyncPolicy;
 
@@ -53,10 +55,11 @@ impl fmt::Display for ConfigErrors {
     }
 }
 
-const TOP_LEVEL_KEYS: &[&str] = &["receivers", "processors", "exporters", "service", "api", "environment", "storage"];
+const TOP_LEVEL_KEYS: &[&str] =
+    &["receivers", "processors", "exporters", "service", "api", "environment", "storage", "egress"];
 const RECEIVER_TYPES: &[&str] = &["otlp"];
 const PROCESSOR_TYPES: &[&str] = &["batch", "resourcedetection"];
-const EXPORTER_TYPES: &[&str] = &["debug", "file", "nop"];
+const EXPORTER_TYPES: &[&str] = &["debug", "file", "nop", "otlp", "otlphttp"];
 
 #[derive(Default)]
 struct Problems(Vec<ConfigError>);
@@ -93,6 +96,7 @@ impl Config {
                 }
                 _ => typed(value, path, problems).map(ProcessorConfig::ResourceDetection),
             });
+        let egress = egress(root.get("egress"), &mut problems);
         let exporters =
             components(root, "exporters", EXPORTER_TYPES, &mut problems, |kind, value, path, problems| match kind {
                 "file" => {
@@ -104,6 +108,15 @@ impl Config {
                     Some(ExporterConfig::File(config))
                 }
                 "debug" => typed(&without_key(value, "max_backlog"), path, problems).map(ExporterConfig::Debug),
+                "otlp" | "otlphttp" => {
+                    let config: OtlpConfig = typed(&without_key(value, "max_backlog"), path, problems)?;
+                    check_egress(&config, &egress, path, problems);
+                    Some(if kind == "otlp" {
+                        ExporterConfig::OtlpGrpc(config)
+                    } else {
+                        ExporterConfig::OtlpHttp(config)
+                    })
+                }
                 _ => typed::<NopRaw>(&without_key(value, "max_backlog"), path, problems).map(|_| ExporterConfig::Nop),
             });
         let pipelines = pipelines(root, &mut problems);
@@ -130,6 +143,7 @@ impl Config {
             environment,
             storage: storage.unwrap_or_else(default_storage),
             max_backlog,
+            egress,
         })
     }
 }
@@ -570,4 +584,47 @@ fn storage(value: Option<&Value>, problems: &mut Problems) -> Option<StorageConf
         SyncRaw::Interval => SyncPolicy::Interval { every: raw.sync_interval },
     };
     Some(StorageConfig { sync, log_max_bytes: raw.log.max_bytes, segment_bytes: raw.log.segment_bytes })
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct EgressRaw {
+    #[serde(default)]
+    sealed: bool,
+    #[serde(default)]
+    allow: Vec<String>,
+}
+
+/// `egress`: `sealed` and the `allow` rules (absent: loopback only, not sealed).
+fn egress(value: Option<&Value>, problems: &mut Problems) -> EgressPolicy {
+    let Some(raw) = value.and_then(|value| typed::<EgressRaw>(value, "egress", problems)) else {
+        return EgressPolicy::default();
+    };
+    let mut rules = Vec::new();
+    for (index, text) in raw.allow.iter().enumerate() {
+        match EgressRule::parse(text) {
+            Ok(rule) => rules.push(rule),
+            Err(reason) => problems.add(format!("egress.allow[{index}]"), format!("{text:?}: {reason}")),
+        }
+    }
+    EgressPolicy::new(rules, raw.sealed)
+}
+
+/// An endpoint the allow-list does not cover is a config error; a sealed one is not (the exporter stays
+/// inert and the start-up says so).
+fn check_egress(config: &OtlpConfig, policy: &EgressPolicy, path: &str, problems: &mut Problems) {
+    let keys = ["endpoint", "traces_endpoint", "metrics_endpoint", "logs_endpoint"];
+    let values = [
+        Some(&config.endpoint),
+        config.traces_endpoint.as_ref(),
+        config.metrics_endpoint.as_ref(),
+        config.logs_endpoint.as_ref(),
+    ];
+    for (key, endpoint) in keys.iter().zip(values) {
+        let Some(endpoint) = endpoint else { continue };
+        match policy.check(endpoint) {
+            Ok(_) | Err(EgressDenied::Sealed { .. }) => {}
+            Err(denied) => problems.add(format!("{path}.{key}"), denied.to_string()),
+        }
+    }
 }

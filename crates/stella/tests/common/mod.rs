@@ -58,18 +58,40 @@ impl Stella {
 
     /// Starts stella with `otlp_extra` settings on the receiver and both protocols (see [`receiver_config`]).
     pub fn start_with_receiver(otlp_extra: &str, body: &str) -> Stella {
-        let dir = tempfile::tempdir().unwrap();
-        let (grpc, http, api) = (free_port(), free_port(), free_port());
-        let config_path = dir.path().join("stella.yaml");
-        std::fs::write(&config_path, receiver_config(grpc, http, api, otlp_extra, body)).unwrap();
-        let mut stella = Stella { child: None, dir, grpc, http, api, config_path };
+        let mut stella = Stella::prepare(otlp_extra, body);
         stella.spawn();
         stella
     }
 
+    /// Picks ports and writes the config, without starting the process (so others can point at it).
+    pub fn prepare(otlp_extra: &str, body: &str) -> Stella {
+        // The tests' own HTTP clients (reqwest with rustls) need the process-wide crypto provider.
+        stella_export::install_crypto_provider();
+        let dir = tempfile::tempdir().unwrap();
+        let (grpc, http, api) = (free_port(), free_port(), free_port());
+        let config_path = dir.path().join("stella.yaml");
+        std::fs::write(&config_path, receiver_config(grpc, http, api, otlp_extra, body)).unwrap();
+        Stella { child: None, dir, grpc, http, api, config_path }
+    }
+
     pub fn spawn(&mut self) {
-        let log = std::fs::File::create(self.dir.path().join("stella.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_stella"))
+        self.spawn_wrapped(&[]);
+    }
+
+    /// Starts the process under `wrapper` (e.g. `strace -f -o FILE`), or directly when it is empty.
+    pub fn spawn_wrapped(&mut self, wrapper: &[&str]) {
+        let log =
+            std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("stella.log")).unwrap();
+        let stella = env!("CARGO_BIN_EXE_stella");
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(stella);
+                command
+            }
+            None => Command::new(stella),
+        };
+        let child = command
             .args(["telemetry", "serve", "--config"])
             .arg(&self.config_path)
             .arg("--data-dir")
@@ -120,6 +142,25 @@ impl Stella {
     pub fn signal(&self, name: &str) {
         let status = Command::new("kill").arg(format!("-{name}")).arg(self.pid().to_string()).status().unwrap();
         assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// The value of one sample of `/metrics` (`name{labels}` exactly as exposed), if present.
+    pub async fn metric(&self, sample: &str) -> Option<f64> {
+        let text = reqwest::get(self.api_url("/metrics")).await.ok()?.text().await.ok()?;
+        text.lines().find_map(|line| line.strip_prefix(sample)?.strip_prefix(' ')?.trim().parse().ok())
+    }
+
+    /// POSTs a protobuf request to `/v1/<signal>` and returns the status and Retry-After.
+    pub async fn post(&self, request: &OtlpRequest) -> (u16, Option<String>) {
+        let response = reqwest::Client::new()
+            .post(self.url(&format!("/v1/{}", request.signal())))
+            .header("content-type", "application/x-protobuf")
+            .body(request.encode_protobuf())
+            .send()
+            .await
+            .unwrap();
+        let retry_after = response.headers().get("retry-after").map(|value| value.to_str().unwrap().to_string());
+        (response.status().as_u16(), retry_after)
     }
 
     /// SIGTERM, then waits for the exit.
