@@ -3,7 +3,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use axum::serve::ListenerExt;
 use serde::Serialize;
 use stella_export::ExporterHealth;
 use stella_metrics::{CounterVec, names};
@@ -15,6 +14,8 @@ use crate::config::{self, Config, ConfigErrors, Profile};
 use crate::receivers::otlp_grpc::GrpcLimits;
 use crate::receivers::otlp_http::HttpLimits;
 use crate::receivers::{Admission, OtlpService, ReceiverMetrics, otlp_grpc, otlp_http};
+use crate::server::spawn_server;
+use crate::tls::{ReloadingTls, TlsSettings};
 use crate::topology::{BuildContext, BuildError, Environment, StopMode, Topology, TopologyHandle};
 
 /// Where the config comes from: a built-in profile, optionally overlaid by a file.
@@ -56,6 +57,15 @@ pub enum StartError {
     /// An ingest log could not be opened.
     #[error(transparent)]
     Log(#[from] stella_store::log::LogError),
+    /// A listener's TLS files are unusable.
+    #[error("{key}.{source}")]
+    Tls {
+        /// The `tls` key of the listener.
+        key: String,
+        /// What is wrong.
+        #[source]
+        source: crate::tls::TlsError,
+    },
 }
 
 impl StartError {
@@ -66,6 +76,7 @@ impl StartError {
             StartError::Bind { .. } => "collector.bind_failed",
             StartError::Build(_) => "collector.build_failed",
             StartError::Log(error) => error.code(),
+            StartError::Tls { .. } => "tls.invalid",
         }
     }
 }
@@ -174,7 +185,8 @@ impl Collector {
                 };
                 let router =
                     otlp_grpc::router(service.clone(), limits, admission.protocol(grpc.max_concurrent_requests));
-                servers.push(spawn_http(listener, router, stop_receivers.clone(), "OTLP/gRPC"));
+                let tls = listener_tls(grpc.tls.as_ref(), &key, &stop_receivers)?;
+                servers.push(spawn_server(listener, router, tls, stop_receivers.clone(), "OTLP/gRPC"));
                 tracing::info!(receiver = %id, protocol = "grpc", %address, "listening");
                 listeners.push(Listener { component: format!("receivers.{id}.grpc"), address });
             }
@@ -188,7 +200,8 @@ impl Collector {
                 };
                 let router =
                     otlp_http::router(service.clone(), limits, admission.protocol(http.max_concurrent_requests));
-                servers.push(spawn_http(listener, router, stop_receivers.clone(), "OTLP/HTTP"));
+                let tls = listener_tls(http.tls.as_ref(), &key, &stop_receivers)?;
+                servers.push(spawn_server(listener, router, tls, stop_receivers.clone(), "OTLP/HTTP"));
                 tracing::info!(receiver = %id, protocol = "http", %address, "listening");
                 listeners.push(Listener { component: format!("receivers.{id}.http"), address });
             }
@@ -357,21 +370,18 @@ fn local_address(listener: &TcpListener, configured: SocketAddr) -> SocketAddr {
     listener.local_addr().unwrap_or(configured)
 }
 
-/// Serves `router` on `listener` (TCP_NODELAY on every connection) until `stop` is cancelled, then
-/// finishes the requests in flight.
-pub fn spawn_http(
-    listener: TcpListener,
-    router: axum::Router,
-    stop: CancellationToken,
-    what: &'static str,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let listener = listener.tap_io(|stream| {
-            let _ = stream.set_nodelay(true);
-        });
-        let served = axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned()).await;
-        if let Err(error) = served {
-            tracing::error!(%error, "the {what} server stopped with an error");
-        }
-    })
+/// How often certificate files are checked for changes.
+const TLS_RELOAD_INTERVAL: Duration = Duration::from_secs(2);
+
+/// The reloading TLS configuration of a listener whose endpoint is `key`, if it has `tls:`.
+pub fn listener_tls(
+    settings: Option<&TlsSettings>,
+    key: &str,
+    stop: &CancellationToken,
+) -> Result<Option<Arc<ReloadingTls>>, StartError> {
+    let Some(settings) = settings else { return Ok(None) };
+    let listener = key.trim_end_matches(".endpoint").to_string();
+    ReloadingTls::start(settings.clone(), TLS_RELOAD_INTERVAL, stop.clone(), listener.clone())
+        .map(Some)
+        .map_err(|source| StartError::Tls { key: format!("{listener}.tls"), source })
 }

@@ -131,8 +131,14 @@ impl Consumer {
                 if delivered != saved {
                     saved = self.save(&cursors, &key, delivered).await;
                 }
-                if control.drain.is_cancelled() {
+                // Stop draining only once caught up with the head as it is now: records committed
+                // between our last read and the drain signal were acknowledged and must go out first.
+                let caught_up = reader.as_ref().is_none_or(|reader| reader.next_seq() >= self.log.head());
+                if control.drain.is_cancelled() && caught_up {
                     break;
+                }
+                if control.drain.is_cancelled() {
+                    continue;
                 }
                 tokio::select! {
                     _ = head.changed() => {}

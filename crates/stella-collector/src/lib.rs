@@ -1,17 +1,20 @@
 //! The collector: config model and validation ([`config`]), the OTLP receivers ([`receivers`]), the
-//! wiring of stages, the ingest logs ([`logs`]) and their consumers into pipelines ([`topology`]), and the running [`Collector`] with reload
-//! and staged shutdown. Stage logic lives in `stella-pipeline`, sinks in `stella-export`.
+//! ingest logs ([`logs`]) with their consumers wired into pipelines ([`topology`]), TLS for every
+//! listener ([`tls`]), and the running [`Collector`] with reload and staged shutdown. Stage logic lives
+//! in `stella-pipeline`, sinks in `stella-export`, the log itself in `stella-store`.
 #![deny(missing_docs)]
 
 mod collector;
 mod consumer;
-
-pub mod logs;
+mod server;
 
 pub mod config;
+pub mod logs;
 pub mod receivers;
+pub mod tls;
 pub mod topology;
 
 pub use collector::{
-    Collector, ComponentState, ConfigSource, Readiness, ReloadError, ReloadReport, StartError, spawn_http,
+    Collector, ComponentState, ConfigSource, Readiness, ReloadError, ReloadReport, StartError, listener_tls,
 };
+pub use server::spawn_server;

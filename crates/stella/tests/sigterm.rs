@@ -69,9 +69,10 @@ async fn sigterm_under_load_loses_nothing_that_was_acknowledged() {
     }
     assert!(
         missing.is_empty(),
-        "{} acknowledged spans missing, e.g. {:?}",
+        "{} acknowledged spans missing, e.g. {:?}\n{}",
         missing.len(),
-        &missing[..missing.len().min(5)]
+        &missing[..missing.len().min(5)],
+        stella.log().lines().filter(|line| !line.contains("\"listening\"")).collect::<Vec<_>>().join("\n")
     );
     eprintln!("acknowledged requests: {}, spans written: {}", acked.len(), written.len());
 }

@@ -10,6 +10,8 @@ use stella_pipeline::batch::BatchConfig;
 use stella_pipeline::resource_detection::ResourceDetectionConfig;
 use stella_store::log::SyncPolicy;
 
+use crate::tls::TlsSettings;
+
 /// A validated config: every reference resolves, every value is in range.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -68,6 +70,8 @@ pub struct GrpcConfig {
     pub max_recv_msg_bytes: usize,
     /// `max_concurrent_requests`: gRPC calls in progress (default 512).
     pub max_concurrent_requests: usize,
+    /// `tls`: serve over TLS (mTLS with `client_ca_file`).
+    pub tls: Option<TlsSettings>,
 }
 
 /// `receivers.otlp.protocols.http`.
@@ -79,6 +83,8 @@ pub struct HttpConfig {
     pub max_request_body_size: usize,
     /// `max_concurrent_requests`: HTTP requests in progress (default 512).
     pub max_concurrent_requests: usize,
+    /// `tls`: serve over TLS (mTLS with `client_ca_file`).
+    pub tls: Option<TlsSettings>,
 }
 
 /// One entry of `processors`.
@@ -123,6 +129,8 @@ pub struct PipelineConfig {
 pub struct ApiConfig {
     /// `endpoint`, default `127.0.0.1:4319`.
     pub endpoint: SocketAddr,
+    /// `tls`: serve the API over TLS (mTLS with `client_ca_file`).
+    pub tls: Option<TlsSettings>,
 }
 
 impl Config {

@@ -12,6 +12,7 @@ use stella_otlp::Signal;
 use stella_store::log::SyncPolicy;
 
 use super::model::*;
+use crate::tls::TlsSettings;
 
 /// One problem in a config: where, what, and how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -259,6 +260,8 @@ struct GrpcRaw {
     max_recv_msg_size_mib: usize,
     #[serde(default = "default_protocol_concurrency")]
     max_concurrent_requests: usize,
+    #[serde(default)]
+    tls: Option<TlsRaw>,
 }
 
 #[derive(Deserialize, Default)]
@@ -270,6 +273,8 @@ struct HttpRaw {
     max_request_body_size: usize,
     #[serde(default = "default_protocol_concurrency")]
     max_concurrent_requests: usize,
+    #[serde(default)]
+    tls: Option<TlsRaw>,
 }
 
 fn default_receiver_concurrency() -> usize {
@@ -309,6 +314,7 @@ fn otlp_receiver(value: &Value, path: &str, problems: &mut Problems) -> Option<O
             endpoint,
             max_recv_msg_bytes: grpc.max_recv_msg_size_mib.saturating_mul(MIB),
             max_concurrent_requests: grpc.max_concurrent_requests,
+            tls: tls(grpc.tls, &format!("{path}.protocols.grpc.tls"), problems),
         })
     });
     let http = raw.protocols.http.map(Option::unwrap_or_default).and_then(|http| {
@@ -319,6 +325,7 @@ fn otlp_receiver(value: &Value, path: &str, problems: &mut Problems) -> Option<O
             endpoint,
             max_request_body_size: http.max_request_body_size,
             max_concurrent_requests: http.max_concurrent_requests,
+            tls: tls(http.tls, &format!("{path}.protocols.http.tls"), problems),
         })
     });
     positive(raw.max_decompressed_size_mib, &format!("{path}.max_decompressed_size_mib"), problems)?;
@@ -367,21 +374,60 @@ fn endpoint(text: &str, path: &str, problems: &mut Problems) -> Option<SocketAdd
 }
 
 fn default_api() -> ApiConfig {
-    ApiConfig { endpoint: SocketAddr::from(([127, 0, 0, 1], 4319)) }
+    ApiConfig { endpoint: SocketAddr::from(([127, 0, 0, 1], 4319)), tls: None }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsRaw {
+    cert_file: std::path::PathBuf,
+    key_file: std::path::PathBuf,
+    #[serde(default)]
+    client_ca_file: Option<std::path::PathBuf>,
+    #[serde(default = "default_min_version")]
+    min_version: String,
+}
+
+fn default_min_version() -> String {
+    "1.2".into()
+}
+
+/// A listener's `tls:`, checked by loading it (so a bad file is reported before the start).
+fn tls(raw: Option<TlsRaw>, path: &str, problems: &mut Problems) -> Option<TlsSettings> {
+    let raw = raw?;
+    let tls13_only = match raw.min_version.as_str() {
+        "1.2" => false,
+        "1.3" => true,
+        other => {
+            problems.add(format!("{path}.min_version"), format!("{other:?} is not supported; use \"1.2\" (default) or \"1.3\""));
+            return None;
+        }
+    };
+    let settings = TlsSettings { cert_file: raw.cert_file, key_file: raw.key_file, client_ca_file: raw.client_ca_file, tls13_only };
+    match settings.server_config() {
+        Ok(_) => Some(settings),
+        Err(error) => {
+            problems.add(format!("{path}.{}", error.key), error.message);
+            None
+        }
+    }
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ApiRaw {
     endpoint: Option<String>,
+    #[serde(default)]
+    tls: Option<TlsRaw>,
 }
 
 fn api(value: Option<&Value>, problems: &mut Problems) -> Option<ApiConfig> {
     let raw: ApiRaw = typed(value?, "api", problems)?;
+    let tls = tls(raw.tls, "api.tls", problems);
     let Some(text) = raw.endpoint else {
-        return Some(default_api());
+        return Some(ApiConfig { tls, ..default_api() });
     };
-    endpoint(&text, "api.endpoint", problems).map(|endpoint| ApiConfig { endpoint })
+    endpoint(&text, "api.endpoint", problems).map(|endpoint| ApiConfig { endpoint, tls })
 }
 
 #[derive(Deserialize)]

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use stella_collector::topology::Environment;
-use stella_collector::{Collector, ConfigSource, spawn_http};
+use stella_collector::{Collector, ConfigSource, listener_tls, spawn_server};
 use stella_metrics::Registry;
 use stella_pipeline::resource_detection::HostFacts;
 use tokio::signal::unix::{SignalKind, signal};
@@ -31,13 +31,15 @@ pub async fn execute(args: ServeArgs) -> anyhow::Result<()> {
     };
     let source = ConfigSource { profile: args.profile, overlay: args.config.clone() };
     let collector = Collector::start(source, context).await?;
-    let api_endpoint = collector.config().api.endpoint;
+    let api_config = collector.config().api;
+    let api_endpoint = api_config.endpoint;
     let api_listener = tokio::net::TcpListener::bind(api_endpoint).await.with_context(|| {
         format!("cannot listen on {api_endpoint} (api.endpoint); stop whatever uses that port or change api.endpoint")
     })?;
     let api_stop = CancellationToken::new();
     let api_state = stella_api::ApiState { collector: Arc::clone(&collector), registry };
-    let api = spawn_http(api_listener, stella_api::router(api_state), api_stop.clone(), "API");
+    let api_tls = listener_tls(api_config.tls.as_ref(), "api.endpoint", &api_stop)?;
+    let api = spawn_server(api_listener, stella_api::router(api_state), api_tls, api_stop.clone(), "API");
     collector.watch_config_file(CONFIG_POLL);
     tracing::info!(
         profile = %args.profile,

@@ -1,0 +1,74 @@
+//! Serving a router on a listener, in plain TCP or TLS, HTTP/1.1 and HTTP/2 (h2c or ALPN h2): TCP_NODELAY
+//! on every connection, TLS handshakes off the accept loop with a deadline, and graceful shutdown that
+//! stops accepting and lets the requests in flight finish.
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::tls::ReloadingTls;
+
+/// How long a client has to finish its TLS handshake.
+const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Serves `router` on `listener` (over TLS when `tls` is set) until `stop`, then finishes the requests in
+/// flight. `what` names the listener in logs.
+pub fn spawn_server(
+    listener: TcpListener,
+    router: axum::Router,
+    tls: Option<Arc<ReloadingTls>>,
+    stop: CancellationToken,
+    what: &'static str,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let graceful = GracefulShutdown::new();
+        let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
+        loop {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                _ = stop.cancelled() => break,
+            };
+            let (stream, peer) = match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: wait a moment instead of spinning.
+                    tracing::warn!(%error, "{what}: accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let service = TowerToHyperService::new(router.clone());
+            let watcher = graceful.watcher();
+            let builder = Arc::clone(&builder);
+            let acceptor = tls.as_ref().map(|tls| tls.acceptor());
+            tokio::spawn(async move {
+                let served = match acceptor {
+                    None => watcher.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned()).await,
+                    Some(acceptor) => match tokio::time::timeout(HANDSHAKE_DEADLINE, acceptor.accept(stream)).await {
+                        Ok(Ok(tls_stream)) => watcher.watch(builder.serve_connection(TokioIo::new(tls_stream), service).into_owned()).await,
+                        Ok(Err(error)) => {
+                            tracing::debug!(%peer, %error, "{what}: TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "{what}: TLS handshake timed out");
+                            return;
+                        }
+                    },
+                };
+                if let Err(error) = served {
+                    tracing::debug!(%peer, %error, "{what}: connection ended with an error");
+                }
+            });
+        }
+        drop(listener);
+        graceful.shutdown().await;
+    })
+}
