@@ -52,7 +52,11 @@ pub fn spawn_server(
                 let served = match acceptor {
                     None => watcher.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned()).await,
                     Some(acceptor) => match tokio::time::timeout(HANDSHAKE_DEADLINE, acceptor.accept(stream)).await {
-                        Ok(Ok(tls_stream)) => watcher.watch(builder.serve_connection(TokioIo::new(tls_stream), service).into_owned()).await,
+                        Ok(Ok(tls_stream)) => {
+                            watcher
+                                .watch(builder.serve_connection(TokioIo::new(tls_stream), service).into_owned())
+                                .await
+                        }
                         Ok(Err(error)) => {
                             tracing::debug!(%peer, %error, "{what}: TLS handshake failed");
                             return;

@@ -42,18 +42,28 @@ impl TlsSettings {
     /// Reads the files and builds the rustls configuration (ALPN h2 and http/1.1).
     pub fn server_config(&self) -> Result<Arc<ServerConfig>, TlsError> {
         let cert_pem = read(&self.cert_file, "cert_file")?;
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
-            .collect::<Result<_, _>>()
-            .map_err(|error| TlsError { key: "cert_file", message: format!("{}: not PEM certificates: {error}", self.cert_file.display()) })?;
+        let certs: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(&cert_pem).collect::<Result<_, _>>().map_err(|error| TlsError {
+                key: "cert_file",
+                message: format!("{}: not PEM certificates: {error}", self.cert_file.display()),
+            })?;
         if certs.is_empty() {
-            return Err(TlsError { key: "cert_file", message: format!("{} holds no certificate", self.cert_file.display()) });
+            return Err(TlsError {
+                key: "cert_file",
+                message: format!("{} holds no certificate", self.cert_file.display()),
+            });
         }
         let key_pem = read(&self.key_file, "key_file")?;
-        let key = PrivateKeyDer::from_pem_slice(&key_pem)
-            .map_err(|error| TlsError { key: "key_file", message: format!("{}: no PEM private key: {error}", self.key_file.display()) })?;
+        let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|error| TlsError {
+            key: "key_file",
+            message: format!("{}: no PEM private key: {error}", self.key_file.display()),
+        })?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let versions: &[&rustls::SupportedProtocolVersion] =
-            if self.tls13_only { &[&rustls::version::TLS13] } else { &[&rustls::version::TLS12, &rustls::version::TLS13] };
+        let versions: &[&rustls::SupportedProtocolVersion] = if self.tls13_only {
+            &[&rustls::version::TLS13]
+        } else {
+            &[&rustls::version::TLS12, &rustls::version::TLS13]
+        };
         let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
             .with_protocol_versions(versions)
             .map_err(|error| TlsError { key: "min_version", message: error.to_string() })?;
@@ -63,21 +73,25 @@ impl TlsSettings {
                 let pem = read(path, "client_ca_file")?;
                 let mut roots = RootCertStore::empty();
                 for certificate in CertificateDer::pem_slice_iter(&pem) {
-                    let certificate = certificate
-                        .map_err(|error| TlsError { key: "client_ca_file", message: format!("{}: {error}", path.display()) })?;
-                    roots
-                        .add(certificate)
-                        .map_err(|error| TlsError { key: "client_ca_file", message: format!("{}: {error}", path.display()) })?;
+                    let certificate = certificate.map_err(|error| TlsError {
+                        key: "client_ca_file",
+                        message: format!("{}: {error}", path.display()),
+                    })?;
+                    roots.add(certificate).map_err(|error| TlsError {
+                        key: "client_ca_file",
+                        message: format!("{}: {error}", path.display()),
+                    })?;
                 }
-                let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                    .build()
-                    .map_err(|error| TlsError { key: "client_ca_file", message: format!("{}: {error}", path.display()) })?;
+                let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider).build().map_err(
+                    |error| TlsError { key: "client_ca_file", message: format!("{}: {error}", path.display()) },
+                )?;
                 builder.with_client_cert_verifier(verifier)
             }
         };
-        let mut config = builder
-            .with_single_cert(certs, key)
-            .map_err(|error| TlsError { key: "key_file", message: format!("the key does not fit the certificate: {error}") })?;
+        let mut config = builder.with_single_cert(certs, key).map_err(|error| TlsError {
+            key: "key_file",
+            message: format!("the key does not fit the certificate: {error}"),
+        })?;
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Arc::new(config))
     }
@@ -96,12 +110,22 @@ pub struct ReloadingTls {
 }
 
 fn stamps(files: &[&Path]) -> Vec<Option<(SystemTime, u64)>> {
-    files.iter().map(|path| std::fs::metadata(path).ok().map(|meta| (meta.modified().unwrap_or(SystemTime::UNIX_EPOCH), meta.len()))).collect()
+    files
+        .iter()
+        .map(|path| {
+            std::fs::metadata(path).ok().map(|meta| (meta.modified().unwrap_or(SystemTime::UNIX_EPOCH), meta.len()))
+        })
+        .collect()
 }
 
 impl ReloadingTls {
     /// Loads `settings` and watches its files every `interval` until `stop`.
-    pub fn start(settings: TlsSettings, interval: Duration, stop: CancellationToken, listener: String) -> Result<Arc<Self>, TlsError> {
+    pub fn start(
+        settings: TlsSettings,
+        interval: Duration,
+        stop: CancellationToken,
+        listener: String,
+    ) -> Result<Arc<Self>, TlsError> {
         let config = settings.server_config()?;
         let tls = Arc::new(ReloadingTls { settings, current: RwLock::new(config) });
         let watched = Arc::clone(&tls);
@@ -122,7 +146,9 @@ impl ReloadingTls {
                         *watched.current.write().unwrap_or_else(|poison| poison.into_inner()) = config;
                         tracing::info!(listener = %listener, "TLS certificate reloaded");
                     }
-                    Err(error) => tracing::warn!(listener = %listener, %error, "new TLS files are unusable; keeping the previous certificate"),
+                    Err(error) => {
+                        tracing::warn!(listener = %listener, %error, "new TLS files are unusable; keeping the previous certificate")
+                    }
                 }
             }
         });

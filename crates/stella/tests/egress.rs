@@ -21,7 +21,7 @@ fn strace() -> &'static str {
 #[tokio::test(flavor = "multi_thread")]
 async fn sealed_mode_starts_warns_and_never_resolves_or_connects() {
     let body = "egress: {sealed: true}\nexporters:\n  file: {path: \"export/{signal}.jsonl\"}\n  otlphttp: {endpoint: \"http://collector.invalid:4318\"}\nservice:\n  pipelines:\n    traces: {receivers: [otlp], processors: [], exporters: [file, otlphttp]}\n";
-    let mut stella = Stella::prepare("", body);
+    let mut stella = Stella::prepare(&common::Extra::default(), body);
     let trace_file = stella.dir.path().join("strace.txt");
     let trace_path = trace_file.to_str().unwrap().to_string();
     stella.spawn_wrapped(&[strace(), "-f", "-qq", "-e", "trace=connect,sendto,openat", "-o", &trace_path]);

@@ -9,7 +9,10 @@ use common::{Stella, file_pipelines, traces};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_over_the_concurrency_bound_gets_429_and_the_receiver_recovers() {
     let body = format!("storage: {{sync: always}}\n{}", file_pipelines(""));
-    let mut stella = Stella::start_with_receiver("max_concurrent_requests: 2", &body);
+    let mut stella = Stella::start_with_receiver(
+        &common::Extra { receiver: "max_concurrent_requests: 2", protocol: "max_concurrent_requests: 2", api: "" },
+        &body,
+    );
     let payload = traces("burst", 200).encode_protobuf();
     let mut calls = Vec::new();
     for _ in 0..64 {

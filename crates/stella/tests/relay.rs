@@ -58,7 +58,7 @@ async fn wait_for(what: &str, mut done: impl FnMut() -> bool, logs: impl Fn() ->
 
 #[tokio::test(flavor = "multi_thread")]
 async fn everything_arrives_once_the_target_is_back_even_across_a_sender_restart() {
-    let mut target = Stella::prepare("", &file_pipelines(""));
+    let mut target = Stella::prepare(&common::Extra::default(), &file_pipelines(""));
     let mut sender = Stella::start(&sender_config(&target));
     for index in 0..5 {
         assert_eq!(sender.post(&traces(&format!("before-{index}"), 2)).await.0, 200);

@@ -399,11 +399,19 @@ fn tls(raw: Option<TlsRaw>, path: &str, problems: &mut Problems) -> Option<TlsSe
         "1.2" => false,
         "1.3" => true,
         other => {
-            problems.add(format!("{path}.min_version"), format!("{other:?} is not supported; use \"1.2\" (default) or \"1.3\""));
+            problems.add(
+                format!("{path}.min_version"),
+                format!("{other:?} is not supported; use \"1.2\" (default) or \"1.3\""),
+            );
             return None;
         }
     };
-    let settings = TlsSettings { cert_file: raw.cert_file, key_file: raw.key_file, client_ca_file: raw.client_ca_file, tls13_only };
+    let settings = TlsSettings {
+        cert_file: raw.cert_file,
+        key_file: raw.key_file,
+        client_ca_file: raw.client_ca_file,
+        tls13_only,
+    };
     match settings.server_config() {
         Ok(_) => Some(settings),
         Err(error) => {

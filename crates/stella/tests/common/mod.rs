@@ -29,17 +29,28 @@ pub fn free_port() -> u16 {
 
 /// The receiver and API part of a test config; `body` adds processors, exporters and pipelines.
 pub fn config_with_ports(grpc: u16, http: u16, api: u16, body: &str) -> String {
-    receiver_config(grpc, http, api, "", body)
+    receiver_config(grpc, http, api, &Extra::default(), body)
 }
 
-/// Like [`config_with_ports`], with `otlp_extra` (`key: value, ...`) added to `receivers.otlp` and to
-/// both protocols' settings.
-pub fn receiver_config(grpc: u16, http: u16, api: u16, otlp_extra: &str, body: &str) -> String {
-    let extra = if otlp_extra.is_empty() { String::new() } else { format!(", {otlp_extra}") };
+/// Settings added to the test receiver: a `receiver` line under `receivers.otlp`, `protocol` entries
+/// (`key: value`) in both protocols' flow maps.
+#[derive(Default)]
+pub struct Extra<'a> {
+    pub receiver: &'a str,
+    pub protocol: &'a str,
+    /// Entries added to the `api` flow map.
+    pub api: &'a str,
+}
+
+/// Like [`config_with_ports`], with `extra` settings on the receiver and its protocols.
+pub fn receiver_config(grpc: u16, http: u16, api: u16, extra_settings: &Extra, body: &str) -> String {
+    let extra =
+        if extra_settings.protocol.is_empty() { String::new() } else { format!(", {}", extra_settings.protocol) };
+    let api_extra = if extra_settings.api.is_empty() { String::new() } else { format!(", {}", extra_settings.api) };
     let top =
-        if otlp_extra.is_empty() { String::new() } else { format!("    {}\n", otlp_extra.replace(", ", "\n    ")) };
+        if extra_settings.receiver.is_empty() { String::new() } else { format!("    {}\n", extra_settings.receiver) };
     format!(
-        "receivers:\n  otlp:\n{top}    protocols:\n      grpc: {{endpoint: 127.0.0.1:{grpc}{extra}}}\n      http: {{endpoint: 127.0.0.1:{http}, max_request_body_size: 1048576{extra}}}\n    max_decompressed_size_mib: 4\napi: {{endpoint: 127.0.0.1:{api}}}\n{body}"
+        "receivers:\n  otlp:\n{top}    protocols:\n      grpc: {{endpoint: 127.0.0.1:{grpc}{extra}}}\n      http: {{endpoint: 127.0.0.1:{http}, max_request_body_size: 1048576{extra}}}\n    max_decompressed_size_mib: 4\napi: {{endpoint: 127.0.0.1:{api}{api_extra}}}\n{body}"
     )
 }
 
@@ -53,24 +64,24 @@ pub fn file_pipelines(processors: &str) -> String {
 impl Stella {
     /// Starts stella with the default profile overlaid by ports and `body`.
     pub fn start(body: &str) -> Stella {
-        Stella::start_with_receiver("", body)
+        Stella::start_with_receiver(&Extra::default(), body)
     }
 
-    /// Starts stella with `otlp_extra` settings on the receiver and both protocols (see [`receiver_config`]).
-    pub fn start_with_receiver(otlp_extra: &str, body: &str) -> Stella {
-        let mut stella = Stella::prepare(otlp_extra, body);
+    /// Starts stella with `extra` settings on the receiver and its protocols (see [`receiver_config`]).
+    pub fn start_with_receiver(extra: &Extra, body: &str) -> Stella {
+        let mut stella = Stella::prepare(extra, body);
         stella.spawn();
         stella
     }
 
     /// Picks ports and writes the config, without starting the process (so others can point at it).
-    pub fn prepare(otlp_extra: &str, body: &str) -> Stella {
+    pub fn prepare(extra: &Extra, body: &str) -> Stella {
         // The tests' own HTTP clients (reqwest with rustls) need the process-wide crypto provider.
         stella_export::install_crypto_provider();
         let dir = tempfile::tempdir().unwrap();
         let (grpc, http, api) = (free_port(), free_port(), free_port());
         let config_path = dir.path().join("stella.yaml");
-        std::fs::write(&config_path, receiver_config(grpc, http, api, otlp_extra, body)).unwrap();
+        std::fs::write(&config_path, receiver_config(grpc, http, api, extra, body)).unwrap();
         Stella { child: None, dir, grpc, http, api, config_path }
     }
 
