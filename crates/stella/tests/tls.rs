@@ -169,3 +169,47 @@ async fn mtls_tls_versions_plain_text_and_certificate_reload() {
     );
     assert!(stella.terminate().success());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn otlp_exporters_deliver_over_mtls() {
+    let certs = tempfile::tempdir().unwrap();
+    let dir = certs.path();
+    issue(dir, "ca", "server", "stella-server");
+    issue(dir, "ca", "client", "stella-sender");
+    let path = |name: &str| dir.join(name).display().to_string();
+    let server_tls = format!(
+        "tls: {{cert_file: \"{}\", key_file: \"{}\", client_ca_file: \"{}\"}}",
+        path("server.pem"),
+        path("server.key"),
+        path("ca.pem")
+    );
+    let mut target = Stella::start_with_receiver(
+        &common::Extra { receiver: "", protocol: &server_tls, api: "" },
+        &file_pipelines(""),
+    );
+    let client_tls = format!(
+        "tls: {{ca_file: \"{}\", cert_file: \"{}\", key_file: \"{}\"}}",
+        path("ca.pem"),
+        path("client.pem"),
+        path("client.key")
+    );
+    let sender_config = format!(
+        "exporters:\n  otlphttp: {{endpoint: \"https://127.0.0.1:{}\", {client_tls}}}\n  otlp: {{endpoint: \"https://127.0.0.1:{}\", {client_tls}}}\nservice:\n  pipelines:\n    traces: {{receivers: [otlp], processors: [], exporters: [otlphttp, otlp]}}\n",
+        target.http, target.grpc
+    );
+    let mut sender = Stella::start(&sender_config);
+    assert_eq!(sender.post(&traces("over-https", 3)).await.0, 200);
+    assert_eq!(sender.post(&traces("over-grpc-tls", 2)).await.0, 200);
+    // Both exporters deliver every span: once over HTTPS, once over gRPC with TLS.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while common::span_names(&target.exported(stella_otlp::Signal::Traces)).len() < 10 {
+        assert!(Instant::now() < deadline, "spans did not arrive over mTLS:\n{}", sender.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(sender.terminate().success());
+    assert!(target.terminate().success());
+    let mut names = common::span_names(&target.exported(stella_otlp::Signal::Traces));
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), 5);
+}

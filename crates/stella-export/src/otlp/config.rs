@@ -41,6 +41,40 @@ pub struct OtlpConfig {
     /// How long one request may take. Default 10s.
     #[serde(default = "default_timeout", deserialize_with = "crate::otlp::config::duration")]
     pub timeout: Duration,
+    /// TLS towards the backend (for `https://` endpoints).
+    #[serde(default)]
+    pub tls: ClientTls,
+}
+
+/// `exporters.<otlp|otlphttp>.tls`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientTls {
+    /// CA certificates (PEM) that sign the backend's certificate; absent: the system's roots.
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Our client certificate (PEM), for backends that require mTLS.
+    #[serde(default)]
+    pub cert_file: Option<std::path::PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[serde(default)]
+    pub key_file: Option<std::path::PathBuf>,
+}
+
+impl ClientTls {
+    /// Reads the files: (CA PEM, client identity PEM = certificate + key).
+    pub fn load(&self) -> Result<(Option<Vec<u8>>, Option<(Vec<u8>, Vec<u8>)>), String> {
+        let read = |path: &std::path::Path| {
+            std::fs::read(path).map_err(|error| format!("cannot read {}: {error}", path.display()))
+        };
+        let ca = self.ca_file.as_deref().map(read).transpose()?;
+        let identity = match (&self.cert_file, &self.key_file) {
+            (Some(cert), Some(key)) => Some((read(cert)?, read(key)?)),
+            (None, None) => None,
+            _ => return Err("cert_file and key_file go together; set both or neither".into()),
+        };
+        Ok((ca, identity))
+    }
 }
 
 fn default_timeout() -> Duration {

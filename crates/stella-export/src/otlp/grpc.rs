@@ -29,7 +29,25 @@ impl OtlpGrpcExporter {
                 message: format!("not a gRPC endpoint URL: {error}"),
             }
         })?;
-        let channel = endpoint.timeout(config.timeout).connect_lazy();
+        let fail = |message: String| ExportError::Rejected {
+            reason: "client".into(),
+            endpoint: config.endpoint.clone(),
+            message,
+        };
+        let (ca, identity) = config.tls.load().map_err(&fail)?;
+        let mut endpoint = endpoint.timeout(config.timeout);
+        if config.endpoint.starts_with("https://") {
+            crate::install_crypto_provider();
+            let mut tls = tonic::transport::ClientTlsConfig::new().with_enabled_roots();
+            if let Some(ca) = ca {
+                tls = tls.ca_certificate(tonic::transport::Certificate::from_pem(ca));
+            }
+            if let Some((cert, key)) = identity {
+                tls = tls.identity(tonic::transport::Identity::from_pem(cert, key));
+            }
+            endpoint = endpoint.tls_config(tls).map_err(|error| fail(format!("tls: {error}")))?;
+        }
+        let channel = endpoint.connect_lazy();
         Ok(OtlpGrpcExporter { id, config, channel, metrics })
     }
 

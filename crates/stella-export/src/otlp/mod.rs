@@ -7,7 +7,7 @@ mod config;
 mod grpc;
 mod http;
 
-pub use config::{OtlpCompression, OtlpConfig};
+pub use config::{ClientTls, OtlpCompression, OtlpConfig};
 pub use grpc::OtlpGrpcExporter;
 pub use http::OtlpHttpExporter;
 
