@@ -61,9 +61,18 @@ pub struct ClientTls {
     pub key_file: Option<std::path::PathBuf>,
 }
 
+/// The PEM contents a [`ClientTls`] names.
+#[derive(Debug, Default)]
+pub struct TlsMaterial {
+    /// CA certificates.
+    pub ca: Option<Vec<u8>>,
+    /// The client certificate chain and its key.
+    pub identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
 impl ClientTls {
-    /// Reads the files: (CA PEM, client identity PEM = certificate + key).
-    pub fn load(&self) -> Result<(Option<Vec<u8>>, Option<(Vec<u8>, Vec<u8>)>), String> {
+    /// Reads the files.
+    pub fn load(&self) -> Result<TlsMaterial, String> {
         let read = |path: &std::path::Path| {
             std::fs::read(path).map_err(|error| format!("cannot read {}: {error}", path.display()))
         };
@@ -73,7 +82,7 @@ impl ClientTls {
             (None, None) => None,
             _ => return Err("cert_file and key_file go together; set both or neither".into()),
         };
-        Ok((ca, identity))
+        Ok(TlsMaterial { ca, identity })
     }
 }
 

@@ -34,7 +34,7 @@ impl OtlpGrpcExporter {
             endpoint: config.endpoint.clone(),
             message,
         };
-        let (ca, identity) = config.tls.load().map_err(&fail)?;
+        let super::config::TlsMaterial { ca, identity } = config.tls.load().map_err(&fail)?;
         let mut endpoint = endpoint.timeout(config.timeout);
         if config.endpoint.starts_with("https://") {
             crate::install_crypto_provider();

@@ -27,7 +27,7 @@ impl OtlpHttpExporter {
             endpoint: config.endpoint.clone(),
             message,
         };
-        let (ca, identity) = config.tls.load().map_err(&fail)?;
+        let super::config::TlsMaterial { ca, identity } = config.tls.load().map_err(&fail)?;
         let mut builder = reqwest::Client::builder();
         if let Some(ca) = ca {
             let roots =
