@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::logs::Log;
 
 /// Bytes read from the log per step.
-const READ_BYTES: usize = 4 * 1024 * 1024;
+const READ_BYTES: usize = 1024 * 1024;
 /// How often a consumer saves its cursor while it works.
 const CURSOR_INTERVAL: Duration = Duration::from_millis(200);
 /// Longest wait between export retries.

@@ -14,17 +14,22 @@ use clap::Parser;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Threads for blocking work (large decodes, log reads, file writes). Few: every thread keeps its own
+/// allocator caches, and more threads than cores buy nothing here.
+const BLOCKING_THREADS: usize = 16;
+
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     stella_export::install_crypto_provider();
     logging::init(cli.log_format, &cli.log_level);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
-            return ExitCode::from(exit::FAILURE);
-        }
-    };
+    let runtime =
+        match tokio::runtime::Builder::new_multi_thread().enable_all().max_blocking_threads(BLOCKING_THREADS).build() {
+            Ok(runtime) => runtime,
+            Err(error) => {
+                eprintln!("error: cannot start the async runtime: {error}");
+                return ExitCode::from(exit::FAILURE);
+            }
+        };
     match runtime.block_on(commands::run(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => exit::report(&error),

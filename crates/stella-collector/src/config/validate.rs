@@ -596,7 +596,7 @@ fn default_sync() -> SyncRaw {
     SyncRaw::Batch
 }
 fn default_sync_window() -> std::time::Duration {
-    std::time::Duration::from_millis(2)
+    std::time::Duration::from_micros(500)
 }
 fn default_sync_interval() -> std::time::Duration {
     std::time::Duration::from_millis(200)
