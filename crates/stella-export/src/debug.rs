@@ -64,8 +64,4 @@ impl Exporter for DebugExporter {
         }
         Box::pin(async { Ok(()) })
     }
-
-    fn flush(&self) -> BoxFuture<'_, Result<(), ExportError>> {
-        Box::pin(async { Ok(()) })
-    }
 }

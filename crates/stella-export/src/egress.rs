@@ -233,10 +233,6 @@ impl crate::Exporter for SealedExporter {
         Box::pin(async move { Err(crate::ExportError::EgressBlocked { endpoint: self.endpoint.clone() }) })
     }
 
-    fn flush(&self) -> crate::BoxFuture<'_, Result<(), crate::ExportError>> {
-        Box::pin(async { Ok(()) })
-    }
-
     fn health(&self) -> crate::ExporterHealth {
         crate::ExporterHealth::Ready
     }

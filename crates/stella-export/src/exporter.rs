@@ -48,8 +48,11 @@ pub trait Exporter: Send + Sync {
         None
     }
 
-    /// Makes everything taken so far durable (for `file`: fsync). Called at shutdown.
-    fn flush(&self) -> BoxFuture<'_, Result<(), ExportError>>;
+    /// Makes everything taken so far durable (for `file`: fsync); called before a consumer saves its
+    /// cursor and at shutdown. Exporters that hold nothing locally keep this default.
+    fn flush(&self) -> BoxFuture<'_, Result<(), ExportError>> {
+        Box::pin(async { Ok(()) })
+    }
 
     /// The exporter's state for readiness reports.
     fn health(&self) -> ExporterHealth {

@@ -23,8 +23,4 @@ impl Exporter for NopExporter {
     fn export<'a>(&'a self, _batch: &'a Batch, _delivery: Delivery<'a>) -> BoxFuture<'a, Result<(), ExportError>> {
         Box::pin(async { Ok(()) })
     }
-
-    fn flush(&self) -> BoxFuture<'_, Result<(), ExportError>> {
-        Box::pin(async { Ok(()) })
-    }
 }

@@ -133,8 +133,4 @@ impl Exporter for OtlpHttpExporter {
     fn export<'a>(&'a self, batch: &'a Batch, _delivery: Delivery<'a>) -> BoxFuture<'a, Result<(), ExportError>> {
         Box::pin(self.send(batch))
     }
-
-    fn flush(&self) -> BoxFuture<'_, Result<(), ExportError>> {
-        Box::pin(async { Ok(()) })
-    }
 }
