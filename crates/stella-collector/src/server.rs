@@ -14,6 +14,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::tls::ReloadingTls;
 
+/// HTTP/2 flow-control window per stream and per connection, and the largest frame we accept.
+const HTTP2_STREAM_WINDOW: u32 = 4 * 1024 * 1024;
+const HTTP2_CONNECTION_WINDOW: u32 = 8 * 1024 * 1024;
+const HTTP2_MAX_FRAME: u32 = 1024 * 1024;
+
 /// How long a client has to finish its TLS handshake.
 const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(10);
 
@@ -28,7 +33,15 @@ pub fn spawn_server(
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let graceful = GracefulShutdown::new();
-        let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        // OTLP requests are often larger than HTTP/2's 64 KiB default windows: larger windows and frames
+        // spare a WINDOW_UPDATE round trip per request.
+        builder
+            .http2()
+            .initial_stream_window_size(HTTP2_STREAM_WINDOW)
+            .initial_connection_window_size(HTTP2_CONNECTION_WINDOW)
+            .max_frame_size(HTTP2_MAX_FRAME);
+        let builder = Arc::new(builder);
         loop {
             let accepted = tokio::select! {
                 accepted = listener.accept() => accepted,
