@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use stella_export::{Delivery, ExportMetrics, Exporter};
+use stella_export::{Delivery, Encoded, ExportMetrics, Exporter};
 use stella_metrics::CounterVec;
 use stella_otlp::{Batch, OtlpRequest, Signal};
 use stella_pipeline::Stage;
@@ -148,7 +148,7 @@ impl Consumer {
                 }
                 continue;
             };
-            if request.item_count() > 0 && !self.deliver(request, &key, next_seq, &control).await {
+            if !self.deliver(request, &key, next_seq, &control).await {
                 break;
             }
             delivered = next_seq;
@@ -169,10 +169,10 @@ impl Consumer {
         &self,
         reader: LogReader<RealFs>,
         control: &ConsumerControl,
-    ) -> (LogReader<RealFs>, Option<(OtlpRequest, u64)>) {
+    ) -> (LogReader<RealFs>, Option<(Outgoing, u64)>) {
         let target = self.batch.as_ref().map_or(0, |batch| batch.send_batch_size);
         let deadline = Instant::now() + self.batch.as_ref().map_or(Duration::ZERO, |batch| batch.timeout);
-        let mut merged: Option<OtlpRequest> = None;
+        let mut merged: Option<Outgoing> = None;
         let mut reader = reader;
         let mut head = self.log.subscribe();
         loop {
@@ -190,7 +190,7 @@ impl Consumer {
             for record in records {
                 self.absorb(&mut merged, record);
             }
-            let items = merged.as_ref().map_or(0, OtlpRequest::item_count);
+            let items = merged.as_ref().map_or(0, Outgoing::items);
             let waiting =
                 merged.is_some() && items < target && !control.drain.is_cancelled() && Instant::now() < deadline;
             if got_records && items < target.max(1) {
@@ -207,10 +207,33 @@ impl Consumer {
             }
         }
         let next_seq = reader.next_seq();
-        (reader, merged.map(|request| (request, next_seq)))
+        (reader, merged.map(|outgoing| (outgoing, next_seq)))
     }
 
-    fn absorb(&self, merged: &mut Option<OtlpRequest>, record: Record) {
+    /// Whether this consumer hands stored bytes to its exporter as they are (no stage to run, and an
+    /// exporter that sends bytes): then records are counted, not decoded.
+    fn passes_encoded(&self) -> bool {
+        self.after_batch.is_empty() && self.exporter.takes_encoded()
+    }
+
+    fn absorb(&self, merged: &mut Option<Outgoing>, record: Record) {
+        if self.passes_encoded() {
+            let items = match stella_otlp::wire::count_items(self.signal, &record.payload) {
+                Ok(items) => items,
+                Err(error) => {
+                    tracing::error!(seq = record.seq, %error, "ingest log: skipping an undecodable record");
+                    return;
+                }
+            };
+            match merged {
+                Some(Outgoing::Encoded(encoded)) => {
+                    encoded.bytes.extend_from_slice(&record.payload);
+                    encoded.items += items;
+                }
+                _ => *merged = Some(Outgoing::Encoded(Encoded { signal: self.signal, bytes: record.payload, items })),
+            }
+            return;
+        }
         let request = match OtlpRequest::decode_protobuf(self.signal, &record.payload) {
             Ok(request) => request,
             Err(error) => {
@@ -219,28 +242,37 @@ impl Consumer {
             }
         };
         match merged {
-            None => *merged = Some(request),
-            Some(existing) => {
-                let _ = existing.append(request);
+            Some(Outgoing::Batch(batch)) => {
+                let _ = batch.request.append(request);
             }
+            _ => *merged = Some(Outgoing::Batch(Batch { tenant: Arc::clone(&self.tenant), request, acks: Vec::new() })),
         }
     }
 
     /// Exports until the exporter takes the batch (true) or the consumer is aborted (false).
-    async fn deliver(&self, request: OtlpRequest, key: &str, next_seq: u64, control: &ConsumerControl) -> bool {
-        let mut batch = Batch { tenant: Arc::clone(&self.tenant), request, acks: Vec::new() };
-        for stage in &self.after_batch {
-            for dropped in stage.process(&mut batch) {
-                self.stage_drops.with(&[&self.pipeline_id, stage.id(), dropped.reason]).add(dropped.count);
+    async fn deliver(&self, mut outgoing: Outgoing, key: &str, next_seq: u64, control: &ConsumerControl) -> bool {
+        if let Outgoing::Batch(batch) = &mut outgoing {
+            for stage in &self.after_batch {
+                for dropped in stage.process(batch) {
+                    self.stage_drops.with(&[&self.pipeline_id, stage.id(), dropped.reason]).add(dropped.count);
+                }
             }
+        }
+        let items = outgoing.items();
+        if items == 0 {
+            return true;
         }
         let mut backoff = Duration::from_millis(100);
         loop {
-            let result = self.exporter.export(&batch, Delivery { consumer: key, next_seq }).await;
-            self.metrics.record(self.exporter.id(), &batch, &result);
+            let delivery = Delivery { consumer: key, next_seq };
+            let result = match &outgoing {
+                Outgoing::Batch(batch) => self.exporter.export(batch, delivery).await,
+                Outgoing::Encoded(encoded) => self.exporter.export_encoded(encoded, delivery).await,
+            };
+            self.metrics.record(self.exporter.id(), self.signal, items, &result);
             let Err(error) = result else { return true };
             if !error.is_retryable() {
-                tracing::warn!(pipeline = %self.pipeline_id, exporter = self.exporter.id(), code = error.code(), %error, items = batch.item_count(), "export refused for good; the batch is dropped");
+                tracing::warn!(pipeline = %self.pipeline_id, exporter = self.exporter.id(), code = error.code(), %error, items, "export refused for good; the batch is dropped");
                 return true;
             }
             if control.drain.is_cancelled() {
@@ -254,7 +286,7 @@ impl Consumer {
             loop {
                 if self.over_backlog(next_seq) {
                     // So far behind that this (oldest) batch is past max_backlog: drop it instead of waiting.
-                    tracing::warn!(pipeline = %self.pipeline_id, exporter = self.exporter.id(), items = batch.item_count(), "backlog over max_backlog while retrying: dropping the oldest batch");
+                    tracing::warn!(pipeline = %self.pipeline_id, exporter = self.exporter.id(), items, "backlog over max_backlog while retrying: dropping the oldest batch");
                     self.metrics.failed(self.exporter.id(), "backlog_overflow", 1);
                     return true;
                 }
@@ -300,6 +332,22 @@ impl Consumer {
         tracing::warn!(pipeline = %self.pipeline_id, exporter = self.exporter.id(), dropped_records = dropped, backlog, limit, "backlog over max_backlog: dropping the oldest data");
         self.metrics.failed(self.exporter.id(), "backlog_overflow", dropped);
         reader.seek(target);
+    }
+}
+
+/// What a consumer has read: a decoded batch (for exporters that read items, or stages to run) or the
+/// records as stored (for exporters that send bytes).
+enum Outgoing {
+    Batch(Batch),
+    Encoded(Encoded),
+}
+
+impl Outgoing {
+    fn items(&self) -> usize {
+        match self {
+            Outgoing::Batch(batch) => batch.item_count(),
+            Outgoing::Encoded(encoded) => encoded.items,
+        }
     }
 }
 

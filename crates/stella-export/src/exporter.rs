@@ -20,6 +20,18 @@ pub struct Delivery<'a> {
     pub next_seq: u64,
 }
 
+/// A request as stored in the ingest log: concatenated `Export*ServiceRequest` encodings of one signal
+/// (which protobuf reads as one merged request), handed to exporters that send bytes as they are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Encoded {
+    /// The signal of every record.
+    pub signal: Signal,
+    /// The protobuf bytes.
+    pub bytes: Vec<u8>,
+    /// Spans, data points or log records in them.
+    pub items: usize,
+}
+
 /// Where an exporter stands, for `/readyz`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExporterHealth {
@@ -41,6 +53,28 @@ pub trait Exporter: Send + Sync {
 
     /// Takes one batch.
     fn export<'a>(&'a self, batch: &'a Batch, delivery: Delivery<'a>) -> BoxFuture<'a, Result<(), ExportError>>;
+
+    /// Whether [`Exporter::export_encoded`] takes stored bytes as they are (the consumer then skips
+    /// decoding). Exporters that read items (JSON files, stages) keep the default `false`.
+    fn takes_encoded(&self) -> bool {
+        false
+    }
+
+    /// Takes one batch in its stored encoding; only called when [`Exporter::takes_encoded`] is true.
+    fn export_encoded<'a>(
+        &'a self,
+        encoded: &'a Encoded,
+        _delivery: Delivery<'a>,
+    ) -> BoxFuture<'a, Result<(), ExportError>> {
+        let endpoint = format!("exporter {} ({} bytes)", self.id(), encoded.bytes.len());
+        Box::pin(async move {
+            Err(ExportError::Rejected {
+                reason: "encoded_unsupported".into(),
+                endpoint,
+                message: "this exporter reads decoded batches".into(),
+            })
+        })
+    }
 
     /// Where `consumer` should resume for `signal` when the exporter itself knows better than the cursor
     /// (the file exporter records the last delivered position with the data). `None`: use the cursor.
@@ -85,10 +119,10 @@ impl ExportMetrics {
         self.failures.with(&[exporter, reason]).add(count);
     }
 
-    /// Counts the outcome of one export of `batch` by `exporter`.
-    pub fn record(&self, exporter: &str, batch: &Batch, result: &Result<(), ExportError>) {
+    /// Counts the outcome of one export of `items` items of `signal` by `exporter`.
+    pub fn record(&self, exporter: &str, signal: Signal, items: usize, result: &Result<(), ExportError>) {
         match result {
-            Ok(()) => self.sent.with(&[exporter, batch.signal().as_str()]).add(batch.item_count() as u64),
+            Ok(()) => self.sent.with(&[exporter, signal.as_str()]).add(items as u64),
             Err(error) => self.failures.with(&[exporter, error.code()]).inc(),
         }
     }

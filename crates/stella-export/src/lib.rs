@@ -17,7 +17,7 @@ pub mod otlp;
 
 pub use debug::{DebugConfig, DebugExporter, Verbosity};
 pub use error::ExportError;
-pub use exporter::{BoxFuture, Delivery, ExportMetrics, Exporter, ExporterHealth};
+pub use exporter::{BoxFuture, Delivery, Encoded, ExportMetrics, Exporter, ExporterHealth};
 pub use nop::NopExporter;
 
 /// Installs the `ring` crypto provider for rustls, once per process (further calls do nothing).

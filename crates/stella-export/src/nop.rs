@@ -1,6 +1,6 @@
 use stella_otlp::Batch;
 
-use crate::{BoxFuture, Delivery, ExportError, Exporter};
+use crate::{BoxFuture, Delivery, Encoded, ExportError, Exporter};
 
 /// `exporters.nop`: takes every batch and keeps nothing. For benchmarks of the receive path.
 #[derive(Debug)]
@@ -21,6 +21,18 @@ impl Exporter for NopExporter {
     }
 
     fn export<'a>(&'a self, _batch: &'a Batch, _delivery: Delivery<'a>) -> BoxFuture<'a, Result<(), ExportError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn takes_encoded(&self) -> bool {
+        true
+    }
+
+    fn export_encoded<'a>(
+        &'a self,
+        _encoded: &'a Encoded,
+        _delivery: Delivery<'a>,
+    ) -> BoxFuture<'a, Result<(), ExportError>> {
         Box::pin(async { Ok(()) })
     }
 }

@@ -18,6 +18,7 @@ mod status;
 
 pub mod json;
 pub mod validate;
+pub mod wire;
 
 pub use ack::{Ack, AckError, AckReceiver};
 pub use batch::Batch;

@@ -4,22 +4,27 @@ use super::{Compression, Format};
 
 /// The bytes one request takes in a file of this format and compression.
 pub fn encode_record(request: &OtlpRequest, format: Format, compression: Compression) -> std::io::Result<Vec<u8>> {
-    let framed = match format {
+    match format {
         Format::Json => {
             let mut line = stella_otlp::json::encode(request);
             line.push(b'\n');
-            line
+            compress(line, compression)
         }
-        Format::Proto => {
-            let message = request.encode_protobuf();
-            let length = u32::try_from(message.len())
-                .map_err(|_| std::io::Error::other("a single request over 4 GiB cannot be length-prefixed"))?;
-            let mut framed = Vec::with_capacity(message.len() + 4);
-            framed.extend_from_slice(&length.to_be_bytes());
-            framed.extend_from_slice(&message);
-            framed
-        }
-    };
+        Format::Proto => encode_protobuf_record(&request.encode_protobuf(), compression),
+    }
+}
+
+/// The `format: proto` record of an already encoded request.
+pub fn encode_protobuf_record(message: &[u8], compression: Compression) -> std::io::Result<Vec<u8>> {
+    let length = u32::try_from(message.len())
+        .map_err(|_| std::io::Error::other("a single request over 4 GiB cannot be length-prefixed"))?;
+    let mut framed = Vec::with_capacity(message.len() + 4);
+    framed.extend_from_slice(&length.to_be_bytes());
+    framed.extend_from_slice(message);
+    compress(framed, compression)
+}
+
+fn compress(framed: Vec<u8>, compression: Compression) -> std::io::Result<Vec<u8>> {
     match compression {
         Compression::None => Ok(framed),
         Compression::Zstd => zstd::bulk::compress(&framed, 3),

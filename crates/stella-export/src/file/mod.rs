@@ -17,7 +17,7 @@ mod rotate;
 mod service;
 
 pub use config::{Compression, FileConfig, Format, RotationConfig};
-pub use encode::{decode_proto_stream, encode_record};
+pub use encode::{decode_proto_stream, encode_protobuf_record, encode_record};
 pub use service::FileExporter;
 
 #[cfg(test)]

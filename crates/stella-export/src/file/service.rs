@@ -7,9 +7,9 @@ use std::time::SystemTime;
 
 use stella_otlp::{Batch, Signal};
 
-use super::{FileConfig, encode_record, rotate};
+use super::{FileConfig, encode_protobuf_record, encode_record, rotate};
 use crate::error::io;
-use crate::{BoxFuture, Delivery, ExportError, Exporter, ExporterHealth};
+use crate::{BoxFuture, Delivery, Encoded, ExportError, Exporter, ExporterHealth};
 
 /// `exporters.file` at run time: one open file per signal, written under a lock per file.
 pub struct FileExporter {
@@ -64,6 +64,29 @@ impl FileExporter {
     /// The config this exporter was built from (to reuse it across reloads when unchanged).
     pub fn config(&self) -> &FileConfig {
         &self.config
+    }
+
+    /// Appends one encoded record to the file of `signal` (off the async workers) and records `delivery`.
+    async fn write_record(
+        &self,
+        signal: Signal,
+        record: Result<Vec<u8>, ExportError>,
+        delivery: Delivery<'_>,
+    ) -> Result<(), ExportError> {
+        let Some(file) = self.files.get(&signal).cloned() else { return Ok(()) };
+        let record = record?;
+        let config = self.config.clone();
+        let path = config.path.clone();
+        let consumer = delivery.consumer.to_string();
+        let next_seq = delivery.next_seq;
+        let written = tokio::task::spawn_blocking(move || {
+            let mut open = file.lock().unwrap_or_else(|poison| poison.into_inner());
+            open.write(&record, &config, (&consumer, next_seq))
+        })
+        .await
+        .unwrap_or(Err(ExportError::Interrupted { path }));
+        self.remember(&written);
+        written
     }
 
     fn remember(&self, result: &Result<(), ExportError>) {
@@ -152,25 +175,25 @@ impl Exporter for FileExporter {
     }
 
     fn export<'a>(&'a self, batch: &'a Batch, delivery: Delivery<'a>) -> BoxFuture<'a, Result<(), ExportError>> {
-        Box::pin(async move {
-            let Some(file) = self.files.get(&batch.signal()).cloned() else {
-                return Ok(());
-            };
-            let config = self.config.clone();
-            let path = config.path.clone();
-            let record = encode_record(&batch.request, config.format, config.compression)
-                .map_err(io("encode a record for", &path))?;
-            let consumer = delivery.consumer.to_string();
-            let next_seq = delivery.next_seq;
-            let written = tokio::task::spawn_blocking(move || {
-                let mut open = file.lock().unwrap_or_else(|poison| poison.into_inner());
-                open.write(&record, &config, (&consumer, next_seq))
-            })
-            .await
-            .unwrap_or(Err(ExportError::Interrupted { path }));
-            self.remember(&written);
-            written
-        })
+        let config = &self.config;
+        let record = encode_record(&batch.request, config.format, config.compression)
+            .map_err(io("encode a record for", &config.path));
+        Box::pin(self.write_record(batch.signal(), record, delivery))
+    }
+
+    fn takes_encoded(&self) -> bool {
+        self.config.format == super::Format::Proto
+    }
+
+    fn export_encoded<'a>(
+        &'a self,
+        encoded: &'a Encoded,
+        delivery: Delivery<'a>,
+    ) -> BoxFuture<'a, Result<(), ExportError>> {
+        let config = &self.config;
+        let record =
+            encode_protobuf_record(&encoded.bytes, config.compression).map_err(io("encode a record for", &config.path));
+        Box::pin(self.write_record(encoded.signal, record, delivery))
     }
 
     fn flush(&self) -> BoxFuture<'_, Result<(), ExportError>> {

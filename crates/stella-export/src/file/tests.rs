@@ -114,3 +114,23 @@ async fn an_unrecorded_tail_is_cut_on_open_and_positions_survive() {
     assert_eq!(reopened.resume_point(Signal::Traces, "traces|default"), Some(5));
     assert_eq!(reopened.resume_point(Signal::Traces, "logs|default"), None);
 }
+
+#[tokio::test]
+async fn stored_bytes_are_written_as_one_merged_proto_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let exporter =
+        FileExporter::open("file".into(), config("t.pb", Format::Proto, Compression::None, None), dir.path()).unwrap();
+    assert!(exporter.takes_encoded());
+    let (first, second) = (batch("a").request, batch("b").request);
+    let mut bytes = first.encode_protobuf();
+    bytes.extend(second.encode_protobuf());
+    let encoded = crate::Encoded { signal: Signal::Traces, bytes, items: 2 };
+    exporter.export_encoded(&encoded, delivery()).await.unwrap();
+    let stream = std::fs::read(dir.path().join("t.pb")).unwrap();
+    let mut merged = first;
+    merged.append(second).unwrap();
+    assert_eq!(decode_proto_stream(Signal::Traces, &stream).unwrap(), vec![merged]);
+    let json = FileExporter::open("json".into(), config("t.jsonl", Format::Json, Compression::None, None), dir.path())
+        .unwrap();
+    assert!(!json.takes_encoded(), "JSON lines need the decoded request");
+}

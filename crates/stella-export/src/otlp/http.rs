@@ -8,7 +8,7 @@ use stella_otlp::proto::collector::trace::v1::ExportTraceServiceResponse;
 use stella_otlp::{Batch, RpcStatus, Signal};
 
 use super::{OtlpCompression, OtlpConfig, count_partial};
-use crate::{BoxFuture, Delivery, ExportError, ExportMetrics, Exporter};
+use crate::{BoxFuture, Delivery, Encoded, ExportError, ExportMetrics, Exporter};
 
 /// `exporters.otlphttp`: OTLP/HTTP protobuf to a backend.
 pub struct OtlpHttpExporter {
@@ -44,10 +44,8 @@ impl OtlpHttpExporter {
         Ok(OtlpHttpExporter { id, config, client, metrics })
     }
 
-    async fn send(&self, batch: &Batch) -> Result<(), ExportError> {
-        let signal = batch.signal();
+    async fn send(&self, signal: Signal, mut body: Vec<u8>) -> Result<(), ExportError> {
         let url = self.config.http_url(signal);
-        let mut body = batch.request.encode_protobuf();
         let mut call =
             self.client.post(&url).timeout(self.config.timeout).header("content-type", "application/x-protobuf");
         if self.config.compression != OtlpCompression::None {
@@ -131,6 +129,18 @@ impl Exporter for OtlpHttpExporter {
     }
 
     fn export<'a>(&'a self, batch: &'a Batch, _delivery: Delivery<'a>) -> BoxFuture<'a, Result<(), ExportError>> {
-        Box::pin(self.send(batch))
+        Box::pin(self.send(batch.signal(), batch.request.encode_protobuf()))
+    }
+
+    fn takes_encoded(&self) -> bool {
+        true
+    }
+
+    fn export_encoded<'a>(
+        &'a self,
+        encoded: &'a Encoded,
+        _delivery: Delivery<'a>,
+    ) -> BoxFuture<'a, Result<(), ExportError>> {
+        Box::pin(self.send(encoded.signal, encoded.bytes.clone()))
     }
 }
