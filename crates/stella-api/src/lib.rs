@@ -1,24 +1,21 @@
 //! The HTTP API of a running `stella` (default `127.0.0.1:4319`, `api.endpoint`): health, readiness,
 //! meta-metrics and config reload. Glue only: each handler calls the collector and shapes its answer.
 //!
-//! | route | answer |
-//! |---|---|
-//! | `GET /healthz` | 200 `{"status":"ok"}` while the process lives |
-//! | `GET /readyz` | 200 or 503 with one entry per component (receivers, pipelines, exporters) |
-//! | `GET /metrics` | Prometheus text format 0.0.4 |
-//! | `POST /telemetry/config/reload` | 200 with what changed and what needs a restart, or 400 with every config error |
-//!
-//! Errors are JSON `{"code","message"}` with a stable code.
+//! Every route and the scope it needs are declared once, in [`ROUTES`]; with auth on, a request without a
+//! valid token gets 401 and one whose token lacks the scope 403 (`/healthz` and `/readyz` are open,
+//! `/metrics` needs `read` unless `api.metrics_public`). Errors are JSON `{"code","message"}`.
 #![deny(missing_docs)]
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
+use stella_collector::auth::{Principal, Scope, TokenStore};
 use stella_collector::{Collector, ReloadError};
 use stella_metrics::Registry;
 
@@ -29,17 +26,89 @@ pub struct ApiState {
     pub collector: Arc<Collector>,
     /// The process's meta-metrics.
     pub registry: Registry,
+    /// The token store when auth is on; `None` leaves every route open (tenant `default`).
+    pub tokens: Option<Arc<TokenStore>>,
+    /// Serve `/metrics` without a token even with auth on.
+    pub metrics_public: bool,
 }
 
-/// The API routes.
+/// One API route: method, path, and the scope a token needs (`None`: open to everyone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    /// `GET` or `POST`.
+    pub method: &'static str,
+    /// The path.
+    pub path: &'static str,
+    /// The scope needed; `/metrics`'s `read` is waived by `api.metrics_public`.
+    pub scope: Option<Scope>,
+    /// What it answers.
+    pub summary: &'static str,
+}
+
+/// Every route of the API. A route is served only if it is listed here, so none can lack a scope.
+pub const ROUTES: &[Route] = &[
+    Route { method: "GET", path: "/healthz", scope: None, summary: "200 {\"status\":\"ok\"} while the process lives" },
+    Route {
+        method: "GET",
+        path: "/readyz",
+        scope: None,
+        summary: "200 or 503, one entry per receiver, pipeline and exporter",
+    },
+    Route { method: "GET", path: "/metrics", scope: Some(Scope::Read), summary: "Prometheus text format 0.0.4" },
+    Route {
+        method: "POST",
+        path: "/telemetry/config/reload",
+        scope: Some(Scope::Operator),
+        summary: "what changed and what needs a restart, or 400 with every config error",
+    },
+];
+
+/// The API routes, each behind the scope [`ROUTES`] declares for it.
 pub fn router(state: ApiState) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .route("/telemetry/config/reload", post(reload))
-        .fallback(not_found)
-        .with_state(state)
+    let mut router = Router::new();
+    for route in ROUTES {
+        let handler = match (route.method, route.path) {
+            ("GET", "/healthz") => get(healthz),
+            ("GET", "/readyz") => get(readyz),
+            ("GET", "/metrics") => get(metrics),
+            ("POST", "/telemetry/config/reload") => post(reload),
+            _ => continue,
+        };
+        let scope = match route.scope {
+            Some(Scope::Read) if route.path == "/metrics" && state.metrics_public => None,
+            scope => scope,
+        };
+        let guarded = match scope {
+            None => handler,
+            Some(scope) => handler.route_layer(middleware::from_fn_with_state(
+                state.clone(),
+                move |state: State<ApiState>, request: Request, next: Next| require(state, scope, request, next),
+            )),
+        };
+        router = router.route(route.path, guarded);
+    }
+    router.fallback(not_found).with_state(state)
+}
+
+/// Lets the request through when auth is off or its token has `scope`; puts the [`Principal`] in the
+/// request's extensions for the handler's tenant checks.
+async fn require(State(state): State<ApiState>, scope: Scope, mut request: Request, next: Next) -> Response {
+    let Some(tokens) = &state.tokens else { return next.run(request).await };
+    let authorization = request.headers().get(header::AUTHORIZATION).and_then(|value| value.to_str().ok());
+    match tokens.authorize(authorization, scope) {
+        Ok(principal) => {
+            request.extensions_mut().insert::<Principal>(principal);
+            next.run(request).await
+        }
+        Err(error) => {
+            let status = StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::UNAUTHORIZED);
+            let mut response = error_response(status, error.code(), &error.to_string());
+            if status == StatusCode::UNAUTHORIZED {
+                response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+            }
+            response
+        }
+    }
 }
 
 async fn healthz() -> Response {

@@ -26,14 +26,23 @@ async fn start() -> (ApiState, tempfile::TempDir) {
         data_dir: dir.path().to_path_buf(),
         registry: registry.clone(),
         host_facts: Arc::new(HostFacts::default()),
+        allow_insecure: false,
     };
     let source = ConfigSource { profile: Profile::Default, overlay: Some(config) };
     let collector = Collector::start(source, context).await.unwrap();
-    (ApiState { collector, registry }, dir)
+    (ApiState { collector, registry, tokens: None, metrics_public: false }, dir)
 }
 
 async fn call(state: &ApiState, method: &str, uri: &str) -> (StatusCode, String) {
-    let request = Request::builder().method(method).uri(uri).body(Body::empty()).unwrap();
+    call_as(state, method, uri, None).await
+}
+
+async fn call_as(state: &ApiState, method: &str, uri: &str, token: Option<&str>) -> (StatusCode, String) {
+    let mut request = Request::builder().method(method).uri(uri);
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    let request = request.body(Body::empty()).unwrap();
     let response = router(state.clone()).oneshot(request).await.unwrap();
     let status = response.status();
     let body = response.into_body().collect().await.unwrap().to_bytes();
@@ -71,4 +80,38 @@ async fn an_invalid_reload_lists_every_error_and_keeps_the_config() {
     let (status, body) = call(&state, "GET", "/nowhere").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(body.contains("api.not_found"));
+}
+
+#[tokio::test]
+async fn every_protected_route_refuses_without_a_token_and_without_its_scope() {
+    use stella_collector::auth::{Scope, TokenStore};
+    let (mut state, dir) = start().await;
+    let tokens = Arc::new(TokenStore::new(dir.path()));
+    state.tokens = Some(Arc::clone(&tokens));
+    for route in super::ROUTES {
+        let Some(scope) = route.scope else {
+            let (status, _) = call(&state, route.method, route.path).await;
+            assert_ne!(status, StatusCode::UNAUTHORIZED, "{} is open", route.path);
+            continue;
+        };
+        let (status, body) = call(&state, route.method, route.path).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{} without a token: {body}", route.path);
+        assert!(body.contains("auth.missing"), "{body}");
+        let (_, garbage) = call_as(&state, route.method, route.path, Some("stl_nope_nope")).await;
+        assert!(garbage.contains("auth.invalid"), "{garbage}");
+        let other =
+            Scope::ALL.into_iter().find(|candidate| *candidate != scope && *candidate != Scope::Operator).unwrap();
+        let (_, wrong) = tokens.create("default", [other].into_iter().collect(), None).unwrap();
+        let (status, body) = call_as(&state, route.method, route.path, Some(&wrong)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{} with scope {other}: {body}", route.path);
+        let (_, right) = tokens.create("default", [scope].into_iter().collect(), None).unwrap();
+        let (status, body) = call_as(&state, route.method, route.path, Some(&right)).await;
+        assert!(
+            status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN,
+            "{} with scope {scope}: {status} {body}",
+            route.path
+        );
+    }
+    state.metrics_public = true;
+    assert_eq!(call(&state, "GET", "/metrics").await.0, StatusCode::OK, "api.metrics_public opens /metrics");
 }

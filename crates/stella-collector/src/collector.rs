@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::TokenStore;
 use crate::config::{self, Config, ConfigErrors, Profile};
 use crate::receivers::otlp_grpc::GrpcLimits;
 use crate::receivers::otlp_http::HttpLimits;
@@ -57,6 +58,16 @@ pub enum StartError {
     /// An ingest log could not be opened.
     #[error(transparent)]
     Log(#[from] stella_store::log::LogError),
+    /// A listener would accept data from the network in clear text from anyone.
+    #[error(
+        "{key} binds {address}, which is not loopback, without TLS and with auth off; add `tls:` there or `auth: {{enabled: true}}`, bind 127.0.0.1, or start with --insecure if this network is trusted"
+    )]
+    Insecure {
+        /// The endpoint's key.
+        key: String,
+        /// The address.
+        address: SocketAddr,
+    },
     /// A listener's TLS files are unusable.
     #[error("{key}.{source}")]
     Tls {
@@ -77,6 +88,7 @@ impl StartError {
             StartError::Build(_) => "collector.build_failed",
             StartError::Log(error) => error.code(),
             StartError::Tls { .. } => "tls.invalid",
+            StartError::Insecure { .. } => "collector.insecure_bind",
         }
     }
 }
@@ -163,17 +175,20 @@ pub struct Collector {
 impl Collector {
     /// Loads the config, builds the pipelines and starts every receiver.
     pub async fn start(source: ConfigSource, environment: Environment) -> Result<Arc<Collector>, StartError> {
+        let allow_insecure = environment.allow_insecure;
         let config = source.load()?;
         let context = BuildContext::new(environment, &config.storage);
         let topology = Topology::build(&config, &context, None)?;
         topology.start_consumers(&context)?;
         let topology = TopologyHandle::new(topology);
         let receiver_metrics = ReceiverMetrics::new(&context.registry);
+        let tokens = config.auth_enabled.then(|| Arc::new(TokenStore::new(&context.data_dir)));
+        refuse_insecure_listeners(&config, allow_insecure)?;
         let stop_receivers = CancellationToken::new();
         let mut listeners = Vec::new();
         let mut servers = Vec::new();
         for (id, receiver) in &config.receivers {
-            let service = OtlpService::new(id, topology.clone(), receiver_metrics.clone());
+            let service = OtlpService::new(id, topology.clone(), receiver_metrics.clone(), tokens.clone());
             let admission = Admission::new(receiver.max_concurrent_requests, receiver.max_inflight_mib);
             if let Some(grpc) = &receiver.grpc {
                 let key = format!("receivers.{id}.protocols.grpc.endpoint");
@@ -384,4 +399,24 @@ pub fn listener_tls(
     ReloadingTls::start(settings.clone(), TLS_RELOAD_INTERVAL, stop.clone(), listener.clone())
         .map(Some)
         .map_err(|source| StartError::Tls { key: format!("{listener}.tls"), source })
+}
+
+/// Safe default: a non-loopback listener needs TLS or auth, unless the operator says `--insecure`.
+fn refuse_insecure_listeners(config: &Config, allow_insecure: bool) -> Result<(), StartError> {
+    if allow_insecure || config.auth_enabled {
+        return Ok(());
+    }
+    let mut listeners = vec![("api.endpoint".to_string(), config.api.endpoint, config.api.tls.is_some())];
+    for (id, receiver) in &config.receivers {
+        if let Some(grpc) = &receiver.grpc {
+            listeners.push((format!("receivers.{id}.protocols.grpc.endpoint"), grpc.endpoint, grpc.tls.is_some()));
+        }
+        if let Some(http) = &receiver.http {
+            listeners.push((format!("receivers.{id}.protocols.http.endpoint"), http.endpoint, http.tls.is_some()));
+        }
+    }
+    match listeners.into_iter().find(|(_, address, tls)| !address.ip().is_loopback() && !tls) {
+        Some((key, address, _)) => Err(StartError::Insecure { key, address }),
+        None => Ok(()),
+    }
 }

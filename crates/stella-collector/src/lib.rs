@@ -8,6 +8,7 @@ mod collector;
 mod consumer;
 mod server;
 
+pub mod auth;
 pub mod config;
 pub mod logs;
 pub mod receivers;

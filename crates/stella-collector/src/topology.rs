@@ -38,6 +38,8 @@ pub struct Environment {
     pub registry: Registry,
     /// Facts for resource detection (read once at start).
     pub host_facts: Arc<HostFacts>,
+    /// `--insecure`: allow non-loopback listeners without TLS and without auth.
+    pub allow_insecure: bool,
 }
 
 /// What building a topology needs besides the config.
@@ -98,6 +100,7 @@ pub struct Topology {
     pipelines: Vec<Arc<PipelineRuntime>>,
     exporters: Exporters,
     egress: EgressPolicy,
+    tenants: Vec<String>,
     control: ConsumerControl,
     consumers: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -168,19 +171,23 @@ impl Topology {
             pipelines,
             exporters,
             egress: config.egress.clone(),
+            tenants: config.tenants.iter().map(|tenant| tenant.id.clone()).collect(),
             control: ConsumerControl::default(),
             consumers: Mutex::new(Vec::new()),
         })
     }
 
-    /// Starts one consumer per pipeline, tenant (the default one and any with a log on disk) and exporter.
+    /// Starts one consumer per pipeline, tenant (every declared one and any with a log on disk) and exporter.
     pub fn start_consumers(&self, context: &BuildContext) -> Result<(), stella_store::log::LogError> {
+        let declared = self.tenants.clone();
         let export_metrics = ExportMetrics::new(&context.registry);
         let mut handles = Vec::new();
         for pipeline in &self.pipelines {
             let mut tenants = context.logs.tenants_on_disk(&pipeline.id);
-            if !tenants.iter().any(|tenant| tenant == "default") {
-                tenants.push("default".to_string());
+            for tenant in &declared {
+                if !tenants.contains(tenant) {
+                    tenants.push(tenant.clone());
+                }
             }
             for tenant in tenants {
                 let log = context.logs.get(&pipeline.id, &tenant)?;

@@ -9,12 +9,17 @@ pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duratio
     parse(&text).map_err(serde::de::Error::custom)
 }
 
-/// Parses a friendly or ISO 8601 duration; negative durations are refused.
+/// Parses a friendly or ISO 8601 duration (days count 24 hours: `90d`); negative durations are refused.
 pub fn parse(text: &str) -> Result<Duration, String> {
-    let signed: jiff::SignedDuration = text
-        .trim()
-        .parse()
-        .map_err(|error| format!("invalid duration {text:?} ({error}); write it like 200ms, 5s or 1m30s"))?;
+    let invalid =
+        |error: jiff::Error| format!("invalid duration {text:?} ({error}); write it like 200ms, 5s, 1m30s or 90d");
+    let signed: jiff::SignedDuration = match text.trim().parse() {
+        Ok(signed) => signed,
+        Err(_) => {
+            let span: jiff::Span = text.trim().parse().map_err(invalid)?;
+            span.to_duration(jiff::SpanRelativeTo::days_are_24_hours()).map_err(invalid)?
+        }
+    };
     Duration::try_from(signed).map_err(|_| format!("invalid duration {text:?}: must not be negative"))
 }
 
@@ -35,6 +40,7 @@ mod tests {
         assert_eq!(parse("200ms"), Ok(Duration::from_millis(200)));
         assert_eq!(parse("5s"), Ok(Duration::from_secs(5)));
         assert_eq!(parse("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse("90d"), Ok(Duration::from_secs(90 * 86_400)));
         assert!(parse("-5s").is_err());
         assert!(parse("soon").unwrap_err().contains("write it like 200ms"));
     }

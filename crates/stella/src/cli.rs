@@ -56,6 +56,12 @@ pub enum TelemetryCommand {
     Serve(ServeArgs),
     /// Send generated OTLP load (unique trace ids, current timestamps) and report what was accepted.
     Loadgen(LoadgenArgs),
+    /// Create, list and revoke access tokens (offline, on --data-dir).
+    Tokens {
+        /// The tokens command.
+        #[command(subcommand)]
+        command: TokensCommand,
+    },
     /// Check, show or reload configs.
     Config {
         /// The config command.
@@ -76,6 +82,49 @@ pub struct ServeArgs {
     /// Where exports and state live; relative export paths are resolved here.
     #[arg(long, value_name = "DIR", default_value = "./stella-data")]
     pub data_dir: PathBuf,
+    /// Allow listening on a non-loopback address without TLS and without auth (a trusted network only).
+    #[arg(long)]
+    pub insecure: bool,
+}
+
+/// `stella telemetry tokens ...`: API and ingest tokens, kept (hashed) in `<data-dir>/auth/tokens.json`.
+#[derive(Debug, Subcommand, PartialEq)]
+pub enum TokensCommand {
+    /// Create a token; it is printed once and never stored in the clear.
+    Create {
+        /// The tenant it acts for.
+        #[arg(long)]
+        tenant: String,
+        /// Comma-separated scopes: ingest, read, export, admin, operator.
+        #[arg(long, value_delimiter = ',', required = true)]
+        scopes: Vec<stella_collector::auth::Scope>,
+        /// Lifetime, e.g. 90d or 12h; absent: no expiry.
+        #[arg(long, value_parser = parse_duration)]
+        expires: Option<std::time::Duration>,
+        /// The data directory of the server the token is for.
+        #[arg(long, value_name = "DIR", default_value = "./stella-data")]
+        data_dir: PathBuf,
+        /// Print {"id","tenant","scopes","expires","token"} as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List tokens (never their secrets).
+    List {
+        /// The data directory.
+        #[arg(long, value_name = "DIR", default_value = "./stella-data")]
+        data_dir: PathBuf,
+        /// Print the records as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by id; it stops working at once, also on a running server.
+    Revoke {
+        /// The token id (the part after `stl_`).
+        id: String,
+        /// The data directory.
+        #[arg(long, value_name = "DIR", default_value = "./stella-data")]
+        data_dir: PathBuf,
+    },
 }
 
 /// `stella telemetry loadgen`.
@@ -190,7 +239,12 @@ mod tests {
         };
         assert_eq!(
             serve,
-            ServeArgs { config: None, profile: Profile::Default, data_dir: PathBuf::from("./stella-data") }
+            ServeArgs {
+                config: None,
+                profile: Profile::Default,
+                data_dir: PathBuf::from("./stella-data"),
+                insecure: false
+            }
         );
     }
 
@@ -198,7 +252,12 @@ mod tests {
     fn serve_takes_config_profile_and_data_dir() {
         let command =
             parse(&["stella", "telemetry", "serve", "--config", "a.yaml", "--profile", "airgap", "--data-dir", "/d"]);
-        let expected = ServeArgs { config: Some("a.yaml".into()), profile: Profile::Airgap, data_dir: "/d".into() };
+        let expected = ServeArgs {
+            config: Some("a.yaml".into()),
+            profile: Profile::Airgap,
+            data_dir: "/d".into(),
+            insecure: false,
+        };
         assert_eq!(command, Command::Telemetry { command: TelemetryCommand::Serve(expected) });
     }
 
@@ -206,6 +265,35 @@ mod tests {
     fn an_unknown_profile_is_a_usage_error_naming_the_choices() {
         let error = Cli::try_parse_from(["stella", "telemetry", "serve", "--profile", "fast"]).unwrap_err();
         assert!(error.to_string().contains("choose default, forensic or airgap"), "{error}");
+    }
+
+    #[test]
+    fn tokens_flags_parse_and_refuse_unknown_scopes() {
+        use stella_collector::auth::Scope;
+        let command = parse(&[
+            "stella",
+            "telemetry",
+            "tokens",
+            "create",
+            "--tenant",
+            "acme",
+            "--scopes",
+            "read,export",
+            "--expires",
+            "90d",
+        ]);
+        let Command::Telemetry {
+            command: TelemetryCommand::Tokens { command: TokensCommand::Create { tenant, scopes, expires, .. } },
+        } = command
+        else {
+            panic!("not tokens create")
+        };
+        assert_eq!((tenant.as_str(), scopes), ("acme", vec![Scope::Read, Scope::Export]));
+        assert_eq!(expires, Some(std::time::Duration::from_secs(90 * 86_400)));
+        let error =
+            Cli::try_parse_from(["stella", "telemetry", "tokens", "create", "--tenant", "a", "--scopes", "root"])
+                .unwrap_err();
+        assert!(error.to_string().contains("scopes are ingest, read, export, admin, operator"), "{error}");
     }
 
     #[test]

@@ -11,7 +11,7 @@ mod validate;
 
 pub use model::{
     ApiConfig, Config, ExporterConfig, GrpcConfig, HttpConfig, OtlpReceiverConfig, PipelineConfig, ProcessorConfig,
-    StorageConfig,
+    StorageConfig, TenantConfig,
 };
 pub use overlay::merge;
 pub use profile::{Profile, UnknownProfile};

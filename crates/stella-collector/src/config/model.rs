@@ -33,6 +33,19 @@ pub struct Config {
     pub max_backlog: BTreeMap<String, u64>,
     /// `egress`: which endpoints outbound connections may reach.
     pub egress: EgressPolicy,
+    /// `auth.enabled`: bearer tokens required on the receivers (`ingest`) and the API (per route).
+    pub auth_enabled: bool,
+    /// `tenants`: the declared tenants (`default` always exists).
+    pub tenants: Vec<TenantConfig>,
+}
+
+/// One entry of `tenants`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantConfig {
+    /// `id`: letters, digits, `-` and `_`.
+    pub id: String,
+    /// `federation_alias`: the name it is shared under in federation bundles.
+    pub federation_alias: Option<String>,
 }
 
 /// `storage`: where acknowledged data waits for its consumers.
@@ -131,6 +144,8 @@ pub struct ApiConfig {
     pub endpoint: SocketAddr,
     /// `tls`: serve the API over TLS (mTLS with `client_ca_file`).
     pub tls: Option<TlsSettings>,
+    /// `metrics_public`: serve `/metrics` without a token even when auth is on.
+    pub metrics_public: bool,
 }
 
 impl Config {
@@ -140,6 +155,8 @@ impl Config {
         let mut settings = BTreeMap::new();
         settings.insert("api.endpoint".to_string(), self.api.endpoint.to_string());
         settings.insert("storage".to_string(), format!("{:?}", self.storage));
+        settings.insert("api.tls".to_string(), format!("{:?}", self.api.tls));
+        settings.insert("auth.enabled".to_string(), self.auth_enabled.to_string());
         for (id, receiver) in &self.receivers {
             if let Some(grpc) = &receiver.grpc {
                 settings.insert(format!("receivers.{id}.protocols.grpc"), format!("{grpc:?}"));

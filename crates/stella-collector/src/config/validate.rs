@@ -57,7 +57,7 @@ impl fmt::Display for ConfigErrors {
 }
 
 const TOP_LEVEL_KEYS: &[&str] =
-    &["receivers", "processors", "exporters", "service", "api", "environment", "storage", "egress"];
+    &["receivers", "processors", "exporters", "service", "api", "environment", "storage", "egress", "auth", "tenants"];
 const RECEIVER_TYPES: &[&str] = &["otlp"];
 const PROCESSOR_TYPES: &[&str] = &["batch", "resourcedetection"];
 const EXPORTER_TYPES: &[&str] = &["debug", "file", "nop", "otlp", "otlphttp"];
@@ -131,6 +131,11 @@ impl Config {
             }
         };
         let storage = storage(root.get("storage"), &mut problems);
+        let auth_enabled = root
+            .get("auth")
+            .and_then(|value| typed::<AuthRaw>(value, "auth", &mut problems))
+            .is_some_and(|auth| auth.enabled);
+        let tenants = tenants(root.get("tenants"), &mut problems);
         let max_backlog = max_backlogs(root, &mut problems);
         if !problems.0.is_empty() {
             return Err(ConfigErrors(problems.0));
@@ -145,6 +150,8 @@ impl Config {
             storage: storage.unwrap_or_else(default_storage),
             max_backlog,
             egress,
+            auth_enabled,
+            tenants,
         })
     }
 }
@@ -374,7 +381,7 @@ fn endpoint(text: &str, path: &str, problems: &mut Problems) -> Option<SocketAdd
 }
 
 fn default_api() -> ApiConfig {
-    ApiConfig { endpoint: SocketAddr::from(([127, 0, 0, 1], 4319)), tls: None }
+    ApiConfig { endpoint: SocketAddr::from(([127, 0, 0, 1], 4319)), tls: None, metrics_public: false }
 }
 
 #[derive(Deserialize)]
@@ -427,15 +434,21 @@ struct ApiRaw {
     endpoint: Option<String>,
     #[serde(default)]
     tls: Option<TlsRaw>,
+    #[serde(default)]
+    metrics_public: bool,
 }
 
 fn api(value: Option<&Value>, problems: &mut Problems) -> Option<ApiConfig> {
     let raw: ApiRaw = typed(value?, "api", problems)?;
     let tls = tls(raw.tls, "api.tls", problems);
     let Some(text) = raw.endpoint else {
-        return Some(ApiConfig { tls, ..default_api() });
+        return Some(ApiConfig { tls, metrics_public: raw.metrics_public, ..default_api() });
     };
-    endpoint(&text, "api.endpoint", problems).map(|endpoint| ApiConfig { endpoint, tls })
+    endpoint(&text, "api.endpoint", problems).map(|endpoint| ApiConfig {
+        endpoint,
+        tls,
+        metrics_public: raw.metrics_public,
+    })
 }
 
 #[derive(Deserialize)]
@@ -681,4 +694,40 @@ fn check_egress(config: &OtlpConfig, policy: &EgressPolicy, path: &str, problems
             Err(denied) => problems.add(format!("{path}.{key}"), denied.to_string()),
         }
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuthRaw {
+    #[serde(default)]
+    enabled: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TenantRaw {
+    id: String,
+    #[serde(default)]
+    federation_alias: Option<String>,
+}
+
+/// `tenants: [{id, federation_alias?}]`; `default` is always there.
+fn tenants(value: Option<&Value>, problems: &mut Problems) -> Vec<TenantConfig> {
+    let mut tenants = vec![TenantConfig { id: "default".into(), federation_alias: None }];
+    let Some(raw) = value.and_then(|value| typed::<Vec<TenantRaw>>(value, "tenants", problems)) else { return tenants };
+    for (index, tenant) in raw.into_iter().enumerate() {
+        let valid =
+            !tenant.id.is_empty() && tenant.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        let existing = tenants.iter().position(|known| known.id == tenant.id);
+        match (valid, existing) {
+            (false, _) => problems
+                .add(format!("tenants[{index}].id"), format!("{:?}: use letters, digits, - and _ only", tenant.id)),
+            (true, Some(0)) => tenants[0].federation_alias = tenant.federation_alias,
+            (true, Some(_)) => {
+                problems.add(format!("tenants[{index}].id"), format!("{:?} is declared twice; remove one", tenant.id))
+            }
+            (true, None) => tenants.push(TenantConfig { id: tenant.id, federation_alias: tenant.federation_alias }),
+        }
+    }
+    tenants
 }

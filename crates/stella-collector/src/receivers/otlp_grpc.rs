@@ -34,10 +34,12 @@ use super::{OtlpService, Overloaded, Protocol, ProtocolAdmission, Refusal, respo
 mod code {
     pub const OK: u16 = 0;
     pub const INVALID_ARGUMENT: u16 = 3;
+    pub const PERMISSION_DENIED: u16 = 7;
     pub const RESOURCE_EXHAUSTED: u16 = 8;
     pub const UNIMPLEMENTED: u16 = 12;
     pub const INTERNAL: u16 = 13;
     pub const UNAVAILABLE: u16 = 14;
+    pub const UNAUTHENTICATED: u16 = 16;
 }
 
 /// Limits of one gRPC receiver.
@@ -106,6 +108,8 @@ impl From<BodyError> for Failure {
 
 async fn receive(state: &GrpcState, signal: Signal, headers: &HeaderMap, body: Body) -> Result<Rejection, Failure> {
     let limits = state.limits;
+    let authorization = headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok());
+    let tenant = state.service.authorize(authorization).map_err(refusal_failure)?;
     let mut admitted = state.admission.enter()?;
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).unwrap_or_default();
     if !content_type.starts_with("application/grpc") || content_type.starts_with("application/grpc+json") {
@@ -138,12 +142,22 @@ async fn receive(state: &GrpcState, signal: Signal, headers: &HeaderMap, body: B
     state.service.metrics().size(signal, Protocol::Grpc, message.len());
     let request =
         body::decode(signal, body::Format::Protobuf, encoding, message, limits.max_decompressed_bytes).await?;
-    state.service.export(Protocol::Grpc, request).await.map_err(|refusal| match refusal {
-        Refusal::NoPipeline { .. } => {
-            Failure { http_status: 404, code: code::UNIMPLEMENTED, message: refusal.to_string() }
+    state.service.export(Protocol::Grpc, tenant, request).await.map_err(refusal_failure)
+}
+
+/// The gRPC status of a request the service refused.
+fn refusal_failure(refusal: Refusal) -> Failure {
+    let message = refusal.to_string();
+    match &refusal {
+        Refusal::Unauthorized(error) if error.http_status() == 401 => {
+            Failure { http_status: 401, code: code::UNAUTHENTICATED, message }
         }
-        refusal => Failure { http_status: 503, code: code::UNAVAILABLE, message: refusal.to_string() },
-    })
+        Refusal::Unauthorized(_) => Failure { http_status: 403, code: code::PERMISSION_DENIED, message },
+        Refusal::NoPipeline { .. } => Failure { http_status: 404, code: code::UNIMPLEMENTED, message },
+        Refusal::ShuttingDown | Refusal::NotDelivered(_) => {
+            Failure { http_status: 503, code: code::UNAVAILABLE, message }
+        }
+    }
 }
 
 /// Splits a unary request body into its compressed flag and message.

@@ -13,7 +13,7 @@ use stella_otlp::{RpcStatus, Signal};
 
 use super::body::{self, BodyError, Format};
 use super::decompress::Encoding;
-use super::{OtlpService, Overloaded, Protocol, ProtocolAdmission, response};
+use super::{OtlpService, Overloaded, Protocol, ProtocolAdmission, Refusal, response};
 
 /// Limits of one HTTP receiver.
 #[derive(Debug, Clone, Copy)]
@@ -92,6 +92,11 @@ async fn export_body(
     request_body: Body,
 ) -> Response {
     let limits = state.limits;
+    let authorization = headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok());
+    let tenant = match state.service.authorize(authorization) {
+        Ok(tenant) => tenant,
+        Err(refusal) => return refused(format, refusal),
+    };
     let mut admitted = match state.admission.enter() {
         Ok(admitted) => admitted,
         Err(overloaded) => return too_busy(format, overloaded),
@@ -127,10 +132,23 @@ async fn export_body(
         Err(BodyError::TooLarge(message)) => return failure(format, StatusCode::PAYLOAD_TOO_LARGE, 8, message),
         Err(BodyError::Malformed(message)) => return failure(format, StatusCode::BAD_REQUEST, 3, message),
     };
-    match state.service.export(protocol_of(format), request).await {
+    match state.service.export(protocol_of(format), tenant, request).await {
         Ok(rejection) => success(format, signal, &rejection),
-        Err(refusal) if !refusal.retryable() => failure(format, StatusCode::NOT_FOUND, 12, refusal.to_string()),
-        Err(refusal) => {
+        Err(refusal) => refused(format, refusal),
+    }
+}
+
+/// The answer to a request the service refused.
+fn refused(format: Format, refusal: Refusal) -> Response {
+    match &refusal {
+        Refusal::Unauthorized(error) if error.http_status() == 401 => {
+            let mut response = failure(format, StatusCode::UNAUTHORIZED, 16, refusal.to_string());
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            response
+        }
+        Refusal::Unauthorized(_) => failure(format, StatusCode::FORBIDDEN, 7, refusal.to_string()),
+        Refusal::NoPipeline { .. } => failure(format, StatusCode::NOT_FOUND, 12, refusal.to_string()),
+        Refusal::ShuttingDown | Refusal::NotDelivered(_) => {
             let mut response = failure(format, StatusCode::SERVICE_UNAVAILABLE, 14, refusal.to_string());
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             response

@@ -4,6 +4,7 @@ use stella_otlp::validate::{self, Rejection};
 use stella_otlp::{Ack, AckError, Batch, OtlpRequest, Signal};
 
 use super::ReceiverMetrics;
+use crate::auth::{AuthError, Scope, TokenStore};
 use crate::topology::TopologyHandle;
 
 /// The transport a request came over (a metric label).
@@ -45,6 +46,9 @@ pub enum Refusal {
     /// A sink did not take the data; the client should retry.
     #[error("not stored: {0}")]
     NotDelivered(#[source] AckError),
+    /// The credential is missing, invalid, or lacks the `ingest` scope.
+    #[error(transparent)]
+    Unauthorized(#[from] AuthError),
 }
 
 impl Refusal {
@@ -54,12 +58,13 @@ impl Refusal {
             Refusal::NoPipeline { .. } => "no_pipeline",
             Refusal::ShuttingDown => "shutting_down",
             Refusal::NotDelivered(_) => "not_delivered",
+            Refusal::Unauthorized(_) => "unauthorized",
         }
     }
 
     /// Whether the client should retry the same request.
     pub fn retryable(&self) -> bool {
-        !matches!(self, Refusal::NoPipeline { .. })
+        !matches!(self, Refusal::NoPipeline { .. } | Refusal::Unauthorized(_))
     }
 }
 
@@ -68,15 +73,37 @@ impl Refusal {
 #[derive(Clone)]
 pub struct OtlpService {
     receiver_id: Arc<str>,
-    tenant: Arc<str>,
+    default_tenant: Arc<str>,
     topology: TopologyHandle,
     metrics: ReceiverMetrics,
+    tokens: Option<Arc<TokenStore>>,
 }
 
 impl OtlpService {
-    /// The service of receiver `receiver_id`, routing through `topology`.
-    pub fn new(receiver_id: &str, topology: TopologyHandle, metrics: ReceiverMetrics) -> Self {
-        OtlpService { receiver_id: Arc::from(receiver_id), tenant: Arc::from("default"), topology, metrics }
+    /// The service of receiver `receiver_id`, routing through `topology`; with `tokens`, every request needs
+    /// a bearer token with the `ingest` scope and its tenant is the token's.
+    pub fn new(
+        receiver_id: &str,
+        topology: TopologyHandle,
+        metrics: ReceiverMetrics,
+        tokens: Option<Arc<TokenStore>>,
+    ) -> Self {
+        OtlpService {
+            receiver_id: Arc::from(receiver_id),
+            default_tenant: Arc::from("default"),
+            topology,
+            metrics,
+            tokens,
+        }
+    }
+
+    /// The tenant a request acts for, from its `Authorization` header (`default` while auth is off).
+    /// Checked before the body is read.
+    pub fn authorize(&self, authorization: Option<&str>) -> Result<Arc<str>, Refusal> {
+        match &self.tokens {
+            None => Ok(Arc::clone(&self.default_tenant)),
+            Some(tokens) => Ok(Arc::from(tokens.authorize(authorization, Scope::Ingest)?.tenant)),
+        }
     }
 
     /// The receiver's meta-metrics.
@@ -91,7 +118,12 @@ impl OtlpService {
 
     /// Exports one decoded request. `Ok` carries what was rejected item by item (partial success);
     /// the rest is in every sink when this returns.
-    pub async fn export(&self, protocol: Protocol, mut request: OtlpRequest) -> Result<Rejection, Refusal> {
+    pub async fn export(
+        &self,
+        protocol: Protocol,
+        tenant: Arc<str>,
+        mut request: OtlpRequest,
+    ) -> Result<Rejection, Refusal> {
         let signal = request.signal();
         let receiver = self.receiver_id.as_ref();
         let rejection = validate::remove_invalid(&mut request);
@@ -116,9 +148,9 @@ impl OtlpService {
         };
         let (ack, answer) = Ack::new();
         for pipeline in others {
-            pipeline.submit(Batch::new(Arc::clone(&self.tenant), request.clone(), ack.clone())).await;
+            pipeline.submit(Batch::new(Arc::clone(&tenant), request.clone(), ack.clone())).await;
         }
-        last.submit(Batch::new(Arc::clone(&self.tenant), request, ack)).await;
+        last.submit(Batch::new(tenant, request, ack)).await;
         drop(topology);
         match answer.wait().await {
             Ok(()) => {

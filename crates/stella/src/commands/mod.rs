@@ -2,6 +2,7 @@
 mod config;
 mod loadgen;
 mod serve;
+mod tokens;
 
 use crate::cli::{Command, ConfigCommand, TelemetryCommand};
 
@@ -11,6 +12,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         TelemetryCommand::Serve(args) => serve::execute(args).await,
         TelemetryCommand::Loadgen(args) => loadgen::execute(args).await,
+        TelemetryCommand::Tokens { command } => tokens::execute(command),
         TelemetryCommand::Config { command } => match command {
             ConfigCommand::Validate { file, profile, json } => config::validate(&file, profile, json),
             ConfigCommand::Show { profile, config } => config::show(profile, config.as_deref()),

@@ -3,6 +3,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use stella_collector::auth::TokenStore;
 use stella_collector::topology::Environment;
 use stella_collector::{Collector, ConfigSource, listener_tls, spawn_server};
 use stella_metrics::Registry;
@@ -28,6 +29,7 @@ pub async fn execute(args: ServeArgs) -> anyhow::Result<()> {
         data_dir: args.data_dir.clone(),
         registry: registry.clone(),
         host_facts: Arc::new(HostFacts::of_this_process()),
+        allow_insecure: args.insecure,
     };
     let source = ConfigSource { profile: args.profile, overlay: args.config.clone() };
     let collector = Collector::start(source, context).await?;
@@ -37,7 +39,13 @@ pub async fn execute(args: ServeArgs) -> anyhow::Result<()> {
         format!("cannot listen on {api_endpoint} (api.endpoint); stop whatever uses that port or change api.endpoint")
     })?;
     let api_stop = CancellationToken::new();
-    let api_state = stella_api::ApiState { collector: Arc::clone(&collector), registry };
+    let tokens = collector.config().auth_enabled.then(|| Arc::new(TokenStore::new(&args.data_dir)));
+    let api_state = stella_api::ApiState {
+        collector: Arc::clone(&collector),
+        registry,
+        tokens,
+        metrics_public: api_config.metrics_public,
+    };
     let api_tls = listener_tls(api_config.tls.as_ref(), "api.endpoint", &api_stop)?;
     let api = spawn_server(api_listener, stella_api::router(api_state), api_tls, api_stop.clone(), "API");
     collector.watch_config_file(CONFIG_POLL);

@@ -1,0 +1,49 @@
+//! `stella telemetry tokens create | list | revoke`, on the token store of a data directory.
+use std::collections::BTreeSet;
+
+use stella_collector::auth::TokenStore;
+
+use crate::cli::TokensCommand;
+
+/// Runs a tokens command.
+pub fn execute(command: TokensCommand) -> anyhow::Result<()> {
+    match command {
+        TokensCommand::Create { tenant, scopes, expires, data_dir, json } => {
+            let scopes: BTreeSet<_> = scopes.into_iter().collect();
+            let (record, token) = TokenStore::new(&data_dir).create(&tenant, scopes, expires)?;
+            if json {
+                let answer = serde_json::json!({"id": record.id, "tenant": record.tenant, "scopes": record.scopes, "expires": record.expires, "token": token});
+                println!("{answer}");
+            } else {
+                println!("{token}");
+                eprintln!(
+                    "token {} for tenant {}; it is shown only now: store it in a secret manager",
+                    record.id, record.tenant
+                );
+            }
+        }
+        TokensCommand::List { data_dir, json } => {
+            let records = TokenStore::new(&data_dir).list()?;
+            if json {
+                let listed: Vec<_> = records
+                    .iter()
+                    .map(|r| serde_json::json!({"id": r.id, "tenant": r.tenant, "scopes": r.scopes, "created": r.created, "expires": r.expires, "revoked": r.revoked}))
+                    .collect();
+                println!("{}", serde_json::Value::Array(listed));
+            } else {
+                for record in records {
+                    let scopes: Vec<&str> = record.scopes.iter().map(|scope| scope.as_str()).collect();
+                    let state = if record.revoked { "revoked" } else { "active" };
+                    println!("{}  {}  {}  {}", record.id, record.tenant, scopes.join(","), state);
+                }
+            }
+        }
+        TokensCommand::Revoke { id, data_dir } => {
+            if !TokenStore::new(&data_dir).revoke(&id)? {
+                anyhow::bail!("no token with id {id}; `stella telemetry tokens list` shows the ids");
+            }
+            println!("token {id} revoked");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,81 @@
+//! Authentication: ingest needs a token with the `ingest` scope and its tenant is the token's; tokens made
+//! and revoked offline with `stella telemetry tokens` take effect on the running server; a non-loopback
+//! listener without TLS and without auth refuses to start unless `--insecure`.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::process::Command;
+
+use common::{Stella, file_pipelines, traces};
+
+fn tokens(data_dir: &std::path::Path, args: &[&str]) -> serde_json::Value {
+    let output = Command::new(env!("CARGO_BIN_EXE_stella"))
+        .args(["telemetry", "tokens"])
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+async fn post(stella: &Stella, token: Option<&str>) -> (u16, Option<String>) {
+    let mut call = reqwest::Client::new()
+        .post(stella.url("/v1/traces"))
+        .header("content-type", "application/x-protobuf")
+        .body(traces("auth", 1).encode_protobuf());
+    if let Some(token) = token {
+        call = call.bearer_auth(token);
+    }
+    let response = call.send().await.unwrap();
+    let challenge = response.headers().get("www-authenticate").map(|value| value.to_str().unwrap().to_string());
+    (response.status().as_u16(), challenge)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ingest_needs_an_ingest_token_and_lands_in_the_tokens_tenant() {
+    let body = format!("auth: {{enabled: true}}\ntenants: [{{id: acme}}]\n{}", file_pipelines(""));
+    let mut stella = Stella::prepare(&common::Extra::default(), &body);
+    let data_dir = stella.data_dir();
+    let ingest = tokens(&data_dir, &["create", "--tenant", "acme", "--scopes", "ingest"]);
+    let reader = tokens(&data_dir, &["create", "--tenant", "acme", "--scopes", "read"]);
+    stella.spawn();
+
+    assert_eq!(post(&stella, None).await, (401, Some("Bearer".into())), "no token");
+    assert_eq!(post(&stella, Some("stl_abc_def")).await.0, 401, "unknown token");
+    assert_eq!(post(&stella, Some(reader["token"].as_str().unwrap())).await.0, 403, "read scope cannot ingest");
+    let ingest_token = ingest["token"].as_str().unwrap();
+    assert_eq!(post(&stella, Some(ingest_token)).await.0, 200);
+    assert!(data_dir.join("log/traces/acme").is_dir(), "the record went to tenant acme's log");
+
+    tokens(&data_dir, &["list"]);
+    let id = ingest["id"].as_str().unwrap();
+    let revoked = Command::new(env!("CARGO_BIN_EXE_stella"))
+        .args(["telemetry", "tokens", "revoke", id, "--data-dir"])
+        .arg(&data_dir)
+        .status()
+        .unwrap();
+    assert!(revoked.success());
+    assert_eq!(post(&stella, Some(ingest_token)).await.0, 401, "a revoked token stops working on the running server");
+    assert!(stella.terminate().success());
+    assert_eq!(common::span_names(&stella.exported(stella_otlp::Signal::Traces)), vec!["auth-0"]);
+}
+
+#[test]
+fn a_non_loopback_listener_without_tls_or_auth_needs_insecure() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let config = dir.path().join("open.yaml");
+    std::fs::write(&config, format!("receivers: {{otlp: {{protocols: {{http: {{endpoint: \"0.0.0.0:{port}\"}}, grpc: null}}}}}}\napi: {{endpoint: \"127.0.0.1:{}\"}}\n", common::free_port())).unwrap();
+    let refused = Command::new(env!("CARGO_BIN_EXE_stella"))
+        .args(["telemetry", "serve", "--config", config.to_str().unwrap(), "--data-dir", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("receivers.otlp.protocols.http.endpoint binds 0.0.0.0"), "{stderr}");
+    assert!(stderr.contains("--insecure"), "{stderr}");
+}
