@@ -14,7 +14,7 @@ use crate::auth::TokenStore;
 use crate::config::{self, Config, ConfigErrors, Profile};
 use crate::receivers::otlp_grpc::GrpcLimits;
 use crate::receivers::otlp_http::HttpLimits;
-use crate::receivers::{Admission, OtlpService, ReceiverMetrics, otlp_grpc, otlp_http};
+use crate::receivers::{Admission, OtlpService, QuotaConfig, Quotas, ReceiverMetrics, otlp_grpc, otlp_http};
 use crate::server::spawn_server;
 use crate::tls::{ReloadingTls, TlsSettings};
 use crate::topology::{BuildContext, BuildError, Environment, StopMode, Topology, TopologyHandle};
@@ -183,12 +183,16 @@ impl Collector {
         let topology = TopologyHandle::new(topology);
         let receiver_metrics = ReceiverMetrics::new(&context.registry);
         let tokens = config.auth_enabled.then(|| Arc::new(TokenStore::new(&context.data_dir)));
+        let tenant_quotas: Vec<(String, QuotaConfig)> =
+            config.tenants.iter().filter_map(|tenant| Some((tenant.id.clone(), tenant.quotas?))).collect();
+        let quotas = Arc::new(Quotas::new(&tenant_quotas));
         refuse_insecure_listeners(&config, allow_insecure)?;
         let stop_receivers = CancellationToken::new();
         let mut listeners = Vec::new();
         let mut servers = Vec::new();
         for (id, receiver) in &config.receivers {
-            let service = OtlpService::new(id, topology.clone(), receiver_metrics.clone(), tokens.clone());
+            let service =
+                OtlpService::new(id, topology.clone(), receiver_metrics.clone(), tokens.clone(), Arc::clone(&quotas));
             let admission = Admission::new(receiver.max_concurrent_requests, receiver.max_inflight_mib);
             if let Some(grpc) = &receiver.grpc {
                 let key = format!("receivers.{id}.protocols.grpc.endpoint");

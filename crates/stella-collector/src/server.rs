@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
@@ -18,6 +18,13 @@ use crate::tls::ReloadingTls;
 const HTTP2_STREAM_WINDOW: u32 = 4 * 1024 * 1024;
 const HTTP2_CONNECTION_WINDOW: u32 = 8 * 1024 * 1024;
 const HTTP2_MAX_FRAME: u32 = 1024 * 1024;
+
+/// How long a client may take to send a request's headers (HTTP/1.1).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// The largest header block accepted.
+const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// Connections served at once per listener; more are closed on accept.
+const MAX_CONNECTIONS: usize = 4096;
 
 /// How long a client has to finish its TLS handshake.
 const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(10);
@@ -34,6 +41,13 @@ pub fn spawn_server(
     tokio::spawn(async move {
         let graceful = GracefulShutdown::new();
         let mut builder = auto::Builder::new(TokioExecutor::new());
+        // Slow or oversized headers (slowloris, header floods) are cut off; bodies have their own caps.
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .max_buf_size(MAX_HEADER_BYTES);
+        builder.http2().timer(TokioTimer::new()).max_header_list_size(MAX_HEADER_BYTES as u32);
         // OTLP requests are often larger than HTTP/2's 64 KiB default windows: larger windows and frames
         // spare a WINDOW_UPDATE round trip per request.
         builder
@@ -42,10 +56,17 @@ pub fn spawn_server(
             .initial_connection_window_size(HTTP2_CONNECTION_WINDOW)
             .max_frame_size(HTTP2_MAX_FRAME);
         let builder = Arc::new(builder);
+        let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
         loop {
             let accepted = tokio::select! {
                 accepted = listener.accept() => accepted,
                 _ = stop.cancelled() => break,
+            };
+            let Ok(slot) = Arc::clone(&connections).try_acquire_owned() else {
+                // At the connection cap: close at once rather than hold sockets we cannot serve.
+                tracing::warn!(limit = MAX_CONNECTIONS, "{what}: connection cap reached; closing a new connection");
+                drop(accepted);
+                continue;
             };
             let (stream, peer) = match accepted {
                 Ok(accepted) => accepted,
@@ -62,6 +83,7 @@ pub fn spawn_server(
             let builder = Arc::clone(&builder);
             let acceptor = tls.as_ref().map(|tls| tls.acceptor());
             tokio::spawn(async move {
+                let _slot = slot;
                 let served = match acceptor {
                     None => watcher.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned()).await,
                     Some(acceptor) => match tokio::time::timeout(HANDSHAKE_DEADLINE, acceptor.accept(stream)).await {

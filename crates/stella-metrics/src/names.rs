@@ -8,6 +8,8 @@ pub const RECEIVER_REFUSED_ITEMS: &str = "collector_receiver_refused_items_total
 pub const RECEIVER_REQUESTS: &str = "collector_receiver_requests_total";
 /// Request body sizes on the wire, in bytes, by `signal`, `protocol`.
 pub const RECEIVER_REQUEST_SIZE: &str = "collector_receiver_request_size_bytes";
+/// Requests refused because their tenant was over its quota, by `tenant`, `kind` (`items`, `bytes`).
+pub const TENANT_QUOTA_REFUSED: &str = "collector_tenant_quota_refused_total";
 /// Bytes of request bodies currently held by receivers.
 pub const RECEIVER_INFLIGHT_BYTES: &str = "collector_receiver_inflight_bytes";
 /// Items per batch leaving a batch processor, by `pipeline`.

@@ -79,3 +79,27 @@ fn a_non_loopback_listener_without_tls_or_auth_needs_insecure() {
     assert!(stderr.contains("receivers.otlp.protocols.http.endpoint binds 0.0.0.0"), "{stderr}");
     assert!(stderr.contains("--insecure"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tenant_over_its_quota_gets_429_with_retry_after_and_recovers() {
+    let body = format!(
+        "tenants: [{{id: default, quotas: {{items_per_second: 10, burst_seconds: 1}}}}]\n{}",
+        file_pipelines("")
+    );
+    let mut stella = Stella::start(&body);
+    assert_eq!(stella.post(&traces("first", 8)).await.0, 200);
+    let (status, retry_after) = stella.post(&traces("second", 8)).await;
+    assert_eq!(status, 429, "the burst of 10 items is spent");
+    let wait: u64 = retry_after.expect("Retry-After").parse().unwrap();
+    assert!((1..=2).contains(&wait), "Retry-After {wait}");
+    assert_eq!(
+        stella.metric("collector_tenant_quota_refused_total{tenant=\"default\",kind=\"items\"}").await,
+        Some(1.0)
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+    assert_eq!(stella.post(&traces("third", 8)).await.0, 200, "the quota refills");
+    assert!(stella.terminate().success());
+    let mut names = common::span_names(&stella.exported(stella_otlp::Signal::Traces));
+    names.retain(|name| name.starts_with("second"));
+    assert!(names.is_empty(), "nothing of the refused request was stored");
+}

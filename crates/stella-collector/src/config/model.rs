@@ -40,12 +40,14 @@ pub struct Config {
 }
 
 /// One entry of `tenants`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TenantConfig {
     /// `id`: letters, digits, `-` and `_`.
     pub id: String,
     /// `federation_alias`: the name it is shared under in federation bundles.
     pub federation_alias: Option<String>,
+    /// `quotas`: ingest limits; absent means none.
+    pub quotas: Option<crate::receivers::QuotaConfig>,
 }
 
 /// `storage`: where acknowledged data waits for its consumers.

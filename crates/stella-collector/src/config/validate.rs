@@ -709,24 +709,68 @@ struct TenantRaw {
     id: String,
     #[serde(default)]
     federation_alias: Option<String>,
+    #[serde(default)]
+    quotas: Option<QuotaRaw>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QuotaRaw {
+    #[serde(default)]
+    items_per_second: Option<f64>,
+    #[serde(default)]
+    bytes_per_second: Option<f64>,
+    #[serde(default = "default_burst_seconds")]
+    burst_seconds: f64,
+}
+
+fn default_burst_seconds() -> f64 {
+    1.0
+}
+
+/// A tenant's `quotas`, with rates and burst checked to be positive.
+fn quota(raw: Option<QuotaRaw>, path: &str, problems: &mut Problems) -> Option<crate::receivers::QuotaConfig> {
+    let raw = raw?;
+    let mut valid = true;
+    for (key, value) in [
+        ("items_per_second", raw.items_per_second),
+        ("bytes_per_second", raw.bytes_per_second),
+        ("burst_seconds", Some(raw.burst_seconds)),
+    ] {
+        if value.is_some_and(|value| !(value.is_finite() && value > 0.0)) {
+            problems.add(format!("{path}.{key}"), "must be a number greater than 0");
+            valid = false;
+        }
+    }
+    valid.then_some(crate::receivers::QuotaConfig {
+        items_per_second: raw.items_per_second,
+        bytes_per_second: raw.bytes_per_second,
+        burst_seconds: raw.burst_seconds,
+    })
 }
 
 /// `tenants: [{id, federation_alias?}]`; `default` is always there.
 fn tenants(value: Option<&Value>, problems: &mut Problems) -> Vec<TenantConfig> {
-    let mut tenants = vec![TenantConfig { id: "default".into(), federation_alias: None }];
+    let mut tenants = vec![TenantConfig { id: "default".into(), federation_alias: None, quotas: None }];
     let Some(raw) = value.and_then(|value| typed::<Vec<TenantRaw>>(value, "tenants", problems)) else { return tenants };
     for (index, tenant) in raw.into_iter().enumerate() {
+        let quotas = quota(tenant.quotas, &format!("tenants[{index}].quotas"), problems);
         let valid =
             !tenant.id.is_empty() && tenant.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
         let existing = tenants.iter().position(|known| known.id == tenant.id);
         match (valid, existing) {
             (false, _) => problems
                 .add(format!("tenants[{index}].id"), format!("{:?}: use letters, digits, - and _ only", tenant.id)),
-            (true, Some(0)) => tenants[0].federation_alias = tenant.federation_alias,
+            (true, Some(0)) => {
+                tenants[0].federation_alias = tenant.federation_alias;
+                tenants[0].quotas = quotas;
+            }
             (true, Some(_)) => {
                 problems.add(format!("tenants[{index}].id"), format!("{:?} is declared twice; remove one", tenant.id))
             }
-            (true, None) => tenants.push(TenantConfig { id: tenant.id, federation_alias: tenant.federation_alias }),
+            (true, None) => {
+                tenants.push(TenantConfig { id: tenant.id, federation_alias: tenant.federation_alias, quotas })
+            }
         }
     }
     tenants

@@ -11,6 +11,7 @@ pub struct ReceiverMetrics {
     requests: CounterVec,
     sizes: HistogramVec,
     inflight: Gauge,
+    quota: CounterVec,
 }
 
 impl ReceiverMetrics {
@@ -18,6 +19,11 @@ impl ReceiverMetrics {
     pub fn new(registry: &Registry) -> Self {
         let labels: &'static [&'static str] = &["receiver", "signal", "protocol"];
         ReceiverMetrics {
+            quota: registry.counter(
+                names::TENANT_QUOTA_REFUSED,
+                "Requests refused because their tenant was over quota.",
+                &["tenant", "kind"],
+            ),
             accepted: registry.counter(
                 names::RECEIVER_ACCEPTED_ITEMS,
                 "Items accepted by a receiver and taken by every sink.",
@@ -60,6 +66,10 @@ impl ReceiverMetrics {
 
     pub(crate) fn size(&self, signal: Signal, protocol: Protocol, bytes: usize) {
         self.sizes.with(&[signal.as_str(), protocol.as_str()]).observe(bytes as f64);
+    }
+
+    pub(crate) fn over_quota(&self, tenant: &str, kind: &str) {
+        self.quota.with(&[tenant, kind]).inc();
     }
 
     /// Counts `bytes` as in flight until the returned guard is dropped.

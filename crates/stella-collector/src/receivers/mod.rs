@@ -5,6 +5,7 @@ mod admission;
 mod body;
 mod decompress;
 mod metrics;
+mod quota;
 mod response;
 mod service;
 
@@ -13,4 +14,5 @@ pub mod otlp_http;
 
 pub use admission::{Admission, Overloaded, ProtocolAdmission};
 pub use metrics::ReceiverMetrics;
+pub use quota::{OverQuota, QuotaConfig, Quotas};
 pub use service::{OtlpService, Protocol, Refusal};

@@ -154,6 +154,7 @@ fn refusal_failure(refusal: Refusal) -> Failure {
         }
         Refusal::Unauthorized(_) => Failure { http_status: 403, code: code::PERMISSION_DENIED, message },
         Refusal::NoPipeline { .. } => Failure { http_status: 404, code: code::UNIMPLEMENTED, message },
+        Refusal::OverQuota(_) => Failure { http_status: 429, code: code::RESOURCE_EXHAUSTED, message },
         Refusal::ShuttingDown | Refusal::NotDelivered(_) => {
             Failure { http_status: 503, code: code::UNAVAILABLE, message }
         }

@@ -148,6 +148,12 @@ fn refused(format: Format, refusal: Refusal) -> Response {
         }
         Refusal::Unauthorized(_) => failure(format, StatusCode::FORBIDDEN, 7, refusal.to_string()),
         Refusal::NoPipeline { .. } => failure(format, StatusCode::NOT_FOUND, 12, refusal.to_string()),
+        Refusal::OverQuota(over) => {
+            let seconds = over.retry_after.as_secs_f64().ceil().max(1.0) as u64;
+            let mut response = failure(format, StatusCode::TOO_MANY_REQUESTS, 8, refusal.to_string());
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            response
+        }
         Refusal::ShuttingDown | Refusal::NotDelivered(_) => {
             let mut response = failure(format, StatusCode::SERVICE_UNAVAILABLE, 14, refusal.to_string());
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

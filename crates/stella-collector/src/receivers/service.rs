@@ -3,7 +3,7 @@ use std::sync::Arc;
 use stella_otlp::validate::{self, Rejection};
 use stella_otlp::{Ack, AckError, Batch, OtlpRequest, Signal};
 
-use super::ReceiverMetrics;
+use super::{OverQuota, Quotas, ReceiverMetrics};
 use crate::auth::{AuthError, Scope, TokenStore};
 use crate::topology::TopologyHandle;
 
@@ -49,6 +49,9 @@ pub enum Refusal {
     /// The credential is missing, invalid, or lacks the `ingest` scope.
     #[error(transparent)]
     Unauthorized(#[from] AuthError),
+    /// The tenant is over its ingest quota; the client retries later.
+    #[error(transparent)]
+    OverQuota(#[from] OverQuota),
 }
 
 impl Refusal {
@@ -59,6 +62,7 @@ impl Refusal {
             Refusal::ShuttingDown => "shutting_down",
             Refusal::NotDelivered(_) => "not_delivered",
             Refusal::Unauthorized(_) => "unauthorized",
+            Refusal::OverQuota(_) => "quota",
         }
     }
 
@@ -77,16 +81,18 @@ pub struct OtlpService {
     topology: TopologyHandle,
     metrics: ReceiverMetrics,
     tokens: Option<Arc<TokenStore>>,
+    quotas: Arc<Quotas>,
 }
 
 impl OtlpService {
     /// The service of receiver `receiver_id`, routing through `topology`; with `tokens`, every request needs
-    /// a bearer token with the `ingest` scope and its tenant is the token's.
+    /// a bearer token with the `ingest` scope and its tenant is the token's; `quotas` limit tenants.
     pub fn new(
         receiver_id: &str,
         topology: TopologyHandle,
         metrics: ReceiverMetrics,
         tokens: Option<Arc<TokenStore>>,
+        quotas: Arc<Quotas>,
     ) -> Self {
         OtlpService {
             receiver_id: Arc::from(receiver_id),
@@ -94,6 +100,7 @@ impl OtlpService {
             topology,
             metrics,
             tokens,
+            quotas,
         }
     }
 
@@ -139,6 +146,12 @@ impl OtlpService {
             self.metrics.refused(receiver, signal, protocol, refusal.code(), items);
             Err(refusal)
         };
+        if self.quotas.limits(&tenant)
+            && let Err(over) = self.quotas.take(&tenant, items, request.encoded_len())
+        {
+            self.metrics.over_quota(&tenant, over.kind);
+            return refuse(Refusal::OverQuota(over));
+        }
         let Some(topology) = self.topology.current() else {
             return refuse(Refusal::ShuttingDown);
         };
