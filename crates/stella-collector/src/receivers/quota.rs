@@ -61,10 +61,17 @@ pub struct OverQuota {
     pub retry_after: Duration,
 }
 
+/// One tenant's buckets.
+#[derive(Debug)]
+struct TenantBuckets {
+    items: Option<Bucket>,
+    bytes: Option<Bucket>,
+}
+
 /// The quota state of every tenant that has one.
 #[derive(Debug, Default)]
 pub struct Quotas {
-    buckets: Mutex<HashMap<String, (Option<Bucket>, Option<Bucket>)>>,
+    buckets: Mutex<HashMap<String, TenantBuckets>>,
 }
 
 impl Quotas {
@@ -75,7 +82,7 @@ impl Quotas {
             .map(|(tenant, quota)| {
                 let items = quota.items_per_second.map(|rate| Bucket::new(rate, quota.burst_seconds));
                 let bytes = quota.bytes_per_second.map(|rate| Bucket::new(rate, quota.burst_seconds));
-                (tenant.clone(), (items, bytes))
+                (tenant.clone(), TenantBuckets { items, bytes })
             })
             .collect();
         Quotas { buckets: Mutex::new(buckets) }
@@ -89,7 +96,9 @@ impl Quotas {
     /// Takes `items` and `bytes` from `tenant`'s buckets, or says why not (taking nothing).
     pub fn take(&self, tenant: &str, items: usize, bytes: usize) -> Result<(), OverQuota> {
         let mut buckets = self.buckets.lock().unwrap_or_else(|poison| poison.into_inner());
-        let Some((item_bucket, byte_bucket)) = buckets.get_mut(tenant) else { return Ok(()) };
+        let Some(TenantBuckets { items: item_bucket, bytes: byte_bucket }) = buckets.get_mut(tenant) else {
+            return Ok(());
+        };
         let now = Instant::now();
         for (bucket, amount, kind) in
             [(item_bucket.as_mut(), items as f64, "items"), (byte_bucket.as_mut(), bytes as f64, "bytes")]
