@@ -6,6 +6,8 @@
 //! `/metrics` needs `read` unless `api.metrics_public`). Errors are JSON `{"code","message"}`.
 #![deny(missing_docs)]
 
+pub mod audit;
+
 use std::sync::Arc;
 
 use axum::Router;
@@ -16,6 +18,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 use stella_collector::auth::{Principal, Scope, TokenStore};
+
+use crate::audit::{AuditEntry, AuditLog};
 use stella_collector::{Collector, ReloadError};
 use stella_metrics::Registry;
 
@@ -30,6 +34,8 @@ pub struct ApiState {
     pub tokens: Option<Arc<TokenStore>>,
     /// Serve `/metrics` without a token even with auth on.
     pub metrics_public: bool,
+    /// The audit trail of admin and operator actions.
+    pub audit: Arc<AuditLog>,
 }
 
 /// One API route: method, path, and the scope a token needs (`None`: open to everyone).
@@ -56,6 +62,12 @@ pub const ROUTES: &[Route] = &[
     },
     Route { method: "GET", path: "/metrics", scope: Some(Scope::Read), summary: "Prometheus text format 0.0.4" },
     Route {
+        method: "GET",
+        path: "/telemetry/audit",
+        scope: Some(Scope::Operator),
+        summary: "audit lines, ?offset=&limit=",
+    },
+    Route {
         method: "POST",
         path: "/telemetry/config/reload",
         scope: Some(Scope::Operator),
@@ -72,6 +84,7 @@ pub fn router(state: ApiState) -> Router {
             ("GET", "/readyz") => get(readyz),
             ("GET", "/metrics") => get(metrics),
             ("POST", "/telemetry/config/reload") => post(reload),
+            ("GET", "/telemetry/audit") => get(audit_lines),
             _ => continue,
         };
         let scope = match route.scope {
@@ -126,8 +139,28 @@ async fn metrics(State(state): State<ApiState>) -> Response {
     ([(header::CONTENT_TYPE, content_type)], state.registry.encode()).into_response()
 }
 
-async fn reload(State(state): State<ApiState>) -> Response {
-    match state.collector.reload().await {
+/// Who made a request: `token:<id>` with auth on, `unauthenticated` with it off.
+fn actor(principal: Option<&Principal>) -> String {
+    principal.map_or_else(|| "unauthenticated".to_string(), |principal| format!("token:{}", principal.token_id))
+}
+
+async fn reload(State(state): State<ApiState>, principal: Option<axum::Extension<Principal>>) -> Response {
+    let outcome = state.collector.reload().await;
+    let entry = AuditEntry {
+        actor: actor(principal.as_deref()),
+        tenant: "*".into(),
+        action: "config.reload".into(),
+        parameters: serde_json::json!({}),
+        result: match &outcome {
+            Ok(_) => "ok".into(),
+            Err(error) => format!("error: {}", error.code()),
+        },
+    };
+    if let Err(error) = state.audit.append(&entry) {
+        tracing::error!(%error, "cannot write the audit trail");
+        return error_response(StatusCode::INTERNAL_SERVER_ERROR, error.code(), &error.to_string());
+    }
+    match outcome {
         Ok(report) => axum::Json(report).into_response(),
         Err(ReloadError::Config(errors)) => {
             let problems: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
@@ -135,6 +168,35 @@ async fn reload(State(state): State<ApiState>) -> Response {
             (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
         }
         Err(error) => error_response(StatusCode::SERVICE_UNAVAILABLE, error.code(), &error.to_string()),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct Page {
+    #[serde(default)]
+    offset: usize,
+    #[serde(default = "default_page")]
+    limit: usize,
+}
+
+fn default_page() -> usize {
+    100
+}
+
+async fn audit_lines(State(state): State<ApiState>, page: axum::extract::Query<Page>) -> Response {
+    match state.audit.lines() {
+        Ok(lines) => {
+            let limit = page.limit.clamp(1, 1000);
+            let chosen: Vec<serde_json::Value> = lines
+                .iter()
+                .skip(page.offset)
+                .take(limit)
+                .map(|line| serde_json::from_str(line).unwrap_or(serde_json::Value::String(line.clone())))
+                .collect();
+            let next = (page.offset + chosen.len() < lines.len()).then_some(page.offset + chosen.len());
+            axum::Json(json!({"lines": chosen, "next_offset": next, "total": lines.len()})).into_response()
+        }
+        Err(error) => error_response(StatusCode::INTERNAL_SERVER_ERROR, error.code(), &error.to_string()),
     }
 }
 

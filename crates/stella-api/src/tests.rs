@@ -30,7 +30,8 @@ async fn start() -> (ApiState, tempfile::TempDir) {
     };
     let source = ConfigSource { profile: Profile::Default, overlay: Some(config) };
     let collector = Collector::start(source, context).await.unwrap();
-    (ApiState { collector, registry, tokens: None, metrics_public: false }, dir)
+    let audit = Arc::new(super::audit::AuditLog::new(dir.path()));
+    (ApiState { collector, registry, tokens: None, metrics_public: false, audit }, dir)
 }
 
 async fn call(state: &ApiState, method: &str, uri: &str) -> (StatusCode, String) {
@@ -77,6 +78,11 @@ async fn an_invalid_reload_lists_every_error_and_keeps_the_config() {
     assert_eq!(body["code"], "config.invalid");
     assert_eq!(body["errors"].as_array().unwrap().len(), 2, "{body}");
     assert_eq!(state.collector.config().pipelines.len(), 1);
+    let (status, audit) = call(&state, "GET", "/telemetry/audit").await;
+    assert_eq!(status, StatusCode::OK);
+    let audit: serde_json::Value = serde_json::from_str(&audit).unwrap();
+    assert_eq!(audit["lines"][0]["action"], "config.reload");
+    assert_eq!(audit["lines"][0]["result"], "error: config.invalid", "the refused reload is on the trail");
     let (status, body) = call(&state, "GET", "/nowhere").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(body.contains("api.not_found"));

@@ -56,6 +56,12 @@ pub enum TelemetryCommand {
     Serve(ServeArgs),
     /// Send generated OTLP load (unique trace ids, current timestamps) and report what was accepted.
     Loadgen(LoadgenArgs),
+    /// Check the audit trail of admin and operator actions.
+    Audit {
+        /// The audit command.
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Create, list and revoke access tokens (offline, on --data-dir).
     Tokens {
         /// The tokens command.
@@ -121,6 +127,17 @@ pub enum TokensCommand {
     Revoke {
         /// The token id (the part after `stl_`).
         id: String,
+        /// The data directory.
+        #[arg(long, value_name = "DIR", default_value = "./stella-data")]
+        data_dir: PathBuf,
+    },
+}
+
+/// `stella telemetry audit ...`
+#[derive(Debug, Subcommand, PartialEq)]
+pub enum AuditCommand {
+    /// Verify the hash chain of `<data-dir>/audit/audit.jsonl`; names the first broken line (exit 1).
+    Verify {
         /// The data directory.
         #[arg(long, value_name = "DIR", default_value = "./stella-data")]
         data_dir: PathBuf,

@@ -103,3 +103,38 @@ async fn a_tenant_over_its_quota_gets_429_with_retry_after_and_recovers() {
     names.retain(|name| name.starts_with("second"));
     assert!(names.is_empty(), "nothing of the refused request was stored");
 }
+
+#[test]
+fn token_changes_are_on_the_audit_trail_and_tampering_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let created = tokens(dir.path(), &["create", "--tenant", "acme", "--scopes", "read"]);
+    let id = created["id"].as_str().unwrap();
+    let revoked = Command::new(env!("CARGO_BIN_EXE_stella"))
+        .args(["telemetry", "tokens", "revoke", id, "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(revoked.status.success());
+    let verify = || {
+        Command::new(env!("CARGO_BIN_EXE_stella"))
+            .args(["telemetry", "audit", "verify", "--data-dir"])
+            .arg(dir.path())
+            .output()
+            .unwrap()
+    };
+    let intact = verify();
+    assert!(intact.status.success(), "{}", String::from_utf8_lossy(&intact.stderr));
+    assert!(String::from_utf8_lossy(&intact.stdout).contains("audit trail intact: 2 lines"));
+    let trail = dir.path().join("audit/audit.jsonl");
+    let text = std::fs::read_to_string(&trail).unwrap();
+    assert!(text.contains("\"action\":\"token.create\"") && text.contains("\"action\":\"token.revoke\""), "{text}");
+    assert!(!text.contains(created["token"].as_str().unwrap()), "the token itself is never audited");
+    std::fs::write(&trail, text.replacen("\"tenant\":\"acme\"", "\"tenant\":\"evil\"", 1)).unwrap();
+    let broken = verify();
+    assert_eq!(broken.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&broken.stderr).contains("line 2 is broken"),
+        "{}",
+        String::from_utf8_lossy(&broken.stderr)
+    );
+}

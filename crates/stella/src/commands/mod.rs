@@ -4,7 +4,7 @@ mod loadgen;
 mod serve;
 mod tokens;
 
-use crate::cli::{Command, ConfigCommand, TelemetryCommand};
+use crate::cli::{AuditCommand, Command, ConfigCommand, TelemetryCommand};
 
 /// Runs a parsed command.
 pub async fn run(command: Command) -> anyhow::Result<()> {
@@ -13,6 +13,11 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         TelemetryCommand::Serve(args) => serve::execute(args).await,
         TelemetryCommand::Loadgen(args) => loadgen::execute(args).await,
         TelemetryCommand::Tokens { command } => tokens::execute(command),
+        TelemetryCommand::Audit { command: AuditCommand::Verify { data_dir } } => {
+            let lines = stella_api::audit::AuditLog::new(&data_dir).verify()?;
+            println!("audit trail intact: {lines} lines");
+            Ok(())
+        }
         TelemetryCommand::Config { command } => match command {
             ConfigCommand::Validate { file, profile, json } => config::validate(&file, profile, json),
             ConfigCommand::Show { profile, config } => config::show(profile, config.as_deref()),

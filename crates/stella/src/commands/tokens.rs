@@ -1,6 +1,7 @@
 //! `stella telemetry tokens create | list | revoke`, on the token store of a data directory.
 use std::collections::BTreeSet;
 
+use stella_api::audit::{AuditEntry, AuditLog};
 use stella_collector::auth::TokenStore;
 
 use crate::cli::TokensCommand;
@@ -11,6 +12,8 @@ pub fn execute(command: TokensCommand) -> anyhow::Result<()> {
         TokensCommand::Create { tenant, scopes, expires, data_dir, json } => {
             let scopes: BTreeSet<_> = scopes.into_iter().collect();
             let (record, token) = TokenStore::new(&data_dir).create(&tenant, scopes, expires)?;
+            let parameters = serde_json::json!({"id": record.id, "scopes": record.scopes, "expires": record.expires});
+            audit(&data_dir, &record.tenant, "token.create", parameters)?;
             if json {
                 let answer = serde_json::json!({"id": record.id, "tenant": record.tenant, "scopes": record.scopes, "expires": record.expires, "token": token});
                 println!("{answer}");
@@ -42,8 +45,22 @@ pub fn execute(command: TokensCommand) -> anyhow::Result<()> {
             if !TokenStore::new(&data_dir).revoke(&id)? {
                 anyhow::bail!("no token with id {id}; `stella telemetry tokens list` shows the ids");
             }
+            audit(&data_dir, "*", "token.revoke", serde_json::json!({"id": id}))?;
             println!("token {id} revoked");
         }
     }
+    Ok(())
+}
+
+/// Records a token change made on the data directory (actor `local`).
+fn audit(data_dir: &std::path::Path, tenant: &str, action: &str, parameters: serde_json::Value) -> anyhow::Result<()> {
+    let entry = AuditEntry {
+        actor: "local".into(),
+        tenant: tenant.into(),
+        action: action.into(),
+        parameters,
+        result: "ok".into(),
+    };
+    AuditLog::new(data_dir).append(&entry)?;
     Ok(())
 }
