@@ -142,6 +142,7 @@ impl OtlpService {
         if items == 0 {
             return Ok(rejection);
         }
+        strip_claimed_tenant(&mut request, &tenant);
         let refuse = |refusal: Refusal| {
             self.metrics.refused(receiver, signal, protocol, refusal.code(), items);
             Err(refusal)
@@ -172,5 +173,66 @@ impl OtlpService {
             }
             Err(error) => refuse(Refusal::NotDelivered(error)),
         }
+    }
+}
+
+/// The resource attribute a client may use to claim a tenant. The tenant comes from the credential only:
+/// the claim is removed, and kept as `stella.claimed_tenant` when it names another tenant.
+pub const TENANT_ATTRIBUTE: &str = "stella.tenant";
+/// Where a differing claim is kept.
+pub const CLAIMED_TENANT_ATTRIBUTE: &str = "stella.claimed_tenant";
+
+fn strip_claimed_tenant(request: &mut OtlpRequest, tenant: &str) {
+    for resource in request.resources_mut() {
+        let Some(position) = resource.attributes.iter().position(|attribute| attribute.key == TENANT_ATTRIBUTE) else {
+            continue;
+        };
+        let mut claim = resource.attributes.remove(position);
+        let claimed = match claim.value.as_ref().and_then(|value| value.value.as_ref()) {
+            Some(stella_otlp::proto::common::v1::any_value::Value::StringValue(text)) => text.as_str() != tenant,
+            _ => true,
+        };
+        if claimed {
+            claim.key = CLAIMED_TENANT_ATTRIBUTE.to_string();
+            resource.attributes.push(claim);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use stella_otlp::proto::collector::logs::v1::ExportLogsServiceRequest;
+    use stella_otlp::proto::common::v1::{AnyValue, KeyValue, any_value};
+    use stella_otlp::proto::logs::v1::ResourceLogs;
+    use stella_otlp::proto::resource::v1::Resource;
+
+    use super::*;
+
+    fn claiming(tenant: &str) -> OtlpRequest {
+        let claim = KeyValue {
+            key: TENANT_ATTRIBUTE.into(),
+            value: Some(AnyValue { value: Some(any_value::Value::StringValue(tenant.into())) }),
+            ..Default::default()
+        };
+        OtlpRequest::Logs(ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                resource: Some(Resource { attributes: vec![claim], ..Default::default() }),
+                ..Default::default()
+            }],
+        })
+    }
+
+    fn keys(request: &mut OtlpRequest) -> Vec<String> {
+        request.resources_mut().iter().flat_map(|resource| resource.attributes.iter().map(|a| a.key.clone())).collect()
+    }
+
+    #[test]
+    fn a_claimed_tenant_is_never_trusted_and_kept_only_when_it_differs() {
+        let mut other = claiming("beta");
+        strip_claimed_tenant(&mut other, "acme");
+        assert_eq!(keys(&mut other), vec![CLAIMED_TENANT_ATTRIBUTE]);
+        let mut same = claiming("acme");
+        strip_claimed_tenant(&mut same, "acme");
+        assert!(keys(&mut same).is_empty());
     }
 }
