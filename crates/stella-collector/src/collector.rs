@@ -186,13 +186,20 @@ impl Collector {
         let tenant_quotas: Vec<(String, QuotaConfig)> =
             config.tenants.iter().filter_map(|tenant| Some((tenant.id.clone(), tenant.quotas?))).collect();
         let quotas = Arc::new(Quotas::new(&tenant_quotas));
+        let certificate_tenants = Arc::new(config.certificate_tenants.clone());
         refuse_insecure_listeners(&config, allow_insecure)?;
         let stop_receivers = CancellationToken::new();
         let mut listeners = Vec::new();
         let mut servers = Vec::new();
         for (id, receiver) in &config.receivers {
-            let service =
-                OtlpService::new(id, topology.clone(), receiver_metrics.clone(), tokens.clone(), Arc::clone(&quotas));
+            let service = OtlpService::new(
+                id,
+                topology.clone(),
+                receiver_metrics.clone(),
+                tokens.clone(),
+                Arc::clone(&quotas),
+                Arc::clone(&certificate_tenants),
+            );
             let admission = Admission::new(receiver.max_concurrent_requests, receiver.max_inflight_mib);
             if let Some(grpc) = &receiver.grpc {
                 let key = format!("receivers.{id}.protocols.grpc.endpoint");

@@ -29,6 +29,39 @@ const MAX_CONNECTIONS: usize = 4096;
 /// How long a client has to finish its TLS handshake.
 const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(10);
 
+/// The names a verified client certificate carries (DNS subject alternative names, then the subject's
+/// common name), put into every request of its connection for mTLS tenant mapping.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeerIdentity {
+    /// The names, SANs first.
+    pub names: Vec<String>,
+}
+
+impl PeerIdentity {
+    fn of(connection: &rustls::ServerConnection) -> Option<PeerIdentity> {
+        let certificate = connection.peer_certificates()?.first()?;
+        let (_, parsed) = x509_parser::parse_x509_certificate(certificate.as_ref()).ok()?;
+        let mut names: Vec<String> = parsed
+            .subject_alternative_name()
+            .ok()
+            .flatten()
+            .map(|extension| {
+                extension
+                    .value
+                    .general_names
+                    .iter()
+                    .filter_map(|name| match name {
+                        x509_parser::extensions::GeneralName::DNSName(dns) => Some(dns.to_string()),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.extend(parsed.subject().iter_common_name().filter_map(|cn| cn.as_str().ok().map(str::to_string)));
+        Some(PeerIdentity { names })
+    }
+}
+
 /// Serves `router` on `listener` (over TLS when `tls` is set) until `stop`, then finishes the requests in
 /// flight. `what` names the listener in logs.
 pub fn spawn_server(
@@ -79,6 +112,7 @@ pub fn spawn_server(
             };
             let _ = stream.set_nodelay(true);
             let service = TowerToHyperService::new(router.clone());
+            let router_for_peer = router.clone();
             let watcher = graceful.watcher();
             let builder = Arc::clone(&builder);
             let acceptor = tls.as_ref().map(|tls| tls.acceptor());
@@ -88,6 +122,12 @@ pub fn spawn_server(
                     None => watcher.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned()).await,
                     Some(acceptor) => match tokio::time::timeout(HANDSHAKE_DEADLINE, acceptor.accept(stream)).await {
                         Ok(Ok(tls_stream)) => {
+                            let service = match PeerIdentity::of(tls_stream.get_ref().1) {
+                                Some(identity) => {
+                                    TowerToHyperService::new(router_for_peer.layer(axum::Extension(identity)))
+                                }
+                                None => service,
+                            };
                             watcher
                                 .watch(builder.serve_connection(TokioIo::new(tls_stream), service).into_owned())
                                 .await

@@ -112,6 +112,21 @@ impl OtlpRequest {
         }
     }
 
+    /// The resources that are present (groups without one are skipped, nothing is created).
+    pub fn present_resources_mut(&mut self) -> Vec<&mut Resource> {
+        match self {
+            OtlpRequest::Traces(request) => {
+                request.resource_spans.iter_mut().filter_map(|group| group.resource.as_mut()).collect()
+            }
+            OtlpRequest::Metrics(request) => {
+                request.resource_metrics.iter_mut().filter_map(|group| group.resource.as_mut()).collect()
+            }
+            OtlpRequest::Logs(request) => {
+                request.resource_logs.iter_mut().filter_map(|group| group.resource.as_mut()).collect()
+            }
+        }
+    }
+
     /// Moves the resource groups of `other` (same signal) to the end of this request.
     /// Returns `other` unchanged when the signals differ.
     pub fn append(&mut self, other: OtlpRequest) -> Result<(), OtlpRequest> {

@@ -213,3 +213,32 @@ async fn otlp_exporters_deliver_over_mtls() {
     names.dedup();
     assert_eq!(names.len(), 5);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mapped_client_certificate_names_the_tenant_without_a_token() {
+    let certs = tempfile::tempdir().unwrap();
+    let dir = certs.path();
+    issue(dir, "ca", "server", "stella-server");
+    issue(dir, "ca", "client", "collector.acme.example");
+    issue(dir, "ca", "stranger", "collector.unknown.example");
+    let path = |name: &str| dir.join(name).display().to_string();
+    let tls = format!(
+        "tls: {{cert_file: \"{}\", key_file: \"{}\", client_ca_file: \"{}\"}}",
+        path("server.pem"),
+        path("server.key"),
+        path("ca.pem")
+    );
+    let body = format!(
+        "auth: {{enabled: true, client_certificates: [{{name: collector.acme.example, tenant: acme}}]}}\ntenants: [{{id: acme}}]\n{}",
+        file_pipelines("")
+    );
+    let mut stella = Stella::start_with_receiver(&common::Extra { receiver: "", protocol: &tls, api: "" }, &body);
+    assert_eq!(send(&client(dir, Some("client")), stella.http).await, Ok(200), "the mapped certificate sends as acme");
+    assert_eq!(
+        send(&client(dir, Some("stranger")), stella.http).await,
+        Ok(401),
+        "a valid but unmapped certificate needs a token"
+    );
+    assert!(stella.data_dir().join("log/traces/acme").is_dir());
+    assert!(stella.terminate().success());
+}

@@ -37,6 +37,9 @@ pub struct Config {
     pub auth_enabled: bool,
     /// `tenants`: the declared tenants (`default` always exists).
     pub tenants: Vec<TenantConfig>,
+    /// `auth.client_certificates`: (certificate name, tenant): a verified client certificate whose DNS SAN
+    /// or common name is `name` sends data as `tenant` (mTLS without a token).
+    pub certificate_tenants: Vec<(String, String)>,
 }
 
 /// One entry of `tenants`.
@@ -159,6 +162,8 @@ impl Config {
         settings.insert("storage".to_string(), format!("{:?}", self.storage));
         settings.insert("api.tls".to_string(), format!("{:?}", self.api.tls));
         settings.insert("auth.enabled".to_string(), self.auth_enabled.to_string());
+        settings.insert("auth.client_certificates".to_string(), format!("{:?}", self.certificate_tenants));
+        settings.insert("tenants".to_string(), format!("{:?}", self.tenants));
         for (id, receiver) in &self.receivers {
             if let Some(grpc) = &receiver.grpc {
                 settings.insert(format!("receivers.{id}.protocols.grpc"), format!("{grpc:?}"));

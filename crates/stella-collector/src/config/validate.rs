@@ -131,11 +131,19 @@ impl Config {
             }
         };
         let storage = storage(root.get("storage"), &mut problems);
-        let auth_enabled = root
-            .get("auth")
-            .and_then(|value| typed::<AuthRaw>(value, "auth", &mut problems))
-            .is_some_and(|auth| auth.enabled);
+        let auth = root.get("auth").and_then(|value| typed::<AuthRaw>(value, "auth", &mut problems));
+        let auth_enabled = auth.as_ref().is_some_and(|auth| auth.enabled);
         let tenants = tenants(root.get("tenants"), &mut problems);
+        let mut certificate_tenants = Vec::new();
+        for (index, mapping) in auth.map(|auth| auth.client_certificates).unwrap_or_default().into_iter().enumerate() {
+            if tenants.iter().any(|tenant| tenant.id == mapping.tenant) {
+                certificate_tenants.push((mapping.name, mapping.tenant));
+            } else {
+                let message =
+                    format!("{:?} is not declared under tenants:; declare it or fix the name", mapping.tenant);
+                problems.add(format!("auth.client_certificates[{index}].tenant"), message);
+            }
+        }
         let max_backlog = max_backlogs(root, &mut problems);
         if !problems.0.is_empty() {
             return Err(ConfigErrors(problems.0));
@@ -152,6 +160,7 @@ impl Config {
             egress,
             auth_enabled,
             tenants,
+            certificate_tenants,
         })
     }
 }
@@ -701,6 +710,15 @@ fn check_egress(config: &OtlpConfig, policy: &EgressPolicy, path: &str, problems
 struct AuthRaw {
     #[serde(default)]
     enabled: bool,
+    #[serde(default)]
+    client_certificates: Vec<CertificateTenantRaw>,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct CertificateTenantRaw {
+    name: String,
+    tenant: String,
 }
 
 #[derive(Deserialize)]

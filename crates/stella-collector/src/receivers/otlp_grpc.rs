@@ -18,13 +18,15 @@ use std::task::{Context, Poll};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use http_body::Frame;
 use stella_otlp::Signal;
 use stella_otlp::validate::Rejection;
+
+use crate::server::PeerIdentity;
 
 use super::body::{self, BodyError};
 use super::decompress::Encoding;
@@ -62,7 +64,9 @@ struct GrpcState {
 pub fn router(service: OtlpService, limits: GrpcLimits, admission: ProtocolAdmission) -> Router {
     let state = GrpcState { service, limits, admission };
     let route = |signal: Signal| {
-        post(move |state: State<GrpcState>, headers: HeaderMap, body: Body| export(state, signal, headers, body))
+        post(move |state: State<GrpcState>, peer: Option<Extension<PeerIdentity>>, headers: HeaderMap, body: Body| {
+            export(state, signal, peer, headers, body)
+        })
     };
     Router::new()
         .route("/opentelemetry.proto.collector.trace.v1.TraceService/Export", route(Signal::Traces))
@@ -74,9 +78,15 @@ pub fn router(service: OtlpService, limits: GrpcLimits, admission: ProtocolAdmis
         .with_state(state)
 }
 
-async fn export(State(state): State<GrpcState>, signal: Signal, headers: HeaderMap, body: Body) -> Response {
+async fn export(
+    State(state): State<GrpcState>,
+    signal: Signal,
+    peer: Option<Extension<PeerIdentity>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let service = &state.service;
-    let (http_status, response) = match receive(&state, signal, &headers, body).await {
+    let (http_status, response) = match receive(&state, signal, peer.as_deref(), &headers, body).await {
         Ok(rejection) => (200, success(signal, &rejection)),
         Err(Failure { http_status, code, message }) => (http_status, trailers_only(code, &message)),
     };
@@ -106,10 +116,16 @@ impl From<BodyError> for Failure {
     }
 }
 
-async fn receive(state: &GrpcState, signal: Signal, headers: &HeaderMap, body: Body) -> Result<Rejection, Failure> {
+async fn receive(
+    state: &GrpcState,
+    signal: Signal,
+    peer: Option<&PeerIdentity>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Rejection, Failure> {
     let limits = state.limits;
     let authorization = headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok());
-    let tenant = state.service.authorize(authorization).map_err(refusal_failure)?;
+    let tenant = state.service.authorize(authorization, peer).map_err(refusal_failure)?;
     let mut admitted = state.admission.enter()?;
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).unwrap_or_default();
     if !content_type.starts_with("application/grpc") || content_type.starts_with("application/grpc+json") {

@@ -3,13 +3,15 @@
 //! bodies, answers encoded like the request, failures as `google.rpc.Status`.
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Extension, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use prost::Message;
 use stella_otlp::validate::Rejection;
 use stella_otlp::{RpcStatus, Signal};
+
+use crate::server::PeerIdentity;
 
 use super::body::{self, BodyError, Format};
 use super::decompress::Encoding;
@@ -35,7 +37,9 @@ struct HttpState {
 pub fn router(service: OtlpService, limits: HttpLimits, admission: ProtocolAdmission) -> Router {
     let state = HttpState { service, limits, admission };
     let route = |signal: Signal| {
-        post(move |state: State<HttpState>, headers: HeaderMap, body: Body| export(state, signal, headers, body))
+        post(move |state: State<HttpState>, peer: Option<Extension<PeerIdentity>>, headers: HeaderMap, body: Body| {
+            export(state, signal, peer, headers, body)
+        })
     };
     Router::new()
         .route("/v1/traces", route(Signal::Traces))
@@ -70,10 +74,16 @@ fn content_type_of(format: Format) -> HeaderValue {
     }
 }
 
-async fn export(State(state): State<HttpState>, signal: Signal, headers: HeaderMap, body: Body) -> Response {
+async fn export(
+    State(state): State<HttpState>,
+    signal: Signal,
+    peer: Option<Extension<PeerIdentity>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let format = format_of(&headers);
     let response = match format {
-        Some(format) => export_body(&state, signal, format, &headers, body).await,
+        Some(format) => export_body(&state, signal, format, peer.as_deref(), &headers, body).await,
         None => {
             let message = "unsupported Content-Type; send application/x-protobuf or application/json".to_string();
             failure(Format::Json, StatusCode::UNSUPPORTED_MEDIA_TYPE, 3, message)
@@ -88,12 +98,13 @@ async fn export_body(
     state: &HttpState,
     signal: Signal,
     format: Format,
+    peer: Option<&PeerIdentity>,
     headers: &HeaderMap,
     request_body: Body,
 ) -> Response {
     let limits = state.limits;
     let authorization = headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok());
-    let tenant = match state.service.authorize(authorization) {
+    let tenant = match state.service.authorize(authorization, peer) {
         Ok(tenant) => tenant,
         Err(refusal) => return refused(format, refusal),
     };

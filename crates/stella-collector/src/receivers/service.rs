@@ -5,6 +5,7 @@ use stella_otlp::{Ack, AckError, Batch, OtlpRequest, Signal};
 
 use super::{OverQuota, Quotas, ReceiverMetrics};
 use crate::auth::{AuthError, Scope, TokenStore};
+use crate::server::PeerIdentity;
 use crate::topology::TopologyHandle;
 
 /// The transport a request came over (a metric label).
@@ -82,6 +83,7 @@ pub struct OtlpService {
     metrics: ReceiverMetrics,
     tokens: Option<Arc<TokenStore>>,
     quotas: Arc<Quotas>,
+    certificate_tenants: Arc<Vec<(String, String)>>,
 }
 
 impl OtlpService {
@@ -93,6 +95,7 @@ impl OtlpService {
         metrics: ReceiverMetrics,
         tokens: Option<Arc<TokenStore>>,
         quotas: Arc<Quotas>,
+        certificate_tenants: Arc<Vec<(String, String)>>,
     ) -> Self {
         OtlpService {
             receiver_id: Arc::from(receiver_id),
@@ -101,15 +104,24 @@ impl OtlpService {
             metrics,
             tokens,
             quotas,
+            certificate_tenants,
         }
     }
 
-    /// The tenant a request acts for, from its `Authorization` header (`default` while auth is off).
+    /// The tenant a request acts for: from its bearer token when it sends one, else from its verified
+    /// client certificate through `auth.client_certificates`, else `default` while auth is off.
     /// Checked before the body is read.
-    pub fn authorize(&self, authorization: Option<&str>) -> Result<Arc<str>, Refusal> {
-        match &self.tokens {
-            None => Ok(Arc::clone(&self.default_tenant)),
-            Some(tokens) => Ok(Arc::from(tokens.authorize(authorization, Scope::Ingest)?.tenant)),
+    pub fn authorize(&self, authorization: Option<&str>, peer: Option<&PeerIdentity>) -> Result<Arc<str>, Refusal> {
+        if let (Some(tokens), Some(_)) = (&self.tokens, authorization) {
+            return Ok(Arc::from(tokens.authorize(authorization, Scope::Ingest)?.tenant));
+        }
+        let mapped = peer.and_then(|peer| {
+            self.certificate_tenants.iter().find(|(name, _)| peer.names.iter().any(|peer_name| peer_name == name))
+        });
+        match (mapped, &self.tokens) {
+            (Some((_, tenant)), _) => Ok(Arc::from(tenant.as_str())),
+            (None, None) => Ok(Arc::clone(&self.default_tenant)),
+            (None, Some(_)) => Err(Refusal::Unauthorized(AuthError::Missing)),
         }
     }
 
@@ -183,7 +195,7 @@ pub const TENANT_ATTRIBUTE: &str = "stella.tenant";
 pub const CLAIMED_TENANT_ATTRIBUTE: &str = "stella.claimed_tenant";
 
 fn strip_claimed_tenant(request: &mut OtlpRequest, tenant: &str) {
-    for resource in request.resources_mut() {
+    for resource in request.present_resources_mut() {
         let Some(position) = resource.attributes.iter().position(|attribute| attribute.key == TENANT_ATTRIBUTE) else {
             continue;
         };

@@ -69,6 +69,16 @@ impl Stella {
 
     /// Starts stella with `extra` settings on the receiver and its protocols (see [`receiver_config`]).
     pub fn start_with_receiver(extra: &Extra, body: &str) -> Stella {
+        // Free ports are picked before stella binds them, so a parallel test can take one first: retry
+        // with new ports when that happens.
+        for _ in 0..4 {
+            let mut stella = Stella::prepare(extra, body);
+            match stella.try_spawn(&[]) {
+                Ok(()) => return stella,
+                Err(log) if log.contains("cannot listen") => continue,
+                Err(log) => panic!("{log}"),
+            }
+        }
         let mut stella = Stella::prepare(extra, body);
         stella.spawn();
         stella
@@ -91,6 +101,14 @@ impl Stella {
 
     /// Starts the process under `wrapper` (e.g. `strace -f -o FILE`), or directly when it is empty.
     pub fn spawn_wrapped(&mut self, wrapper: &[&str]) {
+        if let Err(log) = self.try_spawn(wrapper) {
+            panic!("{log}");
+        }
+    }
+
+    /// Starts the process and waits until its API port answers; the failure and log otherwise.
+    pub fn try_spawn(&mut self, wrapper: &[&str]) -> Result<(), String> {
+        let earlier_log = self.log().len();
         let log =
             std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("stella.log")).unwrap();
         let stella = env!("CARGO_BIN_EXE_stella");
@@ -113,7 +131,7 @@ impl Stella {
             .spawn()
             .unwrap();
         self.child = Some(child);
-        self.wait_ready();
+        self.wait_ready(earlier_log)
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -132,18 +150,20 @@ impl Stella {
         format!("http://127.0.0.1:{}{path}", self.api)
     }
 
-    fn wait_ready(&mut self) {
+    /// Waits until this run (the log past `earlier_log` bytes) says it is running.
+    fn wait_ready(&mut self, earlier_log: usize) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("stella exited early with {status}:\n{}", self.log());
+                self.child = None;
+                return Err(format!("stella exited early with {status}:\n{}", self.log()));
             }
-            if std::net::TcpStream::connect(("127.0.0.1", self.api)).is_ok() {
-                return;
+            if self.log().get(earlier_log..).is_some_and(|run| run.contains("stella telemetry is running")) {
+                return Ok(());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("stella did not start within 20s:\n{}", self.log());
+        Err(format!("stella did not start within 20s:\n{}", self.log()))
     }
 
     pub fn pid(&self) -> u32 {
