@@ -34,8 +34,21 @@ pub struct TlsError {
     pub message: String,
 }
 
+/// Certificate and key files larger than this are refused (a path such as /dev/zero must not hang us).
+const MAX_PEM_BYTES: u64 = 1024 * 1024;
+
 fn read(path: &Path, key: &'static str) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|error| TlsError { key, message: format!("cannot read {}: {error}", path.display()) })
+    use std::io::Read;
+    let failed = |error: std::io::Error| TlsError { key, message: format!("cannot read {}: {error}", path.display()) };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path).and_then(|file| file.take(MAX_PEM_BYTES + 1).read_to_end(&mut bytes)).map_err(failed)?;
+    if bytes.len() as u64 > MAX_PEM_BYTES {
+        return Err(TlsError {
+            key,
+            message: format!("{} is larger than {MAX_PEM_BYTES} bytes; is it a PEM file?", path.display()),
+        });
+    }
+    Ok(bytes)
 }
 
 impl TlsSettings {

@@ -16,6 +16,7 @@ mod request;
 mod signal;
 mod status;
 
+pub mod fuzzing;
 pub mod json;
 pub mod validate;
 pub mod wire;

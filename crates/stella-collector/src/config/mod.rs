@@ -50,3 +50,21 @@ pub fn load(profile: Profile, overlay: Option<&Path>) -> Result<Config, ConfigEr
 
 #[cfg(test)]
 mod tests;
+
+/// Fuzz body (`fuzz/fuzz_targets/config.rs`, replayed by `cargo test`): arbitrary bytes as a config
+/// overlay on the default profile. Never panics; every refusal carries at least one error with a path.
+pub fn fuzz_config(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(mut value) = parse_yaml(Profile::Default.yaml(), "profile default") else {
+        panic!("the built-in default profile must parse")
+    };
+    match parse_yaml(text, "fuzz input") {
+        Ok(overlay) => {
+            merge(&mut value, overlay);
+            if let Err(errors) = Config::from_value(&value) {
+                assert!(!errors.0.is_empty() && errors.0.iter().all(|error| !error.path.is_empty()), "{errors}");
+            }
+        }
+        Err(errors) => assert!(!errors.0.is_empty()),
+    }
+}
