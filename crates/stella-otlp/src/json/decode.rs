@@ -78,7 +78,7 @@ fn key_value_at(value: &Value, path: &Path<'_>, depth: usize) -> Result<KeyValue
     Ok(KeyValue {
         key: o.get("key", string)?,
         value: o.opt("value", |value, path| any_value(value, path, depth))?,
-        key_strindex: 0,
+        key_strindex: o.get("keyStrindex", int)?,
     })
 }
 
@@ -99,6 +99,7 @@ fn any_value(value: &Value, path: &Path<'_>, depth: usize) -> Result<AnyValue, J
         o.opt("arrayValue", |v, p| array_value(v, p, nested))?.map(any_value::Value::ArrayValue),
         o.opt("kvlistValue", |v, p| kvlist_value(v, p, nested))?.map(any_value::Value::KvlistValue),
         o.opt("bytesValue", base64)?.map(any_value::Value::BytesValue),
+        o.opt("stringValueStrindex", int)?.map(any_value::Value::StringValueStrindex),
     ];
     Ok(AnyValue { value: o.one_of("value", members)? })
 }

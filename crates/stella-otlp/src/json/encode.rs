@@ -172,16 +172,22 @@ pub(super) fn scope(scope: &InstrumentationScope) -> Value {
 
 /// `KeyValue`: the key is always written, the value whenever present (`{}` for an empty one).
 pub(super) fn key_value(pair: &KeyValue) -> Value {
-    Fields::new().value("key", Value::from(pair.key.as_str())).message("value", pair.value.as_ref(), any_value).build()
+    Fields::new()
+        .value("key", Value::from(pair.key.as_str()))
+        .message("value", pair.value.as_ref(), any_value)
+        .int32("keyStrindex", pair.key_strindex)
+        .build()
 }
 
 /// `AnyValue`: the member of the oneof is written even when it holds a default (`""`, `0`,
-/// `false`); `{}` for no value. A `stringValueStrindex` (profiles only) is not written.
+/// `false`); `{}` for no value. The profiles dictionary references (`keyStrindex`, `stringValueStrindex`)
+/// are kept too, so that no field is lost in a round trip.
 fn any_value(value: &AnyValue) -> Value {
     use any_value::Value as V;
     let fields = Fields::new();
     let fields = match &value.value {
-        None | Some(V::StringValueStrindex(_)) => fields,
+        None => fields,
+        Some(V::StringValueStrindex(index)) => fields.value("stringValueStrindex", Value::from(*index)),
         Some(V::StringValue(text)) => fields.value("stringValue", Value::from(text.as_str())),
         Some(V::BoolValue(flag)) => fields.value("boolValue", Value::Bool(*flag)),
         Some(V::IntValue(number)) => fields.value("intValue", Value::String(number.to_string())),

@@ -14,7 +14,7 @@
 //! Decoding parses the body into a [`serde_json::Value`] and walks it while tracking the path, so an
 //! error says exactly where the input is wrong ([`JsonError`]). Encoding builds a `Value` with keys in
 //! a fixed (sorted) order, omits default values, writes non-finite doubles as strings and never loses
-//! a value silently. The `*_strindex` fields (profiles dictionary references) are ignored.
+//! a value silently, the profiles dictionary references (`keyStrindex`, `stringValueStrindex`) included.
 
 mod decode;
 mod decode_metrics;
