@@ -33,7 +33,11 @@ fn check_request(signal: Signal, request: &mut OtlpRequest) {
     let json = crate::json::encode(request);
     let again =
         crate::json::decode(signal, &json).unwrap_or_else(|error| panic!("our own JSON does not decode: {error}"));
-    assert_eq!(again.encode_protobuf(), encoded, "the JSON round trip changed the request");
+    assert_eq!(crate::json::encode(&again), json, "the JSON round trip changed the request");
+    // JSON can only say "NaN", so a NaN's payload bits do not survive; everything else must, bit for bit.
+    if !json.windows(5).any(|window| window == b"\"NaN\"") {
+        assert_eq!(again.encode_protobuf(), encoded, "the JSON round trip changed the protobuf encoding");
+    }
     let rejection = crate::validate::remove_invalid(request);
     assert!(rejection.count >= 0);
     assert_eq!(rejection.count == 0, rejection.message.is_empty(), "a rejection without a message or the reverse");
