@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 pub mod audit;
+mod tokens;
 
 use std::sync::Arc;
 
@@ -36,6 +37,8 @@ pub struct ApiState {
     pub metrics_public: bool,
     /// The audit trail of admin and operator actions.
     pub audit: Arc<AuditLog>,
+    /// The token store of the data directory, for `/telemetry/tokens` (present whether or not auth is on).
+    pub token_admin: Arc<TokenStore>,
 }
 
 /// One API route: method, path, and the scope a token needs (`None`: open to everyone).
@@ -73,11 +76,30 @@ pub const ROUTES: &[Route] = &[
         scope: Some(Scope::Operator),
         summary: "what changed and what needs a restart, or 400 with every config error",
     },
+    Route {
+        method: "GET",
+        path: "/telemetry/tokens",
+        scope: Some(Scope::Operator),
+        summary: "token records (never secrets)",
+    },
+    Route {
+        method: "POST",
+        path: "/telemetry/tokens",
+        scope: Some(Scope::Operator),
+        summary: "create a token: {tenant, scopes, expires_seconds?}; the answer holds it once",
+    },
+    Route {
+        method: "DELETE",
+        path: "/telemetry/tokens/{id}",
+        scope: Some(Scope::Operator),
+        summary: "revoke a token: 204, or 404",
+    },
 ];
 
-/// The API routes, each behind the scope [`ROUTES`] declares for it.
+/// The API routes, each behind the scope [`ROUTES`] declares for it. Routes of one path are served by one
+/// method router, so they share one scope (a test checks the table for that).
 pub fn router(state: ApiState) -> Router {
-    let mut router = Router::new();
+    let mut paths: Vec<(&'static str, Option<Scope>, axum::routing::MethodRouter<ApiState>)> = Vec::new();
     for route in ROUTES {
         let handler = match (route.method, route.path) {
             ("GET", "/healthz") => get(healthz),
@@ -85,12 +107,25 @@ pub fn router(state: ApiState) -> Router {
             ("GET", "/metrics") => get(metrics),
             ("POST", "/telemetry/config/reload") => post(reload),
             ("GET", "/telemetry/audit") => get(audit_lines),
+            ("GET", "/telemetry/tokens") => get(tokens::list),
+            ("POST", "/telemetry/tokens") => post(tokens::create),
+            ("DELETE", "/telemetry/tokens/{id}") => axum::routing::delete(tokens::revoke),
             _ => continue,
         };
         let scope = match route.scope {
             Some(Scope::Read) if route.path == "/metrics" && state.metrics_public => None,
             scope => scope,
         };
+        match paths.iter().position(|(path, _, _)| *path == route.path) {
+            Some(index) => {
+                let (path, scope, existing) = paths.remove(index);
+                paths.insert(index, (path, scope, existing.merge(handler)));
+            }
+            None => paths.push((route.path, scope, handler)),
+        }
+    }
+    let mut router = Router::new();
+    for (path, scope, handler) in paths {
         let guarded = match scope {
             None => handler,
             Some(scope) => handler.route_layer(middleware::from_fn_with_state(
@@ -98,7 +133,7 @@ pub fn router(state: ApiState) -> Router {
                 move |state: State<ApiState>, request: Request, next: Next| require(state, scope, request, next),
             )),
         };
-        router = router.route(route.path, guarded);
+        router = router.route(path, guarded);
     }
     router.fallback(not_found).with_state(state)
 }
@@ -140,7 +175,7 @@ async fn metrics(State(state): State<ApiState>) -> Response {
 }
 
 /// Who made a request: `token:<id>` with auth on, `unauthenticated` with it off.
-fn actor(principal: Option<&Principal>) -> String {
+pub(crate) fn actor(principal: Option<&Principal>) -> String {
     principal.map_or_else(|| "unauthenticated".to_string(), |principal| format!("token:{}", principal.token_id))
 }
 
@@ -204,7 +239,7 @@ async fn not_found() -> Response {
     error_response(StatusCode::NOT_FOUND, "api.not_found", "no such API route; see the stella-api docs for the routes")
 }
 
-fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
+pub(crate) fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
     (status, axum::Json(json!({"code": code, "message": message}))).into_response()
 }
 

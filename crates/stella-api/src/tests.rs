@@ -31,7 +31,8 @@ async fn start() -> (ApiState, tempfile::TempDir) {
     let source = ConfigSource { profile: Profile::Default, overlay: Some(config) };
     let collector = Collector::start(source, context).await.unwrap();
     let audit = Arc::new(super::audit::AuditLog::new(dir.path()));
-    (ApiState { collector, registry, tokens: None, metrics_public: false, audit }, dir)
+    let token_admin = Arc::new(stella_collector::auth::TokenStore::new(dir.path()));
+    (ApiState { collector, registry, tokens: None, metrics_public: false, audit, token_admin }, dir)
 }
 
 async fn call(state: &ApiState, method: &str, uri: &str) -> (StatusCode, String) {
@@ -120,4 +121,48 @@ async fn every_protected_route_refuses_without_a_token_and_without_its_scope() {
     }
     state.metrics_public = true;
     assert_eq!(call(&state, "GET", "/metrics").await.0, StatusCode::OK, "api.metrics_public opens /metrics");
+}
+
+#[tokio::test]
+async fn operators_manage_tokens_through_the_api_and_it_is_audited() {
+    use stella_collector::auth::{Scope, TokenStore};
+    let (mut state, dir) = start().await;
+    let tokens = Arc::new(TokenStore::new(dir.path()));
+    state.tokens = Some(Arc::clone(&tokens));
+    let (_, operator) = tokens.create("default", [Scope::Operator].into_iter().collect(), None).unwrap();
+    let request = Request::builder()
+        .method("POST")
+        .uri("/telemetry/tokens")
+        .header("authorization", format!("Bearer {operator}"))
+        .header("content-type", "application/json")
+        .body(Body::from(r#"{"tenant":"acme","scopes":["read"],"expires_seconds":3600}"#))
+        .unwrap();
+    let response = router(state.clone()).oneshot(request).await.unwrap();
+    let status = response.status();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&body));
+    let created: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let id = created["id"].as_str().unwrap().to_string();
+    let new_token = created["token"].as_str().unwrap().to_string();
+    assert!(tokens.authorize(Some(&format!("Bearer {new_token}")), Scope::Read).is_ok(), "the new token works at once");
+    let (status, listed) = call_as(&state, "GET", "/telemetry/tokens", Some(&operator)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(listed.contains(&id) && !listed.contains(&new_token), "listed without its secret: {listed}");
+    let (status, _) = call_as(&state, "DELETE", &format!("/telemetry/tokens/{id}"), Some(&operator)).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert!(tokens.authorize(Some(&format!("Bearer {new_token}")), Scope::Read).is_err(), "revoked through the API");
+    let (status, _) = call_as(&state, "DELETE", "/telemetry/tokens/nope", Some(&operator)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let trail = state.audit.lines().unwrap().join("\n");
+    assert!(trail.contains("\"action\":\"token.create\"") && trail.contains("\"action\":\"token.revoke\""), "{trail}");
+    assert!(!trail.contains(&new_token), "a token never reaches the audit trail");
+}
+
+#[test]
+fn routes_of_one_path_share_one_scope() {
+    for route in super::ROUTES {
+        for other in super::ROUTES.iter().filter(|other| other.path == route.path) {
+            assert_eq!(route.scope, other.scope, "{} {} and {} {}", route.method, route.path, other.method, other.path);
+        }
+    }
 }
