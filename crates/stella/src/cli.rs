@@ -113,6 +113,9 @@ pub enum TokensCommand {
         /// Print {"id","tenant","scopes","expires","token"} as JSON.
         #[arg(long)]
         json: bool,
+        /// Ask a running server instead of writing --data-dir.
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
     /// List tokens (never their secrets).
     List {
@@ -122,6 +125,9 @@ pub enum TokensCommand {
         /// Print the records as JSON.
         #[arg(long)]
         json: bool,
+        /// Ask a running server instead of reading --data-dir.
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
     /// Revoke a token by id; it stops working at once, also on a running server.
     Revoke {
@@ -130,7 +136,21 @@ pub enum TokensCommand {
         /// The data directory.
         #[arg(long, value_name = "DIR", default_value = "./stella-data")]
         data_dir: PathBuf,
+        /// Ask a running server instead of writing --data-dir.
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
+}
+
+/// For commands that work offline by default: `--server` makes them ask a running server instead.
+#[derive(Debug, Args, PartialEq, Default)]
+pub struct RemoteArgs {
+    /// The server's API base URL (e.g. http://127.0.0.1:4319); absent: work on --data-dir.
+    #[arg(long)]
+    pub server: Option<String>,
+    /// An operator token for the server.
+    #[arg(long, env = "STELLA_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 /// `stella telemetry audit ...`

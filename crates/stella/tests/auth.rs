@@ -138,3 +138,41 @@ fn token_changes_are_on_the_audit_trail_and_tampering_is_named() {
         String::from_utf8_lossy(&broken.stderr)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tokens_are_managed_on_a_running_server_with_an_operator_token() {
+    let body = format!("auth: {{enabled: true}}\ntenants: [{{id: acme}}]\n{}", file_pipelines(""));
+    let mut stella = Stella::prepare(&common::Extra::default(), &body);
+    let operator = tokens(&stella.data_dir(), &["create", "--tenant", "default", "--scopes", "operator"]);
+    stella.spawn();
+    let server = stella.api_url("");
+    let remote = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_stella"))
+            .args(["telemetry", "tokens"])
+            .args(args)
+            .args(["--server", &server, "--token", operator["token"].as_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+    let created = remote(&["create", "--tenant", "acme", "--scopes", "ingest", "--json"]);
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let created: serde_json::Value = serde_json::from_slice(&created.stdout).unwrap();
+    let ingest = created["token"].as_str().unwrap().to_string();
+    assert_eq!(post(&stella, Some(&ingest)).await.0, 200, "a token made through the API works at once");
+    let listed = remote(&["list", "--json"]);
+    assert!(String::from_utf8_lossy(&listed.stdout).contains(created["id"].as_str().unwrap()));
+    let revoked = remote(&["revoke", created["id"].as_str().unwrap()]);
+    assert!(revoked.status.success(), "{}", String::from_utf8_lossy(&revoked.stderr));
+    assert_eq!(post(&stella, Some(&ingest)).await.0, 401);
+    let refused = Command::new(env!("CARGO_BIN_EXE_stella"))
+        .args(["telemetry", "tokens", "list", "--server", &server, "--token", &ingest])
+        .output()
+        .unwrap();
+    assert_eq!(
+        refused.status.code(),
+        Some(4),
+        "a non-operator token is refused: {}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(stella.terminate().success());
+}

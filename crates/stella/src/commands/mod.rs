@@ -12,7 +12,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         TelemetryCommand::Serve(args) => serve::execute(args).await,
         TelemetryCommand::Loadgen(args) => loadgen::execute(args).await,
-        TelemetryCommand::Tokens { command } => tokens::execute(command),
+        TelemetryCommand::Tokens { command } => tokens::execute(command).await,
         TelemetryCommand::Audit { command: AuditCommand::Verify { data_dir } } => {
             let lines = stella_api::audit::AuditLog::new(&data_dir).verify()?;
             println!("audit trail intact: {lines} lines");

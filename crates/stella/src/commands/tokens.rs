@@ -4,12 +4,40 @@ use std::collections::BTreeSet;
 use stella_api::audit::{AuditEntry, AuditLog};
 use stella_collector::auth::TokenStore;
 
-use crate::cli::TokensCommand;
+use anyhow::Context;
 
-/// Runs a tokens command.
-pub fn execute(command: TokensCommand) -> anyhow::Result<()> {
+use crate::cli::{RemoteArgs, TokensCommand};
+use crate::exit::ServerError;
+
+/// Runs a tokens command, on `--data-dir` or, with `--server`, against a running server.
+pub async fn execute(command: TokensCommand) -> anyhow::Result<()> {
     match command {
-        TokensCommand::Create { tenant, scopes, expires, data_dir, json } => {
+        TokensCommand::Create {
+            tenant,
+            scopes,
+            expires,
+            json,
+            remote: RemoteArgs { server: Some(server), token },
+            ..
+        } => {
+            let body = serde_json::json!({"tenant": tenant, "scopes": scopes, "expires_seconds": expires.map(|e| e.as_secs())});
+            let created =
+                call(reqwest::Method::POST, &server, "/telemetry/tokens", token.as_deref(), Some(body)).await?;
+            if json {
+                println!("{created}");
+            } else {
+                println!("{}", created["token"].as_str().unwrap_or_default());
+            }
+        }
+        TokensCommand::List { json, remote: RemoteArgs { server: Some(server), token }, .. } => {
+            let listed = call(reqwest::Method::GET, &server, "/telemetry/tokens", token.as_deref(), None).await?;
+            println!("{}", if json { listed["tokens"].to_string() } else { listed.to_string() });
+        }
+        TokensCommand::Revoke { id, remote: RemoteArgs { server: Some(server), token }, .. } => {
+            call(reqwest::Method::DELETE, &server, &format!("/telemetry/tokens/{id}"), token.as_deref(), None).await?;
+            println!("token {id} revoked");
+        }
+        TokensCommand::Create { tenant, scopes, expires, data_dir, json, .. } => {
             let scopes: BTreeSet<_> = scopes.into_iter().collect();
             let (record, token) = TokenStore::new(&data_dir).create(&tenant, scopes, expires)?;
             let parameters = serde_json::json!({"id": record.id, "scopes": record.scopes, "expires": record.expires});
@@ -25,7 +53,7 @@ pub fn execute(command: TokensCommand) -> anyhow::Result<()> {
                 );
             }
         }
-        TokensCommand::List { data_dir, json } => {
+        TokensCommand::List { data_dir, json, .. } => {
             let records = TokenStore::new(&data_dir).list()?;
             if json {
                 let listed: Vec<_> = records
@@ -41,7 +69,7 @@ pub fn execute(command: TokensCommand) -> anyhow::Result<()> {
                 }
             }
         }
-        TokensCommand::Revoke { id, data_dir } => {
+        TokensCommand::Revoke { id, data_dir, .. } => {
             if !TokenStore::new(&data_dir).revoke(&id)? {
                 anyhow::bail!("no token with id {id}; `stella telemetry tokens list` shows the ids");
             }
@@ -63,4 +91,35 @@ fn audit(data_dir: &std::path::Path, tenant: &str, action: &str, parameters: ser
     };
     AuditLog::new(data_dir).append(&entry)?;
     Ok(())
+}
+
+/// One API call; the JSON answer, or a [`ServerError`] with the server's code and message.
+async fn call(
+    method: reqwest::Method,
+    server: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> anyhow::Result<serde_json::Value> {
+    let url = format!("{}{path}", server.trim_end_matches('/'));
+    let mut request = reqwest::Client::new().request(method, &url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}; is `stella telemetry serve` running there?"))?;
+    let status = response.status();
+    let bytes = response.bytes().await.with_context(|| format!("cannot read the answer of {url}"))?;
+    let answer: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+    if !status.is_success() {
+        let code = answer["code"].as_str().unwrap_or("unknown");
+        let message = answer["message"].as_str().unwrap_or_default();
+        return Err(ServerError { message: format!("{url} refused ({status}, {code}): {message}") }.into());
+    }
+    Ok(answer)
 }
