@@ -12,10 +12,6 @@ pub const RECEIVER_REQUEST_SIZE: &str = "collector_receiver_request_size_bytes";
 pub const TENANT_QUOTA_REFUSED: &str = "collector_tenant_quota_refused_total";
 /// Bytes of request bodies currently held by receivers.
 pub const RECEIVER_INFLIGHT_BYTES: &str = "collector_receiver_inflight_bytes";
-/// Items per batch leaving a batch processor, by `pipeline`.
-pub const BATCH_SIZE: &str = "collector_processor_batch_size_items";
-/// Batches flushed by a batch processor, by `pipeline`, `trigger` (`size`, `timeout`, `shutdown`).
-pub const BATCH_FLUSHES: &str = "collector_processor_batch_flushes_total";
 /// Items a stage dropped on purpose, by `pipeline`, `stage`, `reason`.
 pub const PROCESSOR_DROPPED_ITEMS: &str = "collector_processor_dropped_items_total";
 /// Items an exporter has taken, by `exporter`, `signal`.

@@ -33,25 +33,6 @@ impl Batch {
         self.request.item_count()
     }
 
-    /// Moves `other`'s items and acknowledgements into this batch. Both must share tenant and signal.
-    pub fn absorb(&mut self, other: Batch) -> Result<(), Batch> {
-        if other.tenant != self.tenant || other.signal() != self.signal() {
-            return Err(other);
-        }
-        let Batch { request, acks, .. } = other;
-        if let Err(request) = self.request.append(request) {
-            return Err(Batch { tenant: Arc::clone(&self.tenant), request, acks });
-        }
-        self.acks.extend(acks);
-        Ok(())
-    }
-
-    /// Keeps the first `keep` items and returns the rest with a share of every acknowledgement.
-    pub fn split_off(&mut self, keep: usize) -> Batch {
-        let rest = self.request.split_off(keep);
-        Batch { tenant: Arc::clone(&self.tenant), request: rest, acks: self.acks.clone() }
-    }
-
     /// Settles every acknowledgement the batch carries with the same outcome.
     pub fn settle(self, result: Result<(), AckError>) {
         for ack in self.acks {

@@ -51,9 +51,4 @@ impl BatchConfig {
         }
         problems
     }
-
-    /// The largest batch this config sends (`usize::MAX` when unbounded).
-    pub(crate) fn max_items(&self) -> usize {
-        if self.send_batch_max_size == 0 { usize::MAX } else { self.send_batch_max_size }
-    }
 }
