@@ -22,6 +22,7 @@ use stella_export::{DebugExporter, ExportError, ExportMetrics, Exporter, NopExpo
 use stella_metrics::{CounterVec, Registry, names};
 use stella_otlp::{AckError, Batch, Signal};
 use stella_pipeline::Stage;
+use stella_pipeline::redaction::Redaction;
 use stella_pipeline::resource_detection::{self, HostFacts, ResourceDetection};
 use tokio::task::JoinHandle;
 
@@ -76,13 +77,26 @@ impl BuildContext {
 /// Exporters in use, by id, with the config each was built from (to reuse unchanged ones on reload).
 type Exporters = BTreeMap<String, (ExporterConfig, Arc<dyn Exporter>)>;
 
-/// Building a topology failed (an exporter could not open its file, ...).
+/// Building a topology failed (an exporter could not open its file, a stage lost its key, ...).
 #[derive(Debug, thiserror::Error)]
-#[error("cannot start exporter {id}: {source}")]
-pub struct BuildError {
-    id: String,
-    #[source]
-    source: ExportError,
+pub enum BuildError {
+    /// An exporter could not start.
+    #[error("cannot start exporter {id}: {source}")]
+    Exporter {
+        /// The exporter id.
+        id: String,
+        /// Why.
+        #[source]
+        source: ExportError,
+    },
+    /// A processor could not be built from its settings.
+    #[error("cannot build processor {id}: {message}")]
+    Processor {
+        /// The processor id.
+        id: String,
+        /// Why, and how to fix it.
+        message: String,
+    },
 }
 
 /// How consumers are stopped.
@@ -140,14 +154,20 @@ impl Topology {
                     _ => None,
                 });
             let split = batch_position.unwrap_or(pipeline.processors.len());
-            let stages = |ids: &[String]| -> Vec<Arc<dyn Stage>> {
-                ids.iter().filter_map(|id| build_stage(id, config.processors.get(id)?, config, context)).collect()
+            let stages = |ids: &[String]| -> Result<Vec<Arc<dyn Stage>>, BuildError> {
+                let mut built = Vec::new();
+                for id in ids {
+                    if let Some(processor) = config.processors.get(id) {
+                        built.extend(build_stage(id, processor, config, context)?);
+                    }
+                }
+                Ok(built)
             };
             let runtime = Arc::new(PipelineRuntime {
                 id: pipeline_id.clone(),
                 signal: pipeline.signal,
-                before_log: stages(&pipeline.processors[..split]),
-                after_batch: stages(&pipeline.processors[split..]),
+                before_log: stages(&pipeline.processors[..split])?,
+                after_batch: stages(&pipeline.processors[split..])?,
                 batch,
                 exporters: pipeline
                     .exporters
@@ -280,12 +300,12 @@ fn build_exporters(
             (Some((_, existing)), _) => Arc::clone(existing),
             (None, ExporterConfig::File(file)) => Arc::new(
                 FileExporter::open(id.clone(), file.clone(), &context.data_dir)
-                    .map_err(|source| BuildError { id: id.clone(), source })?,
+                    .map_err(|source| BuildError::Exporter { id: id.clone(), source })?,
             ),
             (None, ExporterConfig::Debug(debug)) => Arc::new(DebugExporter::new(id.clone(), debug)),
             (None, ExporterConfig::OtlpGrpc(otlp) | ExporterConfig::OtlpHttp(otlp)) => {
                 remote_exporter(id, exporter_config, otlp, config, context)
-                    .map_err(|source| BuildError { id: id.clone(), source })?
+                    .map_err(|source| BuildError::Exporter { id: id.clone(), source })?
             }
             (None, ExporterConfig::Nop) => Arc::new(NopExporter::new(id.clone())),
         };
@@ -334,15 +354,27 @@ fn build_stage(
     processor: &ProcessorConfig,
     config: &Config,
     context: &BuildContext,
-) -> Option<Arc<dyn Stage>> {
-    match processor {
+) -> Result<Option<Arc<dyn Stage>>, BuildError> {
+    Ok(match processor {
         ProcessorConfig::Batch(_) => None,
         ProcessorConfig::ResourceDetection(detection) => {
             let attributes =
                 resource_detection::detect(&detection.detectors, &context.host_facts, config.environment.as_deref());
             Some(Arc::new(ResourceDetection::new(id.to_string(), attributes, detection.override_existing)))
         }
-    }
+        ProcessorConfig::Redaction(settings) => {
+            let key = settings.hash_key_env.as_deref().and_then(std::env::var_os).map(|key| key.into_encoded_bytes());
+            let redactions = context.registry.counter(
+                names::REDACTIONS,
+                "Values removed or masked by the redaction stage, by signal, field and rule.",
+                &["signal", "field", "rule"],
+            );
+            let stage = Redaction::new(id.to_string(), &settings.profile, &settings.policy, key.as_deref(), redactions)
+                .map_err(|error| BuildError::Processor { id: id.to_string(), message: error.to_string() })?;
+            tracing::info!(processor = %id, profile = %stage.profile(), "redaction policy in force");
+            Some(Arc::new(stage))
+        }
+    })
 }
 
 impl PipelineRuntime {

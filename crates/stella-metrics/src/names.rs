@@ -24,3 +24,5 @@ pub const CONFIG_RELOADS: &str = "collector_config_reloads_total";
 pub const EGRESS_BLOCKED: &str = "telemetry_egress_blocked_total";
 /// Always 1, with the `version` label.
 pub const BUILD_INFO: &str = "stella_build_info";
+/// Values removed or masked by the redaction stage, by `signal`, `field` (where), `rule` (which rule).
+pub const REDACTIONS: &str = "telemetry_redactions_total";

@@ -12,6 +12,7 @@ mod stage;
 
 pub mod batch;
 pub mod duration;
+pub mod redaction;
 pub mod resource_detection;
 
 pub use stage::{Dropped, Stage};

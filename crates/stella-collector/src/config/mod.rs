@@ -7,11 +7,12 @@
 mod model;
 mod overlay;
 mod profile;
+mod redaction;
 mod validate;
 
 pub use model::{
     ApiConfig, Config, ExporterConfig, GrpcConfig, HttpConfig, OtlpReceiverConfig, PipelineConfig, ProcessorConfig,
-    StorageConfig, TenantConfig,
+    RedactionSettings, StorageConfig, TenantConfig,
 };
 pub use overlay::merge;
 pub use profile::{Profile, UnknownProfile};
@@ -45,7 +46,8 @@ pub fn effective_value(profile: Profile, overlay: Option<&Path>) -> Result<serde
 
 /// Loads and validates the effective config of `profile` overlaid with `overlay`.
 pub fn load(profile: Profile, overlay: Option<&Path>) -> Result<Config, ConfigErrors> {
-    Config::from_value(&effective_value(profile, overlay)?)
+    let base_dir = overlay.and_then(Path::parent).unwrap_or(Path::new("."));
+    Config::from_value_at(&effective_value(profile, overlay)?, base_dir)
 }
 
 #[cfg(test)]

@@ -112,6 +112,19 @@ pub enum ProcessorConfig {
     Batch(BatchConfig),
     /// `resourcedetection`.
     ResourceDetection(ResourceDetectionConfig),
+    /// `redaction`.
+    Redaction(RedactionSettings),
+}
+
+/// A `redaction` processor with its policy resolved (built-in profile, profile file or inline policy).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedactionSettings {
+    /// The profile name recorded in `stella.redaction.profile`.
+    pub profile: String,
+    /// The policy.
+    pub policy: stella_pipeline::redaction::RedactionPolicy,
+    /// `hash_key_env`: the environment variable holding the HMAC key (for `hash_function: hmac-sha256`).
+    pub hash_key_env: Option<String>,
 }
 
 /// One entry of `exporters`.

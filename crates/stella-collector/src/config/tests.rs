@@ -61,7 +61,7 @@ fn a_pipeline_naming_a_missing_processor_says_what_is_defined() {
     let errors =
         errors_of("service: {pipelines: {logs: {receivers: [otlp], processors: [batch/fast], exporters: [file]}}}");
     assert_eq!(errors.len(), 1, "{errors:?}");
-    assert!(errors[0].starts_with("service.pipelines.logs.processors[0]: `batch/fast` is not defined under `processors:` (defined: batch, resourcedetection)"), "{errors:?}");
+    assert!(errors[0].starts_with("service.pipelines.logs.processors[0]: `batch/fast` is not defined under `processors:` (defined: batch, redaction, resourcedetection)"), "{errors:?}");
 }
 
 #[test]
@@ -109,4 +109,50 @@ fn an_exporter_outside_the_allow_list_names_the_key_and_the_rule_to_add() {
     );
     let bad_rule = errors_of("egress: {allow: [\"https://:1\"]}\n");
     assert!(bad_rule[0].starts_with("egress.allow[0]: \"https://:1\""), "{bad_rule:?}");
+}
+
+#[test]
+fn redaction_profiles_resolve_from_files_built_ins_or_inline_and_errors_name_the_key() {
+    let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
+    let profiles = dir.path().join("redaction-profiles");
+    std::fs::create_dir_all(&profiles).unwrap_or_else(|error| panic!("{error}"));
+    std::fs::write(profiles.join("site.yaml"), "allowed_keys: [app.*]\ndetectors: [email]\n")
+        .unwrap_or_else(|error| panic!("{error}"));
+    std::fs::write(profiles.join("broken.yaml"), "detectors: [ssn]\n").unwrap_or_else(|error| panic!("{error}"));
+    let load = |processor: &str| {
+        let mut value = parse_yaml(Profile::Default.yaml(), "default").unwrap_or_else(|error| panic!("{error}"));
+        merge(&mut value, parse_yaml(&format!("processors: {{redaction: {processor}}}"), "test").unwrap_or_default());
+        Config::from_value_at(&value, dir.path())
+    };
+    let settings =
+        |config: Result<Config, ConfigErrors>| match config.map(|config| config.processors.get("redaction").cloned()) {
+            Ok(Some(ProcessorConfig::Redaction(settings))) => settings,
+            other => panic!("{other:?}"),
+        };
+    let site = settings(load("{profile: site}"));
+    assert_eq!((site.profile.as_str(), site.policy.allowed_keys.clone()), ("site", vec!["app.*".to_string()]));
+    assert_eq!(settings(load("{profile: strict}")).policy.summary, stella_pipeline::redaction::Summary::Debug);
+    let inline = settings(load("{profile: mine, policy: {allow_all_keys: true}}"));
+    assert!(inline.policy.allow_all_keys);
+    for (processor, wanted) in [
+        ("{profile: nowhere}", "processors.redaction.profile: no profile \"nowhere\""),
+        ("{profile: broken}", "processors.redaction.profile: "),
+        ("{profile: ../etc}", "processors.redaction.profile: \"../etc\" is not a profile name"),
+        (
+            "{policy: {blocked_values: ['(']}}",
+            "processors.redaction: redaction profile default: blocked_values pattern",
+        ),
+        ("{policy: {summary: loud}}", "processors.redaction.policy.summary: unknown variant"),
+        (
+            "{policy: {hash_function: hmac-sha256}}",
+            "processors.redaction.hash_key_env: hash_function: hmac-sha256 needs a key",
+        ),
+        (
+            "{policy: {hash_function: hmac-sha256}, hash_key_env: STELLA_TEST_UNSET_KEY}",
+            "processors.redaction.hash_key_env: the environment variable STELLA_TEST_UNSET_KEY is not set",
+        ),
+    ] {
+        let errors = load(processor).err().map(|errors| errors.to_string()).unwrap_or_default();
+        assert!(errors.contains(wanted), "{processor}: {errors}");
+    }
 }

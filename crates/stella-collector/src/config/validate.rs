@@ -2,6 +2,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::Path;
 
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -59,21 +60,27 @@ impl fmt::Display for ConfigErrors {
 const TOP_LEVEL_KEYS: &[&str] =
     &["receivers", "processors", "exporters", "service", "api", "environment", "storage", "egress", "auth", "tenants"];
 const RECEIVER_TYPES: &[&str] = &["otlp"];
-const PROCESSOR_TYPES: &[&str] = &["batch", "resourcedetection"];
+const PROCESSOR_TYPES: &[&str] = &["batch", "redaction", "resourcedetection"];
 const EXPORTER_TYPES: &[&str] = &["debug", "file", "nop", "otlp", "otlphttp"];
 
 #[derive(Default)]
-struct Problems(Vec<ConfigError>);
+pub(super) struct Problems(Vec<ConfigError>);
 
 impl Problems {
-    fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
+    pub(super) fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.0.push(ConfigError { path: path.into(), message: message.into() });
     }
 }
 
 impl Config {
-    /// Validates a merged config value, reporting every problem at once.
+    /// Validates a merged config value, reporting every problem at once; relative paths in it (redaction
+    /// profile directories) resolve against the working directory.
     pub fn from_value(root: &Value) -> Result<Config, ConfigErrors> {
+        Config::from_value_at(root, Path::new("."))
+    }
+
+    /// [`Config::from_value`] with relative paths resolved against `base_dir` (the config file's directory).
+    pub fn from_value_at(root: &Value, base_dir: &Path) -> Result<Config, ConfigErrors> {
         let mut problems = Problems::default();
         let empty = Map::new();
         let root = object(root, "(top level)", &mut problems).unwrap_or(&empty);
@@ -94,6 +101,9 @@ impl Config {
                         problems.add(format!("{path}.{key}"), message);
                     }
                     Some(ProcessorConfig::Batch(config))
+                }
+                "redaction" => {
+                    super::redaction::settings(value, path, base_dir, problems).map(ProcessorConfig::Redaction)
                 }
                 _ => typed(value, path, problems).map(ProcessorConfig::ResourceDetection),
             });
@@ -191,7 +201,7 @@ fn object<'a>(value: &'a Value, path: &str, problems: &mut Problems) -> Option<&
 }
 
 /// Deserializes one component's settings with serde, reporting the failing key path inside it.
-fn typed<T: DeserializeOwned>(value: &Value, path: &str, problems: &mut Problems) -> Option<T> {
+pub(super) fn typed<T: DeserializeOwned>(value: &Value, path: &str, problems: &mut Problems) -> Option<T> {
     let empty = Value::Object(Map::new());
     let value = if value.is_null() { &empty } else { value };
     match serde_path_to_error::deserialize::<_, T>(value) {
@@ -550,7 +560,7 @@ fn check_references(ids: &[String], defined: &[String], path: &str, section: &st
 }
 
 /// `value` (a component's settings) without `key`, which the collector handles for every component.
-fn without_key(value: &Value, key: &str) -> Value {
+pub(super) fn without_key(value: &Value, key: &str) -> Value {
     match value {
         Value::Object(map) => Value::Object(
             map.iter().filter(|(name, _)| name.as_str() != key).map(|(k, v)| (k.clone(), v.clone())).collect(),
