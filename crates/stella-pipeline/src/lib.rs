@@ -14,5 +14,6 @@ pub mod batch;
 pub mod duration;
 pub mod redaction;
 pub mod resource_detection;
+pub mod tail_sampling;
 
 pub use stage::{Dropped, Stage};

@@ -1,0 +1,610 @@
+//! [`TailSampler`]: buffers spans by trace id, decides traces when they are due, remembers decisions.
+//!
+//! The engine is pure: the caller feeds it log records with their sequence numbers and the time, and
+//! gets back what to emit and what was dropped, so the same inputs give the same decisions.
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+use prost::Message;
+use stella_otlp::proto::collector::trace::v1::ExportTraceServiceRequest;
+use stella_otlp::proto::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
+use stella_otlp::proto::resource::v1::Resource;
+use stella_otlp::proto::trace::v1::{ResourceSpans, ScopeSpans, Span};
+
+use super::cache::DecisionCache;
+use super::config::TailSamplingConfig;
+use super::policy::{Decision, Policies, PolicyError, RateState, TraceSummary, percent_threshold, sampled_by_hash};
+
+/// The span attribute naming the policy that kept a trace.
+pub const POLICY_ATTRIBUTE: &str = "sampling.policy";
+/// The span attribute carrying the policy set's version.
+pub const POLICY_VERSION_ATTRIBUTE: &str = "sampling.policy_version";
+/// `sampling.policy` of traces kept because their service was in incident mode.
+pub const INCIDENT_POLICY: &str = "incident_mode";
+/// `sampling.policy` of traces kept by stateless trace-id sampling under stress relief.
+pub const STRESS_POLICY: &str = "stress_relief";
+
+/// Cache payloads beyond the policy indices.
+const INCIDENT_PAYLOAD: u8 = 250;
+const STRESS_PAYLOAD: u8 = 251;
+const UNKNOWN_PAYLOAD: u8 = 252;
+
+/// Bytes counted per buffered trace and per resource/scope group on top of the span bytes: the map
+/// entry, the queue entries, the summary and the group headers.
+const TRACE_OVERHEAD: u64 = 224;
+const GROUP_OVERHEAD: u64 = 48;
+
+/// Which services incident mode covers for this sampler's tenant.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum IncidentScope {
+    /// Incident mode is off.
+    #[default]
+    Off,
+    /// Every service.
+    All,
+    /// These services.
+    Services(BTreeSet<String>),
+}
+
+impl IncidentScope {
+    fn covers(&self, services: &[Arc<str>]) -> bool {
+        match self {
+            IncidentScope::Off => false,
+            IncidentScope::All => true,
+            IncidentScope::Services(named) => services.iter().any(|service| named.contains(service.as_ref())),
+        }
+    }
+}
+
+/// The resource and scope a group of buffered spans came with.
+#[derive(Debug)]
+struct Context {
+    resource: Option<Resource>,
+    resource_schema_url: String,
+    scope: Option<InstrumentationScope>,
+    scope_schema_url: String,
+}
+
+/// One undecided trace.
+#[derive(Debug)]
+struct Buffered {
+    first_seen_ms: u64,
+    first_seq: u64,
+    summary: TraceSummary,
+    services: Vec<Arc<str>>,
+    /// Length-delimited encoded spans per context.
+    groups: Vec<(Arc<Context>, Vec<u8>)>,
+    bytes: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct QueueEntry {
+    trace_id: [u8; 16],
+    since_ms: u64,
+}
+
+/// What one step of the sampler produced.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Spans to pass on (kept traces and late spans of kept traces), with their `sampling.*` attributes.
+    pub kept: ExportTraceServiceRequest,
+    /// Spans in `kept`.
+    pub kept_spans: u64,
+    /// Traces kept, by policy name.
+    pub kept_traces: BTreeMap<String, u64>,
+    /// Spans dropped, by reason (`not_sampled`, `drop_policy`, `stress_relief`, `late_span_of_dropped_trace`).
+    pub dropped_spans: BTreeMap<&'static str, u64>,
+    /// Traces decided before their time because the buffer was at its budget or a trace at its cap.
+    pub early_decisions: u64,
+    /// Set when stress relief started (`true`) or ended (`false`) in this step.
+    pub stress_changed: Option<bool>,
+}
+
+impl Outcome {
+    fn drop_spans(&mut self, reason: &'static str, spans: u64) {
+        *self.dropped_spans.entry(reason).or_insert(0) += spans;
+    }
+}
+
+/// Where a replay after a restart stands: decisions made before the crash are honoured.
+#[derive(Debug, Default)]
+struct ReplayGuard {
+    /// Records before this were read before the checkpoint: their decided spans were handled then.
+    read_seq: u64,
+    /// Spans already passed on after the checkpoint (found in the output log).
+    emitted: HashSet<([u8; 16], [u8; 8])>,
+    /// The guard ends once the replay reaches this record.
+    until_seq: u64,
+}
+
+/// What a checkpoint holds: enough to replay the input log after a restart and reach the same decisions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// The first input record not yet read.
+    pub read_seq: u64,
+    /// The first input record holding a span of an undecided trace (replay starts here).
+    pub replay_seq: u64,
+    /// Keep cache: its capacity and occupied slots.
+    pub keep: (u64, Vec<(u64, u64)>),
+    /// Drop cache: its capacity and occupied slots.
+    pub drop: (u64, Vec<(u64, u64)>),
+}
+
+/// The tail sampler of one pipeline and tenant.
+#[derive(Debug)]
+pub struct TailSampler {
+    config: TailSamplingConfig,
+    policies: Arc<Policies>,
+    traces: HashMap<[u8; 16], Buffered>,
+    queue: VecDeque<QueueEntry>,
+    root_queue: VecDeque<QueueEntry>,
+    buffered_bytes: u64,
+    keep: DecisionCache,
+    drop: DecisionCache,
+    rates: RateState,
+    stress: bool,
+    incident: IncidentScope,
+    read_seq: u64,
+    replay: Option<ReplayGuard>,
+}
+
+impl TailSampler {
+    /// A sampler with `config`, starting at input record `read_seq`.
+    pub fn new(config: TailSamplingConfig, read_seq: u64) -> Result<Self, PolicyError> {
+        let policies = Arc::new(Policies::compile(&config)?);
+        Ok(TailSampler {
+            keep: DecisionCache::new(config.decision_cache.sampled_cache_size),
+            drop: DecisionCache::new(config.decision_cache.non_sampled_cache_size),
+            config,
+            policies,
+            traces: HashMap::new(),
+            queue: VecDeque::new(),
+            root_queue: VecDeque::new(),
+            buffered_bytes: 0,
+            rates: RateState::default(),
+            stress: false,
+            incident: IncidentScope::Off,
+            read_seq,
+            replay: None,
+        })
+    }
+
+    /// Applies new settings and policies (a reload) without losing buffered traces or decisions.
+    pub fn reconfigure(&mut self, config: TailSamplingConfig) -> Result<(), PolicyError> {
+        self.policies = Arc::new(Policies::compile(&config)?);
+        if config.decision_cache != self.config.decision_cache {
+            self.keep = DecisionCache::new(config.decision_cache.sampled_cache_size);
+            self.drop = DecisionCache::new(config.decision_cache.non_sampled_cache_size);
+        }
+        self.config = config;
+        Ok(())
+    }
+
+    /// The policy set's version.
+    pub fn policy_version(&self) -> &str {
+        self.policies.version()
+    }
+
+    /// Bytes of buffered traces, as counted against `max_buffered_bytes`.
+    pub fn buffered_bytes(&self) -> u64 {
+        self.buffered_bytes
+    }
+
+    /// Undecided traces.
+    pub fn buffered_traces(&self) -> usize {
+        self.traces.len()
+    }
+
+    /// Whether stress relief is on.
+    pub fn stressed(&self) -> bool {
+        self.stress
+    }
+
+    /// Bytes held by the two decision caches.
+    pub fn cache_bytes(&self) -> usize {
+        self.keep.memory_bytes() + self.drop.memory_bytes()
+    }
+
+    /// The first input record not yet read.
+    pub fn read_seq(&self) -> u64 {
+        self.read_seq
+    }
+
+    /// The first input record a restart must replay: the oldest holding a span of an undecided trace.
+    pub fn replay_seq(&self) -> u64 {
+        self.traces.values().map(|trace| trace.first_seq).min().unwrap_or(self.read_seq).min(self.read_seq)
+    }
+
+    /// Changes incident mode; buffered traces it now covers are kept at once.
+    pub fn set_incident(&mut self, scope: IncidentScope, now_ms: u64, out: &mut Outcome) {
+        self.incident = scope;
+        if self.incident == IncidentScope::Off {
+            return;
+        }
+        let covered: Vec<[u8; 16]> = self
+            .traces
+            .iter()
+            .filter(|(_, trace)| self.incident.covers(&trace.services))
+            .map(|(trace_id, _)| *trace_id)
+            .collect();
+        for trace_id in covered {
+            self.decide(trace_id, now_ms, out);
+        }
+    }
+
+    /// Reads one input record (`seq`) at `now_ms`.
+    pub fn ingest(&mut self, seq: u64, request: ExportTraceServiceRequest, now_ms: u64, out: &mut Outcome) {
+        let before_checkpoint = self.replay.as_ref().is_some_and(|guard| seq < guard.read_seq);
+        for group in request.resource_spans {
+            let resource_attributes = group.resource.as_ref().map_or(&[][..], |resource| &resource.attributes[..]);
+            let service: Option<Arc<str>> = resource_attributes
+                .iter()
+                .find(|attribute| attribute.key == "service.name")
+                .and_then(|attribute| match attribute.value.as_ref()?.value.as_ref()? {
+                    any_value::Value::StringValue(name) => Some(Arc::from(name.as_str())),
+                    _ => None,
+                });
+            let resource_attributes = resource_attributes.to_vec();
+            for scope_group in group.scope_spans {
+                let context = Arc::new(Context {
+                    resource: group.resource.clone(),
+                    resource_schema_url: group.schema_url.clone(),
+                    scope: scope_group.scope,
+                    scope_schema_url: scope_group.schema_url,
+                });
+                for span in scope_group.spans {
+                    let trace_id = id16(&span.trace_id);
+                    let span_key = (trace_id, id8(&span.span_id));
+                    if self.replay.as_ref().is_some_and(|guard| guard.emitted.contains(&span_key)) {
+                        continue;
+                    }
+                    if let Some(payload) = self.keep.get(&trace_id) {
+                        if !before_checkpoint {
+                            let name = self.payload_name(payload);
+                            self.emit(&context, vec![span], &name, out);
+                        }
+                        continue;
+                    }
+                    if self.drop.get(&trace_id).is_some() {
+                        if !before_checkpoint {
+                            out.drop_spans("late_span_of_dropped_trace", 1);
+                        }
+                        continue;
+                    }
+                    if self.stress && !self.traces.contains_key(&trace_id) {
+                        self.decide_stateless(trace_id, &context, span, service.clone(), out);
+                        continue;
+                    }
+                    self.buffer(trace_id, &context, span, &resource_attributes, service.clone(), seq, now_ms, out);
+                }
+            }
+        }
+        self.read_seq = self.read_seq.max(seq + 1);
+        if self.replay.as_ref().is_some_and(|guard| self.read_seq >= guard.until_seq) {
+            self.replay = None;
+        }
+        self.enforce_budget(now_ms, out);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn buffer(
+        &mut self,
+        trace_id: [u8; 16],
+        context: &Arc<Context>,
+        span: Span,
+        resource: &[KeyValue],
+        service: Option<Arc<str>>,
+        seq: u64,
+        now_ms: u64,
+        out: &mut Outcome,
+    ) {
+        let bits = self.policies.span_bits(&span, resource);
+        let is_root = span.parent_span_id.is_empty();
+        let trace = self.traces.entry(trace_id).or_insert_with(|| {
+            self.queue.push_back(QueueEntry { trace_id, since_ms: now_ms });
+            self.buffered_bytes += TRACE_OVERHEAD;
+            Buffered {
+                first_seen_ms: now_ms,
+                first_seq: seq,
+                summary: TraceSummary { min_start: u64::MAX, ..TraceSummary::default() },
+                services: Vec::new(),
+                groups: Vec::new(),
+                bytes: TRACE_OVERHEAD,
+            }
+        });
+        let summary = &mut trace.summary;
+        summary.matched |= bits;
+        summary.spans += 1;
+        summary.min_start = summary.min_start.min(span.start_time_unix_nano);
+        summary.max_end = summary.max_end.max(span.end_time_unix_nano);
+        if let Some(service) = service.as_ref().filter(|service| !trace.services.contains(service)) {
+            trace.services.push(Arc::clone(service));
+        }
+        if summary.service.is_none() || is_root {
+            summary.service = service.or_else(|| summary.service.clone());
+        }
+        let mut root_due = None;
+        if is_root && !summary.has_root {
+            summary.has_root = true;
+            if let Some(after_root) = self.config.decision_wait_after_root_received {
+                root_due = Some(now_ms + after_root.as_millis() as u64);
+            }
+        }
+        let mut added = span.encoded_len() as u64 + 2;
+        if !matches!(trace.groups.last(), Some((last, _)) if Arc::ptr_eq(last, context)) {
+            added += GROUP_OVERHEAD;
+            trace.groups.push((Arc::clone(context), Vec::new()));
+        }
+        let Some((_, group)) = trace.groups.last_mut() else { return };
+        let needed = span.encoded_len() + 10;
+        if group.capacity() - group.len() < needed {
+            // Grow by a quarter at a time, so buffered bytes stay close to the spans' own size.
+            group.reserve_exact(needed.max(group.len() / 4));
+        }
+        if span.encode_length_delimited(group).is_err() {
+            // Unreachable: the buffer was reserved above.
+            return;
+        }
+        trace.bytes += added;
+        self.buffered_bytes += added;
+        let over_cap = trace.bytes > self.config.max_trace_bytes;
+        if let Some(due) = root_due {
+            self.root_queue.push_back(QueueEntry { trace_id, since_ms: due });
+        }
+        if over_cap {
+            out.early_decisions += 1;
+            self.decide(trace_id, now_ms, out);
+        }
+    }
+
+    /// Decides every trace that is due at `now_ms` (its wait passed, or its root's shorter wait).
+    pub fn decide_due(&mut self, now_ms: u64, out: &mut Outcome) {
+        let wait = self.config.decision_wait.as_millis() as u64;
+        while let Some(entry) = self.queue.front().copied() {
+            match self.traces.get(&entry.trace_id) {
+                Some(trace) if trace.first_seen_ms == entry.since_ms => {
+                    if entry.since_ms + wait > now_ms {
+                        break;
+                    }
+                    self.queue.pop_front();
+                    self.decide(entry.trace_id, now_ms, out);
+                }
+                _ => {
+                    self.queue.pop_front();
+                }
+            }
+        }
+        while let Some(entry) = self.root_queue.front().copied() {
+            if entry.since_ms > now_ms {
+                break;
+            }
+            self.root_queue.pop_front();
+            self.decide(entry.trace_id, now_ms, out);
+        }
+        self.end_stress_if_relieved(out);
+    }
+
+    /// Decides every buffered trace now (used when draining at shutdown is not wanted: tests, tools).
+    pub fn decide_all(&mut self, now_ms: u64, out: &mut Outcome) {
+        let all: Vec<[u8; 16]> = self.queue.iter().map(|entry| entry.trace_id).collect();
+        for trace_id in all {
+            self.decide(trace_id, now_ms, out);
+        }
+        self.queue.clear();
+        self.root_queue.clear();
+    }
+
+    fn enforce_budget(&mut self, now_ms: u64, out: &mut Outcome) {
+        let wait = self.config.decision_wait.as_millis() as u64;
+        let mut pressed = false;
+        while self.buffered_bytes > self.config.max_buffered_bytes {
+            let Some(entry) = self.queue.pop_front() else { break };
+            let Some(trace) = self.traces.get(&entry.trace_id) else { continue };
+            if trace.first_seen_ms != entry.since_ms {
+                continue;
+            }
+            // The oldest trace had less than half its wait: the buffer cannot hold the incoming rate.
+            pressed |= now_ms.saturating_sub(trace.first_seen_ms) < wait / 2;
+            out.early_decisions += 1;
+            self.decide(entry.trace_id, now_ms, out);
+        }
+        if pressed && !self.stress {
+            self.stress = true;
+            out.stress_changed = Some(true);
+        }
+        self.end_stress_if_relieved(out);
+    }
+
+    fn end_stress_if_relieved(&mut self, out: &mut Outcome) {
+        if self.stress && self.buffered_bytes < self.config.max_buffered_bytes / 2 {
+            self.stress = false;
+            out.stress_changed = Some(false);
+        }
+    }
+
+    fn decide_stateless(
+        &mut self,
+        trace_id: [u8; 16],
+        context: &Arc<Context>,
+        span: Span,
+        service: Option<Arc<str>>,
+        out: &mut Outcome,
+    ) {
+        let services: Vec<Arc<str>> = service.into_iter().collect();
+        let threshold = percent_threshold(self.config.stress_relief_percentage);
+        let payload = if self.incident.covers(&services) {
+            Some(INCIDENT_PAYLOAD)
+        } else if sampled_by_hash(&trace_id, "", threshold) {
+            Some(STRESS_PAYLOAD)
+        } else {
+            None
+        };
+        match payload {
+            Some(payload) => {
+                self.keep.insert(&trace_id, payload);
+                let name = self.payload_name(payload);
+                *out.kept_traces.entry(name.clone()).or_insert(0) += 1;
+                self.emit(context, vec![span], &name, out);
+            }
+            None => {
+                self.drop.insert(&trace_id, 0);
+                out.drop_spans("stress_relief", 1);
+            }
+        }
+    }
+
+    fn decide(&mut self, trace_id: [u8; 16], now_ms: u64, out: &mut Outcome) {
+        let Some(trace) = self.traces.remove(&trace_id) else { return };
+        self.buffered_bytes = self.buffered_bytes.saturating_sub(trace.bytes);
+        let decision = if self.incident.covers(&trace.services) {
+            Decision::Keep(usize::from(INCIDENT_PAYLOAD))
+        } else {
+            self.policies.decide(&trace_id, &trace.summary, now_ms, &mut self.rates)
+        };
+        let spans = u64::from(trace.summary.spans);
+        match decision {
+            Decision::Keep(index) => {
+                let payload = u8::try_from(index).unwrap_or(UNKNOWN_PAYLOAD);
+                self.keep.insert(&trace_id, payload);
+                let name = self.payload_name(payload);
+                *out.kept_traces.entry(name.clone()).or_insert(0) += 1;
+                for (context, bytes) in &trace.groups {
+                    let mut spans = Vec::new();
+                    let mut rest = &bytes[..];
+                    while !rest.is_empty() {
+                        match Span::decode_length_delimited(&mut rest) {
+                            Ok(span) => spans.push(span),
+                            Err(_) => break,
+                        }
+                    }
+                    self.emit(context, spans, &name, out);
+                }
+            }
+            Decision::Drop => {
+                self.drop.insert(&trace_id, 0);
+                out.drop_spans("drop_policy", spans);
+            }
+            Decision::NotSampled => {
+                self.drop.insert(&trace_id, 0);
+                out.drop_spans("not_sampled", spans);
+            }
+        }
+    }
+
+    fn payload_name(&self, payload: u8) -> String {
+        match payload {
+            INCIDENT_PAYLOAD => INCIDENT_POLICY.to_string(),
+            STRESS_PAYLOAD => STRESS_POLICY.to_string(),
+            index => self.policies.name(usize::from(index)).unwrap_or("unknown").to_string(),
+        }
+    }
+
+    fn emit(&self, context: &Context, mut spans: Vec<Span>, policy: &str, out: &mut Outcome) {
+        let version = self.policies.version();
+        for span in &mut spans {
+            span.attributes
+                .retain(|attribute| attribute.key != POLICY_ATTRIBUTE && attribute.key != POLICY_VERSION_ATTRIBUTE);
+            span.attributes.push(string_attribute(POLICY_ATTRIBUTE, policy));
+            span.attributes.push(string_attribute(POLICY_VERSION_ATTRIBUTE, version));
+        }
+        out.kept_spans += spans.len() as u64;
+        out.kept.resource_spans.push(ResourceSpans {
+            resource: context.resource.clone(),
+            scope_spans: vec![ScopeSpans {
+                scope: context.scope.clone(),
+                spans,
+                schema_url: context.scope_schema_url.clone(),
+            }],
+            schema_url: context.resource_schema_url.clone(),
+        });
+    }
+
+    /// The state a restart needs (see [`TailSampler::recover`]).
+    pub fn checkpoint(&self) -> Checkpoint {
+        let slots = |cache: &DecisionCache| {
+            (cache.capacity() as u64, cache.entries().map(|(index, entry)| (index as u64, entry)).collect())
+        };
+        Checkpoint {
+            read_seq: self.read_seq,
+            replay_seq: self.replay_seq(),
+            keep: slots(&self.keep),
+            drop: slots(&self.drop),
+        }
+    }
+
+    /// Restores a checkpoint and the spans passed on after it (read back from the output log, with their
+    /// `sampling.policy`), and returns the input record to replay from. Spans already passed on are not
+    /// passed on again; spans of traces decided before the checkpoint are not decided again.
+    pub fn recover(
+        &mut self,
+        checkpoint: Option<&Checkpoint>,
+        emitted_after: &ExportTraceServiceRequest,
+        input_head: u64,
+    ) -> u64 {
+        let mut guard = ReplayGuard { until_seq: input_head, ..ReplayGuard::default() };
+        let replay_from = match checkpoint {
+            Some(checkpoint) => {
+                for (cache, (capacity, slots)) in
+                    [(&mut self.keep, &checkpoint.keep), (&mut self.drop, &checkpoint.drop)]
+                {
+                    if cache.capacity() as u64 == *capacity {
+                        cache.restore(slots.iter().map(|(index, entry)| (*index as usize, *entry)));
+                    }
+                }
+                guard.read_seq = checkpoint.read_seq;
+                self.read_seq = checkpoint.replay_seq;
+                checkpoint.replay_seq
+            }
+            None => self.read_seq,
+        };
+        for span in
+            emitted_after.resource_spans.iter().flat_map(|group| &group.scope_spans).flat_map(|scope| &scope.spans)
+        {
+            let trace_id = id16(&span.trace_id);
+            let policy =
+                span.attributes.iter().find(|attribute| attribute.key == POLICY_ATTRIBUTE).and_then(|attribute| {
+                    match attribute.value.as_ref()?.value.as_ref()? {
+                        any_value::Value::StringValue(name) => Some(name.as_str()),
+                        _ => None,
+                    }
+                });
+            let payload = match policy {
+                Some(INCIDENT_POLICY) => INCIDENT_PAYLOAD,
+                Some(STRESS_POLICY) => STRESS_PAYLOAD,
+                Some(name) => {
+                    self.policies.index_of(name).and_then(|index| u8::try_from(index).ok()).unwrap_or(UNKNOWN_PAYLOAD)
+                }
+                None => UNKNOWN_PAYLOAD,
+            };
+            self.keep.insert(&trace_id, payload);
+            guard.emitted.insert((trace_id, id8(&span.span_id)));
+        }
+        if guard.until_seq > replay_from {
+            self.replay = Some(guard);
+        }
+        replay_from
+    }
+}
+
+fn string_attribute(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.to_string(),
+        value: Some(AnyValue { value: Some(any_value::Value::StringValue(value.to_string())) }),
+        ..Default::default()
+    }
+}
+
+/// A trace id as 16 bytes (shorter or longer ids are padded or cut; the validator refuses them anyway).
+fn id16(bytes: &[u8]) -> [u8; 16] {
+    let mut id = [0u8; 16];
+    let len = bytes.len().min(16);
+    id[..len].copy_from_slice(&bytes[..len]);
+    id
+}
+
+fn id8(bytes: &[u8]) -> [u8; 8] {
+    let mut id = [0u8; 8];
+    let len = bytes.len().min(8);
+    id[..len].copy_from_slice(&bytes[..len]);
+    id
+}
