@@ -25,8 +25,8 @@ SECRETS = [EMAIL, JWT, CARD, PASSWORD]
 
 @pytest.fixture
 def default_profile():
-    # Only ports in the overlay: processors, exporters and pipelines are the default profile's own.
-    server = Stella("")
+    # The default profile's processors, exporters and pipelines; tail sampling keeps everything, quickly.
+    server = Stella("processors:\n  tail_sampling: {decision_wait: 200ms, policies: [{name: all, type: always_sample}]}\n")
     yield server
     if server.process.poll() is None:
         server.process.kill()

@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 pub mod audit;
+pub mod incidents;
 mod tokens;
 
 use std::sync::Arc;
@@ -78,6 +79,18 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         method: "GET",
+        path: "/telemetry/incidents/mode",
+        scope: Some(Scope::Admin),
+        summary: "incident mode of the token's tenant (?tenant= for operators; * for all)",
+    },
+    Route {
+        method: "POST",
+        path: "/telemetry/incidents/mode",
+        scope: Some(Scope::Admin),
+        summary: "{state: on|off, services?, reason, ttl?, tenant?}: keep the services' traces at 100% until off or ttl",
+    },
+    Route {
+        method: "GET",
         path: "/telemetry/tokens",
         scope: Some(Scope::Operator),
         summary: "token records (never secrets)",
@@ -107,6 +120,8 @@ pub fn router(state: ApiState) -> Router {
             ("GET", "/metrics") => get(metrics),
             ("POST", "/telemetry/config/reload") => post(reload),
             ("GET", "/telemetry/audit") => get(audit_lines),
+            ("GET", "/telemetry/incidents/mode") => get(incidents::get_mode),
+            ("POST", "/telemetry/incidents/mode") => post(incidents::set_mode),
             ("GET", "/telemetry/tokens") => get(tokens::list),
             ("POST", "/telemetry/tokens") => post(tokens::create),
             ("DELETE", "/telemetry/tokens/{id}") => axum::routing::delete(tokens::revoke),
@@ -174,6 +189,47 @@ async fn metrics(State(state): State<ApiState>) -> Response {
     ([(header::CONTENT_TYPE, content_type)], state.registry.encode()).into_response()
 }
 
+/// Appends an action to the audit trail; the error response to send if that failed.
+pub(crate) fn audited(
+    state: &ApiState,
+    principal: Option<&Principal>,
+    tenant: &str,
+    action: &str,
+    parameters: serde_json::Value,
+) -> Option<Response> {
+    let entry = AuditEntry {
+        actor: actor(principal),
+        tenant: tenant.into(),
+        action: action.into(),
+        parameters,
+        result: "ok".into(),
+    };
+    state
+        .audit
+        .append(&entry)
+        .err()
+        .map(|error| error_response(StatusCode::INTERNAL_SERVER_ERROR, error.code(), &error.to_string()))
+}
+
+/// The tenant a request acts for: the token's, unless the body or query names another, which only an
+/// operator token may do (403 `auth.tenant_mismatch` otherwise). With auth off: the named one or `default`.
+pub(crate) fn tenant_of(principal: Option<&Principal>, requested: Option<&str>) -> Result<String, ApiError> {
+    match (principal, requested) {
+        (None, requested) => Ok(requested.unwrap_or("default").to_string()),
+        (Some(principal), None) => Ok(principal.tenant.clone()),
+        (Some(principal), Some(requested)) if requested == principal.tenant => Ok(principal.tenant.clone()),
+        (Some(principal), Some(requested)) if principal.scopes.contains(&Scope::Operator) => Ok(requested.to_string()),
+        (Some(principal), Some(requested)) => Err(ApiError {
+            status: StatusCode::FORBIDDEN,
+            code: "auth.tenant_mismatch",
+            message: format!(
+                "this token belongs to tenant {:?} and cannot act for {requested:?}; leave the tenant out or use that tenant's token",
+                principal.tenant
+            ),
+        }),
+    }
+}
+
 /// Who made a request: `token:<id>` with auth on, `unauthenticated` with it off.
 pub(crate) fn actor(principal: Option<&Principal>) -> String {
     principal.map_or_else(|| "unauthenticated".to_string(), |principal| format!("token:{}", principal.token_id))
@@ -237,6 +293,20 @@ async fn audit_lines(State(state): State<ApiState>, page: axum::extract::Query<P
 
 async fn not_found() -> Response {
     error_response(StatusCode::NOT_FOUND, "api.not_found", "no such API route; see the stella-api docs for the routes")
+}
+
+/// An API error: its status, stable code and message, answered as JSON `{"code","message"}`.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    pub(crate) status: StatusCode,
+    pub(crate) code: &'static str,
+    pub(crate) message: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        error_response(self.status, self.code, &self.message)
+    }
 }
 
 pub(crate) fn error_response(status: StatusCode, code: &str, message: &str) -> Response {

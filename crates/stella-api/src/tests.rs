@@ -17,9 +17,13 @@ use super::{ApiState, register_build_info, router};
 const CONFIG: &str = "receivers:\n  otlp:\n    protocols:\n      grpc: {endpoint: 127.0.0.1:0}\n      http: {endpoint: 127.0.0.1:0}\nexporters: {nop: {}}\nservice:\n  pipelines:\n    traces: {receivers: [otlp], exporters: [nop]}\n    metrics: null\n    logs: null\n";
 
 async fn start() -> (ApiState, tempfile::TempDir) {
+    start_with(CONFIG).await
+}
+
+async fn start_with(config_text: &str) -> (ApiState, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("stella.yaml");
-    std::fs::write(&config, CONFIG).unwrap();
+    std::fs::write(&config, config_text).unwrap();
     let registry = Registry::default();
     register_build_info(&registry, "1.2.3");
     let context = Environment {
@@ -165,4 +169,81 @@ fn routes_of_one_path_share_one_scope() {
             assert_eq!(route.scope, other.scope, "{} {} and {} {}", route.method, route.path, other.method, other.path);
         }
     }
+}
+
+async fn send_json(
+    state: &ApiState,
+    method: &str,
+    uri: &str,
+    token: &str,
+    body: &str,
+) -> (StatusCode, serde_json::Value) {
+    let request = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let response = router(state.clone()).oneshot(request).await.unwrap();
+    let status = response.status();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&body).unwrap_or_default())
+}
+
+#[tokio::test]
+async fn incident_mode_is_tenant_scoped_and_a_tenant_in_the_body_must_be_the_tokens() {
+    use stella_collector::auth::{Scope, TokenStore};
+    let (mut state, dir) = start_with(&format!("{CONFIG}tenants: [{{id: acme}}, {{id: globex}}]\n")).await;
+    let tokens = Arc::new(TokenStore::new(dir.path()));
+    state.tokens = Some(Arc::clone(&tokens));
+    let token = |tenant: &str, scope: Scope| tokens.create(tenant, [scope].into_iter().collect(), None).unwrap().1;
+    let (acme, globex, operator) =
+        (token("acme", Scope::Admin), token("globex", Scope::Admin), token("acme", Scope::Operator));
+    let path = "/telemetry/incidents/mode";
+
+    let (status, body) = send_json(
+        &state,
+        "POST",
+        path,
+        &acme,
+        r#"{"state":"on","services":["checkout"],"ttl":"1h","reason":"sev1","tenant":"globex"}"#,
+    )
+    .await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::FORBIDDEN, Some("auth.tenant_mismatch")), "{body}");
+    let (status, body) = send_json(&state, "POST", path, &acme, r#"{"state":"on","tenant":"*"}"#).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, body) =
+        send_json(&state, "POST", path, &acme, r#"{"state":"on","services":["checkout"],"ttl":"1h","reason":"sev1"}"#)
+            .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!((body["tenant"].as_str(), body["state"].as_str()), (Some("acme"), Some("on")));
+    assert!(body["until"].as_str().is_some(), "{body}");
+
+    let (status, body) = call_as(&state, "GET", &format!("{path}?tenant=acme"), Some(&globex)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "globex cannot read acme's incident mode: {body}");
+    let (_, body) = call_as(&state, "GET", path, Some(&globex)).await;
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((body["tenant"].as_str(), body["state"].as_str()), (Some("globex"), Some("off")), "{body}");
+    let (_, body) = call_as(&state, "GET", &format!("{path}?tenant=acme"), Some(&operator)).await;
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["services"], serde_json::json!(["checkout"]), "operators read any tenant: {body}");
+
+    for (body, code) in [
+        (r#"{"state":"maybe"}"#, "api.invalid_body"),
+        (r#"{"state":"on","ttl":"30d"}"#, "incident.invalid_ttl"),
+        (r#"{"state":"on","ttl":"soon"}"#, "incident.invalid_ttl"),
+        (r#"{"state":"on","tenant":"initech"}"#, "tenant.unknown"),
+    ] {
+        let (status, answer) = send_json(&state, "POST", path, &operator, body).await;
+        assert_eq!(answer["code"].as_str(), Some(code), "{body}: {status} {answer}");
+    }
+    let (status, body) =
+        send_json(&state, "POST", path, &operator, r#"{"state":"off","tenant":"*","reason":"resolved"}"#).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["tenants"].as_array().map(Vec::len), Some(3), "default, acme, globex: {body}");
+    assert!(!state.collector.incidents().board().any_on());
+    let trail = state.audit.lines().unwrap();
+    assert_eq!(trail.iter().filter(|line| line.contains("\"action\":\"incident.mode\"")).count(), 4, "{trail:?}");
+    assert!(std::fs::read_to_string(dir.path().join("incidents.json")).unwrap().contains("resolved"));
 }

@@ -8,8 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use stella_collector::auth::{Principal, Scope};
 
-use crate::audit::AuditEntry;
-use crate::{ApiState, actor, error_response};
+use crate::{ApiState, audited, error_response};
 
 /// The body of `POST /telemetry/tokens`.
 #[derive(serde::Deserialize)]
@@ -19,27 +18,6 @@ pub(crate) struct NewToken {
     scopes: BTreeSet<Scope>,
     #[serde(default)]
     expires_seconds: Option<u64>,
-}
-
-fn audited(
-    state: &ApiState,
-    principal: Option<&Principal>,
-    tenant: &str,
-    action: &str,
-    parameters: serde_json::Value,
-) -> Option<Response> {
-    let entry = AuditEntry {
-        actor: actor(principal),
-        tenant: tenant.into(),
-        action: action.into(),
-        parameters,
-        result: "ok".into(),
-    };
-    state
-        .audit
-        .append(&entry)
-        .err()
-        .map(|error| error_response(StatusCode::INTERNAL_SERVER_ERROR, error.code(), &error.to_string()))
 }
 
 pub(crate) async fn list(State(state): State<ApiState>) -> Response {

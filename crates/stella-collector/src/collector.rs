@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::TokenStore;
 use crate::config::{self, Config, ConfigErrors, Profile};
+use crate::incidents::Incidents;
 use crate::receivers::otlp_grpc::GrpcLimits;
 use crate::receivers::otlp_http::HttpLimits;
 use crate::receivers::{Admission, OtlpService, QuotaConfig, Quotas, ReceiverMetrics, otlp_grpc, otlp_http};
@@ -68,6 +69,9 @@ pub enum StartError {
         /// The address.
         address: SocketAddr,
     },
+    /// The saved incident mode cannot be read.
+    #[error(transparent)]
+    Incidents(#[from] crate::incidents::IncidentError),
     /// A listener's TLS files are unusable.
     #[error("{key}.{source}")]
     Tls {
@@ -89,6 +93,7 @@ impl StartError {
             StartError::Log(error) => error.code(),
             StartError::Tls { .. } => "tls.invalid",
             StartError::Insecure { .. } => "collector.insecure_bind",
+            StartError::Incidents(error) => error.code(),
         }
     }
 }
@@ -170,6 +175,7 @@ pub struct Collector {
     stop_receivers: CancellationToken,
     servers: Mutex<Vec<JoinHandle<()>>>,
     reloads: CounterVec,
+    incidents: Arc<Incidents>,
 }
 
 impl Collector {
@@ -177,7 +183,8 @@ impl Collector {
     pub async fn start(source: ConfigSource, environment: Environment) -> Result<Arc<Collector>, StartError> {
         let allow_insecure = environment.allow_insecure;
         let config = source.load()?;
-        let context = BuildContext::new(environment, &config.storage);
+        let incidents = Arc::new(Incidents::open(&environment.data_dir, &environment.registry)?);
+        let context = BuildContext::new(environment, &config.storage, Arc::clone(incidents.board()));
         let topology = Topology::build(&config, &context, None)?;
         topology.start_consumers(&context)?;
         let topology = TopologyHandle::new(topology);
@@ -243,7 +250,13 @@ impl Collector {
             stop_receivers,
             servers: Mutex::new(servers),
             reloads,
+            incidents,
         }))
+    }
+
+    /// Incident mode of every tenant (the API changes it; samplers read it).
+    pub fn incidents(&self) -> &Arc<Incidents> {
+        &self.incidents
     }
 
     /// The config in force.

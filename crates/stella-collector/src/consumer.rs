@@ -39,7 +39,8 @@ pub struct LogProgress {
 }
 
 impl LogProgress {
-    fn update(&self, consumer: &str, next_seq: u64) -> u64 {
+    /// Records `consumer`'s position and returns the slowest position of all.
+    pub(crate) fn update(&self, consumer: &str, next_seq: u64) -> u64 {
         let mut positions = self.positions.lock().unwrap_or_else(|poison| poison.into_inner());
         positions.insert(consumer.to_string(), next_seq);
         positions.values().copied().min().unwrap_or(next_seq)
@@ -50,6 +51,8 @@ impl LogProgress {
 pub struct Consumer {
     /// The pipeline id.
     pub pipeline_id: String,
+    /// The log's name: the pipeline id, or `<pipeline>.sampled` behind tail sampling.
+    pub log_name: String,
     /// The pipeline's signal.
     pub signal: Signal,
     /// The tenant of the log.
@@ -77,7 +80,7 @@ pub struct Consumer {
 impl Consumer {
     /// The key the exporter records deliveries under (unique per pipeline and tenant).
     fn key(&self) -> String {
-        format!("{}|{}", self.pipeline_id, self.tenant)
+        format!("{}|{}", self.log_name, self.tenant)
     }
 
     /// Where a consumer of `exporter` on `log` starts: the exporter's own record, else the saved cursor,
@@ -176,7 +179,7 @@ impl Consumer {
         let mut reader = reader;
         let mut head = self.log.subscribe();
         loop {
-            let (back, records) = read_blocking(reader).await;
+            let (back, records) = read_blocking(reader, READ_BYTES).await;
             reader = back;
             let records = match records {
                 Ok(records) => records,
@@ -351,11 +354,13 @@ impl Outgoing {
     }
 }
 
-async fn read_blocking(
+/// Reads up to `max_bytes` of records on the blocking pool.
+pub(crate) async fn read_blocking(
     mut reader: LogReader<RealFs>,
+    max_bytes: usize,
 ) -> (LogReader<RealFs>, Result<Vec<Record>, stella_store::log::LogError>) {
     let outcome = tokio::task::spawn_blocking(move || {
-        let records = reader.read(READ_BYTES);
+        let records = reader.read(max_bytes);
         (reader, records)
     })
     .await;

@@ -6,10 +6,12 @@
 
 mod collector;
 mod consumer;
+mod sampler;
 mod server;
 
 pub mod auth;
 pub mod config;
+pub mod incidents;
 pub mod logs;
 pub mod receivers;
 pub mod tls;

@@ -22,13 +22,16 @@ use stella_export::{DebugExporter, ExportError, ExportMetrics, Exporter, NopExpo
 use stella_metrics::{CounterVec, Registry, names};
 use stella_otlp::{AckError, Batch, Signal};
 use stella_pipeline::Stage;
+use stella_pipeline::incident::IncidentBoard;
 use stella_pipeline::redaction::Redaction;
 use stella_pipeline::resource_detection::{self, HostFacts, ResourceDetection};
+use stella_pipeline::tail_sampling::TailSamplingConfig;
 use tokio::task::JoinHandle;
 
 use crate::config::{Config, ExporterConfig, ProcessorConfig};
 use crate::consumer::{Consumer, ConsumerControl, LogProgress};
 use crate::logs::LogRegistry;
+use crate::sampler::{SamplerMetrics, SamplerRegistry, SamplerTask};
 
 /// What the process gives the collector: where its data lives, its metrics registry, host facts.
 #[derive(Clone)]
@@ -54,11 +57,20 @@ pub struct BuildContext {
     pub host_facts: Arc<HostFacts>,
     /// The ingest logs, shared by every topology of the process.
     pub logs: Arc<LogRegistry>,
+    /// Tail-sampling engines, kept across reloads.
+    pub samplers: Arc<SamplerRegistry>,
+    /// Incident mode of every tenant.
+    pub incidents: Arc<IncidentBoard>,
 }
 
 impl BuildContext {
-    /// The context of a process: `environment` plus ingest logs under `<data-dir>/log` run as `storage` says.
-    pub fn new(environment: Environment, storage: &crate::config::StorageConfig) -> Self {
+    /// The context of a process: `environment` plus ingest logs under `<data-dir>/log` run as `storage` says,
+    /// and the incident board samplers read.
+    pub fn new(
+        environment: Environment,
+        storage: &crate::config::StorageConfig,
+        incidents: Arc<IncidentBoard>,
+    ) -> Self {
         let options = stella_store::log::LogOptions {
             segment_bytes: storage.segment_bytes,
             sync: storage.sync,
@@ -70,6 +82,8 @@ impl BuildContext {
             registry: environment.registry,
             host_facts: environment.host_facts,
             logs,
+            samplers: Arc::new(SamplerRegistry::default()),
+            incidents,
         }
     }
 }
@@ -117,6 +131,9 @@ pub struct Topology {
     tenants: Vec<String>,
     control: ConsumerControl,
     consumers: Mutex<Vec<JoinHandle<()>>>,
+    /// Tail samplers stop before the consumers, so a drain delivers what they decide last.
+    sampler_control: ConsumerControl,
+    samplers: Mutex<Vec<JoinHandle<()>>>,
 }
 
 /// One pipeline at run time: its stages before the log, and what its consumers need.
@@ -126,6 +143,8 @@ pub struct PipelineRuntime {
     before_log: Vec<Arc<dyn Stage>>,
     after_batch: Vec<Arc<dyn Stage>>,
     batch: Option<stella_pipeline::batch::BatchConfig>,
+    /// `tail_sampling` (its id and settings): exporters then read `<pipeline>.sampled`.
+    sampling: Option<(String, TailSamplingConfig)>,
     exporters: Vec<(Arc<dyn Exporter>, Option<u64>)>,
     logs: Arc<LogRegistry>,
     stage_drops: CounterVec,
@@ -153,7 +172,21 @@ impl Topology {
                     Some(ProcessorConfig::Batch(batch)) => Some(batch.clone()),
                     _ => None,
                 });
-            let split = batch_position.unwrap_or(pipeline.processors.len());
+            let sampler_position = pipeline
+                .processors
+                .iter()
+                .position(|id| matches!(config.processors.get(id), Some(ProcessorConfig::TailSampling(_))));
+            let sampling = sampler_position.and_then(|position| {
+                let id = &pipeline.processors[position];
+                match config.processors.get(id) {
+                    Some(ProcessorConfig::TailSampling(sampling)) => Some((id.clone(), (**sampling).clone())),
+                    _ => None,
+                }
+            });
+            let split = match (batch_position, sampler_position) {
+                (Some(batch), Some(sampler)) => batch.min(sampler),
+                (batch, sampler) => batch.or(sampler).unwrap_or(pipeline.processors.len()),
+            };
             let stages = |ids: &[String]| -> Result<Vec<Arc<dyn Stage>>, BuildError> {
                 let mut built = Vec::new();
                 for id in ids {
@@ -169,6 +202,7 @@ impl Topology {
                 before_log: stages(&pipeline.processors[..split])?,
                 after_batch: stages(&pipeline.processors[split..])?,
                 batch,
+                sampling,
                 exporters: pipeline
                     .exporters
                     .iter()
@@ -194,6 +228,8 @@ impl Topology {
             tenants: config.tenants.iter().map(|tenant| tenant.id.clone()).collect(),
             control: ConsumerControl::default(),
             consumers: Mutex::new(Vec::new()),
+            sampler_control: ConsumerControl::default(),
+            samplers: Mutex::new(Vec::new()),
         })
     }
 
@@ -202,6 +238,7 @@ impl Topology {
         let declared = self.tenants.clone();
         let export_metrics = ExportMetrics::new(&context.registry);
         let mut handles = Vec::new();
+        let mut samplers = Vec::new();
         for pipeline in &self.pipelines {
             let mut tenants = context.logs.tenants_on_disk(&pipeline.id);
             for tenant in &declared {
@@ -210,14 +247,35 @@ impl Topology {
                 }
             }
             for tenant in tenants {
-                let log = context.logs.get(&pipeline.id, &tenant)?;
+                let input = context.logs.get(&pipeline.id, &tenant)?;
+                let log_name = match pipeline.sampling {
+                    Some(_) => format!("{}.sampled", pipeline.id),
+                    None => pipeline.id.clone(),
+                };
+                let log = context.logs.get(&log_name, &tenant)?;
                 let progress = Arc::new(LogProgress::default());
-                let key = format!("{}|{}", pipeline.id, tenant);
+                let key = format!("{log_name}|{tenant}");
+                if let Some((stage_id, sampling)) = &pipeline.sampling {
+                    let task = SamplerTask {
+                        pipeline_id: pipeline.id.clone(),
+                        stage_id: stage_id.clone(),
+                        tenant: Arc::from(tenant.as_str()),
+                        config: sampling.clone(),
+                        input: Arc::clone(&input),
+                        output: Arc::clone(&log),
+                        output_progress: Arc::clone(&progress),
+                        registry: Arc::clone(&context.samplers),
+                        incidents: Arc::clone(&context.incidents),
+                        metrics: SamplerMetrics::new(&context.registry),
+                    };
+                    samplers.push(tokio::spawn(task.run(self.sampler_control.clone())));
+                }
                 let planned: Vec<Consumer> = pipeline
                     .exporters
                     .iter()
                     .map(|(exporter, max_backlog)| Consumer {
                         pipeline_id: pipeline.id.clone(),
+                        log_name: log_name.clone(),
                         signal: pipeline.signal,
                         tenant: Arc::from(tenant.as_str()),
                         exporter: Arc::clone(exporter),
@@ -237,26 +295,32 @@ impl Topology {
             }
         }
         self.consumers.lock().unwrap_or_else(|poison| poison.into_inner()).extend(handles);
+        self.samplers.lock().unwrap_or_else(|poison| poison.into_inner()).extend(samplers);
         Ok(())
     }
 
     /// Stops the consumers (waiting at most `patience`), then flushes the exporters `successor` does not keep.
     pub async fn stop_consumers(&self, mode: StopMode, successor: Option<&Topology>, patience: Duration) {
-        match mode {
-            StopMode::Drain => self.control.drain.cancel(),
-            StopMode::Abort => self.control.abort.cancel(),
-        }
-        let handles = std::mem::take(&mut *self.consumers.lock().unwrap_or_else(|poison| poison.into_inner()));
-        let all_done = async {
-            for handle in handles {
-                if let Err(error) = handle.await {
-                    tracing::error!(%error, "a consumer ended abnormally");
-                }
+        let deadline = tokio::time::Instant::now() + patience;
+        for (control, tasks, what) in
+            [(&self.sampler_control, &self.samplers, "tail samplers"), (&self.control, &self.consumers, "consumers")]
+        {
+            match mode {
+                StopMode::Drain => control.drain.cancel(),
+                StopMode::Abort => control.abort.cancel(),
             }
-        };
-        if tokio::time::timeout(patience, all_done).await.is_err() {
-            tracing::warn!(?patience, "consumers did not stop in time; their data stays in the ingest log");
-            self.control.abort.cancel();
+            let handles = std::mem::take(&mut *tasks.lock().unwrap_or_else(|poison| poison.into_inner()));
+            let all_done = async {
+                for handle in handles {
+                    if let Err(error) = handle.await {
+                        tracing::error!(%error, "a {what} task ended abnormally");
+                    }
+                }
+            };
+            if tokio::time::timeout_at(deadline, all_done).await.is_err() {
+                tracing::warn!(?patience, "{what} did not stop in time; their data stays in the ingest log");
+                control.abort.cancel();
+            }
         }
         for (id, (_, exporter)) in &self.exporters {
             let kept = successor
@@ -356,7 +420,7 @@ fn build_stage(
     context: &BuildContext,
 ) -> Result<Option<Arc<dyn Stage>>, BuildError> {
     Ok(match processor {
-        ProcessorConfig::Batch(_) => None,
+        ProcessorConfig::Batch(_) | ProcessorConfig::TailSampling(_) => None,
         ProcessorConfig::ResourceDetection(detection) => {
             let attributes =
                 resource_detection::detect(&detection.detectors, &context.host_facts, config.environment.as_deref());

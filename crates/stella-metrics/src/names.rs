@@ -26,3 +26,15 @@ pub const EGRESS_BLOCKED: &str = "telemetry_egress_blocked_total";
 pub const BUILD_INFO: &str = "stella_build_info";
 /// Values removed or masked by the redaction stage, by `signal`, `field` (where), `rule` (which rule).
 pub const REDACTIONS: &str = "telemetry_redactions_total";
+/// Traces decided by tail sampling, by `pipeline`, `decision` (`kept`), `policy`.
+pub const SAMPLING_DECISIONS: &str = "telemetry_sampling_decisions_total";
+/// Traces decided before their `decision_wait` (byte budget or per-trace cap), by `pipeline`.
+pub const SAMPLING_EARLY_DECISIONS: &str = "telemetry_sampling_early_decisions_total";
+/// Bytes of spans buffered by tail sampling, by `pipeline`, `tenant`.
+pub const SAMPLING_BUFFERED_BYTES: &str = "telemetry_sampling_buffered_bytes";
+/// Undecided traces buffered by tail sampling, by `pipeline`, `tenant`.
+pub const SAMPLING_BUFFERED_TRACES: &str = "telemetry_sampling_buffered_traces";
+/// 1 while tail sampling is under stress relief (stateless trace-id sampling), by `pipeline`, `tenant`.
+pub const SAMPLING_STRESS_RELIEF: &str = "telemetry_sampling_stress_relief";
+/// Incident mode: `{state="on"}` 1 and `{state="off"}` 0 while any tenant's incident mode is on (seed §3).
+pub const INCIDENT_MODE: &str = "telemetry_incident_mode";

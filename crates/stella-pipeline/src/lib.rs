@@ -6,12 +6,16 @@
 //!   by the ingest-log consumers.
 //! - [`resource_detection`]: adds what the collector knows about where it runs (env, system, container,
 //!   Kubernetes, `deployment.environment.name`) to every resource.
+//! - [`redaction`]: keeps secrets and personal data out of everything stored or sent (before the log).
+//! - [`tail_sampling`]: keeps whole traces by policy within a memory budget (a consumer of the log).
+//! - [`incident`]: incident mode, the per-tenant state tail samplers read.
 #![deny(missing_docs)]
 
 mod stage;
 
 pub mod batch;
 pub mod duration;
+pub mod incident;
 pub mod redaction;
 pub mod resource_detection;
 pub mod tail_sampling;

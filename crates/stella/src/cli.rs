@@ -68,6 +68,13 @@ pub enum TelemetryCommand {
         #[command(subcommand)]
         command: TokensCommand,
     },
+    /// Incident mode: keep every trace of the named services (or all of the tenant's) at 100% until it is
+    /// turned off or its TTL passes. Needs an admin token (operators may pass --tenant).
+    Incident {
+        /// The incident command.
+        #[command(subcommand)]
+        command: IncidentCommand,
+    },
     /// Check, show or reload configs.
     Config {
         /// The config command.
@@ -142,6 +149,51 @@ pub enum TokensCommand {
     },
 }
 
+/// `stella telemetry incident ...`
+#[derive(Debug, Subcommand, PartialEq)]
+pub enum IncidentCommand {
+    /// Turn incident mode on: the services' traces are kept at once, buffered ones included.
+    On {
+        /// Services to keep at 100% (comma-separated); absent: every service of the tenant.
+        #[arg(long, value_delimiter = ',')]
+        services: Vec<String>,
+        /// How long it stays on (e.g. 30m, 2h; at most 7d; default 4h).
+        #[arg(long)]
+        ttl: Option<String>,
+        /// Why: recorded in the audit trail and shown by `incident status`.
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[command(flatten)]
+        target: IncidentTarget,
+    },
+    /// Turn incident mode off.
+    Off {
+        /// Why: recorded in the audit trail.
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[command(flatten)]
+        target: IncidentTarget,
+    },
+    /// Show incident mode: state, services, since, by whom, until.
+    Status {
+        #[command(flatten)]
+        target: IncidentTarget,
+    },
+}
+
+/// Which server and tenant an incident command addresses.
+#[derive(Debug, Args, PartialEq)]
+pub struct IncidentTarget {
+    /// The tenant (operators only, `*` for every tenant); absent: the token's.
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Print the server's JSON answer.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
 /// For commands that work offline by default: `--server` makes them ask a running server instead.
 #[derive(Debug, Args, PartialEq, Default)]
 pub struct RemoteArgs {
@@ -188,6 +240,12 @@ pub struct LoadgenArgs {
     /// Traces (groups) per request.
     #[arg(long, default_value_t = 10)]
     pub traces_per_request: usize,
+    /// Percent of traces whose last span has status ERROR (traces only).
+    #[arg(long, default_value_t = 0.0)]
+    pub error_percent: f64,
+    /// `service.name`s the traces are spread over at random (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "loadgen")]
+    pub services: Vec<String>,
     /// Append the id of every acknowledged request to this file, one per line (for loss checks).
     #[arg(long, value_name = "FILE")]
     pub ack_log: Option<PathBuf>,

@@ -153,7 +153,10 @@ async fn an_empty_request_succeeds_and_writes_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_default_profile_adds_resource_attributes_and_batches() {
-    let mut stella = Stella::start("environment: staging\n");
+    // Tail sampling keeps every trace here; its 10s decision_wait is cut short by the stop, which decides
+    // every buffered trace before the exporters drain.
+    let keep_all = "processors:\n  tail_sampling: {policies: [{name: all, type: always_sample}]}\n";
+    let mut stella = Stella::start(&format!("environment: staging\n{keep_all}"));
     let client = reqwest::Client::new();
     let request = traces("profile", 2);
     let response = client

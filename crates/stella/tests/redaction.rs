@@ -24,6 +24,8 @@ const EMAIL: &str = "jane.doe42@example.com";
 const JWT: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ1c2VyLTAwMDA0MiJ9.c2lnbmF0dXJlLWJ5dGVz";
 const CARD: &str = "4242424242424242";
 const SESSION: &str = "c2Vzc2lvbi1zZWNyZXQ";
+const KEEP_ALL_TRACES: &str =
+    "processors:\n  tail_sampling: {decision_wait: 200ms, policies: [{name: all, type: always_sample}]}\n";
 
 fn resource() -> Resource {
     Resource {
@@ -141,9 +143,9 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_default_profile_keeps_secrets_off_disk_out_of_exports_and_out_of_logs() {
-    // No processors or pipelines in the overlay: the default profile's own (resourcedetection, redaction
-    // with the built-in `default` policy, batch -> file).
-    let stella = Stella::start("");
+    // The default profile's own pipelines (resourcedetection, redaction with the built-in `default` policy,
+    // tail sampling for traces, batch -> file); tail sampling keeps everything, quickly, for this test.
+    let stella = Stella::start(KEEP_ALL_TRACES);
     for request in [secrets_in_traces(), secrets_in_logs(), secrets_in_metrics()] {
         assert_eq!(stella.post(&request).await.0, 200, "{:?} accepted", request.signal());
     }

@@ -106,7 +106,7 @@ pub struct HttpConfig {
 }
 
 /// One entry of `processors`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ProcessorConfig {
     /// `batch`.
     Batch(BatchConfig),
@@ -114,6 +114,8 @@ pub enum ProcessorConfig {
     ResourceDetection(ResourceDetectionConfig),
     /// `redaction`.
     Redaction(RedactionSettings),
+    /// `tail_sampling`: a consumer of the traces log feeding the pipeline's exporters.
+    TailSampling(Box<stella_pipeline::tail_sampling::TailSamplingConfig>),
 }
 
 /// A `redaction` processor with its policy resolved (built-in profile, profile file or inline policy).

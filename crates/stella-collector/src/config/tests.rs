@@ -61,7 +61,7 @@ fn a_pipeline_naming_a_missing_processor_says_what_is_defined() {
     let errors =
         errors_of("service: {pipelines: {logs: {receivers: [otlp], processors: [batch/fast], exporters: [file]}}}");
     assert_eq!(errors.len(), 1, "{errors:?}");
-    assert!(errors[0].starts_with("service.pipelines.logs.processors[0]: `batch/fast` is not defined under `processors:` (defined: batch, redaction, resourcedetection)"), "{errors:?}");
+    assert!(errors[0].starts_with("service.pipelines.logs.processors[0]: `batch/fast` is not defined under `processors:` (defined: batch, redaction, resourcedetection, tail_sampling)"), "{errors:?}");
 }
 
 #[test]
@@ -154,5 +154,29 @@ fn redaction_profiles_resolve_from_files_built_ins_or_inline_and_errors_name_the
     ] {
         let errors = load(processor).err().map(|errors| errors.to_string()).unwrap_or_default();
         assert!(errors.contains(wanted), "{processor}: {errors}");
+    }
+}
+
+#[test]
+fn tail_sampling_is_checked_where_it_is_defined_and_where_it_is_used() {
+    let errors = errors_of(
+        "processors:\n  tail_sampling: {policies: [{name: p, type: probabilistic, probabilistic: {sampling_percentage: 150}}]}\n",
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|error| error.starts_with("processors.tail_sampling.policies[0].probabilistic.sampling_percentage")),
+        "{errors:?}"
+    );
+    let errors = errors_of(
+        "service: {pipelines: {logs: {receivers: [otlp], processors: [tail_sampling], exporters: [file]}, \
+         traces: {receivers: [otlp], processors: [batch, tail_sampling, redaction], exporters: [file]}}}",
+    );
+    for wanted in [
+        "service.pipelines.logs.processors[0]: tail_sampling samples traces",
+        "service.pipelines.traces.processors[1]: tail_sampling must come before batch",
+        "service.pipelines.traces.processors[2]: stateless processors go before tail_sampling",
+    ] {
+        assert!(errors.iter().any(|error| error.starts_with(wanted)), "missing {wanted:?} in {errors:#?}");
     }
 }

@@ -60,7 +60,7 @@ impl fmt::Display for ConfigErrors {
 const TOP_LEVEL_KEYS: &[&str] =
     &["receivers", "processors", "exporters", "service", "api", "environment", "storage", "egress", "auth", "tenants"];
 const RECEIVER_TYPES: &[&str] = &["otlp"];
-const PROCESSOR_TYPES: &[&str] = &["batch", "redaction", "resourcedetection"];
+const PROCESSOR_TYPES: &[&str] = &["batch", "redaction", "resourcedetection", "tail_sampling"];
 const EXPORTER_TYPES: &[&str] = &["debug", "file", "nop", "otlp", "otlphttp"];
 
 #[derive(Default)]
@@ -104,6 +104,14 @@ impl Config {
                 }
                 "redaction" => {
                     super::redaction::settings(value, path, base_dir, problems).map(ProcessorConfig::Redaction)
+                }
+                "tail_sampling" => {
+                    let config = typed::<stella_pipeline::tail_sampling::TailSamplingConfig>(value, path, problems)?;
+                    if let Err(error) = stella_pipeline::tail_sampling::Policies::compile(&config) {
+                        problems.add(format!("{path}.{}", error.path), error.message);
+                        return None;
+                    }
+                    Some(ProcessorConfig::TailSampling(Box::new(config)))
                 }
                 _ => typed(value, path, problems).map(ProcessorConfig::ResourceDetection),
             });
@@ -517,9 +525,34 @@ fn pipelines(root: &Map<String, Value>, problems: &mut Problems) -> BTreeMap<Str
         ] {
             check_references(ids, &declared_ids(root, section), &format!("{path}.{section}"), section, problems);
         }
-        let batches = pipeline.processors.iter().filter(|id| id.split('/').next() == Some("batch")).count();
+        let kind = |id: &String| id.split('/').next().unwrap_or_default().to_string();
+        let batches = pipeline.processors.iter().filter(|id| kind(id) == "batch").count();
         if batches > 1 {
             problems.add(format!("{path}.processors"), "lists more than one batch processor; keep one");
+        }
+        let samplers: Vec<usize> = (0..pipeline.processors.len())
+            .filter(|index| kind(&pipeline.processors[*index]) == "tail_sampling")
+            .collect();
+        if let Some(&first) = samplers.first() {
+            if signal != Signal::Traces {
+                problems.add(
+                    format!("{path}.processors[{first}]"),
+                    "tail_sampling samples traces; use it in a traces pipeline only",
+                );
+            } else if samplers.len() > 1 {
+                problems.add(format!("{path}.processors"), "lists more than one tail_sampling processor; keep one");
+            }
+            let batch = pipeline.processors.iter().position(|id| kind(id) == "batch");
+            if batch.is_some_and(|batch| batch < first) {
+                problems.add(format!("{path}.processors[{first}]"), "tail_sampling must come before batch; move it up");
+            }
+            let end = batch.filter(|batch| *batch > first).unwrap_or(pipeline.processors.len());
+            if let Some(offset) = pipeline.processors[first + 1..end].iter().position(|id| kind(id) != "batch") {
+                problems.add(
+                    format!("{path}.processors[{}]", first + 1 + offset),
+                    "stateless processors go before tail_sampling (they run before the ingest log); move it up",
+                );
+            }
         }
         built.insert(
             id,

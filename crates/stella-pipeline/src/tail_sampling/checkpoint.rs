@@ -1,7 +1,7 @@
 //! The binary form of a [`Checkpoint`]: small, fixed-width, checksummed.
 //!
 //! ```text
-//! "STSC" version:u8=1 | read_seq:u64 | replay_seq:u64 | cache(keep) | cache(drop) | sha256[..8] of all before
+//! "STSC" version:u8=1 | read_seq:u64 | replay_seq:u64 | output_seq:u64 | cache(keep) | cache(drop) | sha256[..8] of all before
 //! cache := capacity:u64 | count:u64 | (slot:u64 | entry:u64)*count          (all little-endian)
 //! ```
 use sha2::{Digest, Sha256};
@@ -24,6 +24,7 @@ impl Checkpoint {
         out.push(VERSION);
         out.extend_from_slice(&self.read_seq.to_le_bytes());
         out.extend_from_slice(&self.replay_seq.to_le_bytes());
+        out.extend_from_slice(&self.output_seq.to_le_bytes());
         for (capacity, slots) in [&self.keep, &self.drop] {
             out.extend_from_slice(&capacity.to_le_bytes());
             out.extend_from_slice(&(slots.len() as u64).to_le_bytes());
@@ -40,7 +41,7 @@ impl Checkpoint {
     /// Reads bytes written by [`Checkpoint::encode`]; any damage is an error, never a panic.
     pub fn decode(bytes: &[u8]) -> Result<Self, CheckpointError> {
         let fail = |what: &str| CheckpointError(what.to_string());
-        if bytes.len() < 4 + 1 + 16 + 32 + 8 || &bytes[..4] != MAGIC {
+        if bytes.len() < 4 + 1 + 24 + 32 + 8 || &bytes[..4] != MAGIC {
             return Err(fail("not a checkpoint (wrong magic or too short)"));
         }
         if bytes[4] != VERSION {
@@ -60,6 +61,7 @@ impl Checkpoint {
         };
         let read_seq = next()?;
         let replay_seq = next()?;
+        let output_seq = next()?;
         let mut caches = Vec::new();
         for _ in 0..2 {
             let capacity = next()?;
@@ -75,6 +77,6 @@ impl Checkpoint {
         }
         let drop = caches.pop().unwrap_or_default();
         let keep = caches.pop().unwrap_or_default();
-        Ok(Checkpoint { read_seq, replay_seq, keep, drop })
+        Ok(Checkpoint { read_seq, replay_seq, output_seq, keep, drop })
     }
 }

@@ -124,6 +124,9 @@ pub struct Checkpoint {
     pub read_seq: u64,
     /// The first input record holding a span of an undecided trace (replay starts here).
     pub replay_seq: u64,
+    /// The output log's head when the checkpoint was taken (set by the caller): spans passed on from
+    /// here were passed on after the checkpoint.
+    pub output_seq: u64,
     /// Keep cache: its capacity and occupied slots.
     pub keep: (u64, Vec<(u64, u64)>),
     /// Drop cache: its capacity and occupied slots.
@@ -384,11 +387,14 @@ impl TailSampler {
         self.end_stress_if_relieved(out);
     }
 
-    /// Decides every buffered trace now (used when draining at shutdown is not wanted: tests, tools).
+    /// Decides every buffered trace now, oldest first (at shutdown); each counts as an early decision.
     pub fn decide_all(&mut self, now_ms: u64, out: &mut Outcome) {
         let all: Vec<[u8; 16]> = self.queue.iter().map(|entry| entry.trace_id).collect();
         for trace_id in all {
-            self.decide(trace_id, now_ms, out);
+            if self.traces.contains_key(&trace_id) {
+                out.early_decisions += 1;
+                self.decide(trace_id, now_ms, out);
+            }
         }
         self.queue.clear();
         self.root_queue.clear();
@@ -527,6 +533,7 @@ impl TailSampler {
         Checkpoint {
             read_seq: self.read_seq,
             replay_seq: self.replay_seq(),
+            output_seq: 0,
             keep: slots(&self.keep),
             drop: slots(&self.drop),
         }

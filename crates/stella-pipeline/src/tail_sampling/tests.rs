@@ -365,8 +365,13 @@ fn id16(n: u64) -> [u8; 16] {
 
 #[test]
 fn checkpoints_round_trip_and_damage_is_an_error() {
-    let checkpoint =
-        Checkpoint { read_seq: 10, replay_seq: 4, keep: (8, vec![(1, 77), (5, 99)]), drop: (4, vec![(0, 1)]) };
+    let checkpoint = Checkpoint {
+        read_seq: 10,
+        replay_seq: 4,
+        output_seq: 3,
+        keep: (8, vec![(1, 77), (5, 99)]),
+        drop: (4, vec![(0, 1)]),
+    };
     let bytes = checkpoint.encode();
     assert_eq!(Checkpoint::decode(&bytes).ok(), Some(checkpoint));
     let mut damaged = bytes.clone();

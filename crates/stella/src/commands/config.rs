@@ -4,8 +4,8 @@ use std::path::Path;
 use anyhow::Context;
 use stella_collector::config::{self, Config, Profile};
 
+use super::client::call;
 use crate::cli::ClientArgs;
-use crate::exit::ServerError;
 
 /// Validates `file` overlaid on `profile`; prints every problem (or JSON) and fails with exit code 3.
 pub fn validate(file: &Path, profile: Profile, json: bool) -> anyhow::Result<()> {
@@ -45,28 +45,11 @@ pub fn show(profile: Profile, overlay: Option<&Path>) -> anyhow::Result<()> {
 
 /// Asks the server at `client.server` to reload its config.
 pub async fn reload(client: &ClientArgs, json: bool) -> anyhow::Result<()> {
-    let url = format!("{}/telemetry/config/reload", client.server.trim_end_matches('/'));
-    let mut request = reqwest::Client::new().post(&url);
-    if let Some(token) = &client.token {
-        request = request.bearer_auth(token);
-    }
-    let response = request
-        .send()
+    let answer = call(reqwest::Method::POST, &client.server, "/telemetry/config/reload", client.token.as_deref(), None)
         .await
-        .with_context(|| format!("cannot reach {url}; is `stella telemetry serve` running there?"))?;
-    let status = response.status();
-    let body = response.bytes().await.with_context(|| format!("cannot read the answer of {url}"))?;
-    let answer: serde_json::Value = serde_json::from_slice(&body)
-        .unwrap_or_else(|_| serde_json::json!({"message": String::from_utf8_lossy(&body)}));
+        .context("the server refused the reload")?;
     if json {
         println!("{answer}");
-    }
-    if !status.is_success() {
-        let code = answer.get("code").and_then(|code| code.as_str()).unwrap_or("unknown");
-        let message = answer.get("message").and_then(|message| message.as_str()).unwrap_or_default();
-        return Err(
-            ServerError { message: format!("the server refused the reload ({status}, {code}): {message}") }.into()
-        );
     }
     if !json {
         let restart: Vec<&str> = answer["restart_required"]

@@ -19,7 +19,7 @@ use stella_otlp::proto::metrics::v1::{
     Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric, number_data_point,
 };
 use stella_otlp::proto::resource::v1::Resource;
-use stella_otlp::proto::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use stella_otlp::proto::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
 
 use crate::cli::{LoadSignal, LoadgenArgs};
 
@@ -72,6 +72,7 @@ pub async fn execute(args: LoadgenArgs) -> anyhow::Result<()> {
             worker,
             signal: args.signal,
             shape: (args.traces_per_request.max(1), args.spans_per_trace.max(1)),
+            traffic: Arc::new(Traffic { error_percent: args.error_percent, services: args.services.clone() }),
             deadline: started + args.duration,
             interval,
             report: Arc::clone(&report),
@@ -122,6 +123,7 @@ struct Job {
     worker: usize,
     signal: LoadSignal,
     shape: (usize, usize),
+    traffic: Arc<Traffic>,
     deadline: Instant,
     interval: Option<Duration>,
     report: Arc<Mutex<Report>>,
@@ -140,7 +142,7 @@ impl Job {
             }
             let id = format!("w{}-{sequence}", self.worker);
             sequence += 1;
-            let request = generate(self.signal, &id, self.shape, &mut random);
+            let request = generate(self.signal, &id, self.shape, &self.traffic, &mut random);
             let items = request.item_count() as u64;
             let begun = Instant::now();
             let sent = client
@@ -223,8 +225,23 @@ fn now_nanos() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |now| now.as_nanos() as u64)
 }
 
-/// One request of `signal`: `groups` traces (or groups) of `per_group` items, tagged with `id`.
-fn generate(signal: LoadSignal, id: &str, (groups, per_group): (usize, usize), random: &mut XorShift) -> OtlpRequest {
+/// The mix of the generated traces.
+struct Traffic {
+    /// Percent of traces with an error span.
+    error_percent: f64,
+    /// Services traces are spread over.
+    services: Vec<String>,
+}
+
+/// One request of `signal`: `groups` traces (or groups) of `per_group` items, tagged with `id`. Each
+/// trace is its own resource (a service picked at random); a share of them ends in an error span.
+fn generate(
+    signal: LoadSignal,
+    id: &str,
+    (groups, per_group): (usize, usize),
+    traffic: &Traffic,
+    random: &mut XorShift,
+) -> OtlpRequest {
     let resource = Some(Resource {
         attributes: vec![text("service.name", "loadgen"), text("stella.loadgen.request_id", id)],
         ..Default::default()
@@ -232,12 +249,19 @@ fn generate(signal: LoadSignal, id: &str, (groups, per_group): (usize, usize), r
     let now = now_nanos();
     match signal {
         LoadSignal::Traces => {
-            let mut spans = Vec::with_capacity(groups * per_group);
+            let mut resource_spans = Vec::with_capacity(groups);
             for _ in 0..groups {
                 let trace_id = random.bytes(16);
+                let error = (random.next() % 1_000_000) as f64 / 10_000.0 < traffic.error_percent;
+                let service = match traffic.services.len() {
+                    0 => "loadgen",
+                    count => traffic.services[(random.next() % count as u64) as usize].as_str(),
+                };
                 let mut parent = Vec::new();
+                let mut spans = Vec::with_capacity(per_group);
                 for index in 0..per_group {
                     let span_id = random.bytes(8);
+                    let failed = error && index + 1 == per_group;
                     spans.push(Span {
                         trace_id: trace_id.clone(),
                         span_id: span_id.clone(),
@@ -247,18 +271,20 @@ fn generate(signal: LoadSignal, id: &str, (groups, per_group): (usize, usize), r
                         start_time_unix_nano: now - 1_000_000,
                         end_time_unix_nano: now,
                         attributes: vec![text("http.route", "/checkout"), text("loadgen.index", &index.to_string())],
+                        status: failed.then(|| Status { code: 2, message: "loadgen error".into() }),
                         ..Default::default()
                     });
                     parent = span_id;
                 }
-            }
-            OtlpRequest::Traces(ExportTraceServiceRequest {
-                resource_spans: vec![ResourceSpans {
-                    resource,
+                let mut resource = resource.clone().unwrap_or_default();
+                resource.attributes[0] = text("service.name", service);
+                resource_spans.push(ResourceSpans {
+                    resource: Some(resource),
                     scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
                     ..Default::default()
-                }],
-            })
+                });
+            }
+            OtlpRequest::Traces(ExportTraceServiceRequest { resource_spans })
         }
         LoadSignal::Metrics => {
             let data_points = (0..groups * per_group)

@@ -1,5 +1,7 @@
 //! One module per subcommand, each with an `execute` function.
+mod client;
 mod config;
+mod incident;
 mod loadgen;
 mod serve;
 mod tokens;
@@ -13,6 +15,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         TelemetryCommand::Serve(args) => serve::execute(args).await,
         TelemetryCommand::Loadgen(args) => loadgen::execute(args).await,
         TelemetryCommand::Tokens { command } => tokens::execute(command).await,
+        TelemetryCommand::Incident { command } => incident::execute(command).await,
         TelemetryCommand::Audit { command: AuditCommand::Verify { data_dir } } => {
             let lines = stella_api::audit::AuditLog::new(&data_dir).verify()?;
             println!("audit trail intact: {lines} lines");

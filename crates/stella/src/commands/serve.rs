@@ -48,6 +48,7 @@ pub async fn execute(args: ServeArgs) -> anyhow::Result<()> {
         audit: Arc::new(stella_api::audit::AuditLog::new(&args.data_dir)),
         token_admin: Arc::new(TokenStore::new(&args.data_dir)),
     };
+    stella_api::incidents::enforce_ttl(&api_state);
     let api_tls = listener_tls(api_config.tls.as_ref(), "api.endpoint", &api_stop)?;
     let api = spawn_server(api_listener, stella_api::router(api_state), api_tls, api_stop.clone(), "API");
     collector.watch_config_file(CONFIG_POLL);

@@ -4,10 +4,8 @@ use std::collections::BTreeSet;
 use stella_api::audit::{AuditEntry, AuditLog};
 use stella_collector::auth::TokenStore;
 
-use anyhow::Context;
-
+use super::client::call;
 use crate::cli::{RemoteArgs, TokensCommand};
-use crate::exit::ServerError;
 
 /// Runs a tokens command, on `--data-dir` or, with `--server`, against a running server.
 pub async fn execute(command: TokensCommand) -> anyhow::Result<()> {
@@ -91,35 +89,4 @@ fn audit(data_dir: &std::path::Path, tenant: &str, action: &str, parameters: ser
     };
     AuditLog::new(data_dir).append(&entry)?;
     Ok(())
-}
-
-/// One API call; the JSON answer, or a [`ServerError`] with the server's code and message.
-async fn call(
-    method: reqwest::Method,
-    server: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<serde_json::Value>,
-) -> anyhow::Result<serde_json::Value> {
-    let url = format!("{}{path}", server.trim_end_matches('/'));
-    let mut request = reqwest::Client::new().request(method, &url);
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {url}; is `stella telemetry serve` running there?"))?;
-    let status = response.status();
-    let bytes = response.bytes().await.with_context(|| format!("cannot read the answer of {url}"))?;
-    let answer: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
-    if !status.is_success() {
-        let code = answer["code"].as_str().unwrap_or("unknown");
-        let message = answer["message"].as_str().unwrap_or_default();
-        return Err(ServerError { message: format!("{url} refused ({status}, {code}): {message}") }.into());
-    }
-    Ok(answer)
 }

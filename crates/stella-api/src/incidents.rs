@@ -1,0 +1,179 @@
+//! `/telemetry/incidents/mode`: turn incident mode on or off for a tenant's services (scope `admin`; an
+//! operator may name any tenant, or `*` for every declared tenant), and read it. Every toggle is persisted
+//! before the answer, logged as a structured line and appended to the audit trail.
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use jiff::Timestamp;
+use serde_json::json;
+use stella_collector::auth::{Principal, Scope};
+use stella_pipeline::incident::{IncidentMode, IncidentState};
+
+use crate::{ApiError, ApiState, actor, audited, error_response, tenant_of};
+
+/// How long incident mode stays on when the request names no TTL.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(4 * 3600);
+/// The longest TTL accepted.
+pub const MAX_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// The body of `POST /telemetry/incidents/mode`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ModeChange {
+    state: IncidentState,
+    #[serde(default)]
+    services: Vec<String>,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    ttl: Option<String>,
+    #[serde(default)]
+    tenant: Option<String>,
+}
+
+/// The query of `GET /telemetry/incidents/mode`.
+#[derive(serde::Deserialize)]
+pub(crate) struct ModeQuery {
+    #[serde(default)]
+    tenant: Option<String>,
+}
+
+fn shown(tenant: &str, mode: &IncidentMode) -> serde_json::Value {
+    let mut value = serde_json::to_value(mode).unwrap_or_default();
+    value["tenant"] = json!(tenant);
+    value
+}
+
+/// The tenants a request acts for: its own, a named one (operators), or every declared one (`*`,
+/// operators only).
+fn tenants_for(
+    state: &ApiState,
+    principal: Option<&Principal>,
+    requested: Option<&str>,
+) -> Result<Vec<String>, ApiError> {
+    let declared: Vec<String> = state.collector.config().tenants.iter().map(|tenant| tenant.id.clone()).collect();
+    if requested == Some("*") {
+        let operator = principal.is_none_or(|principal| principal.scopes.contains(&Scope::Operator));
+        if !operator {
+            return Err(ApiError {
+                status: StatusCode::FORBIDDEN,
+                code: "auth.forbidden",
+                message: "tenant \"*\" (every tenant) needs an operator token".into(),
+            });
+        }
+        return Ok(declared);
+    }
+    let tenant = tenant_of(principal, requested)?;
+    if !declared.contains(&tenant) {
+        return Err(ApiError {
+            status: StatusCode::NOT_FOUND,
+            code: "tenant.unknown",
+            message: format!("tenant {tenant:?} is not declared under tenants: in the config"),
+        });
+    }
+    Ok(vec![tenant])
+}
+
+pub(crate) async fn get_mode(
+    State(state): State<ApiState>,
+    principal: Option<axum::Extension<Principal>>,
+    Query(query): Query<ModeQuery>,
+) -> Response {
+    let tenants = match tenants_for(&state, principal.as_deref(), query.tenant.as_deref()) {
+        Ok(tenants) => tenants,
+        Err(error) => return error.into_response(),
+    };
+    let board = state.collector.incidents().board();
+    if let [tenant] = tenants.as_slice() {
+        return axum::Json(shown(tenant, &board.get(tenant))).into_response();
+    }
+    let all: Vec<serde_json::Value> = tenants.iter().map(|tenant| shown(tenant, &board.get(tenant))).collect();
+    axum::Json(json!({"tenants": all})).into_response()
+}
+
+pub(crate) async fn set_mode(
+    State(state): State<ApiState>,
+    principal: Option<axum::Extension<Principal>>,
+    body: Result<axum::Json<ModeChange>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let change = match body {
+        Ok(axum::Json(change)) => change,
+        Err(rejection) => {
+            let message = format!(
+                "{}; expected {{\"state\":\"on\"|\"off\",\"services\":[...],\"reason\":\"...\",\"ttl\":\"2h\"}}",
+                rejection.body_text()
+            );
+            return error_response(StatusCode::BAD_REQUEST, "api.invalid_body", &message);
+        }
+    };
+    let principal = principal.as_deref();
+    let tenants = match tenants_for(&state, principal, change.tenant.as_deref()) {
+        Ok(tenants) => tenants,
+        Err(error) => return error.into_response(),
+    };
+    let ttl = match (&change.state, change.ttl.as_deref()) {
+        (IncidentState::Off, _) => None,
+        (IncidentState::On, None) => Some(DEFAULT_TTL),
+        (IncidentState::On, Some(text)) => match stella_pipeline::duration::parse(text) {
+            Ok(ttl) if !ttl.is_zero() && ttl <= MAX_TTL => Some(ttl),
+            Ok(_) => {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    "incident.invalid_ttl",
+                    "ttl must be more than 0 and at most 7d",
+                );
+            }
+            Err(message) => return error_response(StatusCode::BAD_REQUEST, "incident.invalid_ttl", &message),
+        },
+    };
+    let now = Timestamp::now();
+    let until = ttl.and_then(|ttl| jiff::SignedDuration::try_from(ttl).ok()).and_then(|ttl| now.checked_add(ttl).ok());
+    let mut services = change.services.clone();
+    services.sort();
+    services.dedup();
+    let mode = IncidentMode {
+        state: change.state,
+        services: if change.state == IncidentState::On { services } else { Vec::new() },
+        reason: change.reason.clone(),
+        since: Some(now),
+        by: actor(principal),
+        until,
+    };
+    let mut answers = Vec::new();
+    for tenant in &tenants {
+        if let Err(error) = state.collector.incidents().set(tenant, mode.clone()) {
+            tracing::error!(code = error.code(), %error, "cannot save incident mode");
+            return error_response(StatusCode::INTERNAL_SERVER_ERROR, error.code(), &error.to_string());
+        }
+        let state_name = if mode.state == IncidentState::On { "on" } else { "off" };
+        tracing::warn!(event = "incident.mode", state = state_name, tenant = %tenant, services = ?mode.services, until = ?mode.until, by = %mode.by, "incident mode {state_name}");
+        let parameters = json!({"state": state_name, "services": mode.services, "reason": mode.reason, "ttl": change.ttl, "until": mode.until});
+        if let Some(response) = audited(&state, principal, tenant, "incident.mode", parameters) {
+            return response;
+        }
+        answers.push(shown(tenant, &mode));
+    }
+    match answers.as_slice() {
+        [one] => axum::Json(one.clone()).into_response(),
+        _ => axum::Json(json!({"tenants": answers})).into_response(),
+    }
+}
+
+/// Turns off incident modes past their TTL, with a line in the audit trail for each (actor `ttl`).
+pub fn enforce_ttl(state: &ApiState) {
+    let audit = std::sync::Arc::clone(&state.audit);
+    state.collector.incidents().enforce_ttl(move |tenant, mode| {
+        let entry = crate::audit::AuditEntry {
+            actor: "ttl".into(),
+            tenant: tenant.into(),
+            action: "incident.mode".into(),
+            parameters: json!({"state": "off", "expired_services": mode.services, "until": mode.until}),
+            result: "ok".into(),
+        };
+        if let Err(error) = audit.append(&entry) {
+            tracing::error!(%error, "cannot write the audit trail");
+        }
+    });
+}

@@ -1,0 +1,35 @@
+//! Calls to a running server's API, shared by the client commands.
+use anyhow::Context;
+
+use crate::exit::ServerError;
+
+/// One API call; the JSON answer, or a [`ServerError`] with the server's code and message.
+pub async fn call(
+    method: reqwest::Method,
+    server: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> anyhow::Result<serde_json::Value> {
+    let url = format!("{}{path}", server.trim_end_matches('/'));
+    let mut request = reqwest::Client::new().request(method, &url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}; is `stella telemetry serve` running there?"))?;
+    let status = response.status();
+    let bytes = response.bytes().await.with_context(|| format!("cannot read the answer of {url}"))?;
+    let answer: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+    if !status.is_success() {
+        let code = answer["code"].as_str().unwrap_or("unknown");
+        let message = answer["message"].as_str().unwrap_or_default();
+        return Err(ServerError { message: format!("{url} refused ({status}, {code}): {message}") }.into());
+    }
+    Ok(answer)
+}
