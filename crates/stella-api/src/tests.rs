@@ -14,7 +14,7 @@ use tower::ServiceExt;
 
 use super::{ApiState, register_build_info, router};
 
-const CONFIG: &str = "receivers:\n  otlp:\n    protocols:\n      grpc: {endpoint: 127.0.0.1:0}\n      http: {endpoint: 127.0.0.1:0}\nexporters: {nop: {}}\nservice:\n  pipelines:\n    traces: {receivers: [otlp], exporters: [nop]}\n    metrics: null\n    logs: null\n";
+const CONFIG: &str = "receivers:\n  otlp:\n    protocols:\n      grpc: {endpoint: 127.0.0.1:0}\n      http: {endpoint: 127.0.0.1:0}\nexporters: {nop: {}}\nservice:\n  pipelines:\n    traces: {receivers: [otlp], processors: [], exporters: [nop]}\n    metrics: null\n    logs: null\n";
 
 async fn start() -> (ApiState, tempfile::TempDir) {
     start_with(CONFIG).await

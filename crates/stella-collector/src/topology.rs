@@ -20,11 +20,12 @@ use stella_export::file::FileExporter;
 use stella_export::otlp::{OtlpConfig, OtlpGrpcExporter, OtlpHttpExporter};
 use stella_export::{DebugExporter, ExportError, ExportMetrics, Exporter, NopExporter};
 use stella_metrics::{CounterVec, Registry, names};
-use stella_otlp::{AckError, Batch, Signal};
+use stella_otlp::{AckError, Batch, OtlpRequest, Signal};
 use stella_pipeline::Stage;
 use stella_pipeline::incident::IncidentBoard;
 use stella_pipeline::redaction::Redaction;
 use stella_pipeline::resource_detection::{self, HostFacts, ResourceDetection};
+use stella_pipeline::spanmetrics::SpanMetrics;
 use stella_pipeline::tail_sampling::TailSamplingConfig;
 use tokio::task::JoinHandle;
 
@@ -134,6 +135,8 @@ pub struct Topology {
     /// Tail samplers stop before the consumers, so a drain delivers what they decide last.
     sampler_control: ConsumerControl,
     samplers: Mutex<Vec<JoinHandle<()>>>,
+    /// The `spanmetrics` processors, one per id whatever the pipelines sharing it.
+    span_metrics: Vec<Arc<SpanMetrics>>,
 }
 
 /// One pipeline at run time: its stages before the log, and what its consumers need.
@@ -160,6 +163,25 @@ impl Topology {
             "Items a processor removed on purpose, by reason.",
             &["pipeline", "stage", "reason"],
         );
+        let start = unix_nanos();
+        let span_metrics: BTreeMap<String, Arc<SpanMetrics>> = config
+            .processors
+            .iter()
+            .filter_map(|(id, processor)| match processor {
+                ProcessorConfig::SpanMetrics(settings) => {
+                    let overflowed = context
+                        .registry
+                        .counter(
+                            names::SPANMETRICS_OVERFLOW,
+                            "Spans counted in an overflow series because their processor reached aggregation_cardinality_limit.",
+                            &["processor"],
+                        )
+                        .with(&[id]);
+                    Some((id.clone(), Arc::new(SpanMetrics::new(id.clone(), (**settings).clone(), start, overflowed))))
+                }
+                _ => None,
+            })
+            .collect();
         let mut routes: HashMap<(String, Signal), Vec<Arc<PipelineRuntime>>> = HashMap::new();
         let mut pipelines = Vec::new();
         for (pipeline_id, pipeline) in &config.pipelines {
@@ -191,7 +213,7 @@ impl Topology {
                 let mut built = Vec::new();
                 for id in ids {
                     if let Some(processor) = config.processors.get(id) {
-                        built.extend(build_stage(id, processor, config, context)?);
+                        built.extend(build_stage(id, processor, config, context, &span_metrics)?);
                     }
                 }
                 Ok(built)
@@ -230,6 +252,7 @@ impl Topology {
             consumers: Mutex::new(Vec::new()),
             sampler_control: ConsumerControl::default(),
             samplers: Mutex::new(Vec::new()),
+            span_metrics: span_metrics.into_values().collect(),
         })
     }
 
@@ -293,6 +316,15 @@ impl Topology {
                     handles.push(tokio::spawn(consumer.run(self.control.clone())));
                 }
             }
+        }
+        for stage in &self.span_metrics {
+            let targets: Vec<Arc<PipelineRuntime>> = self
+                .pipelines
+                .iter()
+                .filter(|pipeline| stage.config().metrics_pipelines.contains(&pipeline.id))
+                .cloned()
+                .collect();
+            samplers.push(tokio::spawn(flush_span_metrics(Arc::clone(stage), targets, self.sampler_control.clone())));
         }
         self.consumers.lock().unwrap_or_else(|poison| poison.into_inner()).extend(handles);
         self.samplers.lock().unwrap_or_else(|poison| poison.into_inner()).extend(samplers);
@@ -418,9 +450,11 @@ fn build_stage(
     processor: &ProcessorConfig,
     config: &Config,
     context: &BuildContext,
+    span_metrics: &BTreeMap<String, Arc<SpanMetrics>>,
 ) -> Result<Option<Arc<dyn Stage>>, BuildError> {
     Ok(match processor {
         ProcessorConfig::Batch(_) | ProcessorConfig::TailSampling(_) => None,
+        ProcessorConfig::SpanMetrics(_) => span_metrics.get(id).map(|stage| Arc::clone(stage) as Arc<dyn Stage>),
         ProcessorConfig::ResourceDetection(detection) => {
             let attributes =
                 resource_detection::detect(&detection.detectors, &context.host_facts, config.environment.as_deref());
@@ -439,6 +473,33 @@ fn build_stage(
             Some(Arc::new(stage))
         }
     })
+}
+
+fn unix_nanos() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |now| now.as_nanos() as u64)
+}
+
+/// Sends a span-metrics processor's cumulative metrics into its metrics pipelines every flush interval,
+/// and once more when stopping by drain.
+async fn flush_span_metrics(stage: Arc<SpanMetrics>, targets: Vec<Arc<PipelineRuntime>>, control: ConsumerControl) {
+    let interval = stage.config().metrics_flush_interval;
+    loop {
+        let last = tokio::select! {
+            _ = tokio::time::sleep(interval) => false,
+            _ = control.drain.cancelled() => true,
+            _ = control.abort.cancelled() => return,
+        };
+        for (tenant, request) in stage.snapshot(unix_nanos()) {
+            for target in &targets {
+                let (ack, _receiver) = stella_otlp::Ack::new();
+                let batch = Batch::new(Arc::from(tenant.as_str()), OtlpRequest::Metrics(request.clone()), ack);
+                target.submit(batch).await;
+            }
+        }
+        if last {
+            return;
+        }
+    }
 }
 
 impl PipelineRuntime {

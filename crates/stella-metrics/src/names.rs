@@ -38,3 +38,5 @@ pub const SAMPLING_BUFFERED_TRACES: &str = "telemetry_sampling_buffered_traces";
 pub const SAMPLING_STRESS_RELIEF: &str = "telemetry_sampling_stress_relief";
 /// Incident mode: `{state="on"}` 1 and `{state="off"}` 0 while any tenant's incident mode is on (seed §3).
 pub const INCIDENT_MODE: &str = "telemetry_incident_mode";
+/// Spans counted in a span-metrics overflow series (past `aggregation_cardinality_limit`), by `processor`.
+pub const SPANMETRICS_OVERFLOW: &str = "telemetry_spanmetrics_overflow_spans_total";

@@ -31,6 +31,62 @@ pub fn format(duration: Duration) -> String {
     }
 }
 
+/// Serde for a duration as a friendly string (`#[serde(with = "crate::duration::text")]`).
+pub mod text {
+    use std::time::Duration;
+
+    use serde::{Deserializer, Serializer};
+
+    /// Writes the duration as [`super::format`] does.
+    pub fn serialize<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&super::format(*duration))
+    }
+
+    /// Reads a friendly or ISO 8601 duration.
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        super::deserialize(deserializer)
+    }
+}
+
+/// Serde for an optional duration as a friendly string.
+pub mod optional_text {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Writes the duration as [`super::format`] does, or nothing.
+    pub fn serialize<S: Serializer>(duration: &Option<Duration>, serializer: S) -> Result<S::Ok, S::Error> {
+        match duration {
+            Some(duration) => serializer.serialize_str(&super::format(*duration)),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    /// Reads an optional friendly or ISO 8601 duration.
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
+        let text: Option<String> = Option::deserialize(deserializer)?;
+        text.map(|text| super::parse(&text).map_err(serde::de::Error::custom)).transpose()
+    }
+}
+
+/// Serde for a list of durations as friendly strings.
+pub mod text_list {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Writes each duration as [`super::format`] does.
+    pub fn serialize<S: Serializer>(durations: &[Duration], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(durations.iter().map(|duration| super::format(*duration)))
+    }
+
+    /// Reads a list of friendly or ISO 8601 durations.
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Duration>, D::Error> {
+        let texts: Vec<String> = Vec::deserialize(deserializer)?;
+        texts.iter().map(|text| super::parse(text).map_err(serde::de::Error::custom)).collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,6 +18,7 @@ pub mod duration;
 pub mod incident;
 pub mod redaction;
 pub mod resource_detection;
+pub mod spanmetrics;
 pub mod tail_sampling;
 
 pub use stage::{Dropped, Stage};

@@ -236,3 +236,58 @@ async fn incident_mode_keeps_a_service_whole_at_once_survives_a_restart_and_ends
     assert_eq!(toggles.len(), 2, "{audit}");
     assert_eq!(toggles[1]["actor"], "ttl");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn span_metrics_count_every_span_even_those_sampling_drops() {
+    // The default profile's pipelines: spanmetrics runs before tail sampling, its metrics go to `metrics`.
+    let mut stella = Stella::start(
+        "processors:\n  spanmetrics: {metrics_flush_interval: 200ms}\n  tail_sampling: {decision_wait: 200ms, policies: [{name: none, type: probabilistic, probabilistic: {sampling_percentage: 0}}]}\n",
+    );
+    loadgen(
+        &stella,
+        &[
+            "--duration",
+            "1s",
+            "--workers",
+            "1",
+            "--rate",
+            "10",
+            "--traces-per-request",
+            "3",
+            "--spans-per-trace",
+            "2",
+            "--error-percent",
+            "50",
+            "--services",
+            "checkout",
+        ],
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(stella.terminate().success(), "{}", stella.log());
+    assert!(traces_of(&exported(&stella, "traces.jsonl")).is_empty(), "sampling kept nothing");
+    let metrics = read_json_lines(&stella.data_dir().join("export/metrics.jsonl"), Signal::Metrics);
+    // The last flush holds the cumulative totals: calls per status add up to every span sent.
+    let mut last: BTreeMap<String, i64> = BTreeMap::new();
+    for request in &metrics {
+        let OtlpRequest::Metrics(request) = request else { continue };
+        for metric in
+            request.resource_metrics.iter().flat_map(|group| &group.scope_metrics).flat_map(|scope| &scope.metrics)
+        {
+            if metric.name != "traces.span.metrics.calls" {
+                continue;
+            }
+            let Some(stella_otlp::proto::metrics::v1::metric::Data::Sum(sum)) = &metric.data else { continue };
+            for point in &sum.data_points {
+                let series = format!("{:?}", point.attributes);
+                if let Some(stella_otlp::proto::metrics::v1::number_data_point::Value::AsInt(value)) = point.value {
+                    last.insert(series, value);
+                }
+            }
+        }
+    }
+    let total: i64 = last.values().sum();
+    assert_eq!(last.len(), 3, "operation-0 unset, operation-1 unset and error: {last:?}");
+    assert!(last.keys().any(|series| series.contains("STATUS_CODE_ERROR")), "{last:?}");
+    assert!(total >= 20, "10 requests x 3 traces x 2 spans = 60 spans were sent in ~1s; counted {total}");
+    assert_eq!(total % 2, 0, "two spans per trace");
+}

@@ -114,6 +114,8 @@ pub enum ProcessorConfig {
     ResourceDetection(ResourceDetectionConfig),
     /// `redaction`.
     Redaction(RedactionSettings),
+    /// `spanmetrics`: request rates and durations from spans, sent into metrics pipelines.
+    SpanMetrics(Box<stella_pipeline::spanmetrics::SpanMetricsConfig>),
     /// `tail_sampling`: a consumer of the traces log feeding the pipeline's exporters.
     TailSampling(Box<stella_pipeline::tail_sampling::TailSamplingConfig>),
 }

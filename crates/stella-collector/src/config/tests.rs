@@ -61,7 +61,7 @@ fn a_pipeline_naming_a_missing_processor_says_what_is_defined() {
     let errors =
         errors_of("service: {pipelines: {logs: {receivers: [otlp], processors: [batch/fast], exporters: [file]}}}");
     assert_eq!(errors.len(), 1, "{errors:?}");
-    assert!(errors[0].starts_with("service.pipelines.logs.processors[0]: `batch/fast` is not defined under `processors:` (defined: batch, redaction, resourcedetection, tail_sampling)"), "{errors:?}");
+    assert!(errors[0].starts_with("service.pipelines.logs.processors[0]: `batch/fast` is not defined under `processors:` (defined: batch, redaction, resourcedetection, spanmetrics, tail_sampling)"), "{errors:?}");
 }
 
 #[test]

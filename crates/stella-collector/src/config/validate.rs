@@ -60,7 +60,7 @@ impl fmt::Display for ConfigErrors {
 const TOP_LEVEL_KEYS: &[&str] =
     &["receivers", "processors", "exporters", "service", "api", "environment", "storage", "egress", "auth", "tenants"];
 const RECEIVER_TYPES: &[&str] = &["otlp"];
-const PROCESSOR_TYPES: &[&str] = &["batch", "redaction", "resourcedetection", "tail_sampling"];
+const PROCESSOR_TYPES: &[&str] = &["batch", "redaction", "resourcedetection", "spanmetrics", "tail_sampling"];
 const EXPORTER_TYPES: &[&str] = &["debug", "file", "nop", "otlp", "otlphttp"];
 
 #[derive(Default)]
@@ -105,6 +105,13 @@ impl Config {
                 "redaction" => {
                     super::redaction::settings(value, path, base_dir, problems).map(ProcessorConfig::Redaction)
                 }
+                "spanmetrics" => {
+                    let config = typed::<stella_pipeline::spanmetrics::SpanMetricsConfig>(value, path, problems)?;
+                    for (key, message) in config.problems() {
+                        problems.add(format!("{path}.{key}"), message);
+                    }
+                    Some(ProcessorConfig::SpanMetrics(Box::new(config)))
+                }
                 "tail_sampling" => {
                     let config = typed::<stella_pipeline::tail_sampling::TailSamplingConfig>(value, path, problems)?;
                     if let Err(error) = stella_pipeline::tail_sampling::Policies::compile(&config) {
@@ -139,6 +146,7 @@ impl Config {
                 _ => typed::<NopRaw>(&without_key(value, "max_backlog"), path, problems).map(|_| ExporterConfig::Nop),
             });
         let pipelines = pipelines(root, &mut problems);
+        check_span_metrics_targets(&processors, &pipelines, &mut problems);
         let api = api(root.get("api"), &mut problems);
         let environment = match root.get("environment") {
             None | Some(Value::Null) => None,
@@ -565,6 +573,45 @@ fn pipelines(root: &Map<String, Value>, problems: &mut Problems) -> BTreeMap<Str
         );
     }
     built
+}
+
+/// Every `spanmetrics` processor in use sends into metrics pipelines that exist, and sits in traces
+/// pipelines only.
+fn check_span_metrics_targets(
+    processors: &BTreeMap<String, ProcessorConfig>,
+    pipelines: &BTreeMap<String, PipelineConfig>,
+    problems: &mut Problems,
+) {
+    for (id, processor) in processors {
+        let ProcessorConfig::SpanMetrics(config) = processor else { continue };
+        if !pipelines.values().any(|pipeline| pipeline.processors.contains(id)) {
+            continue;
+        }
+        for (index, target) in config.metrics_pipelines.iter().enumerate() {
+            if pipelines.get(target).is_none_or(|pipeline| pipeline.signal != Signal::Metrics) {
+                let known: Vec<&str> = pipelines
+                    .iter()
+                    .filter(|(_, pipeline)| pipeline.signal == Signal::Metrics)
+                    .map(|(name, _)| name.as_str())
+                    .collect();
+                problems.add(
+                    format!("processors.{id}.metrics_pipelines[{index}]"),
+                    format!(
+                        "`{target}` is not a metrics pipeline (defined: {}); name one, or take {id} out of the traces pipelines' processors",
+                        known.join(", ")
+                    ),
+                );
+            }
+        }
+        for (pipeline_id, pipeline) in pipelines.iter().filter(|(_, pipeline)| pipeline.signal != Signal::Traces) {
+            if let Some(position) = pipeline.processors.iter().position(|listed| listed == id) {
+                problems.add(
+                    format!("service.pipelines.{pipeline_id}.processors[{position}]"),
+                    "spanmetrics derives metrics from spans; use it in a traces pipeline only",
+                );
+            }
+        }
+    }
 }
 
 /// Component ids declared in `section`, valid or not (an invalid one is reported where it is declared,

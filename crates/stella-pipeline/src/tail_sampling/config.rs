@@ -11,10 +11,10 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields)]
 pub struct TailSamplingConfig {
     /// How long after a trace's first span it is decided (default 10s).
-    #[serde(default = "default_decision_wait", with = "duration_text")]
+    #[serde(default = "default_decision_wait", with = "crate::duration::text")]
     pub decision_wait: Duration,
     /// Decide earlier: this long after the root span arrived (default: off).
-    #[serde(default, with = "optional_duration_text", skip_serializing_if = "Option::is_none")]
+    #[serde(default, with = "crate::duration::optional_text", skip_serializing_if = "Option::is_none")]
     pub decision_wait_after_root_received: Option<Duration>,
     /// Bytes of buffered spans, all traces together (default 256 MiB). At the budget the oldest
     /// undecided traces are decided early.
@@ -320,38 +320,4 @@ fn default_sampled_cache_size() -> usize {
 
 fn default_non_sampled_cache_size() -> usize {
     1_000_000
-}
-
-/// Durations as the friendly strings of [`crate::duration`].
-mod duration_text {
-    use std::time::Duration;
-
-    use serde::{Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&crate::duration::format(*duration))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-        crate::duration::deserialize(deserializer)
-    }
-}
-
-/// Optional durations as friendly strings.
-mod optional_duration_text {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(duration: &Option<Duration>, serializer: S) -> Result<S::Ok, S::Error> {
-        match duration {
-            Some(duration) => serializer.serialize_str(&crate::duration::format(*duration)),
-            None => serializer.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
-        let text: Option<String> = Option::deserialize(deserializer)?;
-        text.map(|text| crate::duration::parse(&text).map_err(serde::de::Error::custom)).transpose()
-    }
 }
