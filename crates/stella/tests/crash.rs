@@ -62,8 +62,7 @@ fn kill_9_under_load_loses_nothing_acknowledged_and_duplicates_nothing() {
         missing.len(),
         &missing[..missing.len().min(5)]
     );
-    // Loadgen sends each trace as its own resource, all tagged with the request id: 4 per request.
-    let duplicated: Vec<(&String, &usize)> = stored.iter().filter(|(_, count)| **count != 4).collect();
+    let duplicated: Vec<(&String, &usize)> = stored.iter().filter(|(_, count)| **count > 1).collect();
     assert!(duplicated.is_empty(), "requests stored more than once: {duplicated:?}");
     eprintln!(
         "acknowledged {}, stored {} (unacknowledged but stored: {})",

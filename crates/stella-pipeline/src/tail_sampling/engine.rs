@@ -30,9 +30,9 @@ const STRESS_PAYLOAD: u8 = 251;
 const UNKNOWN_PAYLOAD: u8 = 252;
 
 /// Bytes counted per buffered trace and per resource/scope group on top of the span bytes: the map
-/// entry, the queue entries, the summary and the group headers.
-const TRACE_OVERHEAD: u64 = 224;
-const GROUP_OVERHEAD: u64 = 48;
+/// entry (with the hash table's slack), the queue entries, the summary and the group headers.
+const TRACE_OVERHEAD: u64 = 320;
+const GROUP_OVERHEAD: u64 = 96;
 
 /// Which services incident mode covers for this sampler's tenant.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -56,13 +56,30 @@ impl IncidentScope {
     }
 }
 
-/// The resource and scope a group of buffered spans came with.
+/// The resource and scope a group of buffered spans came with, kept encoded (a decoded resource costs
+/// several times its wire size) and decoded again only for the traces that are kept.
 #[derive(Debug)]
 struct Context {
-    resource: Option<Resource>,
+    resource: Option<Vec<u8>>,
     resource_schema_url: String,
-    scope: Option<InstrumentationScope>,
+    scope: Option<Vec<u8>>,
     scope_schema_url: String,
+}
+
+impl Context {
+    /// Bytes this context holds, counted against the budget by every trace that refers to it.
+    fn memory(&self) -> u64 {
+        let encoded = self.resource.as_ref().map_or(0, Vec::capacity) + self.scope.as_ref().map_or(0, Vec::capacity);
+        (encoded + self.resource_schema_url.capacity() + self.scope_schema_url.capacity()) as u64 + GROUP_OVERHEAD
+    }
+
+    fn resource(&self) -> Option<Resource> {
+        self.resource.as_ref().map(|bytes| Resource::decode(bytes.as_slice()).unwrap_or_default())
+    }
+
+    fn scope(&self) -> Option<InstrumentationScope> {
+        self.scope.as_ref().map(|bytes| InstrumentationScope::decode(bytes.as_slice()).unwrap_or_default())
+    }
 }
 
 /// One undecided trace.
@@ -248,11 +265,12 @@ impl TailSampler {
                     _ => None,
                 });
             let resource_attributes = resource_attributes.to_vec();
+            let resource = group.resource.as_ref().map(Message::encode_to_vec);
             for scope_group in group.scope_spans {
                 let context = Arc::new(Context {
-                    resource: group.resource.clone(),
+                    resource: resource.clone(),
                     resource_schema_url: group.schema_url.clone(),
-                    scope: scope_group.scope,
+                    scope: scope_group.scope.as_ref().map(Message::encode_to_vec),
                     scope_schema_url: scope_group.schema_url,
                 });
                 for span in scope_group.spans {
@@ -335,7 +353,7 @@ impl TailSampler {
         }
         let mut added = span.encoded_len() as u64 + 2;
         if !matches!(trace.groups.last(), Some((last, _)) if Arc::ptr_eq(last, context)) {
-            added += GROUP_OVERHEAD;
+            added += context.memory();
             trace.groups.push((Arc::clone(context), Vec::new()));
         }
         let Some((_, group)) = trace.groups.last_mut() else { return };
@@ -515,9 +533,9 @@ impl TailSampler {
         }
         out.kept_spans += spans.len() as u64;
         out.kept.resource_spans.push(ResourceSpans {
-            resource: context.resource.clone(),
+            resource: context.resource(),
             scope_spans: vec![ScopeSpans {
-                scope: context.scope.clone(),
+                scope: context.scope(),
                 spans,
                 schema_url: context.scope_schema_url.clone(),
             }],

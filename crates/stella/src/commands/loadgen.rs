@@ -234,7 +234,7 @@ struct Traffic {
 }
 
 /// One request of `signal`: `groups` traces (or groups) of `per_group` items, tagged with `id`. Each
-/// trace is its own resource (a service picked at random); a share of them ends in an error span.
+/// trace belongs to a service picked at random (one resource per service); a share ends in an error span.
 fn generate(
     signal: LoadSignal,
     id: &str,
@@ -249,7 +249,8 @@ fn generate(
     let now = now_nanos();
     match signal {
         LoadSignal::Traces => {
-            let mut resource_spans = Vec::with_capacity(groups);
+            // One resource per service in the request, as an SDK batch from one process would send.
+            let mut by_service: Vec<(&str, Vec<Span>)> = Vec::new();
             for _ in 0..groups {
                 let trace_id = random.bytes(16);
                 let error = (random.next() % 1_000_000) as f64 / 10_000.0 < traffic.error_percent;
@@ -257,8 +258,15 @@ fn generate(
                     0 => "loadgen",
                     count => traffic.services[(random.next() % count as u64) as usize].as_str(),
                 };
+                let spans = match by_service.iter_mut().find(|(name, _)| *name == service) {
+                    Some((_, spans)) => spans,
+                    None => {
+                        by_service.push((service, Vec::new()));
+                        let Some((_, spans)) = by_service.last_mut() else { continue };
+                        spans
+                    }
+                };
                 let mut parent = Vec::new();
-                let mut spans = Vec::with_capacity(per_group);
                 for index in 0..per_group {
                     let span_id = random.bytes(8);
                     let failed = error && index + 1 == per_group;
@@ -276,14 +284,18 @@ fn generate(
                     });
                     parent = span_id;
                 }
-                let mut resource = resource.clone().unwrap_or_default();
-                resource.attributes[0] = text("service.name", service);
-                resource_spans.push(ResourceSpans {
-                    resource: Some(resource),
+            }
+            let resource_spans = by_service
+                .into_iter()
+                .map(|(service, spans)| ResourceSpans {
+                    resource: Some(Resource {
+                        attributes: vec![text("service.name", service), text("stella.loadgen.request_id", id)],
+                        ..Default::default()
+                    }),
                     scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
                     ..Default::default()
-                });
-            }
+                })
+                .collect();
             OtlpRequest::Traces(ExportTraceServiceRequest { resource_spans })
         }
         LoadSignal::Metrics => {
