@@ -215,11 +215,19 @@ impl Collector {
                 let limits = GrpcLimits {
                     max_message_bytes: grpc.max_recv_msg_bytes,
                     max_decompressed_bytes: receiver.max_decompressed_bytes,
+                    read_timeout: receiver.read_timeout,
                 };
                 let router =
                     otlp_grpc::router(service.clone(), limits, admission.protocol(grpc.max_concurrent_requests));
                 let tls = listener_tls(grpc.tls.as_ref(), &key, &stop_receivers)?;
-                servers.push(spawn_server(listener, router, tls, stop_receivers.clone(), "OTLP/gRPC"));
+                servers.push(spawn_server(
+                    listener,
+                    router,
+                    tls,
+                    stop_receivers.clone(),
+                    "OTLP/gRPC",
+                    receiver.read_timeout,
+                ));
                 tracing::info!(receiver = %id, protocol = "grpc", %address, "listening");
                 listeners.push(Listener { component: format!("receivers.{id}.grpc"), address });
             }
@@ -230,11 +238,19 @@ impl Collector {
                 let limits = HttpLimits {
                     max_request_body_size: http.max_request_body_size,
                     max_decompressed_bytes: receiver.max_decompressed_bytes,
+                    read_timeout: receiver.read_timeout,
                 };
                 let router =
                     otlp_http::router(service.clone(), limits, admission.protocol(http.max_concurrent_requests));
                 let tls = listener_tls(http.tls.as_ref(), &key, &stop_receivers)?;
-                servers.push(spawn_server(listener, router, tls, stop_receivers.clone(), "OTLP/HTTP"));
+                servers.push(spawn_server(
+                    listener,
+                    router,
+                    tls,
+                    stop_receivers.clone(),
+                    "OTLP/HTTP",
+                    receiver.read_timeout,
+                ));
                 tracing::info!(receiver = %id, protocol = "http", %address, "listening");
                 listeners.push(Listener { component: format!("receivers.{id}.http"), address });
             }

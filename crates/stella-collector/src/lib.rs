@@ -20,4 +20,4 @@ pub mod topology;
 pub use collector::{
     Collector, ComponentState, ConfigSource, Readiness, ReloadError, ReloadReport, StartError, listener_tls,
 };
-pub use server::spawn_server;
+pub use server::{API_HEADER_TIMEOUT, spawn_server};

@@ -19,8 +19,8 @@ const HTTP2_STREAM_WINDOW: u32 = 4 * 1024 * 1024;
 const HTTP2_CONNECTION_WINDOW: u32 = 8 * 1024 * 1024;
 const HTTP2_MAX_FRAME: u32 = 1024 * 1024;
 
-/// How long a client may take to send a request's headers (HTTP/1.1).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long an API client may take to send a request's headers (HTTP/1.1).
+pub const API_HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 /// The largest header block accepted.
 const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// Connections served at once per listener; more are closed on accept.
@@ -63,23 +63,20 @@ impl PeerIdentity {
 }
 
 /// Serves `router` on `listener` (over TLS when `tls` is set) until `stop`, then finishes the requests in
-/// flight. `what` names the listener in logs.
+/// flight. `what` names the listener in logs; HTTP/1 request headers must arrive within `header_timeout`.
 pub fn spawn_server(
     listener: TcpListener,
     router: axum::Router,
     tls: Option<Arc<ReloadingTls>>,
     stop: CancellationToken,
     what: &'static str,
+    header_timeout: Duration,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let graceful = GracefulShutdown::new();
         let mut builder = auto::Builder::new(TokioExecutor::new());
         // Slow or oversized headers (slowloris, header floods) are cut off; bodies have their own caps.
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT)
-            .max_buf_size(MAX_HEADER_BYTES);
+        builder.http1().timer(TokioTimer::new()).header_read_timeout(header_timeout).max_buf_size(MAX_HEADER_BYTES);
         builder.http2().timer(TokioTimer::new()).max_header_list_size(MAX_HEADER_BYTES as u32);
         // OTLP requests are often larger than HTTP/2's 64 KiB default windows: larger windows and frames
         // spare a WINDOW_UPDATE round trip per request.

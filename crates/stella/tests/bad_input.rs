@@ -150,3 +150,47 @@ async fn every_kind_of_bad_input_gets_a_precise_answer_and_the_server_keeps_serv
     let names = common::span_names(&stella.exported(Signal::Traces));
     assert_eq!(names, vec!["ids-0", "ids-2", "good-0", "good-1"], "only the valid spans were stored");
 }
+
+/// Slowloris: a client that sends its headers, or its body, too slowly is cut off after `read_timeout`
+/// (the connection closed, or 408 with the setting named), and real clients are served meanwhile.
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_headers_and_slow_bodies_are_cut_off_after_read_timeout() {
+    use std::io::Read;
+    let extra = common::Extra { receiver: "read_timeout: 1s", ..Default::default() };
+    let stella = Stella::start_with_receiver(&extra, &file_pipelines("batch"));
+    let read_all = |stream: &mut std::net::TcpStream| {
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+        let started = std::time::Instant::now();
+        let mut answer = Vec::new();
+        let mut buffer = [0u8; 4096];
+        while let Ok(read) = stream.read(&mut buffer) {
+            if read == 0 {
+                break;
+            }
+            answer.extend_from_slice(&buffer[..read]);
+        }
+        (String::from_utf8_lossy(&answer).into_owned(), started.elapsed())
+    };
+
+    // Headers that never finish: the server closes the connection.
+    let mut slow_headers = std::net::TcpStream::connect(("127.0.0.1", stella.http)).unwrap();
+    slow_headers.write_all(b"POST /v1/traces HTTP/1.1\r\nHost: localhost\r\nContent-Ty").unwrap();
+    // A body that stops after 10 of its 1000 bytes: 408, naming the setting.
+    let mut slow_body = std::net::TcpStream::connect(("127.0.0.1", stella.http)).unwrap();
+    let head = format!(
+        "POST /v1/traces HTTP/1.1\r\nHost: localhost\r\nContent-Type: {PROTOBUF}\r\nContent-Length: 1000\r\n\r\n"
+    );
+    slow_body.write_all(head.as_bytes()).unwrap();
+    slow_body.write_all(&[0u8; 10]).unwrap();
+    // Meanwhile a real client is served.
+    let answer = post(&stella, PROTOBUF, None, traces("meanwhile", 1).encode_protobuf()).await;
+    assert_eq!(answer.status, 200);
+
+    let (body_answer, waited) = read_all(&mut slow_body);
+    assert!(body_answer.starts_with("HTTP/1.1 408"), "{body_answer}");
+    assert!(body_answer.contains("read_timeout"), "{body_answer}");
+    assert!(waited < std::time::Duration::from_secs(5), "cut off after ~1s, not {waited:?}");
+    let (header_answer, waited) = read_all(&mut slow_headers);
+    assert!(!header_answer.contains("200 OK"), "{header_answer}");
+    assert!(waited < std::time::Duration::from_secs(5), "closed after ~1s, not {waited:?}");
+}

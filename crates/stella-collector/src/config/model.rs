@@ -77,6 +77,9 @@ pub struct OtlpReceiverConfig {
     pub max_concurrent_requests: usize,
     /// `max_inflight_mib`: memory budget for request bodies held at once (default 512).
     pub max_inflight_mib: usize,
+    /// `read_timeout`: time for a client to send a request's headers and body (default 30s); slower
+    /// clients (slowloris) are cut off.
+    pub read_timeout: std::time::Duration,
 }
 
 /// `receivers.otlp.protocols.grpc`.

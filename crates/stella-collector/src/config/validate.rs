@@ -284,6 +284,12 @@ struct OtlpReceiverRaw {
     max_concurrent_requests: usize,
     #[serde(default = "default_max_inflight_mib")]
     max_inflight_mib: usize,
+    #[serde(default = "default_read_timeout", deserialize_with = "stella_pipeline::duration::deserialize")]
+    read_timeout: std::time::Duration,
+}
+
+fn default_read_timeout() -> std::time::Duration {
+    std::time::Duration::from_secs(30)
 }
 
 #[derive(Deserialize, Default)]
@@ -376,12 +382,17 @@ fn otlp_receiver(value: &Value, path: &str, problems: &mut Problems) -> Option<O
     }
     positive(raw.max_concurrent_requests, &format!("{path}.max_concurrent_requests"), problems)?;
     positive(raw.max_inflight_mib, &format!("{path}.max_inflight_mib"), problems)?;
+    if raw.read_timeout.is_zero() {
+        problems.add(format!("{path}.read_timeout"), "must be more than 0, e.g. 30s");
+        return None;
+    }
     Some(OtlpReceiverConfig {
         grpc,
         http,
         max_decompressed_bytes: raw.max_decompressed_size_mib.saturating_mul(MIB),
         max_concurrent_requests: raw.max_concurrent_requests,
         max_inflight_mib: raw.max_inflight_mib,
+        read_timeout: raw.read_timeout,
     })
 }
 

@@ -1,6 +1,8 @@
 //! What both transports do with a request body: read it under the wire cap, decompress it under the
 //! decompressed cap, decode it (protobuf or OTLP/JSON). Bodies that are compressed or large are decoded
 //! off the async workers.
+use std::time::Duration;
+
 use axum::body::{Body, Bytes};
 use http_body_util::{BodyExt, Limited};
 use stella_otlp::{OtlpRequest, Signal};
@@ -24,14 +26,21 @@ pub(crate) enum BodyError {
     TooLarge(String),
     /// Not what it claims to be (HTTP 400, gRPC INVALID_ARGUMENT).
     Malformed(String),
+    /// Did not arrive within `read_timeout` (HTTP 408, gRPC DEADLINE_EXCEEDED): a slow or stalled client.
+    Timeout(String),
 }
 
-/// Reads the whole body, refusing more than `cap` bytes; `cap_key` names the setting in the message.
-pub(crate) async fn read_limited(body: Body, cap: usize, cap_key: &str) -> Result<Bytes, BodyError> {
-    match Limited::new(body, cap).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(too_large(cap, cap_key)),
-        Err(error) => Err(BodyError::Malformed(format!("could not read the request body: {error}"))),
+/// Reads the whole body within `timeout`, refusing more than `cap` bytes; `cap_key` names the setting in
+/// the message. A body trickling in slower than that (slowloris) frees its connection and slot.
+pub(crate) async fn read_limited(body: Body, cap: usize, cap_key: &str, timeout: Duration) -> Result<Bytes, BodyError> {
+    match tokio::time::timeout(timeout, Limited::new(body, cap).collect()).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(error)) if error.is::<http_body_util::LengthLimitError>() => Err(too_large(cap, cap_key)),
+        Ok(Err(error)) => Err(BodyError::Malformed(format!("could not read the request body: {error}"))),
+        Err(_) => Err(BodyError::Timeout(format!(
+            "the request body did not arrive within {} (receivers.<id>.read_timeout); send it faster or raise the setting",
+            stella_pipeline::duration::format(timeout)
+        ))),
     }
 }
 

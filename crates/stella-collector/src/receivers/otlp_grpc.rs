@@ -36,6 +36,7 @@ use super::{OtlpService, Overloaded, Protocol, ProtocolAdmission, Refusal, respo
 mod code {
     pub const OK: u16 = 0;
     pub const INVALID_ARGUMENT: u16 = 3;
+    pub const DEADLINE_EXCEEDED: u16 = 4;
     pub const PERMISSION_DENIED: u16 = 7;
     pub const RESOURCE_EXHAUSTED: u16 = 8;
     pub const UNIMPLEMENTED: u16 = 12;
@@ -51,6 +52,8 @@ pub struct GrpcLimits {
     pub max_message_bytes: usize,
     /// Cap on the message after decompression (`max_decompressed_size_mib`).
     pub max_decompressed_bytes: usize,
+    /// Time to receive the whole message (`read_timeout`).
+    pub read_timeout: std::time::Duration,
 }
 
 #[derive(Clone)]
@@ -112,6 +115,7 @@ impl From<BodyError> for Failure {
         match error {
             BodyError::TooLarge(message) => Failure { http_status: 413, code: code::RESOURCE_EXHAUSTED, message },
             BodyError::Malformed(message) => Failure { http_status: 400, code: code::INVALID_ARGUMENT, message },
+            BodyError::Timeout(message) => Failure { http_status: 408, code: code::DEADLINE_EXCEEDED, message },
         }
     }
 }
@@ -140,7 +144,13 @@ async fn receive(
         );
         return Err(Failure { http_status: 415, code: code::UNIMPLEMENTED, message });
     };
-    let frame = body::read_limited(body, limits.max_message_bytes.saturating_add(5), "max_recv_msg_size_mib").await?;
+    let frame = body::read_limited(
+        body,
+        limits.max_message_bytes.saturating_add(5),
+        "max_recv_msg_size_mib",
+        limits.read_timeout,
+    )
+    .await?;
     admitted.reserve(frame.len())?;
     let _inflight = state.service.metrics().hold(frame.len());
     let (compressed, message) = unframe(&frame)?;

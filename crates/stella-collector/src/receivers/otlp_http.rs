@@ -24,6 +24,8 @@ pub struct HttpLimits {
     pub max_request_body_size: usize,
     /// Cap on the body after decompression (`max_decompressed_size_mib`).
     pub max_decompressed_bytes: usize,
+    /// Time to receive the whole body (`read_timeout`).
+    pub read_timeout: std::time::Duration,
 }
 
 #[derive(Clone)]
@@ -125,7 +127,7 @@ async fn export_body(
     let wire = if declared.is_some_and(|length| length > wire_cap) {
         Err(body::too_large(wire_cap, "max_request_body_size"))
     } else {
-        body::read_limited(request_body, wire_cap, "max_request_body_size").await
+        body::read_limited(request_body, wire_cap, "max_request_body_size", limits.read_timeout).await
     };
     let decoded = match wire {
         Ok(wire) => {
@@ -142,6 +144,7 @@ async fn export_body(
         Ok(request) => request,
         Err(BodyError::TooLarge(message)) => return failure(format, StatusCode::PAYLOAD_TOO_LARGE, 8, message),
         Err(BodyError::Malformed(message)) => return failure(format, StatusCode::BAD_REQUEST, 3, message),
+        Err(BodyError::Timeout(message)) => return failure(format, StatusCode::REQUEST_TIMEOUT, 4, message),
     };
     match state.service.export(protocol_of(format), tenant, request).await {
         Ok(rejection) => success(format, signal, &rejection),

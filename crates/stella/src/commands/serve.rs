@@ -5,7 +5,7 @@ use std::time::Duration;
 use anyhow::Context;
 use stella_collector::auth::TokenStore;
 use stella_collector::topology::Environment;
-use stella_collector::{Collector, ConfigSource, listener_tls, spawn_server};
+use stella_collector::{API_HEADER_TIMEOUT, Collector, ConfigSource, listener_tls, spawn_server};
 use stella_metrics::Registry;
 use stella_pipeline::resource_detection::HostFacts;
 use tokio::signal::unix::{SignalKind, signal};
@@ -50,7 +50,8 @@ pub async fn execute(args: ServeArgs) -> anyhow::Result<()> {
     };
     stella_api::incidents::enforce_ttl(&api_state);
     let api_tls = listener_tls(api_config.tls.as_ref(), "api.endpoint", &api_stop)?;
-    let api = spawn_server(api_listener, stella_api::router(api_state), api_tls, api_stop.clone(), "API");
+    let api =
+        spawn_server(api_listener, stella_api::router(api_state), api_tls, api_stop.clone(), "API", API_HEADER_TIMEOUT);
     collector.watch_config_file(CONFIG_POLL);
     tracing::info!(
         profile = %args.profile,
