@@ -97,6 +97,19 @@ impl AuditLog {
     /// Appends `entry`, chained to the last line; returns the line written.
     pub fn append(&self, entry: &AuditEntry) -> Result<String, AuditError> {
         let _one_writer = self.append_lock.lock().unwrap_or_else(|poison| poison.into_inner());
+        if let Some(parent) = self.path.parent() {
+            std::fs::create_dir_all(parent).map_err(self.io())?;
+        }
+        // One writer across processes too (a running server and `stella telemetry tokens` on the same data
+        // directory): an exclusive lock on a sibling file, held from reading the last line to the append,
+        // released when the file closes.
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.path.with_extension("lock"))
+            .map_err(self.io())?;
+        lock.lock().map_err(self.io())?;
         let lines = self.lines()?;
         let prev = lines.last().map_or_else(|| GENESIS.to_string(), |line| sha256_hex(line));
         let line = serde_json::json!({
@@ -110,9 +123,6 @@ impl AuditLog {
             "prev": prev,
         })
         .to_string();
-        if let Some(parent) = self.path.parent() {
-            std::fs::create_dir_all(parent).map_err(self.io())?;
-        }
         let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&self.path).map_err(self.io())?;
         file.write_all(format!("{line}\n").as_bytes()).and_then(|()| file.sync_data()).map_err(self.io())?;
         Ok(line)
@@ -174,5 +184,26 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         std::fs::write(&path, format!("{}\n{}\n", lines[0], lines[2])).unwrap();
         assert!(matches!(audit.verify(), Err(AuditError::Broken { line: 2, .. })), "a removed line is found");
+    }
+
+    #[test]
+    fn writers_that_share_no_memory_still_keep_one_chain() {
+        // Separate AuditLog values share no in-process lock, like two processes on one data directory.
+        let dir = tempfile::tempdir().unwrap();
+        let writers: Vec<_> = (0..4)
+            .map(|writer| {
+                let path = dir.path().to_path_buf();
+                std::thread::spawn(move || {
+                    let audit = AuditLog::new(&path);
+                    for _ in 0..25 {
+                        audit.append(&entry(&format!("writer{writer}"))).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.join().unwrap();
+        }
+        assert_eq!(AuditLog::new(dir.path()).verify().unwrap(), 100);
     }
 }

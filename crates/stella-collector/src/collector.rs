@@ -176,6 +176,7 @@ pub struct Collector {
     servers: Mutex<Vec<JoinHandle<()>>>,
     reloads: CounterVec,
     incidents: Arc<Incidents>,
+    quotas: Arc<Quotas>,
 }
 
 impl Collector {
@@ -190,9 +191,7 @@ impl Collector {
         let topology = TopologyHandle::new(topology);
         let receiver_metrics = ReceiverMetrics::new(&context.registry);
         let tokens = config.auth_enabled.then(|| Arc::new(TokenStore::new(&context.data_dir)));
-        let tenant_quotas: Vec<(String, QuotaConfig)> =
-            config.tenants.iter().filter_map(|tenant| Some((tenant.id.clone(), tenant.quotas?))).collect();
-        let quotas = Arc::new(Quotas::new(&tenant_quotas));
+        let quotas = Arc::new(Quotas::new(&tenant_quotas(&config)));
         let certificate_tenants = Arc::new(config.certificate_tenants.clone());
         refuse_insecure_listeners(&config, allow_insecure)?;
         let stop_receivers = CancellationToken::new();
@@ -267,6 +266,7 @@ impl Collector {
             servers: Mutex::new(servers),
             reloads,
             incidents,
+            quotas,
         }))
     }
 
@@ -322,6 +322,7 @@ impl Collector {
             restart_required,
             pipelines: next_config.pipelines.keys().cloned().collect(),
         };
+        self.quotas.replace(&tenant_quotas(&next_config));
         *self.config.lock().unwrap_or_else(|poison| poison.into_inner()) = next_config;
         let previous = self.topology.replace(Some(next)).ok_or(ReloadError::ShuttingDown)?;
         let successor = self.topology.current().ok_or(ReloadError::ShuttingDown)?;
@@ -415,6 +416,11 @@ impl Collector {
         self.context.logs.close_all();
         tracing::info!("shutdown complete");
     }
+}
+
+/// The quotas the tenants of `config` declare.
+fn tenant_quotas(config: &Config) -> Vec<(String, QuotaConfig)> {
+    config.tenants.iter().filter_map(|tenant| Some((tenant.id.clone(), tenant.quotas?))).collect()
 }
 
 async fn bind(key: &str, address: SocketAddr) -> Result<TcpListener, StartError> {

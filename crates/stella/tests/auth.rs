@@ -98,6 +98,16 @@ async fn a_tenant_over_its_quota_gets_429_with_retry_after_and_recovers() {
     );
     tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
     assert_eq!(stella.post(&traces("third", 8)).await.0, 200, "the quota refills");
+    // Quotas reload live: a larger burst takes effect without a restart.
+    let config = std::fs::read_to_string(&stella.config_path).unwrap();
+    std::fs::write(&stella.config_path, config.replace("items_per_second: 10,", "items_per_second: 1000,")).unwrap();
+    let reload = reqwest::Client::new().post(stella.api_url("/telemetry/config/reload")).send().await.unwrap();
+    assert_eq!(reload.status(), 200);
+    let report: serde_json::Value = reload.json().await.unwrap();
+    assert_eq!(report["restart_required"], serde_json::json!([]), "quotas need no restart");
+    for round in 0..3 {
+        assert_eq!(stella.post(&traces(&format!("fourth{round}"), 8)).await.0, 200, "the new quota is in force");
+    }
     assert!(stella.terminate().success());
     let mut names = common::span_names(&stella.exported(stella_otlp::Signal::Traces));
     names.retain(|name| name.starts_with("second"));

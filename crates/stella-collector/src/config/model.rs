@@ -183,7 +183,6 @@ impl Config {
         settings.insert("api.tls".to_string(), format!("{:?}", self.api.tls));
         settings.insert("auth.enabled".to_string(), self.auth_enabled.to_string());
         settings.insert("auth.client_certificates".to_string(), format!("{:?}", self.certificate_tenants));
-        settings.insert("tenants".to_string(), format!("{:?}", self.tenants));
         for (id, receiver) in &self.receivers {
             if let Some(grpc) = &receiver.grpc {
                 settings.insert(format!("receivers.{id}.protocols.grpc"), format!("{grpc:?}"));

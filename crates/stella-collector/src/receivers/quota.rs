@@ -68,6 +68,17 @@ struct TenantBuckets {
     bytes: Option<Bucket>,
 }
 
+fn buckets_of(tenants: &[(String, QuotaConfig)]) -> HashMap<String, TenantBuckets> {
+    tenants
+        .iter()
+        .map(|(tenant, quota)| {
+            let items = quota.items_per_second.map(|rate| Bucket::new(rate, quota.burst_seconds));
+            let bytes = quota.bytes_per_second.map(|rate| Bucket::new(rate, quota.burst_seconds));
+            (tenant.clone(), TenantBuckets { items, bytes })
+        })
+        .collect()
+}
+
 /// The quota state of every tenant that has one.
 #[derive(Debug, Default)]
 pub struct Quotas {
@@ -77,15 +88,12 @@ pub struct Quotas {
 impl Quotas {
     /// Quotas for the tenants that declare one.
     pub fn new(tenants: &[(String, QuotaConfig)]) -> Self {
-        let buckets = tenants
-            .iter()
-            .map(|(tenant, quota)| {
-                let items = quota.items_per_second.map(|rate| Bucket::new(rate, quota.burst_seconds));
-                let bytes = quota.bytes_per_second.map(|rate| Bucket::new(rate, quota.burst_seconds));
-                (tenant.clone(), TenantBuckets { items, bytes })
-            })
-            .collect();
-        Quotas { buckets: Mutex::new(buckets) }
+        Quotas { buckets: Mutex::new(buckets_of(tenants)) }
+    }
+
+    /// Puts new quotas in force (a reload); buckets start full, as at start.
+    pub fn replace(&self, tenants: &[(String, QuotaConfig)]) {
+        *self.buckets.lock().unwrap_or_else(|poison| poison.into_inner()) = buckets_of(tenants);
     }
 
     /// Whether `tenant` has a quota at all.
