@@ -243,6 +243,10 @@ pub struct LoadgenArgs {
     /// Percent of traces whose last span has status ERROR (traces only).
     #[arg(long, default_value_t = 0.0)]
     pub error_percent: f64,
+    /// Extra attributes per span (semantic-convention keys such as `url.path` and `server.address`, with
+    /// varied values), for span sizes like real instrumentation's.
+    #[arg(long, default_value_t = 0)]
+    pub attributes: usize,
     /// `service.name`s the traces are spread over at random (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "loadgen")]
     pub services: Vec<String>,

@@ -2,7 +2,7 @@
 //!
 //! The engine is pure: the caller feeds it log records with their sequence numbers and the time, and
 //! gets back what to emit and what was dropped, so the same inputs give the same decisions.
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::sync::Arc;
 
 use prost::Message;
@@ -14,6 +14,7 @@ use stella_otlp::proto::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use super::cache::DecisionCache;
 use super::config::TailSamplingConfig;
 use super::policy::{Decision, Policies, PolicyError, RateState, TraceSummary, percent_threshold, sampled_by_hash};
+use super::table::TraceTable;
 
 /// The span attribute naming the policy that kept a trace.
 pub const POLICY_ATTRIBUTE: &str = "sampling.policy";
@@ -29,9 +30,9 @@ const INCIDENT_PAYLOAD: u8 = 250;
 const STRESS_PAYLOAD: u8 = 251;
 const UNKNOWN_PAYLOAD: u8 = 252;
 
-/// Bytes counted per buffered trace and per resource/scope group on top of the span bytes: the map
+/// Bytes counted per buffered trace and per resource/scope group on top of the span bytes: the table
 /// entry (with the hash table's slack), the queue entries, the summary and the group headers.
-const TRACE_OVERHEAD: u64 = 320;
+const TRACE_OVERHEAD: u64 = 256;
 const GROUP_OVERHEAD: u64 = 96;
 
 /// Which services incident mode covers for this sampler's tenant.
@@ -155,7 +156,7 @@ pub struct Checkpoint {
 pub struct TailSampler {
     config: TailSamplingConfig,
     policies: Arc<Policies>,
-    traces: HashMap<[u8; 16], Buffered>,
+    traces: TraceTable<Buffered>,
     queue: VecDeque<QueueEntry>,
     root_queue: VecDeque<QueueEntry>,
     buffered_bytes: u64,
@@ -177,7 +178,7 @@ impl TailSampler {
             drop: DecisionCache::new(config.decision_cache.non_sampled_cache_size),
             config,
             policies,
-            traces: HashMap::new(),
+            traces: TraceTable::default(),
             queue: VecDeque::new(),
             root_queue: VecDeque::new(),
             buffered_bytes: 0,
@@ -321,7 +322,7 @@ impl TailSampler {
     ) {
         let bits = self.policies.span_bits(&span, resource);
         let is_root = span.parent_span_id.is_empty();
-        let trace = self.traces.entry(trace_id).or_insert_with(|| {
+        let trace = self.traces.get_or_insert_with(trace_id, || {
             self.queue.push_back(QueueEntry { trace_id, since_ms: now_ms });
             self.buffered_bytes += TRACE_OVERHEAD;
             Buffered {

@@ -15,6 +15,7 @@ mod checkpoint;
 mod config;
 mod engine;
 mod policy;
+mod table;
 
 pub use cache::{DecisionCache, trace_hash};
 pub use checkpoint::CheckpointError;

@@ -72,7 +72,11 @@ pub async fn execute(args: LoadgenArgs) -> anyhow::Result<()> {
             worker,
             signal: args.signal,
             shape: (args.traces_per_request.max(1), args.spans_per_trace.max(1)),
-            traffic: Arc::new(Traffic { error_percent: args.error_percent, services: args.services.clone() }),
+            traffic: Arc::new(Traffic {
+                error_percent: args.error_percent,
+                services: args.services.clone(),
+                attributes: args.attributes,
+            }),
             deadline: started + args.duration,
             interval,
             report: Arc::clone(&report),
@@ -231,7 +235,25 @@ struct Traffic {
     error_percent: f64,
     /// Services traces are spread over.
     services: Vec<String>,
+    /// Extra attributes per span.
+    attributes: usize,
 }
+
+/// Keys for `--attributes`: semantic-convention keys the `default` redaction profile keeps.
+const EXTRA_KEYS: [&str; 12] = [
+    "http.request.method",
+    "http.response.status_code",
+    "url.path",
+    "url.scheme",
+    "server.address",
+    "server.port",
+    "network.protocol.version",
+    "network.peer.address",
+    "rpc.system",
+    "db.system",
+    "code.function",
+    "thread.name",
+];
 
 /// One request of `signal`: `groups` traces (or groups) of `per_group` items, tagged with `id`. Each
 /// trace belongs to a service picked at random (one resource per service); a share ends in an error span.
@@ -278,7 +300,13 @@ fn generate(
                         kind: 2,
                         start_time_unix_nano: now - 1_000_000,
                         end_time_unix_nano: now,
-                        attributes: vec![text("http.route", "/checkout"), text("loadgen.index", &index.to_string())],
+                        attributes: [text("http.route", "/checkout"), text("loadgen.index", &index.to_string())]
+                            .into_iter()
+                            .chain((0..traffic.attributes).map(|extra| {
+                                let key = EXTRA_KEYS[extra % EXTRA_KEYS.len()];
+                                text(key, &format!("{key}-value-{:08x}", random.next() as u32))
+                            }))
+                            .collect(),
                         status: failed.then(|| Status { code: 2, message: "loadgen error".into() }),
                         ..Default::default()
                     });
