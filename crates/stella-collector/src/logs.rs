@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use stella_store::chunks::directory_name;
 use stella_store::log::{IngestLog, LogError, LogOptions, RealFs};
 
 /// An ingest log on the real filesystem.
@@ -14,11 +15,6 @@ pub struct LogRegistry {
     root: PathBuf,
     options: LogOptions,
     open: Mutex<HashMap<(String, String), Arc<Log>>>,
-}
-
-/// The directory name of a pipeline or tenant id (`traces/audit` -> `traces~audit`).
-fn directory_name(id: &str) -> String {
-    id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '~' }).collect()
 }
 
 impl LogRegistry {

@@ -1,0 +1,101 @@
+//! What the store needs to know about one logged record: its time range, item count, services and (for
+//! traces) trace ids, read from the OTLP request once when the record is sealed.
+use std::collections::BTreeSet;
+
+use stella_otlp::proto::common::v1::{KeyValue, any_value};
+use stella_otlp::proto::metrics::v1::metric::Data;
+use stella_otlp::{OtlpRequest, Signal};
+
+/// Facts of one record.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordFacts {
+    /// Earliest item time, unix nanoseconds (0 when no item has one).
+    pub min_time: u64,
+    /// Latest item time, unix nanoseconds.
+    pub max_time: u64,
+    /// Spans, data points or log records.
+    pub items: u64,
+    /// `service.name` of its resources.
+    pub services: BTreeSet<String>,
+    /// Trace ids of its spans (traces only).
+    pub trace_ids: BTreeSet<[u8; 16]>,
+}
+
+/// Reads the facts of a logged record of `signal`; `None` if it does not decode.
+pub fn record_facts(signal: Signal, payload: &[u8]) -> Option<RecordFacts> {
+    let request = OtlpRequest::decode_protobuf(signal, payload).ok()?;
+    let mut facts = RecordFacts { min_time: u64::MAX, ..RecordFacts::default() };
+    let time = |facts: &mut RecordFacts, start: u64, end: u64| {
+        let earliest = if start > 0 { start.min(end.max(start)) } else { end };
+        if earliest > 0 {
+            facts.min_time = facts.min_time.min(earliest);
+        }
+        facts.max_time = facts.max_time.max(end.max(start));
+    };
+    match &request {
+        OtlpRequest::Traces(request) => {
+            for group in &request.resource_spans {
+                service(&mut facts, group.resource.as_ref().map(|resource| &resource.attributes[..]));
+                for span in group.scope_spans.iter().flat_map(|scope| &scope.spans) {
+                    facts.items += 1;
+                    time(&mut facts, span.start_time_unix_nano, span.end_time_unix_nano);
+                    if let Ok(id) = <[u8; 16]>::try_from(span.trace_id.as_slice()) {
+                        facts.trace_ids.insert(id);
+                    }
+                }
+            }
+        }
+        OtlpRequest::Logs(request) => {
+            for group in &request.resource_logs {
+                service(&mut facts, group.resource.as_ref().map(|resource| &resource.attributes[..]));
+                for log in group.scope_logs.iter().flat_map(|scope| &scope.log_records) {
+                    facts.items += 1;
+                    let at = if log.time_unix_nano > 0 { log.time_unix_nano } else { log.observed_time_unix_nano };
+                    time(&mut facts, at, at);
+                }
+            }
+        }
+        OtlpRequest::Metrics(request) => {
+            for group in &request.resource_metrics {
+                service(&mut facts, group.resource.as_ref().map(|resource| &resource.attributes[..]));
+                for metric in group.scope_metrics.iter().flat_map(|scope| &scope.metrics) {
+                    let times: Vec<u64> = match &metric.data {
+                        Some(Data::Gauge(gauge)) => {
+                            gauge.data_points.iter().map(|point| point.time_unix_nano).collect()
+                        }
+                        Some(Data::Sum(sum)) => sum.data_points.iter().map(|point| point.time_unix_nano).collect(),
+                        Some(Data::Histogram(histogram)) => {
+                            histogram.data_points.iter().map(|point| point.time_unix_nano).collect()
+                        }
+                        Some(Data::ExponentialHistogram(histogram)) => {
+                            histogram.data_points.iter().map(|point| point.time_unix_nano).collect()
+                        }
+                        Some(Data::Summary(summary)) => {
+                            summary.data_points.iter().map(|point| point.time_unix_nano).collect()
+                        }
+                        None => Vec::new(),
+                    };
+                    for at in times {
+                        facts.items += 1;
+                        time(&mut facts, at, at);
+                    }
+                }
+            }
+        }
+    }
+    if facts.min_time == u64::MAX {
+        facts.min_time = 0;
+    }
+    Some(facts)
+}
+
+fn service(facts: &mut RecordFacts, attributes: Option<&[KeyValue]>) {
+    let name =
+        attributes.into_iter().flatten().find(|attribute| attribute.key == "service.name").and_then(|attribute| {
+            match attribute.value.as_ref()?.value.as_ref()? {
+                any_value::Value::StringValue(name) => Some(name.clone()),
+                _ => None,
+            }
+        });
+    facts.services.insert(name.unwrap_or_else(|| "unknown_service".to_string()));
+}

@@ -1,0 +1,171 @@
+use prost::Message;
+use stella_otlp::Signal;
+use stella_otlp::proto::collector::trace::v1::ExportTraceServiceRequest;
+use stella_otlp::proto::common::v1::{AnyValue, KeyValue, any_value};
+use stella_otlp::proto::resource::v1::Resource;
+use stella_otlp::proto::trace::v1::{ResourceSpans, ScopeSpans, Span};
+
+use super::*;
+
+const DAY: u64 = 86_400 * 1_000_000_000;
+/// 2026-11-29T00:00:00Z in unix nanoseconds.
+const START: u64 = 1_795_910_400 * 1_000_000_000;
+
+/// A traces request of `spans` spans of trace `trace`, at `at` unix nanos.
+fn record(trace: u8, spans: u8, at: u64, service: &str) -> Vec<u8> {
+    let spans = (0..spans)
+        .map(|index| Span {
+            trace_id: vec![trace; 16],
+            span_id: vec![index + 1; 8],
+            name: format!("op-{index}"),
+            start_time_unix_nano: at,
+            end_time_unix_nano: at + 1_000_000,
+            ..Default::default()
+        })
+        .collect();
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![KeyValue {
+                    key: "service.name".into(),
+                    value: Some(AnyValue { value: Some(any_value::Value::StringValue(service.into())) }),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
+fn records() -> Vec<Vec<u8>> {
+    let mut all = Vec::new();
+    for n in 0..30u8 {
+        // Two days; a late record of the first day arrives during the second.
+        let at = if n < 20 || n == 25 { START + u64::from(n) * 1_000_000_000 } else { START + DAY + u64::from(n) };
+        all.push(record(n, 3, at, if n % 2 == 0 { "checkout" } else { "search" }));
+    }
+    all
+}
+
+fn seal_all(store: &Store, records: &[Vec<u8>], limits: SealLimits) -> Sealer {
+    let mut sealer = Sealer::new("acme", Signal::Traces, limits);
+    for (seq, payload) in records.iter().enumerate() {
+        for chunk in sealer.add(seq as u64, payload.clone()).unwrap_or_default() {
+            store.write(&chunk).unwrap_or_else(|error| panic!("{error}"));
+        }
+    }
+    sealer
+}
+
+fn tree(root: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut files = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let name = path.strip_prefix(root).map(|p| p.display().to_string()).unwrap_or_default();
+                files.push((name, std::fs::read(&path).unwrap_or_default()));
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+#[test]
+fn the_same_records_give_the_same_chunks_manifests_and_indexes() {
+    let limits = SealLimits { max_records: 8, max_bytes: 1 << 20 };
+    let (first, second) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = seal_all(&Store::new(first.path().to_path_buf()), &records(), limits);
+    let b = seal_all(&Store::new(second.path().to_path_buf()), &records(), limits);
+    let files = tree(first.path());
+    assert!(files.len() > 6, "{:?}", files.iter().map(|(name, _)| name).collect::<Vec<_>>());
+    assert_eq!(files, tree(second.path()), "byte-identical stores");
+    assert_eq!(a.open_first_seq(), b.open_first_seq());
+    // Day 1: records 0..20 in chunks of 8 (8, 8, then 4 sealed by the day change); day 2 starts at 20.
+    let store = Store::new(first.path().to_path_buf());
+    let day1 = store.day_manifest("acme", "traces", &utc_day(START)).unwrap().unwrap();
+    assert_eq!(day1.chunks.iter().map(|chunk| chunk.records).collect::<Vec<_>>(), vec![8, 8, 4]);
+    let day2 = store.day_manifest("acme", "traces", &utc_day(START + DAY)).unwrap().unwrap();
+    assert_eq!(day2.chunks.iter().map(|chunk| chunk.records).collect::<Vec<_>>(), vec![8], "the late record joined");
+    assert_eq!(a.open_first_seq(), Some(28), "records 28 and 29 wait for their chunk to seal");
+    let manifest_path = first.path().join(format!("acme/traces/{}/{}.json", day1.day, day1.chunks[0].sha256));
+    let manifest: ChunkManifest = serde_json::from_slice(&std::fs::read(manifest_path).unwrap()).unwrap();
+    assert_eq!((manifest.records, manifest.items), (8, 24));
+    assert_eq!(manifest.services, vec!["checkout".to_string(), "search".to_string()]);
+    assert_eq!(manifest.min_time_unix_nano, START.to_string());
+}
+
+#[test]
+fn traces_are_found_by_id_and_writing_a_chunk_again_lists_it_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(dir.path().to_path_buf());
+    let limits = SealLimits { max_records: 4, max_bytes: 1 << 20 };
+    let mut sealer = Sealer::new("acme", Signal::Traces, limits);
+    let mut sealed = Vec::new();
+    for (seq, payload) in records().into_iter().enumerate() {
+        sealed.extend(sealer.add(seq as u64, payload).unwrap_or_default());
+    }
+    for chunk in &sealed {
+        store.write(chunk).unwrap();
+        store.write(chunk).unwrap();
+    }
+    let day = store.day_manifest("acme", "traces", &utc_day(START)).unwrap().unwrap();
+    assert_eq!(day.chunks.len(), 5, "no chunk listed twice");
+    for trace in [0u8, 7, 19, 25] {
+        let found = store.records_with_trace("acme", &[trace; 16]).unwrap();
+        assert!(
+            found.iter().any(|payload| payload
+                == &record(
+                    trace,
+                    3,
+                    if trace < 20 || trace == 25 { START + u64::from(trace) * 1_000_000_000 } else { 0 },
+                    if trace % 2 == 0 { "checkout" } else { "search" }
+                )),
+            "trace {trace}"
+        );
+    }
+    assert!(store.records_with_trace("acme", &[99; 16]).unwrap().is_empty());
+    assert!(store.records_with_trace("other", &[0; 16]).unwrap().is_empty(), "tenants do not see each other");
+}
+
+#[test]
+fn check_finds_a_flipped_byte_and_repair_rebuilds_identical_indexes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(dir.path().to_path_buf());
+    seal_all(&store, &records(), SealLimits { max_records: 8, max_bytes: 1 << 20 });
+    assert_eq!(store.check(false).unwrap(), CheckReport { chunks_ok: 4, ..CheckReport::default() });
+    let day = store.day_manifest("acme", "traces", &utc_day(START)).unwrap().unwrap();
+    let index_path = dir.path().join(format!("acme/traces/{}/index.bin", day.day));
+    let original = std::fs::read(&index_path).unwrap();
+    std::fs::write(&index_path, &original[..original.len() - 20]).unwrap();
+    let report = store.check(false).unwrap();
+    assert_eq!(report.stale_indexes.len(), 1);
+    let repaired = store.check(true).unwrap();
+    assert_eq!(repaired.repaired_indexes.len(), 1);
+    assert_eq!(std::fs::read(&index_path).unwrap(), original, "the rebuilt index is the original");
+    let chunk_path = dir.path().join(format!("acme/traces/{}/{}.chunk", day.day, day.chunks[1].sha256));
+    let mut bytes = std::fs::read(&chunk_path).unwrap();
+    bytes[10] ^= 1;
+    std::fs::write(&chunk_path, bytes).unwrap();
+    let report = store.check(false).unwrap();
+    assert_eq!(report.damaged.len(), 1, "{report:?}");
+    assert!(report.damaged[0].contains(&day.chunks[1].sha256));
+}
+
+#[test]
+fn chunk_files_are_zstd_of_length_prefixed_records() {
+    let mut sealer = Sealer::new("acme", Signal::Traces, SealLimits { max_records: 2, max_bytes: 1 << 20 });
+    assert!(sealer.add(0, record(1, 1, START, "a")).unwrap().is_empty());
+    let sealed = sealer.add(1, record(2, 1, START, "a")).unwrap();
+    assert_eq!(sealed.len(), 1);
+    assert_eq!(chunk_records(&sealed[0].bytes).unwrap(), vec![record(1, 1, START, "a"), record(2, 1, START, "a")]);
+    assert!(chunk_records(b"not zstd").is_err());
+    assert!(sealer.add(2, b"\xff\xff".to_vec()).is_err(), "an undecodable record is refused, not sealed");
+}
