@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod incidents;
+pub mod query;
 mod tokens;
 
 use std::sync::Arc;
@@ -77,6 +78,19 @@ pub const ROUTES: &[Route] = &[
         scope: Some(Scope::Operator),
         summary: "what changed and what needs a restart, or 400 with every config error",
     },
+    Route { method: "GET", path: "/api/echo", scope: None, summary: "`echo`: the Tempo data source's health check" },
+    Route {
+        method: "GET",
+        path: "/api/traces/{id}",
+        scope: Some(Scope::Read),
+        summary: "a trace from the store (Tempo v1): {batches}, or protobuf TracesData with Accept: application/protobuf",
+    },
+    Route {
+        method: "GET",
+        path: "/api/v2/traces/{id}",
+        scope: Some(Scope::Read),
+        summary: "a trace from the store (Tempo v2): {trace: {resourceSpans}}",
+    },
     Route {
         method: "GET",
         path: "/telemetry/incidents/mode",
@@ -120,6 +134,9 @@ pub fn router(state: ApiState) -> Router {
             ("GET", "/metrics") => get(metrics),
             ("POST", "/telemetry/config/reload") => post(reload),
             ("GET", "/telemetry/audit") => get(audit_lines),
+            ("GET", "/api/echo") => get(query::echo),
+            ("GET", "/api/traces/{id}") => get(query::trace_v1),
+            ("GET", "/api/v2/traces/{id}") => get(query::trace_v2),
             ("GET", "/telemetry/incidents/mode") => get(incidents::get_mode),
             ("POST", "/telemetry/incidents/mode") => post(incidents::set_mode),
             ("GET", "/telemetry/tokens") => get(tokens::list),

@@ -270,6 +270,11 @@ impl Collector {
         }))
     }
 
+    /// The embedded store, for queries.
+    pub fn stores(&self) -> &Arc<crate::store::StoreRegistry> {
+        &self.context.stores
+    }
+
     /// Incident mode of every tenant (the API changes it; samplers read it).
     pub fn incidents(&self) -> &Arc<Incidents> {
         &self.incidents

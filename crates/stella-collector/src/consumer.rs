@@ -109,7 +109,7 @@ impl Consumer {
                 head
             }
         };
-        progress.update(key, next_seq);
+        progress.update(&format!("{key}|{}", exporter.id()), next_seq);
         Cursor { next_seq, checkpoint: None }
     }
 
@@ -314,7 +314,8 @@ impl Consumer {
             tracing::error!(exporter = self.exporter.id(), %error, "cannot save the consumer cursor");
             return next_seq;
         }
-        let slowest = self.progress.update(key, next_seq);
+        // One position per exporter: the log keeps what the slowest of them still needs.
+        let slowest = self.progress.update(&format!("{key}|{}", self.exporter.id()), next_seq);
         self.log.remove_before(slowest);
         next_seq
     }

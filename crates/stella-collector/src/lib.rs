@@ -8,6 +8,7 @@ mod collector;
 mod consumer;
 mod sampler;
 mod server;
+mod store;
 
 pub mod auth;
 pub mod config;
@@ -21,3 +22,4 @@ pub use collector::{
     Collector, ComponentState, ConfigSource, Readiness, ReloadError, ReloadReport, StartError, listener_tls,
 };
 pub use server::{API_HEADER_TIMEOUT, spawn_server};
+pub use store::StoreRegistry;

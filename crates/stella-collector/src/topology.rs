@@ -27,12 +27,14 @@ use stella_pipeline::redaction::Redaction;
 use stella_pipeline::resource_detection::{self, HostFacts, ResourceDetection};
 use stella_pipeline::spanmetrics::SpanMetrics;
 use stella_pipeline::tail_sampling::TailSamplingConfig;
+use stella_store::chunks::SealLimits;
 use tokio::task::JoinHandle;
 
 use crate::config::{Config, ExporterConfig, ProcessorConfig};
 use crate::consumer::{Consumer, ConsumerControl, LogProgress};
 use crate::logs::LogRegistry;
 use crate::sampler::{SamplerMetrics, SamplerRegistry, SamplerTask};
+use crate::store::{StoreMetrics, StoreRegistry, StoreTask};
 
 /// What the process gives the collector: where its data lives, its metrics registry, host facts.
 #[derive(Clone)]
@@ -62,6 +64,8 @@ pub struct BuildContext {
     pub samplers: Arc<SamplerRegistry>,
     /// Incident mode of every tenant.
     pub incidents: Arc<IncidentBoard>,
+    /// The embedded store and the open chunks of its sealing tasks.
+    pub stores: Arc<StoreRegistry>,
 }
 
 impl BuildContext {
@@ -78,6 +82,7 @@ impl BuildContext {
             max_bytes: storage.log_max_bytes,
         };
         let logs = Arc::new(LogRegistry::new(environment.data_dir.join("log"), options));
+        let stores = Arc::new(StoreRegistry::new(&environment.data_dir));
         BuildContext {
             data_dir: environment.data_dir,
             registry: environment.registry,
@@ -85,6 +90,7 @@ impl BuildContext {
             logs,
             samplers: Arc::new(SamplerRegistry::default()),
             incidents,
+            stores,
         }
     }
 }
@@ -148,6 +154,8 @@ pub struct PipelineRuntime {
     batch: Option<stella_pipeline::batch::BatchConfig>,
     /// `tail_sampling` (its id and settings): exporters then read `<pipeline>.sampled`.
     sampling: Option<(String, TailSamplingConfig)>,
+    /// `store` exporters (id and seal limits): sealing tasks, not exporters.
+    stores: Vec<(String, SealLimits)>,
     exporters: Vec<(Arc<dyn Exporter>, Option<u64>)>,
     logs: Arc<LogRegistry>,
     stage_drops: CounterVec,
@@ -225,6 +233,14 @@ impl Topology {
                 after_batch: stages(&pipeline.processors[split..])?,
                 batch,
                 sampling,
+                stores: pipeline
+                    .exporters
+                    .iter()
+                    .filter_map(|id| match config.exporters.get(id) {
+                        Some(ExporterConfig::Store(settings)) => Some((id.clone(), settings.limits())),
+                        _ => None,
+                    })
+                    .collect(),
                 exporters: pipeline
                     .exporters
                     .iter()
@@ -278,6 +294,20 @@ impl Topology {
                 let log = context.logs.get(&log_name, &tenant)?;
                 let progress = Arc::new(LogProgress::default());
                 let key = format!("{log_name}|{tenant}");
+                for (id, limits) in &pipeline.stores {
+                    let task = StoreTask {
+                        id: id.clone(),
+                        log_name: log_name.clone(),
+                        tenant: Arc::from(tenant.as_str()),
+                        signal: pipeline.signal,
+                        log: Arc::clone(&log),
+                        limits: *limits,
+                        registry: Arc::clone(&context.stores),
+                        progress: Arc::clone(&progress),
+                        metrics: StoreMetrics::new(&context.registry),
+                    };
+                    handles.push(tokio::spawn(task.run(self.control.clone())));
+                }
                 if let Some((stage_id, sampling)) = &pipeline.sampling {
                     let task = SamplerTask {
                         pipeline_id: pipeline.id.clone(),
@@ -404,6 +434,8 @@ fn build_exporters(
                     .map_err(|source| BuildError::Exporter { id: id.clone(), source })?
             }
             (None, ExporterConfig::Nop) => Arc::new(NopExporter::new(id.clone())),
+            // The store is not an exporter: a sealing task reads the log record by record.
+            (None, ExporterConfig::Store(_)) => continue,
         };
         built.insert(id.clone(), (exporter_config.clone(), exporter));
     }

@@ -40,3 +40,7 @@ pub const SAMPLING_STRESS_RELIEF: &str = "telemetry_sampling_stress_relief";
 pub const INCIDENT_MODE: &str = "telemetry_incident_mode";
 /// Spans counted in a span-metrics overflow series (past `aggregation_cardinality_limit`), by `processor`.
 pub const SPANMETRICS_OVERFLOW: &str = "telemetry_spanmetrics_overflow_spans_total";
+/// Bytes of the embedded store on disk, by `tenant`, `signal`.
+pub const STORE_BYTES: &str = "telemetry_store_bytes";
+/// Chunks sealed by the embedded store, by `signal`.
+pub const STORE_SEALED_CHUNKS: &str = "telemetry_store_sealed_chunks_total";

@@ -75,6 +75,12 @@ pub enum TelemetryCommand {
         #[command(subcommand)]
         command: IncidentCommand,
     },
+    /// Query the embedded store of a running server (scope `read`).
+    Query {
+        /// The query command.
+        #[command(subcommand)]
+        command: QueryCommand,
+    },
     /// Check, show or reload configs.
     Config {
         /// The config command.
@@ -146,6 +152,24 @@ pub enum TokensCommand {
         /// Ask a running server instead of writing --data-dir.
         #[command(flatten)]
         remote: RemoteArgs,
+    },
+}
+
+/// `stella telemetry query ...`
+#[derive(Debug, Subcommand, PartialEq)]
+pub enum QueryCommand {
+    /// One trace by id: a table of its spans (service, name, start, duration, status), or `--json` (Tempo v1).
+    Trace {
+        /// The trace id: 1 to 32 hex digits.
+        id: String,
+        /// The tenant (operators only); absent: the token's.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Print the server's JSON answer.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        client: ClientArgs,
     },
 }
 

@@ -147,6 +147,8 @@ pub enum ExporterConfig {
     OtlpHttp(OtlpConfig),
     /// `nop`.
     Nop,
+    /// `store`: the embedded store (sealed chunks under `<data-dir>/store`).
+    Store(stella_store::chunks::StoreSettings),
 }
 
 /// One entry of `service.pipelines`.

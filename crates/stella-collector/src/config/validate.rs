@@ -61,7 +61,7 @@ const TOP_LEVEL_KEYS: &[&str] =
     &["receivers", "processors", "exporters", "service", "api", "environment", "storage", "egress", "auth", "tenants"];
 const RECEIVER_TYPES: &[&str] = &["otlp"];
 const PROCESSOR_TYPES: &[&str] = &["batch", "redaction", "resourcedetection", "spanmetrics", "tail_sampling"];
-const EXPORTER_TYPES: &[&str] = &["debug", "file", "nop", "otlp", "otlphttp"];
+const EXPORTER_TYPES: &[&str] = &["debug", "file", "nop", "otlp", "otlphttp", "store"];
 
 #[derive(Default)]
 pub(super) struct Problems(Vec<ConfigError>);
@@ -143,10 +143,12 @@ impl Config {
                         ExporterConfig::OtlpHttp(config)
                     })
                 }
+                "store" => typed(value, path, problems).map(ExporterConfig::Store),
                 _ => typed::<NopRaw>(&without_key(value, "max_backlog"), path, problems).map(|_| ExporterConfig::Nop),
             });
         let pipelines = pipelines(root, &mut problems);
         check_span_metrics_targets(&processors, &pipelines, &mut problems);
+        check_one_store_per_signal(&exporters, &pipelines, &mut problems);
         let api = api(root.get("api"), &mut problems);
         let environment = match root.get("environment") {
             None | Some(Value::Null) => None,
@@ -584,6 +586,34 @@ fn pipelines(root: &Map<String, Value>, problems: &mut Problems) -> BTreeMap<Str
         );
     }
     built
+}
+
+/// A signal is sealed into the store by one pipeline only (two would write the same chunk sequence).
+fn check_one_store_per_signal(
+    exporters: &BTreeMap<String, ExporterConfig>,
+    pipelines: &BTreeMap<String, PipelineConfig>,
+    problems: &mut Problems,
+) {
+    let mut seen: BTreeMap<Signal, &str> = BTreeMap::new();
+    for (pipeline_id, pipeline) in pipelines {
+        for (index, id) in pipeline.exporters.iter().enumerate() {
+            if !matches!(exporters.get(id), Some(ExporterConfig::Store(_))) {
+                continue;
+            }
+            match seen.get(&pipeline.signal) {
+                Some(first) => problems.add(
+                    format!("service.pipelines.{pipeline_id}.exporters[{index}]"),
+                    format!(
+                        "pipeline {first} already stores {}; one pipeline per signal may use a store exporter",
+                        pipeline.signal
+                    ),
+                ),
+                None => {
+                    seen.insert(pipeline.signal, pipeline_id);
+                }
+            }
+        }
+    }
 }
 
 /// Every `spanmetrics` processor in use sends into metrics pipelines that exist, and sits in traces

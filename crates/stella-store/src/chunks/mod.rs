@@ -10,7 +10,9 @@ mod store;
 
 pub use facts::{RecordFacts, record_facts};
 pub use manifest::{CHUNK_FORMAT_VERSION, ChunkManifest, DayChunk, DayManifest, canonical};
-pub use sealer::{OpenRecord, SealLimits, SealedChunk, Sealer, UndecodableRecord, chunk_records, utc_day};
+pub use sealer::{
+    OpenRecord, SealLimits, SealedChunk, Sealer, StoreSettings, UndecodableRecord, chunk_records, utc_day,
+};
 pub use store::{CheckReport, Store, StoreError, directory_name};
 
 #[cfg(test)]

@@ -179,3 +179,36 @@ pub fn chunk_records(bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
     }
     Ok(records)
 }
+
+/// `exporters.store`: the seal limits (and, later, retention).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSettings {
+    /// Records per chunk (default 4096).
+    #[serde(default = "default_max_records")]
+    pub max_chunk_records: usize,
+    /// Uncompressed bytes per chunk (default 8 MiB).
+    #[serde(default = "default_max_bytes")]
+    pub max_chunk_bytes: usize,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        StoreSettings { max_chunk_records: default_max_records(), max_chunk_bytes: default_max_bytes() }
+    }
+}
+
+impl StoreSettings {
+    /// The seal limits these settings give.
+    pub fn limits(&self) -> SealLimits {
+        SealLimits { max_records: self.max_chunk_records.max(1), max_bytes: self.max_chunk_bytes.max(1) }
+    }
+}
+
+fn default_max_records() -> usize {
+    SealLimits::default().max_records
+}
+
+fn default_max_bytes() -> usize {
+    SealLimits::default().max_bytes
+}

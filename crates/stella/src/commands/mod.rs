@@ -3,6 +3,7 @@ mod client;
 mod config;
 mod incident;
 mod loadgen;
+mod query;
 mod serve;
 mod tokens;
 
@@ -16,6 +17,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         TelemetryCommand::Loadgen(args) => loadgen::execute(args).await,
         TelemetryCommand::Tokens { command } => tokens::execute(command).await,
         TelemetryCommand::Incident { command } => incident::execute(command).await,
+        TelemetryCommand::Query { command } => query::execute(command).await,
         TelemetryCommand::Audit { command: AuditCommand::Verify { data_dir } } => {
             let lines = stella_api::audit::AuditLog::new(&data_dir).verify()?;
             println!("audit trail intact: {lines} lines");

@@ -1,0 +1,249 @@
+//! The embedded store at run time: one sealing task per pipeline with a `store` exporter and tenant,
+//! reading the pipeline's log (its `.sampled` log behind tail sampling) one record at a time, and the
+//! [`StoreRegistry`] queries go through (sealed chunks on disk plus the records not sealed yet).
+//!
+//! The task's cursor stays at the first record of the open chunk, so after a stop or `kill -9` the open
+//! chunk is rebuilt from the log exactly as it was; a chunk sealed again after a crash has the same
+//! digest and is listed once.
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use stella_metrics::{CounterVec, GaugeVec, Registry, names};
+use stella_otlp::Signal;
+use stella_store::chunks::{SealLimits, Sealer, Store, StoreError};
+use stella_store::log::{Cursor, CursorStore};
+
+use crate::consumer::{ConsumerControl, LogProgress, read_blocking};
+use crate::logs::Log;
+
+/// How often the task saves its cursor while it works.
+const CURSOR_INTERVAL: Duration = Duration::from_millis(500);
+/// Bytes read from the log per step.
+const READ_BYTES: usize = 1024 * 1024;
+
+type OpenChunk = Arc<Mutex<Sealer>>;
+
+/// The store of a collector and the open chunks of its sealing tasks.
+pub struct StoreRegistry {
+    store: Store,
+    open: Mutex<HashMap<(String, Signal), OpenChunk>>,
+}
+
+impl StoreRegistry {
+    /// The store under `<data_dir>/store`.
+    pub fn new(data_dir: &std::path::Path) -> Self {
+        StoreRegistry { store: Store::new(data_dir.join("store")), open: Mutex::new(HashMap::new()) }
+    }
+
+    /// The chunk store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn set_open(&self, tenant: &str, signal: Signal, sealer: OpenChunk) {
+        self.open.lock().unwrap_or_else(|poison| poison.into_inner()).insert((tenant.to_string(), signal), sealer);
+    }
+
+    /// Every stored record (sealed or not yet) of `tenant` holding a span of `trace_id`, as logged.
+    pub fn trace_records(&self, tenant: &str, trace_id: &[u8; 16]) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut records = self.store.records_with_trace(tenant, trace_id)?;
+        let open = self
+            .open
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .get(&(tenant.to_string(), Signal::Traces))
+            .cloned();
+        if let Some(open) = open {
+            let sealer = open.lock().unwrap_or_else(|poison| poison.into_inner());
+            records.extend(
+                sealer
+                    .open_records()
+                    .iter()
+                    .filter(|record| record.facts.trace_ids.contains(trace_id))
+                    .map(|record| record.payload.clone()),
+            );
+        }
+        Ok(records)
+    }
+}
+
+/// The store task's meta-metrics.
+#[derive(Clone)]
+pub struct StoreMetrics {
+    bytes: GaugeVec,
+    sealed: CounterVec,
+}
+
+impl StoreMetrics {
+    /// Registers (or finds) the families in `registry`.
+    pub fn new(registry: &Registry) -> Self {
+        StoreMetrics {
+            bytes: registry.gauge(
+                names::STORE_BYTES,
+                "Bytes of the embedded store on disk, by tenant and signal.",
+                &["tenant", "signal"],
+            ),
+            sealed: registry.counter(
+                names::STORE_SEALED_CHUNKS,
+                "Chunks sealed by the embedded store, by signal.",
+                &["signal"],
+            ),
+        }
+    }
+}
+
+/// One sealing task.
+pub struct StoreTask {
+    /// The exporter id (`store`), also the cursor's name.
+    pub id: String,
+    /// The log's name (pipeline id, or `<pipeline>.sampled`).
+    pub log_name: String,
+    /// The tenant.
+    pub tenant: Arc<str>,
+    /// The signal.
+    pub signal: Signal,
+    /// The log it reads.
+    pub log: Arc<Log>,
+    /// When chunks seal.
+    pub limits: SealLimits,
+    /// Where chunks go and queries look.
+    pub registry: Arc<StoreRegistry>,
+    /// Positions of the log's consumers.
+    pub progress: Arc<LogProgress>,
+    /// Gauges and counters.
+    pub metrics: StoreMetrics,
+}
+
+impl StoreTask {
+    fn progress_key(&self) -> String {
+        format!("{}|{}|{}", self.log_name, self.tenant, self.id)
+    }
+
+    /// Runs until `control` says stop; on a drain, once caught up with the log.
+    pub async fn run(self, control: ConsumerControl) {
+        let cursors = CursorStore::new(Arc::clone(self.log.fs()), self.log.dir().to_path_buf());
+        let start = match cursors.load(&self.id) {
+            Ok(Some(cursor)) => cursor.next_seq,
+            Ok(None) => self.log.first_seq(),
+            Err(error) => {
+                tracing::error!(%error, "store: cannot read the cursor; sealing from the oldest record in the log");
+                self.log.first_seq()
+            }
+        };
+        self.progress.update(&self.progress_key(), start);
+        let sealer: OpenChunk = Arc::new(Mutex::new(Sealer::new(&self.tenant, self.signal, self.limits)));
+        self.registry.set_open(&self.tenant, self.signal, Arc::clone(&sealer));
+        let mut reader = Some(self.log.reader(start));
+        let mut head = self.log.subscribe();
+        let (mut saved, mut saved_at) = (start, Instant::now());
+        loop {
+            if control.abort.is_cancelled() {
+                break;
+            }
+            let Some(current) = reader.take() else { break };
+            let (back, records) = read_blocking(current, READ_BYTES).await;
+            let next_seq = back.next_seq();
+            reader = Some(back);
+            let records = records.unwrap_or_else(|error| {
+                tracing::error!(tenant = %self.tenant, %error, "store: cannot read the ingest log");
+                Vec::new()
+            });
+            let got = !records.is_empty();
+            if got {
+                let task = self.sealing(Arc::clone(&sealer));
+                match tokio::task::spawn_blocking(move || task.seal(records)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => {
+                        // The records stay in the log (the cursor did not move past them): retry from the cursor.
+                        tracing::error!(code = error.code(), %error, "store: cannot write a chunk; retrying");
+                        *sealer.lock().unwrap_or_else(|poison| poison.into_inner()) =
+                            Sealer::new(&self.tenant, self.signal, self.limits);
+                        reader = Some(self.log.reader(saved));
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                    Err(error) => std::panic::resume_unwind(error.into_panic()),
+                }
+            }
+            let position =
+                sealer.lock().unwrap_or_else(|poison| poison.into_inner()).open_first_seq().unwrap_or(next_seq);
+            if position != saved && (saved_at.elapsed() >= CURSOR_INTERVAL || !got) {
+                saved = self.save(&cursors, position);
+                saved_at = Instant::now();
+            }
+            if got {
+                continue;
+            }
+            if control.drain.is_cancelled() {
+                break;
+            }
+            tokio::select! {
+                _ = head.changed() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = control.drain.cancelled() => {}
+                _ = control.abort.cancelled() => break,
+            }
+        }
+        let position = sealer.lock().unwrap_or_else(|poison| poison.into_inner()).open_first_seq();
+        if let Some(position) = position.filter(|position| *position != saved) {
+            self.save(&cursors, position);
+        }
+    }
+
+    fn sealing(&self, sealer: OpenChunk) -> Sealing {
+        Sealing {
+            sealer,
+            store: self.registry.store().clone(),
+            tenant: Arc::clone(&self.tenant),
+            signal: self.signal,
+            metrics: self.metrics.clone(),
+        }
+    }
+
+    fn save(&self, cursors: &CursorStore<stella_store::log::RealFs>, position: u64) -> u64 {
+        if let Err(error) = cursors.save(&self.id, &Cursor { next_seq: position, checkpoint: None }) {
+            tracing::error!(%error, "store: cannot save the cursor");
+            return position;
+        }
+        let slowest = self.progress.update(&self.progress_key(), position);
+        self.log.remove_before(slowest);
+        position
+    }
+}
+
+/// The blocking part: seal records and write the chunks they complete.
+struct Sealing {
+    sealer: OpenChunk,
+    store: Store,
+    tenant: Arc<str>,
+    signal: Signal,
+    metrics: StoreMetrics,
+}
+
+impl Sealing {
+    fn seal(self, records: Vec<stella_store::log::Record>) -> Result<(), StoreError> {
+        let mut sealer = self.sealer.lock().unwrap_or_else(|poison| poison.into_inner());
+        let mut days = BTreeSet::new();
+        for record in records {
+            match sealer.add(record.seq, record.payload) {
+                Ok(chunks) => {
+                    for chunk in chunks {
+                        self.store.write(&chunk)?;
+                        days.insert(chunk.manifest.day.clone());
+                        self.metrics.sealed.with(&[self.signal.as_str()]).inc();
+                    }
+                }
+                Err(error) => tracing::error!(tenant = %self.tenant, %error, "store: skipping a record"),
+            }
+        }
+        if !days.is_empty() {
+            let bytes = self.store.bytes(&self.tenant, self.signal.as_str());
+            self.metrics
+                .bytes
+                .with(&[&self.tenant, self.signal.as_str()])
+                .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        }
+        Ok(())
+    }
+}

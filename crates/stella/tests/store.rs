@@ -1,0 +1,185 @@
+//! The embedded store, whole binary: deterministic chunks, `kill -9` during sealing, trace queries.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{Stella, traces};
+use prost::Message;
+use stella_otlp::OtlpRequest;
+use stella_otlp::proto::collector::trace::v1::ExportTraceServiceRequest;
+
+/// Traces into the store only (no stages, so the stored bytes are exactly what was sent).
+fn store_only(max_chunk_records: usize, extra: &str) -> String {
+    format!(
+        "{extra}exporters:\n  store: {{max_chunk_records: {max_chunk_records}}}\nservice:\n  pipelines:\n    traces: {{receivers: [otlp], processors: [], exporters: [store]}}\n    metrics: null\n    logs: null\n"
+    )
+}
+
+fn files(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.insert(path.strip_prefix(root).unwrap().display().to_string(), std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    out
+}
+
+fn trace_id(request: &OtlpRequest) -> String {
+    let OtlpRequest::Traces(request) = request else { panic!("not traces") };
+    hex::encode(&request.resource_spans[0].scope_spans[0].spans[0].trace_id)
+}
+
+async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_records_twice_give_identical_chunks_and_manifests() {
+    let mut trees = Vec::new();
+    for _ in 0..2 {
+        let mut stella = Stella::start(&store_only(5, ""));
+        for index in 0..23 {
+            assert_eq!(stella.post(&traces(&format!("det-{index}"), 3)).await.0, 200);
+        }
+        let store = stella.data_dir().join("store");
+        wait_until("4 sealed chunks", || files(&store).keys().filter(|name| name.ends_with(".chunk")).count() == 4)
+            .await;
+        assert!(stella.terminate().success());
+        trees.push(files(&store));
+    }
+    let names: Vec<&String> = trees[0].keys().collect();
+    assert!(
+        names.iter().any(|name| name.ends_with("day.json")) && names.iter().any(|name| name.ends_with("index.bin")),
+        "{names:?}"
+    );
+    assert_eq!(trees[0], trees[1], "byte-identical chunks, manifests and indexes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_kill_9_during_sealing_every_acknowledged_trace_is_found_once() {
+    let mut stella = Stella::start(&store_only(7, "storage: {sync: always}\n"));
+    let mut acknowledged = Vec::new();
+    let killer = {
+        let pid = stella.pid();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(400));
+            std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status().unwrap();
+        })
+    };
+    let client = reqwest::Client::new();
+    for index in 0..10_000 {
+        let request = traces(&format!("kill-{index}"), 2);
+        let sent = client
+            .post(stella.url("/v1/traces"))
+            .header("content-type", "application/x-protobuf")
+            .body(request.encode_protobuf())
+            .send()
+            .await;
+        match sent {
+            Ok(response) if response.status() == 200 => acknowledged.push(request),
+            _ => break,
+        }
+    }
+    killer.join().unwrap();
+    stella.wait_exit();
+    assert!(acknowledged.len() > 10, "only {} requests before the kill", acknowledged.len());
+    stella.spawn();
+    let client = reqwest::Client::new();
+    for request in &acknowledged {
+        let OtlpRequest::Traces(sent) = request else { continue };
+        for span in sent.resource_spans[0].scope_spans[0].spans.iter() {
+            let url = stella.api_url(&format!("/api/traces/{}", hex::encode(&span.trace_id)));
+            let response = client.get(url).header("accept", "application/protobuf").send().await.unwrap();
+            assert_eq!(response.status(), 200, "an acknowledged trace is missing after the restart");
+            let found = ExportTraceServiceRequest::decode(response.bytes().await.unwrap()).unwrap();
+            let spans: usize =
+                found.resource_spans.iter().flat_map(|group| &group.scope_spans).map(|scope| scope.spans.len()).sum();
+            assert_eq!(spans, 1);
+        }
+    }
+    // Nothing sealed twice: every span is in exactly one stored record.
+    assert!(stella.terminate().success());
+    let store = stella_store::chunks::Store::new(stella.data_dir().join("store"));
+    let report = store.check(false).unwrap();
+    assert!(report.damaged.is_empty() && report.stale_indexes.is_empty(), "{report:?}");
+    let mut seen = std::collections::HashMap::new();
+    for (name, bytes) in files(&stella.data_dir().join("store")) {
+        if !name.ends_with(".chunk") {
+            continue;
+        }
+        for record in stella_store::chunks::chunk_records(&bytes).unwrap() {
+            let request = ExportTraceServiceRequest::decode(record.as_slice()).unwrap();
+            for span in
+                request.resource_spans.iter().flat_map(|group| &group.scope_spans).flat_map(|scope| &scope.spans)
+            {
+                *seen.entry((span.trace_id.clone(), span.span_id.clone())).or_insert(0) += 1;
+            }
+        }
+    }
+    assert!(seen.values().all(|count| *count == 1), "a span was sealed twice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traces_are_queried_by_id_per_tenant_in_tempo_formats_and_by_the_cli() {
+    let mut stella = Stella::start(&store_only(2, ""));
+    let requests: Vec<OtlpRequest> = (0..5).map(|index| traces(&format!("query-{index}"), 1)).collect();
+    for request in &requests {
+        assert_eq!(stella.post(request).await.0, 200);
+    }
+    // A client re-send: the same spans again; the answer holds them once.
+    assert_eq!(stella.post(&requests[0]).await.0, 200);
+    let id = trace_id(&requests[0]);
+    let url = stella.api_url(&format!("/api/traces/{id}"));
+    let client = reqwest::Client::new();
+    let mut answer = serde_json::Value::Null;
+    for _ in 0..100 {
+        let response = client.get(&url).send().await.unwrap();
+        if response.status() == 200 {
+            answer = response.json().await.unwrap();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let spans = answer["batches"][0]["scopeSpans"][0]["spans"].as_array().cloned().unwrap_or_default();
+    assert_eq!(spans.len(), 1, "deduplicated: {answer}");
+    assert_eq!(spans[0]["name"], "query-0-0");
+    let v2: serde_json::Value =
+        client.get(stella.api_url(&format!("/api/v2/traces/{id}"))).send().await.unwrap().json().await.unwrap();
+    assert_eq!(v2["trace"]["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["name"], "query-0-0");
+    assert_eq!(client.get(stella.api_url("/api/echo")).send().await.unwrap().text().await.unwrap(), "echo");
+    let missing = client.get(stella.api_url("/api/traces/00000000000000000000000000000abc")).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+    let invalid = client.get(stella.api_url("/api/traces/not-hex")).send().await.unwrap();
+    assert_eq!(invalid.status(), 400);
+    let other_tenant = client.get(format!("{url}?tenant=globex")).send().await.unwrap();
+    assert_eq!(other_tenant.status(), 404, "auth off: another tenant's store is empty");
+
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_stella"))
+        .args(["telemetry", "query", "trace", &id, "--server", &stella.api_url("")])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success()
+            && table.contains("query-0-0")
+            && table.contains("harness")
+            && table.contains("1 spans"),
+        "{table}"
+    );
+    assert!(stella.terminate().success());
+}
