@@ -75,6 +75,13 @@ pub enum TelemetryCommand {
         #[command(subcommand)]
         command: IncidentCommand,
     },
+    /// Check the embedded store offline: every chunk against its digest, every trace index against a
+    /// rebuild from its chunks. Exit 1 when something is damaged or stale.
+    Store {
+        /// The store command.
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
     /// Query the embedded store of a running server (scope `read`).
     Query {
         /// The query command.
@@ -152,6 +159,24 @@ pub enum TokensCommand {
         /// Ask a running server instead of writing --data-dir.
         #[command(flatten)]
         remote: RemoteArgs,
+    },
+}
+
+/// `stella telemetry store ...`
+#[derive(Debug, Subcommand, PartialEq)]
+pub enum StoreCommand {
+    /// Verify chunks and indexes under `<data-dir>/store`; `--repair` rewrites stale indexes (damaged chunks
+    /// are reported, never changed).
+    Check {
+        /// The data directory.
+        #[arg(long, value_name = "DIR", default_value = "./stella-data")]
+        data_dir: PathBuf,
+        /// Rebuild stale trace indexes from their chunks.
+        #[arg(long)]
+        repair: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 

@@ -130,3 +130,28 @@ async fn a_full_log_answers_503_with_retry_after_and_max_backlog_drops_the_oldes
     }
     assert!(capped.terminate().success());
 }
+
+/// Two exporters on one pipeline: a fast `file` and an `otlphttp` whose target is down. The log keeps
+/// every segment the slow one still needs, however far the fast one gets (each exporter has its own
+/// position), so everything arrives once the target is back.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fast_exporter_never_frees_segments_a_slow_one_still_needs() {
+    let mut target = Stella::prepare(&common::Extra::default(), &file_pipelines(""));
+    let body = format!(
+        "storage: {{log: {{segment_bytes: 4096}}}}\nexporters:\n  file: {{path: \"export/{{signal}}.jsonl\"}}\n  otlphttp: {{endpoint: \"http://127.0.0.1:{}\", timeout: 2s}}\nservice:\n  pipelines:\n    traces: {{receivers: [otlp], processors: [], exporters: [file, otlphttp]}}\n    logs: null\n    metrics: null\n",
+        target.http
+    );
+    let mut sender = Stella::start(&body);
+    for index in 0..40 {
+        assert_eq!(sender.post(&traces(&format!("pair-{index}"), 2)).await.0, 200);
+    }
+    wait_for("the fast exporter", || span_names(&sender.exported(Signal::Traces)).len() == 80, || sender.log()).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    target.spawn();
+    let logs_of_both = || format!("sender:\n{}\ntarget:\n{}", sender.log(), target.log());
+    wait_for("every span at the target", || span_names(&target.exported(Signal::Traces)).len() >= 80, logs_of_both)
+        .await;
+    assert!(sender.terminate().success());
+    assert!(target.terminate().success());
+    assert_eq!(span_names(&target.exported(Signal::Traces)).len(), 80, "every span once");
+}

@@ -114,9 +114,15 @@ async fn after_kill_9_during_sealing_every_acknowledged_trace_is_found_once() {
     }
     // Nothing sealed twice: every span is in exactly one stored record.
     assert!(stella.terminate().success());
-    let store = stella_store::chunks::Store::new(stella.data_dir().join("store"));
-    let report = store.check(false).unwrap();
-    assert!(report.damaged.is_empty() && report.stale_indexes.is_empty(), "{report:?}");
+    let check = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_stella"))
+            .args(["telemetry", "store", "check", "--data-dir"])
+            .arg(stella.data_dir())
+            .output()
+            .unwrap()
+    };
+    let intact = check();
+    assert!(intact.status.success(), "{}", String::from_utf8_lossy(&intact.stdout));
     let mut seen = std::collections::HashMap::new();
     for (name, bytes) in files(&stella.data_dir().join("store")) {
         if !name.ends_with(".chunk") {
@@ -132,6 +138,20 @@ async fn after_kill_9_during_sealing_every_acknowledged_trace_is_found_once() {
         }
     }
     assert!(seen.values().all(|count| *count == 1), "a span was sealed twice");
+    // A flipped byte in a chunk is found.
+    let chunk = files(&stella.data_dir().join("store")).into_keys().find(|name| name.ends_with(".chunk")).unwrap();
+    let path = stella.data_dir().join("store").join(&chunk);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(&path, bytes).unwrap();
+    let damaged = check();
+    assert_eq!(damaged.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&damaged.stdout).contains("DAMAGED"),
+        "{}",
+        String::from_utf8_lossy(&damaged.stdout)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
