@@ -61,8 +61,9 @@ pub struct DayManifest {
     pub day: String,
     /// Its chunks, in sealing order.
     pub chunks: Vec<DayChunk>,
-    /// Hex SHA-256 of the day's trace index shard (`index.bin`: the sorted, distinct trace ids of every
-    /// chunk, each with its chunk's position in `chunks`), rebuilt deterministically from the chunks.
+    /// Hex SHA-256 of the day's trace index shard (`index.bin`: sorted, distinct entries of trace id,
+    /// chunk position in `chunks` and record position in the chunk), rebuilt deterministically from the
+    /// chunks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub index_sha256: Option<String>,
 }

@@ -28,7 +28,7 @@ pub struct SealLimits {
 
 impl Default for SealLimits {
     fn default() -> Self {
-        SealLimits { max_records: 4096, max_bytes: 8 * 1024 * 1024 }
+        SealLimits { max_records: 4096, max_bytes: 2 * 1024 * 1024 }
     }
 }
 
@@ -50,8 +50,8 @@ pub struct SealedChunk {
     pub bytes: Vec<u8>,
     /// Its manifest (the digest of `bytes` included).
     pub manifest: ChunkManifest,
-    /// Sorted trace ids of its spans (traces only).
-    pub trace_ids: Vec<[u8; 16]>,
+    /// Sorted (trace id, record position in the chunk) of its spans (traces only).
+    pub trace_ids: Vec<([u8; 16], u32)>,
     /// The sequence number of its last record.
     pub last_seq: u64,
 }
@@ -122,11 +122,11 @@ impl Sealer {
         let mut services = BTreeSet::new();
         let mut trace_ids = BTreeSet::new();
         let (mut min_time, mut max_time, mut items) = (u64::MAX, 0u64, 0u64);
-        for record in &records {
+        for (position, record) in records.iter().enumerate() {
             framed.extend_from_slice(&(record.payload.len() as u32).to_be_bytes());
             framed.extend_from_slice(&record.payload);
             services.extend(record.facts.services.iter().cloned());
-            trace_ids.extend(record.facts.trace_ids.iter().copied());
+            trace_ids.extend(record.facts.trace_ids.iter().map(|id| (*id, position as u32)));
             if record.facts.min_time > 0 {
                 min_time = min_time.min(record.facts.min_time);
             }
@@ -187,7 +187,7 @@ pub struct StoreSettings {
     /// Records per chunk (default 4096).
     #[serde(default = "default_max_records")]
     pub max_chunk_records: usize,
-    /// Uncompressed bytes per chunk (default 8 MiB).
+    /// Uncompressed bytes per chunk (default 2 MiB: a lookup by trace id decompresses one chunk).
     #[serde(default = "default_max_bytes")]
     pub max_chunk_bytes: usize,
 }

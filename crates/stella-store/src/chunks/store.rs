@@ -3,7 +3,7 @@
 //! ```text
 //! <root>/<tenant>/<signal>/<YYYY-MM-DD>/<sha256>.chunk   records exactly as logged, length-prefixed, zstd
 //!                                      /<sha256>.json    its manifest (RFC 8785)
-//!                                      /index.bin        traces: (trace id 16 B, chunk position u32 BE)*, sorted
+//!                                      /index.bin        traces: (trace id 16 B, chunk u32 BE, record u32 BE)*, sorted
 //!                                      /day.json         the day manifest (RFC 8785): chunks in order, index digest
 //! ```
 //! Writes go chunk, manifest, index, then `day.json` (each by atomic rename): the day manifest is the
@@ -18,8 +18,9 @@ use super::manifest::{CHUNK_FORMAT_VERSION, DayChunk, DayManifest, canonical};
 use super::sealer::{SealedChunk, chunk_records};
 use crate::log::{LogFs, RealFs};
 
-/// One entry of a day's trace index: trace id, then the chunk's position in the day manifest.
-const INDEX_ENTRY: usize = 20;
+/// One entry of a day's trace index: trace id, the chunk's position in the day manifest, the record's
+/// position in the chunk.
+const INDEX_ENTRY: usize = 24;
 
 /// The store could not read or write.
 #[derive(Debug, thiserror::Error)]
@@ -163,10 +164,18 @@ impl Store {
         for day in self.days(tenant, "traces") {
             let Some(manifest) = self.day_manifest(tenant, "traces", &day)? else { continue };
             let dir = self.day_dir(tenant, "traces", &day);
-            for position in lookup(&dir.join("index.bin"), trace_id)? {
-                let Some(chunk) = manifest.chunks.get(position as usize) else { continue };
-                let path = dir.join(format!("{}.chunk", chunk.sha256));
-                records.extend(self.read_chunk(&path)?);
+            let mut wanted: Vec<(u32, u32)> = lookup(&dir.join("index.bin"), trace_id)?;
+            wanted.sort_unstable();
+            let mut current: Option<(u32, Vec<Vec<u8>>)> = None;
+            for (position, record) in wanted {
+                if current.as_ref().is_none_or(|(open, _)| *open != position) {
+                    let Some(chunk) = manifest.chunks.get(position as usize) else { continue };
+                    let path = dir.join(format!("{}.chunk", chunk.sha256));
+                    current = Some((position, self.read_chunk(&path)?));
+                }
+                if let Some(found) = current.as_ref().and_then(|(_, chunk)| chunk.get(record as usize)) {
+                    records.push(found.clone());
+                }
             }
         }
         Ok(records)
@@ -240,13 +249,13 @@ impl Store {
             if signal == "traces" {
                 let records =
                     chunk_records(&bytes).map_err(|message| StoreError::Damaged { path: path.clone(), message })?;
-                let mut ids = std::collections::BTreeSet::new();
-                for record in records {
-                    if let Some(facts) = super::facts::record_facts(stella_otlp::Signal::Traces, &record) {
-                        ids.extend(facts.trace_ids);
+                let mut ids = Vec::new();
+                for (record_position, record) in records.iter().enumerate() {
+                    if let Some(facts) = super::facts::record_facts(stella_otlp::Signal::Traces, record) {
+                        ids.extend(facts.trace_ids.into_iter().map(|id| (id, record_position as u32)));
                     }
                 }
-                index = merge_index(&index, &ids.into_iter().collect::<Vec<_>>(), position as u32);
+                index = merge_index(&index, &ids, position as u32);
             }
         }
         if signal != "traces" {
@@ -273,14 +282,15 @@ fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Store
     move |source| StoreError::Io { action, path, source }
 }
 
-/// `existing` entries plus `(id, position)` for each of `ids`, sorted and distinct.
-fn merge_index(existing: &[u8], ids: &[[u8; 16]], position: u32) -> Vec<u8> {
+/// `existing` entries plus `(id, position, record)` for each of `ids`, sorted and distinct.
+fn merge_index(existing: &[u8], ids: &[([u8; 16], u32)], position: u32) -> Vec<u8> {
     let mut entries: Vec<[u8; INDEX_ENTRY]> =
         existing.chunks_exact(INDEX_ENTRY).filter_map(|entry| entry.try_into().ok()).collect();
-    entries.extend(ids.iter().map(|id| {
+    entries.extend(ids.iter().map(|(id, record)| {
         let mut entry = [0u8; INDEX_ENTRY];
         entry[..16].copy_from_slice(id);
-        entry[16..].copy_from_slice(&position.to_be_bytes());
+        entry[16..20].copy_from_slice(&position.to_be_bytes());
+        entry[20..].copy_from_slice(&record.to_be_bytes());
         entry
     }));
     entries.sort_unstable();
@@ -288,8 +298,9 @@ fn merge_index(existing: &[u8], ids: &[[u8; 16]], position: u32) -> Vec<u8> {
     entries.concat()
 }
 
-/// Chunk positions listed for `trace_id` in an index file (binary search with positioned reads).
-fn lookup(path: &Path, trace_id: &[u8; 16]) -> Result<Vec<u32>, StoreError> {
+/// (chunk position, record position) listed for `trace_id` in an index file (binary search with
+/// positioned reads).
+fn lookup(path: &Path, trace_id: &[u8; 16]) -> Result<Vec<(u32, u32)>, StoreError> {
     let file = match std::fs::File::open(path) {
         Ok(file) => file,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -318,9 +329,8 @@ fn lookup(path: &Path, trace_id: &[u8; 16]) -> Result<Vec<u32>, StoreError> {
         if entry[..16] != trace_id[..] {
             break;
         }
-        let mut position = [0u8; 4];
-        position.copy_from_slice(&entry[16..]);
-        positions.push(u32::from_be_bytes(position));
+        let word = |at: usize| u32::from_be_bytes([entry[at], entry[at + 1], entry[at + 2], entry[at + 3]]);
+        positions.push((word(16), word(20)));
         low += 1;
     }
     Ok(positions)

@@ -144,7 +144,7 @@ fn check_finds_a_flipped_byte_and_repair_rebuilds_identical_indexes() {
     let day = store.day_manifest("acme", "traces", &utc_day(START)).unwrap().unwrap();
     let index_path = dir.path().join(format!("acme/traces/{}/index.bin", day.day));
     let original = std::fs::read(&index_path).unwrap();
-    std::fs::write(&index_path, &original[..original.len() - 20]).unwrap();
+    std::fs::write(&index_path, &original[..original.len() - 24]).unwrap();
     let report = store.check(false).unwrap();
     assert_eq!(report.stale_indexes.len(), 1);
     let repaired = store.check(true).unwrap();
