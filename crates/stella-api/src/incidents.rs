@@ -10,11 +10,16 @@ use jiff::Timestamp;
 use serde_json::json;
 use stella_collector::auth::{Principal, Scope};
 use stella_pipeline::incident::{IncidentMode, IncidentState};
+use stella_store::chunks::HoldKind;
 
+use crate::query::TenantQuery;
 use crate::{ApiError, ApiState, actor, audited, error_response, tenant_of};
 
 /// How long incident mode stays on when the request names no TTL.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(4 * 3600);
+/// How far back an incident hold reaches before incident mode turned on.
+pub const INCIDENT_LOOKBACK: jiff::SignedDuration = jiff::SignedDuration::from_hours(1);
+
 /// The longest TTL accepted.
 pub const MAX_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
@@ -29,13 +34,6 @@ pub(crate) struct ModeChange {
     reason: String,
     #[serde(default)]
     ttl: Option<String>,
-    #[serde(default)]
-    tenant: Option<String>,
-}
-
-/// The query of `GET /telemetry/incidents/mode`.
-#[derive(serde::Deserialize)]
-pub(crate) struct ModeQuery {
     #[serde(default)]
     tenant: Option<String>,
 }
@@ -79,7 +77,7 @@ fn tenants_for(
 pub(crate) async fn get_mode(
     State(state): State<ApiState>,
     principal: Option<axum::Extension<Principal>>,
-    Query(query): Query<ModeQuery>,
+    Query(query): Query<TenantQuery>,
 ) -> Response {
     let tenants = match tenants_for(&state, principal.as_deref(), query.tenant.as_deref()) {
         Ok(tenants) => tenants,
@@ -147,6 +145,19 @@ pub(crate) async fn set_mode(
             tracing::error!(code = error.code(), %error, "cannot save incident mode");
             return error_response(StatusCode::INTERNAL_SERVER_ERROR, error.code(), &error.to_string());
         }
+        // The incident window is held from INCIDENT_LOOKBACK before the toggle until incident mode ends.
+        let held = match mode.state {
+            IncidentState::On => {
+                let from = now.checked_sub(INCIDENT_LOOKBACK).unwrap_or(now);
+                let reason = format!("incident mode: {}", mode.reason);
+                state.collector.holds().add(tenant, HoldKind::Incident, from, None, &reason, &mode.by).map(|_| ())
+            }
+            IncidentState::Off => state.collector.holds().close_incident(tenant, now),
+        };
+        if let Err(error) = held {
+            tracing::error!(code = error.code(), %error, "cannot place or close the incident hold");
+            return error_response(StatusCode::INTERNAL_SERVER_ERROR, error.code(), &error.to_string());
+        }
         let state_name = if mode.state == IncidentState::On { "on" } else { "off" };
         tracing::warn!(event = "incident.mode", state = state_name, tenant = %tenant, services = ?mode.services, until = ?mode.until, by = %mode.by, "incident mode {state_name}");
         let parameters = json!({"state": state_name, "services": mode.services, "reason": mode.reason, "ttl": change.ttl, "until": mode.until});
@@ -164,7 +175,11 @@ pub(crate) async fn set_mode(
 /// Turns off incident modes past their TTL, with a line in the audit trail for each (actor `ttl`).
 pub fn enforce_ttl(state: &ApiState) {
     let audit = std::sync::Arc::clone(&state.audit);
+    let holds = std::sync::Arc::clone(state.collector.holds());
     state.collector.incidents().enforce_ttl(move |tenant, mode| {
+        if let Err(error) = holds.close_incident(tenant, Timestamp::now()) {
+            tracing::error!(code = error.code(), %error, "cannot close the incident hold");
+        }
         let entry = crate::audit::AuditEntry {
             actor: "ttl".into(),
             tenant: tenant.into(),

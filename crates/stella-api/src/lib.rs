@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 pub mod audit;
+mod holds;
 pub mod incidents;
 pub mod query;
 mod tokens;
@@ -93,6 +94,24 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         method: "GET",
+        path: "/telemetry/holds",
+        scope: Some(Scope::Admin),
+        summary: "the tenant's holds (?tenant= for operators)",
+    },
+    Route {
+        method: "POST",
+        path: "/telemetry/holds",
+        scope: Some(Scope::Admin),
+        summary: "place a legal hold {from, to?, reason, tenant?}: retention keeps what it covers",
+    },
+    Route {
+        method: "DELETE",
+        path: "/telemetry/holds/{id}",
+        scope: Some(Scope::Admin),
+        summary: "release a hold (?tenant= for operators): 200, or 404",
+    },
+    Route {
+        method: "GET",
         path: "/telemetry/incidents/mode",
         scope: Some(Scope::Admin),
         summary: "incident mode of the token's tenant (?tenant= for operators; * for all)",
@@ -137,6 +156,9 @@ pub fn router(state: ApiState) -> Router {
             ("GET", "/api/echo") => get(query::echo),
             ("GET", "/api/traces/{id}") => get(query::trace_v1),
             ("GET", "/api/v2/traces/{id}") => get(query::trace_v2),
+            ("GET", "/telemetry/holds") => get(holds::list),
+            ("POST", "/telemetry/holds") => post(holds::add),
+            ("DELETE", "/telemetry/holds/{id}") => axum::routing::delete(holds::release),
             ("GET", "/telemetry/incidents/mode") => get(incidents::get_mode),
             ("POST", "/telemetry/incidents/mode") => post(incidents::set_mode),
             ("GET", "/telemetry/tokens") => get(tokens::list),

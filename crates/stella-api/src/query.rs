@@ -22,7 +22,7 @@ use crate::{ApiError, ApiState, tenant_of};
 #[derive(serde::Deserialize)]
 pub(crate) struct TenantQuery {
     #[serde(default)]
-    tenant: Option<String>,
+    pub(crate) tenant: Option<String>,
 }
 
 /// A trace id from a path: 1 to 32 hex digits, left-padded to 16 bytes (as Tempo accepts them).

@@ -19,6 +19,7 @@ use crate::receivers::{Admission, OtlpService, QuotaConfig, Quotas, ReceiverMetr
 use crate::server::spawn_server;
 use crate::tls::{ReloadingTls, TlsSettings};
 use crate::topology::{BuildContext, BuildError, Environment, StopMode, Topology, TopologyHandle};
+use stella_store::chunks::HoldBook;
 
 /// Where the config comes from: a built-in profile, optionally overlaid by a file.
 #[derive(Debug, Clone)]
@@ -72,6 +73,9 @@ pub enum StartError {
     /// The saved incident mode cannot be read.
     #[error(transparent)]
     Incidents(#[from] crate::incidents::IncidentError),
+    /// The saved holds cannot be read.
+    #[error(transparent)]
+    Holds(#[from] stella_store::chunks::HoldError),
     /// A listener's TLS files are unusable.
     #[error("{key}.{source}")]
     Tls {
@@ -94,6 +98,7 @@ impl StartError {
             StartError::Tls { .. } => "tls.invalid",
             StartError::Insecure { .. } => "collector.insecure_bind",
             StartError::Incidents(error) => error.code(),
+            StartError::Holds(error) => error.code(),
         }
     }
 }
@@ -185,7 +190,8 @@ impl Collector {
         let allow_insecure = environment.allow_insecure;
         let config = source.load()?;
         let incidents = Arc::new(Incidents::open(&environment.data_dir, &environment.registry)?);
-        let context = BuildContext::new(environment, &config.storage, Arc::clone(incidents.board()));
+        let holds = Arc::new(HoldBook::open(&environment.data_dir)?);
+        let context = BuildContext::new(environment, &config.storage, Arc::clone(incidents.board()), holds);
         let topology = Topology::build(&config, &context, None)?;
         topology.start_consumers(&context)?;
         let topology = TopologyHandle::new(topology);
@@ -268,6 +274,11 @@ impl Collector {
             incidents,
             quotas,
         }))
+    }
+
+    /// Holds retention respects (the API places and releases them).
+    pub fn holds(&self) -> &Arc<HoldBook> {
+        &self.context.holds
     }
 
     /// The embedded store, for queries.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use stella_metrics::{CounterVec, GaugeVec, Registry, names};
 use stella_otlp::Signal;
-use stella_store::chunks::{SealLimits, Sealer, Store, StoreError};
+use stella_store::chunks::{HoldBook, Sealer, Store, StoreError, StoreSettings};
 use stella_store::log::{Cursor, CursorStore};
 
 use crate::consumer::{ConsumerControl, LogProgress, read_blocking};
@@ -73,6 +73,7 @@ impl StoreRegistry {
 pub struct StoreMetrics {
     bytes: GaugeVec,
     sealed: CounterVec,
+    deleted: CounterVec,
 }
 
 impl StoreMetrics {
@@ -88,6 +89,11 @@ impl StoreMetrics {
                 names::STORE_SEALED_CHUNKS,
                 "Chunks sealed by the embedded store, by signal.",
                 &["signal"],
+            ),
+            deleted: registry.counter(
+                names::RETENTION_DELETED_CHUNKS,
+                "Chunks deleted by retention, by tenant and signal.",
+                &["tenant", "signal"],
             ),
         }
     }
@@ -105,8 +111,10 @@ pub struct StoreTask {
     pub signal: Signal,
     /// The log it reads.
     pub log: Arc<Log>,
-    /// When chunks seal.
-    pub limits: SealLimits,
+    /// Seal limits and retention.
+    pub settings: StoreSettings,
+    /// Holds retention respects.
+    pub holds: Arc<HoldBook>,
     /// Where chunks go and queries look.
     pub registry: Arc<StoreRegistry>,
     /// Positions of the log's consumers.
@@ -132,7 +140,8 @@ impl StoreTask {
             }
         };
         self.progress.update(&self.progress_key(), start);
-        let sealer: OpenChunk = Arc::new(Mutex::new(Sealer::new(&self.tenant, self.signal, self.limits)));
+        let sealer: OpenChunk = Arc::new(Mutex::new(Sealer::new(&self.tenant, self.signal, self.settings.limits())));
+        let mut swept_at: Option<Instant> = None;
         self.registry.set_open(&self.tenant, self.signal, Arc::clone(&sealer));
         let mut reader = Some(self.log.reader(start));
         let mut head = self.log.subscribe();
@@ -158,7 +167,7 @@ impl StoreTask {
                         // The records stay in the log (the cursor did not move past them): retry from the cursor.
                         tracing::error!(code = error.code(), %error, "store: cannot write a chunk; retrying");
                         *sealer.lock().unwrap_or_else(|poison| poison.into_inner()) =
-                            Sealer::new(&self.tenant, self.signal, self.limits);
+                            Sealer::new(&self.tenant, self.signal, self.settings.limits());
                         reader = Some(self.log.reader(saved));
                         tokio::time::sleep(Duration::from_secs(1)).await;
                         continue;
@@ -171,6 +180,10 @@ impl StoreTask {
             if position != saved && (saved_at.elapsed() >= CURSOR_INTERVAL || !got) {
                 saved = self.save(&cursors, position);
                 saved_at = Instant::now();
+            }
+            if swept_at.is_none_or(|at| at.elapsed() >= self.settings.sweep_interval) {
+                self.sweep().await;
+                swept_at = Some(Instant::now());
             }
             if got {
                 continue;
@@ -188,6 +201,35 @@ impl StoreTask {
         let position = sealer.lock().unwrap_or_else(|poison| poison.into_inner()).open_first_seq();
         if let Some(position) = position.filter(|position| *position != saved) {
             self.save(&cursors, position);
+        }
+    }
+
+    /// Deletes chunks past the retention window, except held ones; logs and counts what it deletes.
+    async fn sweep(&self) {
+        let window = self.settings.retention.window(self.signal);
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let cutoff = u64::try_from(now.saturating_sub(window).as_nanos()).unwrap_or(u64::MAX);
+        let (store, holds, tenant, signal) =
+            (self.registry.store().clone(), Arc::clone(&self.holds), Arc::clone(&self.tenant), self.signal);
+        let swept = tokio::task::spawn_blocking(move || {
+            store.sweep(&tenant, signal.as_str(), cutoff, &|min, max| holds.holds(&tenant, min, max))
+        })
+        .await;
+        match swept {
+            Ok(Ok(deleted)) if !deleted.is_empty() => {
+                tracing::info!(event = "retention.deleted", tenant = %self.tenant, signal = %self.signal, chunks = deleted.len(), window = ?window, "retention deleted chunks past their window");
+                self.metrics.deleted.with(&[&self.tenant, self.signal.as_str()]).add(deleted.len() as u64);
+                let bytes = self.registry.store().bytes(&self.tenant, self.signal.as_str());
+                self.metrics
+                    .bytes
+                    .with(&[&self.tenant, self.signal.as_str()])
+                    .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => {
+                tracing::error!(code = error.code(), %error, "retention sweep failed; it runs again later")
+            }
+            Err(error) => tracing::error!(%error, "retention sweep failed unexpectedly"),
         }
     }
 

@@ -27,7 +27,7 @@ use stella_pipeline::redaction::Redaction;
 use stella_pipeline::resource_detection::{self, HostFacts, ResourceDetection};
 use stella_pipeline::spanmetrics::SpanMetrics;
 use stella_pipeline::tail_sampling::TailSamplingConfig;
-use stella_store::chunks::SealLimits;
+use stella_store::chunks::{HoldBook, StoreSettings};
 use tokio::task::JoinHandle;
 
 use crate::config::{Config, ExporterConfig, ProcessorConfig};
@@ -66,6 +66,8 @@ pub struct BuildContext {
     pub incidents: Arc<IncidentBoard>,
     /// The embedded store and the open chunks of its sealing tasks.
     pub stores: Arc<StoreRegistry>,
+    /// Holds retention must respect.
+    pub holds: Arc<HoldBook>,
 }
 
 impl BuildContext {
@@ -75,6 +77,7 @@ impl BuildContext {
         environment: Environment,
         storage: &crate::config::StorageConfig,
         incidents: Arc<IncidentBoard>,
+        holds: Arc<HoldBook>,
     ) -> Self {
         let options = stella_store::log::LogOptions {
             segment_bytes: storage.segment_bytes,
@@ -91,6 +94,7 @@ impl BuildContext {
             samplers: Arc::new(SamplerRegistry::default()),
             incidents,
             stores,
+            holds,
         }
     }
 }
@@ -154,8 +158,8 @@ pub struct PipelineRuntime {
     batch: Option<stella_pipeline::batch::BatchConfig>,
     /// `tail_sampling` (its id and settings): exporters then read `<pipeline>.sampled`.
     sampling: Option<(String, TailSamplingConfig)>,
-    /// `store` exporters (id and seal limits): sealing tasks, not exporters.
-    stores: Vec<(String, SealLimits)>,
+    /// `store` exporters (id and settings): sealing tasks, not exporters.
+    stores: Vec<(String, StoreSettings)>,
     exporters: Vec<(Arc<dyn Exporter>, Option<u64>)>,
     logs: Arc<LogRegistry>,
     stage_drops: CounterVec,
@@ -237,7 +241,7 @@ impl Topology {
                     .exporters
                     .iter()
                     .filter_map(|id| match config.exporters.get(id) {
-                        Some(ExporterConfig::Store(settings)) => Some((id.clone(), settings.limits())),
+                        Some(ExporterConfig::Store(settings)) => Some((id.clone(), *settings)),
                         _ => None,
                     })
                     .collect(),
@@ -294,14 +298,15 @@ impl Topology {
                 let log = context.logs.get(&log_name, &tenant)?;
                 let progress = Arc::new(LogProgress::default());
                 let key = format!("{log_name}|{tenant}");
-                for (id, limits) in &pipeline.stores {
+                for (id, settings) in &pipeline.stores {
                     let task = StoreTask {
                         id: id.clone(),
                         log_name: log_name.clone(),
                         tenant: Arc::from(tenant.as_str()),
                         signal: pipeline.signal,
                         log: Arc::clone(&log),
-                        limits: *limits,
+                        settings: *settings,
+                        holds: Arc::clone(&context.holds),
                         registry: Arc::clone(&context.stores),
                         progress: Arc::clone(&progress),
                         metrics: StoreMetrics::new(&context.registry),

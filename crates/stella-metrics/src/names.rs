@@ -44,3 +44,5 @@ pub const SPANMETRICS_OVERFLOW: &str = "telemetry_spanmetrics_overflow_spans_tot
 pub const STORE_BYTES: &str = "telemetry_store_bytes";
 /// Chunks sealed by the embedded store, by `signal`.
 pub const STORE_SEALED_CHUNKS: &str = "telemetry_store_sealed_chunks_total";
+/// Chunks deleted by retention, by `tenant`, `signal`.
+pub const RETENTION_DELETED_CHUNKS: &str = "telemetry_retention_deleted_chunks_total";

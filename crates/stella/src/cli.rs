@@ -75,6 +75,12 @@ pub enum TelemetryCommand {
         #[command(subcommand)]
         command: IncidentCommand,
     },
+    /// Legal holds: data in a hold's window is never deleted by retention. Needs an admin token.
+    Hold {
+        /// The hold command.
+        #[command(subcommand)]
+        command: HoldCommand,
+    },
     /// Check the embedded store offline: every chunk against its digest, every trace index against a
     /// rebuild from its chunks. Exit 1 when something is damaged or stale.
     Store {
@@ -162,6 +168,37 @@ pub enum TokensCommand {
     },
 }
 
+/// `stella telemetry hold ...`
+#[derive(Debug, Subcommand, PartialEq)]
+pub enum HoldCommand {
+    /// Place a hold on the tenant's data from `--from` to `--to` (RFC 3339; no `--to`: open until released).
+    Add {
+        /// Start, e.g. 2026-11-01T00:00:00Z.
+        #[arg(long)]
+        from: String,
+        /// End (absent: open).
+        #[arg(long)]
+        to: Option<String>,
+        /// Why (recorded in the hold and the audit trail).
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        target: IncidentTarget,
+    },
+    /// List the tenant's holds.
+    List {
+        #[command(flatten)]
+        target: IncidentTarget,
+    },
+    /// Release a hold by id.
+    Release {
+        /// The hold id (`hold-3`).
+        id: String,
+        #[command(flatten)]
+        target: IncidentTarget,
+    },
+}
+
 /// `stella telemetry store ...`
 #[derive(Debug, Subcommand, PartialEq)]
 pub enum StoreCommand {
@@ -230,7 +267,7 @@ pub enum IncidentCommand {
     },
 }
 
-/// Which server and tenant an incident command addresses.
+/// Which server and tenant an incident or hold command addresses.
 #[derive(Debug, Args, PartialEq)]
 pub struct IncidentTarget {
     /// The tenant (operators only, `*` for every tenant); absent: the token's.

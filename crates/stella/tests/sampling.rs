@@ -223,6 +223,13 @@ async fn incident_mode_keeps_a_service_whole_at_once_survives_a_restart_and_ends
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(stella.metric("telemetry_incident_mode{state=\"on\"}").await, Some(0.0));
+    // Incident mode held its window (from an hour before the toggle) and closed the hold when it ended.
+    let holds: serde_json::Value =
+        reqwest::get(stella.api_url("/telemetry/holds")).await.unwrap().json().await.unwrap();
+    let incident_holds: Vec<&serde_json::Value> =
+        holds["holds"].as_array().unwrap().iter().filter(|hold| hold["kind"] == "incident").collect();
+    assert_eq!(incident_holds.len(), 1, "{holds}");
+    assert!(incident_holds[0]["to"].is_string(), "closed when incident mode ended: {holds}");
     loadgen(&stella, &with_services(&[]));
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(stella.terminate().success());

@@ -12,10 +12,11 @@ use prost::Message;
 use stella_otlp::OtlpRequest;
 use stella_otlp::proto::collector::trace::v1::ExportTraceServiceRequest;
 
-/// Traces into the store only (no stages, so the stored bytes are exactly what was sent).
+/// Traces into the store only (no stages, so the stored bytes are exactly what was sent). The harness's
+/// spans are from 2023: a long retention keeps them.
 fn store_only(max_chunk_records: usize, extra: &str) -> String {
     format!(
-        "{extra}exporters:\n  store: {{max_chunk_records: {max_chunk_records}}}\nservice:\n  pipelines:\n    traces: {{receivers: [otlp], processors: [], exporters: [store]}}\n    metrics: null\n    logs: null\n"
+        "{extra}exporters:\n  store: {{max_chunk_records: {max_chunk_records}, retention: {{default: 36500d}}}}\nservice:\n  pipelines:\n    traces: {{receivers: [otlp], processors: [], exporters: [store]}}\n    metrics: null\n    logs: null\n"
     )
 }
 
@@ -202,4 +203,70 @@ async fn traces_are_queried_by_id_per_tenant_in_tempo_formats_and_by_the_cli() {
         "{table}"
     );
     assert!(stella.terminate().success());
+}
+
+/// `traces(prefix, 1)` with its span at `at` (unix seconds).
+fn trace_at(prefix: &str, at: u64) -> (OtlpRequest, String) {
+    let mut request = traces(prefix, 1);
+    if let OtlpRequest::Traces(traces) = &mut request {
+        let span = &mut traces.resource_spans[0].scope_spans[0].spans[0];
+        span.start_time_unix_nano = at * 1_000_000_000;
+        span.end_time_unix_nano = at * 1_000_000_000 + 1_000_000;
+    }
+    let id = trace_id(&request);
+    (request, id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_deletes_expired_chunks_but_never_held_ones() {
+    let config = "exporters:\n  store: {max_chunk_records: 1, retention: {default: 30d}, sweep_interval: 300ms}\nservice:\n  pipelines:\n    traces: {receivers: [otlp], processors: [], exporters: [store]}\n    metrics: null\n    logs: null\n";
+    let mut stella = Stella::start(config);
+    let client = reqwest::Client::new();
+    let hold = client
+        .post(stella.api_url("/telemetry/holds"))
+        .json(
+            &serde_json::json!({"from": "2020-01-01T00:00:00Z", "to": "2020-01-02T00:00:00Z", "reason": "litigation"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hold.status(), 201);
+    let hold: serde_json::Value = hold.json().await.unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let (held, held_id) = trace_at("held", 1_577_880_000); // 2020-01-01T12:00Z
+    let (expired, expired_id) = trace_at("expired", 1_583_020_800); // 2020-03-01
+    let (fresh, fresh_id) = trace_at("fresh", now);
+    let (sealer, _) = trace_at("seals-the-last", now + 86_400); // a later day seals the one before
+    for request in [&held, &expired, &fresh, &sealer] {
+        assert_eq!(stella.post(request).await.0, 200);
+    }
+    let deleted = "telemetry_retention_deleted_chunks_total{tenant=\"default\",signal=\"traces\"}";
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while stella.metric(deleted).await != Some(1.0) {
+        assert!(Instant::now() < deadline, "retention did not run: {}", stella.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let status = |id: String| {
+        let client = client.clone();
+        let url = stella.api_url(&format!("/api/traces/{id}"));
+        async move { client.get(url).send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status(held_id.clone()).await, 200, "the held chunk stays");
+    assert_eq!(status(expired_id).await, 404, "the expired chunk is gone");
+    assert_eq!(status(fresh_id).await, 200, "recent data stays");
+    let release = client
+        .delete(stella.api_url(&format!("/telemetry/holds/{}", hold["id"].as_str().unwrap())))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(release.status(), 200);
+    while stella.metric(deleted).await != Some(2.0) {
+        assert!(Instant::now() < deadline, "retention did not delete the released chunk");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status(held_id).await, 404, "released, then deleted");
+    assert!(stella.log().contains("retention.deleted"));
+    assert!(stella.terminate().success());
+    let audit = std::fs::read_to_string(stella.data_dir().join("audit/audit.jsonl")).unwrap();
+    assert!(audit.contains("\"action\":\"hold.add\"") && audit.contains("\"action\":\"hold.release\""), "{audit}");
 }

@@ -4,14 +4,16 @@
 //! - [`Sealer`]: the pure rule of which records make a chunk (data only, never the wall clock).
 //! - [`Store`]: chunks, manifests and indexes on disk; lookups by trace id; `check` and repair.
 mod facts;
+mod holds;
 mod manifest;
 mod sealer;
 mod store;
 
 pub use facts::{RecordFacts, record_facts};
+pub use holds::{Hold, HoldBook, HoldError, HoldKind};
 pub use manifest::{CHUNK_FORMAT_VERSION, ChunkManifest, DayChunk, DayManifest, canonical};
 pub use sealer::{
-    OpenRecord, SealLimits, SealedChunk, Sealer, StoreSettings, UndecodableRecord, chunk_records, utc_day,
+    OpenRecord, Retention, SealLimits, SealedChunk, Sealer, StoreSettings, UndecodableRecord, chunk_records, utc_day,
 };
 pub use store::{CheckReport, Store, StoreError, directory_name};
 

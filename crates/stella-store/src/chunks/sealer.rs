@@ -180,8 +180,8 @@ pub fn chunk_records(bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
     Ok(records)
 }
 
-/// `exporters.store`: the seal limits (and, later, retention).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// `exporters.store`: the seal limits and retention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreSettings {
     /// Records per chunk (default 4096).
@@ -190,11 +190,90 @@ pub struct StoreSettings {
     /// Uncompressed bytes per chunk (default 2 MiB: a lookup by trace id decompresses one chunk).
     #[serde(default = "default_max_bytes")]
     pub max_chunk_bytes: usize,
+    /// How long chunks are kept, by the time of their newest item (default 30 days for every signal).
+    #[serde(default)]
+    pub retention: Retention,
+    /// How often retention runs (default 1h).
+    #[serde(default = "default_sweep_interval", deserialize_with = "duration")]
+    pub sweep_interval: std::time::Duration,
+}
+
+/// `retention`: a default window and per-signal overrides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retention {
+    /// Every signal without its own window (default 30d).
+    #[serde(default = "default_retention", deserialize_with = "duration")]
+    pub default: std::time::Duration,
+    /// Traces.
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub traces: Option<std::time::Duration>,
+    /// Metrics.
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub metrics: Option<std::time::Duration>,
+    /// Logs.
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub logs: Option<std::time::Duration>,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention { default: default_retention(), traces: None, metrics: None, logs: None }
+    }
+}
+
+impl Retention {
+    /// The window of `signal`.
+    pub fn window(&self, signal: Signal) -> std::time::Duration {
+        match signal {
+            Signal::Traces => self.traces,
+            Signal::Metrics => self.metrics,
+            Signal::Logs => self.logs,
+        }
+        .unwrap_or(self.default)
+    }
+}
+
+fn default_retention() -> std::time::Duration {
+    std::time::Duration::from_secs(30 * 86_400)
+}
+
+fn default_sweep_interval() -> std::time::Duration {
+    std::time::Duration::from_secs(3600)
+}
+
+/// A duration as the config writes it (`30d`, `12h`, `90s`; days are 24 hours).
+fn duration<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<std::time::Duration, D::Error> {
+    let text = <String as serde::Deserialize>::deserialize(deserializer)?;
+    parse_duration(&text).map_err(serde::de::Error::custom)
+}
+
+fn optional_duration<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<std::time::Duration>, D::Error> {
+    let text = <Option<String> as serde::Deserialize>::deserialize(deserializer)?;
+    text.map(|text| parse_duration(&text).map_err(serde::de::Error::custom)).transpose()
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let span: jiff::Span = text
+        .trim()
+        .parse()
+        .map_err(|error| format!("invalid duration {text:?} ({error}); write it like 30d or 12h"))?;
+    let signed = span
+        .to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+        .map_err(|error| format!("invalid duration {text:?}: {error}"))?;
+    std::time::Duration::try_from(signed).map_err(|_| format!("invalid duration {text:?}: must not be negative"))
 }
 
 impl Default for StoreSettings {
     fn default() -> Self {
-        StoreSettings { max_chunk_records: default_max_records(), max_chunk_bytes: default_max_bytes() }
+        StoreSettings {
+            max_chunk_records: default_max_records(),
+            max_chunk_bytes: default_max_bytes(),
+            retention: Retention::default(),
+            sweep_interval: default_sweep_interval(),
+        }
     }
 }
 

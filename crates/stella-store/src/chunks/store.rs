@@ -205,6 +205,60 @@ impl Store {
         size(&self.signal_dir(tenant, signal))
     }
 
+    /// Retention: deletes `tenant`'s `signal` chunks whose newest item is older than `cutoff` (unix nanos),
+    /// except those `held` keeps (given a chunk's min and max item time); returns the deleted digests.
+    /// A day left with no chunk is removed; otherwise its manifest and index are rebuilt from the chunks it
+    /// keeps (the new `day.json` is written before any file is deleted).
+    pub fn sweep(
+        &self,
+        tenant: &str,
+        signal: &str,
+        cutoff: u64,
+        held: &dyn Fn(u64, u64) -> bool,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut deleted = Vec::new();
+        let mut days = self.days(tenant, signal);
+        days.reverse();
+        for day in days {
+            let Some(mut manifest) = self.day_manifest(tenant, signal, &day)? else { continue };
+            let time = |text: &str| text.parse::<u64>().unwrap_or(u64::MAX);
+            let (expired, kept): (Vec<DayChunk>, Vec<DayChunk>) = manifest.chunks.iter().cloned().partition(|chunk| {
+                let (min, max) = (time(&chunk.min_time_unix_nano), time(&chunk.max_time_unix_nano));
+                max < cutoff && !held(min, max)
+            });
+            if expired.is_empty() {
+                continue;
+            }
+            let dir = self.day_dir(tenant, signal, &day);
+            if kept.is_empty() {
+                std::fs::remove_dir_all(&dir).map_err(io("remove", &dir))?;
+            } else {
+                if signal == "traces" {
+                    let mut index = Vec::new();
+                    for (position, chunk) in kept.iter().enumerate() {
+                        let path = dir.join(format!("{}.chunk", chunk.sha256));
+                        let bytes = std::fs::read(&path).map_err(io("read", &path))?;
+                        index = merge_index(&index, &trace_entries(&path, &bytes)?, position as u32);
+                    }
+                    let index_path = dir.join("index.bin");
+                    RealFs.write_atomic(&index_path, &index).map_err(io("write", &index_path))?;
+                    manifest.index_sha256 = Some(hex::encode(Sha256::digest(&index)));
+                }
+                manifest.chunks = kept;
+                let day_path = dir.join("day.json");
+                RealFs.write_atomic(&day_path, &canonical(&manifest)).map_err(io("write", &day_path))?;
+                for chunk in &expired {
+                    for extension in ["chunk", "json"] {
+                        let path = dir.join(format!("{}.{extension}", chunk.sha256));
+                        std::fs::remove_file(&path).map_err(io("remove", &path))?;
+                    }
+                }
+            }
+            deleted.extend(expired.into_iter().map(|chunk| chunk.sha256));
+        }
+        Ok(deleted)
+    }
+
     /// Verifies every chunk against its digest and every trace index against a rebuild from its chunks;
     /// with `repair`, rewrites indexes that differ (damaged chunks are reported, never changed).
     pub fn check(&self, repair: bool) -> Result<CheckReport, StoreError> {
@@ -247,15 +301,7 @@ impl Store {
             }
             report.chunks_ok += 1;
             if signal == "traces" {
-                let records =
-                    chunk_records(&bytes).map_err(|message| StoreError::Damaged { path: path.clone(), message })?;
-                let mut ids = Vec::new();
-                for (record_position, record) in records.iter().enumerate() {
-                    if let Some(facts) = super::facts::record_facts(stella_otlp::Signal::Traces, record) {
-                        ids.extend(facts.trace_ids.into_iter().map(|id| (id, record_position as u32)));
-                    }
-                }
-                index = merge_index(&index, &ids, position as u32);
+                index = merge_index(&index, &trace_entries(&path, &bytes)?, position as u32);
             }
         }
         if signal != "traces" {
@@ -275,6 +321,18 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// (trace id, record position) of every span in a chunk's bytes.
+fn trace_entries(path: &Path, bytes: &[u8]) -> Result<Vec<([u8; 16], u32)>, StoreError> {
+    let records = chunk_records(bytes).map_err(|message| StoreError::Damaged { path: path.to_path_buf(), message })?;
+    let mut entries = Vec::new();
+    for (position, record) in records.iter().enumerate() {
+        if let Some(facts) = super::facts::record_facts(stella_otlp::Signal::Traces, record) {
+            entries.extend(facts.trace_ids.into_iter().map(|id| (id, position as u32)));
+        }
+    }
+    Ok(entries)
 }
 
 fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StoreError {

@@ -169,3 +169,76 @@ fn chunk_files_are_zstd_of_length_prefixed_records() {
     assert!(chunk_records(b"not zstd").is_err());
     assert!(sealer.add(2, b"\xff\xff".to_vec()).is_err(), "an undecodable record is refused, not sealed");
 }
+
+mod retention {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// The model: a record (one per chunk) survives a sweep iff it is not past the cutoff or a hold covers it.
+    fn survives(at: u64, cutoff: u64, holds: &[(u64, u64)]) -> bool {
+        // Each record's spans last 1 ms from `at`.
+        let (min, max) = (at, at + 1_000_000);
+        max >= cutoff || holds.iter().any(|(from, to)| min <= *to && max >= *from)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        #[test]
+        fn a_sweep_deletes_exactly_the_expired_unheld_chunks(
+            days in prop::collection::vec(0u64..6, 1..14),
+            cutoff_day in 0u64..7,
+            holds in prop::collection::vec((0u64..6, 0u64..2), 0..3),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::new(dir.path().to_path_buf());
+            let mut sealer = Sealer::new("acme", Signal::Traces, SealLimits { max_records: 1, max_bytes: 1 << 20 });
+            let times: Vec<u64> = days.iter().enumerate().map(|(n, day)| START + day * DAY + n as u64 * 1_000_000_000).collect();
+            for (n, at) in times.iter().enumerate() {
+                for chunk in sealer.add(n as u64, record(n as u8, 1, *at, "svc")).unwrap() {
+                    store.write(&chunk).unwrap();
+                }
+            }
+            let cutoff = START + cutoff_day * DAY;
+            let windows: Vec<(u64, u64)> = holds.iter().map(|(day, length)| (START + day * DAY, START + (day + length) * DAY)).collect();
+            let held = |min: u64, max: u64| windows.iter().any(|(from, to)| min <= *to && max >= *from);
+            let deleted = store.sweep("acme", "traces", cutoff, &held).unwrap();
+            for (n, at) in times.iter().enumerate() {
+                let found = !store.records_with_trace("acme", &[n as u8; 16]).unwrap().is_empty();
+                prop_assert_eq!(found, survives(*at, cutoff, &windows), "record {} at day {}", n, days[n]);
+            }
+            prop_assert_eq!(deleted.len(), times.iter().filter(|at| !survives(**at, cutoff, &windows)).count());
+            let report = store.check(false).unwrap();
+            prop_assert!(report.damaged.is_empty() && report.stale_indexes.is_empty(), "{:?}", report);
+        }
+    }
+
+    #[test]
+    fn holds_are_placed_released_closed_and_persisted() {
+        let dir = tempfile::tempdir().unwrap();
+        let book = HoldBook::open(dir.path()).unwrap();
+        let at = |seconds: i64| jiff::Timestamp::from_second(seconds).unwrap();
+        let legal = book.add("acme", HoldKind::Legal, at(100), Some(at(200)), "litigation", "token:a").unwrap();
+        assert!(book.holds("acme", 150 * 1_000_000_000, 160 * 1_000_000_000));
+        assert!(!book.holds("acme", 300 * 1_000_000_000, 310 * 1_000_000_000));
+        assert!(!book.holds("globex", 150 * 1_000_000_000, 160 * 1_000_000_000), "holds are per tenant");
+        book.add("acme", HoldKind::Incident, at(1000), None, "incident", "token:a").unwrap();
+        assert!(
+            book.holds("acme", 5_000 * 1_000_000_000, 5_001 * 1_000_000_000),
+            "an open incident hold keeps everything after"
+        );
+        book.close_incident("acme", at(2000)).unwrap();
+        assert!(!book.holds("acme", 5_000 * 1_000_000_000, 5_001 * 1_000_000_000));
+        assert!(book.add("acme", HoldKind::Legal, at(5), Some(at(1)), "", "").is_err(), "reversed windows are refused");
+        assert!(
+            matches!(book.release("globex", &legal.id), Err(HoldError::NotFound(_))),
+            "another tenant cannot release it"
+        );
+        book.release("acme", &legal.id).unwrap();
+        assert!(!book.holds("acme", 150 * 1_000_000_000, 160 * 1_000_000_000));
+        let again = HoldBook::open(dir.path()).unwrap();
+        assert_eq!(again.list("acme").len(), 2, "persisted");
+        assert!(again.list("acme")[0].released.is_some());
+    }
+}

@@ -1,6 +1,7 @@
 //! One module per subcommand, each with an `execute` function.
 mod client;
 mod config;
+mod hold;
 mod incident;
 mod loadgen;
 mod query;
@@ -18,6 +19,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         TelemetryCommand::Tokens { command } => tokens::execute(command).await,
         TelemetryCommand::Incident { command } => incident::execute(command).await,
         TelemetryCommand::Query { command } => query::execute(command).await,
+        TelemetryCommand::Hold { command } => hold::execute(command).await,
         TelemetryCommand::Store { command: StoreCommand::Check { data_dir, repair, json } } => {
             store_check(&data_dir, repair, json)
         }
