@@ -21,6 +21,8 @@ pub struct Stella {
     pub http: u16,
     pub api: u16,
     pub config_path: PathBuf,
+    /// What the config was made from, to make it again on other ports.
+    recipe: (String, String, String, String),
 }
 
 pub fn free_port() -> u16 {
@@ -92,10 +94,26 @@ impl Stella {
         let (grpc, http, api) = (free_port(), free_port(), free_port());
         let config_path = dir.path().join("stella.yaml");
         std::fs::write(&config_path, receiver_config(grpc, http, api, extra, body)).unwrap();
-        Stella { child: None, dir, grpc, http, api, config_path }
+        let recipe = (extra.receiver.to_string(), extra.protocol.to_string(), extra.api.to_string(), body.to_string());
+        Stella { child: None, dir, grpc, http, api, config_path, recipe }
     }
 
+    /// Starts the process; if another test took one of its ports in the meantime, it moves to new ports
+    /// (tests that gave its ports to another process must not rely on that).
     pub fn spawn(&mut self) {
+        for _ in 0..3 {
+            match self.try_spawn(&[]) {
+                Ok(()) => return,
+                Err(log) if log.contains("cannot listen") => {
+                    (self.grpc, self.http, self.api) = (free_port(), free_port(), free_port());
+                    let (receiver, protocol, api, body) = &self.recipe;
+                    let extra = Extra { receiver, protocol, api };
+                    std::fs::write(&self.config_path, receiver_config(self.grpc, self.http, self.api, &extra, body))
+                        .unwrap();
+                }
+                Err(log) => panic!("{log}"),
+            }
+        }
         self.spawn_wrapped(&[]);
     }
 
