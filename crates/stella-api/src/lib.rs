@@ -94,6 +94,12 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         method: "GET",
+        path: "/telemetry/query/traces",
+        scope: Some(Scope::Read),
+        summary: "traces with a span matching ?service=&name=&min_duration=&status=&attr.k=v&start=&end=&limit=",
+    },
+    Route {
+        method: "GET",
         path: "/telemetry/holds",
         scope: Some(Scope::Admin),
         summary: "the tenant's holds (?tenant= for operators)",
@@ -156,6 +162,7 @@ pub fn router(state: ApiState) -> Router {
             ("GET", "/api/echo") => get(query::echo),
             ("GET", "/api/traces/{id}") => get(query::trace_v1),
             ("GET", "/api/v2/traces/{id}") => get(query::trace_v2),
+            ("GET", "/telemetry/query/traces") => get(query::search_traces),
             ("GET", "/telemetry/holds") => get(holds::list),
             ("POST", "/telemetry/holds") => post(holds::add),
             ("DELETE", "/telemetry/holds/{id}") => axum::routing::delete(holds::release),

@@ -139,3 +139,192 @@ pub(crate) async fn trace_v2(
 pub(crate) async fn echo() -> &'static str {
     "echo"
 }
+
+/// Search parameters of `GET /telemetry/query/traces`.
+const TRACE_SEARCH_KEYS: &str =
+    "service, name, min_duration, status (error|ok|unset), attr.<key>, start, end, limit, tenant";
+
+/// A time parameter: RFC 3339, or unix seconds.
+fn parse_time(key: &str, text: &str) -> Result<u64, ApiError> {
+    let invalid = || ApiError {
+        status: StatusCode::BAD_REQUEST,
+        code: "query.invalid_parameter",
+        message: format!("{key}={text:?} is not a time; give RFC 3339 (2026-11-29T10:00:00Z) or unix seconds"),
+    };
+    if let Ok(seconds) = text.parse::<u64>() {
+        return seconds.checked_mul(1_000_000_000).ok_or_else(invalid);
+    }
+    let at: jiff::Timestamp = text.parse().map_err(|_| invalid())?;
+    u64::try_from(at.as_nanosecond()).map_err(|_| invalid())
+}
+
+/// One trace in a search answer.
+#[derive(Debug, serde::Serialize)]
+struct FoundTrace {
+    #[serde(rename = "traceId")]
+    trace_id: String,
+    #[serde(rename = "serviceName")]
+    service: String,
+    #[serde(rename = "spanName")]
+    name: String,
+    #[serde(rename = "startTimeUnixNano")]
+    start: String,
+    #[serde(rename = "durationMs")]
+    duration_ms: f64,
+    #[serde(rename = "matchedSpans")]
+    spans: u64,
+    error: bool,
+}
+
+/// `GET /telemetry/query/traces`: traces with a span matching every filter, newest data first, at most
+/// `limit` (default 20, at most 1000). A span matches when its service, name, status, attributes and
+/// duration all do.
+pub(crate) async fn search_traces(
+    State(state): State<ApiState>,
+    principal: Option<axum::Extension<Principal>>,
+    Query(parameters): Query<std::collections::BTreeMap<String, String>>,
+) -> Response {
+    match search(&state, principal.as_deref(), parameters).await {
+        Ok(found) => axum::Json(serde_json::json!({"traces": found})).into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn search(
+    state: &ApiState,
+    principal: Option<&Principal>,
+    parameters: std::collections::BTreeMap<String, String>,
+) -> Result<Vec<FoundTrace>, ApiError> {
+    let invalid =
+        |message: String| ApiError { status: StatusCode::BAD_REQUEST, code: "query.invalid_parameter", message };
+    let mut filter = SpanFilter::default();
+    let (mut start, mut end, mut limit, mut tenant) = (0u64, u64::MAX, 20usize, None);
+    for (key, value) in parameters {
+        match key.as_str() {
+            "service" => filter.service = Some(value),
+            "name" => filter.name = Some(value),
+            "status" => {
+                filter.status = Some(match value.as_str() {
+                    "unset" => 0,
+                    "ok" => 1,
+                    "error" => 2,
+                    other => return Err(invalid(format!("status={other:?}; give error, ok or unset"))),
+                })
+            }
+            "min_duration" => {
+                let duration = stella_pipeline::duration::parse(&value).map_err(invalid)?;
+                filter.min_duration = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
+            }
+            "start" => start = parse_time("start", &value)?,
+            "end" => end = parse_time("end", &value)?,
+            "limit" => {
+                limit = value
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|limit| (1..=1000).contains(limit))
+                    .ok_or_else(|| invalid(format!("limit={value:?}; give a number from 1 to 1000")))?
+            }
+            "tenant" => tenant = Some(value),
+            other => match other.strip_prefix("attr.") {
+                Some(attribute) if !attribute.is_empty() => filter.attributes.push((attribute.to_string(), value)),
+                _ => return Err(invalid(format!("unknown parameter {other:?}; valid: {TRACE_SEARCH_KEYS}"))),
+            },
+        }
+    }
+    let tenant = tenant_of(principal, tenant.as_deref())?;
+    let stores = std::sync::Arc::clone(state.collector.stores());
+    let searched = tokio::task::spawn_blocking(move || {
+        let mut found: Vec<FoundTrace> = Vec::new();
+        let mut index: std::collections::HashMap<Vec<u8>, usize> = std::collections::HashMap::new();
+        let outcome = stores.scan(&tenant, Signal::Traces, (start, end), filter.service.as_deref(), &mut |record| {
+            let Ok(OtlpRequest::Traces(request)) = OtlpRequest::decode_protobuf(Signal::Traces, record) else {
+                return true;
+            };
+            for group in &request.resource_spans {
+                let service = group
+                    .resource
+                    .as_ref()
+                    .and_then(|resource| resource.attributes.iter().find(|attribute| attribute.key == "service.name"))
+                    .and_then(|attribute| match attribute.value.as_ref()?.value.as_ref()? {
+                        stella_otlp::proto::common::v1::any_value::Value::StringValue(name) => Some(name.as_str()),
+                        _ => None,
+                    })
+                    .unwrap_or("unknown_service");
+                for span in group.scope_spans.iter().flat_map(|scope| &scope.spans) {
+                    if !filter.matches(service, span, (start, end)) {
+                        continue;
+                    }
+                    let duration = span.end_time_unix_nano.saturating_sub(span.start_time_unix_nano);
+                    let error = span.status.as_ref().is_some_and(|status| status.code == 2);
+                    match index.get(&span.trace_id) {
+                        Some(at) => {
+                            let trace = &mut found[*at];
+                            trace.spans += 1;
+                            trace.error |= error;
+                        }
+                        None if found.len() < limit => {
+                            index.insert(span.trace_id.clone(), found.len());
+                            found.push(FoundTrace {
+                                trace_id: hex::encode(&span.trace_id),
+                                service: service.to_string(),
+                                name: span.name.clone(),
+                                start: span.start_time_unix_nano.to_string(),
+                                duration_ms: duration as f64 / 1e6,
+                                spans: 1,
+                                error,
+                            });
+                        }
+                        None => return false,
+                    }
+                }
+            }
+            true
+        });
+        outcome.map(|()| found)
+    })
+    .await
+    .map_err(|_| ApiError {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        code: "query.failed",
+        message: "the search failed".into(),
+    })?;
+    searched.map_err(|error| ApiError {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        code: error.code(),
+        message: error.to_string(),
+    })
+}
+
+/// Span-level filters of a trace search.
+#[derive(Debug, Default)]
+struct SpanFilter {
+    service: Option<String>,
+    name: Option<String>,
+    status: Option<i32>,
+    min_duration: u64,
+    attributes: Vec<(String, String)>,
+}
+
+impl SpanFilter {
+    fn matches(&self, service: &str, span: &stella_otlp::proto::trace::v1::Span, (start, end): (u64, u64)) -> bool {
+        use stella_otlp::proto::common::v1::any_value::Value;
+        let attribute = |key: &str| {
+            span.attributes.iter().find(|attribute| attribute.key == key).and_then(|attribute| {
+                match attribute.value.as_ref()?.value.as_ref()? {
+                    Value::StringValue(text) => Some(text.clone()),
+                    Value::IntValue(number) => Some(number.to_string()),
+                    Value::BoolValue(flag) => Some(flag.to_string()),
+                    Value::DoubleValue(number) => Some(number.to_string()),
+                    _ => None,
+                }
+            })
+        };
+        self.service.as_deref().is_none_or(|wanted| wanted == service)
+            && self.name.as_deref().is_none_or(|wanted| wanted == span.name)
+            && self.status.is_none_or(|wanted| span.status.as_ref().map_or(0, |status| status.code) == wanted)
+            && span.end_time_unix_nano.saturating_sub(span.start_time_unix_nano) >= self.min_duration
+            && span.end_time_unix_nano >= start
+            && span.start_time_unix_nano <= end
+            && self.attributes.iter().all(|(key, value)| attribute(key).as_deref() == Some(value.as_str()))
+    }
+}

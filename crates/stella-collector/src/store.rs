@@ -68,6 +68,42 @@ impl StoreRegistry {
     }
 }
 
+impl StoreRegistry {
+    /// Visits the records of `tenant`'s `signal` overlapping `[start, end]` (unix nanos) and holding
+    /// `service` (if given): the open chunk first (newest), then sealed chunks, newest day first. `visit`
+    /// returns false to stop.
+    pub fn scan(
+        &self,
+        tenant: &str,
+        signal: Signal,
+        range: (u64, u64),
+        service: Option<&str>,
+        visit: &mut dyn FnMut(&[u8]) -> bool,
+    ) -> Result<(), StoreError> {
+        let open =
+            self.open.lock().unwrap_or_else(|poison| poison.into_inner()).get(&(tenant.to_string(), signal)).cloned();
+        if let Some(open) = open {
+            let records: Vec<Vec<u8>> = {
+                let sealer = open.lock().unwrap_or_else(|poison| poison.into_inner());
+                sealer
+                    .open_records()
+                    .iter()
+                    .rev()
+                    .filter(|record| record.facts.max_time >= range.0 && record.facts.min_time <= range.1)
+                    .filter(|record| service.is_none_or(|service| record.facts.services.contains(service)))
+                    .map(|record| record.payload.clone())
+                    .collect()
+            };
+            for record in &records {
+                if !visit(record) {
+                    return Ok(());
+                }
+            }
+        }
+        self.store.scan(tenant, signal.as_str(), range, service, visit)
+    }
+}
+
 /// The store task's meta-metrics.
 #[derive(Clone)]
 pub struct StoreMetrics {

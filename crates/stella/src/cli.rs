@@ -220,6 +220,41 @@ pub enum StoreCommand {
 /// `stella telemetry query ...`
 #[derive(Debug, Subcommand, PartialEq)]
 pub enum QueryCommand {
+    /// Traces with a span matching every filter, newest first: a table, or `--json`.
+    Traces {
+        /// `service.name`.
+        #[arg(long)]
+        service: Option<String>,
+        /// Span name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Shortest span duration, e.g. 500ms.
+        #[arg(long)]
+        min_duration: Option<String>,
+        /// error, ok or unset.
+        #[arg(long)]
+        status: Option<String>,
+        /// Span attribute KEY=VALUE (repeatable).
+        #[arg(long = "attr", value_name = "KEY=VALUE")]
+        attributes: Vec<String>,
+        /// From (RFC 3339 or unix seconds).
+        #[arg(long)]
+        start: Option<String>,
+        /// Until (RFC 3339 or unix seconds).
+        #[arg(long)]
+        end: Option<String>,
+        /// At most this many traces (1 to 1000).
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// The tenant (operators only).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Print the server's JSON answer.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// One trace by id: a table of its spans (service, name, start, duration, status), or `--json` (Tempo v1).
     Trace {
         /// The trace id: 1 to 32 hex digits.

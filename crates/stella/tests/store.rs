@@ -190,6 +190,38 @@ async fn traces_are_queried_by_id_per_tenant_in_tempo_formats_and_by_the_cli() {
     let other_tenant = client.get(format!("{url}?tenant=globex")).send().await.unwrap();
     assert_eq!(other_tenant.status(), 404, "auth off: another tenant's store is empty");
 
+    // Search: each filter, limits, bad parameters.
+    let search = |query: &'static str| {
+        let client = client.clone();
+        let url = stella.api_url(&format!("/telemetry/query/traces?{query}"));
+        async move {
+            let response = client.get(url).send().await.unwrap();
+            (response.status().as_u16(), response.json::<serde_json::Value>().await.unwrap_or_default())
+        }
+    };
+    let count = |answer: &serde_json::Value| answer["traces"].as_array().map_or(0, Vec::len);
+    let (status, all) = search("service=harness").await;
+    assert_eq!((status, count(&all)), (200, 5), "{all}");
+    assert_eq!(count(&search("service=harness&limit=3").await.1), 3);
+    let (_, named) = search("name=query-2-0").await;
+    assert_eq!(named["traces"][0]["traceId"].as_str(), Some(trace_id(&requests[2]).as_str()), "{named}");
+    assert_eq!(count(&search("status=error").await.1), 0);
+    assert_eq!(count(&search("attr.test.prefix=query-4").await.1), 1);
+    assert_eq!(count(&search("min_duration=400ms").await.1), 5, "the harness's spans last 500 ms");
+    assert_eq!(count(&search("min_duration=1s").await.1), 0);
+    assert_eq!(count(&search("start=2099-01-01T00:00:00Z").await.1), 0);
+    assert_eq!(search("bogus=1").await.0, 400);
+    assert_eq!(search("status=maybe").await.0, 400);
+
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_stella"))
+        .args(["telemetry", "query", "traces", "--name", "query-2-0", "--server", &stella.api_url("")])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && table.contains(&trace_id(&requests[2])) && table.contains("1 traces"),
+        "{table}"
+    );
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_stella"))
         .args(["telemetry", "query", "trace", &id, "--server", &stella.api_url("")])
         .output()

@@ -181,6 +181,49 @@ impl Store {
         Ok(records)
     }
 
+    /// Visits the records (as logged) of `tenant`'s `signal` chunks whose time range overlaps
+    /// `[start, end]` (unix nanos) and that hold `service` (if given), newest day first; `visit` returns
+    /// false to stop.
+    pub fn scan(
+        &self,
+        tenant: &str,
+        signal: &str,
+        (start, end): (u64, u64),
+        service: Option<&str>,
+        visit: &mut dyn FnMut(&[u8]) -> bool,
+    ) -> Result<(), StoreError> {
+        let first_day = super::sealer::utc_day(start);
+        for day in self.days(tenant, signal) {
+            // A chunk belongs to the day of its first record; late records can reach back one day.
+            if day < previous_day(&first_day) {
+                break;
+            }
+            let Some(manifest) = self.day_manifest(tenant, signal, &day)? else { continue };
+            let dir = self.day_dir(tenant, signal, &day);
+            for chunk in manifest.chunks.iter().rev() {
+                let time = |text: &str| text.parse::<u64>().unwrap_or(0);
+                if time(&chunk.max_time_unix_nano) < start || time(&chunk.min_time_unix_nano) > end {
+                    continue;
+                }
+                if let Some(service) = service {
+                    let path = dir.join(format!("{}.json", chunk.sha256));
+                    let bytes = std::fs::read(&path).map_err(io("read", &path))?;
+                    let chunk_manifest: super::manifest::ChunkManifest = serde_json::from_slice(&bytes)
+                        .map_err(|error| StoreError::Damaged { path: path.clone(), message: error.to_string() })?;
+                    if !chunk_manifest.services.iter().any(|known| known == service) {
+                        continue;
+                    }
+                }
+                for record in self.read_chunk(&dir.join(format!("{}.chunk", chunk.sha256)))? {
+                    if !visit(&record) {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The records of a chunk file.
     pub fn read_chunk(&self, path: &Path) -> Result<Vec<Vec<u8>>, StoreError> {
         let bytes = std::fs::read(path).map_err(io("read", path))?;
@@ -321,6 +364,14 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// The UTC day before `day` (`YYYY-MM-DD`).
+fn previous_day(day: &str) -> String {
+    day.parse::<jiff::civil::Date>()
+        .ok()
+        .and_then(|date| date.yesterday().ok())
+        .map_or_else(|| day.to_string(), |date| date.to_string())
 }
 
 /// (trace id, record position) of every span in a chunk's bytes.

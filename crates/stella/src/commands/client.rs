@@ -33,3 +33,13 @@ pub async fn call(
     }
     Ok(answer)
 }
+
+/// Percent-encodes a query-string component (tenant ids are plain, but `*`, spaces and `=` must travel safely).
+pub fn encode_query(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (byte as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}

@@ -1,13 +1,13 @@
 //! `stella telemetry hold add | list | release`, against a running server.
 use serde_json::{Value, json};
 
-use super::client::call;
+use super::client::{call, encode_query};
 use crate::cli::{HoldCommand, IncidentTarget};
 
 /// Runs a hold command.
 pub async fn execute(command: HoldCommand) -> anyhow::Result<()> {
     let with_tenant = |path: &str, target: &IncidentTarget| match &target.tenant {
-        Some(tenant) => format!("{path}?tenant={tenant}"),
+        Some(tenant) => format!("{path}?tenant={}", encode_query(tenant)),
         None => path.to_string(),
     };
     let (answer, target) = match command {

@@ -1,7 +1,7 @@
 //! `stella telemetry incident on | off | status`, against a running server.
 use serde_json::{Value, json};
 
-use super::client::call;
+use super::client::{call, encode_query};
 use crate::cli::{IncidentCommand, IncidentTarget};
 
 /// Runs an incident command.
@@ -19,7 +19,7 @@ pub async fn execute(command: IncidentCommand) -> anyhow::Result<()> {
         }
         IncidentCommand::Status { target } => {
             let path = match &target.tenant {
-                Some(tenant) => format!("{path}?tenant={}", percent_encode(tenant)),
+                Some(tenant) => format!("{path}?tenant={}", encode_query(tenant)),
                 None => path.to_string(),
             };
             (send(&target, reqwest::Method::GET, &path, None).await?, target)
@@ -62,14 +62,4 @@ fn print_mode(mode: &Value) {
         ),
         _ => println!("tenant {}: incident mode off (since {}, by {})", text("tenant"), text("since"), text("by")),
     }
-}
-
-/// Percent-encodes a query value (tenant ids are plain, but `*` and others must travel safely).
-fn percent_encode(text: &str) -> String {
-    text.bytes()
-        .map(|byte| match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (byte as char).to_string(),
-            other => format!("%{other:02X}"),
-        })
-        .collect()
 }

@@ -1,15 +1,15 @@
 //! `stella telemetry query trace ID`, against a running server's store.
 use serde_json::Value;
 
-use super::client::call;
+use super::client::{call, encode_query};
 use crate::cli::QueryCommand;
 
 /// Runs a query command.
 pub async fn execute(command: QueryCommand) -> anyhow::Result<()> {
-    let QueryCommand::Trace { id, tenant, json, client } = command;
+    let QueryCommand::Trace { id, tenant, json, client } = command else { return search(command).await };
     let mut path = format!("/api/traces/{id}");
     if let Some(tenant) = tenant {
-        path.push_str(&format!("?tenant={tenant}"));
+        path.push_str(&format!("?tenant={}", encode_query(&tenant)));
     }
     let answer = call(reqwest::Method::GET, &client.server, &path, client.token.as_deref(), None).await?;
     if json {
@@ -60,4 +60,65 @@ pub async fn execute(command: QueryCommand) -> anyhow::Result<()> {
 
 fn text(value: &Value, key: &str) -> String {
     value[key].as_str().unwrap_or_default().to_string()
+}
+
+/// `query traces`: builds the query string, prints a table.
+async fn search(command: QueryCommand) -> anyhow::Result<()> {
+    let QueryCommand::Traces {
+        service,
+        name,
+        min_duration,
+        status,
+        attributes,
+        start,
+        end,
+        limit,
+        tenant,
+        json,
+        client,
+    } = command
+    else {
+        return Ok(());
+    };
+    let mut pairs: Vec<(String, String)> = [
+        ("service", service),
+        ("name", name),
+        ("min_duration", min_duration),
+        ("status", status),
+        ("start", start),
+        ("end", end),
+        ("tenant", tenant),
+    ]
+    .into_iter()
+    .filter_map(|(key, value)| Some((key.to_string(), value?)))
+    .collect();
+    for attribute in attributes {
+        let (key, value) =
+            attribute.split_once('=').ok_or_else(|| anyhow::anyhow!("--attr {attribute:?}: write it as KEY=VALUE"))?;
+        pairs.push((format!("attr.{key}"), value.to_string()));
+    }
+    pairs.push(("limit".into(), limit.to_string()));
+    let query: Vec<String> =
+        pairs.iter().map(|(key, value)| format!("{}={}", encode_query(key), encode_query(value))).collect();
+    let path = format!("/telemetry/query/traces?{}", query.join("&"));
+    let answer = call(reqwest::Method::GET, &client.server, &path, client.token.as_deref(), None).await?;
+    if json {
+        println!("{answer}");
+        return Ok(());
+    }
+    println!("{:<32} {:<20} {:<32} {:>12} {:>6} ERROR", "TRACE", "SERVICE", "SPAN", "DURATION", "SPANS");
+    let traces = answer["traces"].as_array().cloned().unwrap_or_default();
+    for trace in &traces {
+        println!(
+            "{:<32} {:<20} {:<32} {:>10.3}ms {:>6} {}",
+            text(trace, "traceId"),
+            text(trace, "serviceName"),
+            text(trace, "spanName"),
+            trace["durationMs"].as_f64().unwrap_or(0.0),
+            trace["matchedSpans"].as_u64().unwrap_or(0),
+            if trace["error"].as_bool() == Some(true) { "yes" } else { "" }
+        );
+    }
+    println!("{} traces", traces.len());
+    Ok(())
 }
