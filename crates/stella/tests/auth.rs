@@ -7,20 +7,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{Stella, file_pipelines, traces};
-
-fn tokens(data_dir: &std::path::Path, args: &[&str]) -> serde_json::Value {
-    let output = Command::new(env!("CARGO_BIN_EXE_stella"))
-        .args(["telemetry", "tokens"])
-        .args(args)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .arg("--json")
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    serde_json::from_slice(&output.stdout).unwrap()
-}
+use common::{Stella, file_pipelines, tokens, traces};
 
 async fn post(stella: &Stella, token: Option<&str>) -> (u16, Option<String>) {
     let mut call = reqwest::Client::new()

@@ -302,3 +302,56 @@ async fn retention_deletes_expired_chunks_but_never_held_ones() {
     let audit = std::fs::read_to_string(stella.data_dir().join("audit/audit.jsonl")).unwrap();
     assert!(audit.contains("\"action\":\"hold.add\"") && audit.contains("\"action\":\"hold.release\""), "{audit}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenants_token_never_sees_another_tenants_traces() {
+    let body = format!("auth: {{enabled: true}}\ntenants: [{{id: acme}}, {{id: globex}}]\n{}", store_only(1, ""));
+    let mut stella = Stella::prepare(&common::Extra::default(), &body);
+    let token = |tenant: &str, scopes: &str| {
+        common::tokens(&stella.data_dir(), &["create", "--tenant", tenant, "--scopes", scopes])["token"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (ingest, acme, globex, operator) =
+        (token("acme", "ingest"), token("acme", "read"), token("globex", "read"), token("globex", "operator"));
+    stella.spawn();
+    let request = traces("secret-of-acme", 1);
+    let id = trace_id(&request);
+    let client = reqwest::Client::new();
+    let sent = client
+        .post(stella.url("/v1/traces"))
+        .bearer_auth(&ingest)
+        .header("content-type", "application/x-protobuf")
+        .body(request.encode_protobuf())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), 200);
+    let get = |path: String, token: &str| {
+        let request = client.get(stella.api_url(&path)).bearer_auth(token);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get(format!("/api/traces/{id}"), &acme).await != 200 {
+        assert!(Instant::now() < deadline, "acme cannot read its own trace");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(get(format!("/api/traces/{id}"), &globex).await, 404, "globex's own store does not have it");
+    assert_eq!(get(format!("/api/v2/traces/{id}"), &globex).await, 404);
+    assert_eq!(get(format!("/api/traces/{id}?tenant=acme"), &globex).await, 403, "naming another tenant is refused");
+    assert_eq!(get("/telemetry/query/traces?tenant=acme".into(), &globex).await, 403);
+    let found: serde_json::Value = client
+        .get(stella.api_url("/telemetry/query/traces"))
+        .bearer_auth(&globex)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(found["traces"].as_array().map(Vec::len), Some(0), "a search sees only the token's tenant: {found}");
+    assert_eq!(get(format!("/api/traces/{id}?tenant=acme"), &operator).await, 200, "operators may name any tenant");
+    assert_eq!(get(format!("/api/traces/{id}"), &ingest).await, 403, "an ingest token cannot read");
+    assert!(stella.terminate().success());
+}

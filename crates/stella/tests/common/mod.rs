@@ -305,3 +305,17 @@ pub fn span_names(requests: &[OtlpRequest]) -> Vec<String> {
     }
     names
 }
+
+/// `stella telemetry tokens ARGS --data-dir DIR --json`, offline; the JSON answer.
+pub fn tokens(data_dir: &std::path::Path, args: &[&str]) -> serde_json::Value {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_stella"))
+        .args(["telemetry", "tokens"])
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
