@@ -100,6 +100,12 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         method: "GET",
+        path: "/telemetry/query/logs",
+        scope: Some(Scope::Read),
+        summary: "log records matching ?service=&severity_min=&contains=&attr.k=v&start=&end=&limit=, newest first",
+    },
+    Route {
+        method: "GET",
         path: "/telemetry/holds",
         scope: Some(Scope::Admin),
         summary: "the tenant's holds (?tenant= for operators)",
@@ -163,6 +169,7 @@ pub fn router(state: ApiState) -> Router {
             ("GET", "/api/traces/{id}") => get(query::trace_v1),
             ("GET", "/api/v2/traces/{id}") => get(query::trace_v2),
             ("GET", "/telemetry/query/traces") => get(query::search_traces),
+            ("GET", "/telemetry/query/logs") => get(query::search_logs),
             ("GET", "/telemetry/holds") => get(holds::list),
             ("POST", "/telemetry/holds") => post(holds::add),
             ("DELETE", "/telemetry/holds/{id}") => axum::routing::delete(holds::release),

@@ -328,3 +328,164 @@ impl SpanFilter {
             && self.attributes.iter().all(|(key, value)| attribute(key).as_deref() == Some(value.as_str()))
     }
 }
+
+/// Search parameters of `GET /telemetry/query/logs`.
+const LOG_SEARCH_KEYS: &str = "service, severity_min (1-24 or TRACE|DEBUG|INFO|WARN|ERROR|FATAL), contains, attr.<key>, start, end, limit, tenant";
+
+/// Matches gathered before the newest `limit` are picked.
+const LOG_SCAN_CAP: usize = 10_000;
+
+/// `GET /telemetry/query/logs`: log records matching every filter, newest first, at most `limit`
+/// (default 100, at most 1000).
+pub(crate) async fn search_logs(
+    State(state): State<ApiState>,
+    principal: Option<axum::Extension<Principal>>,
+    Query(parameters): Query<std::collections::BTreeMap<String, String>>,
+) -> Response {
+    match logs(&state, principal.as_deref(), parameters).await {
+        Ok(found) => axum::Json(serde_json::json!({"logs": found})).into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+/// A severity by number or name.
+fn parse_severity(text: &str) -> Option<i32> {
+    let named = match text.to_ascii_uppercase().as_str() {
+        "TRACE" => Some(1),
+        "DEBUG" => Some(5),
+        "INFO" => Some(9),
+        "WARN" | "WARNING" => Some(13),
+        "ERROR" => Some(17),
+        "FATAL" => Some(21),
+        _ => None,
+    };
+    named.or_else(|| text.parse::<i32>().ok().filter(|number| (1..=24).contains(number)))
+}
+
+/// The string form of a value (bodies and attributes), JSON for maps and lists.
+fn value_text(value: Option<&stella_otlp::proto::common::v1::AnyValue>) -> String {
+    use stella_otlp::proto::common::v1::any_value::Value;
+    match value.and_then(|value| value.value.as_ref()) {
+        Some(Value::StringValue(text)) => text.clone(),
+        Some(Value::IntValue(number)) => number.to_string(),
+        Some(Value::DoubleValue(number)) => number.to_string(),
+        Some(Value::BoolValue(flag)) => flag.to_string(),
+        Some(Value::BytesValue(bytes)) => hex::encode(bytes),
+        Some(other) => format!("{other:?}"),
+        None => String::new(),
+    }
+}
+
+async fn logs(
+    state: &ApiState,
+    principal: Option<&Principal>,
+    parameters: std::collections::BTreeMap<String, String>,
+) -> Result<Vec<serde_json::Value>, ApiError> {
+    let invalid =
+        |message: String| ApiError { status: StatusCode::BAD_REQUEST, code: "query.invalid_parameter", message };
+    let (mut service, mut severity_min, mut contains, mut attributes) = (None, 0, None, Vec::new());
+    let (mut start, mut end, mut limit, mut tenant) = (0u64, u64::MAX, 100usize, None);
+    for (key, value) in parameters {
+        match key.as_str() {
+            "service" => service = Some(value),
+            "severity_min" => {
+                severity_min = parse_severity(&value).ok_or_else(|| {
+                    invalid(format!("severity_min={value:?}; give 1 to 24 or TRACE, DEBUG, INFO, WARN, ERROR, FATAL"))
+                })?
+            }
+            "contains" => contains = Some(value),
+            "start" => start = parse_time("start", &value)?,
+            "end" => end = parse_time("end", &value)?,
+            "limit" => {
+                limit = value
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|limit| (1..=1000).contains(limit))
+                    .ok_or_else(|| invalid(format!("limit={value:?}; give a number from 1 to 1000")))?
+            }
+            "tenant" => tenant = Some(value),
+            other => match other.strip_prefix("attr.") {
+                Some(attribute) if !attribute.is_empty() => attributes.push((attribute.to_string(), value)),
+                _ => return Err(invalid(format!("unknown parameter {other:?}; valid: {LOG_SEARCH_KEYS}"))),
+            },
+        }
+    }
+    let tenant = tenant_of(principal, tenant.as_deref())?;
+    let stores = std::sync::Arc::clone(state.collector.stores());
+    let searched = tokio::task::spawn_blocking(move || {
+        let mut found: Vec<(u64, serde_json::Value)> = Vec::new();
+        let outcome = stores.scan(&tenant, Signal::Logs, (start, end), service.as_deref(), &mut |record| {
+            let Ok(OtlpRequest::Logs(request)) = OtlpRequest::decode_protobuf(Signal::Logs, record) else {
+                return true;
+            };
+            for group in &request.resource_logs {
+                let resource = group.resource.as_ref().map(|resource| &resource.attributes[..]).unwrap_or_default();
+                let service_name = resource
+                    .iter()
+                    .find(|attribute| attribute.key == "service.name")
+                    .map(|attribute| value_text(attribute.value.as_ref()))
+                    .unwrap_or_else(|| "unknown_service".into());
+                if service.as_deref().is_some_and(|wanted| wanted != service_name) {
+                    continue;
+                }
+                for log in group.scope_logs.iter().flat_map(|scope| &scope.log_records) {
+                    let at = if log.time_unix_nano > 0 { log.time_unix_nano } else { log.observed_time_unix_nano };
+                    let body = value_text(log.body.as_ref());
+                    let attribute = |key: &str| {
+                        log.attributes
+                            .iter()
+                            .find(|attribute| attribute.key == key)
+                            .map(|attribute| value_text(attribute.value.as_ref()))
+                    };
+                    let matches = at >= start
+                        && at <= end
+                        && log.severity_number >= severity_min
+                        && contains.as_deref().is_none_or(|needle| body.contains(needle))
+                        && attributes.iter().all(|(key, value)| attribute(key).as_deref() == Some(value.as_str()));
+                    if !matches {
+                        continue;
+                    }
+                    let shown_attributes: serde_json::Map<String, serde_json::Value> = log
+                        .attributes
+                        .iter()
+                        .map(|attribute| {
+                            (attribute.key.clone(), serde_json::Value::String(value_text(attribute.value.as_ref())))
+                        })
+                        .collect();
+                    found.push((
+                        at,
+                        serde_json::json!({
+                            "timeUnixNano": at.to_string(),
+                            "service": service_name,
+                            "severityNumber": log.severity_number,
+                            "severityText": log.severity_text,
+                            "body": body,
+                            "attributes": shown_attributes,
+                            "traceId": hex::encode(&log.trace_id),
+                            "spanId": hex::encode(&log.span_id),
+                        }),
+                    ));
+                    if found.len() >= LOG_SCAN_CAP {
+                        return false;
+                    }
+                }
+            }
+            true
+        });
+        outcome.map(|()| {
+            found.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
+            found.into_iter().take(limit).map(|(_, log)| log).collect()
+        })
+    })
+    .await
+    .map_err(|_| ApiError {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        code: "query.failed",
+        message: "the search failed".into(),
+    })?;
+    searched.map_err(|error| ApiError {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        code: error.code(),
+        message: error.to_string(),
+    })
+}

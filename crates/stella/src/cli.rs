@@ -220,6 +220,38 @@ pub enum StoreCommand {
 /// `stella telemetry query ...`
 #[derive(Debug, Subcommand, PartialEq)]
 pub enum QueryCommand {
+    /// Log records matching every filter, newest first: a table, or `--json`.
+    Logs {
+        /// `service.name`.
+        #[arg(long)]
+        service: Option<String>,
+        /// Lowest severity: 1 to 24, or TRACE, DEBUG, INFO, WARN, ERROR, FATAL.
+        #[arg(long)]
+        severity_min: Option<String>,
+        /// Text the body contains.
+        #[arg(long)]
+        contains: Option<String>,
+        /// Log attribute KEY=VALUE (repeatable).
+        #[arg(long = "attr", value_name = "KEY=VALUE")]
+        attributes: Vec<String>,
+        /// From (RFC 3339 or unix seconds).
+        #[arg(long)]
+        start: Option<String>,
+        /// Until (RFC 3339 or unix seconds).
+        #[arg(long)]
+        end: Option<String>,
+        /// At most this many records (1 to 1000).
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// The tenant (operators only).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Print the server's JSON answer.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Traces with a span matching every filter, newest first: a table, or `--json`.
     Traces {
         /// `service.name`.

@@ -355,3 +355,89 @@ async fn a_tenants_token_never_sees_another_tenants_traces() {
     assert_eq!(get(format!("/api/traces/{id}"), &ingest).await, 403, "an ingest token cannot read");
     assert!(stella.terminate().success());
 }
+
+fn log_request(service: &str, body: &str, severity: i32, at: u64, attribute: (&str, &str)) -> OtlpRequest {
+    use stella_otlp::proto::collector::logs::v1::ExportLogsServiceRequest;
+    use stella_otlp::proto::common::v1::{AnyValue, any_value};
+    use stella_otlp::proto::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+    use stella_otlp::proto::resource::v1::Resource;
+    let text = |value: &str| Some(AnyValue { value: Some(any_value::Value::StringValue(value.into())) });
+    OtlpRequest::Logs(ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            resource: Some(Resource {
+                attributes: vec![common::string_attribute("service.name", service)],
+                ..Default::default()
+            }),
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![LogRecord {
+                    time_unix_nano: at,
+                    severity_number: severity,
+                    body: text(body),
+                    attributes: vec![common::string_attribute(attribute.0, attribute.1)],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_are_queried_newest_first_by_service_severity_text_and_attribute() {
+    let config = "exporters:\n  store: {max_chunk_records: 2, retention: {default: 36500d}}\nservice:\n  pipelines:\n    logs: {receivers: [otlp], processors: [], exporters: [store]}\n    traces: null\n    metrics: null\n";
+    let mut stella = Stella::start(config);
+    let base = 1_700_000_000_000_000_000u64;
+    let sent = [
+        log_request("checkout", "payment declined for order 7", 17, base, ("region", "eu")),
+        log_request("checkout", "order 8 placed", 9, base + 1_000_000_000, ("region", "us")),
+        log_request("search", "query took 900ms", 13, base + 2_000_000_000, ("region", "eu")),
+        log_request("checkout", "payment declined for order 9", 17, base + 3_000_000_000, ("region", "us")),
+        log_request("checkout", "debug detail", 5, base + 4_000_000_000, ("region", "eu")),
+    ];
+    for request in &sent {
+        assert_eq!(stella.post(request).await.0, 200);
+    }
+    let client = reqwest::Client::new();
+    let query = |query: &'static str| {
+        let url = stella.api_url(&format!("/telemetry/query/logs?{query}"));
+        let client = client.clone();
+        async move {
+            let response = client.get(url).send().await.unwrap();
+            let status = response.status().as_u16();
+            let answer: serde_json::Value = response.json().await.unwrap_or_default();
+            let bodies: Vec<String> = answer["logs"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|log| log["body"].as_str().unwrap_or_default().to_string())
+                .collect();
+            (status, bodies)
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while query("").await.1.len() < 5 {
+        assert!(Instant::now() < deadline, "the logs did not reach the store");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(query("").await.1.first().map(String::as_str), Some("debug detail"), "newest first");
+    assert_eq!(
+        query("service=checkout&severity_min=ERROR").await.1,
+        vec!["payment declined for order 9", "payment declined for order 7"]
+    );
+    assert_eq!(query("contains=order&attr.region=us").await.1, vec!["payment declined for order 9", "order 8 placed"]);
+    assert_eq!(query("severity_min=WARN&service=search").await.1, vec!["query took 900ms"]);
+    assert_eq!(query("limit=2").await.1.len(), 2);
+    assert_eq!(
+        query("start=1700000002&end=1700000003").await.1,
+        vec!["payment declined for order 9", "query took 900ms"]
+    );
+    assert_eq!(query("severity_min=LOUD").await.0, 400);
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_stella"))
+        .args(["telemetry", "query", "logs", "--service", "search", "--server", &stella.api_url("")])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success() && table.contains("query took 900ms") && table.contains("1 records"), "{table}");
+    assert!(stella.terminate().success());
+}

@@ -6,7 +6,12 @@ use crate::cli::QueryCommand;
 
 /// Runs a query command.
 pub async fn execute(command: QueryCommand) -> anyhow::Result<()> {
-    let QueryCommand::Trace { id, tenant, json, client } = command else { return search(command).await };
+    let QueryCommand::Trace { id, tenant, json, client } = command else {
+        return match command {
+            QueryCommand::Logs { .. } => logs(command).await,
+            _ => search(command).await,
+        };
+    };
     let mut path = format!("/api/traces/{id}");
     if let Some(tenant) = tenant {
         path.push_str(&format!("?tenant={}", encode_query(&tenant)));
@@ -80,7 +85,7 @@ async fn search(command: QueryCommand) -> anyhow::Result<()> {
     else {
         return Ok(());
     };
-    let mut pairs: Vec<(String, String)> = [
+    let pairs: Vec<(String, String)> = [
         ("service", service),
         ("name", name),
         ("min_duration", min_duration),
@@ -92,15 +97,7 @@ async fn search(command: QueryCommand) -> anyhow::Result<()> {
     .into_iter()
     .filter_map(|(key, value)| Some((key.to_string(), value?)))
     .collect();
-    for attribute in attributes {
-        let (key, value) =
-            attribute.split_once('=').ok_or_else(|| anyhow::anyhow!("--attr {attribute:?}: write it as KEY=VALUE"))?;
-        pairs.push((format!("attr.{key}"), value.to_string()));
-    }
-    pairs.push(("limit".into(), limit.to_string()));
-    let query: Vec<String> =
-        pairs.iter().map(|(key, value)| format!("{}={}", encode_query(key), encode_query(value))).collect();
-    let path = format!("/telemetry/query/traces?{}", query.join("&"));
+    let path = query_path("/telemetry/query/traces", pairs, &attributes_of(&attributes)?, limit);
     let answer = call(reqwest::Method::GET, &client.server, &path, client.token.as_deref(), None).await?;
     if json {
         println!("{answer}");
@@ -120,5 +117,69 @@ async fn search(command: QueryCommand) -> anyhow::Result<()> {
         );
     }
     println!("{} traces", traces.len());
+    Ok(())
+}
+
+/// `--attr KEY=VALUE` options as `attr.KEY` query pairs.
+fn attributes_of(attributes: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    attributes
+        .iter()
+        .map(|attribute| {
+            let (key, value) = attribute
+                .split_once('=')
+                .ok_or_else(|| anyhow::anyhow!("--attr {attribute:?}: write it as KEY=VALUE"))?;
+            Ok((format!("attr.{key}"), value.to_string()))
+        })
+        .collect()
+}
+
+/// `path?k=v&...` with every pair encoded, attributes and the limit last.
+fn query_path(path: &str, pairs: Vec<(String, String)>, attributes: &[(String, String)], limit: usize) -> String {
+    let limit = ("limit".to_string(), limit.to_string());
+    let query: Vec<String> = pairs
+        .iter()
+        .chain(attributes)
+        .chain(std::iter::once(&limit))
+        .map(|(key, value)| format!("{}={}", encode_query(key), encode_query(value)))
+        .collect();
+    format!("{path}?{}", query.join("&"))
+}
+
+/// `query logs`: a table of time, service, severity and body.
+async fn logs(command: QueryCommand) -> anyhow::Result<()> {
+    let QueryCommand::Logs { service, severity_min, contains, attributes, start, end, limit, tenant, json, client } =
+        command
+    else {
+        return Ok(());
+    };
+    let pairs: Vec<(String, String)> = [
+        ("service", service),
+        ("severity_min", severity_min),
+        ("contains", contains),
+        ("start", start),
+        ("end", end),
+        ("tenant", tenant),
+    ]
+    .into_iter()
+    .filter_map(|(key, value)| Some((key.to_string(), value?)))
+    .collect();
+    let path = query_path("/telemetry/query/logs", pairs, &attributes_of(&attributes)?, limit);
+    let answer = call(reqwest::Method::GET, &client.server, &path, client.token.as_deref(), None).await?;
+    if json {
+        println!("{answer}");
+        return Ok(());
+    }
+    let records = answer["logs"].as_array().cloned().unwrap_or_default();
+    for record in &records {
+        let nanos = text(record, "timeUnixNano").parse::<i64>().unwrap_or(0);
+        let time = jiff::Timestamp::from_nanosecond(i128::from(nanos)).map(|at| at.to_string()).unwrap_or_default();
+        println!(
+            "{time} {:<20} {:>2} {}",
+            text(record, "service"),
+            record["severityNumber"].as_i64().unwrap_or(0),
+            text(record, "body")
+        );
+    }
+    println!("{} records", records.len());
     Ok(())
 }
