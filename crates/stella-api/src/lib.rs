@@ -106,6 +106,12 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         method: "GET",
+        path: "/telemetry/query/metrics",
+        scope: Some(Scope::Read),
+        summary: "series of ?name= matching label.k=v between start and end, raw and (with step) step-aligned",
+    },
+    Route {
+        method: "GET",
         path: "/telemetry/holds",
         scope: Some(Scope::Admin),
         summary: "the tenant's holds (?tenant= for operators)",
@@ -170,6 +176,7 @@ pub fn router(state: ApiState) -> Router {
             ("GET", "/api/v2/traces/{id}") => get(query::trace_v2),
             ("GET", "/telemetry/query/traces") => get(query::search_traces),
             ("GET", "/telemetry/query/logs") => get(query::search_logs),
+            ("GET", "/telemetry/query/metrics") => get(query::query_metrics),
             ("GET", "/telemetry/holds") => get(holds::list),
             ("POST", "/telemetry/holds") => post(holds::add),
             ("DELETE", "/telemetry/holds/{id}") => axum::routing::delete(holds::release),

@@ -489,3 +489,156 @@ async fn logs(
         message: error.to_string(),
     })
 }
+
+/// Search parameters of `GET /telemetry/query/metrics`.
+const METRIC_SEARCH_KEYS: &str = "name, label.<key>, start, end, step, tenant";
+
+/// Points gathered at most per query.
+const METRIC_SCAN_CAP: usize = 100_000;
+
+/// `GET /telemetry/query/metrics`: the series of metric `name` (gauges and sums; histograms as `_count`
+/// and `_sum`) whose labels (data-point attributes plus `service.name`) match every `label.<key>`, with
+/// their raw points and, with `step`, one point per step (the last value at or before each step time).
+pub(crate) async fn query_metrics(
+    State(state): State<ApiState>,
+    principal: Option<axum::Extension<Principal>>,
+    Query(parameters): Query<std::collections::BTreeMap<String, String>>,
+) -> Response {
+    match metrics(&state, principal.as_deref(), parameters).await {
+        Ok(series) => axum::Json(serde_json::json!({"series": series})).into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn metrics(
+    state: &ApiState,
+    principal: Option<&Principal>,
+    parameters: std::collections::BTreeMap<String, String>,
+) -> Result<Vec<serde_json::Value>, ApiError> {
+    let invalid =
+        |message: String| ApiError { status: StatusCode::BAD_REQUEST, code: "query.invalid_parameter", message };
+    let (mut name, mut labels, mut start, mut end, mut step, mut tenant) =
+        (None, Vec::new(), 0u64, u64::MAX, None, None);
+    for (key, value) in parameters {
+        match key.as_str() {
+            "name" => name = Some(value),
+            "start" => start = parse_time("start", &value)?,
+            "end" => end = parse_time("end", &value)?,
+            "step" => {
+                let duration = stella_pipeline::duration::parse(&value).map_err(invalid)?;
+                step = Some(u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX).max(1));
+            }
+            "tenant" => tenant = Some(value),
+            other => match other.strip_prefix("label.") {
+                Some(label) if !label.is_empty() => labels.push((label.to_string(), value)),
+                _ => return Err(invalid(format!("unknown parameter {other:?}; valid: {METRIC_SEARCH_KEYS}"))),
+            },
+        }
+    }
+    let name = name.ok_or_else(|| invalid(format!("name is required; valid parameters: {METRIC_SEARCH_KEYS}")))?;
+    if step.is_some() && (start == 0 || end == u64::MAX) {
+        return Err(invalid("step needs start and end".into()));
+    }
+    let tenant = tenant_of(principal, tenant.as_deref())?;
+    let stores = std::sync::Arc::clone(state.collector.stores());
+    let searched = tokio::task::spawn_blocking(move || {
+        use stella_otlp::proto::metrics::v1::{metric::Data, number_data_point};
+        type Labels = std::collections::BTreeMap<String, String>;
+        let mut series: std::collections::BTreeMap<Labels, Vec<(u64, f64)>> = std::collections::BTreeMap::new();
+        let mut points = 0usize;
+        let outcome = stores.scan(&tenant, Signal::Metrics, (start, end), None, &mut |record| {
+            let Ok(OtlpRequest::Metrics(request)) = OtlpRequest::decode_protobuf(Signal::Metrics, record) else {
+                return true;
+            };
+            for group in &request.resource_metrics {
+                let resource = group.resource.as_ref().map(|resource| &resource.attributes[..]).unwrap_or_default();
+                let service = resource
+                    .iter()
+                    .find(|attribute| attribute.key == "service.name")
+                    .map(|attribute| value_text(attribute.value.as_ref()));
+                for metric in group.scope_metrics.iter().flat_map(|scope| &scope.metrics) {
+                    let mut add =
+                        |suffix: &str, attributes: &[stella_otlp::proto::common::v1::KeyValue], at: u64, value: f64| {
+                            if format!("{}{suffix}", metric.name) != name || at < start || at > end {
+                                return;
+                            }
+                            let mut key: Labels = attributes
+                                .iter()
+                                .map(|attribute| (attribute.key.clone(), value_text(attribute.value.as_ref())))
+                                .collect();
+                            if let Some(service) = &service {
+                                key.insert("service.name".into(), service.clone());
+                            }
+                            if labels.iter().all(|(label, wanted)| key.get(label) == Some(wanted)) {
+                                series.entry(key).or_default().push((at, value));
+                                points += 1;
+                            }
+                        };
+                    let number = |point: &stella_otlp::proto::metrics::v1::NumberDataPoint| match point.value {
+                        Some(number_data_point::Value::AsDouble(value)) => value,
+                        Some(number_data_point::Value::AsInt(value)) => value as f64,
+                        None => f64::NAN,
+                    };
+                    match &metric.data {
+                        Some(Data::Gauge(gauge)) => gauge
+                            .data_points
+                            .iter()
+                            .for_each(|point| add("", &point.attributes, point.time_unix_nano, number(point))),
+                        Some(Data::Sum(sum)) => sum
+                            .data_points
+                            .iter()
+                            .for_each(|point| add("", &point.attributes, point.time_unix_nano, number(point))),
+                        Some(Data::Histogram(histogram)) => histogram.data_points.iter().for_each(|point| {
+                            add("_count", &point.attributes, point.time_unix_nano, point.count as f64);
+                            add("_sum", &point.attributes, point.time_unix_nano, point.sum.unwrap_or(f64::NAN));
+                        }),
+                        _ => {}
+                    }
+                }
+            }
+            points < METRIC_SCAN_CAP
+        });
+        outcome.map(|()| {
+            series
+                .into_iter()
+                .map(|(labels, mut raw)| {
+                    raw.sort_by_key(|(at, _)| *at);
+                    raw.dedup_by_key(|(at, _)| *at);
+                    let aligned: Option<Vec<serde_json::Value>> = step.map(|step| {
+                        let mut aligned = Vec::new();
+                        let mut at = start;
+                        while at <= end {
+                            let last = raw.iter().take_while(|(time, _)| *time <= at).last();
+                            if let Some((_, value)) = last {
+                                aligned.push(serde_json::json!([at.to_string(), value]));
+                            }
+                            match at.checked_add(step) {
+                                Some(next) => at = next,
+                                None => break,
+                            }
+                        }
+                        aligned
+                    });
+                    let points: Vec<serde_json::Value> =
+                        raw.iter().map(|(at, value)| serde_json::json!([at.to_string(), value])).collect();
+                    let mut entry = serde_json::json!({"labels": labels, "points": points});
+                    if let Some(aligned) = aligned {
+                        entry["steps"] = serde_json::Value::Array(aligned);
+                    }
+                    entry
+                })
+                .collect()
+        })
+    })
+    .await
+    .map_err(|_| ApiError {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        code: "query.failed",
+        message: "the query failed".into(),
+    })?;
+    searched.map_err(|error| ApiError {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        code: error.code(),
+        message: error.to_string(),
+    })
+}

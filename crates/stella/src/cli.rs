@@ -220,6 +220,33 @@ pub enum StoreCommand {
 /// `stella telemetry query ...`
 #[derive(Debug, Subcommand, PartialEq)]
 pub enum QueryCommand {
+    /// The series of one metric (gauges and sums; histograms as NAME_count and NAME_sum): a table of each
+    /// series' labels, points and last value, or `--json` (raw points, and step-aligned ones with --step).
+    Metrics {
+        /// The metric name.
+        #[arg(long)]
+        name: String,
+        /// Label KEY=VALUE (data-point attribute or service.name; repeatable).
+        #[arg(long = "label", value_name = "KEY=VALUE")]
+        labels: Vec<String>,
+        /// From (RFC 3339 or unix seconds).
+        #[arg(long)]
+        start: Option<String>,
+        /// Until (RFC 3339 or unix seconds).
+        #[arg(long)]
+        end: Option<String>,
+        /// Step for aligned points, e.g. 1m (needs --start and --end).
+        #[arg(long)]
+        step: Option<String>,
+        /// The tenant (operators only).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Print the server's JSON answer.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Log records matching every filter, newest first: a table, or `--json`.
     Logs {
         /// `service.name`.

@@ -75,10 +75,14 @@ async fn the_same_records_twice_give_identical_chunks_and_manifests() {
 async fn after_kill_9_during_sealing_every_acknowledged_trace_is_found_once() {
     let mut stella = Stella::start(&store_only(7, "storage: {sync: always}\n"));
     let mut acknowledged = Vec::new();
+    // The kill comes once 30 requests are acknowledged, while the client keeps sending.
+    let acked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let killer = {
-        let pid = stella.pid();
+        let (pid, acked) = (stella.pid(), std::sync::Arc::clone(&acked));
         std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(400));
+            while acked.load(std::sync::atomic::Ordering::Relaxed) < 30 {
+                std::thread::sleep(Duration::from_millis(5));
+            }
             std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status().unwrap();
         })
     };
@@ -92,7 +96,10 @@ async fn after_kill_9_during_sealing_every_acknowledged_trace_is_found_once() {
             .send()
             .await;
         match sent {
-            Ok(response) if response.status() == 200 => acknowledged.push(request),
+            Ok(response) if response.status() == 200 => {
+                acknowledged.push(request);
+                acked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
             _ => break,
         }
     }
@@ -439,5 +446,93 @@ async fn logs_are_queried_newest_first_by_service_severity_text_and_attribute() 
         .unwrap();
     let table = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success() && table.contains("query took 900ms") && table.contains("1 records"), "{table}");
+    assert!(stella.terminate().success());
+}
+
+fn gauge_request(queue: &str, at: u64, value: i64) -> OtlpRequest {
+    use stella_otlp::proto::collector::metrics::v1::ExportMetricsServiceRequest;
+    use stella_otlp::proto::metrics::v1::{
+        Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric, number_data_point,
+    };
+    use stella_otlp::proto::resource::v1::Resource;
+    let point = NumberDataPoint {
+        attributes: vec![common::string_attribute("queue", queue)],
+        time_unix_nano: at,
+        value: Some(number_data_point::Value::AsInt(value)),
+        ..Default::default()
+    };
+    OtlpRequest::Metrics(ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(Resource {
+                attributes: vec![common::string_attribute("service.name", "worker")],
+                ..Default::default()
+            }),
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![Metric {
+                    name: "queue.depth".into(),
+                    data: Some(metric::Data::Gauge(Gauge { data_points: vec![point] })),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_queried_as_raw_and_step_aligned_series() {
+    let config = "exporters:\n  store: {max_chunk_records: 2, retention: {default: 36500d}}\nservice:\n  pipelines:\n    metrics: {receivers: [otlp], processors: [], exporters: [store]}\n    traces: null\n    logs: null\n";
+    let mut stella = Stella::start(config);
+    let base = 1_700_000_000u64;
+    for (queue, offset, value) in [("a", 0, 5), ("b", 0, 50), ("a", 10, 7), ("a", 20, 9), ("b", 20, 40)] {
+        assert_eq!(stella.post(&gauge_request(queue, (base + offset) * 1_000_000_000, value)).await.0, 200);
+    }
+    let client = reqwest::Client::new();
+    let get = |query: String| {
+        let url = stella.api_url(&format!("/telemetry/query/metrics?{query}"));
+        let client = client.clone();
+        async move {
+            let response = client.get(url).send().await.unwrap();
+            (response.status().as_u16(), response.json::<serde_json::Value>().await.unwrap_or_default())
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut all = serde_json::Value::Null;
+    while all["series"].as_array().map_or(0, Vec::len) < 2
+        || all["series"][1]["points"].as_array().map_or(0, Vec::len) < 2
+    {
+        assert!(Instant::now() < deadline, "metrics did not reach the store: {all}");
+        all = get("name=queue.depth".into()).await.1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, a) = get(format!("name=queue.depth&label.queue=a&start={base}&end={}&step=5s", base + 20)).await;
+    assert_eq!(status, 200, "{a}");
+    assert_eq!(a["series"].as_array().map(Vec::len), Some(1), "{a}");
+    assert_eq!(a["series"][0]["labels"]["service.name"], "worker");
+    let values = |key: &str| {
+        a["series"][0][key].as_array().unwrap().iter().map(|point| point[1].as_f64().unwrap()).collect::<Vec<_>>()
+    };
+    assert_eq!(values("points"), vec![5.0, 7.0, 9.0]);
+    assert_eq!(values("steps"), vec![5.0, 5.0, 7.0, 7.0, 9.0], "the last value at or before each 5s step");
+    assert_eq!(get("label.queue=a".into()).await.0, 400, "name is required");
+    assert_eq!(get("name=queue.depth&step=5s".into()).await.0, 400, "step needs start and end");
+    assert_eq!(get("name=queue.depth&colour=red".into()).await.0, 400);
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_stella"))
+        .args([
+            "telemetry",
+            "query",
+            "metrics",
+            "--name",
+            "queue.depth",
+            "--label",
+            "queue=b",
+            "--server",
+            &stella.api_url(""),
+        ])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success() && table.contains("points=2 last=40") && table.contains("1 series"), "{table}");
     assert!(stella.terminate().success());
 }

@@ -9,6 +9,7 @@ pub async fn execute(command: QueryCommand) -> anyhow::Result<()> {
     let QueryCommand::Trace { id, tenant, json, client } = command else {
         return match command {
             QueryCommand::Logs { .. } => logs(command).await,
+            QueryCommand::Metrics { .. } => metrics(command).await,
             _ => search(command).await,
         };
     };
@@ -97,7 +98,7 @@ async fn search(command: QueryCommand) -> anyhow::Result<()> {
     .into_iter()
     .filter_map(|(key, value)| Some((key.to_string(), value?)))
     .collect();
-    let path = query_path("/telemetry/query/traces", pairs, &attributes_of(&attributes)?, limit);
+    let path = query_path("/telemetry/query/traces", pairs, &attributes_of(&attributes)?, Some(limit));
     let answer = call(reqwest::Method::GET, &client.server, &path, client.token.as_deref(), None).await?;
     if json {
         println!("{answer}");
@@ -122,24 +123,61 @@ async fn search(command: QueryCommand) -> anyhow::Result<()> {
 
 /// `--attr KEY=VALUE` options as `attr.KEY` query pairs.
 fn attributes_of(attributes: &[String]) -> anyhow::Result<Vec<(String, String)>> {
-    attributes
+    prefixed("attr", attributes)
+}
+
+/// `--OPTION KEY=VALUE` options as `PREFIX.KEY` query pairs.
+fn prefixed(prefix: &str, options: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    options
         .iter()
-        .map(|attribute| {
-            let (key, value) = attribute
+        .map(|option| {
+            let (key, value) = option
                 .split_once('=')
-                .ok_or_else(|| anyhow::anyhow!("--attr {attribute:?}: write it as KEY=VALUE"))?;
-            Ok((format!("attr.{key}"), value.to_string()))
+                .ok_or_else(|| anyhow::anyhow!("--{prefix} {option:?}: write it as KEY=VALUE"))?;
+            Ok((format!("{prefix}.{key}"), value.to_string()))
         })
         .collect()
 }
 
-/// `path?k=v&...` with every pair encoded, attributes and the limit last.
-fn query_path(path: &str, pairs: Vec<(String, String)>, attributes: &[(String, String)], limit: usize) -> String {
-    let limit = ("limit".to_string(), limit.to_string());
+/// `query metrics`: one line per series.
+async fn metrics(command: QueryCommand) -> anyhow::Result<()> {
+    let QueryCommand::Metrics { name, labels, start, end, step, tenant, json, client } = command else {
+        return Ok(());
+    };
+    let mut pairs: Vec<(String, String)> =
+        [("name", Some(name)), ("start", start), ("end", end), ("step", step), ("tenant", tenant)]
+            .into_iter()
+            .filter_map(|(key, value)| Some((key.to_string(), value?)))
+            .collect();
+    pairs.extend(prefixed("label", &labels)?);
+    let path = query_path("/telemetry/query/metrics", pairs, &[], None);
+    let answer = call(reqwest::Method::GET, &client.server, &path, client.token.as_deref(), None).await?;
+    if json {
+        println!("{answer}");
+        return Ok(());
+    }
+    let series = answer["series"].as_array().cloned().unwrap_or_default();
+    for entry in &series {
+        let points = entry["points"].as_array().cloned().unwrap_or_default();
+        let last = points.last().and_then(|point| point[1].as_f64()).unwrap_or(f64::NAN);
+        println!("{} points={} last={last}", entry["labels"], points.len());
+    }
+    println!("{} series", series.len());
+    Ok(())
+}
+
+/// `path?k=v&...` with every pair encoded, attributes and the limit (if any) last.
+fn query_path(
+    path: &str,
+    pairs: Vec<(String, String)>,
+    attributes: &[(String, String)],
+    limit: Option<usize>,
+) -> String {
+    let limit = limit.map(|limit| ("limit".to_string(), limit.to_string()));
     let query: Vec<String> = pairs
         .iter()
         .chain(attributes)
-        .chain(std::iter::once(&limit))
+        .chain(limit.as_ref())
         .map(|(key, value)| format!("{}={}", encode_query(key), encode_query(value)))
         .collect();
     format!("{path}?{}", query.join("&"))
@@ -163,7 +201,7 @@ async fn logs(command: QueryCommand) -> anyhow::Result<()> {
     .into_iter()
     .filter_map(|(key, value)| Some((key.to_string(), value?)))
     .collect();
-    let path = query_path("/telemetry/query/logs", pairs, &attributes_of(&attributes)?, limit);
+    let path = query_path("/telemetry/query/logs", pairs, &attributes_of(&attributes)?, Some(limit));
     let answer = call(reqwest::Method::GET, &client.server, &path, client.token.as_deref(), None).await?;
     if json {
         println!("{answer}");
