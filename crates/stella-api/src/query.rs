@@ -70,18 +70,7 @@ async fn find(
         message: format!("{id:?} is not a trace id; give 1 to 32 hex digits"),
     })?;
     let stores = std::sync::Arc::clone(state.collector.stores());
-    let records = tokio::task::spawn_blocking(move || stores.trace_records(&tenant, &trace_id))
-        .await
-        .map_err(|_| ApiError {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            code: "query.failed",
-            message: "the lookup failed".into(),
-        })?
-        .map_err(|error| ApiError {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            code: error.code(),
-            message: error.to_string(),
-        })?;
+    let records = blocking(move || stores.trace_records(&tenant, &trace_id)).await?;
     let trace = trace_from_records(&records, &trace_id);
     if trace.resource_spans.is_empty() {
         return Err(ApiError {
@@ -140,6 +129,65 @@ pub(crate) async fn echo() -> &'static str {
     "echo"
 }
 
+/// A 400 for a bad query parameter.
+fn invalid(message: String) -> ApiError {
+    ApiError { status: StatusCode::BAD_REQUEST, code: "query.invalid_parameter", message }
+}
+
+/// Runs store work on the blocking pool; its errors become API errors.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, stella_store::chunks::StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|_| ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: "query.failed",
+            message: "the query failed unexpectedly".into(),
+        })?
+        .map_err(|error| ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: error.code(),
+            message: error.to_string(),
+        })
+}
+
+/// What every search takes: the window (`start`, `end`), a `limit` (where the search has one), the
+/// `tenant`, and `<prefix>.<key>=<value>` filters.
+struct Common {
+    start: u64,
+    end: u64,
+    limit: Option<usize>,
+    tenant: Option<String>,
+    prefixed: Vec<(String, String)>,
+}
+
+impl Common {
+    /// The defaults; `limit` is `None` for a search without one.
+    fn new(limit: Option<usize>) -> Self {
+        Common { start: 0, end: u64::MAX, limit, tenant: None, prefixed: Vec::new() }
+    }
+
+    /// Takes a common parameter or a `<prefix>.<key>` filter; `Ok(false)` when `key` is neither.
+    fn take(&mut self, key: &str, value: &str, prefix: &str) -> Result<bool, ApiError> {
+        match key {
+            "start" => self.start = parse_time("start", value)?,
+            "end" => self.end = parse_time("end", value)?,
+            "tenant" => self.tenant = Some(value.to_string()),
+            "limit" if self.limit.is_some() => {
+                let limit = value.parse::<usize>().ok().filter(|limit| (1..=1000).contains(limit));
+                self.limit =
+                    Some(limit.ok_or_else(|| invalid(format!("limit={value:?}; give a number from 1 to 1000")))?);
+            }
+            other => match other.strip_prefix(prefix).and_then(|rest| rest.strip_prefix('.')) {
+                Some(name) if !name.is_empty() => self.prefixed.push((name.to_string(), value.to_string())),
+                _ => return Ok(false),
+            },
+        }
+        Ok(true)
+    }
+}
+
 /// Search parameters of `GET /telemetry/query/traces`.
 const TRACE_SEARCH_KEYS: &str =
     "service, name, min_duration, status (error|ok|unset), attr.<key>, start, end, limit, tenant";
@@ -195,10 +243,8 @@ async fn search(
     principal: Option<&Principal>,
     parameters: std::collections::BTreeMap<String, String>,
 ) -> Result<Vec<FoundTrace>, ApiError> {
-    let invalid =
-        |message: String| ApiError { status: StatusCode::BAD_REQUEST, code: "query.invalid_parameter", message };
     let mut filter = SpanFilter::default();
-    let (mut start, mut end, mut limit, mut tenant) = (0u64, u64::MAX, 20usize, None);
+    let mut common = Common::new(Some(20));
     for (key, value) in parameters {
         match key.as_str() {
             "service" => filter.service = Some(value),
@@ -215,25 +261,19 @@ async fn search(
                 let duration = stella_pipeline::duration::parse(&value).map_err(invalid)?;
                 filter.min_duration = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
             }
-            "start" => start = parse_time("start", &value)?,
-            "end" => end = parse_time("end", &value)?,
-            "limit" => {
-                limit = value
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|limit| (1..=1000).contains(limit))
-                    .ok_or_else(|| invalid(format!("limit={value:?}; give a number from 1 to 1000")))?
+            other => {
+                if !common.take(other, &value, "attr")? {
+                    return Err(invalid(format!("unknown parameter {other:?}; valid: {TRACE_SEARCH_KEYS}")));
+                }
             }
-            "tenant" => tenant = Some(value),
-            other => match other.strip_prefix("attr.") {
-                Some(attribute) if !attribute.is_empty() => filter.attributes.push((attribute.to_string(), value)),
-                _ => return Err(invalid(format!("unknown parameter {other:?}; valid: {TRACE_SEARCH_KEYS}"))),
-            },
         }
     }
+    filter.attributes = std::mem::take(&mut common.prefixed);
+    let Common { start, end, limit, tenant, .. } = common;
+    let limit = limit.unwrap_or(20);
     let tenant = tenant_of(principal, tenant.as_deref())?;
     let stores = std::sync::Arc::clone(state.collector.stores());
-    let searched = tokio::task::spawn_blocking(move || {
+    blocking(move || {
         let mut found: Vec<FoundTrace> = Vec::new();
         let mut index: std::collections::HashMap<Vec<u8>, usize> = std::collections::HashMap::new();
         let outcome = stores.scan(&tenant, Signal::Traces, (start, end), filter.service.as_deref(), &mut |record| {
@@ -283,16 +323,6 @@ async fn search(
         outcome.map(|()| found)
     })
     .await
-    .map_err(|_| ApiError {
-        status: StatusCode::INTERNAL_SERVER_ERROR,
-        code: "query.failed",
-        message: "the search failed".into(),
-    })?;
-    searched.map_err(|error| ApiError {
-        status: StatusCode::INTERNAL_SERVER_ERROR,
-        code: error.code(),
-        message: error.to_string(),
-    })
 }
 
 /// Span-level filters of a trace search.
@@ -381,10 +411,8 @@ async fn logs(
     principal: Option<&Principal>,
     parameters: std::collections::BTreeMap<String, String>,
 ) -> Result<Vec<serde_json::Value>, ApiError> {
-    let invalid =
-        |message: String| ApiError { status: StatusCode::BAD_REQUEST, code: "query.invalid_parameter", message };
-    let (mut service, mut severity_min, mut contains, mut attributes) = (None, 0, None, Vec::new());
-    let (mut start, mut end, mut limit, mut tenant) = (0u64, u64::MAX, 100usize, None);
+    let (mut service, mut severity_min, mut contains) = (None, 0, None);
+    let mut common = Common::new(Some(100));
     for (key, value) in parameters {
         match key.as_str() {
             "service" => service = Some(value),
@@ -394,25 +422,18 @@ async fn logs(
                 })?
             }
             "contains" => contains = Some(value),
-            "start" => start = parse_time("start", &value)?,
-            "end" => end = parse_time("end", &value)?,
-            "limit" => {
-                limit = value
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|limit| (1..=1000).contains(limit))
-                    .ok_or_else(|| invalid(format!("limit={value:?}; give a number from 1 to 1000")))?
+            other => {
+                if !common.take(other, &value, "attr")? {
+                    return Err(invalid(format!("unknown parameter {other:?}; valid: {LOG_SEARCH_KEYS}")));
+                }
             }
-            "tenant" => tenant = Some(value),
-            other => match other.strip_prefix("attr.") {
-                Some(attribute) if !attribute.is_empty() => attributes.push((attribute.to_string(), value)),
-                _ => return Err(invalid(format!("unknown parameter {other:?}; valid: {LOG_SEARCH_KEYS}"))),
-            },
         }
     }
+    let Common { start, end, limit, tenant, prefixed: attributes } = common;
+    let limit = limit.unwrap_or(100);
     let tenant = tenant_of(principal, tenant.as_deref())?;
     let stores = std::sync::Arc::clone(state.collector.stores());
-    let searched = tokio::task::spawn_blocking(move || {
+    blocking(move || {
         let mut found: Vec<(u64, serde_json::Value)> = Vec::new();
         let outcome = stores.scan(&tenant, Signal::Logs, (start, end), service.as_deref(), &mut |record| {
             let Ok(OtlpRequest::Logs(request)) = OtlpRequest::decode_protobuf(Signal::Logs, record) else {
@@ -478,16 +499,6 @@ async fn logs(
         })
     })
     .await
-    .map_err(|_| ApiError {
-        status: StatusCode::INTERNAL_SERVER_ERROR,
-        code: "query.failed",
-        message: "the search failed".into(),
-    })?;
-    searched.map_err(|error| ApiError {
-        status: StatusCode::INTERNAL_SERVER_ERROR,
-        code: error.code(),
-        message: error.to_string(),
-    })
 }
 
 /// Search parameters of `GET /telemetry/query/metrics`.
@@ -515,33 +526,30 @@ async fn metrics(
     principal: Option<&Principal>,
     parameters: std::collections::BTreeMap<String, String>,
 ) -> Result<Vec<serde_json::Value>, ApiError> {
-    let invalid =
-        |message: String| ApiError { status: StatusCode::BAD_REQUEST, code: "query.invalid_parameter", message };
-    let (mut name, mut labels, mut start, mut end, mut step, mut tenant) =
-        (None, Vec::new(), 0u64, u64::MAX, None, None);
+    let (mut name, mut step) = (None, None);
+    let mut common = Common::new(None);
     for (key, value) in parameters {
         match key.as_str() {
             "name" => name = Some(value),
-            "start" => start = parse_time("start", &value)?,
-            "end" => end = parse_time("end", &value)?,
             "step" => {
                 let duration = stella_pipeline::duration::parse(&value).map_err(invalid)?;
                 step = Some(u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX).max(1));
             }
-            "tenant" => tenant = Some(value),
-            other => match other.strip_prefix("label.") {
-                Some(label) if !label.is_empty() => labels.push((label.to_string(), value)),
-                _ => return Err(invalid(format!("unknown parameter {other:?}; valid: {METRIC_SEARCH_KEYS}"))),
-            },
+            other => {
+                if !common.take(other, &value, "label")? {
+                    return Err(invalid(format!("unknown parameter {other:?}; valid: {METRIC_SEARCH_KEYS}")));
+                }
+            }
         }
     }
+    let Common { start, end, tenant, prefixed: labels, .. } = common;
     let name = name.ok_or_else(|| invalid(format!("name is required; valid parameters: {METRIC_SEARCH_KEYS}")))?;
     if step.is_some() && (start == 0 || end == u64::MAX) {
         return Err(invalid("step needs start and end".into()));
     }
     let tenant = tenant_of(principal, tenant.as_deref())?;
     let stores = std::sync::Arc::clone(state.collector.stores());
-    let searched = tokio::task::spawn_blocking(move || {
+    blocking(move || {
         use stella_otlp::proto::metrics::v1::{metric::Data, number_data_point};
         type Labels = std::collections::BTreeMap<String, String>;
         let mut series: std::collections::BTreeMap<Labels, Vec<(u64, f64)>> = std::collections::BTreeMap::new();
@@ -631,14 +639,4 @@ async fn metrics(
         })
     })
     .await
-    .map_err(|_| ApiError {
-        status: StatusCode::INTERNAL_SERVER_ERROR,
-        code: "query.failed",
-        message: "the query failed".into(),
-    })?;
-    searched.map_err(|error| ApiError {
-        status: StatusCode::INTERNAL_SERVER_ERROR,
-        code: error.code(),
-        message: error.to_string(),
-    })
 }

@@ -217,6 +217,25 @@ pub enum StoreCommand {
     },
 }
 
+/// What every search command takes: the window, the tenant, the output and the server.
+#[derive(Debug, Args, PartialEq)]
+pub struct SearchArgs {
+    /// From (RFC 3339 or unix seconds).
+    #[arg(long)]
+    pub start: Option<String>,
+    /// Until (RFC 3339 or unix seconds).
+    #[arg(long)]
+    pub end: Option<String>,
+    /// The tenant (operators only).
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Print the server's JSON answer.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
 /// `stella telemetry query ...`
 #[derive(Debug, Subcommand, PartialEq)]
 pub enum QueryCommand {
@@ -229,23 +248,11 @@ pub enum QueryCommand {
         /// Label KEY=VALUE (data-point attribute or service.name; repeatable).
         #[arg(long = "label", value_name = "KEY=VALUE")]
         labels: Vec<String>,
-        /// From (RFC 3339 or unix seconds).
-        #[arg(long)]
-        start: Option<String>,
-        /// Until (RFC 3339 or unix seconds).
-        #[arg(long)]
-        end: Option<String>,
         /// Step for aligned points, e.g. 1m (needs --start and --end).
         #[arg(long)]
         step: Option<String>,
-        /// The tenant (operators only).
-        #[arg(long)]
-        tenant: Option<String>,
-        /// Print the server's JSON answer.
-        #[arg(long)]
-        json: bool,
         #[command(flatten)]
-        client: ClientArgs,
+        search: SearchArgs,
     },
     /// Log records matching every filter, newest first: a table, or `--json`.
     Logs {
@@ -261,23 +268,11 @@ pub enum QueryCommand {
         /// Log attribute KEY=VALUE (repeatable).
         #[arg(long = "attr", value_name = "KEY=VALUE")]
         attributes: Vec<String>,
-        /// From (RFC 3339 or unix seconds).
-        #[arg(long)]
-        start: Option<String>,
-        /// Until (RFC 3339 or unix seconds).
-        #[arg(long)]
-        end: Option<String>,
         /// At most this many records (1 to 1000).
         #[arg(long, default_value_t = 100)]
         limit: usize,
-        /// The tenant (operators only).
-        #[arg(long)]
-        tenant: Option<String>,
-        /// Print the server's JSON answer.
-        #[arg(long)]
-        json: bool,
         #[command(flatten)]
-        client: ClientArgs,
+        search: SearchArgs,
     },
     /// Traces with a span matching every filter, newest first: a table, or `--json`.
     Traces {
@@ -296,23 +291,11 @@ pub enum QueryCommand {
         /// Span attribute KEY=VALUE (repeatable).
         #[arg(long = "attr", value_name = "KEY=VALUE")]
         attributes: Vec<String>,
-        /// From (RFC 3339 or unix seconds).
-        #[arg(long)]
-        start: Option<String>,
-        /// Until (RFC 3339 or unix seconds).
-        #[arg(long)]
-        end: Option<String>,
         /// At most this many traces (1 to 1000).
         #[arg(long, default_value_t = 20)]
         limit: usize,
-        /// The tenant (operators only).
-        #[arg(long)]
-        tenant: Option<String>,
-        /// Print the server's JSON answer.
-        #[arg(long)]
-        json: bool,
         #[command(flatten)]
-        client: ClientArgs,
+        search: SearchArgs,
     },
     /// One trace by id: a table of its spans (service, name, start, duration, status), or `--json` (Tempo v1).
     Trace {

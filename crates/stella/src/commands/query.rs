@@ -2,16 +2,27 @@
 use serde_json::Value;
 
 use super::client::{call, encode_query};
-use crate::cli::QueryCommand;
+use crate::cli::{QueryCommand, SearchArgs};
 
 /// Runs a query command.
 pub async fn execute(command: QueryCommand) -> anyhow::Result<()> {
-    let QueryCommand::Trace { id, tenant, json, client } = command else {
-        return match command {
-            QueryCommand::Logs { .. } => logs(command).await,
-            QueryCommand::Metrics { .. } => metrics(command).await,
-            _ => search(command).await,
-        };
+    let (id, tenant, json, client) = match command {
+        QueryCommand::Trace { id, tenant, json, client } => (id, tenant, json, client),
+        QueryCommand::Traces { service, name, min_duration, status, attributes, limit, search } => {
+            let filters = [("service", service), ("name", name), ("min_duration", min_duration), ("status", status)];
+            let answer = fetch("/telemetry/query/traces", &filters, "attr", &attributes, Some(limit), &search).await?;
+            return print(answer, search.json, print_traces);
+        }
+        QueryCommand::Logs { service, severity_min, contains, attributes, limit, search } => {
+            let filters = [("service", service), ("severity_min", severity_min), ("contains", contains)];
+            let answer = fetch("/telemetry/query/logs", &filters, "attr", &attributes, Some(limit), &search).await?;
+            return print(answer, search.json, print_logs);
+        }
+        QueryCommand::Metrics { name, labels, step, search } => {
+            let filters = [("name", Some(name)), ("step", step)];
+            let answer = fetch("/telemetry/query/metrics", &filters, "label", &labels, None, &search).await?;
+            return print(answer, search.json, print_metrics);
+        }
     };
     let mut path = format!("/api/traces/{id}");
     if let Some(tenant) = tenant {
@@ -68,42 +79,44 @@ fn text(value: &Value, key: &str) -> String {
     value[key].as_str().unwrap_or_default().to_string()
 }
 
-/// `query traces`: builds the query string, prints a table.
-async fn search(command: QueryCommand) -> anyhow::Result<()> {
-    let QueryCommand::Traces {
-        service,
-        name,
-        min_duration,
-        status,
-        attributes,
-        start,
-        end,
-        limit,
-        tenant,
-        json,
-        client,
-    } = command
-    else {
-        return Ok(());
-    };
-    let pairs: Vec<(String, String)> = [
-        ("service", service),
-        ("name", name),
-        ("min_duration", min_duration),
-        ("status", status),
-        ("start", start),
-        ("end", end),
-        ("tenant", tenant),
-    ]
-    .into_iter()
-    .filter_map(|(key, value)| Some((key.to_string(), value?)))
-    .collect();
-    let path = query_path("/telemetry/query/traces", pairs, &attributes_of(&attributes)?, Some(limit));
-    let answer = call(reqwest::Method::GET, &client.server, &path, client.token.as_deref(), None).await?;
+/// Calls a search route with `filters`, `--<prefix> KEY=VALUE` options as `<prefix>.KEY`, the limit and the
+/// common window and tenant.
+async fn fetch(
+    path: &str,
+    filters: &[(&str, Option<String>)],
+    prefix: &str,
+    options: &[String],
+    limit: Option<usize>,
+    search: &SearchArgs,
+) -> anyhow::Result<Value> {
+    let mut pairs: Vec<(String, String)> = filters
+        .iter()
+        .chain(&[("start", search.start.clone()), ("end", search.end.clone()), ("tenant", search.tenant.clone())])
+        .filter_map(|(key, value)| Some((key.to_string(), value.clone()?)))
+        .collect();
+    for option in options {
+        let (key, value) =
+            option.split_once('=').ok_or_else(|| anyhow::anyhow!("--{prefix} {option:?}: write it as KEY=VALUE"))?;
+        pairs.push((format!("{prefix}.{key}"), value.to_string()));
+    }
+    pairs.extend(limit.map(|limit| ("limit".to_string(), limit.to_string())));
+    let query: Vec<String> =
+        pairs.iter().map(|(key, value)| format!("{}={}", encode_query(key), encode_query(value))).collect();
+    let path = format!("{path}?{}", query.join("&"));
+    call(reqwest::Method::GET, &search.client.server, &path, search.client.token.as_deref(), None).await
+}
+
+/// Prints the answer as JSON, or as `table` prints it.
+fn print(answer: Value, json: bool, table: fn(&Value)) -> anyhow::Result<()> {
     if json {
         println!("{answer}");
-        return Ok(());
+    } else {
+        table(&answer);
     }
+    Ok(())
+}
+
+fn print_traces(answer: &Value) {
     println!("{:<32} {:<20} {:<32} {:>12} {:>6} ERROR", "TRACE", "SERVICE", "SPAN", "DURATION", "SPANS");
     let traces = answer["traces"].as_array().cloned().unwrap_or_default();
     for trace in &traces {
@@ -118,95 +131,9 @@ async fn search(command: QueryCommand) -> anyhow::Result<()> {
         );
     }
     println!("{} traces", traces.len());
-    Ok(())
 }
 
-/// `--attr KEY=VALUE` options as `attr.KEY` query pairs.
-fn attributes_of(attributes: &[String]) -> anyhow::Result<Vec<(String, String)>> {
-    prefixed("attr", attributes)
-}
-
-/// `--OPTION KEY=VALUE` options as `PREFIX.KEY` query pairs.
-fn prefixed(prefix: &str, options: &[String]) -> anyhow::Result<Vec<(String, String)>> {
-    options
-        .iter()
-        .map(|option| {
-            let (key, value) = option
-                .split_once('=')
-                .ok_or_else(|| anyhow::anyhow!("--{prefix} {option:?}: write it as KEY=VALUE"))?;
-            Ok((format!("{prefix}.{key}"), value.to_string()))
-        })
-        .collect()
-}
-
-/// `query metrics`: one line per series.
-async fn metrics(command: QueryCommand) -> anyhow::Result<()> {
-    let QueryCommand::Metrics { name, labels, start, end, step, tenant, json, client } = command else {
-        return Ok(());
-    };
-    let mut pairs: Vec<(String, String)> =
-        [("name", Some(name)), ("start", start), ("end", end), ("step", step), ("tenant", tenant)]
-            .into_iter()
-            .filter_map(|(key, value)| Some((key.to_string(), value?)))
-            .collect();
-    pairs.extend(prefixed("label", &labels)?);
-    let path = query_path("/telemetry/query/metrics", pairs, &[], None);
-    let answer = call(reqwest::Method::GET, &client.server, &path, client.token.as_deref(), None).await?;
-    if json {
-        println!("{answer}");
-        return Ok(());
-    }
-    let series = answer["series"].as_array().cloned().unwrap_or_default();
-    for entry in &series {
-        let points = entry["points"].as_array().cloned().unwrap_or_default();
-        let last = points.last().and_then(|point| point[1].as_f64()).unwrap_or(f64::NAN);
-        println!("{} points={} last={last}", entry["labels"], points.len());
-    }
-    println!("{} series", series.len());
-    Ok(())
-}
-
-/// `path?k=v&...` with every pair encoded, attributes and the limit (if any) last.
-fn query_path(
-    path: &str,
-    pairs: Vec<(String, String)>,
-    attributes: &[(String, String)],
-    limit: Option<usize>,
-) -> String {
-    let limit = limit.map(|limit| ("limit".to_string(), limit.to_string()));
-    let query: Vec<String> = pairs
-        .iter()
-        .chain(attributes)
-        .chain(limit.as_ref())
-        .map(|(key, value)| format!("{}={}", encode_query(key), encode_query(value)))
-        .collect();
-    format!("{path}?{}", query.join("&"))
-}
-
-/// `query logs`: a table of time, service, severity and body.
-async fn logs(command: QueryCommand) -> anyhow::Result<()> {
-    let QueryCommand::Logs { service, severity_min, contains, attributes, start, end, limit, tenant, json, client } =
-        command
-    else {
-        return Ok(());
-    };
-    let pairs: Vec<(String, String)> = [
-        ("service", service),
-        ("severity_min", severity_min),
-        ("contains", contains),
-        ("start", start),
-        ("end", end),
-        ("tenant", tenant),
-    ]
-    .into_iter()
-    .filter_map(|(key, value)| Some((key.to_string(), value?)))
-    .collect();
-    let path = query_path("/telemetry/query/logs", pairs, &attributes_of(&attributes)?, Some(limit));
-    let answer = call(reqwest::Method::GET, &client.server, &path, client.token.as_deref(), None).await?;
-    if json {
-        println!("{answer}");
-        return Ok(());
-    }
+fn print_logs(answer: &Value) {
     let records = answer["logs"].as_array().cloned().unwrap_or_default();
     for record in &records {
         let nanos = text(record, "timeUnixNano").parse::<i64>().unwrap_or(0);
@@ -219,5 +146,14 @@ async fn logs(command: QueryCommand) -> anyhow::Result<()> {
         );
     }
     println!("{} records", records.len());
-    Ok(())
+}
+
+fn print_metrics(answer: &Value) {
+    let series = answer["series"].as_array().cloned().unwrap_or_default();
+    for entry in &series {
+        let points = entry["points"].as_array().cloned().unwrap_or_default();
+        let last = points.last().and_then(|point| point[1].as_f64()).unwrap_or(f64::NAN);
+        println!("{} points={} last={last}", entry["labels"], points.len());
+    }
+    println!("{} series", series.len());
 }
