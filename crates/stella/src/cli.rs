@@ -183,19 +183,19 @@ pub enum HoldCommand {
         #[arg(long)]
         reason: String,
         #[command(flatten)]
-        target: IncidentTarget,
+        target: TargetArgs,
     },
     /// List the tenant's holds.
     List {
         #[command(flatten)]
-        target: IncidentTarget,
+        target: TargetArgs,
     },
     /// Release a hold by id.
     Release {
         /// The hold id (`hold-3`).
         id: String,
         #[command(flatten)]
-        target: IncidentTarget,
+        target: TargetArgs,
     },
 }
 
@@ -226,14 +226,8 @@ pub struct SearchArgs {
     /// Until (RFC 3339 or unix seconds).
     #[arg(long)]
     pub end: Option<String>,
-    /// The tenant (operators only).
-    #[arg(long)]
-    pub tenant: Option<String>,
-    /// Print the server's JSON answer.
-    #[arg(long)]
-    pub json: bool,
     #[command(flatten)]
-    pub client: ClientArgs,
+    pub target: TargetArgs,
 }
 
 /// `stella telemetry query ...`
@@ -327,7 +321,7 @@ pub enum IncidentCommand {
         #[arg(long, default_value = "")]
         reason: String,
         #[command(flatten)]
-        target: IncidentTarget,
+        target: TargetArgs,
     },
     /// Turn incident mode off.
     Off {
@@ -335,19 +329,19 @@ pub enum IncidentCommand {
         #[arg(long, default_value = "")]
         reason: String,
         #[command(flatten)]
-        target: IncidentTarget,
+        target: TargetArgs,
     },
     /// Show incident mode: state, services, since, by whom, until.
     Status {
         #[command(flatten)]
-        target: IncidentTarget,
+        target: TargetArgs,
     },
 }
 
-/// Which server and tenant an incident or hold command addresses.
+/// Which server and tenant a client command addresses, and how it prints.
 #[derive(Debug, Args, PartialEq)]
-pub struct IncidentTarget {
-    /// The tenant (operators only, `*` for every tenant); absent: the token's.
+pub struct TargetArgs {
+    /// The tenant (operators only; `*` for every tenant where the command allows it); absent: the token's.
     #[arg(long)]
     pub tenant: Option<String>,
     /// Print the server's JSON answer.

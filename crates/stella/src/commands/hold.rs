@@ -2,11 +2,11 @@
 use serde_json::{Value, json};
 
 use super::client::{call, encode_query};
-use crate::cli::{HoldCommand, IncidentTarget};
+use crate::cli::{HoldCommand, TargetArgs};
 
 /// Runs a hold command.
 pub async fn execute(command: HoldCommand) -> anyhow::Result<()> {
-    let with_tenant = |path: &str, target: &IncidentTarget| match &target.tenant {
+    let with_tenant = |path: &str, target: &TargetArgs| match &target.tenant {
         Some(tenant) => format!("{path}?tenant={}", encode_query(tenant)),
         None => path.to_string(),
     };
@@ -36,7 +36,7 @@ pub async fn execute(command: HoldCommand) -> anyhow::Result<()> {
 }
 
 async fn send(
-    target: &IncidentTarget,
+    target: &TargetArgs,
     method: reqwest::Method,
     path: String,
     body: Option<Value>,

@@ -2,7 +2,7 @@
 use serde_json::{Value, json};
 
 use super::client::{call, encode_query};
-use crate::cli::{IncidentCommand, IncidentTarget};
+use crate::cli::{IncidentCommand, TargetArgs};
 
 /// Runs an incident command.
 pub async fn execute(command: IncidentCommand) -> anyhow::Result<()> {
@@ -36,12 +36,7 @@ pub async fn execute(command: IncidentCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn send(
-    target: &IncidentTarget,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> anyhow::Result<Value> {
+async fn send(target: &TargetArgs, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
     call(method, &target.client.server, path, target.client.token.as_deref(), body).await
 }
 

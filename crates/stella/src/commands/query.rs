@@ -11,17 +11,17 @@ pub async fn execute(command: QueryCommand) -> anyhow::Result<()> {
         QueryCommand::Traces { service, name, min_duration, status, attributes, limit, search } => {
             let filters = [("service", service), ("name", name), ("min_duration", min_duration), ("status", status)];
             let answer = fetch("/telemetry/query/traces", &filters, "attr", &attributes, Some(limit), &search).await?;
-            return print(answer, search.json, print_traces);
+            return print(answer, search.target.json, print_traces);
         }
         QueryCommand::Logs { service, severity_min, contains, attributes, limit, search } => {
             let filters = [("service", service), ("severity_min", severity_min), ("contains", contains)];
             let answer = fetch("/telemetry/query/logs", &filters, "attr", &attributes, Some(limit), &search).await?;
-            return print(answer, search.json, print_logs);
+            return print(answer, search.target.json, print_logs);
         }
         QueryCommand::Metrics { name, labels, step, search } => {
             let filters = [("name", Some(name)), ("step", step)];
             let answer = fetch("/telemetry/query/metrics", &filters, "label", &labels, None, &search).await?;
-            return print(answer, search.json, print_metrics);
+            return print(answer, search.target.json, print_metrics);
         }
     };
     let mut path = format!("/api/traces/{id}");
@@ -91,7 +91,11 @@ async fn fetch(
 ) -> anyhow::Result<Value> {
     let mut pairs: Vec<(String, String)> = filters
         .iter()
-        .chain(&[("start", search.start.clone()), ("end", search.end.clone()), ("tenant", search.tenant.clone())])
+        .chain(&[
+            ("start", search.start.clone()),
+            ("end", search.end.clone()),
+            ("tenant", search.target.tenant.clone()),
+        ])
         .filter_map(|(key, value)| Some((key.to_string(), value.clone()?)))
         .collect();
     for option in options {
@@ -103,7 +107,8 @@ async fn fetch(
     let query: Vec<String> =
         pairs.iter().map(|(key, value)| format!("{}={}", encode_query(key), encode_query(value))).collect();
     let path = format!("{path}?{}", query.join("&"));
-    call(reqwest::Method::GET, &search.client.server, &path, search.client.token.as_deref(), None).await
+    let client = &search.target.client;
+    call(reqwest::Method::GET, &client.server, &path, client.token.as_deref(), None).await
 }
 
 /// Prints the answer as JSON, or as `table` prints it.
