@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use prost::Message;
 use stella_collector::auth::Principal;
 use stella_otlp::proto::collector::trace::v1::ExportTraceServiceRequest;
-use stella_otlp::{OtlpRequest, Signal};
+use stella_otlp::{OtlpRequest, Signal, attributes};
 
 use crate::{ApiError, ApiState, tenant_of};
 
@@ -281,15 +281,7 @@ async fn search(
                 return true;
             };
             for group in &request.resource_spans {
-                let service = group
-                    .resource
-                    .as_ref()
-                    .and_then(|resource| resource.attributes.iter().find(|attribute| attribute.key == "service.name"))
-                    .and_then(|attribute| match attribute.value.as_ref()?.value.as_ref()? {
-                        stella_otlp::proto::common::v1::any_value::Value::StringValue(name) => Some(name.as_str()),
-                        _ => None,
-                    })
-                    .unwrap_or("unknown_service");
+                let service = attributes::service_name(group.resource.as_ref()).unwrap_or("unknown_service");
                 for span in group.scope_spans.iter().flat_map(|scope| &scope.spans) {
                     if !filter.matches(service, span, (start, end)) {
                         continue;
@@ -337,18 +329,7 @@ struct SpanFilter {
 
 impl SpanFilter {
     fn matches(&self, service: &str, span: &stella_otlp::proto::trace::v1::Span, (start, end): (u64, u64)) -> bool {
-        use stella_otlp::proto::common::v1::any_value::Value;
-        let attribute = |key: &str| {
-            span.attributes.iter().find(|attribute| attribute.key == key).and_then(|attribute| {
-                match attribute.value.as_ref()?.value.as_ref()? {
-                    Value::StringValue(text) => Some(text.clone()),
-                    Value::IntValue(number) => Some(number.to_string()),
-                    Value::BoolValue(flag) => Some(flag.to_string()),
-                    Value::DoubleValue(number) => Some(number.to_string()),
-                    _ => None,
-                }
-            })
-        };
+        let attribute = |key: &str| attributes::get(&span.attributes, key).and_then(attributes::scalar_text);
         self.service.as_deref().is_none_or(|wanted| wanted == service)
             && self.name.as_deref().is_none_or(|wanted| wanted == span.name)
             && self.status.is_none_or(|wanted| span.status.as_ref().map_or(0, |status| status.code) == wanted)
@@ -396,12 +377,8 @@ fn parse_severity(text: &str) -> Option<i32> {
 fn value_text(value: Option<&stella_otlp::proto::common::v1::AnyValue>) -> String {
     use stella_otlp::proto::common::v1::any_value::Value;
     match value.and_then(|value| value.value.as_ref()) {
-        Some(Value::StringValue(text)) => text.clone(),
-        Some(Value::IntValue(number)) => number.to_string(),
-        Some(Value::DoubleValue(number)) => number.to_string(),
-        Some(Value::BoolValue(flag)) => flag.to_string(),
         Some(Value::BytesValue(bytes)) => hex::encode(bytes),
-        Some(other) => format!("{other:?}"),
+        Some(other) => attributes::scalar_text(other).unwrap_or_else(|| format!("{other:?}")),
         None => String::new(),
     }
 }
@@ -440,12 +417,7 @@ async fn logs(
                 return true;
             };
             for group in &request.resource_logs {
-                let resource = group.resource.as_ref().map(|resource| &resource.attributes[..]).unwrap_or_default();
-                let service_name = resource
-                    .iter()
-                    .find(|attribute| attribute.key == "service.name")
-                    .map(|attribute| value_text(attribute.value.as_ref()))
-                    .unwrap_or_else(|| "unknown_service".into());
+                let service_name = attributes::service_name(group.resource.as_ref()).unwrap_or("unknown_service");
                 if service.as_deref().is_some_and(|wanted| wanted != service_name) {
                     continue;
                 }
@@ -559,11 +531,7 @@ async fn metrics(
                 return true;
             };
             for group in &request.resource_metrics {
-                let resource = group.resource.as_ref().map(|resource| &resource.attributes[..]).unwrap_or_default();
-                let service = resource
-                    .iter()
-                    .find(|attribute| attribute.key == "service.name")
-                    .map(|attribute| value_text(attribute.value.as_ref()));
+                let service = attributes::service_name(group.resource.as_ref()).map(str::to_string);
                 for metric in group.scope_metrics.iter().flat_map(|scope| &scope.metrics) {
                     let mut add =
                         |suffix: &str, attributes: &[stella_otlp::proto::common::v1::KeyValue], at: u64, value: f64| {

@@ -109,7 +109,7 @@ impl Consumer {
                 head
             }
         };
-        progress.update(&format!("{key}|{}", exporter.id()), next_seq);
+        progress.update(&progress_key(key, exporter), next_seq);
         Cursor { next_seq, checkpoint: None }
     }
 
@@ -314,8 +314,7 @@ impl Consumer {
             tracing::error!(exporter = self.exporter.id(), %error, "cannot save the consumer cursor");
             return next_seq;
         }
-        // One position per exporter: the log keeps what the slowest of them still needs.
-        let slowest = self.progress.update(&format!("{key}|{}", self.exporter.id()), next_seq);
+        let slowest = self.progress.update(&progress_key(key, self.exporter.as_ref()), next_seq);
         self.log.remove_before(slowest);
         next_seq
     }
@@ -337,6 +336,11 @@ impl Consumer {
         self.metrics.failed(self.exporter.id(), "backlog_overflow", dropped);
         reader.seek(target);
     }
+}
+
+/// One position per exporter in a log's progress: the log keeps what the slowest of them still needs.
+fn progress_key(key: &str, exporter: &dyn Exporter) -> String {
+    format!("{key}|{}", exporter.id())
 }
 
 /// What a consumer has read: a decoded batch (for exporters that read items, or stages to run) or the

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use stella_metrics::{CounterVec, GaugeVec, Registry, names};
 use stella_otlp::Signal;
-use stella_store::chunks::{HoldBook, Sealer, Store, StoreError, StoreSettings};
+use stella_store::chunks::{HoldBook, Sealer, Store, StoreError};
+
+use crate::config::StoreSettings;
 use stella_store::log::{Cursor, CursorStore};
 
 use crate::consumer::{ConsumerControl, LogProgress, read_blocking};

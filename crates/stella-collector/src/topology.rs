@@ -27,7 +27,9 @@ use stella_pipeline::redaction::Redaction;
 use stella_pipeline::resource_detection::{self, HostFacts, ResourceDetection};
 use stella_pipeline::spanmetrics::SpanMetrics;
 use stella_pipeline::tail_sampling::TailSamplingConfig;
-use stella_store::chunks::{HoldBook, StoreSettings};
+use stella_store::chunks::HoldBook;
+
+use crate::config::StoreSettings;
 use tokio::task::JoinHandle;
 
 use crate::config::{Config, ExporterConfig, ProcessorConfig};

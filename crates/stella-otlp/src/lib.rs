@@ -21,6 +21,8 @@ pub mod json;
 pub mod validate;
 pub mod wire;
 
+pub mod attributes;
+
 pub use ack::{Ack, AckError, AckReceiver};
 pub use batch::Batch;
 pub use opentelemetry_proto::tonic as proto;

@@ -8,6 +8,7 @@ mod model;
 mod overlay;
 mod profile;
 mod redaction;
+mod store;
 mod validate;
 
 pub use model::{
@@ -16,6 +17,7 @@ pub use model::{
 };
 pub use overlay::merge;
 pub use profile::{Profile, UnknownProfile};
+pub use store::{Retention, StoreSettings};
 pub use validate::{ConfigError, ConfigErrors};
 
 use std::path::Path;

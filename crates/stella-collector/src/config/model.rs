@@ -148,7 +148,7 @@ pub enum ExporterConfig {
     /// `nop`.
     Nop,
     /// `store`: the embedded store (sealed chunks under `<data-dir>/store`).
-    Store(stella_store::chunks::StoreSettings),
+    Store(super::store::StoreSettings),
 }
 
 /// One entry of `service.pipelines`.

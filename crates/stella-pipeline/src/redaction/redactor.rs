@@ -178,7 +178,11 @@ impl Redactor {
     fn scrub_entry(&self, attribute: &mut KeyValue, field: &'static str, tally: &mut Tally) -> bool {
         if self.blocked_keys.is_match(&attribute.key) {
             let Some(value) = attribute.value.as_mut().filter(|value| !is_empty(value)) else { return false };
-            let replacement = string_form(value).map_or_else(|| MASK.to_string(), |text| self.replacement(&text));
+            let replacement = value
+                .value
+                .as_ref()
+                .and_then(stella_otlp::attributes::scalar_text)
+                .map_or_else(|| MASK.to_string(), |text| self.replacement(&text));
             value.value = Some(Value::StringValue(replacement));
             tally.add(field, "blocked_key");
             return true;
@@ -205,7 +209,9 @@ impl Redactor {
                 masked
             }
             Some(Value::IntValue(_) | Value::DoubleValue(_) | Value::BoolValue(_)) if self.redact_all_types => {
-                let Some(mut text) = string_form(value) else { return false };
+                let Some(mut text) = value.value.as_ref().and_then(stella_otlp::attributes::scalar_text) else {
+                    return false;
+                };
                 let masked = self.scrub_string(&mut text, field, tally);
                 if masked {
                     value.value = Some(Value::StringValue(text));
@@ -348,16 +354,5 @@ fn is_empty(value: &AnyValue) -> bool {
         None => true,
         Some(Value::StringValue(text)) => text.is_empty(),
         _ => false,
-    }
-}
-
-/// The string form of a scalar value, as `redact_all_types` and whole-value masking see it.
-fn string_form(value: &AnyValue) -> Option<String> {
-    match &value.value {
-        Some(Value::StringValue(text)) => Some(text.clone()),
-        Some(Value::IntValue(number)) => Some(number.to_string()),
-        Some(Value::DoubleValue(number)) => Some(number.to_string()),
-        Some(Value::BoolValue(flag)) => Some(flag.to_string()),
-        _ => None,
     }
 }

@@ -15,8 +15,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use stella_metrics::Counter;
+use stella_otlp::attributes;
 use stella_otlp::proto::collector::metrics::v1::ExportMetricsServiceRequest;
-use stella_otlp::proto::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
+use stella_otlp::proto::common::v1::{InstrumentationScope, KeyValue};
 use stella_otlp::proto::metrics::v1::{
     AggregationTemporality, Histogram, HistogramDataPoint, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
     metric, number_data_point,
@@ -78,7 +79,7 @@ impl SpanMetrics {
         let state = tenants.entry(tenant.to_string()).or_default();
         for group in &request.resource_spans {
             let resource = group.resource.as_ref().map_or(&[][..], |resource| &resource.attributes[..]);
-            let service = string_value(resource, "service.name").unwrap_or_else(|| "unknown_service".into());
+            let service = attributes::service_name(group.resource.as_ref()).unwrap_or("unknown_service").to_string();
             for span in group.scope_spans.iter().flat_map(|scope| &scope.spans) {
                 let mut attributes = vec![
                     ("span.name".to_string(), span.name.clone()),
@@ -130,7 +131,7 @@ impl SpanMetrics {
             for (service, mut series) in by_service {
                 series.sort_by(|a, b| a.0.cmp(b.0));
                 let attributes = |pairs: &[(String, String)]| {
-                    pairs.iter().map(|(key, value)| string_attribute(key, value)).collect::<Vec<_>>()
+                    pairs.iter().map(|(key, value)| attributes::string(key, value)).collect::<Vec<_>>()
                 };
                 let calls = series
                     .iter()
@@ -162,7 +163,7 @@ impl SpanMetrics {
                 };
                 resource_metrics.push(ResourceMetrics {
                     resource: Some(Resource {
-                        attributes: vec![string_attribute("service.name", service)],
+                        attributes: vec![attributes::string("service.name", service)],
                         ..Default::default()
                     }),
                     scope_metrics: vec![ScopeMetrics {
@@ -214,24 +215,9 @@ impl Stage for SpanMetrics {
     }
 }
 
+/// The string form of attribute `key`, if it is a scalar.
 fn string_value(attributes: &[KeyValue], key: &str) -> Option<String> {
-    attributes.iter().find(|attribute| attribute.key == key).and_then(|attribute| {
-        match attribute.value.as_ref()?.value.as_ref()? {
-            any_value::Value::StringValue(text) => Some(text.clone()),
-            any_value::Value::IntValue(number) => Some(number.to_string()),
-            any_value::Value::BoolValue(flag) => Some(flag.to_string()),
-            any_value::Value::DoubleValue(number) => Some(number.to_string()),
-            _ => None,
-        }
-    })
-}
-
-fn string_attribute(key: &str, value: &str) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue { value: Some(any_value::Value::StringValue(value.into())) }),
-        ..Default::default()
-    }
+    attributes::get(attributes, key).and_then(attributes::scalar_text)
 }
 
 /// The upstream connector's names for span kinds.

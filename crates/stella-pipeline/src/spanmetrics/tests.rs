@@ -20,7 +20,7 @@ fn span(name: &str, millis: u64, error: bool, tier: Option<&str>) -> Span {
         start_time_unix_nano: 1_000_000_000,
         end_time_unix_nano: 1_000_000_000 + millis * 1_000_000,
         status: error.then(|| Status { code: 2, message: String::new() }),
-        attributes: tier.map(|tier| vec![string_attribute("tier", tier)]).unwrap_or_default(),
+        attributes: tier.map(|tier| vec![stella_otlp::attributes::string("tier", tier)]).unwrap_or_default(),
         ..Default::default()
     }
 }
@@ -29,7 +29,7 @@ fn batch(tenant: &str, service: &str, spans: Vec<Span>) -> Batch {
     let request = OtlpRequest::Traces(ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
             resource: Some(Resource {
-                attributes: vec![string_attribute("service.name", service)],
+                attributes: vec![stella_otlp::attributes::string("service.name", service)],
                 ..Default::default()
             }),
             scope_spans: vec![ScopeSpans { spans, ..Default::default() }],

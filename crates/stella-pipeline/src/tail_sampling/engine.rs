@@ -6,8 +6,9 @@ use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::sync::Arc;
 
 use prost::Message;
+use stella_otlp::attributes;
 use stella_otlp::proto::collector::trace::v1::ExportTraceServiceRequest;
-use stella_otlp::proto::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
+use stella_otlp::proto::common::v1::{InstrumentationScope, KeyValue, any_value};
 use stella_otlp::proto::resource::v1::Resource;
 use stella_otlp::proto::trace::v1::{ResourceSpans, ScopeSpans, Span};
 
@@ -257,15 +258,8 @@ impl TailSampler {
     pub fn ingest(&mut self, seq: u64, request: ExportTraceServiceRequest, now_ms: u64, out: &mut Outcome) {
         let before_checkpoint = self.replay.as_ref().is_some_and(|guard| seq < guard.read_seq);
         for group in request.resource_spans {
+            let service: Option<Arc<str>> = attributes::service_name(group.resource.as_ref()).map(Arc::from);
             let resource_attributes = group.resource.as_ref().map_or(&[][..], |resource| &resource.attributes[..]);
-            let service: Option<Arc<str>> = resource_attributes
-                .iter()
-                .find(|attribute| attribute.key == "service.name")
-                .and_then(|attribute| match attribute.value.as_ref()?.value.as_ref()? {
-                    any_value::Value::StringValue(name) => Some(Arc::from(name.as_str())),
-                    _ => None,
-                });
-            let resource_attributes = resource_attributes.to_vec();
             let resource = group.resource.as_ref().map(Message::encode_to_vec);
             for scope_group in group.scope_spans {
                 let context = Arc::new(Context {
@@ -297,7 +291,7 @@ impl TailSampler {
                         self.decide_stateless(trace_id, &context, span, service.clone(), out);
                         continue;
                     }
-                    self.buffer(trace_id, &context, span, &resource_attributes, service.clone(), seq, now_ms, out);
+                    self.buffer(trace_id, &context, span, resource_attributes, service.clone(), seq, now_ms, out);
                 }
             }
         }
@@ -352,13 +346,14 @@ impl TailSampler {
                 root_due = Some(now_ms + after_root.as_millis() as u64);
             }
         }
-        let mut added = span.encoded_len() as u64 + 2;
+        let encoded_len = span.encoded_len();
+        let mut added = encoded_len as u64 + 2;
         if !matches!(trace.groups.last(), Some((last, _)) if Arc::ptr_eq(last, context)) {
             added += context.memory();
             trace.groups.push((Arc::clone(context), Vec::new()));
         }
         let Some((_, group)) = trace.groups.last_mut() else { return };
-        let needed = span.encoded_len() + 10;
+        let needed = encoded_len + 10;
         if group.capacity() - group.len() < needed {
             // Grow by a quarter at a time, so buffered bytes stay close to the spans' own size.
             group.reserve_exact(needed.max(group.len() / 4));
@@ -529,8 +524,8 @@ impl TailSampler {
         for span in &mut spans {
             span.attributes
                 .retain(|attribute| attribute.key != POLICY_ATTRIBUTE && attribute.key != POLICY_VERSION_ATTRIBUTE);
-            span.attributes.push(string_attribute(POLICY_ATTRIBUTE, policy));
-            span.attributes.push(string_attribute(POLICY_VERSION_ATTRIBUTE, version));
+            span.attributes.push(attributes::string(POLICY_ATTRIBUTE, policy));
+            span.attributes.push(attributes::string(POLICY_VERSION_ATTRIBUTE, version));
         }
         out.kept_spans += spans.len() as u64;
         out.kept.resource_spans.push(ResourceSpans {
@@ -609,14 +604,6 @@ impl TailSampler {
             self.replay = Some(guard);
         }
         replay_from
-    }
-}
-
-fn string_attribute(key: &str, value: &str) -> KeyValue {
-    KeyValue {
-        key: key.to_string(),
-        value: Some(AnyValue { value: Some(any_value::Value::StringValue(value.to_string())) }),
-        ..Default::default()
     }
 }
 

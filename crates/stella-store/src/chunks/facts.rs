@@ -2,8 +2,8 @@
 //! traces) trace ids, read from the OTLP request once when the record is sealed.
 use std::collections::BTreeSet;
 
-use stella_otlp::proto::common::v1::{KeyValue, any_value};
 use stella_otlp::proto::metrics::v1::metric::Data;
+use stella_otlp::proto::resource::v1::Resource;
 use stella_otlp::{OtlpRequest, Signal};
 
 /// Facts of one record.
@@ -26,7 +26,7 @@ pub fn record_facts(signal: Signal, payload: &[u8]) -> Option<RecordFacts> {
     let request = OtlpRequest::decode_protobuf(signal, payload).ok()?;
     let mut facts = RecordFacts { min_time: u64::MAX, ..RecordFacts::default() };
     let time = |facts: &mut RecordFacts, start: u64, end: u64| {
-        let earliest = if start > 0 { start.min(end.max(start)) } else { end };
+        let earliest = if start > 0 { start } else { end };
         if earliest > 0 {
             facts.min_time = facts.min_time.min(earliest);
         }
@@ -35,7 +35,7 @@ pub fn record_facts(signal: Signal, payload: &[u8]) -> Option<RecordFacts> {
     match &request {
         OtlpRequest::Traces(request) => {
             for group in &request.resource_spans {
-                service(&mut facts, group.resource.as_ref().map(|resource| &resource.attributes[..]));
+                service(&mut facts, group.resource.as_ref());
                 for span in group.scope_spans.iter().flat_map(|scope| &scope.spans) {
                     facts.items += 1;
                     time(&mut facts, span.start_time_unix_nano, span.end_time_unix_nano);
@@ -47,7 +47,7 @@ pub fn record_facts(signal: Signal, payload: &[u8]) -> Option<RecordFacts> {
         }
         OtlpRequest::Logs(request) => {
             for group in &request.resource_logs {
-                service(&mut facts, group.resource.as_ref().map(|resource| &resource.attributes[..]));
+                service(&mut facts, group.resource.as_ref());
                 for log in group.scope_logs.iter().flat_map(|scope| &scope.log_records) {
                     facts.items += 1;
                     let at = if log.time_unix_nano > 0 { log.time_unix_nano } else { log.observed_time_unix_nano };
@@ -57,7 +57,7 @@ pub fn record_facts(signal: Signal, payload: &[u8]) -> Option<RecordFacts> {
         }
         OtlpRequest::Metrics(request) => {
             for group in &request.resource_metrics {
-                service(&mut facts, group.resource.as_ref().map(|resource| &resource.attributes[..]));
+                service(&mut facts, group.resource.as_ref());
                 for metric in group.scope_metrics.iter().flat_map(|scope| &scope.metrics) {
                     let times: Vec<u64> = match &metric.data {
                         Some(Data::Gauge(gauge)) => {
@@ -89,13 +89,6 @@ pub fn record_facts(signal: Signal, payload: &[u8]) -> Option<RecordFacts> {
     Some(facts)
 }
 
-fn service(facts: &mut RecordFacts, attributes: Option<&[KeyValue]>) {
-    let name =
-        attributes.into_iter().flatten().find(|attribute| attribute.key == "service.name").and_then(|attribute| {
-            match attribute.value.as_ref()?.value.as_ref()? {
-                any_value::Value::StringValue(name) => Some(name.clone()),
-                _ => None,
-            }
-        });
-    facts.services.insert(name.unwrap_or_else(|| "unknown_service".to_string()));
+fn service(facts: &mut RecordFacts, resource: Option<&Resource>) {
+    facts.services.insert(stella_otlp::attributes::service_name(resource).unwrap_or("unknown_service").to_string());
 }

@@ -12,9 +12,7 @@ mod store;
 pub use facts::{RecordFacts, record_facts};
 pub use holds::{Hold, HoldBook, HoldError, HoldKind};
 pub use manifest::{CHUNK_FORMAT_VERSION, ChunkManifest, DayChunk, DayManifest, canonical};
-pub use sealer::{
-    OpenRecord, Retention, SealLimits, SealedChunk, Sealer, StoreSettings, UndecodableRecord, chunk_records, utc_day,
-};
+pub use sealer::{OpenRecord, SealLimits, SealedChunk, Sealer, UndecodableRecord, chunk_records, utc_day};
 pub use store::{CheckReport, Store, StoreError, directory_name};
 
 #[cfg(test)]

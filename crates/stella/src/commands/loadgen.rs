@@ -9,17 +9,17 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use stella_otlp::OtlpRequest;
 use stella_otlp::proto::collector::logs::v1::ExportLogsServiceRequest;
 use stella_otlp::proto::collector::metrics::v1::ExportMetricsServiceRequest;
 use stella_otlp::proto::collector::trace::v1::ExportTraceServiceRequest;
-use stella_otlp::proto::common::v1::{AnyValue, KeyValue, any_value};
+use stella_otlp::proto::common::v1::{AnyValue, any_value};
 use stella_otlp::proto::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use stella_otlp::proto::metrics::v1::{
     Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric, number_data_point,
 };
 use stella_otlp::proto::resource::v1::Resource;
 use stella_otlp::proto::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
+use stella_otlp::{OtlpRequest, attributes};
 
 use crate::cli::{LoadSignal, LoadgenArgs};
 
@@ -217,14 +217,6 @@ impl XorShift {
     }
 }
 
-fn text(key: &str, value: &str) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue { value: Some(any_value::Value::StringValue(value.into())) }),
-        ..Default::default()
-    }
-}
-
 fn now_nanos() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |now| now.as_nanos() as u64)
 }
@@ -265,7 +257,10 @@ fn generate(
     random: &mut XorShift,
 ) -> OtlpRequest {
     let resource = Some(Resource {
-        attributes: vec![text("service.name", "loadgen"), text("stella.loadgen.request_id", id)],
+        attributes: vec![
+            attributes::string("service.name", "loadgen"),
+            attributes::string("stella.loadgen.request_id", id),
+        ],
         ..Default::default()
     });
     let now = now_nanos();
@@ -300,13 +295,16 @@ fn generate(
                         kind: 2,
                         start_time_unix_nano: now - 1_000_000,
                         end_time_unix_nano: now,
-                        attributes: [text("http.route", "/checkout"), text("loadgen.index", &index.to_string())]
-                            .into_iter()
-                            .chain((0..traffic.attributes).map(|extra| {
-                                let key = EXTRA_KEYS[extra % EXTRA_KEYS.len()];
-                                text(key, &format!("{key}-value-{:08x}", random.next() as u32))
-                            }))
-                            .collect(),
+                        attributes: [
+                            attributes::string("http.route", "/checkout"),
+                            attributes::string("loadgen.index", &index.to_string()),
+                        ]
+                        .into_iter()
+                        .chain((0..traffic.attributes).map(|extra| {
+                            let key = EXTRA_KEYS[extra % EXTRA_KEYS.len()];
+                            attributes::string(key, &format!("{key}-value-{:08x}", random.next() as u32))
+                        }))
+                        .collect(),
                         status: failed.then(|| Status { code: 2, message: "loadgen error".into() }),
                         ..Default::default()
                     });
@@ -317,7 +315,10 @@ fn generate(
                 .into_iter()
                 .map(|(service, spans)| ResourceSpans {
                     resource: Some(Resource {
-                        attributes: vec![text("service.name", service), text("stella.loadgen.request_id", id)],
+                        attributes: vec![
+                            attributes::string("service.name", service),
+                            attributes::string("stella.loadgen.request_id", id),
+                        ],
                         ..Default::default()
                     }),
                     scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
@@ -330,7 +331,7 @@ fn generate(
             let data_points = (0..groups * per_group)
                 .map(|index| NumberDataPoint {
                     time_unix_nano: now,
-                    attributes: vec![text("series", &index.to_string())],
+                    attributes: vec![attributes::string("series", &index.to_string())],
                     value: Some(number_data_point::Value::AsDouble((random.next() % 1000) as f64)),
                     ..Default::default()
                 })

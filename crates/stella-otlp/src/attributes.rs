@@ -1,0 +1,44 @@
+//! Reading and making OTLP attributes: the lookups stages, the store and queries all do.
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+
+/// A string attribute.
+pub fn string(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue { value: Some(Value::StringValue(value.into())) }),
+        ..Default::default()
+    }
+}
+
+/// The value of `key` in `attributes`, if it has one.
+pub fn get<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a Value> {
+    attributes
+        .iter()
+        .find(|attribute| attribute.key == key)
+        .and_then(|attribute| attribute.value.as_ref()?.value.as_ref())
+}
+
+/// The string value of `key` in `attributes` (`None` if absent or not a string).
+pub fn get_str<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a str> {
+    match get(attributes, key)? {
+        Value::StringValue(text) => Some(text),
+        _ => None,
+    }
+}
+
+/// `service.name` of a resource.
+pub fn service_name(resource: Option<&Resource>) -> Option<&str> {
+    get_str(&resource?.attributes, "service.name")
+}
+
+/// The string form of a scalar value (string, integer, double, boolean); `None` for bytes, arrays and maps.
+pub fn scalar_text(value: &Value) -> Option<String> {
+    match value {
+        Value::StringValue(text) => Some(text.clone()),
+        Value::IntValue(number) => Some(number.to_string()),
+        Value::DoubleValue(number) => Some(number.to_string()),
+        Value::BoolValue(flag) => Some(flag.to_string()),
+        _ => None,
+    }
+}
