@@ -2,6 +2,9 @@
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
+/// The resource attribute naming the redaction policy that cleaned the data: `name@sha256:<hex>`.
+pub const REDACTION_PROFILE: &str = "stella.redaction.profile";
+
 /// A string attribute.
 pub fn string(key: &str, value: &str) -> KeyValue {
     KeyValue {

@@ -27,7 +27,7 @@ use stella_otlp::{Batch, OtlpRequest};
 use crate::{Dropped, Stage};
 
 /// The resource attribute naming the policy that cleaned the data.
-pub const PROFILE_ATTRIBUTE: &str = "stella.redaction.profile";
+pub const PROFILE_ATTRIBUTE: &str = stella_otlp::attributes::REDACTION_PROFILE;
 
 /// Counts of one batch by (`field`, `rule`), added to the metric once per batch.
 #[derive(Debug, Default)]

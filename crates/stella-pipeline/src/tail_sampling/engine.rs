@@ -8,12 +8,13 @@ use std::sync::Arc;
 use prost::Message;
 use stella_otlp::attributes;
 use stella_otlp::proto::collector::trace::v1::ExportTraceServiceRequest;
-use stella_otlp::proto::common::v1::{InstrumentationScope, KeyValue, any_value};
-use stella_otlp::proto::resource::v1::Resource;
+use stella_otlp::proto::common::v1::{KeyValue, any_value};
 use stella_otlp::proto::trace::v1::{ResourceSpans, ScopeSpans, Span};
 
+use super::arena::{RunRef, SpanArena};
 use super::cache::DecisionCache;
 use super::config::TailSamplingConfig;
+use super::context::{Context, Contexts};
 use super::policy::{Decision, Policies, PolicyError, RateState, TraceSummary, percent_threshold, sampled_by_hash};
 use super::table::TraceTable;
 
@@ -31,10 +32,9 @@ const INCIDENT_PAYLOAD: u8 = 250;
 const STRESS_PAYLOAD: u8 = 251;
 const UNKNOWN_PAYLOAD: u8 = 252;
 
-/// Bytes counted per buffered trace and per resource/scope group on top of the span bytes: the table
-/// entry (with the hash table's slack), the queue entries, the summary and the group headers.
-const TRACE_OVERHEAD: u64 = 256;
-const GROUP_OVERHEAD: u64 = 96;
+/// Bytes counted per buffered trace on top of its spans: the table value, its id, the hash slot and a
+/// queue entry, plus a quarter for the slack of growing tables.
+const TRACE_OVERHEAD: u64 = (size_of::<Buffered>() + 16 + 24 + size_of::<QueueEntry>()) as u64 * 5 / 4;
 
 /// Which services incident mode covers for this sampler's tenant.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -49,38 +49,12 @@ pub enum IncidentScope {
 }
 
 impl IncidentScope {
-    fn covers(&self, services: &[Arc<str>]) -> bool {
+    fn covers<'a>(&self, mut services: impl Iterator<Item = &'a str>) -> bool {
         match self {
             IncidentScope::Off => false,
             IncidentScope::All => true,
-            IncidentScope::Services(named) => services.iter().any(|service| named.contains(service.as_ref())),
+            IncidentScope::Services(named) => services.any(|service| named.contains(service)),
         }
-    }
-}
-
-/// The resource and scope a group of buffered spans came with, kept encoded (a decoded resource costs
-/// several times its wire size) and decoded again only for the traces that are kept.
-#[derive(Debug)]
-struct Context {
-    resource: Option<Vec<u8>>,
-    resource_schema_url: String,
-    scope: Option<Vec<u8>>,
-    scope_schema_url: String,
-}
-
-impl Context {
-    /// Bytes this context holds, counted against the budget by every trace that refers to it.
-    fn memory(&self) -> u64 {
-        let encoded = self.resource.as_ref().map_or(0, Vec::capacity) + self.scope.as_ref().map_or(0, Vec::capacity);
-        (encoded + self.resource_schema_url.capacity() + self.scope_schema_url.capacity()) as u64 + GROUP_OVERHEAD
-    }
-
-    fn resource(&self) -> Option<Resource> {
-        self.resource.as_ref().map(|bytes| Resource::decode(bytes.as_slice()).unwrap_or_default())
-    }
-
-    fn scope(&self) -> Option<InstrumentationScope> {
-        self.scope.as_ref().map(|bytes| InstrumentationScope::decode(bytes.as_slice()).unwrap_or_default())
     }
 }
 
@@ -90,9 +64,10 @@ struct Buffered {
     first_seen_ms: u64,
     first_seq: u64,
     summary: TraceSummary,
-    services: Vec<Arc<str>>,
-    /// Length-delimited encoded spans per context.
-    groups: Vec<(Arc<Context>, Vec<u8>)>,
+    /// The trace's first and last run of spans in the arena.
+    head: RunRef,
+    tail: RunRef,
+    /// Bytes of its runs.
     bytes: u64,
 }
 
@@ -158,9 +133,10 @@ pub struct TailSampler {
     config: TailSamplingConfig,
     policies: Arc<Policies>,
     traces: TraceTable<Buffered>,
+    arena: SpanArena,
+    contexts: Contexts,
     queue: VecDeque<QueueEntry>,
     root_queue: VecDeque<QueueEntry>,
-    buffered_bytes: u64,
     keep: DecisionCache,
     drop: DecisionCache,
     rates: RateState,
@@ -177,12 +153,13 @@ impl TailSampler {
         Ok(TailSampler {
             keep: DecisionCache::new(config.decision_cache.sampled_cache_size),
             drop: DecisionCache::new(config.decision_cache.non_sampled_cache_size),
+            arena: SpanArena::new(block_size(&config)),
             config,
             policies,
             traces: TraceTable::default(),
+            contexts: Contexts::default(),
             queue: VecDeque::new(),
             root_queue: VecDeque::new(),
-            buffered_bytes: 0,
             rates: RateState::default(),
             stress: false,
             incident: IncidentScope::Off,
@@ -198,6 +175,7 @@ impl TailSampler {
             self.keep = DecisionCache::new(config.decision_cache.sampled_cache_size);
             self.drop = DecisionCache::new(config.decision_cache.non_sampled_cache_size);
         }
+        self.arena.set_block_size(block_size(&config));
         self.config = config;
         Ok(())
     }
@@ -209,7 +187,7 @@ impl TailSampler {
 
     /// Bytes of buffered traces, as counted against `max_buffered_bytes`.
     pub fn buffered_bytes(&self) -> u64 {
-        self.buffered_bytes
+        self.arena.allocated() + self.contexts.memory() + self.traces.len() as u64 * TRACE_OVERHEAD
     }
 
     /// Undecided traces.
@@ -246,7 +224,7 @@ impl TailSampler {
         let covered: Vec<[u8; 16]> = self
             .traces
             .iter()
-            .filter(|(_, trace)| self.incident.covers(&trace.services))
+            .filter(|(_, trace)| self.incident.covers(self.services(trace)))
             .map(|(trace_id, _)| *trace_id)
             .collect();
         for trace_id in covered {
@@ -262,12 +240,15 @@ impl TailSampler {
             let resource_attributes = group.resource.as_ref().map_or(&[][..], |resource| &resource.attributes[..]);
             let resource = group.resource.as_ref().map(Message::encode_to_vec);
             for scope_group in group.scope_spans {
-                let context = Arc::new(Context {
+                let context = self.contexts.intern(Context {
                     resource: resource.clone(),
                     resource_schema_url: group.schema_url.clone(),
                     scope: scope_group.scope.as_ref().map(Message::encode_to_vec),
                     scope_schema_url: scope_group.schema_url,
+                    service: service.clone(),
                 });
+                // Held while the group is read: a trace decided meanwhile must not take the context along.
+                self.contexts.hold(context);
                 for span in scope_group.spans {
                     let trace_id = id16(&span.trace_id);
                     let span_key = (trace_id, id8(&span.span_id));
@@ -277,7 +258,7 @@ impl TailSampler {
                     if let Some(payload) = self.keep.get(&trace_id) {
                         if !before_checkpoint {
                             let name = self.payload_name(payload);
-                            self.emit(&context, vec![span], &name, out);
+                            self.emit(context, vec![span], &name, out);
                         }
                         continue;
                     }
@@ -288,11 +269,12 @@ impl TailSampler {
                         continue;
                     }
                     if self.stress && !self.traces.contains_key(&trace_id) {
-                        self.decide_stateless(trace_id, &context, span, service.clone(), out);
+                        self.decide_stateless(trace_id, context, span, service.as_deref(), out);
                         continue;
                     }
-                    self.buffer(trace_id, &context, span, resource_attributes, service.clone(), seq, now_ms, out);
+                    self.buffer(trace_id, context, span, resource_attributes, service.clone(), seq, now_ms, out);
                 }
+                self.contexts.release(context);
             }
         }
         self.read_seq = self.read_seq.max(seq + 1);
@@ -306,7 +288,7 @@ impl TailSampler {
     fn buffer(
         &mut self,
         trace_id: [u8; 16],
-        context: &Arc<Context>,
+        context: u32,
         span: Span,
         resource: &[KeyValue],
         service: Option<Arc<str>>,
@@ -318,14 +300,13 @@ impl TailSampler {
         let is_root = span.parent_span_id.is_empty();
         let trace = self.traces.get_or_insert_with(trace_id, || {
             self.queue.push_back(QueueEntry { trace_id, since_ms: now_ms });
-            self.buffered_bytes += TRACE_OVERHEAD;
             Buffered {
                 first_seen_ms: now_ms,
                 first_seq: seq,
                 summary: TraceSummary { min_start: u64::MAX, ..TraceSummary::default() },
-                services: Vec::new(),
-                groups: Vec::new(),
-                bytes: TRACE_OVERHEAD,
+                head: RunRef::NONE,
+                tail: RunRef::NONE,
+                bytes: 0,
             }
         });
         let summary = &mut trace.summary;
@@ -333,9 +314,6 @@ impl TailSampler {
         summary.spans += 1;
         summary.min_start = summary.min_start.min(span.start_time_unix_nano);
         summary.max_end = summary.max_end.max(span.end_time_unix_nano);
-        if let Some(service) = service.as_ref().filter(|service| !trace.services.contains(service)) {
-            trace.services.push(Arc::clone(service));
-        }
         if summary.service.is_none() || is_root {
             summary.service = service.or_else(|| summary.service.clone());
         }
@@ -346,24 +324,15 @@ impl TailSampler {
                 root_due = Some(now_ms + after_root.as_millis() as u64);
             }
         }
-        let encoded_len = span.encoded_len();
-        let mut added = encoded_len as u64 + 2;
-        if !matches!(trace.groups.last(), Some((last, _)) if Arc::ptr_eq(last, context)) {
-            added += context.memory();
-            trace.groups.push((Arc::clone(context), Vec::new()));
+        let appended = self.arena.append(trace.tail, context, &span);
+        if appended.new_run {
+            self.contexts.hold(context);
         }
-        let Some((_, group)) = trace.groups.last_mut() else { return };
-        let needed = encoded_len + 10;
-        if group.capacity() - group.len() < needed {
-            // Grow by a quarter at a time, so buffered bytes stay close to the spans' own size.
-            group.reserve_exact(needed.max(group.len() / 4));
+        if trace.head == RunRef::NONE {
+            trace.head = appended.tail;
         }
-        if span.encode_length_delimited(group).is_err() {
-            // Unreachable: the buffer was reserved above.
-            return;
-        }
-        trace.bytes += added;
-        self.buffered_bytes += added;
+        trace.tail = appended.tail;
+        trace.bytes += appended.bytes as u64;
         let over_cap = trace.bytes > self.config.max_trace_bytes;
         if let Some(due) = root_due {
             self.root_queue.push_back(QueueEntry { trace_id, since_ms: due });
@@ -417,7 +386,7 @@ impl TailSampler {
     fn enforce_budget(&mut self, now_ms: u64, out: &mut Outcome) {
         let wait = self.config.decision_wait.as_millis() as u64;
         let mut pressed = false;
-        while self.buffered_bytes > self.config.max_buffered_bytes {
+        while self.buffered_bytes() > self.config.max_buffered_bytes {
             let Some(entry) = self.queue.pop_front() else { break };
             let Some(trace) = self.traces.get(&entry.trace_id) else { continue };
             if trace.first_seen_ms != entry.since_ms {
@@ -436,7 +405,7 @@ impl TailSampler {
     }
 
     fn end_stress_if_relieved(&mut self, out: &mut Outcome) {
-        if self.stress && self.buffered_bytes < self.config.max_buffered_bytes / 2 {
+        if self.stress && self.buffered_bytes() < self.config.max_buffered_bytes / 2 {
             self.stress = false;
             out.stress_changed = Some(false);
         }
@@ -445,14 +414,13 @@ impl TailSampler {
     fn decide_stateless(
         &mut self,
         trace_id: [u8; 16],
-        context: &Arc<Context>,
+        context: u32,
         span: Span,
-        service: Option<Arc<str>>,
+        service: Option<&str>,
         out: &mut Outcome,
     ) {
-        let services: Vec<Arc<str>> = service.into_iter().collect();
         let threshold = percent_threshold(self.config.stress_relief_percentage);
-        let payload = if self.incident.covers(&services) {
+        let payload = if self.incident.covers(service.into_iter()) {
             Some(INCIDENT_PAYLOAD)
         } else if sampled_by_hash(&trace_id, "", threshold) {
             Some(STRESS_PAYLOAD)
@@ -475,8 +443,7 @@ impl TailSampler {
 
     fn decide(&mut self, trace_id: [u8; 16], now_ms: u64, out: &mut Outcome) {
         let Some(trace) = self.traces.remove(&trace_id) else { return };
-        self.buffered_bytes = self.buffered_bytes.saturating_sub(trace.bytes);
-        let decision = if self.incident.covers(&trace.services) {
+        let decision = if self.incident.covers(self.services(&trace)) {
             Decision::Keep(usize::from(INCIDENT_PAYLOAD))
         } else {
             self.policies.decide(&trace_id, &trace.summary, now_ms, &mut self.rates)
@@ -488,15 +455,20 @@ impl TailSampler {
                 self.keep.insert(&trace_id, payload);
                 let name = self.payload_name(payload);
                 *out.kept_traces.entry(name.clone()).or_insert(0) += 1;
-                for (context, bytes) in &trace.groups {
-                    let mut spans = Vec::new();
-                    let mut rest = &bytes[..];
-                    while !rest.is_empty() {
-                        match Span::decode_length_delimited(&mut rest) {
+                let mut group: Option<(u32, Vec<Span>)> = None;
+                for (context, mut bytes) in self.arena.runs(trace.head) {
+                    if let Some((previous, spans)) = group.take_if(|(previous, _)| *previous != context) {
+                        self.emit(previous, spans, &name, out);
+                    }
+                    let (_, spans) = group.get_or_insert_with(|| (context, Vec::new()));
+                    while !bytes.is_empty() {
+                        match Span::decode_length_delimited(&mut bytes) {
                             Ok(span) => spans.push(span),
                             Err(_) => break,
                         }
                     }
+                }
+                if let Some((context, spans)) = group {
                     self.emit(context, spans, &name, out);
                 }
             }
@@ -509,6 +481,16 @@ impl TailSampler {
                 out.drop_spans("not_sampled", spans);
             }
         }
+        let contexts: Vec<u32> = self.arena.runs(trace.head).map(|(context, _)| context).collect();
+        for context in contexts {
+            self.contexts.release(context);
+        }
+        self.arena.release(trace.head);
+    }
+
+    /// The services of a buffered trace's spans (repeated once per run).
+    fn services<'a>(&'a self, trace: &Buffered) -> impl Iterator<Item = &'a str> {
+        self.arena.runs(trace.head).filter_map(|(context, _)| self.contexts.get(context)?.service.as_deref())
     }
 
     fn payload_name(&self, payload: u8) -> String {
@@ -519,7 +501,8 @@ impl TailSampler {
         }
     }
 
-    fn emit(&self, context: &Context, mut spans: Vec<Span>, policy: &str, out: &mut Outcome) {
+    fn emit(&self, context: u32, mut spans: Vec<Span>, policy: &str, out: &mut Outcome) {
+        let Some(context) = self.contexts.get(context) else { return };
         let version = self.policies.version();
         for span in &mut spans {
             span.attributes
@@ -605,6 +588,11 @@ impl TailSampler {
         }
         replay_from
     }
+}
+
+/// The arena's block size: a sixty-fourth of the budget, between 4 KiB and 1 MiB.
+fn block_size(config: &TailSamplingConfig) -> usize {
+    (config.max_buffered_bytes / 64).clamp(4 << 10, 1 << 20) as usize
 }
 
 /// A trace id as 16 bytes (shorter or longer ids are padded or cut; the validator refuses them anyway).

@@ -10,9 +10,11 @@
 //! Decisions: any `drop` policy -> dropped; else the first policy that samples -> kept, with its name in
 //! `sampling.policy` and the policy set's version in `sampling.policy_version`; else dropped as
 //! `not_sampled`. Incident mode wins over all of them.
+mod arena;
 mod cache;
 mod checkpoint;
 mod config;
+mod context;
 mod engine;
 mod policy;
 mod table;
