@@ -4,6 +4,7 @@
 //! Loading is three steps: a built-in [`Profile`] (a complete config), overlaid by the user's file
 //! ([`merge`]: maps merge, lists replace, `null` removes a key), then [`Config::from_value`], which checks
 //! everything and reports every problem at once, each with its key path and the fix.
+mod evidence;
 mod model;
 mod overlay;
 mod profile;
@@ -11,6 +12,7 @@ mod redaction;
 mod store;
 mod validate;
 
+pub use evidence::{BundleCompression, EvidenceConfig, ScheduleConfig};
 pub use model::{
     ApiConfig, Config, ExporterConfig, GrpcConfig, HttpConfig, OtlpReceiverConfig, PipelineConfig, ProcessorConfig,
     RedactionSettings, StorageConfig, TenantConfig,

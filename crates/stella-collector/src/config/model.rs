@@ -40,6 +40,8 @@ pub struct Config {
     /// `auth.client_certificates`: (certificate name, tenant): a verified client certificate whose DNS SAN
     /// or common name is `name` sends data as `tenant` (mTLS without a token).
     pub certificate_tenants: Vec<(String, String)>,
+    /// `evidence`: signing key, trusted keys, periodic forensic bundles.
+    pub evidence: super::EvidenceConfig,
 }
 
 /// One entry of `tenants`.

@@ -57,8 +57,19 @@ impl fmt::Display for ConfigErrors {
     }
 }
 
-const TOP_LEVEL_KEYS: &[&str] =
-    &["receivers", "processors", "exporters", "service", "api", "environment", "storage", "egress", "auth", "tenants"];
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "receivers",
+    "processors",
+    "exporters",
+    "service",
+    "api",
+    "environment",
+    "storage",
+    "egress",
+    "auth",
+    "tenants",
+    "evidence",
+];
 const RECEIVER_TYPES: &[&str] = &["otlp"];
 const PROCESSOR_TYPES: &[&str] = &["batch", "redaction", "resourcedetection", "spanmetrics", "tail_sampling"];
 const EXPORTER_TYPES: &[&str] = &["debug", "file", "nop", "otlp", "otlphttp", "store"];
@@ -173,6 +184,7 @@ impl Config {
             }
         }
         let max_backlog = max_backlogs(root, &mut problems);
+        let evidence = super::evidence::evidence(root.get("evidence"), base_dir, &mut problems);
         if !problems.0.is_empty() {
             return Err(ConfigErrors(problems.0));
         }
@@ -189,6 +201,7 @@ impl Config {
             auth_enabled,
             tenants,
             certificate_tenants,
+            evidence,
         })
     }
 }

@@ -19,6 +19,8 @@ pub struct RecordFacts {
     pub services: BTreeSet<String>,
     /// Trace ids of its spans (traces only).
     pub trace_ids: BTreeSet<[u8; 16]>,
+    /// The redaction profiles its resources passed (`stella.redaction.profile`: `name@sha256:<hex>`).
+    pub redaction_profiles: BTreeSet<String>,
 }
 
 /// Reads the facts of a logged record of `signal`; `None` if it does not decode.
@@ -91,4 +93,8 @@ pub fn record_facts(signal: Signal, payload: &[u8]) -> Option<RecordFacts> {
 
 fn service(facts: &mut RecordFacts, resource: Option<&Resource>) {
     facts.services.insert(stella_otlp::attributes::service_name(resource).unwrap_or("unknown_service").to_string());
+    let attributes = resource.map_or(&[][..], |resource| &resource.attributes[..]);
+    if let Some(profile) = stella_otlp::attributes::get_str(attributes, stella_otlp::attributes::REDACTION_PROFILE) {
+        facts.redaction_profiles.insert(profile.to_string());
+    }
 }

@@ -13,7 +13,7 @@ pub use facts::{RecordFacts, record_facts};
 pub use holds::{Hold, HoldBook, HoldError, HoldKind};
 pub use manifest::{CHUNK_FORMAT_VERSION, ChunkManifest, DayChunk, DayManifest, canonical};
 pub use sealer::{OpenRecord, SealLimits, SealedChunk, Sealer, UndecodableRecord, chunk_records, utc_day};
-pub use store::{CheckReport, Store, StoreError, directory_name};
+pub use store::{CheckReport, Store, StoreError, StoredChunk, directory_name};
 
 #[cfg(test)]
 mod tests;

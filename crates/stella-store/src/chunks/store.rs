@@ -69,6 +69,15 @@ pub struct CheckReport {
     pub repaired_indexes: Vec<String>,
 }
 
+/// A sealed chunk and where its file is (see [`Store::chunks_overlapping`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredChunk {
+    /// Its entry in the day manifest.
+    pub chunk: super::manifest::DayChunk,
+    /// Its `.chunk` file (read it with [`Store::read_chunk`]).
+    pub path: PathBuf,
+}
+
 /// The chunk store under one root directory.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -222,6 +231,34 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// Every chunk of `tenant`'s `signal` whose time range overlaps `[start, end]` (unix nanos, inclusive),
+    /// oldest day first and in sealing order within a day: the order a forensic bundle lists records in.
+    pub fn chunks_overlapping(
+        &self,
+        tenant: &str,
+        signal: &str,
+        (start, end): (u64, u64),
+    ) -> Result<Vec<StoredChunk>, StoreError> {
+        // A chunk belongs to the day of its first record; late records can reach back one day.
+        let first_day = previous_day(&super::sealer::utc_day(start));
+        let last_day = super::sealer::utc_day(end);
+        let mut found = Vec::new();
+        for day in self.days(tenant, signal).into_iter().rev() {
+            if day < first_day || day > last_day {
+                continue;
+            }
+            let Some(manifest) = self.day_manifest(tenant, signal, &day)? else { continue };
+            let dir = self.day_dir(tenant, signal, &day);
+            for chunk in manifest.chunks {
+                let time = |text: &str| text.parse::<u64>().unwrap_or(0);
+                if time(&chunk.max_time_unix_nano) >= start && time(&chunk.min_time_unix_nano) <= end {
+                    found.push(StoredChunk { path: dir.join(format!("{}.chunk", chunk.sha256)), chunk });
+                }
+            }
+        }
+        Ok(found)
     }
 
     /// The records of a chunk file.

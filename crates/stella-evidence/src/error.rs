@@ -1,0 +1,302 @@
+//! The errors of signed file sets and bundles: [`BundleError`] when reading or verifying, [`WriteError`] when
+//! writing.
+use std::io;
+use std::path::PathBuf;
+
+use crate::ErrorClass;
+use crate::Signal;
+use crate::bundle::FramingError;
+use crate::canonical::CanonicalError;
+use crate::dsse::DsseError;
+use crate::file_set::PathProblem;
+
+/// Why a bundle or signed file set was refused. [`BundleError::class`] gives its stable code and exit code.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BundleError {
+    /// The input starts with neither the gzip nor the zstd magic bytes.
+    #[error("not a bundle: the input is neither gzip nor zstd compressed")]
+    UnknownCompression,
+    /// Reading or decompressing the archive failed (truncated, corrupt, or the input could not be read).
+    #[error("cannot read the archive: {source}")]
+    Archive {
+        /// The reader's, decompressor's or tar parser's error.
+        #[source]
+        source: io::Error,
+    },
+    /// An entry name or declared path that could leave the target directory or is not in normal form.
+    #[error("unsafe path {name:?} refused: {problem}")]
+    UnsafePath {
+        /// The name as found (lossy UTF-8).
+        name: String,
+        /// What is wrong with it.
+        problem: PathProblem,
+    },
+    /// An entry that is not a regular file: a link, directory, device or extension header.
+    #[error("entry {name:?} refused: tar type {:?} is not a regular file", char::from(*entry_type))]
+    NotRegularFile {
+        /// The entry name.
+        name: String,
+        /// The tar type flag.
+        entry_type: u8,
+    },
+    /// An entry that is not part of the layout, or not declared by the signed manifest.
+    #[error("unexpected entry {name:?}: not part of the bundle layout or not declared by the signed manifest")]
+    UnexpectedEntry {
+        /// The entry name.
+        name: String,
+    },
+    /// An entry that appears twice.
+    #[error("entry {name:?} appears twice")]
+    DuplicateEntry {
+        /// The entry name.
+        name: String,
+    },
+    /// Entries are not in the byte order of their names (which puts the signed manifest first).
+    #[error("entry {name:?} comes after {previous:?}; entries must be sorted by name")]
+    OutOfOrder {
+        /// The entry name.
+        name: String,
+        /// The entry before it.
+        previous: String,
+    },
+    /// A manifest or envelope entry larger than [`Limits::max_manifest_bytes`](crate::Limits).
+    #[error("entry {name:?} is {size} bytes, more than the {limit} accepted before its signature is checked")]
+    EntryTooLarge {
+        /// The entry name.
+        name: String,
+        /// Its declared size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// A required or declared entry is absent.
+    #[error("entry {name:?} is missing")]
+    MissingEntry {
+        /// The entry name.
+        name: String,
+    },
+    /// The envelope failed to parse or verify; its class is the envelope error's class.
+    #[error("manifest.dsse.json: {source}")]
+    Envelope {
+        /// The DSSE error.
+        #[from]
+        source: DsseError,
+    },
+    /// The signed payload is not a manifest of the expected shape.
+    #[error("the signed manifest is not a valid manifest: {source}")]
+    Manifest {
+        /// The parser's error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The manifest's format version is not one this build reads.
+    #[error("manifest format version {version} is not supported; use a newer stella")]
+    UnsupportedFormat {
+        /// The version found.
+        version: u32,
+    },
+    /// The signed manifest contradicts itself or the layout.
+    #[error("the signed manifest is inconsistent: {reason}")]
+    InvalidManifest {
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A file's SHA-256 differs from the signed manifest's.
+    #[error("{file}: sha256 is {actual}, the signed manifest says {expected}; the file was changed after signing")]
+    DigestMismatch {
+        /// The file.
+        file: String,
+        /// The digest the manifest declares.
+        expected: String,
+        /// The digest of the bytes found.
+        actual: String,
+    },
+    /// A file's size differs from the signed manifest's (found before reading it).
+    #[error("{file}: {actual} bytes, the signed manifest says {expected}; the file was changed after signing")]
+    SizeMismatch {
+        /// The file.
+        file: String,
+        /// The size the manifest declares.
+        expected: u64,
+        /// The size found.
+        actual: u64,
+    },
+    /// A payload file whose digest matches but whose length-prefixed framing is broken.
+    #[error("{file}: {source}")]
+    Framing {
+        /// The file.
+        file: String,
+        /// What is wrong with the framing.
+        #[source]
+        source: FramingError,
+    },
+    /// Reading a file of a file set failed.
+    #[error("cannot read {}: {source}", file.display())]
+    Read {
+        /// The file.
+        file: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+    /// Writing or reading the spool of verified records failed.
+    #[error("cannot spool verified records: {source}; check the spool directory's free space")]
+    Spool {
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl BundleError {
+    /// The failure class, which gives the stable code and exit code.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            BundleError::DigestMismatch { .. } | BundleError::SizeMismatch { .. } => ErrorClass::DigestMismatch,
+            BundleError::Envelope { source } => source.class(),
+            BundleError::Archive { source } => archive_error_class(source),
+            BundleError::Read { .. } | BundleError::Spool { .. } => ErrorClass::Io,
+            BundleError::UnknownCompression
+            | BundleError::UnsafePath { .. }
+            | BundleError::NotRegularFile { .. }
+            | BundleError::UnexpectedEntry { .. }
+            | BundleError::DuplicateEntry { .. }
+            | BundleError::OutOfOrder { .. }
+            | BundleError::EntryTooLarge { .. }
+            | BundleError::MissingEntry { .. }
+            | BundleError::Manifest { .. }
+            | BundleError::UnsupportedFormat { .. }
+            | BundleError::InvalidManifest { .. }
+            | BundleError::Framing { .. } => ErrorClass::Malformed,
+        }
+    }
+
+    /// The stable code, e.g. `bundle.digest_mismatch`.
+    pub fn code(&self) -> &'static str {
+        self.class().code()
+    }
+
+    /// The CLI exit code (10 to 15, see [`ErrorClass`]).
+    pub fn exit_code(&self) -> u8 {
+        self.class().exit_code()
+    }
+}
+
+/// Corrupt or truncated data (what decompressors and the tar parser report) is malformed; anything else is
+/// the input failing to be read.
+fn archive_error_class(error: &io::Error) -> ErrorClass {
+    match error.kind() {
+        io::ErrorKind::InvalidData
+        | io::ErrorKind::InvalidInput
+        | io::ErrorKind::UnexpectedEof
+        | io::ErrorKind::Other => ErrorClass::Malformed,
+        _ => ErrorClass::Io,
+    }
+}
+
+/// Why a bundle or signed file set could not be written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WriteError {
+    /// Writing the spool or the output failed.
+    #[error("cannot {action}: {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+    /// A spool file could not be created.
+    #[error("cannot create a spool file in {}: {source}; check the directory exists, is writable and has space", dir.display())]
+    Spool {
+        /// The spool directory.
+        dir: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+    /// The window does not start before it ends.
+    #[error("window start {start} is not before its end {end}")]
+    InvalidWindow {
+        /// The start.
+        start: jiff::Timestamp,
+        /// The end.
+        end: jiff::Timestamp,
+    },
+    /// A record larger than the framing allows.
+    #[error("a {signal} record of {len} bytes is larger than the {limit} a bundle holds")]
+    RecordTooLarge {
+        /// Its signal.
+        signal: Signal,
+        /// Its size.
+        len: usize,
+        /// The limit.
+        limit: u64,
+    },
+    /// A record whose earliest time is after its latest.
+    #[error("a {signal} record's min time {min} is after its max time {max}")]
+    InvalidRecordTimes {
+        /// Its signal.
+        signal: Signal,
+        /// The earliest item time given.
+        min: u64,
+        /// The latest item time given.
+        max: u64,
+    },
+    /// A source chunk digest that is not 64 lowercase hex digits.
+    #[error("source chunk digest {digest:?} is not a hex SHA-256 (64 lowercase hex digits)")]
+    InvalidDigest {
+        /// The digest given.
+        digest: String,
+    },
+    /// A file set path that is not a safe relative path.
+    #[error("path {path:?} refused: {problem}")]
+    InvalidPath {
+        /// The path given.
+        path: String,
+        /// What is wrong with it.
+        problem: PathProblem,
+    },
+    /// A file set path given twice.
+    #[error("path {path:?} was added twice")]
+    DuplicatePath {
+        /// The path given.
+        path: String,
+    },
+    /// A number too large for an RFC 8785 manifest (JSON numbers are exact up to 2^53).
+    #[error("{field} is {value}, beyond the 2^53 a manifest number holds exactly")]
+    NumberTooLarge {
+        /// Which total.
+        field: &'static str,
+        /// Its value.
+        value: u64,
+    },
+    /// The manifest cannot be written as canonical JSON.
+    #[error(transparent)]
+    Canonical(#[from] CanonicalError),
+}
+
+impl WriteError {
+    /// A stable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            WriteError::Io { .. } => "bundle.write.io",
+            WriteError::Spool { .. } => "bundle.write.spool",
+            WriteError::InvalidWindow { .. } => "bundle.write.invalid_window",
+            WriteError::RecordTooLarge { .. } => "bundle.write.record_too_large",
+            WriteError::InvalidRecordTimes { .. } => "bundle.write.invalid_record_times",
+            WriteError::InvalidDigest { .. } => "bundle.write.invalid_digest",
+            WriteError::InvalidPath { .. } => "bundle.write.invalid_path",
+            WriteError::DuplicatePath { .. } => "bundle.write.duplicate_path",
+            WriteError::NumberTooLarge { .. } => "bundle.write.number_too_large",
+            WriteError::Canonical(_) => "bundle.write.canonical_json",
+        }
+    }
+}
+
+/// Wraps an I/O error of `action`.
+pub(crate) fn write_io(action: &'static str) -> impl FnOnce(io::Error) -> WriteError {
+    move |source| WriteError::Io { action, source }
+}
