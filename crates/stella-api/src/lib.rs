@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 pub mod audit;
+pub mod evidence;
 mod holds;
 pub mod incidents;
 pub mod query;
@@ -42,6 +43,8 @@ pub struct ApiState {
     pub audit: Arc<AuditLog>,
     /// The token store of the data directory, for `/telemetry/tokens` (present whether or not auth is on).
     pub token_admin: Arc<TokenStore>,
+    /// The signing key, trust store and bundle metrics.
+    pub evidence: Arc<evidence::Evidence>,
 }
 
 /// One API route: method, path, and the scope a token needs (`None`: open to everyone).
@@ -142,6 +145,12 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         method: "GET",
+        path: "/telemetry/exports/forensic/{window}",
+        scope: Some(Scope::Export),
+        summary: "a signed forensic bundle of the window (24h or START..END, URL-encoded), ?tenant=&compression=gzip|zstd",
+    },
+    Route {
+        method: "GET",
         path: "/telemetry/tokens",
         scope: Some(Scope::Operator),
         summary: "token records (never secrets)",
@@ -182,6 +191,7 @@ pub fn router(state: ApiState) -> Router {
             ("DELETE", "/telemetry/holds/{id}") => axum::routing::delete(holds::release),
             ("GET", "/telemetry/incidents/mode") => get(incidents::get_mode),
             ("POST", "/telemetry/incidents/mode") => post(incidents::set_mode),
+            ("GET", "/telemetry/exports/forensic/{window}") => get(evidence::export_forensic),
             ("GET", "/telemetry/tokens") => get(tokens::list),
             ("POST", "/telemetry/tokens") => post(tokens::create),
             ("DELETE", "/telemetry/tokens/{id}") => axum::routing::delete(tokens::revoke),

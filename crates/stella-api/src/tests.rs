@@ -36,7 +36,9 @@ async fn start_with(config_text: &str) -> (ApiState, tempfile::TempDir) {
     let collector = Collector::start(source, context).await.unwrap();
     let audit = Arc::new(super::audit::AuditLog::new(dir.path()));
     let token_admin = Arc::new(stella_collector::auth::TokenStore::new(dir.path()));
-    (ApiState { collector, registry, tokens: None, metrics_public: false, audit, token_admin }, dir)
+    let evidence = super::evidence::Evidence::load(&collector.config().evidence, dir.path(), "default", &registry);
+    let evidence = Arc::new(evidence.unwrap());
+    (ApiState { collector, registry, tokens: None, metrics_public: false, audit, token_admin, evidence }, dir)
 }
 
 async fn call(state: &ApiState, method: &str, uri: &str) -> (StatusCode, String) {

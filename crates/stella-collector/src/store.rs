@@ -71,6 +71,17 @@ impl StoreRegistry {
 }
 
 impl StoreRegistry {
+    /// The records of `tenant`'s `signal` not sealed into a chunk yet, in log order.
+    pub fn unsealed_records(&self, tenant: &str, signal: Signal) -> Vec<Vec<u8>> {
+        let open =
+            self.open.lock().unwrap_or_else(|poison| poison.into_inner()).get(&(tenant.to_string(), signal)).cloned();
+        open.map(|open| {
+            let sealer = open.lock().unwrap_or_else(|poison| poison.into_inner());
+            sealer.open_records().iter().map(|record| record.payload.clone()).collect()
+        })
+        .unwrap_or_default()
+    }
+
     /// Visits the records of `tenant`'s `signal` overlapping `[start, end]` (unix nanos) and holding
     /// `service` (if given): the open chunk first (newest), then sealed chunks, newest day first. `visit`
     /// returns false to stop.

@@ -10,6 +10,7 @@
 //! - [`bundle`]: [`BundleWriter`] streams records into a deterministic, signed forensic bundle
 //!   (`tar.gz` or `tar.zst`); [`verify_bundle`] checks one, and [`BundleReader`] hands out its records only
 //!   after the whole bundle verified.
+//! - [`forensic`] cuts a bundle of one tenant and window out of the embedded store.
 //! - [`file_set`]: the same signed manifest for any set of files (offline kit, air-gap rotations).
 //! - [`ErrorClass`]: the stable failure classes (`bundle.digest_mismatch`, ...) with their exit codes.
 //! - [`payload_types`]: the DSSE payload types Stella signs.
@@ -53,6 +54,7 @@ pub mod bundle;
 pub mod canonical;
 pub mod dsse;
 pub mod file_set;
+pub mod forensic;
 pub mod fuzzing;
 pub mod keys;
 pub mod payload_types;

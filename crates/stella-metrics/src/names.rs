@@ -46,3 +46,7 @@ pub const STORE_BYTES: &str = "telemetry_store_bytes";
 pub const STORE_SEALED_CHUNKS: &str = "telemetry_store_sealed_chunks_total";
 /// Chunks deleted by retention, by `tenant`, `signal`.
 pub const RETENTION_DELETED_CHUNKS: &str = "telemetry_retention_deleted_chunks_total";
+/// Seconds to generate a signed forensic bundle, by `kind` (`on_demand`, `scheduled`, `incident`) (seed §6).
+pub const BUNDLE_GENERATION_SECONDS: &str = "telemetry_bundle_generation_seconds";
+/// Forensic bundles that failed, by `kind`, `code`.
+pub const BUNDLE_GENERATION_FAILURES: &str = "telemetry_bundle_generation_failures_total";

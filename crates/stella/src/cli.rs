@@ -94,12 +94,120 @@ pub enum TelemetryCommand {
         #[command(subcommand)]
         command: QueryCommand,
     },
+    /// Evidence signing keys.
+    Keys {
+        /// The keys command.
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Cut a signed forensic bundle (tar.gz or tar.zst) of one tenant's stored telemetry in a window: from
+    /// the store on --data-dir (signed with <data-dir>/keys or --signing-key), or from a running server
+    /// with --server (signed by the server; needs the `export` scope).
+    Capture(CaptureArgs),
+    /// Verify a forensic bundle offline: every file digest, the signature, the key's trust and the payload
+    /// type. Exit 0 when it verified; 10 digest mismatch, 11 bad signature, 12 untrusted key, 13 wrong
+    /// payload type, 14 malformed or unsafe archive, 15 the file could not be read.
+    Verify(VerifyArgs),
+    /// Re-send a bundle's OTLP records to an OTLP/HTTP endpoint (after verifying the whole bundle).
+    Replay(ReplayArgs),
     /// Check, show or reload configs.
     Config {
         /// The config command.
         #[command(subcommand)]
         command: ConfigCommand,
     },
+}
+
+/// `stella telemetry keys ...`
+#[derive(Debug, Subcommand, PartialEq)]
+pub enum KeysCommand {
+    /// Generate a signing key into DIR: `signing-key.pem` (PKCS#8, mode 0600) and, for Ed25519,
+    /// `signing-key.pub.pem` (SPKI, 0644) to hand to verifiers. Never overwrites an existing key.
+    Generate {
+        /// The directory to write the key files into (created with mode 0700).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// `ed25519` (default: proves who signed) or `hmac` (a shared secret: integrity-only).
+        #[arg(long, default_value = "ed25519", value_parser = parse_key_kind)]
+        kind: stella_evidence::KeyKind,
+        /// Print the key id and file paths as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `stella telemetry capture`.
+#[derive(Debug, Args, PartialEq)]
+pub struct CaptureArgs {
+    /// The window: a duration back from now (24h, 90m, 7d) or START..END in RFC 3339
+    /// (2026-11-01T00:00:00Z..2026-11-02T00:00:00Z; the end is exclusive).
+    #[arg(long)]
+    pub window: String,
+    /// The bundle file to write (`.tar.gz`, or `.tar.zst` with --compression zstd).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// `gzip` (default) or `zstd` (faster, smaller).
+    #[arg(long, value_enum, default_value_t = CompressionArg::Gzip)]
+    pub compression: CompressionArg,
+    /// The tenant (default `default`; with --server, operators only: absent means the token's tenant).
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Offline: the data directory whose store is read.
+    #[arg(long, value_name = "DIR", default_value = "./stella-data")]
+    pub data_dir: PathBuf,
+    /// Offline: the signing key (default: `<data-dir>/keys/signing-key.pem`, the server's key, generated
+    /// there if missing).
+    #[arg(long, value_name = "FILE")]
+    pub signing_key: Option<PathBuf>,
+    /// Offline: the profile the data was collected under, recorded in the manifest.
+    #[arg(long, value_parser = parse_profile, default_value = "default")]
+    pub profile: Profile,
+    /// Print what was written as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
+/// How bundles are compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompressionArg {
+    /// `.tar.gz`.
+    Gzip,
+    /// `.tar.zst`.
+    Zstd,
+}
+
+/// `stella telemetry verify`.
+#[derive(Debug, Args, PartialEq)]
+pub struct VerifyArgs {
+    /// The bundle file.
+    pub bundle: PathBuf,
+    /// A trusted public key (SPKI PEM) or HMAC key file; repeat for several.
+    #[arg(long = "trusted-key", value_name = "FILE", required = true)]
+    pub trusted_keys: Vec<PathBuf>,
+    /// Print the verified manifest summary (or the failure) as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `stella telemetry replay`.
+#[derive(Debug, Args, PartialEq)]
+pub struct ReplayArgs {
+    /// The bundle file.
+    pub bundle: PathBuf,
+    /// The OTLP/HTTP endpoint base URL (records go to `<URL>/v1/traces`, `/v1/metrics`, `/v1/logs`).
+    #[arg(long)]
+    pub endpoint: String,
+    /// A trusted public key (SPKI PEM) or HMAC key file; repeat for several.
+    #[arg(long = "trusted-key", value_name = "FILE", required = true)]
+    pub trusted_keys: Vec<PathBuf>,
+    /// Records per second at most (default: as fast as the endpoint accepts).
+    #[arg(long)]
+    pub rate: Option<u32>,
+    /// A bearer token for the endpoint.
+    #[arg(long, env = "STELLA_REPLAY_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 /// `stella telemetry serve`.
@@ -473,6 +581,10 @@ pub struct ClientArgs {
     /// A bearer token, when the server requires one.
     #[arg(long, env = "STELLA_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+}
+
+fn parse_key_kind(text: &str) -> Result<stella_evidence::KeyKind, String> {
+    text.parse().map_err(|error: stella_evidence::keys::UnknownKeyKind| error.to_string())
 }
 
 fn parse_profile(text: &str) -> Result<Profile, String> {

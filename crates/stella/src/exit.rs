@@ -7,6 +7,7 @@
 //! | 2 | wrong command-line usage (from clap) |
 //! | 3 | the config is invalid (or binds beyond loopback without TLS or auth) |
 //! | 4 | the server could not be reached or refused the request |
+//! | 10-15 | `verify`: digest mismatch, bad signature, untrusted key, wrong payload type, malformed, unreadable |
 use std::process::ExitCode;
 
 use stella_collector::config::ConfigErrors;
@@ -32,7 +33,10 @@ pub fn report(error: &anyhow::Error) -> ExitCode {
     if is_broken_pipe(error) {
         return ExitCode::SUCCESS;
     }
-    eprintln!("error: {error}");
+    match error.chain().find_map(|cause| cause.downcast_ref::<stella_evidence::BundleError>()) {
+        Some(bundle) => eprintln!("error: {}: {error}", bundle.code()),
+        None => eprintln!("error: {error}"),
+    }
     for cause in error.chain().skip(1) {
         eprintln!("  caused by: {cause}");
     }
@@ -41,6 +45,9 @@ pub fn report(error: &anyhow::Error) -> ExitCode {
 
 fn code_of(error: &anyhow::Error) -> u8 {
     for cause in error.chain() {
+        if let Some(bundle) = cause.downcast_ref::<stella_evidence::BundleError>() {
+            return bundle.exit_code();
+        }
         if cause.is::<ConfigErrors>() {
             return INVALID_CONFIG;
         }

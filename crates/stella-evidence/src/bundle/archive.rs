@@ -27,6 +27,14 @@ pub enum Compression {
 }
 
 impl Compression {
+    /// The name used in options and URLs: `gzip` or `zstd`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+        }
+    }
+
     /// The file name extension: `tar.gz` or `tar.zst`.
     pub fn extension(self) -> &'static str {
         match self {

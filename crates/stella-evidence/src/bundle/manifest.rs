@@ -151,4 +151,12 @@ impl ProfileDigest {
     pub fn of(name: &str, definition: &[u8]) -> ProfileDigest {
         ProfileDigest { name: name.to_string(), sha256: Hasher::digest(definition).sha256 }
     }
+
+    /// Reads the `stella.redaction.profile` resource attribute the redaction stage writes:
+    /// `name@sha256:<64 lowercase hex>`.
+    pub fn from_attribute(value: &str) -> Option<ProfileDigest> {
+        let (name, digest) = value.split_once("@sha256:")?;
+        let hex = digest.len() == 64 && digest.bytes().all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'));
+        (!name.is_empty() && hex).then(|| ProfileDigest { name: name.to_string(), sha256: digest.to_string() })
+    }
 }

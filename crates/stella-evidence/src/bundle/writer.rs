@@ -119,6 +119,13 @@ impl BundleWriter {
         Ok(())
     }
 
+    /// Adds a redaction profile the records passed (listed sorted, once), found while reading them.
+    pub fn add_redaction_profile(&mut self, profile: ProfileDigest) {
+        if !self.header.redaction_profiles.contains(&profile) {
+            self.header.redaction_profiles.push(profile);
+        }
+    }
+
     /// Names a store chunk the records came from by its hex SHA-256 (listed sorted, once).
     pub fn add_source_chunk(&mut self, sha256: &str) -> Result<(), WriteError> {
         let is_hex_sha256 = sha256.len() == 64 && sha256.bytes().all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'));

@@ -1,6 +1,7 @@
 //! One module per subcommand, each with an `execute` function.
 mod client;
 mod config;
+mod evidence;
 mod hold;
 mod incident;
 mod loadgen;
@@ -28,6 +29,10 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             println!("audit trail intact: {lines} lines");
             Ok(())
         }
+        TelemetryCommand::Keys { command } => evidence::keys(command),
+        TelemetryCommand::Capture(args) => evidence::capture(args).await,
+        TelemetryCommand::Verify(args) => evidence::verify(args),
+        TelemetryCommand::Replay(args) => evidence::replay(args).await,
         TelemetryCommand::Config { command } => match command {
             ConfigCommand::Validate { file, profile, json } => config::validate(&file, profile, json),
             ConfigCommand::Show { profile, config } => config::show(profile, config.as_deref()),

@@ -40,6 +40,18 @@ pub async fn execute(args: ServeArgs) -> anyhow::Result<()> {
     })?;
     let api_stop = CancellationToken::new();
     let tokens = collector.config().auth_enabled.then(|| Arc::new(TokenStore::new(&args.data_dir)));
+    let evidence = stella_api::evidence::Evidence::load(
+        &collector.config().evidence,
+        &args.data_dir,
+        &args.profile.to_string(),
+        &registry,
+    )?;
+    tracing::info!(
+        keyid = evidence.key.keyid(),
+        kind = %evidence.key.kind(),
+        trusted_keys = evidence.trust.len(),
+        "evidence signing key ready"
+    );
     let api_state = stella_api::ApiState {
         collector: Arc::clone(&collector),
         registry,
@@ -47,6 +59,7 @@ pub async fn execute(args: ServeArgs) -> anyhow::Result<()> {
         metrics_public: api_config.metrics_public,
         audit: Arc::new(stella_api::audit::AuditLog::new(&args.data_dir)),
         token_admin: Arc::new(TokenStore::new(&args.data_dir)),
+        evidence: Arc::new(evidence),
     };
     stella_api::incidents::enforce_ttl(&api_state);
     let api_tls = listener_tls(api_config.tls.as_ref(), "api.endpoint", &api_stop)?;

@@ -1,0 +1,324 @@
+//! `stella telemetry keys generate | capture | verify | replay`: signed forensic bundles on the command line.
+use std::fs::File;
+use std::io::{BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+use stella_evidence::forensic::{self, CaptureProgress};
+use stella_evidence::{
+    BundleHeader, BundleManifest, BundleReader, Compression, Limits, SigningKey, TrustStore, VerifiedBundle,
+    verify_bundle,
+};
+
+use super::client::encode_query;
+use crate::cli::{CaptureArgs, CompressionArg, KeysCommand, ReplayArgs, VerifyArgs};
+use crate::exit::ServerError;
+
+/// `stella telemetry keys generate`.
+pub fn keys(command: KeysCommand) -> anyhow::Result<()> {
+    let KeysCommand::Generate { out, kind, json } = command;
+    let key = SigningKey::generate(kind)?;
+    let files = key.write_files(&out)?;
+    let public = files.public_key.as_ref().map(|path| path.display().to_string());
+    if json {
+        let answer = json!({
+            "kind": kind.as_str(),
+            "keyid": key.keyid(),
+            "integrity_only": key.integrity_only(),
+            "private_key": files.private_key.display().to_string(),
+            "public_key": public,
+        });
+        println!("{answer}");
+        return Ok(());
+    }
+    println!("{} key {}", kind.as_str(), key.keyid());
+    println!("  private key {} (mode 0600; keep it secret)", files.private_key.display());
+    match public {
+        Some(public) => println!("  public key  {public} (give it to verifiers: --trusted-key, evidence.trusted_keys)"),
+        None => println!("  integrity-only: an HMAC secret proves nothing changed, not who signed; share it securely"),
+    }
+    Ok(())
+}
+
+/// `stella telemetry capture`: from the local store, or from a server with `--server`.
+pub async fn capture(args: CaptureArgs) -> anyhow::Result<()> {
+    match args.remote.server.clone() {
+        Some(server) => capture_remote(&args, &server).await,
+        None => tokio::task::spawn_blocking(move || capture_local(&args)).await?,
+    }
+}
+
+fn capture_local(args: &CaptureArgs) -> anyhow::Result<()> {
+    let window = forensic::parse_window(&args.window, jiff::Timestamp::now())?;
+    let store_dir = args.data_dir.join("store");
+    if !store_dir.is_dir() {
+        anyhow::bail!(
+            "no store at {}: pass the server's --data-dir (or use --server URL to ask a running server)",
+            store_dir.display()
+        );
+    }
+    let key = match &args.signing_key {
+        Some(path) => SigningKey::load(path)?,
+        None => SigningKey::load_or_generate(&args.data_dir.join("keys"))?,
+    };
+    let header = BundleHeader {
+        tenant: args.tenant.clone().unwrap_or_else(|| "default".to_string()),
+        window,
+        profile: args.profile.to_string(),
+        redaction_profiles: Vec::new(),
+        generator: forensic::generator(),
+    };
+    let store = stella_store::chunks::Store::new(store_dir);
+    let (dir, mut output) = new_output(&args.out)?;
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} chunks {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let mut progress = |state: CaptureProgress| {
+        bar.set_length(state.chunks_total);
+        bar.set_position(state.chunks_done);
+        bar.set_message(format!("{} records", state.records));
+    };
+    let source = forensic::CaptureSource { store: &store, unsealed: &|_| Vec::new(), spool_dir: &dir };
+    let summary =
+        forensic::capture(&source, header, &key, compression(args.compression), output.as_file_mut(), &mut progress)?;
+    bar.finish_and_clear();
+    output.as_file().sync_all().context("cannot sync the bundle")?;
+    output.persist(&args.out).with_context(|| format!("cannot write {}", args.out.display()))?;
+    let manifest = &summary.manifest;
+    if args.json {
+        let answer = json!({
+            "path": args.out.display().to_string(),
+            "sha256": summary.archive_sha256,
+            "bytes": summary.archive_bytes,
+            "manifest_sha256": summary.manifest_sha256,
+            "signer": {"keyid": summary.signer.keyid, "integrity_only": summary.signer.integrity_only},
+            "manifest": manifest,
+        });
+        println!("{answer}");
+        return Ok(());
+    }
+    println!("wrote {} ({} bytes, sha256 {})", args.out.display(), summary.archive_bytes, summary.archive_sha256);
+    print_contents(manifest);
+    println!("  signed by {}", signer_text(&summary.signer.keyid, summary.signer.integrity_only));
+    Ok(())
+}
+
+async fn capture_remote(args: &CaptureArgs, server: &str) -> anyhow::Result<()> {
+    let mut path = format!(
+        "/telemetry/exports/forensic/{}?compression={}",
+        encode_query(&args.window),
+        compression(args.compression).as_str()
+    );
+    if let Some(tenant) = &args.tenant {
+        path.push_str(&format!("&tenant={}", encode_query(tenant)));
+    }
+    let url = format!("{}{path}", server.trim_end_matches('/'));
+    let mut request = reqwest::Client::new().get(&url);
+    if let Some(token) = &args.remote.token {
+        request = request.bearer_auth(token);
+    }
+    let mut response = request
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}; is `stella telemetry serve` running there?"))?;
+    let status = response.status();
+    if !status.is_success() {
+        let bytes = response.bytes().await.unwrap_or_default();
+        let answer: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        let code = answer["code"].as_str().unwrap_or("unknown");
+        let message = answer["message"].as_str().unwrap_or_default();
+        return Err(ServerError { message: format!("{url} refused ({status}, {code}): {message}") }.into());
+    }
+    let header =
+        |name: &str| response.headers().get(name).and_then(|value| value.to_str().ok()).unwrap_or_default().to_string();
+    let (sha256, signer) = (header("x-stella-bundle-sha256"), header("x-stella-bundle-signer"));
+    let (_, mut output) = new_output(&args.out)?;
+    let bar = ProgressBar::new(response.content_length().unwrap_or(0));
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let mut written = 0u64;
+    while let Some(chunk) = response.chunk().await.with_context(|| format!("the download from {url} broke off"))? {
+        output.write_all(&chunk).context("cannot write the bundle")?;
+        written += chunk.len() as u64;
+        bar.set_position(written);
+    }
+    bar.finish_and_clear();
+    output.as_file().sync_all().context("cannot sync the bundle")?;
+    output.persist(&args.out).with_context(|| format!("cannot write {}", args.out.display()))?;
+    if args.json {
+        let answer =
+            json!({"path": args.out.display().to_string(), "bytes": written, "sha256": sha256, "signer": signer});
+        println!("{answer}");
+    } else {
+        println!("wrote {} ({written} bytes, sha256 {sha256}), signed by {signer}", args.out.display());
+        println!("  check it: stella telemetry verify {} --trusted-key <server public key>", args.out.display());
+    }
+    Ok(())
+}
+
+/// A temporary file next to `out` (renamed into place when complete, so a failed capture leaves nothing).
+fn new_output(out: &Path) -> anyhow::Result<(PathBuf, tempfile::NamedTempFile)> {
+    let dir = match out.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let file = tempfile::Builder::new()
+        .prefix(".stella-bundle")
+        .tempfile_in(&dir)
+        .with_context(|| format!("cannot create a file in {}", dir.display()))?;
+    Ok((dir, file))
+}
+
+fn compression(arg: CompressionArg) -> Compression {
+    match arg {
+        CompressionArg::Gzip => Compression::Gzip,
+        CompressionArg::Zstd => Compression::Zstd,
+    }
+}
+
+/// `stella telemetry verify`: prints what was verified, or fails with the failure's class and exit code.
+pub fn verify(args: VerifyArgs) -> anyhow::Result<()> {
+    let trust = TrustStore::from_files(&args.trusted_keys)?;
+    let result = File::open(&args.bundle)
+        .map_err(|source| stella_evidence::BundleError::Read { file: args.bundle.clone(), source })
+        .and_then(|file| verify_bundle(BufReader::new(file), &trust, &Limits::default()));
+    match result {
+        Ok(verified) if args.json => {
+            println!("{}", verified_json(&args.bundle, &verified));
+            Ok(())
+        }
+        Ok(verified) => {
+            println!("verified {}", args.bundle.display());
+            print_contents(&verified.manifest);
+            println!("  signed by {}", signer_text(&verified.signer.keyid, verified.signer.integrity_only));
+            Ok(())
+        }
+        Err(error) => {
+            if args.json {
+                let answer = json!({"verified": false, "code": error.code(), "message": error.to_string()});
+                println!("{answer}");
+            }
+            Err(error.into())
+        }
+    }
+}
+
+fn verified_json(path: &Path, verified: &VerifiedBundle) -> serde_json::Value {
+    json!({
+        "verified": true,
+        "path": path.display().to_string(),
+        "manifest_sha256": verified.manifest_sha256,
+        "signer": {"keyid": verified.signer.keyid, "integrity_only": verified.signer.integrity_only},
+        "manifest": verified.manifest,
+    })
+}
+
+fn print_contents(manifest: &BundleManifest) {
+    println!("  tenant  {}", manifest.tenant);
+    println!("  window  {} .. {} (end exclusive)", manifest.window.start, manifest.window.end);
+    println!("  profile {}", manifest.profile);
+    if manifest.files.is_empty() {
+        println!("  no records in the window");
+    }
+    for file in &manifest.files {
+        println!(
+            "  {:<7} {} records, {} {}, {} bytes, sha256 {}",
+            file.signal.as_str(),
+            file.records,
+            file.items,
+            file.signal.item_name(),
+            file.size,
+            file.sha256
+        );
+    }
+    for profile in &manifest.redaction_profiles {
+        println!("  redaction profile {} sha256:{}", profile.name, profile.sha256);
+    }
+}
+
+fn signer_text(keyid: &str, integrity_only: bool) -> String {
+    if integrity_only {
+        format!("{keyid} (HMAC-SHA256: integrity-only, does not prove who signed)")
+    } else {
+        format!("{keyid} (Ed25519)")
+    }
+}
+
+/// `stella telemetry replay`: verifies the whole bundle, then posts its records in order.
+pub async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
+    let trust = TrustStore::from_files(&args.trusted_keys)?;
+    let bundle = args.bundle.clone();
+    let mut reader = tokio::task::spawn_blocking(move || {
+        let file = File::open(&bundle)
+            .map_err(|source| stella_evidence::BundleError::Read { file: bundle.clone(), source })?;
+        BundleReader::open(BufReader::new(file), &trust, &Limits::default(), &std::env::temp_dir())
+    })
+    .await??;
+    let manifest = reader.verified().manifest.clone();
+    let bar = ProgressBar::new(manifest.totals.records);
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} records {per_sec}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let client = reqwest::Client::new();
+    let mut pace = args.rate.filter(|rate| *rate > 0).map(|rate| {
+        let mut interval = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate)));
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        interval
+    });
+    let base = args.endpoint.trim_end_matches('/');
+    let mut sent = (0u64, 0u64);
+    for signal in manifest.signals.clone() {
+        let url = format!("{base}/v1/{}", signal.as_str());
+        for record in reader.records(signal)? {
+            let record = record?;
+            if let Some(pace) = pace.as_mut() {
+                pace.tick().await;
+            }
+            post(&client, &url, args.token.as_deref(), record).await?;
+            sent.0 += 1;
+            bar.inc(1);
+        }
+        sent.1 += manifest.file(signal).map_or(0, |file| file.items);
+    }
+    bar.finish_and_clear();
+    println!("replayed {} records ({} items) of {} to {base}", sent.0, sent.1, args.bundle.display());
+    Ok(())
+}
+
+/// Posts one record, retrying what an OTLP receiver asks to retry (429, 502, 503, 504) with capped backoff.
+async fn post(client: &reqwest::Client, url: &str, token: Option<&str>, record: Vec<u8>) -> anyhow::Result<()> {
+    let mut backoff = Duration::from_millis(100);
+    for attempt in 1..=10 {
+        let mut request =
+            client.post(url).header(reqwest::header::CONTENT_TYPE, "application/x-protobuf").body(record.clone());
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.with_context(|| format!("cannot reach {url}"))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let retryable = matches!(status.as_u16(), 429 | 502 | 503 | 504);
+        if !retryable || attempt == 10 {
+            let body = response.text().await.unwrap_or_default();
+            return Err(ServerError { message: format!("{url} refused a record ({status}): {body}") }.into());
+        }
+        let wait = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|value| value.to_str().ok()?.parse::<u64>().ok())
+            .map_or(backoff, Duration::from_secs);
+        tokio::time::sleep(wait.min(Duration::from_secs(30))).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+    Ok(())
+}

@@ -1,0 +1,245 @@
+//! Signed forensic bundles, whole binary: the API and `capture --data-dir` give the same bytes, `verify`
+//! reports each failure class with its exit code, `replay` re-sends what a bundle holds, keys files have
+//! their modes, and the export route is scoped and tenant-checked.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::{Stella, traces};
+
+/// The harness's spans are from 2023-11-14; this window holds them.
+const WINDOW: &str = "2023-11-14T00:00:00Z..2023-11-16T00:00:00Z";
+
+fn store_only(extra: &str) -> String {
+    format!(
+        "{extra}exporters:\n  store: {{max_chunk_records: 3, retention: {{default: 36500d}}}}\nservice:\n  pipelines:\n    traces: {{receivers: [otlp], processors: [], exporters: [store]}}\n    metrics: null\n    logs: null\n"
+    )
+}
+
+fn stella(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_stella")).args(args).output().unwrap()
+}
+
+fn ok_json(output: &Output) -> serde_json::Value {
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+fn path(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+async fn wait_for_chunks(store: &Path, count: usize) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let chunks = walk(store).into_iter().filter(|name| name.ends_with(".chunk")).count();
+        if chunks >= count {
+            return;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {count} chunks");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn walk(root: &Path) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            if entry.path().is_dir() {
+                stack.push(entry.path());
+            } else {
+                names.push(entry.path().display().to_string());
+            }
+        }
+    }
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_and_offline_captures_are_identical_and_verify_and_replay() {
+    let mut server = Stella::start(&store_only(""));
+    for index in 0..9 {
+        assert_eq!(server.post(&traces(&format!("ev-{index}"), 4)).await.0, 200);
+    }
+    wait_for_chunks(&server.data_dir().join("store"), 3).await;
+    let out = tempfile::tempdir().unwrap();
+    let remote = out.path().join("remote.tar.zst");
+    let answer = ok_json(&stella(&[
+        "telemetry",
+        "capture",
+        "--window",
+        WINDOW,
+        "--out",
+        path(&remote),
+        "--compression",
+        "zstd",
+        "--json",
+        "--server",
+        &server.api_url(""),
+    ]));
+    let public_key = server.data_dir().join("keys/signing-key.pub.pem");
+    assert!(public_key.is_file(), "the server generated its key under <data-dir>/keys");
+    assert_eq!(server.metric("telemetry_bundle_generation_seconds_count{kind=\"on_demand\"}").await, Some(1.0));
+    assert!(server.terminate().success());
+
+    // Offline, from the same store with the same key: the same bytes.
+    let local = out.path().join("local.tar.zst");
+    let offline = ok_json(&stella(&[
+        "telemetry",
+        "capture",
+        "--window",
+        WINDOW,
+        "--out",
+        path(&local),
+        "--compression",
+        "zstd",
+        "--json",
+        "--data-dir",
+        path(&server.data_dir()),
+    ]));
+    assert_eq!(std::fs::read(&remote).unwrap(), std::fs::read(&local).unwrap(), "byte-identical bundles");
+    assert_eq!(answer["sha256"], offline["sha256"]);
+    assert_eq!(offline["manifest"]["totals"]["records"], 9);
+    assert_eq!(offline["manifest"]["totals"]["items"], 36);
+    assert_eq!(offline["manifest"]["source_chunks"].as_array().unwrap().len(), 3);
+    assert_eq!(offline["manifest"]["time_range"]["min_time_unix_nano"], "1700000000000000000");
+
+    // A window that holds none of the records gives an empty, still signed bundle.
+    let empty = out.path().join("empty.tar.gz");
+    let nothing = ok_json(&stella(&[
+        "telemetry",
+        "capture",
+        "--window",
+        "2024-01-01T00:00:00Z..2024-01-02T00:00:00Z",
+        "--out",
+        path(&empty),
+        "--json",
+        "--data-dir",
+        path(&server.data_dir()),
+    ]));
+    assert_eq!(nothing["manifest"]["totals"]["records"], 0);
+
+    let verified =
+        ok_json(&stella(&["telemetry", "verify", path(&local), "--trusted-key", path(&public_key), "--json"]));
+    assert_eq!(verified["verified"], true);
+    assert_eq!(verified["manifest"]["tenant"], "default");
+    assert_eq!(verified["signer"]["keyid"], answer["signer"]);
+
+    // Someone else's key: untrusted (12). A flipped byte in the archive: refused, never a panic.
+    let other = out.path().join("other");
+    ok_json(&stella(&["telemetry", "keys", "generate", "--out", path(&other), "--json"]));
+    let untrusted =
+        stella(&["telemetry", "verify", path(&local), "--trusted-key", path(&other.join("signing-key.pub.pem"))]);
+    assert_eq!(untrusted.status.code(), Some(12), "{}", String::from_utf8_lossy(&untrusted.stderr));
+    assert!(String::from_utf8_lossy(&untrusted.stderr).contains("bundle.untrusted_key"));
+    let mut bytes = std::fs::read(&local).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    let damaged = out.path().join("damaged.tar.zst");
+    std::fs::write(&damaged, bytes).unwrap();
+    let refused = stella(&["telemetry", "verify", path(&damaged), "--trusted-key", path(&public_key)]);
+    assert!(
+        matches!(refused.status.code(), Some(10 | 14)),
+        "{:?} {}",
+        refused.status,
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let missing = stella(&["telemetry", "verify", "/nonexistent.tar.gz", "--trusted-key", path(&public_key)]);
+    assert_eq!(missing.status.code(), Some(15));
+
+    // Replay into a fresh server, capture it there: the same records and items.
+    let mut second = Stella::start(&store_only(""));
+    let replayed = stella(&[
+        "telemetry",
+        "replay",
+        path(&local),
+        "--endpoint",
+        &second.url(""),
+        "--trusted-key",
+        path(&public_key),
+    ]);
+    assert!(replayed.status.success(), "{}", String::from_utf8_lossy(&replayed.stderr));
+    let again = out.path().join("again.tar.gz");
+    let recaptured = ok_json(&stella(&[
+        "telemetry",
+        "capture",
+        "--window",
+        WINDOW,
+        "--out",
+        path(&again),
+        "--json",
+        "--server",
+        &second.api_url(""),
+    ]));
+    assert!(second.terminate().success());
+    let second_key = second.data_dir().join("keys/signing-key.pub.pem");
+    let reverified =
+        ok_json(&stella(&["telemetry", "verify", path(&again), "--trusted-key", path(&second_key), "--json"]));
+    assert_eq!(reverified["manifest"]["totals"]["records"], 9);
+    assert_eq!(reverified["manifest"]["totals"]["items"], 36);
+    assert_eq!(
+        reverified["manifest"]["files"][0]["sha256"], offline["manifest"]["files"][0]["sha256"],
+        "same records, same order"
+    );
+    assert_ne!(recaptured["signer"], answer["signer"], "signed by the second server's own key");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_export_route_needs_the_export_scope_and_the_tokens_tenant() {
+    let body = format!("auth: {{enabled: true}}\ntenants: [{{id: acme}}, {{id: globex}}]\n{}", store_only(""));
+    let mut server = Stella::prepare(&common::Extra::default(), &body);
+    let token = |tenant: &str, scopes: &str| {
+        common::tokens(&server.data_dir(), &["create", "--tenant", tenant, "--scopes", scopes])["token"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (reader, exporter, operator) = (token("acme", "read"), token("acme", "export"), token("acme", "operator"));
+    server.spawn();
+    let client = reqwest::Client::new();
+    let get = |path: String, token: String| {
+        let request = client.get(server.api_url(&path)).bearer_auth(token);
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.bytes().await.unwrap().to_vec())
+        }
+    };
+    let window = "/telemetry/exports/forensic/2023-11-14T00%3A00%3A00Z..2023-11-16T00%3A00%3A00Z";
+    assert_eq!(get(window.to_string(), reader).await.0, 403, "read is not export");
+    let (status, body) = get(format!("{window}?tenant=globex"), exporter.clone()).await;
+    assert_eq!(status, 403);
+    assert!(String::from_utf8_lossy(&body).contains("auth.tenant_mismatch"));
+    let (status, body) = get("/telemetry/exports/forensic/yesterday".into(), exporter.clone()).await;
+    assert_eq!(status, 400);
+    assert!(String::from_utf8_lossy(&body).contains("bundle.window_invalid"));
+    let (status, bundle) = get(window.to_string(), exporter).await;
+    assert_eq!(status, 200);
+    assert_eq!(&bundle[..2], &[0x1f, 0x8b], "a gzip archive");
+    assert_eq!(get(format!("{window}?tenant=globex"), operator).await.0, 200, "operators may name a tenant");
+    let audit = std::fs::read_to_string(server.data_dir().join("audit/audit.jsonl")).unwrap();
+    assert_eq!(audit.matches("\"action\":\"export.forensic\"").count(), 2, "{audit}");
+    assert!(server.terminate().success());
+}
+
+#[test]
+fn keys_generate_writes_private_0600_and_public_0644_and_never_overwrites() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    let answer = ok_json(&stella(&["telemetry", "keys", "generate", "--out", path(&keys), "--json"]));
+    assert_eq!(answer["kind"], "ed25519");
+    assert_eq!(answer["keyid"].as_str().unwrap().len(), 64);
+    let mode = |name: &str| std::fs::metadata(keys.join(name)).unwrap().permissions().mode() & 0o777;
+    assert_eq!((mode("signing-key.pem"), mode("signing-key.pub.pem")), (0o600, 0o644));
+    let again = stella(&["telemetry", "keys", "generate", "--out", path(&keys)]);
+    assert!(!again.status.success(), "an existing key is never replaced");
+    let hmac = dir.path().join("hmac");
+    let answer = ok_json(&stella(&["telemetry", "keys", "generate", "--out", path(&hmac), "--kind", "hmac", "--json"]));
+    assert_eq!((answer["integrity_only"].as_bool(), answer["public_key"].is_null()), (Some(true), true));
+}
