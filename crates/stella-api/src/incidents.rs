@@ -141,6 +141,7 @@ pub(crate) async fn set_mode(
     };
     let mut answers = Vec::new();
     for tenant in &tenants {
+        let previous = state.collector.incidents().board().get(tenant);
         if let Err(error) = state.collector.incidents().set(tenant, mode.clone()) {
             tracing::error!(code = error.code(), %error, "cannot save incident mode");
             return error_response(StatusCode::INTERNAL_SERVER_ERROR, error.code(), &error.to_string());
@@ -160,7 +161,10 @@ pub(crate) async fn set_mode(
         }
         let state_name = if mode.state == IncidentState::On { "on" } else { "off" };
         tracing::warn!(event = "incident.mode", state = state_name, tenant = %tenant, services = ?mode.services, until = ?mode.until, by = %mode.by, "incident mode {state_name}");
-        let parameters = json!({"state": state_name, "services": mode.services, "reason": mode.reason, "ttl": change.ttl, "until": mode.until});
+        let mut parameters = json!({"state": state_name, "services": mode.services, "reason": mode.reason, "ttl": change.ttl, "until": mode.until});
+        if mode.state == IncidentState::Off && previous.state == IncidentState::On {
+            parameters["bundle"] = incident_bundle(&state, tenant, previous.since, now).await;
+        }
         if let Some(response) = audited(&state, principal, tenant, "incident.mode", parameters) {
             return response;
         }
@@ -172,23 +176,57 @@ pub(crate) async fn set_mode(
     }
 }
 
-/// Turns off incident modes past their TTL, with a line in the audit trail for each (actor `ttl`).
+/// The forensic bundle of an incident that ended at `end`: its window starts [`INCIDENT_LOOKBACK`] before
+/// incident mode turned on (`since`). What the audit record says about it: the archived file and its
+/// digest, or the error (the toggle itself still happens).
+async fn incident_bundle(
+    state: &ApiState,
+    tenant: &str,
+    since: Option<Timestamp>,
+    end: Timestamp,
+) -> serde_json::Value {
+    let start = since.unwrap_or(end).checked_sub(INCIDENT_LOOKBACK).unwrap_or(end);
+    let Ok(end) = Timestamp::from_second(end.as_second() + 1) else { return json!({"error": "time out of range"}) };
+    let window = stella_evidence::Window { start, end };
+    // Everything acknowledged before the toggle belongs in the bundle: let the store read it first.
+    crate::evidence::catch_up(state, tenant).await;
+    let (evidence, stores, tenant) =
+        (std::sync::Arc::clone(&state.evidence), std::sync::Arc::clone(state.collector.stores()), tenant.to_string());
+    let archived = tokio::task::spawn_blocking(move || evidence.archive(&stores, &tenant, window, "incident")).await;
+    match archived {
+        Ok(Ok(archived)) => json!({
+            "path": archived.path.display().to_string(),
+            "sha256": archived.sha256,
+            "records": archived.records,
+            "window": {"start": window.start.to_string(), "end": window.end.to_string()},
+        }),
+        Ok(Err(error)) => json!({"error": error.code, "message": error.message}),
+        Err(_) => json!({"error": "bundle.failed"}),
+    }
+}
+
+/// Turns off incident modes past their TTL, with a line in the audit trail for each (actor `ttl`) naming
+/// the incident's forensic bundle.
 pub fn enforce_ttl(state: &ApiState) {
-    let audit = std::sync::Arc::clone(&state.audit);
-    let holds = std::sync::Arc::clone(state.collector.holds());
+    let api = state.clone();
     state.collector.incidents().enforce_ttl(move |tenant, mode| {
-        if let Err(error) = holds.close_incident(tenant, Timestamp::now()) {
-            tracing::error!(code = error.code(), %error, "cannot close the incident hold");
-        }
-        let entry = crate::audit::AuditEntry {
-            actor: "ttl".into(),
-            tenant: tenant.into(),
-            action: "incident.mode".into(),
-            parameters: json!({"state": "off", "expired_services": mode.services, "until": mode.until}),
-            result: "ok".into(),
-        };
-        if let Err(error) = audit.append(&entry) {
-            tracing::error!(%error, "cannot write the audit trail");
-        }
+        let (api, tenant, mode) = (api.clone(), tenant.to_string(), mode.clone());
+        tokio::spawn(async move {
+            let now = Timestamp::now();
+            if let Err(error) = api.collector.holds().close_incident(&tenant, now) {
+                tracing::error!(code = error.code(), %error, "cannot close the incident hold");
+            }
+            let bundle = incident_bundle(&api, &tenant, mode.since, now).await;
+            let entry = crate::audit::AuditEntry {
+                actor: "ttl".into(),
+                tenant,
+                action: "incident.mode".into(),
+                parameters: json!({"state": "off", "expired_services": mode.services, "until": mode.until, "bundle": bundle}),
+                result: "ok".into(),
+            };
+            if let Err(error) = api.audit.append(&entry) {
+                tracing::error!(%error, "cannot write the audit trail");
+            }
+        });
     });
 }

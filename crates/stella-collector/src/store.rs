@@ -25,17 +25,56 @@ const CURSOR_INTERVAL: Duration = Duration::from_millis(500);
 const READ_BYTES: usize = 1024 * 1024;
 
 type OpenChunk = Arc<Mutex<Sealer>>;
+/// A sealing task's log and the first record it has not read yet.
+type ReadPosition = (Arc<Log>, tokio::sync::watch::Sender<u64>);
 
 /// The store of a collector and the open chunks of its sealing tasks.
 pub struct StoreRegistry {
     store: Store,
     open: Mutex<HashMap<(String, Signal), OpenChunk>>,
+    /// Per sealing task (tenant, signal): its log and how far it has read (sealed or open chunk).
+    consumed: Mutex<HashMap<(String, Signal), ReadPosition>>,
 }
 
 impl StoreRegistry {
     /// The store under `<data_dir>/store`.
     pub fn new(data_dir: &std::path::Path) -> Self {
-        StoreRegistry { store: Store::new(data_dir.join("store")), open: Mutex::new(HashMap::new()) }
+        StoreRegistry {
+            store: Store::new(data_dir.join("store")),
+            open: Mutex::new(HashMap::new()),
+            consumed: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Waits (at most `timeout`) until every sealing task of `tenant` has read its log up to the head it
+    /// had when this was called, so a query or bundle made next sees everything acknowledged before.
+    /// Whether they all got there.
+    pub async fn caught_up(&self, tenant: &str, timeout: Duration) -> bool {
+        let waits: Vec<(u64, tokio::sync::watch::Receiver<u64>)> = self
+            .consumed
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .iter()
+            .filter(|((of, _), _)| of == tenant)
+            .map(|(_, (log, done))| (log.head(), done.subscribe()))
+            .collect();
+        let all = async {
+            for (target, mut done) in waits {
+                if done.wait_for(|read| *read >= target).await.is_err() {
+                    return;
+                }
+            }
+        };
+        tokio::time::timeout(timeout, all).await.is_ok()
+    }
+
+    fn set_consumed(&self, tenant: &str, signal: Signal, log: &Arc<Log>, read: u64) -> tokio::sync::watch::Sender<u64> {
+        let done = tokio::sync::watch::Sender::new(read);
+        self.consumed
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .insert((tenant.to_string(), signal), (Arc::clone(log), done.clone()));
+        done
     }
 
     /// The chunk store.
@@ -192,6 +231,7 @@ impl StoreTask {
         let sealer: OpenChunk = Arc::new(Mutex::new(Sealer::new(&self.tenant, self.signal, self.settings.limits())));
         let mut swept_at: Option<Instant> = None;
         self.registry.set_open(&self.tenant, self.signal, Arc::clone(&sealer));
+        let done = self.registry.set_consumed(&self.tenant, self.signal, &self.log, start);
         let mut reader = Some(self.log.reader(start));
         let mut head = self.log.subscribe();
         let (mut saved, mut saved_at) = (start, Instant::now());
@@ -224,6 +264,7 @@ impl StoreTask {
                     Err(error) => std::panic::resume_unwind(error.into_panic()),
                 }
             }
+            done.send_replace(next_seq);
             let position =
                 sealer.lock().unwrap_or_else(|poison| poison.into_inner()).open_first_seq().unwrap_or(next_seq);
             if position != saved && (saved_at.elapsed() >= CURSOR_INTERVAL || !got) {

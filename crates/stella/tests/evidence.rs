@@ -29,7 +29,7 @@ fn ok_json(output: &Output) -> serde_json::Value {
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
-fn path(path: &Path) -> &str {
+fn path_of(path: &Path) -> &str {
     path.to_str().unwrap()
 }
 
@@ -75,7 +75,7 @@ async fn server_and_offline_captures_are_identical_and_verify_and_replay() {
         "--window",
         WINDOW,
         "--out",
-        path(&remote),
+        path_of(&remote),
         "--compression",
         "zstd",
         "--json",
@@ -95,12 +95,12 @@ async fn server_and_offline_captures_are_identical_and_verify_and_replay() {
         "--window",
         WINDOW,
         "--out",
-        path(&local),
+        path_of(&local),
         "--compression",
         "zstd",
         "--json",
         "--data-dir",
-        path(&server.data_dir()),
+        path_of(&server.data_dir()),
     ]));
     assert_eq!(std::fs::read(&remote).unwrap(), std::fs::read(&local).unwrap(), "byte-identical bundles");
     assert_eq!(answer["sha256"], offline["sha256"]);
@@ -117,24 +117,24 @@ async fn server_and_offline_captures_are_identical_and_verify_and_replay() {
         "--window",
         "2024-01-01T00:00:00Z..2024-01-02T00:00:00Z",
         "--out",
-        path(&empty),
+        path_of(&empty),
         "--json",
         "--data-dir",
-        path(&server.data_dir()),
+        path_of(&server.data_dir()),
     ]));
     assert_eq!(nothing["manifest"]["totals"]["records"], 0);
 
     let verified =
-        ok_json(&stella(&["telemetry", "verify", path(&local), "--trusted-key", path(&public_key), "--json"]));
+        ok_json(&stella(&["telemetry", "verify", path_of(&local), "--trusted-key", path_of(&public_key), "--json"]));
     assert_eq!(verified["verified"], true);
     assert_eq!(verified["manifest"]["tenant"], "default");
     assert_eq!(verified["signer"]["keyid"], answer["signer"]);
 
     // Someone else's key: untrusted (12). A flipped byte in the archive: refused, never a panic.
     let other = out.path().join("other");
-    ok_json(&stella(&["telemetry", "keys", "generate", "--out", path(&other), "--json"]));
+    ok_json(&stella(&["telemetry", "keys", "generate", "--out", path_of(&other), "--json"]));
     let untrusted =
-        stella(&["telemetry", "verify", path(&local), "--trusted-key", path(&other.join("signing-key.pub.pem"))]);
+        stella(&["telemetry", "verify", path_of(&local), "--trusted-key", path_of(&other.join("signing-key.pub.pem"))]);
     assert_eq!(untrusted.status.code(), Some(12), "{}", String::from_utf8_lossy(&untrusted.stderr));
     assert!(String::from_utf8_lossy(&untrusted.stderr).contains("bundle.untrusted_key"));
     let mut bytes = std::fs::read(&local).unwrap();
@@ -142,14 +142,14 @@ async fn server_and_offline_captures_are_identical_and_verify_and_replay() {
     bytes[middle] ^= 0x40;
     let damaged = out.path().join("damaged.tar.zst");
     std::fs::write(&damaged, bytes).unwrap();
-    let refused = stella(&["telemetry", "verify", path(&damaged), "--trusted-key", path(&public_key)]);
+    let refused = stella(&["telemetry", "verify", path_of(&damaged), "--trusted-key", path_of(&public_key)]);
     assert!(
         matches!(refused.status.code(), Some(10 | 14)),
         "{:?} {}",
         refused.status,
         String::from_utf8_lossy(&refused.stderr)
     );
-    let missing = stella(&["telemetry", "verify", "/nonexistent.tar.gz", "--trusted-key", path(&public_key)]);
+    let missing = stella(&["telemetry", "verify", "/nonexistent.tar.gz", "--trusted-key", path_of(&public_key)]);
     assert_eq!(missing.status.code(), Some(15));
 
     // Replay into a fresh server, capture it there: the same records and items.
@@ -157,11 +157,11 @@ async fn server_and_offline_captures_are_identical_and_verify_and_replay() {
     let replayed = stella(&[
         "telemetry",
         "replay",
-        path(&local),
+        path_of(&local),
         "--endpoint",
         &second.url(""),
         "--trusted-key",
-        path(&public_key),
+        path_of(&public_key),
     ]);
     assert!(replayed.status.success(), "{}", String::from_utf8_lossy(&replayed.stderr));
     let again = out.path().join("again.tar.gz");
@@ -171,7 +171,7 @@ async fn server_and_offline_captures_are_identical_and_verify_and_replay() {
         "--window",
         WINDOW,
         "--out",
-        path(&again),
+        path_of(&again),
         "--json",
         "--server",
         &second.api_url(""),
@@ -179,7 +179,7 @@ async fn server_and_offline_captures_are_identical_and_verify_and_replay() {
     assert!(second.terminate().success());
     let second_key = second.data_dir().join("keys/signing-key.pub.pem");
     let reverified =
-        ok_json(&stella(&["telemetry", "verify", path(&again), "--trusted-key", path(&second_key), "--json"]));
+        ok_json(&stella(&["telemetry", "verify", path_of(&again), "--trusted-key", path_of(&second_key), "--json"]));
     assert_eq!(reverified["manifest"]["totals"]["records"], 9);
     assert_eq!(reverified["manifest"]["totals"]["items"], 36);
     assert_eq!(
@@ -227,19 +227,106 @@ async fn the_export_route_needs_the_export_scope_and_the_tokens_tenant() {
     assert!(server.terminate().success());
 }
 
+/// The harness's trace request with its spans moved to now.
+fn traces_now(prefix: &str, spans: usize) -> stella_otlp::OtlpRequest {
+    let mut request = traces(prefix, spans);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+    if let stella_otlp::OtlpRequest::Traces(traces) = &mut request {
+        for span in
+            traces.resource_spans.iter_mut().flat_map(|group| &mut group.scope_spans).flat_map(|scope| &mut scope.spans)
+        {
+            (span.start_time_unix_nano, span.end_time_unix_nano) = (now - 1_000_000, now);
+        }
+    }
+    request
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn turning_incident_mode_off_archives_the_incident_windows_bundle_and_audits_its_digest() {
+    let mut server = Stella::start(&store_only(""));
+    let client = reqwest::Client::new();
+    let toggle = |state: &str| {
+        let request = client
+            .post(server.api_url("/telemetry/incidents/mode"))
+            .json(&serde_json::json!({"state": state, "reason": "sev1 drill"}));
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(server.post(&traces_now("before", 2)).await.0, 200, "within the lookback: in the bundle");
+    assert_eq!(toggle("on").await, 200);
+    for index in 0..4 {
+        assert_eq!(server.post(&traces_now(&format!("during-{index}"), 3)).await.0, 200);
+    }
+    assert_eq!(server.post(&traces("long-ago", 5)).await.0, 200, "2023: outside the window");
+    assert_eq!(toggle("off").await, 200);
+    let audit = std::fs::read_to_string(server.data_dir().join("audit/audit.jsonl")).unwrap();
+    let off: serde_json::Value = audit
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .rfind(|line| line["action"] == "incident.mode")
+        .unwrap();
+    let bundle = &off["parameters"]["bundle"];
+    assert_eq!(bundle["records"], 5, "{bundle}");
+    let path = bundle["path"].as_str().unwrap();
+    let key = server.data_dir().join("keys/signing-key.pub.pem");
+    let verified = ok_json(&stella(&["telemetry", "verify", path, "--trusted-key", path_of(&key), "--json"]));
+    assert_eq!(verified["manifest"]["totals"]["items"], 14);
+    use sha2::Digest;
+    assert_eq!(bundle["sha256"].as_str().unwrap(), hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap())));
+    assert!(server.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_bundles_cover_aligned_intervals_and_land_in_the_archive() {
+    let mut server = Stella::start(&store_only("evidence: {schedule: {interval: 10s, compression: zstd}}\n"));
+    let archive = server.data_dir().join("archive/default");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let bundles = loop {
+        assert_eq!(server.post(&traces_now("scheduled", 2)).await.0, 200);
+        let names: Vec<String> = std::fs::read_dir(&archive)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .filter(|name| name.starts_with("scheduled-") && name.ends_with(".tar.zst"))
+            .collect();
+        if names.len() >= 2 {
+            break names;
+        }
+        assert!(Instant::now() < deadline, "no two scheduled bundles within 30s: {names:?}\n{}", server.log());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(
+        server.metric("telemetry_bundle_generation_failures_total{kind=\"scheduled\",code=\"bundle.io\"}").await,
+        None
+    );
+    let key = server.data_dir().join("keys/signing-key.pub.pem");
+    for name in bundles {
+        let path = archive.join(&name);
+        let verified =
+            ok_json(&stella(&["telemetry", "verify", path_of(&path), "--trusted-key", path_of(&key), "--json"]));
+        let window = &verified["manifest"]["window"];
+        let (start, end) = (window["start"].as_str().unwrap(), window["end"].as_str().unwrap());
+        let seconds = |text: &str| text.parse::<jiff::Timestamp>().unwrap().as_second();
+        assert_eq!(seconds(end) - seconds(start), 10, "{name}");
+        assert_eq!(seconds(start) % 10, 0, "aligned: {name}");
+    }
+    assert!(server.terminate().success());
+}
+
 #[test]
 fn keys_generate_writes_private_0600_and_public_0644_and_never_overwrites() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let keys = dir.path().join("keys");
-    let answer = ok_json(&stella(&["telemetry", "keys", "generate", "--out", path(&keys), "--json"]));
+    let answer = ok_json(&stella(&["telemetry", "keys", "generate", "--out", path_of(&keys), "--json"]));
     assert_eq!(answer["kind"], "ed25519");
     assert_eq!(answer["keyid"].as_str().unwrap().len(), 64);
     let mode = |name: &str| std::fs::metadata(keys.join(name)).unwrap().permissions().mode() & 0o777;
     assert_eq!((mode("signing-key.pem"), mode("signing-key.pub.pem")), (0o600, 0o644));
-    let again = stella(&["telemetry", "keys", "generate", "--out", path(&keys)]);
+    let again = stella(&["telemetry", "keys", "generate", "--out", path_of(&keys)]);
     assert!(!again.status.success(), "an existing key is never replaced");
     let hmac = dir.path().join("hmac");
-    let answer = ok_json(&stella(&["telemetry", "keys", "generate", "--out", path(&hmac), "--kind", "hmac", "--json"]));
+    let answer =
+        ok_json(&stella(&["telemetry", "keys", "generate", "--out", path_of(&hmac), "--kind", "hmac", "--json"]));
     assert_eq!((answer["integrity_only"].as_bool(), answer["public_key"].is_null()), (Some(true), true));
 }

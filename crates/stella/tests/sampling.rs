@@ -5,6 +5,8 @@
 
 mod common;
 
+use sha2::Digest;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -242,6 +244,18 @@ async fn incident_mode_keeps_a_service_whole_at_once_survives_a_restart_and_ends
         .collect();
     assert_eq!(toggles.len(), 2, "{audit}");
     assert_eq!(toggles[1]["actor"], "ttl");
+    // Its end archived the incident window's signed bundle, named with its digest in the audit record.
+    let bundle = &toggles[1]["parameters"]["bundle"];
+    let path = bundle["path"].as_str().unwrap_or_else(|| panic!("no bundle: {bundle}"));
+    assert!(path.contains("/archive/default/incident-"), "{path}");
+    let key = stella.data_dir().join("keys/signing-key.pub.pem");
+    let verified = Command::new(env!("CARGO_BIN_EXE_stella"))
+        .args(["telemetry", "verify", path, "--json", "--trusted-key", key.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(verified.status.success(), "{}", String::from_utf8_lossy(&verified.stderr));
+    let digest = hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()));
+    assert_eq!(bundle["sha256"].as_str(), Some(digest.as_str()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -79,8 +79,8 @@ pub(super) fn evidence(value: Option<&Value>, base_dir: &Path, problems: &mut Pr
     };
     let resolve = |path: PathBuf| if path.is_absolute() { path } else { base_dir.join(path) };
     let schedule = raw.schedule.and_then(|schedule| {
-        if schedule.interval < Duration::from_secs(60) {
-            problems.add("evidence.schedule.interval", "must be at least 1m; e.g. 1h");
+        if schedule.interval < Duration::from_secs(10) {
+            problems.add("evidence.schedule.interval", "must be at least 10s; e.g. 1h");
             return None;
         }
         Some(ScheduleConfig {
