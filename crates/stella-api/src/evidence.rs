@@ -233,6 +233,24 @@ pub fn compression_of(compression: BundleCompression) -> Compression {
     }
 }
 
+/// `GET /telemetry/config/profile/{name}`: the built-in profile's YAML as a DSSE envelope (payload type
+/// `application/vnd.stellaops.telemetry.config+yaml`) signed by the server key, RFC 8785 JSON.
+pub(crate) async fn config_profile(State(state): State<ApiState>, UrlPath(name): UrlPath<String>) -> Response {
+    match name.parse::<stella_collector::config::Profile>() {
+        Ok(profile) => {
+            let envelope = stella_evidence::config_bundle::sign(profile.yaml().as_bytes(), &state.evidence.key);
+            ([(header::CONTENT_TYPE, "application/json")], envelope).into_response()
+        }
+        Err(_) => {
+            let known: Vec<&str> =
+                stella_collector::config::Profile::ALL.iter().map(|profile| profile.name()).collect();
+            let message = format!("no profile {name:?}; the profiles are {}", known.join(", "));
+            let body = json!({"code": "config.unknown_profile", "message": message, "profiles": known});
+            (StatusCode::NOT_FOUND, axum::Json(body)).into_response()
+        }
+    }
+}
+
 /// `GET /telemetry/exports/forensic/{window}`: streams the signed bundle (the same bytes `stella telemetry
 /// capture` writes from the same store with the same key), with its digest and signer in headers.
 pub(crate) async fn export_forensic(

@@ -145,6 +145,12 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         method: "GET",
+        path: "/telemetry/config/profile/{name}",
+        scope: Some(Scope::Read),
+        summary: "the profile's config bundle: a DSSE envelope of its YAML signed by the server key; 404 lists the profiles",
+    },
+    Route {
+        method: "GET",
         path: "/telemetry/exports/forensic/{window}",
         scope: Some(Scope::Export),
         summary: "a signed forensic bundle of the window (24h or START..END, URL-encoded), ?tenant=&compression=gzip|zstd",
@@ -192,6 +198,7 @@ pub fn router(state: ApiState) -> Router {
             ("GET", "/telemetry/incidents/mode") => get(incidents::get_mode),
             ("POST", "/telemetry/incidents/mode") => post(incidents::set_mode),
             ("GET", "/telemetry/exports/forensic/{window}") => get(evidence::export_forensic),
+            ("GET", "/telemetry/config/profile/{name}") => get(evidence::config_profile),
             ("GET", "/telemetry/tokens") => get(tokens::list),
             ("POST", "/telemetry/tokens") => post(tokens::create),
             ("DELETE", "/telemetry/tokens/{id}") => axum::routing::delete(tokens::revoke),

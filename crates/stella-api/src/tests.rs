@@ -32,7 +32,7 @@ async fn start_with(config_text: &str) -> (ApiState, tempfile::TempDir) {
         host_facts: Arc::new(HostFacts::default()),
         allow_insecure: false,
     };
-    let source = ConfigSource { profile: Profile::Default, overlay: Some(config) };
+    let source = ConfigSource { profile: Profile::Default, overlay: Some(config), check: None };
     let collector = Collector::start(source, context).await.unwrap();
     let audit = Arc::new(super::audit::AuditLog::new(dir.path()));
     let token_admin = Arc::new(stella_collector::auth::TokenStore::new(dir.path()));

@@ -28,11 +28,29 @@ pub struct ConfigSource {
     pub profile: Profile,
     /// The user's overlay file (`--config`), re-read on reload.
     pub overlay: Option<PathBuf>,
+    /// A check the overlay must pass each time it is read (its signature, for `serve --config-dir`).
+    pub check: Option<OverlayCheck>,
+}
+
+/// The function behind an [`OverlayCheck`].
+pub type CheckFn = dyn Fn(&std::path::Path) -> Result<(), String> + Send + Sync;
+
+/// A check of the overlay file before it is used: `Err(message)` refuses it (at start, or the reload).
+#[derive(Clone)]
+pub struct OverlayCheck(pub Arc<CheckFn>);
+
+impl std::fmt::Debug for OverlayCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OverlayCheck")
+    }
 }
 
 impl ConfigSource {
-    /// Loads and validates the effective config.
+    /// Loads and validates the effective config (after the overlay passed its check).
     pub fn load(&self) -> Result<Config, ConfigErrors> {
+        if let (Some(check), Some(overlay)) = (&self.check, &self.overlay) {
+            (check.0)(overlay).map_err(|message| ConfigErrors::one(overlay.display().to_string(), message))?;
+        }
         config::load(self.profile, self.overlay.as_deref())
     }
 }

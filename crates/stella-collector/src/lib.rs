@@ -19,7 +19,8 @@ pub mod tls;
 pub mod topology;
 
 pub use collector::{
-    Collector, ComponentState, ConfigSource, Readiness, ReloadError, ReloadReport, StartError, listener_tls,
+    Collector, ComponentState, ConfigSource, OverlayCheck, Readiness, ReloadError, ReloadReport, StartError,
+    listener_tls,
 };
 pub use server::{API_HEADER_TIMEOUT, spawn_server};
 pub use store::StoreRegistry;

@@ -10,6 +10,7 @@
 //! - [`bundle`]: [`BundleWriter`] streams records into a deterministic, signed forensic bundle
 //!   (`tar.gz` or `tar.zst`); [`verify_bundle`] checks one, and [`BundleReader`] hands out its records only
 //!   after the whole bundle verified.
+//! - [`config_bundle`]: collector configs signed as DSSE envelopes (`deploy`, `serve --config-dir`).
 //! - [`forensic`] cuts a bundle of one tenant and window out of the embedded store.
 //! - [`file_set`]: the same signed manifest for any set of files (offline kit, air-gap rotations).
 //! - [`ErrorClass`]: the stable failure classes (`bundle.digest_mismatch`, ...) with their exit codes.
@@ -52,6 +53,7 @@ mod error_class;
 
 pub mod bundle;
 pub mod canonical;
+pub mod config_bundle;
 pub mod dsse;
 pub mod file_set;
 pub mod forensic;

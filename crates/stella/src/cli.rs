@@ -108,6 +108,10 @@ pub enum TelemetryCommand {
     /// type. Exit 0 when it verified; 10 digest mismatch, 11 bad signature, 12 untrusted key, 13 wrong
     /// payload type, 14 malformed or unsafe archive, 15 the file could not be read.
     Verify(VerifyArgs),
+    /// Fetch a profile's signed config bundle from a server (or sign it locally with --local), verify it
+    /// against the trusted keys, write it into --config-dir for `serve --config-dir`, and ask the server to
+    /// reload.
+    Deploy(DeployArgs),
     /// Re-send a bundle's OTLP records to an OTLP/HTTP endpoint (after verifying the whole bundle).
     Replay(ReplayArgs),
     /// Check, show or reload configs.
@@ -225,6 +229,45 @@ pub struct ServeArgs {
     /// Allow listening on a non-loopback address without TLS and without auth (a trusted network only).
     #[arg(long)]
     pub insecure: bool,
+    /// Run the signed config `stella telemetry deploy` wrote into DIR: `collector.yaml` is used (as with
+    /// --config) only if `collector.yaml.dsse.json` verifies with a trusted key and signs its exact bytes;
+    /// checked again on every reload.
+    #[arg(long, value_name = "DIR", conflicts_with = "config")]
+    pub config_dir: Option<PathBuf>,
+    /// A public key (SPKI PEM) or HMAC key file trusted for --config-dir, besides the server's own key;
+    /// repeat for several.
+    #[arg(long = "trusted-key", value_name = "FILE", requires = "config_dir")]
+    pub trusted_keys: Vec<PathBuf>,
+}
+
+/// `stella telemetry deploy`.
+#[derive(Debug, Args, PartialEq)]
+pub struct DeployArgs {
+    /// The profile whose signed config bundle to deploy.
+    #[arg(long, value_parser = parse_profile, default_value = "default")]
+    pub profile: Profile,
+    /// The directory `serve --config-dir` runs from; `collector.yaml` and `collector.yaml.dsse.json` are
+    /// written there atomically.
+    #[arg(long, value_name = "DIR", default_value = "./stella-config")]
+    pub config_dir: PathBuf,
+    /// A public key (SPKI PEM) or HMAC key file the bundle must be signed with; repeat for several. With
+    /// --local, the local signing key is trusted as well.
+    #[arg(long = "trusted-key", value_name = "FILE")]
+    pub trusted_keys: Vec<PathBuf>,
+    /// Render and sign the profile here with the key of --data-dir instead of fetching it from --server.
+    #[arg(long)]
+    pub local: bool,
+    /// With --local: the data directory whose key signs (`<data-dir>/keys`).
+    #[arg(long, value_name = "DIR", default_value = "./stella-data")]
+    pub data_dir: PathBuf,
+    /// Do not ask the server to reload afterwards.
+    #[arg(long)]
+    pub no_reload: bool,
+    /// Print what was deployed as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 /// `stella telemetry tokens ...`: API and ingest tokens, kept (hashed) in `<data-dir>/auth/tokens.json`.
@@ -611,7 +654,9 @@ mod tests {
                 config: None,
                 profile: Profile::Default,
                 data_dir: PathBuf::from("./stella-data"),
-                insecure: false
+                insecure: false,
+                config_dir: None,
+                trusted_keys: Vec::new(),
             }
         );
     }
@@ -625,6 +670,8 @@ mod tests {
             profile: Profile::Airgap,
             data_dir: "/d".into(),
             insecure: false,
+            config_dir: None,
+            trusted_keys: Vec::new(),
         };
         assert_eq!(command, Command::Telemetry { command: TelemetryCommand::Serve(expected) });
     }

@@ -7,7 +7,7 @@
 //! | 2 | wrong command-line usage (from clap) |
 //! | 3 | the config is invalid (or binds beyond loopback without TLS or auth) |
 //! | 4 | the server could not be reached or refused the request |
-//! | 10-15 | `verify`: digest mismatch, bad signature, untrusted key, wrong payload type, malformed, unreadable |
+//! | 10-15 | `verify`, `deploy`: digest mismatch, bad signature, untrusted key, wrong payload type, malformed, unreadable |
 use std::process::ExitCode;
 
 use stella_collector::config::ConfigErrors;
@@ -33,8 +33,8 @@ pub fn report(error: &anyhow::Error) -> ExitCode {
     if is_broken_pipe(error) {
         return ExitCode::SUCCESS;
     }
-    match error.chain().find_map(|cause| cause.downcast_ref::<stella_evidence::BundleError>()) {
-        Some(bundle) => eprintln!("error: {}: {error}", bundle.code()),
+    match error.chain().find_map(evidence_class) {
+        Some(class) => eprintln!("error: {}: {error}", class.code()),
         None => eprintln!("error: {error}"),
     }
     for cause in error.chain().skip(1) {
@@ -45,8 +45,8 @@ pub fn report(error: &anyhow::Error) -> ExitCode {
 
 fn code_of(error: &anyhow::Error) -> u8 {
     for cause in error.chain() {
-        if let Some(bundle) = cause.downcast_ref::<stella_evidence::BundleError>() {
-            return bundle.exit_code();
+        if let Some(class) = evidence_class(cause) {
+            return class.exit_code();
         }
         if cause.is::<ConfigErrors>() {
             return INVALID_CONFIG;
@@ -62,6 +62,14 @@ fn code_of(error: &anyhow::Error) -> u8 {
         }
     }
     FAILURE
+}
+
+/// The failure class of a refused bundle or signed config.
+fn evidence_class(cause: &(dyn std::error::Error + 'static)) -> Option<stella_evidence::ErrorClass> {
+    if let Some(bundle) = cause.downcast_ref::<stella_evidence::BundleError>() {
+        return Some(bundle.class());
+    }
+    cause.downcast_ref::<stella_evidence::config_bundle::ConfigBundleError>().map(|error| error.class())
 }
 
 fn is_broken_pipe(error: &anyhow::Error) -> bool {

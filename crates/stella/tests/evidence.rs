@@ -330,3 +330,88 @@ fn keys_generate_writes_private_0600_and_public_0644_and_never_overwrites() {
         ok_json(&stella(&["telemetry", "keys", "generate", "--out", path_of(&hmac), "--kind", "hmac", "--json"]));
     assert_eq!((answer["integrity_only"].as_bool(), answer["public_key"].is_null()), (Some(true), true));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_verifies_and_writes_the_signed_profile_and_serve_runs_only_a_verified_config() {
+    let mut server = Stella::start(&store_only(""));
+    let dir = tempfile::tempdir().unwrap();
+    let config_dir = dir.path().join("config");
+    let server_key = server.data_dir().join("keys/signing-key.pub.pem");
+    let answer = reqwest::get(server.api_url("/telemetry/config/profile/nightly")).await.unwrap();
+    assert_eq!(answer.status().as_u16(), 404);
+    assert!(answer.text().await.unwrap().contains("default, forensic, airgap"));
+
+    // Someone else's key: refused, nothing written.
+    let stranger = dir.path().join("stranger");
+    ok_json(&stella(&["telemetry", "keys", "generate", "--out", path_of(&stranger), "--json"]));
+    let refused = stella(&[
+        "telemetry",
+        "deploy",
+        "--profile",
+        "forensic",
+        "--config-dir",
+        path_of(&config_dir),
+        "--no-reload",
+        "--trusted-key",
+        path_of(&stranger.join("signing-key.pub.pem")),
+        "--server",
+        &server.api_url(""),
+    ]);
+    assert_eq!(refused.status.code(), Some(12), "{}", String::from_utf8_lossy(&refused.stderr));
+    assert!(!config_dir.join("collector.yaml").exists());
+
+    let deployed = ok_json(&stella(&[
+        "telemetry",
+        "deploy",
+        "--profile",
+        "forensic",
+        "--config-dir",
+        path_of(&config_dir),
+        "--no-reload",
+        "--json",
+        "--trusted-key",
+        path_of(&server_key),
+        "--server",
+        &server.api_url(""),
+    ]));
+    assert_eq!(deployed["profile"], "forensic");
+    let yaml = std::fs::read_to_string(config_dir.join("collector.yaml")).unwrap();
+    assert!(yaml.contains("interval: 1h"), "the forensic profile's YAML: {yaml}");
+    assert!(server.terminate().success());
+
+    // serve --config-dir runs it once verified (the profile listens on the default ports).
+    let data = dir.path().join("data");
+    let serve = |extra: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_stella"));
+        command.args(["telemetry", "serve", "--profile", "forensic", "--data-dir", path_of(&data), "--config-dir"]);
+        command.arg(&config_dir).args(extra);
+        command.stderr(std::process::Stdio::piped()).stdout(std::process::Stdio::null());
+        command
+    };
+    let mut running = serve(&["--trusted-key", path_of(&server_key)]).spawn().unwrap();
+    let mut log = String::new();
+    {
+        use std::io::Read;
+        let mut stderr = running.stderr.take().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut buffer = [0u8; 4096];
+        while !log.contains("stella telemetry is running") && !log.contains("cannot listen") {
+            assert!(Instant::now() < deadline, "{log}");
+            let read = stderr.read(&mut buffer).unwrap();
+            assert!(read > 0, "serve exited: {log}");
+            log.push_str(&String::from_utf8_lossy(&buffer[..read]));
+        }
+    }
+    assert!(log.contains("signed config verified"), "{log}");
+    running.kill().unwrap();
+    running.wait().unwrap();
+
+    // A changed config, or no trusted key for it: serve refuses to start (invalid config, exit 3).
+    let untrusted = serve(&[]).output().unwrap();
+    assert_eq!(untrusted.status.code(), Some(3), "{}", String::from_utf8_lossy(&untrusted.stderr));
+    assert!(String::from_utf8_lossy(&untrusted.stderr).contains("bundle.untrusted_key"));
+    std::fs::write(config_dir.join("collector.yaml"), yaml.replace("interval: 1h", "interval: 2h")).unwrap();
+    let changed = serve(&["--trusted-key", path_of(&server_key)]).output().unwrap();
+    assert_eq!(changed.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&changed.stderr).contains("bundle.digest_mismatch"));
+}

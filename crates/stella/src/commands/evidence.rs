@@ -1,4 +1,4 @@
-//! `stella telemetry keys generate | capture | verify | replay`: signed forensic bundles on the command line.
+//! `stella telemetry keys generate | capture | verify | replay | deploy`: signed evidence on the command line.
 use std::fs::File;
 use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
+use stella_evidence::config_bundle;
 use stella_evidence::forensic::{self, CaptureProgress};
 use stella_evidence::{
     BundleHeader, BundleManifest, BundleReader, Compression, Limits, SigningKey, TrustStore, VerifiedBundle,
@@ -14,7 +15,7 @@ use stella_evidence::{
 };
 
 use super::client::encode_query;
-use crate::cli::{CaptureArgs, CompressionArg, KeysCommand, ReplayArgs, VerifyArgs};
+use crate::cli::{CaptureArgs, CompressionArg, DeployArgs, KeysCommand, ReplayArgs, VerifyArgs};
 use crate::exit::ServerError;
 
 /// `stella telemetry keys generate`.
@@ -320,5 +321,92 @@ async fn post(client: &reqwest::Client, url: &str, token: Option<&str>, record: 
         tokio::time::sleep(wait.min(Duration::from_secs(30))).await;
         backoff = (backoff * 2).min(Duration::from_secs(5));
     }
+    Ok(())
+}
+
+/// `stella telemetry deploy`: fetch (or sign locally), verify, write atomically, ask for a reload.
+pub async fn deploy(args: DeployArgs) -> anyhow::Result<()> {
+    let profile = args.profile.to_string();
+    let mut trust = TrustStore::from_files(&args.trusted_keys)?;
+    let (envelope_json, source) = if args.local {
+        let key = SigningKey::load_or_generate(&args.data_dir.join("keys"))?;
+        trust.insert(key.trusted_key());
+        (config_bundle::sign(args.profile.yaml().as_bytes(), &key), format!("{profile} (signed here)"))
+    } else {
+        if trust.is_empty() {
+            anyhow::bail!(
+                "give --trusted-key with the server's public key (<data-dir>/keys/signing-key.pub.pem on the server): a config is deployed only after its signature verifies"
+            );
+        }
+        let path = format!("/telemetry/config/profile/{profile}");
+        let url = format!("{}{path}", args.client.server.trim_end_matches('/'));
+        let mut request = reqwest::Client::new().get(&url);
+        if let Some(token) = &args.client.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {url}; is `stella telemetry serve` running there?"))?;
+        let status = response.status();
+        let bytes = response.bytes().await.with_context(|| format!("cannot read the answer of {url}"))?;
+        if !status.is_success() {
+            let answer: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+            let (code, message) =
+                (answer["code"].as_str().unwrap_or("unknown"), answer["message"].as_str().unwrap_or_default());
+            return Err(ServerError { message: format!("{url} refused ({status}, {code}): {message}") }.into());
+        }
+        (bytes.to_vec(), url)
+    };
+    let (yaml, signer) = config_bundle::open(&envelope_json, Path::new(&source), &trust)?;
+    std::fs::create_dir_all(&args.config_dir)
+        .with_context(|| format!("cannot create the config directory {}", args.config_dir.display()))?;
+    // The envelope first: between the two renames the pair does not verify, so a crash there leaves a
+    // config that serve refuses rather than an unsigned one it runs.
+    write_atomically(&args.config_dir.join(config_bundle::CONFIG_ENVELOPE_FILE), &envelope_json)?;
+    write_atomically(&args.config_dir.join(config_bundle::CONFIG_FILE), &yaml)?;
+    config_bundle::verify_dir(&args.config_dir, &trust)?;
+    let reload = if args.no_reload {
+        None
+    } else {
+        let answer = super::client::call(
+            reqwest::Method::POST,
+            &args.client.server,
+            "/telemetry/config/reload",
+            args.client.token.as_deref(),
+            None,
+        )
+        .await
+        .with_context(|| format!("deployed into {}, but the server did not reload", args.config_dir.display()))?;
+        Some(answer)
+    };
+    if args.json {
+        let answer = json!({
+            "profile": profile,
+            "config_dir": args.config_dir.display().to_string(),
+            "signer": {"keyid": signer.keyid, "integrity_only": signer.integrity_only},
+            "reload": reload,
+        });
+        println!("{answer}");
+        return Ok(());
+    }
+    println!("deployed profile {profile} into {}", args.config_dir.display());
+    println!("  signed by {}", signer_text(&signer.keyid, signer.integrity_only));
+    match reload {
+        Some(_) => println!("  the server at {} reloaded", args.client.server),
+        None => println!(
+            "  run it: stella telemetry serve --profile {profile} --config-dir {} --trusted-key <public key>",
+            args.config_dir.display()
+        ),
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to `path` through a synced temporary file and a rename.
+fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let (_, mut file) = new_output(path)?;
+    file.write_all(bytes).with_context(|| format!("cannot write {}", path.display()))?;
+    file.as_file().sync_all().with_context(|| format!("cannot sync {}", path.display()))?;
+    file.persist(path).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }

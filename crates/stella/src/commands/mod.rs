@@ -33,6 +33,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         TelemetryCommand::Capture(args) => evidence::capture(args).await,
         TelemetryCommand::Verify(args) => evidence::verify(args),
         TelemetryCommand::Replay(args) => evidence::replay(args).await,
+        TelemetryCommand::Deploy(args) => evidence::deploy(args).await,
         TelemetryCommand::Config { command } => match command {
             ConfigCommand::Validate { file, profile, json } => config::validate(&file, profile, json),
             ConfigCommand::Show { profile, config } => config::show(profile, config.as_deref()),

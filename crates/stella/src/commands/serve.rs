@@ -18,6 +18,11 @@ const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(30);
 /// How often the --config file is checked for changes.
 const CONFIG_POLL: Duration = Duration::from_secs(1);
 
+/// The config file of `--config-dir`.
+fn dir_config(args: &ServeArgs) -> std::path::PathBuf {
+    args.config_dir.as_deref().unwrap_or(std::path::Path::new(".")).join(stella_evidence::config_bundle::CONFIG_FILE)
+}
+
 /// Runs the collector.
 pub async fn execute(args: ServeArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data_dir).with_context(|| {
@@ -31,7 +36,30 @@ pub async fn execute(args: ServeArgs) -> anyhow::Result<()> {
         host_facts: Arc::new(HostFacts::of_this_process()),
         allow_insecure: args.insecure,
     };
-    let source = ConfigSource { profile: args.profile, overlay: args.config.clone() };
+    let source = match &args.config_dir {
+        Some(dir) => {
+            let mut trust = stella_evidence::TrustStore::from_files(&args.trusted_keys)?;
+            let own = stella_evidence::SigningKey::load_or_generate(&args.data_dir.join("keys"))?;
+            trust.insert(own.trusted_key());
+            let dir = dir.clone();
+            let check = move |_: &std::path::Path| {
+                stella_evidence::config_bundle::verify_dir(&dir, &trust)
+                    .map(|signer| tracing::info!(keyid = %signer.keyid, "signed config verified"))
+                    .map_err(|error| {
+                        format!(
+                            "{}: {error}; serve runs only a config signed by a trusted key (--trusted-key)",
+                            error.code()
+                        )
+                    })
+            };
+            ConfigSource {
+                profile: args.profile,
+                overlay: Some(dir_config(&args)),
+                check: Some(stella_collector::OverlayCheck(Arc::new(check))),
+            }
+        }
+        None => ConfigSource { profile: args.profile, overlay: args.config.clone(), check: None },
+    };
     let collector = Collector::start(source, context).await?;
     let api_config = collector.config().api;
     let api_endpoint = api_config.endpoint;
