@@ -31,6 +31,7 @@ async fn start_with(config_text: &str) -> (ApiState, tempfile::TempDir) {
         registry: registry.clone(),
         host_facts: Arc::new(HostFacts::default()),
         allow_insecure: false,
+        rotation_signer: None,
     };
     let source = ConfigSource { profile: Profile::Default, overlay: Some(config), check: None };
     let collector = Collector::start(source, context).await.unwrap();

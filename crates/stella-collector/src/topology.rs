@@ -49,6 +49,8 @@ pub struct Environment {
     pub host_facts: Arc<HostFacts>,
     /// `--insecure`: allow non-loopback listeners without TLS and without auth.
     pub allow_insecure: bool,
+    /// Signs the manifest of every file a file exporter rotates (the server's evidence key).
+    pub rotation_signer: Option<Arc<dyn stella_export::file::RotationSigner>>,
 }
 
 /// What building a topology needs besides the config.
@@ -70,6 +72,8 @@ pub struct BuildContext {
     pub stores: Arc<StoreRegistry>,
     /// Holds retention must respect.
     pub holds: Arc<HoldBook>,
+    /// Signs rotated files of file exporters.
+    pub rotation_signer: Option<Arc<dyn stella_export::file::RotationSigner>>,
 }
 
 impl BuildContext {
@@ -97,6 +101,7 @@ impl BuildContext {
             incidents,
             stores,
             holds,
+            rotation_signer: environment.rotation_signer,
         }
     }
 }
@@ -432,7 +437,7 @@ fn build_exporters(
         let exporter: Arc<dyn Exporter> = match (reusable, exporter_config) {
             (Some((_, existing)), _) => Arc::clone(existing),
             (None, ExporterConfig::File(file)) => Arc::new(
-                FileExporter::open(id.clone(), file.clone(), &context.data_dir)
+                FileExporter::open(id.clone(), file.clone(), &context.data_dir, context.rotation_signer.clone())
                     .map_err(|source| BuildError::Exporter { id: id.clone(), source })?,
             ),
             (None, ExporterConfig::Debug(debug)) => Arc::new(DebugExporter::new(id.clone(), debug)),

@@ -104,8 +104,8 @@ pub enum TelemetryCommand {
     /// the store on --data-dir (signed with <data-dir>/keys or --signing-key), or from a running server
     /// with --server (signed by the server; needs the `export` scope).
     Capture(CaptureArgs),
-    /// Verify a forensic bundle offline: every file digest, the signature, the key's trust and the payload
-    /// type. Exit 0 when it verified; 10 digest mismatch, 11 bad signature, 12 untrusted key, 13 wrong
+    /// Verify a forensic bundle (or a rotated export file's signed manifest, `<file>.dsse.json`) offline:
+    /// every file digest, the signature, the key's trust and the payload type. Exit 0 when it verified; 10 digest mismatch, 11 bad signature, 12 untrusted key, 13 wrong
     /// payload type, 14 malformed or unsafe archive, 15 the file could not be read.
     Verify(VerifyArgs),
     /// Fetch a profile's signed config bundle from a server (or sign it locally with --local), verify it
@@ -185,7 +185,7 @@ pub enum CompressionArg {
 /// `stella telemetry verify`.
 #[derive(Debug, Args, PartialEq)]
 pub struct VerifyArgs {
-    /// The bundle file.
+    /// The bundle file, or the `<file>.dsse.json` manifest of a rotated export file.
     pub bundle: PathBuf,
     /// A trusted public key (SPKI PEM) or HMAC key file; repeat for several.
     #[arg(long = "trusted-key", value_name = "FILE", required = true)]

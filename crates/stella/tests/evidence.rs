@@ -415,3 +415,48 @@ async fn deploy_verifies_and_writes_the_signed_profile_and_serve_runs_only_a_ver
     assert_eq!(changed.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&changed.stderr).contains("bundle.digest_mismatch"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_rotated_export_file_gets_a_signed_manifest_that_verify_checks() {
+    let config = "exporters:\n  file: {path: \"staged/{signal}.pb\", format: proto, rotation: {max_megabytes: 1, max_backups: 0}}\nservice:\n  pipelines:\n    traces: {receivers: [otlp], processors: [], exporters: [file]}\n    metrics: null\n    logs: null\n";
+    let mut server = Stella::start(config);
+    let big = "x".repeat(400 * 1024);
+    for index in 0..6 {
+        let mut request = traces(&format!("rotate-{index}"), 1);
+        if let stella_otlp::OtlpRequest::Traces(traces) = &mut request {
+            traces.resource_spans[0].scope_spans[0].spans[0].name = big.clone();
+        }
+        assert_eq!(server.post(&request).await.0, 200);
+    }
+    let staged = server.data_dir().join("staged");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let manifests = loop {
+        let manifests: Vec<std::path::PathBuf> = std::fs::read_dir(&staged)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|entry| entry.path())
+            .filter(|path| path.to_string_lossy().ends_with(".dsse.json"))
+            .collect();
+        if manifests.len() >= 2 {
+            break manifests;
+        }
+        assert!(Instant::now() < deadline, "no signed rotations: {}", server.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(server.terminate().success());
+    let key = server.data_dir().join("keys/signing-key.pub.pem");
+    for manifest in &manifests {
+        let verified =
+            ok_json(&stella(&["telemetry", "verify", path_of(manifest), "--trusted-key", path_of(&key), "--json"]));
+        let file = manifest.to_string_lossy().trim_end_matches(".dsse.json").to_string();
+        assert_eq!(verified["files"][0]["path"].as_str(), Path::new(&file).file_name().unwrap().to_str());
+        assert_eq!(verified["files"][0]["size"].as_u64(), Some(std::fs::metadata(&file).unwrap().len()));
+    }
+    let file = manifests[0].to_string_lossy().trim_end_matches(".dsse.json").to_string();
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[10] ^= 1;
+    std::fs::write(&file, bytes).unwrap();
+    let changed = stella(&["telemetry", "verify", path_of(&manifests[0]), "--trusted-key", path_of(&key)]);
+    assert_eq!(changed.status.code(), Some(10), "{}", String::from_utf8_lossy(&changed.stderr));
+}

@@ -35,13 +35,22 @@ pub(crate) fn rotated_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(found)
 }
 
+/// Deletes a rotated file and its signed manifest, if it has one.
+fn remove_with_manifest(rotated: &Path) -> std::io::Result<()> {
+    std::fs::remove_file(rotated)?;
+    match std::fs::remove_file(super::rotation_manifest_path(rotated)) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error),
+        _ => Ok(()),
+    }
+}
+
 /// Deletes rotated files of `path` beyond `max_backups` (oldest first) or older than `max_days`.
 pub(crate) fn prune(path: &Path, rotation: &RotationConfig, now: SystemTime) -> std::io::Result<()> {
     let mut rotated = rotated_files(path)?;
     if rotation.max_backups > 0 && rotated.len() > rotation.max_backups {
         let excess = rotated.len() - rotation.max_backups;
         for old in rotated.drain(..excess) {
-            std::fs::remove_file(old)?;
+            remove_with_manifest(&old)?;
         }
     }
     if rotation.max_days > 0 {
@@ -49,7 +58,7 @@ pub(crate) fn prune(path: &Path, rotation: &RotationConfig, now: SystemTime) -> 
         for old in rotated {
             let modified = std::fs::metadata(&old)?.modified()?;
             if now.duration_since(modified).is_ok_and(|age| age > max_age) {
-                std::fs::remove_file(old)?;
+                remove_with_manifest(&old)?;
             }
         }
     }

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use stella_otlp::{Batch, Signal};
 
-use super::{FileConfig, encode_protobuf_record, encode_record, rotate};
+use super::{FileConfig, RotationSigner, encode_protobuf_record, encode_record, rotate};
 use crate::error::io;
 use crate::{BoxFuture, Delivery, Encoded, ExportError, Exporter, ExporterHealth};
 
@@ -17,6 +17,7 @@ pub struct FileExporter {
     config: FileConfig,
     files: BTreeMap<Signal, Arc<Mutex<OpenFile>>>,
     last_error: Mutex<Option<String>>,
+    signer: Option<Arc<dyn RotationSigner>>,
 }
 
 struct OpenFile {
@@ -42,8 +43,14 @@ fn positions_path(path: &Path) -> PathBuf {
 }
 
 impl FileExporter {
-    /// Opens (creating directories and files as needed, appending to existing ones) the file of every signal.
-    pub fn open(id: String, config: FileConfig, data_dir: &Path) -> Result<Self, ExportError> {
+    /// Opens (creating directories and files as needed, appending to existing ones) the file of every signal;
+    /// `signer`, if any, signs the manifest of every rotated file.
+    pub fn open(
+        id: String,
+        config: FileConfig,
+        data_dir: &Path,
+        signer: Option<Arc<dyn RotationSigner>>,
+    ) -> Result<Self, ExportError> {
         let mut files = BTreeMap::new();
         let mut by_path: BTreeMap<PathBuf, Arc<Mutex<OpenFile>>> = BTreeMap::new();
         for signal in Signal::ALL {
@@ -58,7 +65,7 @@ impl FileExporter {
             };
             files.insert(signal, shared);
         }
-        Ok(FileExporter { id, config, files, last_error: Mutex::new(None) })
+        Ok(FileExporter { id, config, files, last_error: Mutex::new(None), signer })
     }
 
     /// The config this exporter was built from (to reuse it across reloads when unchanged).
@@ -79,9 +86,10 @@ impl FileExporter {
         let path = config.path.clone();
         let consumer = delivery.consumer.to_string();
         let next_seq = delivery.next_seq;
+        let signer = self.signer.clone();
         let written = tokio::task::spawn_blocking(move || {
             let mut open = file.lock().unwrap_or_else(|poison| poison.into_inner());
-            open.write(&record, &config, (&consumer, next_seq))
+            open.write(&record, &config, (&consumer, next_seq), signer.as_deref())
         })
         .await
         .unwrap_or(Err(ExportError::Interrupted { path }));
@@ -131,11 +139,17 @@ impl OpenFile {
             .map_err(io("record positions in", &sidecar))
     }
 
-    fn write(&mut self, record: &[u8], config: &FileConfig, delivery: (&str, u64)) -> Result<(), ExportError> {
+    fn write(
+        &mut self,
+        record: &[u8],
+        config: &FileConfig,
+        delivery: (&str, u64),
+        signer: Option<&dyn RotationSigner>,
+    ) -> Result<(), ExportError> {
         if let Some(rotation) = &config.rotation {
             let limit = rotation.max_megabytes.saturating_mul(1024 * 1024);
             if self.positions.len > 0 && self.positions.len + record.len() as u64 > limit {
-                self.rotate(config)?;
+                self.rotate(config, signer)?;
             }
         }
         if let Err(source) = self.file.write_all(record) {
@@ -148,12 +162,25 @@ impl OpenFile {
         self.save_positions()
     }
 
-    fn rotate(&mut self, config: &FileConfig) -> Result<(), ExportError> {
+    fn rotate(&mut self, config: &FileConfig, signer: Option<&dyn RotationSigner>) -> Result<(), ExportError> {
         let path = self.path.clone();
         self.file.sync_all().map_err(io("rotate", &path))?;
         let localtime = config.rotation.as_ref().is_some_and(|rotation| rotation.localtime);
         let now = if localtime { jiff::Zoned::now() } else { jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC) };
-        std::fs::rename(&path, rotate::rotated_name(&path, now)).map_err(io("rotate", &path))?;
+        let rotated = rotate::rotated_name(&path, now);
+        std::fs::rename(&path, &rotated).map_err(io("rotate", &path))?;
+        if let Some(signer) = signer {
+            // The rotation stands either way; a manifest that could not be written is reported, and the
+            // rotated file can still be signed later from its unchanged bytes.
+            match signer.sign_rotation(&rotated) {
+                Ok(manifest) => {
+                    tracing::info!(file = %rotated.display(), manifest = %manifest.display(), "file exporter: rotated file signed")
+                }
+                Err(message) => {
+                    tracing::error!(file = %rotated.display(), %message, "file exporter: cannot write the signed manifest of a rotated file")
+                }
+            }
+        }
         let consumers = std::mem::take(&mut self.positions.consumers);
         *self = OpenFile::open(path.clone(), Some(consumers))?;
         if let Some(rotation) = &config.rotation {

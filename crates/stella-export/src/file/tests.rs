@@ -34,6 +34,7 @@ async fn json_lines_hold_one_request_per_line_under_the_data_dir() {
         "file".into(),
         config("out/{signal}.jsonl", Format::Json, Compression::None, None),
         dir.path(),
+        None,
     )
     .unwrap();
     for name in ["a", "b"] {
@@ -53,7 +54,7 @@ async fn json_lines_hold_one_request_per_line_under_the_data_dir() {
 async fn zstd_proto_files_decompress_to_the_length_prefixed_stream() {
     let dir = tempfile::tempdir().unwrap();
     let exporter =
-        FileExporter::open("file".into(), config("t.pb.zst", Format::Proto, Compression::Zstd, None), dir.path())
+        FileExporter::open("file".into(), config("t.pb.zst", Format::Proto, Compression::Zstd, None), dir.path(), None)
             .unwrap();
     for name in ["a", "b", "c"] {
         let batch = batch(name);
@@ -70,10 +71,12 @@ async fn zstd_proto_files_decompress_to_the_length_prefixed_stream() {
 async fn rotation_starts_a_new_file_and_keeps_max_backups() {
     let dir = tempfile::tempdir().unwrap();
     let rotation = RotationConfig { max_megabytes: 1, max_backups: 2, ..Default::default() };
+    let signer = Arc::new(Recorder::default());
     let exporter = FileExporter::open(
         "file".into(),
         config("t.jsonl", Format::Json, Compression::None, Some(rotation)),
         dir.path(),
+        Some(signer.clone()),
     )
     .unwrap();
     let big_name = "x".repeat(400 * 1024);
@@ -87,6 +90,30 @@ async fn rotation_starts_a_new_file_and_keeps_max_backups() {
     let rotated = rotate::rotated_files(&dir.path().join("t.jsonl")).unwrap();
     assert_eq!(rotated.len(), 2, "{rotated:?}");
     assert!(std::fs::metadata(dir.path().join("t.jsonl")).unwrap().len() <= 1024 * 1024);
+    // Every rotation was signed; pruning took the manifests of pruned files along.
+    let signed = signer.0.lock().unwrap().clone();
+    assert!(signed.len() > 2, "{signed:?}");
+    for path in &rotated {
+        assert!(signed.contains(path) && crate::file::rotation_manifest_path(path).exists(), "{path:?}");
+    }
+    let manifests = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|entry| entry.as_ref().unwrap().file_name().to_string_lossy().ends_with(".dsse.json"))
+        .count();
+    assert_eq!(manifests, 2, "the manifests of pruned files are gone too");
+}
+
+/// Records the files it was asked to sign and writes a placeholder manifest beside each.
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<std::path::PathBuf>>);
+
+impl crate::file::RotationSigner for Recorder {
+    fn sign_rotation(&self, rotated: &std::path::Path) -> Result<std::path::PathBuf, String> {
+        self.0.lock().unwrap().push(rotated.to_path_buf());
+        let manifest = crate::file::rotation_manifest_path(rotated);
+        std::fs::write(&manifest, b"{}").map_err(|error| error.to_string())?;
+        Ok(manifest)
+    }
 }
 
 #[test]
@@ -100,7 +127,7 @@ fn truncated_proto_stream_is_reported_with_its_offset() {
 async fn an_unrecorded_tail_is_cut_on_open_and_positions_survive() {
     let dir = tempfile::tempdir().unwrap();
     let config = config("t.jsonl", Format::Json, Compression::None, None);
-    let exporter = FileExporter::open("file".into(), config.clone(), dir.path()).unwrap();
+    let exporter = FileExporter::open("file".into(), config.clone(), dir.path(), None).unwrap();
     let batch = batch("kept");
     exporter.export(&batch, Delivery { consumer: "traces|default", next_seq: 5 }).await.unwrap();
     batch.settle(Ok(()));
@@ -109,7 +136,7 @@ async fn an_unrecorded_tail_is_cut_on_open_and_positions_survive() {
     let kept = std::fs::read(&path).unwrap();
     let mut file = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
     std::io::Write::write_all(&mut file, b"{\"resourceSpans\":[{\"half written").unwrap();
-    let reopened = FileExporter::open("file".into(), config, dir.path()).unwrap();
+    let reopened = FileExporter::open("file".into(), config, dir.path(), None).unwrap();
     assert_eq!(std::fs::read(&path).unwrap(), kept, "the torn write was cut off");
     assert_eq!(reopened.resume_point(Signal::Traces, "traces|default"), Some(5));
     assert_eq!(reopened.resume_point(Signal::Traces, "logs|default"), None);
@@ -119,7 +146,8 @@ async fn an_unrecorded_tail_is_cut_on_open_and_positions_survive() {
 async fn stored_bytes_are_written_as_one_merged_proto_record() {
     let dir = tempfile::tempdir().unwrap();
     let exporter =
-        FileExporter::open("file".into(), config("t.pb", Format::Proto, Compression::None, None), dir.path()).unwrap();
+        FileExporter::open("file".into(), config("t.pb", Format::Proto, Compression::None, None), dir.path(), None)
+            .unwrap();
     assert!(exporter.takes_encoded());
     let (first, second) = (batch("a").request, batch("b").request);
     let mut bytes = first.encode_protobuf();
@@ -130,7 +158,8 @@ async fn stored_bytes_are_written_as_one_merged_proto_record() {
     let mut merged = first;
     merged.append(second).unwrap();
     assert_eq!(decode_proto_stream(Signal::Traces, &stream).unwrap(), vec![merged]);
-    let json = FileExporter::open("json".into(), config("t.jsonl", Format::Json, Compression::None, None), dir.path())
-        .unwrap();
+    let json =
+        FileExporter::open("json".into(), config("t.jsonl", Format::Json, Compression::None, None), dir.path(), None)
+            .unwrap();
     assert!(!json.takes_encoded(), "JSON lines need the decoded request");
 }

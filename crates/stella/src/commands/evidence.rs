@@ -8,7 +8,9 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use stella_evidence::config_bundle;
+use stella_evidence::file_set::FileSetVerifier;
 use stella_evidence::forensic::{self, CaptureProgress};
+use stella_evidence::payload_types;
 use stella_evidence::{
     BundleHeader, BundleManifest, BundleReader, Compression, Limits, SigningKey, TrustStore, VerifiedBundle,
     verify_bundle,
@@ -187,6 +189,9 @@ fn compression(arg: CompressionArg) -> Compression {
 /// `stella telemetry verify`: prints what was verified, or fails with the failure's class and exit code.
 pub fn verify(args: VerifyArgs) -> anyhow::Result<()> {
     let trust = TrustStore::from_files(&args.trusted_keys)?;
+    if args.bundle.to_string_lossy().ends_with(".dsse.json") {
+        return verify_rotation(&args, &trust);
+    }
     let result = File::open(&args.bundle)
         .map_err(|source| stella_evidence::BundleError::Read { file: args.bundle.clone(), source })
         .and_then(|file| verify_bundle(BufReader::new(file), &trust, &Limits::default()));
@@ -205,6 +210,43 @@ pub fn verify(args: VerifyArgs) -> anyhow::Result<()> {
             if args.json {
                 let answer = json!({"verified": false, "code": error.code(), "message": error.to_string()});
                 println!("{answer}");
+            }
+            Err(error.into())
+        }
+    }
+}
+
+/// A rotated file's signed manifest (`<file>.dsse.json`): the signature, then every file it names in its
+/// directory.
+fn verify_rotation(args: &VerifyArgs, trust: &TrustStore) -> anyhow::Result<()> {
+    let envelope = &args.bundle;
+    let dir = envelope.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let result = std::fs::read(envelope)
+        .map_err(|source| stella_evidence::BundleError::Read { file: envelope.clone(), source })
+        .and_then(|json| FileSetVerifier::open(&json, None, trust, payload_types::ROTATION_MANIFEST))
+        .and_then(|verifier| verifier.check_dir(&dir));
+    match result {
+        Ok(verified) if args.json => {
+            let answer = json!({
+                "verified": true,
+                "path": envelope.display().to_string(),
+                "files": verified.manifest.files,
+                "signer": {"keyid": verified.signer.keyid, "integrity_only": verified.signer.integrity_only},
+            });
+            println!("{answer}");
+            Ok(())
+        }
+        Ok(verified) => {
+            println!("verified {}", envelope.display());
+            for file in &verified.manifest.files {
+                println!("  {} {} bytes, sha256 {}", file.path, file.size, file.sha256);
+            }
+            println!("  signed by {}", signer_text(&verified.signer.keyid, verified.signer.integrity_only));
+            Ok(())
+        }
+        Err(error) => {
+            if args.json {
+                println!("{}", json!({"verified": false, "code": error.code(), "message": error.to_string()}));
             }
             Err(error.into())
         }

@@ -30,12 +30,6 @@ pub async fn execute(args: ServeArgs) -> anyhow::Result<()> {
     })?;
     let registry = Registry::default();
     stella_api::register_build_info(&registry, env!("CARGO_PKG_VERSION"));
-    let context = Environment {
-        data_dir: args.data_dir.clone(),
-        registry: registry.clone(),
-        host_facts: Arc::new(HostFacts::of_this_process()),
-        allow_insecure: args.insecure,
-    };
     let source = match &args.config_dir {
         Some(dir) => {
             let mut trust = stella_evidence::TrustStore::from_files(&args.trusted_keys)?;
@@ -60,16 +54,9 @@ pub async fn execute(args: ServeArgs) -> anyhow::Result<()> {
         }
         None => ConfigSource { profile: args.profile, overlay: args.config.clone(), check: None },
     };
-    let collector = Collector::start(source, context).await?;
-    let api_config = collector.config().api;
-    let api_endpoint = api_config.endpoint;
-    let api_listener = tokio::net::TcpListener::bind(api_endpoint).await.with_context(|| {
-        format!("cannot listen on {api_endpoint} (api.endpoint); stop whatever uses that port or change api.endpoint")
-    })?;
-    let api_stop = CancellationToken::new();
-    let tokens = collector.config().auth_enabled.then(|| Arc::new(TokenStore::new(&args.data_dir)));
+    // The signing key comes first: file exporters sign their rotations from the start.
     let evidence = stella_api::evidence::Evidence::load(
-        &collector.config().evidence,
+        &source.load()?.evidence,
         &args.data_dir,
         &args.profile.to_string(),
         &registry,
@@ -80,6 +67,21 @@ pub async fn execute(args: ServeArgs) -> anyhow::Result<()> {
         trusted_keys = evidence.trust.len(),
         "evidence signing key ready"
     );
+    let context = Environment {
+        data_dir: args.data_dir.clone(),
+        registry: registry.clone(),
+        host_facts: Arc::new(HostFacts::of_this_process()),
+        allow_insecure: args.insecure,
+        rotation_signer: Some(Arc::new(stella_api::evidence::RotationSigning::new(evidence.key.clone()))),
+    };
+    let collector = Collector::start(source, context).await?;
+    let api_config = collector.config().api;
+    let api_endpoint = api_config.endpoint;
+    let api_listener = tokio::net::TcpListener::bind(api_endpoint).await.with_context(|| {
+        format!("cannot listen on {api_endpoint} (api.endpoint); stop whatever uses that port or change api.endpoint")
+    })?;
+    let api_stop = CancellationToken::new();
+    let tokens = collector.config().auth_enabled.then(|| Arc::new(TokenStore::new(&args.data_dir)));
     let api_state = stella_api::ApiState {
         collector: Arc::clone(&collector),
         registry,
