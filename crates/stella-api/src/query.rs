@@ -15,6 +15,9 @@ use prost::Message;
 use stella_collector::auth::Principal;
 use stella_otlp::proto::collector::trace::v1::ExportTraceServiceRequest;
 use stella_otlp::{OtlpRequest, Signal, attributes};
+use stella_store::chunks::label_value;
+
+use stella_store::chunks::ScanFilter;
 
 use crate::{ApiError, ApiState, tenant_of};
 
@@ -373,16 +376,6 @@ fn parse_severity(text: &str) -> Option<i32> {
     named.or_else(|| text.parse::<i32>().ok().filter(|number| (1..=24).contains(number)))
 }
 
-/// The string form of a value (bodies and attributes), JSON for maps and lists.
-fn value_text(value: Option<&stella_otlp::proto::common::v1::AnyValue>) -> String {
-    use stella_otlp::proto::common::v1::any_value::Value;
-    match value.and_then(|value| value.value.as_ref()) {
-        Some(Value::BytesValue(bytes)) => hex::encode(bytes),
-        Some(other) => attributes::scalar_text(other).unwrap_or_else(|| format!("{other:?}")),
-        None => String::new(),
-    }
-}
-
 async fn logs(
     state: &ApiState,
     principal: Option<&Principal>,
@@ -412,7 +405,12 @@ async fn logs(
     let stores = std::sync::Arc::clone(state.collector.stores());
     blocking(move || {
         let mut found: Vec<(u64, serde_json::Value)> = Vec::new();
-        let outcome = stores.scan(&tenant, Signal::Logs, (start, end), service.as_deref(), &mut |record| {
+        let filter = ScanFilter {
+            service: service.as_deref(),
+            severity_min: (severity_min > 0).then_some(severity_min),
+            ..ScanFilter::default()
+        };
+        let outcome = stores.scan(&tenant, Signal::Logs, (start, end), filter, &mut |record| {
             let Ok(OtlpRequest::Logs(request)) = OtlpRequest::decode_protobuf(Signal::Logs, record) else {
                 return true;
             };
@@ -423,12 +421,12 @@ async fn logs(
                 }
                 for log in group.scope_logs.iter().flat_map(|scope| &scope.log_records) {
                     let at = if log.time_unix_nano > 0 { log.time_unix_nano } else { log.observed_time_unix_nano };
-                    let body = value_text(log.body.as_ref());
+                    let body = label_value(log.body.as_ref());
                     let attribute = |key: &str| {
                         log.attributes
                             .iter()
                             .find(|attribute| attribute.key == key)
-                            .map(|attribute| value_text(attribute.value.as_ref()))
+                            .map(|attribute| label_value(attribute.value.as_ref()))
                     };
                     let matches = at >= start
                         && at <= end
@@ -442,7 +440,7 @@ async fn logs(
                         .attributes
                         .iter()
                         .map(|attribute| {
-                            (attribute.key.clone(), serde_json::Value::String(value_text(attribute.value.as_ref())))
+                            (attribute.key.clone(), serde_json::Value::String(label_value(attribute.value.as_ref())))
                         })
                         .collect();
                     found.push((
@@ -526,7 +524,8 @@ async fn metrics(
         type Labels = std::collections::BTreeMap<String, String>;
         let mut series: std::collections::BTreeMap<Labels, Vec<(u64, f64)>> = std::collections::BTreeMap::new();
         let mut points = 0usize;
-        let outcome = stores.scan(&tenant, Signal::Metrics, (start, end), None, &mut |record| {
+        let filter = ScanFilter { metric: Some(&name), labels: &labels, ..ScanFilter::default() };
+        let outcome = stores.scan(&tenant, Signal::Metrics, (start, end), filter, &mut |record| {
             let Ok(OtlpRequest::Metrics(request)) = OtlpRequest::decode_protobuf(Signal::Metrics, record) else {
                 return true;
             };
@@ -540,7 +539,7 @@ async fn metrics(
                             }
                             let mut key: Labels = attributes
                                 .iter()
-                                .map(|attribute| (attribute.key.clone(), value_text(attribute.value.as_ref())))
+                                .map(|attribute| (attribute.key.clone(), label_value(attribute.value.as_ref())))
                                 .collect();
                             if let Some(service) = &service {
                                 key.insert("service.name".into(), service.clone());

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use stella_metrics::{CounterVec, GaugeVec, Registry, names};
 use stella_otlp::Signal;
-use stella_store::chunks::{HoldBook, Sealer, Store, StoreError};
+use stella_store::chunks::{HoldBook, ScanFilter, Sealer, Store, StoreError};
 
 use crate::config::StoreSettings;
 use stella_store::log::{Cursor, CursorStore};
@@ -121,17 +121,19 @@ impl StoreRegistry {
         .unwrap_or_default()
     }
 
-    /// Visits the records of `tenant`'s `signal` overlapping `[start, end]` (unix nanos) and holding
-    /// `service` (if given): the open chunk first (newest), then sealed chunks, newest day first. `visit`
-    /// returns false to stop.
-    pub fn scan(
+    /// Visits the records of `tenant`'s `signal` overlapping `[start, end]` (unix nanos) that `filter` may
+    /// match (the service for the open chunk; the index shards narrow sealed chunks further): the open chunk
+    /// first (newest), then sealed chunks, newest day first. `visit` returns false to stop.
+    pub fn scan<'f>(
         &self,
         tenant: &str,
         signal: Signal,
         range: (u64, u64),
-        service: Option<&str>,
+        filter: impl Into<ScanFilter<'f>>,
         visit: &mut dyn FnMut(&[u8]) -> bool,
     ) -> Result<(), StoreError> {
+        let filter = filter.into();
+        let service = filter.service;
         let open =
             self.open.lock().unwrap_or_else(|poison| poison.into_inner()).get(&(tenant.to_string(), signal)).cloned();
         if let Some(open) = open {
@@ -152,7 +154,7 @@ impl StoreRegistry {
                 }
             }
         }
-        self.store.scan(tenant, signal.as_str(), range, service, visit)
+        self.store.scan(tenant, signal.as_str(), range, filter, visit)
     }
 }
 

@@ -66,6 +66,12 @@ pub struct DayManifest {
     /// chunks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub index_sha256: Option<String>,
+    /// Hex SHA-256 of the day's index shard (traces `services.bin`, logs `streams.bin`, metrics
+    /// `series.bin`: each stream with the chunks holding it, their time ranges and item counts), rebuilt
+    /// deterministically from the chunks. Absent in days sealed before shards existed (and in a day whose
+    /// shard could not be built): their scans read every chunk until `store check --repair` writes one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard_sha256: Option<String>,
 }
 
 /// RFC 8785 bytes of a manifest.

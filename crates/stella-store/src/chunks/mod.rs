@@ -1,19 +1,28 @@
 //! The embedded store: the ingest log's records sealed into immutable, content-addressed chunks with
-//! RFC 8785 manifests, a day manifest per tenant, signal and UTC day, and a trace index per day.
+//! RFC 8785 manifests, a day manifest per tenant, signal and UTC day, and per day a trace index and an
+//! index shard of the day's streams (services, log streams, metric series).
 //!
 //! - [`Sealer`]: the pure rule of which records make a chunk (data only, never the wall clock).
-//! - [`Store`]: chunks, manifests and indexes on disk; lookups by trace id; `check` and repair.
+//! - [`Store`]: chunks, manifests and indexes on disk; lookups by trace id; scans that index shards
+//!   narrow ([`ScanFilter`]); retention; `check` and repair.
 mod facts;
 mod holds;
+mod index;
 mod manifest;
 mod sealer;
+mod shard;
 mod store;
+mod streams;
 
 pub use facts::{RecordFacts, record_facts};
 pub use holds::{Hold, HoldBook, HoldError, HoldKind};
 pub use manifest::{CHUNK_FORMAT_VERSION, ChunkManifest, DayChunk, DayManifest, canonical};
 pub use sealer::{OpenRecord, SealLimits, SealedChunk, Sealer, UndecodableRecord, chunk_records, utc_day};
+pub use shard::{SHARD_FORMAT_VERSION, shard_file};
 pub use store::{CheckReport, Store, StoreError, StoredChunk, directory_name};
+pub use streams::{
+    ChunkStreams, LOG_STREAM_RESOURCE_ATTRIBUTES, SEVERITY_LABEL, ScanFilter, StreamKey, StreamStats, label_value,
+};
 
 #[cfg(test)]
 mod tests;

@@ -9,10 +9,11 @@
 use std::collections::BTreeSet;
 
 use sha2::{Digest, Sha256};
-use stella_otlp::Signal;
+use stella_otlp::{OtlpRequest, Signal};
 
-use super::facts::{RecordFacts, record_facts};
+use super::facts::{RecordFacts, request_facts};
 use super::manifest::{CHUNK_FORMAT_VERSION, ChunkManifest};
+use super::streams::ChunkStreams;
 
 /// zstd level of chunk files (fixed: part of what makes digests reproducible).
 const ZSTD_LEVEL: i32 = 3;
@@ -52,6 +53,8 @@ pub struct SealedChunk {
     pub manifest: ChunkManifest,
     /// Sorted (trace id, record position in the chunk) of its spans (traces only).
     pub trace_ids: Vec<([u8; 16], u32)>,
+    /// Its streams, for the day's index shard.
+    pub streams: ChunkStreams,
     /// The sequence number of its last record.
     pub last_seq: u64,
 }
@@ -65,6 +68,8 @@ pub struct Sealer {
     day: Option<String>,
     open: Vec<OpenRecord>,
     open_bytes: usize,
+    /// The streams of the open records.
+    open_streams: ChunkStreams,
 }
 
 /// The UTC day (`YYYY-MM-DD`) of a unix-nanosecond time.
@@ -78,13 +83,22 @@ pub fn utc_day(unix_nanos: u64) -> String {
 impl Sealer {
     /// A sealer for `tenant`'s `signal` with `limits`.
     pub fn new(tenant: &str, signal: Signal, limits: SealLimits) -> Self {
-        Sealer { tenant: tenant.to_string(), signal, limits, day: None, open: Vec::new(), open_bytes: 0 }
+        Sealer {
+            tenant: tenant.to_string(),
+            signal,
+            limits,
+            day: None,
+            open: Vec::new(),
+            open_bytes: 0,
+            open_streams: ChunkStreams::default(),
+        }
     }
 
     /// Adds one logged record; returns the chunks this sealed (before it, on a day change, and after it,
     /// at a limit). A record that does not decode is skipped (and logged by the caller).
     pub fn add(&mut self, seq: u64, payload: Vec<u8>) -> Result<Vec<SealedChunk>, UndecodableRecord> {
-        let facts = record_facts(self.signal, &payload).ok_or(UndecodableRecord { seq })?;
+        let request = OtlpRequest::decode_protobuf(self.signal, &payload).map_err(|_| UndecodableRecord { seq })?;
+        let facts = request_facts(&request);
         let mut sealed = Vec::new();
         let day = utc_day(facts.min_time);
         if self.day.as_ref().is_some_and(|open_day| day > *open_day) && !self.open.is_empty() {
@@ -94,6 +108,7 @@ impl Sealer {
             self.day = Some(day);
         }
         self.open_bytes += payload.len();
+        self.open_streams.add_request(&request);
         self.open.push(OpenRecord { seq, payload, facts });
         if self.open.len() >= self.limits.max_records || self.open_bytes >= self.limits.max_bytes {
             sealed.extend(self.seal());
@@ -116,6 +131,7 @@ impl Sealer {
             return None;
         }
         let records = std::mem::take(&mut self.open);
+        let streams = std::mem::take(&mut self.open_streams);
         self.open_bytes = 0;
         let day = self.day.take().unwrap_or_else(|| utc_day(0));
         let mut framed = Vec::with_capacity(records.iter().map(|record| record.payload.len() + 4).sum());
@@ -149,7 +165,7 @@ impl Sealer {
             uncompressed_bytes: framed.len() as u64,
         };
         let last_seq = records.last().map_or(0, |record| record.seq);
-        Some(SealedChunk { bytes, manifest, trace_ids: trace_ids.into_iter().collect(), last_seq })
+        Some(SealedChunk { bytes, manifest, trace_ids: trace_ids.into_iter().collect(), streams, last_seq })
     }
 }
 

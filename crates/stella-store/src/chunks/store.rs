@@ -1,26 +1,33 @@
-//! [`Store`]: sealed chunks on disk, with their manifests and a trace index per day.
+//! [`Store`]: sealed chunks on disk, with their manifests, a trace index and an index shard per day.
 //!
 //! ```text
 //! <root>/<tenant>/<signal>/<YYYY-MM-DD>/<sha256>.chunk   records exactly as logged, length-prefixed, zstd
 //!                                      /<sha256>.json    its manifest (RFC 8785)
 //!                                      /index.bin        traces: (trace id 16 B, chunk u32 BE, record u32 BE)*, sorted
-//!                                      /day.json         the day manifest (RFC 8785): chunks in order, index digest
+//!                                      /services.bin     traces: index shard, service -> chunks (+ times, spans)
+//!                                      /streams.bin      logs: index shard, stream labels -> chunks (+ times, records)
+//!                                      /series.bin       metrics: index shard, name + labels -> chunks (+ times, points)
+//!                                      /day.json         the day manifest (RFC 8785): chunks in order, index digests
 //! ```
-//! Writes go chunk, manifest, index, then `day.json` (each by atomic rename): the day manifest is the
-//! commit point. Chunk files are named by their digest, so sealing the same records again after a crash
-//! rewrites the same files and lists the chunk once.
-use std::os::unix::fs::FileExt;
+//! Writes go chunk, manifest, indexes, then `day.json` (each by atomic rename): the day manifest is the
+//! commit point, and it records the digest of each index. Chunk files are named by their digest, so
+//! sealing the same records again after a crash rewrites the same files and lists the chunk once. An
+//! index shard is trusted only when its digest and chunk count match the day manifest; otherwise a write
+//! rebuilds it from the day's chunks, a scan reads every chunk of the day, and `check` reports it.
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
+use stella_otlp::Signal;
 
-use super::manifest::{CHUNK_FORMAT_VERSION, DayChunk, DayManifest, canonical};
+use super::index::{DayIndexes, IndexBuilder, lookup, merge_index, retain_index};
+use super::manifest::{CHUNK_FORMAT_VERSION, ChunkManifest, DayChunk, DayManifest, canonical};
 use super::sealer::{SealedChunk, chunk_records};
+use super::shard::{DayShard, matching_chunks, shard_file};
+use super::streams::ScanFilter;
 use crate::log::{LogFs, RealFs};
-
-/// One entry of a day's trace index: trace id, the chunk's position in the day manifest, the record's
-/// position in the chunk.
-const INDEX_ENTRY: usize = 24;
 
 /// The store could not read or write.
 #[derive(Debug, thiserror::Error)]
@@ -63,9 +70,9 @@ pub struct CheckReport {
     pub chunks_ok: u64,
     /// Chunks that do not (path and reason).
     pub damaged: Vec<String>,
-    /// Day indexes that differed from a rebuild from their chunks.
+    /// Day indexes (`index.bin`) and index shards missing or differing from a rebuild from their chunks.
     pub stale_indexes: Vec<String>,
-    /// Day indexes rewritten (with `--repair`).
+    /// Day indexes and index shards rewritten (with `--repair`).
     pub repaired_indexes: Vec<String>,
 }
 
@@ -82,6 +89,8 @@ pub struct StoredChunk {
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
+    /// Chunk files read by this handle and its clones.
+    chunk_reads: Arc<AtomicU64>,
 }
 
 /// A directory name for a tenant or pipeline id (`traces/audit` -> `traces~audit`).
@@ -92,7 +101,7 @@ pub fn directory_name(id: &str) -> String {
 impl Store {
     /// The store under `root` (`<data-dir>/store`).
     pub fn new(root: PathBuf) -> Self {
-        Store { root }
+        Store { root, chunk_reads: Arc::new(AtomicU64::new(0)) }
     }
 
     fn signal_dir(&self, tenant: &str, signal: &str) -> PathBuf {
@@ -103,7 +112,7 @@ impl Store {
         self.signal_dir(tenant, signal).join(day)
     }
 
-    /// Writes a sealed chunk and lists it in its day (once, whatever the retries).
+    /// Writes a sealed chunk and lists it in its day (once, whatever the retries), with the day's indexes.
     pub fn write(&self, chunk: &SealedChunk) -> Result<(), StoreError> {
         let manifest = &chunk.manifest;
         let dir = self.day_dir(&manifest.tenant, &manifest.signal, &manifest.day);
@@ -115,6 +124,7 @@ impl Store {
             day: manifest.day.clone(),
             chunks: Vec::new(),
             index_sha256: None,
+            shard_sha256: None,
         });
         if day.chunks.iter().any(|listed| listed.sha256 == manifest.sha256) {
             return Ok(());
@@ -128,8 +138,16 @@ impl Store {
             let index_path = dir.join("index.bin");
             let existing = RealFs.read_file(&index_path).map_err(io("read", &index_path))?.unwrap_or_default();
             let index = merge_index(&existing, &chunk.trace_ids, position);
-            RealFs.write_atomic(&index_path, &index).map_err(io("write", &index_path))?;
-            day.index_sha256 = Some(hex::encode(Sha256::digest(&index)));
+            day.index_sha256 = Some(write_index(&index_path, &index)?);
+        }
+        if let Ok(signal) = manifest.signal.parse::<Signal>() {
+            day.shard_sha256 = match self.shard_to_extend(&dir, signal, &day) {
+                Some(mut shard) => {
+                    shard.insert_chunk(position, &chunk.streams);
+                    Some(write_index(&dir.join(shard_file(signal)), &shard.encode())?)
+                }
+                None => None,
+            };
         }
         day.chunks.push(DayChunk {
             sha256: manifest.sha256.clone(),
@@ -140,6 +158,36 @@ impl Store {
         });
         let day_path = dir.join("day.json");
         RealFs.write_atomic(&day_path, &canonical(&day)).map_err(io("write", &day_path))
+    }
+
+    /// The shard a new chunk of `day` extends: the one on disk when the day manifest vouches for it, else
+    /// one rebuilt from the day's chunks (the first write to a day sealed before shards existed, or after
+    /// a crash between the shard and the day manifest). `None` when a chunk of the day cannot be read:
+    /// then the day goes without a shard (its scans read every chunk) until `store check --repair`.
+    fn shard_to_extend(&self, dir: &Path, signal: Signal, day: &DayManifest) -> Option<DayShard> {
+        match load_shard(dir, signal, day) {
+            Ok(Some(shard)) => return Some(shard),
+            Ok(None) if day.chunks.is_empty() => return Some(DayShard::new(signal)),
+            Ok(None) => {}
+            Err(error) => tracing::warn!(code = error.code(), %error, "index shard rejected; rebuilding it"),
+        }
+        match self.rebuild_indexes(dir, signal, &day.chunks) {
+            Ok(rebuilt) => Some(rebuilt.shard),
+            Err(error) => {
+                tracing::warn!(code = error.code(), %error, "cannot rebuild the day's index shard; its scans read every chunk until `stella telemetry store check --repair`");
+                None
+            }
+        }
+    }
+
+    /// Both indexes of a day rebuilt from `chunks` (each chunk read once).
+    fn rebuild_indexes(&self, dir: &Path, signal: Signal, chunks: &[DayChunk]) -> Result<DayIndexes, StoreError> {
+        let mut builder = IndexBuilder::new(signal);
+        for (position, chunk) in chunks.iter().enumerate() {
+            let records = self.read_chunk(&dir.join(format!("{}.chunk", chunk.sha256)))?;
+            builder.add_chunk(position as u32, &records);
+        }
+        Ok(builder.finish())
     }
 
     /// The day manifest of `tenant`'s `signal` on `day`, if that day has chunks.
@@ -191,39 +239,22 @@ impl Store {
     }
 
     /// Visits the records (as logged) of `tenant`'s `signal` chunks whose time range overlaps
-    /// `[start, end]` (unix nanos) and that hold `service` (if given), newest day first; `visit` returns
-    /// false to stop.
-    pub fn scan(
+    /// `[start, end]` (unix nanos) and that may hold what `filter` wants (an `Option<&str>` is a service),
+    /// newest day first and newest chunk first within a day; `visit` returns false to stop. The day's
+    /// index shard rules chunks out without reading them (see [`Store::scan_plan`]); `visit` still sees
+    /// every record of a chunk it reads, matching or not.
+    pub fn scan<'f>(
         &self,
         tenant: &str,
         signal: &str,
-        (start, end): (u64, u64),
-        service: Option<&str>,
+        range: (u64, u64),
+        filter: impl Into<ScanFilter<'f>>,
         visit: &mut dyn FnMut(&[u8]) -> bool,
     ) -> Result<(), StoreError> {
-        let first_day = super::sealer::utc_day(start);
-        for day in self.days(tenant, signal) {
-            // A chunk belongs to the day of its first record; late records can reach back one day.
-            if day < previous_day(&first_day) {
-                break;
-            }
-            let Some(manifest) = self.day_manifest(tenant, signal, &day)? else { continue };
-            let dir = self.day_dir(tenant, signal, &day);
-            for chunk in manifest.chunks.iter().rev() {
-                let time = |text: &str| text.parse::<u64>().unwrap_or(0);
-                if time(&chunk.max_time_unix_nano) < start || time(&chunk.min_time_unix_nano) > end {
-                    continue;
-                }
-                if let Some(service) = service {
-                    let path = dir.join(format!("{}.json", chunk.sha256));
-                    let bytes = std::fs::read(&path).map_err(io("read", &path))?;
-                    let chunk_manifest: super::manifest::ChunkManifest = serde_json::from_slice(&bytes)
-                        .map_err(|error| StoreError::Damaged { path: path.clone(), message: error.to_string() })?;
-                    if !chunk_manifest.services.iter().any(|known| known == service) {
-                        continue;
-                    }
-                }
-                for record in self.read_chunk(&dir.join(format!("{}.chunk", chunk.sha256)))? {
+        let filter = filter.into();
+        for day in self.scan_days(tenant, signal, range.0) {
+            for chunk in self.day_plan(tenant, signal, &day, range, &filter)? {
+                for record in self.read_chunk(&chunk.path)? {
                     if !visit(&record) {
                         return Ok(());
                     }
@@ -231,6 +262,69 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// The chunks [`Store::scan`] reads for the same arguments, in the order it reads them: those whose
+    /// time range overlaps `range` and that the day's index shard (or, for a day without a usable shard,
+    /// the chunk manifest's services) does not rule out.
+    pub fn scan_plan<'f>(
+        &self,
+        tenant: &str,
+        signal: &str,
+        range: (u64, u64),
+        filter: impl Into<ScanFilter<'f>>,
+    ) -> Result<Vec<StoredChunk>, StoreError> {
+        let filter = filter.into();
+        let mut plan = Vec::new();
+        for day in self.scan_days(tenant, signal, range.0) {
+            plan.extend(self.day_plan(tenant, signal, &day, range, &filter)?);
+        }
+        Ok(plan)
+    }
+
+    /// The days a scan from `start` reads, newest first.
+    fn scan_days(&self, tenant: &str, signal: &str, start: u64) -> Vec<String> {
+        // A chunk belongs to the day of its first record; late records can reach back one day.
+        let first_day = previous_day(&super::sealer::utc_day(start));
+        self.days(tenant, signal).into_iter().take_while(|day| *day >= first_day).collect()
+    }
+
+    /// The chunks of one day a scan reads, newest first.
+    fn day_plan(
+        &self,
+        tenant: &str,
+        signal: &str,
+        day: &str,
+        range: (u64, u64),
+        filter: &ScanFilter<'_>,
+    ) -> Result<Vec<StoredChunk>, StoreError> {
+        let Some(manifest) = self.day_manifest(tenant, signal, day)? else { return Ok(Vec::new()) };
+        let dir = self.day_dir(tenant, signal, day);
+        let admitted: Option<BTreeSet<u32>> = match signal.parse::<Signal>() {
+            Ok(kind) if filter.narrows() => usable(shard_matches(&dir, kind, &manifest, filter, range)),
+            _ => None,
+        };
+        let mut plan = Vec::new();
+        for (position, chunk) in manifest.chunks.iter().enumerate().rev() {
+            if !overlaps(chunk, range) {
+                continue;
+            }
+            let wanted = match &admitted {
+                Some(admitted) => admitted.contains(&(position as u32)),
+                None if filter.service.is_some() => {
+                    let path = dir.join(format!("{}.json", chunk.sha256));
+                    let bytes = std::fs::read(&path).map_err(io("read", &path))?;
+                    let chunk_manifest: ChunkManifest = serde_json::from_slice(&bytes)
+                        .map_err(|error| StoreError::Damaged { path: path.clone(), message: error.to_string() })?;
+                    filter.admits_services(&chunk_manifest.services)
+                }
+                None => true,
+            };
+            if wanted {
+                plan.push(StoredChunk { path: dir.join(format!("{}.chunk", chunk.sha256)), chunk: chunk.clone() });
+            }
+        }
+        Ok(plan)
     }
 
     /// Every chunk of `tenant`'s `signal` whose time range overlaps `[start, end]` (unix nanos, inclusive),
@@ -241,19 +335,19 @@ impl Store {
         signal: &str,
         (start, end): (u64, u64),
     ) -> Result<Vec<StoredChunk>, StoreError> {
-        // A chunk belongs to the day of its first record; late records can reach back one day.
-        let first_day = previous_day(&super::sealer::utc_day(start));
-        let last_day = super::sealer::utc_day(end);
+        // A chunk belongs to the day of its first record and holds no record of a later day (a record of a
+        // later day seals it), but late records of earlier days join it, however late: so a chunk of any day
+        // from `start`'s on may overlap the window, and its recorded time range decides.
+        let first_day = super::sealer::utc_day(start);
         let mut found = Vec::new();
         for day in self.days(tenant, signal).into_iter().rev() {
-            if day < first_day || day > last_day {
+            if day < first_day {
                 continue;
             }
             let Some(manifest) = self.day_manifest(tenant, signal, &day)? else { continue };
             let dir = self.day_dir(tenant, signal, &day);
             for chunk in manifest.chunks {
-                let time = |text: &str| text.parse::<u64>().unwrap_or(0);
-                if time(&chunk.max_time_unix_nano) >= start && time(&chunk.min_time_unix_nano) <= end {
+                if overlaps(&chunk, (start, end)) {
                     found.push(StoredChunk { path: dir.join(format!("{}.chunk", chunk.sha256)), chunk });
                 }
             }
@@ -263,8 +357,15 @@ impl Store {
 
     /// The records of a chunk file.
     pub fn read_chunk(&self, path: &Path) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.chunk_reads.fetch_add(1, Ordering::Relaxed);
         let bytes = std::fs::read(path).map_err(io("read", path))?;
         chunk_records(&bytes).map_err(|message| StoreError::Damaged { path: path.to_path_buf(), message })
+    }
+
+    /// Chunk files read (and decompressed) by this store and its clones since it was made: what index
+    /// shards save.
+    pub fn chunks_read(&self) -> u64 {
+        self.chunk_reads.load(Ordering::Relaxed)
     }
 
     /// Bytes of `tenant`'s `signal` on disk.
@@ -287,8 +388,8 @@ impl Store {
 
     /// Retention: deletes `tenant`'s `signal` chunks whose newest item is older than `cutoff` (unix nanos),
     /// except those `held` keeps (given a chunk's min and max item time); returns the deleted digests.
-    /// A day left with no chunk is removed; otherwise its manifest and index are rebuilt from the chunks it
-    /// keeps (the new `day.json` is written before any file is deleted).
+    /// A day left with no chunk is removed; otherwise its manifest and indexes are renumbered for the
+    /// chunks it keeps (the new `day.json` is written before any file is deleted).
     pub fn sweep(
         &self,
         tenant: &str,
@@ -302,10 +403,11 @@ impl Store {
         for day in days {
             let Some(mut manifest) = self.day_manifest(tenant, signal, &day)? else { continue };
             let time = |text: &str| text.parse::<u64>().unwrap_or(u64::MAX);
-            let (expired, kept): (Vec<DayChunk>, Vec<DayChunk>) = manifest.chunks.iter().cloned().partition(|chunk| {
+            let (mut kept, mut expired) = (Vec::new(), Vec::new());
+            for (position, chunk) in manifest.chunks.iter().enumerate() {
                 let (min, max) = (time(&chunk.min_time_unix_nano), time(&chunk.max_time_unix_nano));
-                max < cutoff && !held(min, max)
-            });
+                if max < cutoff && !held(min, max) { expired.push(chunk.clone()) } else { kept.push(position as u32) }
+            }
             if expired.is_empty() {
                 continue;
             }
@@ -313,18 +415,12 @@ impl Store {
             if kept.is_empty() {
                 std::fs::remove_dir_all(&dir).map_err(io("remove", &dir))?;
             } else {
-                if signal == "traces" {
-                    let mut index = Vec::new();
-                    for (position, chunk) in kept.iter().enumerate() {
-                        let path = dir.join(format!("{}.chunk", chunk.sha256));
-                        let bytes = std::fs::read(&path).map_err(io("read", &path))?;
-                        index = merge_index(&index, &trace_entries(&path, &bytes)?, position as u32);
-                    }
-                    let index_path = dir.join("index.bin");
-                    RealFs.write_atomic(&index_path, &index).map_err(io("write", &index_path))?;
-                    manifest.index_sha256 = Some(hex::encode(Sha256::digest(&index)));
+                let kept_chunks: Vec<DayChunk> =
+                    kept.iter().filter_map(|position| manifest.chunks.get(*position as usize).cloned()).collect();
+                if let Ok(kind) = signal.parse::<Signal>() {
+                    self.keep_indexed(&dir, kind, &mut manifest, (&kept, &kept_chunks))?;
                 }
-                manifest.chunks = kept;
+                manifest.chunks = kept_chunks;
                 let day_path = dir.join("day.json");
                 RealFs.write_atomic(&day_path, &canonical(&manifest)).map_err(io("write", &day_path))?;
                 for chunk in &expired {
@@ -339,14 +435,66 @@ impl Store {
         Ok(deleted)
     }
 
-    /// Verifies every chunk against its digest and every trace index against a rebuild from its chunks;
-    /// with `repair`, rewrites indexes that differ (damaged chunks are reported, never changed).
+    /// Writes the indexes of `manifest`'s day for the chunks it keeps (their ascending positions, and
+    /// them) and records their digests in `manifest`: the current indexes renumbered when the manifest
+    /// vouches for them (no chunk read), else rebuilt from the kept chunks. A shard that cannot be rebuilt
+    /// is left out (the day's scans read every chunk); a trace index that cannot be is an error.
+    fn keep_indexed(
+        &self,
+        dir: &Path,
+        signal: Signal,
+        manifest: &mut DayManifest,
+        (kept, kept_chunks): (&[u32], &[DayChunk]),
+    ) -> Result<(), StoreError> {
+        let index_path = dir.join("index.bin");
+        let current_index = match signal {
+            Signal::Traces => RealFs
+                .read_file(&index_path)
+                .map_err(io("read", &index_path))?
+                .filter(|bytes| manifest.index_sha256.as_deref() == Some(digest(bytes).as_str())),
+            _ => None,
+        };
+        let current_shard = usable(load_shard(dir, signal, manifest));
+        let needs_index = signal == Signal::Traces && current_index.is_none();
+        let rebuilt = if needs_index || current_shard.is_none() {
+            match self.rebuild_indexes(dir, signal, kept_chunks) {
+                Ok(rebuilt) => Some(rebuilt),
+                Err(error) if needs_index => return Err(error),
+                Err(error) => {
+                    tracing::warn!(code = error.code(), %error, "cannot rebuild the day's index shard; its scans read every chunk until `stella telemetry store check --repair`");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let (rebuilt_index, rebuilt_shard) = rebuilt.map_or((None, None), |day| (Some(day.index), Some(day.shard)));
+        if signal == Signal::Traces {
+            let index = current_index.map(|bytes| retain_index(&bytes, kept)).or(rebuilt_index).unwrap_or_default();
+            manifest.index_sha256 = Some(write_index(&index_path, &index)?);
+        }
+        let shard = current_shard
+            .map(|mut shard| {
+                shard.retain_chunks(kept);
+                shard
+            })
+            .or(rebuilt_shard);
+        manifest.shard_sha256 = match shard {
+            Some(shard) => Some(write_index(&dir.join(shard_file(signal)), &shard.encode())?),
+            None => None,
+        };
+        Ok(())
+    }
+
+    /// Verifies every chunk against its digest and every day's indexes (trace index, index shard) against a
+    /// rebuild from its chunks; with `repair`, rewrites indexes that differ or are missing (damaged chunks
+    /// are reported, never changed).
     pub fn check(&self, repair: bool) -> Result<CheckReport, StoreError> {
         let mut report = CheckReport::default();
         let tenants = std::fs::read_dir(&self.root).map(|entries| entries.filter_map(Result::ok).collect::<Vec<_>>());
         for tenant_dir in tenants.unwrap_or_default() {
-            for signal in ["traces", "metrics", "logs"] {
-                let signal_dir = tenant_dir.path().join(signal);
+            for signal in Signal::ALL {
+                let signal_dir = tenant_dir.path().join(signal.as_str());
                 let mut days: Vec<PathBuf> = std::fs::read_dir(&signal_dir)
                     .map(|entries| entries.filter_map(Result::ok).map(|entry| entry.path()).collect())
                     .unwrap_or_default();
@@ -359,48 +507,156 @@ impl Store {
         Ok(report)
     }
 
-    fn check_day(&self, dir: &Path, signal: &str, repair: bool, report: &mut CheckReport) -> Result<(), StoreError> {
+    /// Checks one day. A day with a damaged or missing chunk keeps its indexes as they are: a rebuild
+    /// would drop that chunk's entries; they are checked again once the chunk is restored.
+    fn check_day(&self, dir: &Path, signal: Signal, repair: bool, report: &mut CheckReport) -> Result<(), StoreError> {
         let day_path = dir.join("day.json");
         let Some(bytes) = RealFs.read_file(&day_path).map_err(io("read", &day_path))? else { return Ok(()) };
         let mut manifest: DayManifest = serde_json::from_slice(&bytes)
             .map_err(|error| StoreError::Damaged { path: day_path.clone(), message: error.to_string() })?;
-        let mut index = Vec::new();
+        let mut builder = IndexBuilder::new(signal);
+        let mut intact = true;
         for (position, chunk) in manifest.chunks.iter().enumerate() {
             let path = dir.join(format!("{}.chunk", chunk.sha256));
             let bytes = match std::fs::read(&path) {
                 Ok(bytes) => bytes,
                 Err(error) => {
                     report.damaged.push(format!("{}: {error}", path.display()));
+                    intact = false;
                     continue;
                 }
             };
-            let digest = hex::encode(Sha256::digest(&bytes));
-            if digest != chunk.sha256 {
-                report.damaged.push(format!("{}: its SHA-256 is {digest}, not its name", path.display()));
+            let found = digest(&bytes);
+            if found != chunk.sha256 {
+                report.damaged.push(format!("{}: its SHA-256 is {found}, not its name", path.display()));
+                intact = false;
                 continue;
             }
-            report.chunks_ok += 1;
-            if signal == "traces" {
-                index = merge_index(&index, &trace_entries(&path, &bytes)?, position as u32);
+            self.chunk_reads.fetch_add(1, Ordering::Relaxed);
+            match chunk_records(&bytes) {
+                Ok(records) => builder.add_chunk(position as u32, &records),
+                Err(message) => {
+                    report.damaged.push(format!("{}: {message}", path.display()));
+                    intact = false;
+                    continue;
+                }
             }
+            report.chunks_ok += 1;
         }
-        if signal != "traces" {
+        if !intact {
             return Ok(());
         }
-        let index_path = dir.join("index.bin");
-        let current = RealFs.read_file(&index_path).map_err(io("read", &index_path))?.unwrap_or_default();
-        let digest = hex::encode(Sha256::digest(&index));
-        if current != index || manifest.index_sha256.as_deref() != Some(digest.as_str()) {
-            report.stale_indexes.push(index_path.display().to_string());
-            if repair {
-                RealFs.write_atomic(&index_path, &index).map_err(io("write", &index_path))?;
-                manifest.index_sha256 = Some(digest);
-                RealFs.write_atomic(&day_path, &canonical(&manifest)).map_err(io("write", &day_path))?;
-                report.repaired_indexes.push(index_path.display().to_string());
-            }
+        let rebuilt = builder.finish();
+        let mut changed = false;
+        if signal == Signal::Traces {
+            let path = dir.join("index.bin");
+            changed |= check_index(&path, &rebuilt.index, &mut manifest.index_sha256, repair, report)?;
+        }
+        let path = dir.join(shard_file(signal));
+        changed |= check_index(&path, &rebuilt.shard.encode(), &mut manifest.shard_sha256, repair, report)?;
+        if changed {
+            RealFs.write_atomic(&day_path, &canonical(&manifest)).map_err(io("write", &day_path))?;
         }
         Ok(())
     }
+}
+
+/// Compares an index file and its recorded digest with `rebuilt`; reports it stale if either differs
+/// (or the file is missing) and, with `repair`, writes it and records its digest. Whether it wrote.
+fn check_index(
+    path: &Path,
+    rebuilt: &[u8],
+    recorded: &mut Option<String>,
+    repair: bool,
+    report: &mut CheckReport,
+) -> Result<bool, StoreError> {
+    let current = RealFs.read_file(path).map_err(io("read", path))?;
+    let expected = digest(rebuilt);
+    if current.as_deref() == Some(rebuilt) && recorded.as_deref() == Some(expected.as_str()) {
+        return Ok(false);
+    }
+    report.stale_indexes.push(path.display().to_string());
+    if !repair {
+        return Ok(false);
+    }
+    *recorded = Some(write_index(path, rebuilt)?);
+    report.repaired_indexes.push(path.display().to_string());
+    Ok(true)
+}
+
+/// The path and bytes of the day's index shard, checked against the digest its day manifest records;
+/// `Ok(None)` when the manifest records none (a day sealed before shards existed).
+fn verified_shard(dir: &Path, signal: Signal, day: &DayManifest) -> Result<Option<(PathBuf, Vec<u8>)>, StoreError> {
+    let Some(recorded) = &day.shard_sha256 else { return Ok(None) };
+    let path = dir.join(shard_file(signal));
+    let Some(bytes) = RealFs.read_file(&path).map_err(io("read", &path))? else {
+        return Err(StoreError::Damaged { path, message: "missing, though its day manifest lists it".into() });
+    };
+    let found = digest(&bytes);
+    if found != *recorded {
+        let message = format!("its SHA-256 is {found}, its day manifest says {recorded}");
+        return Err(StoreError::Damaged { path, message });
+    }
+    Ok(Some((path, bytes)))
+}
+
+/// A shard read from `path` covering `chunks` chunks must cover exactly the day's.
+fn check_covers(path: &Path, chunks: u32, day: &DayManifest) -> Result<(), StoreError> {
+    if chunks as usize == day.chunks.len() {
+        return Ok(());
+    }
+    let message = format!("it covers {chunks} chunks, its day lists {}", day.chunks.len());
+    Err(StoreError::Damaged { path: path.to_path_buf(), message })
+}
+
+/// The day's index shard, checked against its day manifest; `Ok(None)` when the manifest records none.
+pub(super) fn load_shard(dir: &Path, signal: Signal, day: &DayManifest) -> Result<Option<DayShard>, StoreError> {
+    let Some((path, bytes)) = verified_shard(dir, signal, day)? else { return Ok(None) };
+    let shard =
+        DayShard::decode(signal, &bytes).map_err(|message| StoreError::Damaged { path: path.clone(), message })?;
+    check_covers(&path, shard.chunks(), day)?;
+    Ok(Some(shard))
+}
+
+/// The positions of the day's chunks its index shard does not rule out for `filter` in `range`;
+/// `Ok(None)` when the manifest records no shard.
+fn shard_matches(
+    dir: &Path,
+    signal: Signal,
+    day: &DayManifest,
+    filter: &ScanFilter<'_>,
+    range: (u64, u64),
+) -> Result<Option<BTreeSet<u32>>, StoreError> {
+    let Some((path, bytes)) = verified_shard(dir, signal, day)? else { return Ok(None) };
+    let (chunks, positions) = matching_chunks(signal, &bytes, filter, range)
+        .map_err(|message| StoreError::Damaged { path: path.clone(), message })?;
+    check_covers(&path, chunks, day)?;
+    Ok(Some(positions))
+}
+
+/// What a shard lookup found, if the shard can be trusted; a damaged shard is logged and the caller
+/// reads every chunk of the day instead.
+fn usable<T>(found: Result<Option<T>, StoreError>) -> Option<T> {
+    found.unwrap_or_else(|error| {
+        tracing::warn!(code = error.code(), %error, "index shard not used; reading every chunk of the day");
+        None
+    })
+}
+
+/// Writes an index file atomically; its hex SHA-256.
+fn write_index(path: &Path, bytes: &[u8]) -> Result<String, StoreError> {
+    RealFs.write_atomic(path, bytes).map_err(io("write", path))?;
+    Ok(digest(bytes))
+}
+
+fn digest(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Whether a listed chunk's items may fall in `[start, end]`.
+fn overlaps(chunk: &DayChunk, (start, end): (u64, u64)) -> bool {
+    let time = |text: &str| text.parse::<u64>().unwrap_or(0);
+    time(&chunk.max_time_unix_nano) >= start && time(&chunk.min_time_unix_nano) <= end
 }
 
 /// The UTC day before `day` (`YYYY-MM-DD`).
@@ -411,73 +667,7 @@ fn previous_day(day: &str) -> String {
         .map_or_else(|| day.to_string(), |date| date.to_string())
 }
 
-/// (trace id, record position) of every span in a chunk's bytes.
-fn trace_entries(path: &Path, bytes: &[u8]) -> Result<Vec<([u8; 16], u32)>, StoreError> {
-    let records = chunk_records(bytes).map_err(|message| StoreError::Damaged { path: path.to_path_buf(), message })?;
-    let mut entries = Vec::new();
-    for (position, record) in records.iter().enumerate() {
-        if let Some(facts) = super::facts::record_facts(stella_otlp::Signal::Traces, record) {
-            entries.extend(facts.trace_ids.into_iter().map(|id| (id, position as u32)));
-        }
-    }
-    Ok(entries)
-}
-
-fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StoreError {
+pub(crate) fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StoreError {
     let path = path.to_path_buf();
     move |source| StoreError::Io { action, path, source }
-}
-
-/// `existing` entries plus `(id, position, record)` for each of `ids`, sorted and distinct.
-fn merge_index(existing: &[u8], ids: &[([u8; 16], u32)], position: u32) -> Vec<u8> {
-    let mut entries: Vec<[u8; INDEX_ENTRY]> =
-        existing.chunks_exact(INDEX_ENTRY).filter_map(|entry| entry.try_into().ok()).collect();
-    entries.extend(ids.iter().map(|(id, record)| {
-        let mut entry = [0u8; INDEX_ENTRY];
-        entry[..16].copy_from_slice(id);
-        entry[16..20].copy_from_slice(&position.to_be_bytes());
-        entry[20..].copy_from_slice(&record.to_be_bytes());
-        entry
-    }));
-    entries.sort_unstable();
-    entries.dedup();
-    entries.concat()
-}
-
-/// (chunk position, record position) listed for `trace_id` in an index file (binary search with
-/// positioned reads).
-fn lookup(path: &Path, trace_id: &[u8; 16]) -> Result<Vec<(u32, u32)>, StoreError> {
-    let file = match std::fs::File::open(path) {
-        Ok(file) => file,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => return Err(StoreError::Io { action: "open", path: path.to_path_buf(), source }),
-    };
-    let length = file.metadata().map_err(io("read", path))?.len();
-    let entries = length / INDEX_ENTRY as u64;
-    let read = |at: u64| -> Result<[u8; INDEX_ENTRY], StoreError> {
-        let mut entry = [0u8; INDEX_ENTRY];
-        file.read_exact_at(&mut entry, at * INDEX_ENTRY as u64).map_err(io("read", path))?;
-        Ok(entry)
-    };
-    // The first entry whose id is not below `trace_id`.
-    let (mut low, mut high) = (0u64, entries);
-    while low < high {
-        let middle = low + (high - low) / 2;
-        if read(middle)?[..16] < trace_id[..] {
-            low = middle + 1;
-        } else {
-            high = middle;
-        }
-    }
-    let mut positions = Vec::new();
-    while low < entries {
-        let entry = read(low)?;
-        if entry[..16] != trace_id[..] {
-            break;
-        }
-        let word = |at: usize| u32::from_be_bytes([entry[at], entry[at + 1], entry[at + 2], entry[at + 3]]);
-        positions.push((word(16), word(20)));
-        low += 1;
-    }
-    Ok(positions)
 }

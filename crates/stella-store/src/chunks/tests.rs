@@ -160,6 +160,40 @@ fn check_finds_a_flipped_byte_and_repair_rebuilds_identical_indexes() {
 }
 
 #[test]
+fn a_damaged_shard_is_a_precise_error_naming_its_file() {
+    use sha2::{Digest, Sha256};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(dir.path().to_path_buf());
+    seal_all(&store, &records(), SealLimits { max_records: 8, max_bytes: 1 << 20 });
+    let day_dir = dir.path().join(format!("acme/traces/{}", utc_day(START)));
+    let manifest = store.day_manifest("acme", "traces", &utc_day(START)).unwrap().unwrap();
+    let shard_path = day_dir.join("services.bin");
+    let load = |manifest: &DayManifest| super::store::load_shard(&day_dir, Signal::Traces, manifest);
+    assert!(load(&manifest).unwrap().is_some(), "an intact shard loads");
+    let damaged = |found: Result<Option<_>, StoreError>| match found {
+        Err(StoreError::Damaged { path, message }) => {
+            assert_eq!(path, shard_path);
+            message
+        }
+        other => panic!("{other:?}"),
+    };
+
+    // Bytes that are not a shard, though the day manifest records their digest.
+    let garbage = b"STLSHARD\x01\x01\x03\x01\x05abc".to_vec();
+    std::fs::write(&shard_path, &garbage).unwrap();
+    let vouching = DayManifest { shard_sha256: Some(hex::encode(Sha256::digest(&garbage))), ..manifest.clone() };
+    assert!(damaged(load(&vouching)).contains("past the end at byte 13"));
+    assert!(damaged(load(&manifest)).contains("its day manifest says"), "a digest mismatch");
+    let three_chunks = DayManifest { chunks: manifest.chunks[..2].to_vec(), ..manifest.clone() };
+    store.check(true).unwrap();
+    assert!(damaged(load(&three_chunks)).contains("it covers 3 chunks, its day lists 2"));
+    std::fs::remove_file(&shard_path).unwrap();
+    assert!(damaged(load(&manifest)).contains("missing"));
+    let older = DayManifest { shard_sha256: None, ..manifest };
+    assert!(load(&older).unwrap().is_none(), "a day sealed before shards has none, and that is no error");
+}
+
+#[test]
 fn chunk_files_are_zstd_of_length_prefixed_records() {
     let mut sealer = Sealer::new("acme", Signal::Traces, SealLimits { max_records: 2, max_bytes: 1 << 20 });
     assert!(sealer.add(0, record(1, 1, START, "a")).unwrap().is_empty());
@@ -241,4 +275,31 @@ mod retention {
         assert_eq!(again.list("acme").len(), 2, "persisted");
         assert!(again.list("acme")[0].released.is_some());
     }
+}
+
+#[test]
+fn chunks_overlapping_a_window_include_later_days_holding_late_records() {
+    let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
+    let store = Store::new(dir.path().to_path_buf());
+    // Record 25 (first day) arrives during the second day and is sealed into a second-day chunk.
+    seal_all(&store, &records(), SealLimits { max_records: 4, max_bytes: 1 << 20 });
+    let late = START + 25 * 1_000_000_000;
+    let found = store.chunks_overlapping("acme", "traces", (late, late + 1_000_000)).unwrap_or_default();
+    let days: Vec<String> = found
+        .iter()
+        .filter_map(|stored| stored.path.parent()?.file_name().map(|day| day.to_string_lossy().into_owned()))
+        .collect();
+    assert!(days.iter().any(|day| day == "2026-11-30"), "the late record's chunk is on the second day: {days:?}");
+    let holds_late = found.iter().any(|stored| {
+        store
+            .read_chunk(&stored.path)
+            .unwrap_or_default()
+            .iter()
+            .any(|payload| payload == &record(25, 3, late, "search"))
+    });
+    assert!(holds_late, "the window's chunks hold the late record");
+    let first_day_only = store.chunks_overlapping("acme", "traces", (START, START + 19 * 1_000_000_000));
+    assert!(
+        first_day_only.unwrap_or_default().iter().all(|stored| stored.path.to_string_lossy().contains("2026-11-29"))
+    );
 }
