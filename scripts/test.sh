@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Runs every test of the project: the Rust workspace (unit, property and whole-binary tests) and the
 # interop tests with real third-party clients (the OpenTelemetry Python SDK, promtool).
-# Installs what those need when it can: Debian's `prometheus` (for promtool) and `strace` (to prove sealed
-# mode makes no DNS lookup), and a Python venv in .venv.
+# Installs what those need when it can: Debian's `prometheus` (for promtool), `strace` (to prove sealed
+# mode makes no DNS lookup), `shellcheck` and `systemd` (systemd-analyze) for the offline kit's bootstrap
+# scripts, and a Python venv in .venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v strace >/dev/null 2>&1 || missing+=(strace)
+command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

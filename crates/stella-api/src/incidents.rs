@@ -17,8 +17,6 @@ use crate::{ApiError, ApiState, actor, audited, error_response, tenant_of};
 
 /// How long incident mode stays on when the request names no TTL.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(4 * 3600);
-/// How far back an incident hold reaches before incident mode turned on.
-pub const INCIDENT_LOOKBACK: jiff::SignedDuration = jiff::SignedDuration::from_hours(1);
 
 /// The longest TTL accepted.
 pub const MAX_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -146,10 +144,10 @@ pub(crate) async fn set_mode(
             tracing::error!(code = error.code(), %error, "cannot save incident mode");
             return error_response(StatusCode::INTERNAL_SERVER_ERROR, error.code(), &error.to_string());
         }
-        // The incident window is held from INCIDENT_LOOKBACK before the toggle until incident mode ends.
+        // The incident window is held from `incident.lookback` before the toggle until incident mode ends.
         let held = match mode.state {
             IncidentState::On => {
-                let from = now.checked_sub(INCIDENT_LOOKBACK).unwrap_or(now);
+                let from = now.checked_sub(lookback(&state)).unwrap_or(now);
                 let reason = format!("incident mode: {}", mode.reason);
                 state.collector.holds().add(tenant, HoldKind::Incident, from, None, &reason, &mode.by).map(|_| ())
             }
@@ -165,9 +163,10 @@ pub(crate) async fn set_mode(
         if mode.state == IncidentState::Off && previous.state == IncidentState::On {
             parameters["bundle"] = incident_bundle(&state, tenant, previous.since, now).await;
         }
-        if let Some(response) = audited(&state, principal, tenant, "incident.mode", parameters) {
+        if let Some(response) = audited(&state, principal, tenant, "incident.mode", parameters.clone()) {
             return response;
         }
+        notify(&state, tenant, &mode.by, parameters);
         answers.push(shown(tenant, &mode));
     }
     match answers.as_slice() {
@@ -176,7 +175,7 @@ pub(crate) async fn set_mode(
     }
 }
 
-/// The forensic bundle of an incident that ended at `end`: its window starts [`INCIDENT_LOOKBACK`] before
+/// The forensic bundle of an incident that ended at `end`: its window starts `incident.lookback` before
 /// incident mode turned on (`since`). What the audit record says about it: the archived file and its
 /// digest, or the error (the toggle itself still happens).
 async fn incident_bundle(
@@ -185,7 +184,7 @@ async fn incident_bundle(
     since: Option<Timestamp>,
     end: Timestamp,
 ) -> serde_json::Value {
-    let start = since.unwrap_or(end).checked_sub(INCIDENT_LOOKBACK).unwrap_or(end);
+    let start = since.unwrap_or(end).checked_sub(lookback(state)).unwrap_or(end);
     let Ok(end) = Timestamp::from_second(end.as_second() + 1) else { return json!({"error": "time out of range"}) };
     let window = stella_evidence::Window { start, end };
     // Everything acknowledged before the toggle belongs in the bundle: let the store read it first.
@@ -203,6 +202,65 @@ async fn incident_bundle(
         Ok(Err(error)) => json!({"error": error.code, "message": error.message}),
         Err(_) => json!({"error": "bundle.failed"}),
     }
+}
+
+/// `incident.lookback` as a signed duration.
+fn lookback(state: &ApiState) -> jiff::SignedDuration {
+    jiff::SignedDuration::try_from(state.collector.config().incident.lookback)
+        .unwrap_or(jiff::SignedDuration::from_hours(1))
+}
+
+/// Attempts per webhook call.
+const NOTIFY_ATTEMPTS: u32 = 3;
+
+/// POSTs a toggle to `incident.notify.webhook` in the background (through the egress policy; retried
+/// with backoff; failures logged and counted as `collector_export_failures_total{exporter="incident.notify"}`).
+fn notify(state: &ApiState, tenant: &str, by: &str, parameters: serde_json::Value) {
+    let config = state.collector.config();
+    let Some(url) = config.incident.webhook.clone() else { return };
+    let failures = state.registry.counter(
+        stella_metrics::names::EXPORT_FAILURES,
+        "Export failures, by exporter and reason.",
+        &["exporter", "reason"],
+    );
+    if let Err(denied) = config.egress.check(&url) {
+        tracing::warn!(event = "egress.sealed_blocked", component = "incident.notify", endpoint = %url, reason = denied.reason(), remediation = %denied.remediation(), "egress policy: the incident webhook is not called");
+        state
+            .registry
+            .counter(
+                stella_metrics::names::EGRESS_BLOCKED,
+                "Endpoints disabled by the egress policy, by component.",
+                &["component"],
+            )
+            .with(&["incident.notify"])
+            .inc();
+        return;
+    }
+    let body =
+        json!({"event": "incident.mode", "tenant": tenant, "by": by, "at": Timestamp::now(), "change": parameters});
+    let timeout = config.incident.webhook_timeout;
+    tokio::spawn(async move {
+        let client = reqwest::Client::new();
+        let mut backoff = Duration::from_millis(200);
+        for attempt in 1..=NOTIFY_ATTEMPTS {
+            let outcome = client.post(&url).timeout(timeout).json(&body).send().await;
+            let reason = match outcome {
+                Ok(response) if response.status().is_success() => return,
+                Ok(response) => format!("status {}", response.status().as_u16()),
+                Err(error) if error.is_timeout() => "timeout".to_string(),
+                Err(_) => "unreachable".to_string(),
+            };
+            if attempt == NOTIFY_ATTEMPTS {
+                tracing::error!(endpoint = %url, %reason, attempts = attempt, "incident webhook failed");
+                failures
+                    .with(&["incident.notify", if reason.starts_with("status") { "status" } else { reason.as_str() }])
+                    .inc();
+                return;
+            }
+            tokio::time::sleep(backoff).await;
+            backoff *= 2;
+        }
+    });
 }
 
 /// Turns off incident modes past their TTL, with a line in the audit trail for each (actor `ttl`) naming
@@ -224,9 +282,11 @@ pub fn enforce_ttl(state: &ApiState) {
                 parameters: json!({"state": "off", "expired_services": mode.services, "until": mode.until, "bundle": bundle}),
                 result: "ok".into(),
             };
+            let parameters = entry.parameters.clone();
             if let Err(error) = api.audit.append(&entry) {
                 tracing::error!(%error, "cannot write the audit trail");
             }
+            notify(&api, &entry.tenant, "ttl", parameters);
         });
     });
 }

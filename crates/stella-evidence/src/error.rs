@@ -1,5 +1,6 @@
 //! The errors of signed file sets and bundles: [`BundleError`] when reading or verifying, [`WriteError`] when
 //! writing.
+use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
@@ -69,6 +70,14 @@ pub enum BundleError {
         size: u64,
         /// The limit.
         limit: u64,
+    },
+    /// An offline kit entry whose mode is neither 0644 nor 0755 (setuid, world-writable, unparsable...).
+    #[error("entry {name:?} has mode {}; an offline kit holds only 0644 and 0755 files", describe_mode(*mode))]
+    UnexpectedMode {
+        /// The entry name.
+        name: String,
+        /// Its mode, if the tar header's mode field parses.
+        mode: Option<u32>,
     },
     /// A required or declared entry is absent.
     #[error("entry {name:?} is missing")]
@@ -140,6 +149,22 @@ pub enum BundleError {
         #[source]
         source: io::Error,
     },
+    /// The directory an offline kit was to be extracted into already exists.
+    #[error("{} already exists; extract into a new directory (it is created) or remove it first", path.display())]
+    DestinationExists {
+        /// The destination directory.
+        path: PathBuf,
+    },
+    /// Creating, writing or renaming a file or directory while extracting an offline kit failed. Nothing
+    /// extracted is left behind.
+    #[error("cannot extract into {}: {source}; check the directory exists, is writable and has space", path.display())]
+    Extract {
+        /// The file or directory being written.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
     /// Writing or reading the spool of verified records failed.
     #[error("cannot spool verified records: {source}; check the spool directory's free space")]
     Spool {
@@ -156,7 +181,10 @@ impl BundleError {
             BundleError::DigestMismatch { .. } | BundleError::SizeMismatch { .. } => ErrorClass::DigestMismatch,
             BundleError::Envelope { source } => source.class(),
             BundleError::Archive { source } => archive_error_class(source),
-            BundleError::Read { .. } | BundleError::Spool { .. } => ErrorClass::Io,
+            BundleError::Read { .. }
+            | BundleError::Spool { .. }
+            | BundleError::DestinationExists { .. }
+            | BundleError::Extract { .. } => ErrorClass::Io,
             BundleError::UnknownCompression
             | BundleError::UnsafePath { .. }
             | BundleError::NotRegularFile { .. }
@@ -164,6 +192,7 @@ impl BundleError {
             | BundleError::DuplicateEntry { .. }
             | BundleError::OutOfOrder { .. }
             | BundleError::EntryTooLarge { .. }
+            | BundleError::UnexpectedMode { .. }
             | BundleError::MissingEntry { .. }
             | BundleError::Manifest { .. }
             | BundleError::UnsupportedFormat { .. }
@@ -181,6 +210,11 @@ impl BundleError {
     pub fn exit_code(&self) -> u8 {
         self.class().exit_code()
     }
+}
+
+/// A tar mode as octal, or why there is none.
+fn describe_mode(mode: Option<u32>) -> String {
+    mode.map_or_else(|| "unreadable".to_string(), |mode| format!("{mode:04o}"))
 }
 
 /// Corrupt or truncated data (what decompressors and the tar parser report) is malformed; anything else is
@@ -265,6 +299,51 @@ pub enum WriteError {
         /// The path given.
         path: String,
     },
+    /// Two file set paths of which one would be the directory of the other (`bin` and `bin/stella`).
+    #[error("paths {path:?} and {other:?} cannot both be files: one would be the directory of the other")]
+    PathConflict {
+        /// The path given.
+        path: String,
+        /// The path added before it.
+        other: String,
+    },
+    /// A name a ustar header cannot hold (at most 100 bytes, or 255 split at a `/`).
+    #[error(
+        "cannot store {name:?} in the archive: {source}; use a path of at most 100 bytes, or 255 with a `/` to split at"
+    )]
+    ArchiveName {
+        /// The entry name.
+        name: String,
+        /// The tar writer's error.
+        #[source]
+        source: io::Error,
+    },
+    /// Reading the content of an archive entry failed.
+    #[error("cannot read {name}{}: {source}; check the file exists and is readable", read_from(origin))]
+    ReadSource {
+        /// The entry name.
+        name: String,
+        /// The file it is read from, if any.
+        origin: Option<PathBuf>,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+    /// An entry's source changed between hashing it for the signed manifest and copying it into the archive.
+    /// The output written so far is not a valid archive: discard it.
+    #[error(
+        "{name}{} changed while the archive was written: {change}; \
+         discard the output and build again once nothing writes the file",
+        read_from(origin)
+    )]
+    SourceChanged {
+        /// The entry name.
+        name: String,
+        /// The file it is read from, if any.
+        origin: Option<PathBuf>,
+        /// How it changed.
+        change: SourceChange,
+    },
     /// A number too large for an RFC 8785 manifest (JSON numbers are exact up to 2^53).
     #[error("{field} is {value}, beyond the 2^53 a manifest number holds exactly")]
     NumberTooLarge {
@@ -290,10 +369,58 @@ impl WriteError {
             WriteError::InvalidDigest { .. } => "bundle.write.invalid_digest",
             WriteError::InvalidPath { .. } => "bundle.write.invalid_path",
             WriteError::DuplicatePath { .. } => "bundle.write.duplicate_path",
+            WriteError::PathConflict { .. } => "bundle.write.path_conflict",
+            WriteError::ArchiveName { .. } => "bundle.write.archive_name",
+            WriteError::ReadSource { .. } => "bundle.write.read_source",
+            WriteError::SourceChanged { .. } => "bundle.write.source_changed",
             WriteError::NumberTooLarge { .. } => "bundle.write.number_too_large",
             WriteError::Canonical(_) => "bundle.write.canonical_json",
         }
     }
+}
+
+/// How an archive entry's source differed, while it was copied, from what was hashed for the manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SourceChange {
+    /// It ended early.
+    Shrank {
+        /// Bytes hashed.
+        expected: u64,
+        /// Bytes found.
+        actual: u64,
+    },
+    /// It held more bytes.
+    Grew {
+        /// Bytes hashed.
+        expected: u64,
+    },
+    /// Same size, other content.
+    Content {
+        /// Hex SHA-256 hashed.
+        expected: String,
+        /// Hex SHA-256 found.
+        actual: String,
+    },
+}
+
+impl fmt::Display for SourceChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SourceChange::Shrank { expected, actual } => {
+                write!(f, "it was {expected} bytes when hashed and ended after {actual}")
+            }
+            SourceChange::Grew { expected } => write!(f, "it was {expected} bytes when hashed and now holds more"),
+            SourceChange::Content { expected, actual } => {
+                write!(f, "its sha256 was {expected} when hashed and is now {actual}")
+            }
+        }
+    }
+}
+
+/// ` (read from PATH)` when an entry is read from a file.
+fn read_from(origin: &Option<PathBuf>) -> String {
+    origin.as_ref().map_or_else(String::new, |path| format!(" (read from {})", path.display()))
 }
 
 /// Wraps an I/O error of `action`.

@@ -37,8 +37,9 @@ impl WindowError {
     }
 }
 
-/// Reads a window: a duration back from `now` (`24h`, `90m`; `now` is cut to the whole second, so the
-/// window is reproducible from the manifest) or `START..END` in RFC 3339. The end is exclusive.
+/// Reads a window: a duration back from `now` (`24h`, `90m`; the end is the whole second after `now`, so
+/// everything up to now is inside and the window is reproducible from the manifest) or `START..END` in
+/// RFC 3339. The end is exclusive.
 pub fn parse_window(text: &str, now: jiff::Timestamp) -> Result<Window, WindowError> {
     let error = |reason: String| WindowError { text: text.to_string(), reason };
     let window = match text.split_once("..") {
@@ -53,7 +54,8 @@ pub fn parse_window(text: &str, now: jiff::Timestamp) -> Result<Window, WindowEr
             if length.is_zero() || length > MAX_RELATIVE {
                 return Err(error("the duration must be above 0 and at most ten years".to_string()));
             }
-            let end = jiff::Timestamp::from_second(now.as_second()).map_err(|problem| error(problem.to_string()))?;
+            let end =
+                jiff::Timestamp::from_second(now.as_second() + 1).map_err(|problem| error(problem.to_string()))?;
             let length = jiff::SignedDuration::try_from(length).map_err(|problem| error(problem.to_string()))?;
             let start = end.checked_sub(length).map_err(|problem| error(problem.to_string()))?;
             Window { start, end }
@@ -197,7 +199,7 @@ mod tests {
             Err(error) => panic!("{error}"),
         };
         let day = parse_window("24h", now).map(|window| (window.start.to_string(), window.end.to_string()));
-        assert_eq!(day.ok(), Some(("2026-11-28T12:00:00Z".to_string(), "2026-11-29T12:00:00Z".to_string())));
+        assert_eq!(day.ok(), Some(("2026-11-28T12:00:01Z".to_string(), "2026-11-29T12:00:01Z".to_string())));
         let range = parse_window("2026-11-01T00:00:00Z..2026-11-02T00:00:00+01:00", now)
             .map(|window| (window.start.to_string(), window.end.to_string()));
         assert_eq!(range.ok(), Some(("2026-11-01T00:00:00Z".to_string(), "2026-11-01T23:00:00Z".to_string())));

@@ -13,6 +13,9 @@
 //! - [`config_bundle`]: collector configs signed as DSSE envelopes (`deploy`, `serve --config-dir`).
 //! - [`forensic`] cuts a bundle of one tenant and window out of the embedded store.
 //! - [`file_set`]: the same signed manifest for any set of files (offline kit, air-gap rotations).
+//! - [`offline_kit`]: [`offline_kit::build`] writes the signed, deterministic install kit of an air-gapped
+//!   host; [`verify_kit`] checks one as a stream with the bundle verifier's hostile-archive rules, and
+//!   [`extract_kit`] extracts it into a new directory only once all of it verified.
 //! - [`ErrorClass`]: the stable failure classes (`bundle.digest_mismatch`, ...) with their exit codes.
 //! - [`payload_types`]: the DSSE payload types Stella signs.
 //!
@@ -48,6 +51,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod archive;
 mod error;
 mod error_class;
 
@@ -59,6 +63,7 @@ pub mod file_set;
 pub mod forensic;
 pub mod fuzzing;
 pub mod keys;
+pub mod offline_kit;
 pub mod payload_types;
 
 pub use bundle::{
@@ -68,4 +73,5 @@ pub use bundle::{
 pub use dsse::{Envelope, Signer};
 pub use error_class::ErrorClass;
 pub use keys::{KeyKind, SigningKey, TrustStore, TrustedKey};
+pub use offline_kit::{KitFile, KitSource, KitSummary, VerifiedKit, extract_kit, verify_kit};
 pub use stella_otlp::Signal;

@@ -112,6 +112,13 @@ pub enum TelemetryCommand {
     /// against the trusted keys, write it into --config-dir for `serve --config-dir`, and ask the server to
     /// reload.
     Deploy(DeployArgs),
+    /// Build or verify the offline kit: the binary, signed configs of every profile, redaction profiles,
+    /// bootstrap scripts (systemd unit, installer) and instructions, with a signed manifest of every file.
+    OfflineKit {
+        /// The offline-kit command.
+        #[command(subcommand)]
+        command: OfflineKitCommand,
+    },
     /// Re-send a bundle's OTLP records to an OTLP/HTTP endpoint (after verifying the whole bundle).
     Replay(ReplayArgs),
     /// Check, show or reload configs.
@@ -238,6 +245,47 @@ pub struct ServeArgs {
     /// repeat for several.
     #[arg(long = "trusted-key", value_name = "FILE", requires = "config_dir")]
     pub trusted_keys: Vec<PathBuf>,
+}
+
+/// `stella telemetry offline-kit ...`
+#[derive(Debug, Subcommand, PartialEq)]
+pub enum OfflineKitCommand {
+    /// Write the kit (deterministic tar.gz or tar.zst, signed with Ed25519).
+    Build {
+        /// The kit file to write.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// `gzip` (default) or `zstd`.
+        #[arg(long, value_enum, default_value_t = CompressionArg::Gzip)]
+        compression: CompressionArg,
+        /// The data directory whose key signs (`<data-dir>/keys`, generated there if missing).
+        #[arg(long, value_name = "DIR", default_value = "./stella-data")]
+        data_dir: PathBuf,
+        /// An Ed25519 signing key to use instead of the data directory's.
+        #[arg(long, value_name = "FILE")]
+        signing_key: Option<PathBuf>,
+        /// The binary to ship (default: this one).
+        #[arg(long, value_name = "FILE")]
+        binary: Option<PathBuf>,
+        /// Print the kit's files, digest and signer as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a kit before installing anything: every file's digest, the signature, key trust and payload
+    /// type (exit codes as `verify`); with --extract, unpack it only once all of it verified.
+    Verify {
+        /// The kit file.
+        kit: PathBuf,
+        /// The signer's public key, from a trusted channel; repeat for several.
+        #[arg(long = "trusted-key", value_name = "FILE", required = true)]
+        trusted_keys: Vec<PathBuf>,
+        /// A directory to extract into (must not exist yet).
+        #[arg(long, value_name = "DIR")]
+        extract: Option<PathBuf>,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `stella telemetry deploy`.

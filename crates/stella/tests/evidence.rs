@@ -243,7 +243,10 @@ fn traces_now(prefix: &str, spans: usize) -> stella_otlp::OtlpRequest {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn turning_incident_mode_off_archives_the_incident_windows_bundle_and_audits_its_digest() {
-    let mut server = Stella::start(&store_only(""));
+    let (hook, calls) = webhook().await;
+    let mut server = Stella::start(&store_only(&format!(
+        "incident: {{lookback: 2h, notify: {{webhook: \"http://{hook}/incident\"}}}}\n"
+    )));
     let client = reqwest::Client::new();
     let toggle = |state: &str| {
         let request = client
@@ -272,7 +275,61 @@ async fn turning_incident_mode_off_archives_the_incident_windows_bundle_and_audi
     assert_eq!(verified["manifest"]["totals"]["items"], 14);
     use sha2::Digest;
     assert_eq!(bundle["sha256"].as_str().unwrap(), hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap())));
+    let window = &bundle["window"];
+    let seconds = |text: &serde_json::Value| text.as_str().unwrap().parse::<jiff::Timestamp>().unwrap().as_second();
+    assert!(seconds(&window["end"]) - seconds(&window["start"]) >= 7200, "incident.lookback 2h: {window}");
+    // The webhook heard both toggles, the second with the bundle's digest.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while calls.lock().unwrap().len() < 2 {
+        assert!(Instant::now() < deadline, "webhook calls: {:?}", calls.lock().unwrap());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let calls = calls.lock().unwrap().clone();
+    assert_eq!((calls[0]["change"]["state"].as_str(), calls[1]["change"]["state"].as_str()), (Some("on"), Some("off")));
+    assert_eq!(calls[1]["change"]["bundle"]["sha256"], bundle["sha256"]);
+    assert_eq!(calls[1]["tenant"], "default");
     assert!(server.terminate().success());
+}
+
+/// A webhook receiver on loopback: the JSON bodies POSTed to it, answered 200.
+async fn webhook() -> (std::net::SocketAddr, std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = calls.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else { return };
+            let mut request = Vec::new();
+            let mut buffer = [0u8; 4096];
+            let body = loop {
+                let read = socket.read(&mut buffer).await.unwrap_or(0);
+                if read == 0 {
+                    break None;
+                }
+                request.extend_from_slice(&buffer[..read]);
+                let text = String::from_utf8_lossy(&request).to_string();
+                let Some(end) = text.find("\r\n\r\n") else { continue };
+                let length = text[..end]
+                    .lines()
+                    .find_map(|line| {
+                        line.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|value| value.trim().parse::<usize>().unwrap())
+                    })
+                    .unwrap_or(0);
+                if request.len() >= end + 4 + length {
+                    break Some(request[end + 4..end + 4 + length].to_vec());
+                }
+            };
+            if let Some(body) = body {
+                seen.lock().unwrap().push(serde_json::from_slice(&body).unwrap());
+                let _ = socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
+            }
+        }
+    });
+    (address, calls)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

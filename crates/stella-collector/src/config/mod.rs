@@ -5,6 +5,7 @@
 //! ([`merge`]: maps merge, lists replace, `null` removes a key), then [`Config::from_value`], which checks
 //! everything and reports every problem at once, each with its key path and the fix.
 mod evidence;
+mod incident;
 mod model;
 mod overlay;
 mod profile;
@@ -13,6 +14,7 @@ mod store;
 mod validate;
 
 pub use evidence::{BundleCompression, EvidenceConfig, ScheduleConfig};
+pub use incident::IncidentConfig;
 pub use model::{
     ApiConfig, Config, ExporterConfig, GrpcConfig, HttpConfig, OtlpReceiverConfig, PipelineConfig, ProcessorConfig,
     RedactionSettings, StorageConfig, TenantConfig,

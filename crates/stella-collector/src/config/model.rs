@@ -42,6 +42,8 @@ pub struct Config {
     pub certificate_tenants: Vec<(String, String)>,
     /// `evidence`: signing key, trusted keys, periodic forensic bundles.
     pub evidence: super::EvidenceConfig,
+    /// `incident`: lookback of incident holds and bundles, toggle webhook.
+    pub incident: super::IncidentConfig,
 }
 
 /// One entry of `tenants`.

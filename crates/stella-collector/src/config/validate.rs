@@ -69,6 +69,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "auth",
     "tenants",
     "evidence",
+    "incident",
 ];
 const RECEIVER_TYPES: &[&str] = &["otlp"];
 const PROCESSOR_TYPES: &[&str] = &["batch", "redaction", "resourcedetection", "spanmetrics", "tail_sampling"];
@@ -185,6 +186,7 @@ impl Config {
         }
         let max_backlog = max_backlogs(root, &mut problems);
         let evidence = super::evidence::evidence(root.get("evidence"), base_dir, &mut problems);
+        let incident = super::incident::incident(root.get("incident"), &egress, &mut problems);
         if !problems.0.is_empty() {
             return Err(ConfigErrors(problems.0));
         }
@@ -202,6 +204,7 @@ impl Config {
             tenants,
             certificate_tenants,
             evidence,
+            incident,
         })
     }
 }

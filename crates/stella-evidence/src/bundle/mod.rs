@@ -24,10 +24,11 @@
 //! has no wall-clock field; Ed25519 and HMAC signatures are deterministic. (Bytes can differ between builds
 //! that link another version of the compressor; digests inside the archive cannot.)
 //!
-//! Verification ([`verify_bundle`]) reads the archive once, as a stream:
+//! Verification ([`verify_bundle`]) reads the archive once, as a stream (the signed-archive reader it shares
+//! with [offline kits](crate::offline_kit)):
 //! 1. the input must be gzip or zstd (by magic bytes); entries must be regular files with names from the
-//!    layout, sorted and unique: links, directories, devices, tar extension headers, absolute or `..` paths
-//!    and unknown names are refused;
+//!    layout, the payload files sorted and unique: links, directories, devices, tar extension headers,
+//!    absolute or `..` paths and unknown names are refused;
 //! 2. the envelope and manifest come first and are read only up to [`Limits::max_manifest_bytes`]; the
 //!    envelope is verified (trusted key, then payload type) and `manifest.json` must be its exact payload;
 //! 3. each payload file must be declared by the now-trusted manifest with the same size *before* it is read,
@@ -38,7 +39,6 @@
 //!
 //! [`BundleReader`] runs the same verification while spooling the payload files, and hands records out only
 //! after all of it passed.
-mod archive;
 mod framing;
 mod layout;
 mod manifest;
@@ -47,8 +47,8 @@ mod serde_text;
 mod verify;
 mod writer;
 
-pub use crate::error::{BundleError, WriteError};
-pub use archive::Compression;
+pub use crate::archive::Compression;
+pub use crate::error::{BundleError, SourceChange, WriteError};
 pub use framing::{FramingError, MAX_RECORD_BYTES};
 pub use layout::payload_path;
 pub use manifest::{BUNDLE_FORMAT_VERSION, BundleFile, BundleManifest, ProfileDigest, TimeRange, Totals, Window};

@@ -1,24 +1,23 @@
 use std::io::Read;
 
-use super::archive::decompress;
 use super::framing::{FrameCounter, FramingError, MAX_RECORD_BYTES};
 use super::layout::signal_of_path;
 use super::manifest::BundleManifest;
+use crate::archive::{PayloadEntry, claim_declared, decompress, read_declared, read_signed_tar};
 use crate::dsse::Signer;
-use crate::file_set::{
-    ENVELOPE_FILE, ExpectedFiles, Hasher, MANIFEST_FILE, PathProblem, check_relative_path, open_manifest,
-};
+use crate::file_set::{ExpectedFiles, Hasher, open_manifest};
 use crate::keys::TrustStore;
 use crate::payload_types::BUNDLE_MANIFEST;
 use crate::{BundleError, Signal};
 
-/// Bounds on what verification reads before and beyond what the signature covers.
+/// Bounds on what verification reads before and beyond what the signature covers (bundles and offline kits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// The largest `manifest.dsse.json` or `manifest.json` read (they are read before the signature is
     /// checked). Default 16 MiB.
     pub max_manifest_bytes: u64,
-    /// The largest record a payload file may frame. Default [`MAX_RECORD_BYTES`] (64 MiB).
+    /// The largest record a bundle's payload file may frame (offline kits have no records). Default
+    /// [`MAX_RECORD_BYTES`] (64 MiB).
     pub max_record_bytes: u64,
 }
 
@@ -42,13 +41,6 @@ pub struct VerifiedBundle {
 /// Verifies a bundle read as a stream from `reader` (see the [module documentation](super) for each step).
 pub fn verify_bundle(reader: impl Read, trust: &TrustStore, limits: &Limits) -> Result<VerifiedBundle, BundleError> {
     verify_with(reader, trust, limits, |_, _| Ok(()))
-}
-
-/// Where verification stands: what the next entry must be.
-enum Stage {
-    Envelope,
-    Manifest { envelope_json: Vec<u8> },
-    Payload(Box<Opened>),
 }
 
 /// The verified manifest and the files it declares.
@@ -77,38 +69,10 @@ fn verify_tar(
     limits: &Limits,
     mut on_payload: impl FnMut(Signal, &[u8]) -> Result<(), BundleError>,
 ) -> Result<VerifiedBundle, BundleError> {
-    let mut archive = tar::Archive::new(tar);
-    // Raw entries: GNU long names and PAX headers come back as entries of their own (and are refused as not
-    // regular files) instead of being read into memory whatever their size.
-    let entries = archive.entries().map_err(archive_error)?.raw(true);
-    let mut stage = Stage::Envelope;
-    let mut previous: Option<String> = None;
-    for entry in entries {
-        let mut entry = entry.map_err(archive_error)?;
-        let name = regular_file_name(&entry)?;
-        check_order(previous.as_deref(), &name)?;
-        stage = match stage {
-            Stage::Envelope => {
-                expect_name(&name, ENVELOPE_FILE)?;
-                Stage::Manifest { envelope_json: read_metadata(&mut entry, &name, limits)? }
-            }
-            Stage::Manifest { envelope_json } => {
-                expect_name(&name, MANIFEST_FILE)?;
-                let manifest_json = read_metadata(&mut entry, &name, limits)?;
-                Stage::Payload(Box::new(Opened::new(&envelope_json, &manifest_json, trust)?))
-            }
-            Stage::Payload(mut opened) => {
-                opened.check_payload(&name, &mut entry, limits, &mut on_payload)?;
-                Stage::Payload(opened)
-            }
-        };
-        previous = Some(name);
-    }
-    match stage {
-        Stage::Envelope => Err(BundleError::MissingEntry { name: ENVELOPE_FILE.to_string() }),
-        Stage::Manifest { .. } => Err(BundleError::MissingEntry { name: MANIFEST_FILE.to_string() }),
-        Stage::Payload(opened) => opened.finish(),
-    }
+    let is_layout_name = |name: &str| signal_of_path(name).is_some();
+    let open = |envelope_json: &[u8], manifest_json: &[u8]| Opened::new(envelope_json, manifest_json, trust);
+    let check = |opened: &mut Opened, entry: PayloadEntry<'_>| opened.check_payload(entry, limits, &mut on_payload);
+    read_signed_tar(tar, limits, is_layout_name, open, check)?.finish()
 }
 
 impl Opened {
@@ -122,32 +86,23 @@ impl Opened {
     }
 
     /// Checks one payload file: declared, same size before reading, same digest, sound framing.
-    fn check_payload<R: Read>(
+    fn check_payload(
         &mut self,
-        name: &str,
-        entry: &mut tar::Entry<'_, R>,
+        entry: PayloadEntry<'_>,
         limits: &Limits,
         on_payload: &mut impl FnMut(Signal, &[u8]) -> Result<(), BundleError>,
     ) -> Result<(), BundleError> {
-        let Some(signal) = signal_of_path(name) else { return Err(unknown_entry(name)) };
-        let declared_size = self.expected.claim(name)?;
-        if entry.size() != declared_size {
-            return Err(BundleError::SizeMismatch {
-                file: name.to_string(),
-                expected: declared_size,
-                actual: entry.size(),
-            });
-        }
+        let name = entry.name;
+        let Some(signal) = signal_of_path(name) else {
+            return Err(BundleError::UnexpectedEntry { name: name.to_string() });
+        };
+        claim_declared(&mut self.expected, name, entry.size)?;
         let mut frames = FrameCounter::new(limits.max_record_bytes);
         let on_bytes = |chunk: &[u8]| {
             frames.feed(chunk);
             on_payload(signal, chunk)
         };
-        self.expected.check(name, &mut *entry, on_bytes, archive_error).map_err(|error| match error {
-            // The header promised the declared size, so fewer bytes mean the archive ends early.
-            BundleError::SizeMismatch { file, .. } => truncated(&file),
-            other => other,
-        })?;
+        read_declared(&self.expected, name, entry.data, on_bytes)?;
         let framing = |source| BundleError::Framing { file: name.to_string(), source };
         let found = frames.finish().map_err(framing)?;
         let declared = self.manifest.file(signal).map_or(0, |file| file.records);
@@ -161,74 +116,6 @@ impl Opened {
         self.expected.finish()?;
         Ok(VerifiedBundle { manifest: self.manifest, signer: self.signer, manifest_sha256: self.manifest_sha256 })
     }
-}
-
-/// The name of a regular-file entry; refuses links, directories, devices, extension headers and non-UTF-8.
-fn regular_file_name(entry: &tar::Entry<'_, impl Read>) -> Result<String, BundleError> {
-    let name_bytes = entry.path_bytes();
-    let Ok(name) = std::str::from_utf8(&name_bytes) else {
-        let name = String::from_utf8_lossy(&name_bytes).into_owned();
-        return Err(BundleError::UnsafePath { name, problem: PathProblem::NotUtf8 });
-    };
-    let entry_type = entry.header().entry_type();
-    if !entry_type.is_file() {
-        return Err(BundleError::NotRegularFile { name: name.to_string(), entry_type: entry_type.as_byte() });
-    }
-    Ok(name.to_string())
-}
-
-/// Entries must be strictly sorted by name, which also refuses repeats.
-fn check_order(previous: Option<&str>, name: &str) -> Result<(), BundleError> {
-    match previous {
-        Some(previous) if previous == name => Err(BundleError::DuplicateEntry { name: name.to_string() }),
-        Some(previous) if previous > name => {
-            Err(BundleError::OutOfOrder { name: name.to_string(), previous: previous.to_string() })
-        }
-        _ => Ok(()),
-    }
-}
-
-/// `name` must be `expected`; a known layout name in its place means `expected` is missing.
-fn expect_name(name: &str, expected: &str) -> Result<(), BundleError> {
-    if name == expected {
-        return Ok(());
-    }
-    let is_layout_name = name == ENVELOPE_FILE || name == MANIFEST_FILE || signal_of_path(name).is_some();
-    if is_layout_name {
-        return Err(BundleError::MissingEntry { name: expected.to_string() });
-    }
-    Err(unknown_entry(name))
-}
-
-/// Why a name outside the layout is refused: unsafe, or merely unexpected.
-fn unknown_entry(name: &str) -> BundleError {
-    match check_relative_path(name) {
-        Err(problem) => BundleError::UnsafePath { name: name.to_string(), problem },
-        Ok(()) => BundleError::UnexpectedEntry { name: name.to_string() },
-    }
-}
-
-/// Reads a manifest or envelope entry, refusing it by its header size before reading if it is too large.
-fn read_metadata<R: Read>(entry: &mut tar::Entry<'_, R>, name: &str, limits: &Limits) -> Result<Vec<u8>, BundleError> {
-    let size = entry.size();
-    if size > limits.max_manifest_bytes {
-        return Err(BundleError::EntryTooLarge { name: name.to_string(), size, limit: limits.max_manifest_bytes });
-    }
-    let mut bytes = Vec::new();
-    entry.take(size).read_to_end(&mut bytes).map_err(archive_error)?;
-    if bytes.len() as u64 != size {
-        return Err(truncated(name));
-    }
-    Ok(bytes)
-}
-
-fn truncated(name: &str) -> BundleError {
-    let message = format!("the archive ends inside {name}");
-    BundleError::Archive { source: std::io::Error::new(std::io::ErrorKind::UnexpectedEof, message) }
-}
-
-fn archive_error(source: std::io::Error) -> BundleError {
-    BundleError::Archive { source }
 }
 
 #[cfg(test)]

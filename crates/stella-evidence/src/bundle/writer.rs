@@ -3,10 +3,10 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, Seek, Write};
 use std::path::PathBuf;
 
-use super::archive::{ArchiveEntry, Compression, write_archive};
 use super::framing::{MAX_RECORD_BYTES, prefix};
 use super::layout::payload_path;
 use super::manifest::{BUNDLE_FORMAT_VERSION, BundleFile, BundleManifest, ProfileDigest, TimeRange, Totals, Window};
+use crate::archive::{ArchiveEntry, Compression, write_archive};
 use crate::dsse::Signer;
 use crate::error::write_io;
 use crate::file_set::{ContentDigest, DigestWriter, ENVELOPE_FILE, Hasher, MANIFEST_FILE, json_safe, sign_manifest};
@@ -164,23 +164,14 @@ impl BundleWriter {
         let signed = sign_manifest(&manifest, BUNDLE_MANIFEST, key)?;
 
         let mut entries = vec![
-            ArchiveEntry {
-                name: ENVELOPE_FILE,
-                size: signed.envelope_json.len() as u64,
-                data: Box::new(signed.envelope_json.as_slice()),
-            },
-            ArchiveEntry {
-                name: MANIFEST_FILE,
-                size: signed.manifest_json.len() as u64,
-                data: Box::new(signed.manifest_json.as_slice()),
-            },
+            ArchiveEntry::new(ENVELOPE_FILE, signed.envelope_json.len() as u64, signed.envelope_json.as_slice()),
+            ArchiveEntry::new(MANIFEST_FILE, signed.manifest_json.len() as u64, signed.manifest_json.as_slice()),
         ];
         for (name, size, file) in spooled {
-            let data = BufReader::with_capacity(SPOOL_BUFFER_BYTES, file);
-            entries.push(ArchiveEntry { name, size, data: Box::new(data) });
+            entries.push(ArchiveEntry::new(name, size, BufReader::with_capacity(SPOOL_BUFFER_BYTES, file)));
         }
         debug_assert!(entries.windows(2).all(|pair| pair[0].name < pair[1].name), "entries must be sorted");
-        let archive = write_archive(entries, compression, out).map_err(write_io("write the bundle"))?;
+        let archive = write_archive(entries, compression, out, "write the bundle")?;
         Ok(BundleSummary {
             manifest_sha256: Hasher::digest(&signed.manifest_json).sha256,
             manifest,

@@ -1,9 +1,9 @@
 use std::collections::BTreeMap;
-use std::io::{self, Read};
+use std::io::Read;
 
-use super::digest::{DigestWriter, Hasher};
+use super::digest::{ContentDigest, Hasher, digest_reader};
 use super::manifest::{FILE_SET_FORMAT_VERSION, FileDigest, FileSetManifest};
-use super::path::check_relative_path;
+use super::path::{check_relative_path, nesting_conflict};
 use super::signing::{SignedManifest, json_safe, sign_manifest};
 use crate::WriteError;
 use crate::keys::SigningKey;
@@ -34,33 +34,39 @@ pub struct FileSetBuilder {
 impl FileSetBuilder {
     /// Adds a file held in memory.
     pub fn add_bytes(&mut self, path: &str, bytes: &[u8]) -> Result<(), WriteError> {
-        let digest = Hasher::digest(bytes);
-        self.insert(path, digest.sha256, digest.size)
+        self.add_digest(path, Hasher::digest(bytes))
     }
 
     /// Adds a file read to its end from `reader` (streamed, not held in memory).
-    pub fn add_reader(&mut self, path: &str, mut reader: impl Read) -> Result<(), WriteError> {
-        let mut writer = DigestWriter::new(io::sink());
-        io::copy(&mut reader, &mut writer).map_err(crate::error::write_io("read a file of the set"))?;
-        let (_, digest) = writer.finish();
-        self.insert(path, digest.sha256, digest.size)
+    pub fn add_reader(&mut self, path: &str, reader: impl Read) -> Result<(), WriteError> {
+        let digest = digest_reader(reader).map_err(crate::error::write_io("read a file of the set"))?;
+        self.add_digest(path, digest)
     }
 
-    fn insert(&mut self, path: &str, sha256: String, size: u64) -> Result<(), WriteError> {
+    /// Adds a file hashed by the caller; refuses unsafe, repeated and nested paths and sizes a manifest
+    /// cannot state exactly.
+    pub(crate) fn add_digest(&mut self, path: &str, digest: ContentDigest) -> Result<(), WriteError> {
         check_relative_path(path).map_err(|problem| WriteError::InvalidPath { path: path.to_string(), problem })?;
-        json_safe("file size", size)?;
+        json_safe("file size", digest.size)?;
         if self.files.contains_key(path) {
             return Err(WriteError::DuplicatePath { path: path.to_string() });
         }
-        self.files.insert(path.to_string(), FileDigest { path: path.to_string(), sha256, size });
+        if let Some(other) = nesting_conflict(&self.files, path) {
+            return Err(WriteError::PathConflict { path: path.to_string(), other: other.to_string() });
+        }
+        let file = FileDigest { path: path.to_string(), sha256: digest.sha256, size: digest.size };
+        self.files.insert(path.to_string(), file);
         Ok(())
+    }
+
+    /// The manifest of every file added, sorted by path (what [`sign`](Self::sign) signs).
+    pub(crate) fn into_manifest(self) -> FileSetManifest {
+        FileSetManifest { format_version: FILE_SET_FORMAT_VERSION, files: self.files.into_values().collect() }
     }
 
     /// The manifest of every file added (sorted by path), signed as `payload_type` (one of
     /// [`payload_types`](crate::payload_types)).
     pub fn sign(self, payload_type: &str, key: &SigningKey) -> Result<SignedManifest, WriteError> {
-        let manifest =
-            FileSetManifest { format_version: FILE_SET_FORMAT_VERSION, files: self.files.into_values().collect() };
-        sign_manifest(&manifest, payload_type, key)
+        sign_manifest(&self.into_manifest(), payload_type, key)
     }
 }

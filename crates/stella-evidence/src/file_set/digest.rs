@@ -1,4 +1,4 @@
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 
 use sha2::{Digest, Sha256};
 
@@ -34,6 +34,13 @@ impl Hasher {
         hasher.update(bytes);
         hasher.finish()
     }
+}
+
+/// The digest of everything `reader` yields, read to its end in pieces.
+pub(crate) fn digest_reader(mut reader: impl Read) -> io::Result<ContentDigest> {
+    let mut writer = DigestWriter::new(io::sink());
+    io::copy(&mut reader, &mut writer)?;
+    Ok(writer.finish().1)
 }
 
 /// A writer that hashes what it passes on.

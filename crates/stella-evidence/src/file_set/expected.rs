@@ -2,7 +2,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Read};
 
 use super::digest::Hasher;
-use super::path::check_relative_path;
+use super::path::{check_relative_path, nesting_conflict};
 use crate::BundleError;
 
 /// Bytes read per call when checking a file.
@@ -25,6 +25,11 @@ impl ExpectedFiles {
         let mut files = BTreeMap::new();
         for (path, sha256, size) in declared {
             check_relative_path(path).map_err(|problem| BundleError::UnsafePath { name: path.to_string(), problem })?;
+            if nesting_conflict(&files, path).is_some() {
+                return Err(BundleError::InvalidManifest {
+                    reason: "a declared path is also the directory of another declared path",
+                });
+            }
             let expected = Expected { sha256: sha256.to_string(), size };
             if files.insert(path.to_string(), expected).is_some() {
                 return Err(BundleError::InvalidManifest { reason: "a path is declared twice" });
@@ -137,5 +142,6 @@ mod tests {
     fn unsafe_or_repeated_declarations_are_refused() {
         assert!(matches!(ExpectedFiles::new([("../a", "", 0)]), Err(BundleError::UnsafePath { .. })));
         assert!(matches!(ExpectedFiles::new([("a", "", 0), ("a", "", 0)]), Err(BundleError::InvalidManifest { .. })));
+        assert!(matches!(ExpectedFiles::new([("a", "", 0), ("a/b", "", 0)]), Err(BundleError::InvalidManifest { .. })));
     }
 }

@@ -10,8 +10,9 @@
 //!
 //! Invariants:
 //! - Paths are relative, `/`-separated and normal (no empty, `.` or `..` component, no backslash or control
-//!   character), sorted and unique; a manifest breaking this is refused before any file is opened, so a
-//!   signed manifest can never point a verifier outside its directory.
+//!   character), sorted and unique, and no path is the directory of another (`bin` and `bin/stella`); a
+//!   manifest breaking this is refused before any file is opened, so a signed manifest can never point a
+//!   verifier outside its directory.
 //! - The manifest is parsed only after its signature and payload type verified (DSSE protocol order).
 //! - A file is read at most one byte past its declared size, so a verifier's work is bounded by what the
 //!   signer declared.
@@ -24,7 +25,7 @@ mod signing;
 mod verifier;
 
 pub use builder::FileSetBuilder;
-pub(crate) use digest::{ContentDigest, DigestWriter, Hasher};
+pub(crate) use digest::{ContentDigest, DigestWriter, Hasher, digest_reader};
 pub(crate) use expected::ExpectedFiles;
 pub use manifest::{ENVELOPE_FILE, FILE_SET_FORMAT_VERSION, FileDigest, FileSetManifest, MANIFEST_FILE};
 pub use path::PathProblem;

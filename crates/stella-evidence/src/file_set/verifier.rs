@@ -6,6 +6,7 @@ use super::expected::ExpectedFiles;
 use super::manifest::{FILE_SET_FORMAT_VERSION, FileSetManifest};
 use super::signing::open_manifest;
 use crate::BundleError;
+use crate::archive::{claim_declared, read_declared};
 use crate::dsse::Signer;
 use crate::keys::TrustStore;
 
@@ -62,6 +63,23 @@ impl FileSetVerifier {
     pub fn check(&mut self, path: &str, reader: impl Read) -> Result<(), BundleError> {
         self.expected.claim(path)?;
         self.expected.check(path, reader, |_| Ok(()), |source| BundleError::Read { file: path.into(), source })
+    }
+
+    /// Claims the archive entry `name` whose header declares `size` bytes: declared once, with that size
+    /// (checked before any byte is read). `name` is then a safe relative path.
+    pub(crate) fn claim_entry(&mut self, name: &str, size: u64) -> Result<(), BundleError> {
+        claim_declared(&mut self.expected, name, size)
+    }
+
+    /// Reads the claimed archive entry `name` from `data`, passing every chunk to `on_bytes`, and checks its
+    /// digest.
+    pub(crate) fn read_entry(
+        &self,
+        name: &str,
+        data: &mut dyn Read,
+        on_bytes: impl FnMut(&[u8]) -> Result<(), BundleError>,
+    ) -> Result<(), BundleError> {
+        read_declared(&self.expected, name, data, on_bytes)
     }
 
     /// Checks every declared file under `dir` (the manifest's paths are safe relative paths), then finishes.
@@ -145,5 +163,6 @@ mod tests {
         assert!(matches!(builder.add_bytes("../escape", b""), Err(WriteError::InvalidPath { .. })));
         builder.add_bytes("a", b"").unwrap();
         assert!(matches!(builder.add_bytes("a", b""), Err(WriteError::DuplicatePath { .. })));
+        assert!(matches!(builder.add_bytes("a/b", b""), Err(WriteError::PathConflict { .. })));
     }
 }

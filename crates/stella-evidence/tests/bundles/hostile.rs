@@ -50,8 +50,13 @@ fn links_directories_devices_and_extension_headers_are_refused() {
 
 #[test]
 fn an_extension_header_of_enormous_size_is_refused_without_reading_it() {
-    let long_name =
-        RawEntry { name: b"././@LongLink".to_vec(), entry_type: b'L', declared_size: 1 << 40, data: vec![b'a'; 512] };
+    let long_name = RawEntry {
+        name: b"././@LongLink".to_vec(),
+        entry_type: b'L',
+        mode: 0o644,
+        declared_size: 1 << 40,
+        data: vec![b'a'; 512],
+    };
     let error = malformed(&with_first(long_name));
     assert!(matches!(error, BundleError::NotRegularFile { entry_type: b'L', .. }), "{error}");
 }

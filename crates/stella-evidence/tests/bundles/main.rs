@@ -4,5 +4,7 @@
 mod fixtures;
 mod hostile;
 mod properties;
+#[path = "../common/raw_tar.rs"]
+mod raw_tar;
 mod round_trip;
 mod tampering;

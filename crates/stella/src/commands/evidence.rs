@@ -167,7 +167,7 @@ async fn capture_remote(args: &CaptureArgs, server: &str) -> anyhow::Result<()> 
 }
 
 /// A temporary file next to `out` (renamed into place when complete, so a failed capture leaves nothing).
-fn new_output(out: &Path) -> anyhow::Result<(PathBuf, tempfile::NamedTempFile)> {
+pub(super) fn new_output(out: &Path) -> anyhow::Result<(PathBuf, tempfile::NamedTempFile)> {
     let dir = match out.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
         _ => PathBuf::from("."),
@@ -179,7 +179,7 @@ fn new_output(out: &Path) -> anyhow::Result<(PathBuf, tempfile::NamedTempFile)> 
     Ok((dir, file))
 }
 
-fn compression(arg: CompressionArg) -> Compression {
+pub(super) fn compression(arg: CompressionArg) -> Compression {
     match arg {
         CompressionArg::Gzip => Compression::Gzip,
         CompressionArg::Zstd => Compression::Zstd,
@@ -286,7 +286,7 @@ fn print_contents(manifest: &BundleManifest) {
     }
 }
 
-fn signer_text(keyid: &str, integrity_only: bool) -> String {
+pub(super) fn signer_text(keyid: &str, integrity_only: bool) -> String {
     if integrity_only {
         format!("{keyid} (HMAC-SHA256: integrity-only, does not prove who signed)")
     } else {

@@ -5,6 +5,7 @@ mod evidence;
 mod hold;
 mod incident;
 mod loadgen;
+mod offline_kit;
 mod query;
 mod serve;
 mod tokens;
@@ -34,6 +35,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         TelemetryCommand::Verify(args) => evidence::verify(args),
         TelemetryCommand::Replay(args) => evidence::replay(args).await,
         TelemetryCommand::Deploy(args) => evidence::deploy(args).await,
+        TelemetryCommand::OfflineKit { command } => offline_kit::execute(command),
         TelemetryCommand::Config { command } => match command {
             ConfigCommand::Validate { file, profile, json } => config::validate(&file, profile, json),
             ConfigCommand::Show { profile, config } => config::show(profile, config.as_deref()),
