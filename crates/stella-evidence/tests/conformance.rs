@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used)]
 //! Published test data reproduced byte for byte: the RFC 8785 suite of cyberphone/json-canonicalization and
-//! the Ed25519 DSSE vectors of the reference Go implementation (`../shared/testdata`, see its README).
+//! the Ed25519 DSSE vectors of the reference Go implementation (`tests/testdata`, copied unchanged from the
+//! project's shared conformance data; see its README for their sources).
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
@@ -9,7 +10,7 @@ use stella_evidence::dsse::{Envelope, pae};
 use stella_evidence::{SigningKey, TrustStore, canonical};
 
 fn testdata() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testdata")
 }
 
 #[test]
