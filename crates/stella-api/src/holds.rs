@@ -37,9 +37,13 @@ pub(crate) async fn list(
     principal: Option<axum::Extension<Principal>>,
     Query(query): Query<TenantQuery>,
 ) -> Response {
-    match tenant_of(principal.as_deref(), query.tenant.as_deref()) {
-        Ok(tenant) => axum::Json(json!({"holds": state.collector.holds().list(&tenant)})).into_response(),
-        Err(error) => error.into_response(),
+    let tenant = match tenant_of(principal.as_deref(), query.tenant.as_deref()) {
+        Ok(tenant) => tenant,
+        Err(error) => return error.into_response(),
+    };
+    match state.collector.holds().list(&tenant) {
+        Ok(holds) => axum::Json(json!({"holds": holds})).into_response(),
+        Err(error) => hold_error(error),
     }
 }
 

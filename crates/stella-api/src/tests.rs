@@ -248,5 +248,5 @@ async fn incident_mode_is_tenant_scoped_and_a_tenant_in_the_body_must_be_the_tok
     assert!(!state.collector.incidents().board().any_on());
     let trail = state.audit.lines().unwrap();
     assert_eq!(trail.iter().filter(|line| line.contains("\"action\":\"incident.mode\"")).count(), 4, "{trail:?}");
-    assert!(std::fs::read_to_string(dir.path().join("incidents.json")).unwrap().contains("resolved"));
+    assert_eq!(state.collector.incidents().saved("acme").unwrap().reason, "resolved", "saved before the answer");
 }

@@ -20,6 +20,7 @@ use crate::server::spawn_server;
 use crate::tls::{ReloadingTls, TlsSettings};
 use crate::topology::{BuildContext, BuildError, Environment, StopMode, Topology, TopologyHandle};
 use stella_store::chunks::HoldBook;
+use stella_store::tables::{StateDb, StateError};
 
 /// Where the config comes from: a built-in profile, optionally overlaid by a file.
 #[derive(Debug, Clone)]
@@ -88,12 +89,13 @@ pub enum StartError {
         /// The address.
         address: SocketAddr,
     },
+    /// The state database (`<data-dir>/state.redb`: holds, incident mode) cannot be opened, e.g. because
+    /// another process has it open.
+    #[error(transparent)]
+    State(#[from] StateError),
     /// The saved incident mode cannot be read.
     #[error(transparent)]
     Incidents(#[from] crate::incidents::IncidentError),
-    /// The saved holds cannot be read.
-    #[error(transparent)]
-    Holds(#[from] stella_store::chunks::HoldError),
     /// A listener's TLS files are unusable.
     #[error("{key}.{source}")]
     Tls {
@@ -115,8 +117,8 @@ impl StartError {
             StartError::Log(error) => error.code(),
             StartError::Tls { .. } => "tls.invalid",
             StartError::Insecure { .. } => "collector.insecure_bind",
+            StartError::State(error) => error.code(),
             StartError::Incidents(error) => error.code(),
-            StartError::Holds(error) => error.code(),
         }
     }
 }
@@ -207,8 +209,9 @@ impl Collector {
     pub async fn start(source: ConfigSource, environment: Environment) -> Result<Arc<Collector>, StartError> {
         let allow_insecure = environment.allow_insecure;
         let config = source.load()?;
-        let incidents = Arc::new(Incidents::open(&environment.data_dir, &environment.registry)?);
-        let holds = Arc::new(HoldBook::open(&environment.data_dir)?);
+        let state = StateDb::open(&environment.data_dir)?;
+        let incidents = Arc::new(Incidents::open(Arc::new(state.incidents()), &environment.registry)?);
+        let holds: Arc<HoldBook> = Arc::new(state.holds());
         let context = BuildContext::new(environment, &config.storage, Arc::clone(incidents.board()), holds);
         let topology = Topology::build(&config, &context, None)?;
         topology.start_consumers(&context)?;

@@ -5,15 +5,23 @@
 //! The task's cursor stays at the first record of the open chunk, so after a stop or `kill -9` the open
 //! chunk is rebuilt from the log exactly as it was; a chunk sealed again after a crash has the same
 //! digest and is listed once.
+//!
+//! With `storage.backend`, one [`Uploader`] task per process moves sealed chunks to object storage:
+//! sealing tasks wake it after each chunk they write (they never wait for it), and it runs upload rounds
+//! on a blocking thread, retried with backoff while object storage fails. A chunk stays on local disk
+//! until its upload is confirmed.
 use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use stella_metrics::{CounterVec, GaugeVec, Registry, names};
 use stella_otlp::Signal;
-use stella_store::chunks::{HoldBook, ScanFilter, Sealer, Store, StoreError};
+use stella_store::chunks::{HoldBook, LocalCache, RemoteChunks, ScanFilter, Sealer, Store, StoreError, UploadRound};
+use tokio::sync::Notify;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
-use crate::config::StoreSettings;
+use crate::config::{S3Backend, StoreSettings};
 use stella_store::log::{Cursor, CursorStore};
 
 use crate::consumer::{ConsumerControl, LogProgress, read_blocking};
@@ -21,6 +29,17 @@ use crate::logs::Log;
 
 /// How often the task saves its cursor while it works.
 const CURSOR_INTERVAL: Duration = Duration::from_millis(500);
+/// The wait after a failed upload round; it doubles after each further failure, up to
+/// [`MAX_UPLOAD_BACKOFF`].
+const FIRST_UPLOAD_BACKOFF: Duration = Duration::from_secs(1);
+/// The longest wait between upload rounds while object storage fails.
+const MAX_UPLOAD_BACKOFF: Duration = Duration::from_secs(60);
+/// Upload rounds start at most this often: a busy sealer wakes the uploader per chunk, one round takes
+/// the chunks waiting (up to `stella_store::chunks::ROUND_CHUNKS`).
+const UPLOAD_ROUND_INTERVAL: Duration = Duration::from_millis(250);
+/// An idle uploader looks for waiting chunks this often anyway.
+const UPLOAD_RESCAN: Duration = Duration::from_secs(60);
+
 /// Bytes read from the log per step.
 const READ_BYTES: usize = 1024 * 1024;
 
@@ -34,15 +53,34 @@ pub struct StoreRegistry {
     open: Mutex<HashMap<(String, Signal), OpenChunk>>,
     /// Per sealing task (tenant, signal): its log and how far it has read (sealed or open chunk).
     consumed: Mutex<HashMap<(String, Signal), ReadPosition>>,
+    /// The uploader, when object storage is attached.
+    uploads: Option<UploadHandle>,
+}
+
+/// How sealing tasks reach the uploader; dropping it stops the uploader.
+struct UploadHandle {
+    wake: Arc<Notify>,
+    _stop: DropGuard,
 }
 
 impl StoreRegistry {
-    /// The store under `<data_dir>/store`.
-    pub fn new(data_dir: &std::path::Path) -> Self {
-        StoreRegistry {
-            store: Store::new(data_dir.join("store")),
-            open: Mutex::new(HashMap::new()),
-            consumed: Mutex::new(HashMap::new()),
+    /// The store under `<data_dir>/store`; with `backend` (and unless egress keeps it inert), sealed
+    /// chunks also go to object storage, moved there by an uploader task started here (so this must run
+    /// inside the tokio runtime for the backend to be used). A backend that cannot be used is logged (and
+    /// under sealed egress counted in `registry`), and chunks stay on local disk only.
+    pub fn new(data_dir: &Path, backend: Option<&S3Backend>, registry: &Registry) -> Self {
+        let root = data_dir.join("store");
+        let (store, uploads) = match backend.and_then(|backend| attach(&root, backend, registry)) {
+            Some((store, uploads)) => (store, Some(uploads)),
+            None => (Store::new(root), None),
+        };
+        StoreRegistry { store, open: Mutex::new(HashMap::new()), consumed: Mutex::new(HashMap::new()), uploads }
+    }
+
+    /// Tells the uploader a chunk was sealed (nothing without object storage; never waits).
+    fn chunks_sealed(&self) {
+        if let Some(uploads) = &self.uploads {
+            uploads.wake.notify_one();
         }
     }
 
@@ -253,7 +291,11 @@ impl StoreTask {
             if got {
                 let task = self.sealing(Arc::clone(&sealer));
                 match tokio::task::spawn_blocking(move || task.seal(records)).await {
-                    Ok(Ok(())) => {}
+                    Ok(Ok(sealed)) => {
+                        if sealed {
+                            self.registry.chunks_sealed();
+                        }
+                    }
                     Ok(Err(error)) => {
                         // The records stay in the log (the cursor did not move past them): retry from the cursor.
                         tracing::error!(code = error.code(), %error, "store: cannot write a chunk; retrying");
@@ -356,7 +398,8 @@ struct Sealing {
 }
 
 impl Sealing {
-    fn seal(self, records: Vec<stella_store::log::Record>) -> Result<(), StoreError> {
+    /// Whether it wrote a chunk.
+    fn seal(self, records: Vec<stella_store::log::Record>) -> Result<bool, StoreError> {
         let mut sealer = self.sealer.lock().unwrap_or_else(|poison| poison.into_inner());
         let mut days = BTreeSet::new();
         for record in records {
@@ -378,6 +421,229 @@ impl Sealing {
                 .with(&[&self.tenant, self.signal.as_str()])
                 .set(i64::try_from(bytes).unwrap_or(i64::MAX));
         }
-        Ok(())
+        Ok(!days.is_empty())
+    }
+}
+
+/// The store under `root` with `backend` attached and its uploader started, or `None` when the backend
+/// cannot be used (sealed egress: warned and counted; credentials or client: logged). Then sealed chunks
+/// stay on local disk only, as without a backend.
+fn attach(root: &Path, backend: &S3Backend, registry: &Registry) -> Option<(Store, UploadHandle)> {
+    let component = "storage.backend";
+    if let Some(denied) = &backend.sealed {
+        tracing::warn!(
+            event = "egress.sealed_blocked",
+            component,
+            endpoint = %backend.endpoint,
+            reason = denied.reason(),
+            remediation = %denied.remediation(),
+            "egress policy: object storage disabled; sealed chunks stay on local disk"
+        );
+        let blocked = registry.counter(
+            names::EGRESS_BLOCKED,
+            "Endpoints disabled by the egress policy, by component.",
+            &["component"],
+        );
+        blocked.with(&[component]).inc();
+        return None;
+    }
+    let options = match backend.options(&|variable| std::env::var(variable).ok()) {
+        Ok(options) => options,
+        Err(error) => {
+            tracing::error!(code = error.code(), %error, "object storage not used");
+            return None;
+        }
+    };
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        tracing::error!(
+            code = "store.backend_runtime",
+            "object storage needs the async runtime; sealed chunks stay on local disk"
+        );
+        return None;
+    };
+    stella_export::install_crypto_provider();
+    let remote = match RemoteChunks::s3(&options, runtime.clone()) {
+        Ok(remote) => remote,
+        Err(error) => {
+            tracing::error!(code = error.code(), %error, "object storage not used; sealed chunks stay on local disk");
+            return None;
+        }
+    };
+    tracing::info!(
+        event = "store.backend",
+        location = %remote.location(),
+        endpoint = %backend.endpoint,
+        local_cache = ?backend.local_cache,
+        "sealed chunks go to object storage"
+    );
+    let store = Store::with_remote(root.to_path_buf(), remote);
+    let (wake, stop) = (Arc::new(Notify::new()), CancellationToken::new());
+    let uploader = Uploader {
+        store: store.clone(),
+        cache: backend.local_cache,
+        wake: Arc::clone(&wake),
+        stop: stop.clone(),
+        metrics: UploadMetrics::new(registry),
+    };
+    runtime.spawn(uploader.run());
+    Some((store, UploadHandle { wake, _stop: stop.drop_guard() }))
+}
+
+/// The uploader's meta-metrics.
+struct UploadMetrics {
+    chunks: CounterVec,
+    bytes: CounterVec,
+    failures: CounterVec,
+    evicted: CounterVec,
+}
+
+impl UploadMetrics {
+    fn new(registry: &Registry) -> Self {
+        UploadMetrics {
+            chunks: registry.counter(names::UPLOADED_CHUNKS, "Sealed chunks confirmed in object storage.", &[]),
+            bytes: registry.counter(names::UPLOADED_BYTES, "Bytes of sealed chunks confirmed in object storage.", &[]),
+            failures: registry.counter(
+                names::UPLOAD_FAILURES,
+                "Upload rounds to object storage that failed; their chunks stay on local disk and are retried.",
+                &[],
+            ),
+            evicted: registry.counter(
+                names::EVICTED_CHUNKS,
+                "Local chunk files evicted once object storage had confirmed them.",
+                &[],
+            ),
+        }
+    }
+}
+
+/// Moves sealed chunks to object storage: a round whenever a sealing task wakes it, right after a round
+/// that left chunks waiting, or every [`UPLOAD_RESCAN`] (rounds start at most every
+/// [`UPLOAD_ROUND_INTERVAL`]); after a failure, the next round waits a backoff that doubles up to
+/// [`MAX_UPLOAD_BACKOFF`], whatever wakes it. Stops when its registry goes.
+struct Uploader {
+    store: Store,
+    cache: LocalCache,
+    wake: Arc<Notify>,
+    stop: CancellationToken,
+    metrics: UploadMetrics,
+}
+
+impl Uploader {
+    async fn run(self) {
+        let mut backoff: Option<Duration> = None;
+        loop {
+            let started = tokio::time::Instant::now();
+            let (store, cache) = (self.store.clone(), self.cache);
+            let mut more = false;
+            backoff = match tokio::task::spawn_blocking(move || store.upload_pending(cache)).await {
+                Ok(round) => {
+                    more = round.waiting > 0;
+                    self.account(round, backoff)
+                }
+                Err(error) => {
+                    tracing::error!(%error, "store: an upload round failed unexpectedly; retrying");
+                    Some(next_backoff(backoff))
+                }
+            };
+            let idle = if more { Duration::ZERO } else { UPLOAD_RESCAN };
+            tokio::select! {
+                biased;
+                _ = self.stop.cancelled() => break,
+                _ = self.wake.notified(), if backoff.is_none() => {}
+                _ = tokio::time::sleep(backoff.unwrap_or(idle)) => {}
+            }
+            // A burst of sealed chunks makes one round.
+            tokio::time::sleep_until(started + UPLOAD_ROUND_INTERVAL).await;
+        }
+    }
+
+    /// Counts and logs a round; the backoff before the next one (`None`: none, the round went well).
+    fn account(&self, round: UploadRound, backoff: Option<Duration>) -> Option<Duration> {
+        self.metrics.chunks.with(&[]).add(round.uploaded);
+        self.metrics.bytes.with(&[]).add(round.uploaded_bytes);
+        self.metrics.evicted.with(&[]).add(round.evicted);
+        if round.uploaded > 0 || round.evicted > 0 {
+            tracing::debug!(
+                uploaded = round.uploaded,
+                bytes = round.uploaded_bytes,
+                evicted = round.evicted,
+                "store: upload round"
+            );
+        }
+        let Some(error) = round.error else {
+            if backoff.is_some() {
+                tracing::info!(
+                    event = "store.upload_resumed",
+                    uploaded = round.uploaded,
+                    "store: uploads to object storage work again"
+                );
+            }
+            return None;
+        };
+        self.metrics.failures.with(&[]).inc();
+        let delay = next_backoff(backoff);
+        tracing::warn!(
+            code = error.code(),
+            %error,
+            waiting = round.waiting,
+            retry_in = ?delay,
+            "store: upload to object storage failed; the chunks stay on local disk and are retried"
+        );
+        Some(delay)
+    }
+}
+
+/// The wait after one more failed round.
+fn next_backoff(backoff: Option<Duration>) -> Duration {
+    backoff.map_or(FIRST_UPLOAD_BACKOFF, |delay| (delay * 2).min(MAX_UPLOAD_BACKOFF))
+}
+
+#[cfg(test)]
+mod tests {
+    use stella_export::egress::EgressPolicy;
+    use stella_store::chunks::LocalCache;
+
+    use super::*;
+    use crate::config::{Credential, S3Backend};
+
+    fn backend(endpoint: &str, egress: &EgressPolicy) -> S3Backend {
+        S3Backend {
+            endpoint: endpoint.into(),
+            bucket: "chunks".into(),
+            prefix: String::new(),
+            region: "us-east-1".into(),
+            access_key_id: Credential::Env("STELLA_TEST_UNSET_S3_KEY".into()),
+            secret_access_key: Credential::Env("STELLA_TEST_UNSET_S3_SECRET".into()),
+            allow_http: true,
+            local_cache: LocalCache::KeepAll,
+            sealed: egress.check(endpoint).err(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_backend_sealed_egress_blocks_stays_inert_warned_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::default();
+        let sealed = EgressPolicy::new(Vec::new(), true);
+        let stores = StoreRegistry::new(dir.path(), Some(&backend("https://s3.example.com", &sealed)), &registry);
+        assert!(stores.store().remote().is_none(), "chunks stay on local disk");
+        assert!(stores.uploads.is_none(), "no uploader");
+        let metrics = registry.encode();
+        assert!(metrics.contains("telemetry_egress_blocked_total{component=\"storage.backend\"} 1"), "{metrics}");
+    }
+
+    #[tokio::test]
+    async fn a_backend_without_its_credentials_leaves_chunks_local() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = EgressPolicy::default();
+        let stores = StoreRegistry::new(dir.path(), Some(&backend("http://127.0.0.1:9", &open)), &Registry::default());
+        assert!(stores.store().remote().is_none());
+    }
+
+    #[test]
+    fn upload_backoff_doubles_up_to_its_cap() {
+        assert_eq!(next_backoff(None), FIRST_UPLOAD_BACKOFF);
+        assert_eq!(next_backoff(Some(Duration::from_secs(8))), Duration::from_secs(16));
+        assert_eq!(next_backoff(Some(MAX_UPLOAD_BACKOFF)), MAX_UPLOAD_BACKOFF);
     }
 }

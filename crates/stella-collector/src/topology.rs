@@ -91,7 +91,8 @@ impl BuildContext {
             max_bytes: storage.log_max_bytes,
         };
         let logs = Arc::new(LogRegistry::new(environment.data_dir.join("log"), options));
-        let stores = Arc::new(StoreRegistry::new(&environment.data_dir));
+        let stores =
+            Arc::new(StoreRegistry::new(&environment.data_dir, storage.backend.as_ref(), &environment.registry));
         BuildContext {
             data_dir: environment.data_dir,
             registry: environment.registry,

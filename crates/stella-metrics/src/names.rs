@@ -50,3 +50,11 @@ pub const RETENTION_DELETED_CHUNKS: &str = "telemetry_retention_deleted_chunks_t
 pub const BUNDLE_GENERATION_SECONDS: &str = "telemetry_bundle_generation_seconds";
 /// Forensic bundles that failed, by `kind`, `code`.
 pub const BUNDLE_GENERATION_FAILURES: &str = "telemetry_bundle_generation_failures_total";
+/// Chunks confirmed in object storage.
+pub const UPLOADED_CHUNKS: &str = "telemetry_store_uploaded_chunks_total";
+/// Their bytes.
+pub const UPLOADED_BYTES: &str = "telemetry_store_uploaded_bytes_total";
+/// Upload rounds that failed (each is retried; the chunks stay on local disk).
+pub const UPLOAD_FAILURES: &str = "telemetry_store_upload_failures_total";
+/// Local chunk files evicted after their upload was confirmed.
+pub const EVICTED_CHUNKS: &str = "telemetry_store_evicted_chunks_total";

@@ -10,6 +10,7 @@ mod model;
 mod overlay;
 mod profile;
 mod redaction;
+mod storage;
 mod store;
 mod validate;
 
@@ -21,6 +22,7 @@ pub use model::{
 };
 pub use overlay::merge;
 pub use profile::{Profile, UnknownProfile};
+pub use storage::{Credential, MissingCredential, S3Backend, Secret};
 pub use store::{Retention, StoreSettings};
 pub use validate::{ConfigError, ConfigErrors};
 

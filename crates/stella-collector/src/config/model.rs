@@ -57,8 +57,8 @@ pub struct TenantConfig {
     pub quotas: Option<crate::receivers::QuotaConfig>,
 }
 
-/// `storage`: where acknowledged data waits for its consumers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// `storage`: where acknowledged data waits for its consumers, and where sealed chunks go.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StorageConfig {
     /// `sync` (`always`, `batch` with `sync_window`, `interval` with `sync_interval`).
     pub sync: SyncPolicy,
@@ -66,6 +66,8 @@ pub struct StorageConfig {
     pub log_max_bytes: u64,
     /// `log.segment_bytes`: segment size (default 64 MiB).
     pub segment_bytes: u64,
+    /// `backend`: S3-compatible object storage sealed chunks also go to; absent: local disk only.
+    pub backend: Option<super::S3Backend>,
 }
 
 /// `receivers.otlp`: OTLP over gRPC and HTTP.

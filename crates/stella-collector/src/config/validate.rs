@@ -82,6 +82,17 @@ impl Problems {
     pub(super) fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.0.push(ConfigError { path: path.into(), message: message.into() });
     }
+
+    /// How many problems so far (a section compares before and after to know whether it is valid).
+    pub(super) fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Every problem as a `path: message` line.
+    #[cfg(test)]
+    pub(super) fn lines(&self) -> Vec<String> {
+        self.0.iter().map(ToString::to_string).collect()
+    }
 }
 
 impl Config {
@@ -170,7 +181,7 @@ impl Config {
                 None
             }
         };
-        let storage = storage(root.get("storage"), &mut problems);
+        let storage = storage(root.get("storage"), &egress, &mut problems);
         let auth = root.get("auth").and_then(|value| typed::<AuthRaw>(value, "auth", &mut problems));
         let auth_enabled = auth.as_ref().is_some_and(|auth| auth.enabled);
         let tenants = tenants(root.get("tenants"), &mut problems);
@@ -744,6 +755,8 @@ struct StorageRaw {
     sync_interval: std::time::Duration,
     #[serde(default)]
     log: LogRaw,
+    #[serde(default)]
+    backend: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -782,11 +795,17 @@ fn default_storage() -> StorageConfig {
         sync: SyncPolicy::Batch { window: default_sync_window() },
         log_max_bytes: default_log_max_bytes(),
         segment_bytes: default_segment_bytes(),
+        backend: None,
     }
 }
 
-fn storage(value: Option<&Value>, problems: &mut Problems) -> Option<StorageConfig> {
+fn storage(value: Option<&Value>, egress: &EgressPolicy, problems: &mut Problems) -> Option<StorageConfig> {
     let raw: StorageRaw = typed(value?, "storage", problems)?;
+    // An invalid backend is reported (and fails the config) without hiding the other storage problems.
+    let backend = raw
+        .backend
+        .filter(|backend| !backend.is_null())
+        .and_then(|backend| super::storage::backend(&backend, egress, problems));
     if raw.log.segment_bytes < 4096 {
         problems.add("storage.log.segment_bytes", "must be at least 4096");
     }
@@ -806,7 +825,7 @@ fn storage(value: Option<&Value>, problems: &mut Problems) -> Option<StorageConf
         }
         SyncRaw::Interval => SyncPolicy::Interval { every: raw.sync_interval },
     };
-    Some(StorageConfig { sync, log_max_bytes: raw.log.max_bytes, segment_bytes: raw.log.segment_bytes })
+    Some(StorageConfig { sync, log_max_bytes: raw.log.max_bytes, segment_bytes: raw.log.segment_bytes, backend })
 }
 
 #[derive(Deserialize, Default)]

@@ -1,13 +1,14 @@
 //! Holds: time windows of a tenant's data that retention must keep. Legal holds are placed and released
 //! by admins; incident holds open when incident mode turns on (from `lookback` before) and close when it
-//! ends. Kept in `<data-dir>/holds.json`, written atomically on every change.
-use std::path::PathBuf;
-use std::sync::Mutex;
+//! ends. Kept in the state database (`<data-dir>/state.redb`, see [`crate::tables`]), durably on every
+//! change.
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::log::{LogFs, RealFs};
+use crate::tables::{HoldRepository, StateDb, StateError};
 
 /// `legal` or `incident`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,22 +60,19 @@ impl Hold {
 /// Holds could not be read or saved.
 #[derive(Debug, thiserror::Error)]
 pub enum HoldError {
-    /// The file could not be read or written.
-    #[error("holds {path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The file is not what we wrote.
-    #[error("holds {path} is damaged ({message}); retention keeps everything until it is fixed")]
+    /// The state database could not be read or written.
+    #[error("holds: {0}")]
+    Io(#[from] StateError),
+    /// A stored hold is not what we wrote.
+    #[error("hold entry {entry} in {path} is damaged ({source}); retention keeps everything until it is fixed")]
     Damaged {
-        /// The file.
+        /// The state database.
         path: PathBuf,
+        /// The hold's entry number.
+        entry: u64,
         /// The parse error.
-        message: String,
+        #[source]
+        source: serde_json::Error,
     },
     /// No such hold (for this tenant).
     #[error("no hold {0}")]
@@ -93,7 +91,7 @@ impl HoldError {
     /// The stable code.
     pub fn code(&self) -> &'static str {
         match self {
-            HoldError::Io { .. } => "hold.io",
+            HoldError::Io(_) => "hold.io",
             HoldError::Damaged { .. } => "hold.damaged",
             HoldError::NotFound(_) => "hold.not_found",
             HoldError::Reversed { .. } => "hold.invalid_window",
@@ -101,111 +99,13 @@ impl HoldError {
     }
 }
 
-/// Every hold, persisted.
-#[derive(Debug)]
-pub struct HoldBook {
-    path: PathBuf,
-    holds: Mutex<Vec<Hold>>,
-}
+/// The holds every component shares: the store's retention asks them, the API and incident mode change
+/// them. Any [`HoldRepository`]; a process keeps them in its state database ([`crate::tables::RedbHolds`]).
+pub type HoldBook = dyn HoldRepository;
 
 impl HoldBook {
-    /// Reads `<data_dir>/holds.json` (absent: no holds).
-    pub fn open(data_dir: &std::path::Path) -> Result<Self, HoldError> {
-        let path = data_dir.join("holds.json");
-        let holds = match RealFs.read_file(&path) {
-            Ok(Some(bytes)) => serde_json::from_slice(&bytes)
-                .map_err(|error| HoldError::Damaged { path: path.clone(), message: error.to_string() })?,
-            Ok(None) => Vec::new(),
-            Err(source) => return Err(HoldError::Io { path, source }),
-        };
-        Ok(HoldBook { path, holds: Mutex::new(holds) })
-    }
-
-    fn save(&self, holds: &[Hold]) -> Result<(), HoldError> {
-        if let Some(parent) = self.path.parent() {
-            RealFs.create_dir_all(parent).map_err(|source| HoldError::Io { path: parent.to_path_buf(), source })?;
-        }
-        let bytes = serde_json::to_vec_pretty(holds).unwrap_or_default();
-        RealFs.write_atomic(&self.path, &bytes).map_err(|source| HoldError::Io { path: self.path.clone(), source })
-    }
-
-    /// Places a hold and saves it before returning it.
-    pub fn add(
-        &self,
-        tenant: &str,
-        kind: HoldKind,
-        from: Timestamp,
-        to: Option<Timestamp>,
-        reason: &str,
-        by: &str,
-    ) -> Result<Hold, HoldError> {
-        if let Some(to) = to.filter(|to| *to < from) {
-            return Err(HoldError::Reversed { from, to });
-        }
-        let mut holds = self.holds.lock().unwrap_or_else(|poison| poison.into_inner());
-        let hold = Hold {
-            id: format!("hold-{}", holds.len() + 1),
-            tenant: tenant.to_string(),
-            kind,
-            from,
-            to,
-            reason: reason.to_string(),
-            by: by.to_string(),
-            created: Timestamp::now(),
-            released: None,
-        };
-        holds.push(hold.clone());
-        self.save(&holds)?;
-        Ok(hold)
-    }
-
-    /// Releases `tenant`'s hold `id`.
-    pub fn release(&self, tenant: &str, id: &str) -> Result<Hold, HoldError> {
-        let mut holds = self.holds.lock().unwrap_or_else(|poison| poison.into_inner());
-        let hold = holds
-            .iter_mut()
-            .find(|hold| hold.id == id && hold.tenant == tenant && hold.released.is_none())
-            .ok_or_else(|| HoldError::NotFound(id.to_string()))?;
-        hold.released = Some(Timestamp::now());
-        let released = hold.clone();
-        self.save(&holds)?;
-        Ok(released)
-    }
-
-    /// Closes `tenant`'s open incident holds at `at` (incident mode ended).
-    pub fn close_incident(&self, tenant: &str, at: Timestamp) -> Result<(), HoldError> {
-        let mut holds = self.holds.lock().unwrap_or_else(|poison| poison.into_inner());
-        let mut changed = false;
-        for hold in holds
-            .iter_mut()
-            .filter(|hold| hold.tenant == tenant && hold.kind == HoldKind::Incident && hold.to.is_none())
-        {
-            hold.to = Some(at);
-            changed = true;
-        }
-        if changed {
-            self.save(&holds)?;
-        }
-        Ok(())
-    }
-
-    /// `tenant`'s holds, oldest first.
-    pub fn list(&self, tenant: &str) -> Vec<Hold> {
-        self.holds
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .iter()
-            .filter(|hold| hold.tenant == tenant)
-            .cloned()
-            .collect()
-    }
-
-    /// Whether any of `tenant`'s holds keeps data spanning `[min, max]`.
-    pub fn holds(&self, tenant: &str, min: u64, max: u64) -> bool {
-        self.holds
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .iter()
-            .any(|hold| hold.tenant == tenant && hold.covers(min, max))
+    /// The holds kept in `<data_dir>/state.redb`, opening it or sharing this process's handle on it.
+    pub fn open(data_dir: &Path) -> Result<Arc<HoldBook>, HoldError> {
+        Ok(Arc::new(StateDb::open(data_dir)?.holds()))
     }
 }

@@ -5,24 +5,33 @@
 //! - [`Sealer`]: the pure rule of which records make a chunk (data only, never the wall clock).
 //! - [`Store`]: chunks, manifests and indexes on disk; lookups by trace id; scans that index shards
 //!   narrow ([`ScanFilter`]); retention; `check` and repair.
+//! - [`RemoteChunks`]: sealed chunks also in S3-compatible object storage; [`Store::upload_pending`]
+//!   moves them there and evicts local copies per [`LocalCache`]; reads of evicted chunks go there.
+mod error;
 mod facts;
 mod holds;
 mod index;
 mod manifest;
+mod remote;
 mod sealer;
 mod shard;
 mod store;
 mod streams;
+mod upload;
 
 pub use facts::{RecordFacts, record_facts};
 pub use holds::{Hold, HoldBook, HoldError, HoldKind};
 pub use manifest::{CHUNK_FORMAT_VERSION, ChunkManifest, DayChunk, DayManifest, canonical};
+pub use remote::{RemoteChunks, S3Options};
 pub use sealer::{OpenRecord, SealLimits, SealedChunk, Sealer, UndecodableRecord, chunk_records, utc_day};
 pub use shard::{SHARD_FORMAT_VERSION, shard_file};
-pub use store::{CheckReport, Store, StoreError, StoredChunk, directory_name};
+pub use store::{CheckOptions, CheckReport, Store, StoreError, StoredChunk, directory_name};
 pub use streams::{
     ChunkStreams, LOG_STREAM_RESOURCE_ATTRIBUTES, SEVERITY_LABEL, ScanFilter, StreamKey, StreamStats, label_value,
 };
+pub use upload::{LocalCache, ROUND_CHUNKS, UploadRound};
 
+#[cfg(test)]
+mod remote_tests;
 #[cfg(test)]
 mod tests;

@@ -14,6 +14,10 @@
 //! sealing the same records again after a crash rewrites the same files and lists the chunk once. An
 //! index shard is trusted only when its digest and chunk count match the day manifest; otherwise a write
 //! rebuilds it from the day's chunks, a scan reads every chunk of the day, and `check` reports it.
+//!
+//! With object storage attached ([`Store::with_remote`]), a day also has `uploaded.json`, the chunks
+//! confirmed there, and the `.chunk` file of an uploaded chunk may be evicted: reads then fetch it from
+//! object storage and check it against its digest (see `upload.rs`).
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,46 +26,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use sha2::{Digest, Sha256};
 use stella_otlp::Signal;
 
+pub use super::error::StoreError;
+pub(crate) use super::error::io;
 use super::index::{DayIndexes, IndexBuilder, lookup, merge_index, retain_index};
 use super::manifest::{CHUNK_FORMAT_VERSION, ChunkManifest, DayChunk, DayManifest, canonical};
+use super::remote::RemoteChunks;
 use super::sealer::{SealedChunk, chunk_records};
 use super::shard::{DayShard, matching_chunks, shard_file};
 use super::streams::ScanFilter;
 use crate::log::{LogFs, RealFs};
-
-/// The store could not read or write.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// A file operation failed.
-    #[error("store: cannot {action} {path}: {source}")]
-    Io {
-        /// What was being done.
-        action: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A file is not what the store wrote.
-    #[error("store: {path} is damaged: {message}; run `stella telemetry store check --repair`")]
-    Damaged {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        message: String,
-    },
-}
-
-impl StoreError {
-    /// The stable code.
-    pub fn code(&self) -> &'static str {
-        match self {
-            StoreError::Io { .. } => "store.io",
-            StoreError::Damaged { .. } => "store.damaged",
-        }
-    }
-}
 
 /// What `check` found.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
@@ -74,6 +47,22 @@ pub struct CheckReport {
     pub stale_indexes: Vec<String>,
     /// Day indexes and index shards rewritten (with `--repair`).
     pub repaired_indexes: Vec<String>,
+    /// Chunks read back from object storage and found to match their digest (counted in `chunks_ok`
+    /// too): evicted chunks, and with [`CheckOptions::remote_copies`] the copies of cached ones.
+    pub remote_ok: u64,
+    /// Evicted chunks not verified because this store has no object storage attached (their days'
+    /// indexes are not checked either).
+    pub remote_unchecked: Vec<String>,
+}
+
+/// What [`Store::check_with`] verifies besides every local chunk and index.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CheckOptions {
+    /// Rewrite stale indexes.
+    pub repair: bool,
+    /// Also stream the object-storage copy of every uploaded chunk still on local disk and check its
+    /// digest (evicted chunks are always read back from object storage: their days' indexes need them).
+    pub remote_copies: bool,
 }
 
 /// A sealed chunk and where its file is (see [`Store::chunks_overlapping`]).
@@ -88,9 +77,14 @@ pub struct StoredChunk {
 /// The chunk store under one root directory.
 #[derive(Debug, Clone)]
 pub struct Store {
-    root: PathBuf,
+    pub(super) root: PathBuf,
     /// Chunk files read by this handle and its clones.
     chunk_reads: Arc<AtomicU64>,
+    /// Object storage for sealed chunks, if attached.
+    pub(super) remote: Option<RemoteChunks>,
+    /// Held while a day's upload bookkeeping (`uploaded.json`, evictions) or its retention changes, so
+    /// an upload never records a chunk retention just deleted.
+    pub(super) bookkeeping: Arc<std::sync::Mutex<()>>,
 }
 
 /// A directory name for a tenant or pipeline id (`traces/audit` -> `traces~audit`).
@@ -101,14 +95,24 @@ pub fn directory_name(id: &str) -> String {
 impl Store {
     /// The store under `root` (`<data-dir>/store`).
     pub fn new(root: PathBuf) -> Self {
-        Store { root, chunk_reads: Arc::new(AtomicU64::new(0)) }
+        Store { root, chunk_reads: Arc::new(AtomicU64::new(0)), remote: None, bookkeeping: Arc::default() }
+    }
+
+    /// The store under `root` with sealed chunks also in `remote` (see [`Store::upload_pending`]).
+    pub fn with_remote(root: PathBuf, remote: RemoteChunks) -> Self {
+        Store { remote: Some(remote), ..Store::new(root) }
+    }
+
+    /// The object storage attached, if any.
+    pub fn remote(&self) -> Option<&RemoteChunks> {
+        self.remote.as_ref()
     }
 
     fn signal_dir(&self, tenant: &str, signal: &str) -> PathBuf {
         self.root.join(directory_name(tenant)).join(signal)
     }
 
-    fn day_dir(&self, tenant: &str, signal: &str, day: &str) -> PathBuf {
+    pub(super) fn day_dir(&self, tenant: &str, signal: &str, day: &str) -> PathBuf {
         self.signal_dir(tenant, signal).join(day)
     }
 
@@ -192,11 +196,7 @@ impl Store {
 
     /// The day manifest of `tenant`'s `signal` on `day`, if that day has chunks.
     pub fn day_manifest(&self, tenant: &str, signal: &str, day: &str) -> Result<Option<DayManifest>, StoreError> {
-        let path = self.day_dir(tenant, signal, day).join("day.json");
-        let Some(bytes) = RealFs.read_file(&path).map_err(io("read", &path))? else { return Ok(None) };
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|error| StoreError::Damaged { path, message: error.to_string() })
+        day_manifest_in(&self.day_dir(tenant, signal, day))
     }
 
     /// The days that hold `tenant`'s `signal`, newest first.
@@ -355,10 +355,15 @@ impl Store {
         Ok(found)
     }
 
-    /// The records of a chunk file.
+    /// The records of a chunk file; an evicted one is read back from object storage and checked
+    /// against its digest.
     pub fn read_chunk(&self, path: &Path) -> Result<Vec<Vec<u8>>, StoreError> {
         self.chunk_reads.fetch_add(1, Ordering::Relaxed);
-        let bytes = std::fs::read(path).map_err(io("read", path))?;
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => self.read_evicted(path, error)?,
+            Err(error) => return Err(io("read", path)(error)),
+        };
         chunk_records(&bytes).map_err(|message| StoreError::Damaged { path: path.to_path_buf(), message })
     }
 
@@ -397,21 +402,31 @@ impl Store {
         cutoff: u64,
         held: &dyn Fn(u64, u64) -> bool,
     ) -> Result<Vec<String>, StoreError> {
+        let _bookkeeping = self.bookkeeping.lock().unwrap_or_else(|poison| poison.into_inner());
         let mut deleted = Vec::new();
+        // Once object storage fails a deletion, this sweep keeps the remaining expired chunks too (one
+        // warning, not one per chunk); the next sweep tries again.
+        let mut remote_down = false;
         let mut days = self.days(tenant, signal);
         days.reverse();
         for day in days {
             let Some(mut manifest) = self.day_manifest(tenant, signal, &day)? else { continue };
+            let dir = self.day_dir(tenant, signal, &day);
             let time = |text: &str| text.parse::<u64>().unwrap_or(u64::MAX);
             let (mut kept, mut expired) = (Vec::new(), Vec::new());
             for (position, chunk) in manifest.chunks.iter().enumerate() {
                 let (min, max) = (time(&chunk.min_time_unix_nano), time(&chunk.max_time_unix_nano));
-                if max < cutoff && !held(min, max) { expired.push(chunk.clone()) } else { kept.push(position as u32) }
+                let mut expires = max < cutoff && !held(min, max);
+                if expires && !remote_down {
+                    remote_down = !self.forget_remote(&dir, &chunk.sha256);
+                }
+                expires &= !remote_down;
+                if expires { expired.push(chunk.clone()) } else { kept.push(position as u32) }
             }
             if expired.is_empty() {
                 continue;
             }
-            let dir = self.day_dir(tenant, signal, &day);
+            self.warn_left_remote(&dir, &expired);
             if kept.is_empty() {
                 std::fs::remove_dir_all(&dir).map_err(io("remove", &dir))?;
             } else {
@@ -423,10 +438,17 @@ impl Store {
                 manifest.chunks = kept_chunks;
                 let day_path = dir.join("day.json");
                 RealFs.write_atomic(&day_path, &canonical(&manifest)).map_err(io("write", &day_path))?;
+                self.unrecord_uploaded(&dir, &expired)?;
                 for chunk in &expired {
                     for extension in ["chunk", "json"] {
                         let path = dir.join(format!("{}.{extension}", chunk.sha256));
-                        std::fs::remove_file(&path).map_err(io("remove", &path))?;
+                        match std::fs::remove_file(&path) {
+                            // An evicted chunk has no local file.
+                            Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                                return Err(io("remove", &path)(error));
+                            }
+                            _ => {}
+                        }
                     }
                 }
             }
@@ -488,40 +510,73 @@ impl Store {
 
     /// Verifies every chunk against its digest and every day's indexes (trace index, index shard) against a
     /// rebuild from its chunks; with `repair`, rewrites indexes that differ or are missing (damaged chunks
-    /// are reported, never changed).
+    /// are reported, never changed). Evicted chunks are read back from object storage.
     pub fn check(&self, repair: bool) -> Result<CheckReport, StoreError> {
+        self.check_with(CheckOptions { repair, remote_copies: false })
+    }
+
+    /// [`Store::check`], and with `options.remote_copies` the object-storage copy of every uploaded chunk
+    /// still on local disk too.
+    pub fn check_with(&self, options: CheckOptions) -> Result<CheckReport, StoreError> {
         let mut report = CheckReport::default();
-        let tenants = std::fs::read_dir(&self.root).map(|entries| entries.filter_map(Result::ok).collect::<Vec<_>>());
-        for tenant_dir in tenants.unwrap_or_default() {
-            for signal in Signal::ALL {
-                let signal_dir = tenant_dir.path().join(signal.as_str());
-                let mut days: Vec<PathBuf> = std::fs::read_dir(&signal_dir)
-                    .map(|entries| entries.filter_map(Result::ok).map(|entry| entry.path()).collect())
-                    .unwrap_or_default();
-                days.sort();
-                for dir in days {
-                    self.check_day(&dir, signal, repair, &mut report)?;
-                }
-            }
+        for (signal, dir) in self.day_dirs() {
+            self.check_day(&dir, signal, options, &mut report)?;
         }
         Ok(report)
     }
 
+    /// Every day directory of every tenant and signal, sorted by path (tenant, signal, day).
+    pub(super) fn day_dirs(&self) -> Vec<(Signal, PathBuf)> {
+        let subdirectories = |dir: &Path| -> Vec<PathBuf> {
+            std::fs::read_dir(dir)
+                .map(|entries| {
+                    entries
+                        .filter_map(Result::ok)
+                        .filter(|entry| entry.file_type().is_ok_and(|kind| kind.is_dir()))
+                        .map(|entry| entry.path())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let mut dirs = Vec::new();
+        for tenant_dir in subdirectories(&self.root) {
+            for signal in Signal::ALL {
+                dirs.extend(subdirectories(&tenant_dir.join(signal.as_str())).into_iter().map(|day| (signal, day)));
+            }
+        }
+        dirs.sort_by(|(_, a), (_, b)| a.cmp(b));
+        dirs
+    }
+
     /// Checks one day. A day with a damaged or missing chunk keeps its indexes as they are: a rebuild
     /// would drop that chunk's entries; they are checked again once the chunk is restored.
-    fn check_day(&self, dir: &Path, signal: Signal, repair: bool, report: &mut CheckReport) -> Result<(), StoreError> {
+    fn check_day(
+        &self,
+        dir: &Path,
+        signal: Signal,
+        options: CheckOptions,
+        report: &mut CheckReport,
+    ) -> Result<(), StoreError> {
+        let repair = options.repair;
         let day_path = dir.join("day.json");
-        let Some(bytes) = RealFs.read_file(&day_path).map_err(io("read", &day_path))? else { return Ok(()) };
-        let mut manifest: DayManifest = serde_json::from_slice(&bytes)
-            .map_err(|error| StoreError::Damaged { path: day_path.clone(), message: error.to_string() })?;
+        let Some(mut manifest) = day_manifest_in(dir)? else { return Ok(()) };
+        let uploaded = super::upload::read_uploaded(dir).unwrap_or_else(|error| {
+            // The bookkeeping only says which missing chunk files were evicted; the uploader rebuilds it.
+            report.damaged.push(error.to_string());
+            BTreeSet::new()
+        });
         let mut builder = IndexBuilder::new(signal);
         let mut intact = true;
         for (position, chunk) in manifest.chunks.iter().enumerate() {
             let path = dir.join(format!("{}.chunk", chunk.sha256));
-            let bytes = match std::fs::read(&path) {
-                Ok(bytes) => bytes,
+            let bytes = match self.check_read(&path, &chunk.sha256, &uploaded, options.remote_copies, report) {
+                Ok(Some(bytes)) => bytes,
+                Ok(None) => {
+                    intact = false;
+                    continue;
+                }
                 Err(error) => {
-                    report.damaged.push(format!("{}: {error}", path.display()));
+                    report.damaged.push(error);
                     intact = false;
                     continue;
                 }
@@ -559,6 +614,13 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// The day manifest in the day directory `dir`, if the day has chunks.
+pub(super) fn day_manifest_in(dir: &Path) -> Result<Option<DayManifest>, StoreError> {
+    let path = dir.join("day.json");
+    let Some(bytes) = RealFs.read_file(&path).map_err(io("read", &path))? else { return Ok(None) };
+    serde_json::from_slice(&bytes).map(Some).map_err(|error| StoreError::Damaged { path, message: error.to_string() })
 }
 
 /// Compares an index file and its recorded digest with `rebuilt`; reports it stale if either differs
@@ -649,7 +711,7 @@ fn write_index(path: &Path, bytes: &[u8]) -> Result<String, StoreError> {
     Ok(digest(bytes))
 }
 
-fn digest(bytes: &[u8]) -> String {
+pub(super) fn digest(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
@@ -665,9 +727,4 @@ fn previous_day(day: &str) -> String {
         .ok()
         .and_then(|date| date.yesterday().ok())
         .map_or_else(|| day.to_string(), |date| date.to_string())
-}
-
-pub(crate) fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StoreError {
-    let path = path.to_path_buf();
-    move |source| StoreError::Io { action, path, source }
 }

@@ -272,8 +272,8 @@ mod retention {
         book.release("acme", &legal.id).unwrap();
         assert!(!book.holds("acme", 150 * 1_000_000_000, 160 * 1_000_000_000));
         let again = HoldBook::open(dir.path()).unwrap();
-        assert_eq!(again.list("acme").len(), 2, "persisted");
-        assert!(again.list("acme")[0].released.is_some());
+        assert_eq!(again.list("acme").unwrap().len(), 2, "persisted");
+        assert!(again.list("acme").unwrap()[0].released.is_some());
     }
 }
 
