@@ -126,23 +126,26 @@ impl StoreRegistry {
 
     /// Every stored record (sealed or not yet) of `tenant` holding a span of `trace_id`, as logged.
     pub fn trace_records(&self, tenant: &str, trace_id: &[u8; 16]) -> Result<Vec<Vec<u8>>, StoreError> {
-        let mut records = self.store.records_with_trace(tenant, trace_id)?;
+        // The open chunk first: a seal holds its lock until the chunk and its index are written, so a record
+        // missing from the open chunk is already in the index. (Read the other way round, a seal in between
+        // hid a record from both.) A record seen in both comes back twice; callers dedupe spans.
         let open = self
             .open
             .lock()
             .unwrap_or_else(|poison| poison.into_inner())
             .get(&(tenant.to_string(), Signal::Traces))
             .cloned();
-        if let Some(open) = open {
+        let unsealed: Vec<Vec<u8>> = open.map_or_else(Vec::new, |open| {
             let sealer = open.lock().unwrap_or_else(|poison| poison.into_inner());
-            records.extend(
-                sealer
-                    .open_records()
-                    .iter()
-                    .filter(|record| record.facts.trace_ids.contains(trace_id))
-                    .map(|record| record.payload.clone()),
-            );
-        }
+            sealer
+                .open_records()
+                .iter()
+                .filter(|record| record.facts.trace_ids.contains(trace_id))
+                .map(|record| record.payload.clone())
+                .collect()
+        });
+        let mut records = self.store.records_with_trace(tenant, trace_id)?;
+        records.extend(unsealed);
         Ok(records)
     }
 }
