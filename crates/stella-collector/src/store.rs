@@ -129,13 +129,7 @@ impl StoreRegistry {
         // The open chunk first: a seal holds its lock until the chunk and its index are written, so a record
         // missing from the open chunk is already in the index. (Read the other way round, a seal in between
         // hid a record from both.) A record seen in both comes back twice; callers dedupe spans.
-        let open = self
-            .open
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .get(&(tenant.to_string(), Signal::Traces))
-            .cloned();
-        let unsealed: Vec<Vec<u8>> = open.map_or_else(Vec::new, |open| {
+        let unsealed: Vec<Vec<u8>> = self.open_chunk(tenant, Signal::Traces).map_or_else(Vec::new, |open| {
             let sealer = open.lock().unwrap_or_else(|poison| poison.into_inner());
             sealer
                 .open_records()
@@ -151,15 +145,19 @@ impl StoreRegistry {
 }
 
 impl StoreRegistry {
+    /// The open chunk of `tenant`'s `signal`, if its sealing task runs.
+    fn open_chunk(&self, tenant: &str, signal: Signal) -> Option<OpenChunk> {
+        self.open.lock().unwrap_or_else(|poison| poison.into_inner()).get(&(tenant.to_string(), signal)).cloned()
+    }
+
     /// The records of `tenant`'s `signal` not sealed into a chunk yet, in log order.
     pub fn unsealed_records(&self, tenant: &str, signal: Signal) -> Vec<Vec<u8>> {
-        let open =
-            self.open.lock().unwrap_or_else(|poison| poison.into_inner()).get(&(tenant.to_string(), signal)).cloned();
-        open.map(|open| {
-            let sealer = open.lock().unwrap_or_else(|poison| poison.into_inner());
-            sealer.open_records().iter().map(|record| record.payload.clone()).collect()
-        })
-        .unwrap_or_default()
+        self.open_chunk(tenant, signal)
+            .map(|open| {
+                let sealer = open.lock().unwrap_or_else(|poison| poison.into_inner());
+                sealer.open_records().iter().map(|record| record.payload.clone()).collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Visits the records of `tenant`'s `signal` overlapping `[start, end]` (unix nanos) that `filter` may
@@ -175,9 +173,7 @@ impl StoreRegistry {
     ) -> Result<(), StoreError> {
         let filter = filter.into();
         let service = filter.service;
-        let open =
-            self.open.lock().unwrap_or_else(|poison| poison.into_inner()).get(&(tenant.to_string(), signal)).cloned();
-        if let Some(open) = open {
+        if let Some(open) = self.open_chunk(tenant, signal) {
             let records: Vec<Vec<u8>> = {
                 let sealer = open.lock().unwrap_or_else(|poison| poison.into_inner());
                 sealer

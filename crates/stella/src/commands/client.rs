@@ -25,13 +25,18 @@ pub async fn call(
         .with_context(|| format!("cannot reach {url}; is `stella telemetry serve` running there?"))?;
     let status = response.status();
     let bytes = response.bytes().await.with_context(|| format!("cannot read the answer of {url}"))?;
-    let answer: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
     if !status.is_success() {
-        let code = answer["code"].as_str().unwrap_or("unknown");
-        let message = answer["message"].as_str().unwrap_or_default();
-        return Err(ServerError { message: format!("{url} refused ({status}, {code}): {message}") }.into());
+        return Err(refused(&url, status, &bytes));
     }
-    Ok(answer)
+    Ok(serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+}
+
+/// The [`ServerError`] of a refused call, with the `{"code","message"}` the server answered.
+pub fn refused(url: &str, status: reqwest::StatusCode, body: &[u8]) -> anyhow::Error {
+    let answer: serde_json::Value = serde_json::from_slice(body).unwrap_or(serde_json::Value::Null);
+    let code = answer["code"].as_str().unwrap_or("unknown");
+    let message = answer["message"].as_str().unwrap_or_default();
+    ServerError { message: format!("{url} refused ({status}, {code}): {message}") }.into()
 }
 
 /// Percent-encodes a query-string component (tenant ids are plain, but `*`, spaces and `=` must travel safely).

@@ -16,7 +16,7 @@ use stella_evidence::{
     verify_bundle,
 };
 
-use super::client::encode_query;
+use super::client::{encode_query, refused};
 use crate::cli::{CaptureArgs, CompressionArg, DeployArgs, KeysCommand, ReplayArgs, VerifyArgs};
 use crate::exit::ServerError;
 
@@ -131,11 +131,7 @@ async fn capture_remote(args: &CaptureArgs, server: &str) -> anyhow::Result<()> 
         .with_context(|| format!("cannot reach {url}; is `stella telemetry serve` running there?"))?;
     let status = response.status();
     if !status.is_success() {
-        let bytes = response.bytes().await.unwrap_or_default();
-        let answer: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
-        let code = answer["code"].as_str().unwrap_or("unknown");
-        let message = answer["message"].as_str().unwrap_or_default();
-        return Err(ServerError { message: format!("{url} refused ({status}, {code}): {message}") }.into());
+        return Err(refused(&url, status, &response.bytes().await.unwrap_or_default()));
     }
     let header =
         |name: &str| response.headers().get(name).and_then(|value| value.to_str().ok()).unwrap_or_default().to_string();
@@ -393,10 +389,7 @@ pub async fn deploy(args: DeployArgs) -> anyhow::Result<()> {
         let status = response.status();
         let bytes = response.bytes().await.with_context(|| format!("cannot read the answer of {url}"))?;
         if !status.is_success() {
-            let answer: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
-            let (code, message) =
-                (answer["code"].as_str().unwrap_or("unknown"), answer["message"].as_str().unwrap_or_default());
-            return Err(ServerError { message: format!("{url} refused ({status}, {code}): {message}") }.into());
+            return Err(refused(&url, status, &bytes));
         }
         (bytes.to_vec(), url)
     };
