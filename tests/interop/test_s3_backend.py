@@ -2,6 +2,7 @@
 `moto[server]`, pinned in requirements.txt), checked with boto3 only. Sealed chunks and their manifests
 land in the bucket named by their digests, local chunk files are evicted, a trace by id is read back
 through S3 (a corrupted object is refused by its digest), and retention deletes the objects too."""
+import datetime
 import hashlib
 import json
 import shutil
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Stella, free_port
+from conftest import STELLA, Stella, free_port
 
 BUCKET = "stella-chunks"
 PREFIX = "interop"
@@ -181,6 +182,25 @@ def test_chunks_go_to_s3_are_evicted_read_back_by_digest_and_expire_there_too(st
         assert status == 200, body
         names = [span["name"] for batch in body["batches"] for scope in batch["scopeSpans"] for span in scope["spans"]]
         assert names == [f"op-{trace[:4]}"], body
+
+    # Offline readers see the evicted chunks through the server's config: `store check` verifies them in
+    # the bucket, `capture --data-dir` bundles them. Without the config they are reported unchecked.
+    data, settings = stella.dir / "data", stella.dir / "stella.yaml"
+    offline = [STELLA, "telemetry", "store", "check", "--data-dir", data, "--json"]
+    report = json.loads(subprocess.run(offline + ["--config", settings], capture_output=True, check=True).stdout)
+    assert (report["chunks_ok"], report["remote_ok"], report["remote_unchecked"]) == (6, 6, []), report
+    blind = subprocess.run(offline, capture_output=True)
+    assert blind.returncode == 0 and len(json.loads(blind.stdout)["remote_unchecked"]) == 6, blind
+    bundle = stella.dir / "offline.tar.gz"
+    instant = lambda nanos: datetime.datetime.fromtimestamp(nanos // 1_000_000_000, datetime.timezone.utc).isoformat()
+    window = f"{instant(at - 1_000_000_000)}..{instant(at + 10_000_000_000)}"
+    capture = [STELLA, "telemetry", "capture", "--window", window, "--out", bundle, "--data-dir", data,
+               "--config", settings]
+    subprocess.run(capture, capture_output=True, check=True)
+    public_key = data / "keys" / "signing-key.pub.pem"
+    verify = [STELLA, "telemetry", "verify", bundle, "--trusted-key", public_key, "--json"]
+    shown = json.loads(subprocess.run(verify, capture_output=True, check=True).stdout)
+    assert shown["manifest"]["totals"]["records"] == 6, shown
 
     # A corrupted object is refused by its digest, with a precise error; restored, it reads again.
     chunk_key = next(key for key in stored if key.endswith(".chunk"))

@@ -17,7 +17,8 @@ use stella_otlp::proto::collector::trace::v1::ExportTraceServiceRequest;
 use stella_otlp::{OtlpRequest, Signal, attributes};
 use stella_store::chunks::label_value;
 
-use stella_store::chunks::ScanFilter;
+use stella_collector::StoreRegistry;
+use stella_store::chunks::{ScanFilter, StoreError, Visit};
 
 use crate::{ApiError, ApiState, tenant_of};
 
@@ -141,18 +142,21 @@ fn invalid(message: String) -> ApiError {
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, stella_store::chunks::StoreError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|_| ApiError {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            code: "query.failed",
-            message: "the query failed unexpectedly".into(),
-        })?
-        .map_err(|error| ApiError {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            code: error.code(),
-            message: error.to_string(),
-        })
+    tokio::task::spawn_blocking(work).await.map_err(|_| failed_unexpectedly())?.map_err(store_failed)
+}
+
+/// A query whose blocking task died.
+fn failed_unexpectedly() -> ApiError {
+    ApiError {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        code: "query.failed",
+        message: "the query failed unexpectedly".into(),
+    }
+}
+
+/// A query the store could not answer.
+fn store_failed(error: StoreError) -> ApiError {
+    ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, code: error.code(), message: error.to_string() }
 }
 
 /// What every search takes: the window (`start`, `end`), a `limit` (where the search has one), the
@@ -346,20 +350,37 @@ impl SpanFilter {
 /// Search parameters of `GET /telemetry/query/logs`.
 const LOG_SEARCH_KEYS: &str = "service, severity_min (1-24 or TRACE|DEBUG|INFO|WARN|ERROR|FATAL), contains, attr.<key>, start, end, limit, tenant";
 
-/// Matches gathered before the newest `limit` are picked.
-const LOG_SCAN_CAP: usize = 10_000;
+/// Answer frames buffered between the scan and the connection.
+const LOG_STREAM_FRAMES: usize = 16;
 
 /// `GET /telemetry/query/logs`: log records matching every filter, newest first, at most `limit`
-/// (default 100, at most 1000).
+/// (default 100, at most 1000), streamed as `{"logs":[...]}`: each record is sent as soon as no record
+/// still unread can be newer (chunks are read by descending latest time), so the first arrive before
+/// the scan ends, and the scan stops once `limit` are out. A store failure before the first record is
+/// an error answer; after it, the array is closed and an `"error":{"code","message"}` member follows.
 pub(crate) async fn search_logs(
     State(state): State<ApiState>,
     principal: Option<axum::Extension<Principal>>,
     Query(parameters): Query<std::collections::BTreeMap<String, String>>,
 ) -> Response {
-    match logs(&state, principal.as_deref(), parameters).await {
-        Ok(found) => axum::Json(serde_json::json!({"logs": found})).into_response(),
-        Err(error) => error.into_response(),
-    }
+    let search = match LogSearch::parse(principal.as_deref(), parameters) {
+        Ok(search) => search,
+        Err(error) => return error.into_response(),
+    };
+    let stores = std::sync::Arc::clone(state.collector.stores());
+    let (frames, mut receiver) = tokio::sync::mpsc::channel::<Result<Vec<u8>, ApiError>>(LOG_STREAM_FRAMES);
+    tokio::task::spawn_blocking(move || search.stream(&stores, &frames));
+    let first = match receiver.recv().await {
+        Some(Ok(frame)) => frame,
+        Some(Err(error)) => return error.into_response(),
+        None => return failed_unexpectedly().into_response(),
+    };
+    let rest = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        let frame = receiver.recv().await?.ok()?;
+        Some((Ok::<_, std::convert::Infallible>(frame), receiver))
+    });
+    let body = futures_util::StreamExt::chain(futures_util::stream::once(async move { Ok(first) }), rest);
+    ([(header::CONTENT_TYPE, "application/json")], axum::body::Body::from_stream(body)).into_response()
 }
 
 /// A severity by number or name.
@@ -376,99 +397,194 @@ fn parse_severity(text: &str) -> Option<i32> {
     named.or_else(|| text.parse::<i32>().ok().filter(|number| (1..=24).contains(number)))
 }
 
-async fn logs(
-    state: &ApiState,
-    principal: Option<&Principal>,
-    parameters: std::collections::BTreeMap<String, String>,
-) -> Result<Vec<serde_json::Value>, ApiError> {
-    let (mut service, mut severity_min, mut contains) = (None, 0, None);
-    let mut common = Common::new(Some(100));
-    for (key, value) in parameters {
-        match key.as_str() {
-            "service" => service = Some(value),
-            "severity_min" => {
-                severity_min = parse_severity(&value).ok_or_else(|| {
-                    invalid(format!("severity_min={value:?}; give 1 to 24 or TRACE, DEBUG, INFO, WARN, ERROR, FATAL"))
-                })?
-            }
-            "contains" => contains = Some(value),
-            other => {
-                if !common.take(other, &value, "attr")? {
-                    return Err(invalid(format!("unknown parameter {other:?}; valid: {LOG_SEARCH_KEYS}")));
+/// A parsed `GET /telemetry/query/logs`.
+struct LogSearch {
+    service: Option<String>,
+    severity_min: i32,
+    contains: Option<String>,
+    attributes: Vec<(String, String)>,
+    range: (u64, u64),
+    limit: usize,
+    tenant: String,
+}
+
+/// A matching log record: its time, and its JSON answer.
+type FoundLog = (u64, serde_json::Value);
+
+impl LogSearch {
+    fn parse(
+        principal: Option<&Principal>,
+        parameters: std::collections::BTreeMap<String, String>,
+    ) -> Result<LogSearch, ApiError> {
+        let (mut service, mut severity_min, mut contains) = (None, 0, None);
+        let mut common = Common::new(Some(100));
+        for (key, value) in parameters {
+            match key.as_str() {
+                "service" => service = Some(value),
+                "severity_min" => {
+                    severity_min = parse_severity(&value).ok_or_else(|| {
+                        invalid(format!(
+                            "severity_min={value:?}; give 1 to 24 or TRACE, DEBUG, INFO, WARN, ERROR, FATAL"
+                        ))
+                    })?
+                }
+                "contains" => contains = Some(value),
+                other => {
+                    if !common.take(other, &value, "attr")? {
+                        return Err(invalid(format!("unknown parameter {other:?}; valid: {LOG_SEARCH_KEYS}")));
+                    }
                 }
             }
         }
+        let Common { start, end, limit, tenant, prefixed: attributes } = common;
+        let tenant = tenant_of(principal, tenant.as_deref())?;
+        Ok(LogSearch {
+            service,
+            severity_min,
+            contains,
+            attributes,
+            range: (start, end),
+            limit: limit.unwrap_or(100),
+            tenant,
+        })
     }
-    let Common { start, end, limit, tenant, prefixed: attributes } = common;
-    let limit = limit.unwrap_or(100);
-    let tenant = tenant_of(principal, tenant.as_deref())?;
-    let stores = std::sync::Arc::clone(state.collector.stores());
-    blocking(move || {
-        let mut found: Vec<(u64, serde_json::Value)> = Vec::new();
+
+    /// Runs the search on this (blocking) thread and sends the answer to `frames` as it is found: the
+    /// first frame opens the JSON object, the last closes it; a failure before anything was sent is
+    /// sent alone. Stops early when the receiver hangs up.
+    fn stream(&self, stores: &StoreRegistry, frames: &tokio::sync::mpsc::Sender<Result<Vec<u8>, ApiError>>) {
+        let mut sent = 0usize;
+        let mut send = |log: &serde_json::Value| {
+            let mut frame = if sent == 0 { b"{\"logs\":[".to_vec() } else { b",".to_vec() };
+            if serde_json::to_writer(&mut frame, log).is_err() {
+                return false;
+            }
+            sent += 1;
+            frames.blocking_send(Ok(frame)).is_ok()
+        };
+        let outcome = self.newest_first(stores, &mut send);
+        let opened = sent > 0;
+        let closing = match outcome {
+            Ok(()) if opened => b"]}".to_vec(),
+            Ok(()) => b"{\"logs\":[]}".to_vec(),
+            Err(error) if !opened => {
+                let _ = frames.blocking_send(Err(store_failed(error)));
+                return;
+            }
+            Err(error) => {
+                let error = store_failed(error);
+                let detail = serde_json::json!({"code": error.code, "message": error.message});
+                format!("],\"error\":{detail}}}").into_bytes()
+            }
+        };
+        let _ = frames.blocking_send(Ok(closing));
+    }
+
+    /// Hands every match to `emit`, newest first, until `limit` are out or `emit` returns false. Holds
+    /// at most `limit` matches: those that can still be among the newest `limit`.
+    fn newest_first(
+        &self,
+        stores: &StoreRegistry,
+        emit: &mut dyn FnMut(&serde_json::Value) -> bool,
+    ) -> Result<(), StoreError> {
         let filter = ScanFilter {
-            service: service.as_deref(),
-            severity_min: (severity_min > 0).then_some(severity_min),
+            service: self.service.as_deref(),
+            severity_min: (self.severity_min > 0).then_some(self.severity_min),
             ..ScanFilter::default()
         };
-        let outcome = stores.scan(&tenant, Signal::Logs, (start, end), filter, &mut |record| {
-            let Ok(OtlpRequest::Logs(request)) = OtlpRequest::decode_protobuf(Signal::Logs, record) else {
-                return true;
-            };
-            for group in &request.resource_logs {
-                let service_name = attributes::service_name(group.resource.as_ref()).unwrap_or("unknown_service");
-                if service.as_deref().is_some_and(|wanted| wanted != service_name) {
-                    continue;
+        let cut = stores.cut(&self.tenant, Signal::Logs, self.range, filter)?;
+        // Keyed by (time, order found): the last entry is the newest.
+        let mut held: std::collections::BTreeMap<(u64, u64), serde_json::Value> = std::collections::BTreeMap::new();
+        let (mut found, mut out, mut open) = (0u64, 0usize, true);
+        let mut release = |held: &mut std::collections::BTreeMap<(u64, u64), serde_json::Value>,
+                           bound: Option<u64>,
+                           out: &mut usize| {
+            while *out < self.limit {
+                let Some(entry) = held.last_entry() else { break };
+                if bound.is_some_and(|bound| entry.key().0 <= bound) {
+                    break;
                 }
-                for log in group.scope_logs.iter().flat_map(|scope| &scope.log_records) {
-                    let at = if log.time_unix_nano > 0 { log.time_unix_nano } else { log.observed_time_unix_nano };
-                    let body = label_value(log.body.as_ref());
-                    let attribute = |key: &str| {
-                        log.attributes
-                            .iter()
-                            .find(|attribute| attribute.key == key)
-                            .map(|attribute| label_value(attribute.value.as_ref()))
-                    };
-                    let matches = at >= start
-                        && at <= end
-                        && log.severity_number >= severity_min
-                        && contains.as_deref().is_none_or(|needle| body.contains(needle))
-                        && attributes.iter().all(|(key, value)| attribute(key).as_deref() == Some(value.as_str()));
-                    if !matches {
-                        continue;
-                    }
-                    let shown_attributes: serde_json::Map<String, serde_json::Value> = log
-                        .attributes
-                        .iter()
-                        .map(|attribute| {
-                            (attribute.key.clone(), serde_json::Value::String(label_value(attribute.value.as_ref())))
-                        })
-                        .collect();
-                    found.push((
-                        at,
-                        serde_json::json!({
-                            "timeUnixNano": at.to_string(),
-                            "service": service_name,
-                            "severityNumber": log.severity_number,
-                            "severityText": log.severity_text,
-                            "body": body,
-                            "attributes": shown_attributes,
-                            "traceId": hex::encode(&log.trace_id),
-                            "spanId": hex::encode(&log.span_id),
-                        }),
-                    ));
-                    if found.len() >= LOG_SCAN_CAP {
-                        return false;
-                    }
+                *out += 1;
+                if !emit(&entry.remove()) {
+                    return false;
                 }
             }
-            true
-        });
-        outcome.map(|()| {
-            found.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
-            found.into_iter().take(limit).map(|(_, log)| log).collect()
-        })
-    })
-    .await
+            *out < self.limit
+        };
+        cut.visit_newest_first(stores.store(), &mut |step| match step {
+            Visit::Bound(bound) => {
+                open = release(&mut held, Some(bound), &mut out);
+                open
+            }
+            Visit::Record(record) => {
+                for (at, log) in self.matches(record) {
+                    held.insert((at, found), log);
+                    found += 1;
+                    if held.len() > self.limit - out {
+                        held.pop_first();
+                    }
+                }
+                true
+            }
+        })?;
+        if open {
+            release(&mut held, None, &mut out);
+        }
+        Ok(())
+    }
+
+    /// The log records of one stored request that match every filter.
+    fn matches(&self, record: &[u8]) -> Vec<FoundLog> {
+        let Ok(OtlpRequest::Logs(request)) = OtlpRequest::decode_protobuf(Signal::Logs, record) else {
+            return Vec::new();
+        };
+        let mut found = Vec::new();
+        for group in &request.resource_logs {
+            let service_name = attributes::service_name(group.resource.as_ref()).unwrap_or("unknown_service");
+            if self.service.as_deref().is_some_and(|wanted| wanted != service_name) {
+                continue;
+            }
+            for log in group.scope_logs.iter().flat_map(|scope| &scope.log_records) {
+                let at = if log.time_unix_nano > 0 { log.time_unix_nano } else { log.observed_time_unix_nano };
+                let body = label_value(log.body.as_ref());
+                let attribute = |key: &str| {
+                    log.attributes
+                        .iter()
+                        .find(|attribute| attribute.key == key)
+                        .map(|attribute| label_value(attribute.value.as_ref()))
+                };
+                let matches = at >= self.range.0
+                    && at <= self.range.1
+                    && log.severity_number >= self.severity_min
+                    && self.contains.as_deref().is_none_or(|needle| body.contains(needle))
+                    && self.attributes.iter().all(|(key, value)| attribute(key).as_deref() == Some(value.as_str()));
+                if !matches {
+                    continue;
+                }
+                let shown_attributes: serde_json::Map<String, serde_json::Value> = log
+                    .attributes
+                    .iter()
+                    .map(|attribute| {
+                        (attribute.key.clone(), serde_json::Value::String(label_value(attribute.value.as_ref())))
+                    })
+                    .collect();
+                found.push((
+                    at,
+                    serde_json::json!({
+                        "timeUnixNano": at.to_string(),
+                        "service": service_name,
+                        "severityNumber": log.severity_number,
+                        "severityText": log.severity_text,
+                        "body": body,
+                        "attributes": shown_attributes,
+                        "traceId": hex::encode(&log.trace_id),
+                        "spanId": hex::encode(&log.span_id),
+                    }),
+                ));
+            }
+        }
+        found
+    }
 }
 
 /// Search parameters of `GET /telemetry/query/metrics`.

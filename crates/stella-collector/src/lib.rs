@@ -23,4 +23,4 @@ pub use collector::{
     listener_tls,
 };
 pub use server::{API_HEADER_TIMEOUT, spawn_server};
-pub use store::StoreRegistry;
+pub use store::{BackendUnusable, StoreRegistry, reader_store};

@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 
 use stella_metrics::{CounterVec, GaugeVec, Registry, names};
 use stella_otlp::Signal;
-use stella_store::chunks::{HoldBook, LocalCache, RemoteChunks, ScanFilter, Sealer, Store, StoreError, UploadRound};
+use stella_store::chunks::{
+    Cut, HoldBook, LocalCache, RemoteChunks, ScanFilter, Sealer, Store, StoreError, UnsealedRecord, UploadRound,
+};
 use tokio::sync::Notify;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
@@ -150,14 +152,32 @@ impl StoreRegistry {
         self.open.lock().unwrap_or_else(|poison| poison.into_inner()).get(&(tenant.to_string(), signal)).cloned()
     }
 
-    /// The records of `tenant`'s `signal` not sealed into a chunk yet, in log order.
-    pub fn unsealed_records(&self, tenant: &str, signal: Signal) -> Vec<Vec<u8>> {
-        self.open_chunk(tenant, signal)
-            .map(|open| {
-                let sealer = open.lock().unwrap_or_else(|poison| poison.into_inner());
-                sealer.open_records().iter().map(|record| record.payload.clone()).collect()
-            })
-            .unwrap_or_default()
+    /// A consistent [`Cut`] of `tenant`'s `signal` over `range` (unix nanos): the sealed chunks a scan
+    /// with `filter` reads and the open chunk's records overlapping `range` (of `filter`'s service),
+    /// taken together under the open chunk's lock. A seal holds that lock until its chunk and index are
+    /// written, so every record is in exactly one part: none missed, none twice.
+    pub fn cut<'f>(
+        &self,
+        tenant: &str,
+        signal: Signal,
+        range: (u64, u64),
+        filter: impl Into<ScanFilter<'f>>,
+    ) -> Result<Cut, StoreError> {
+        let filter = filter.into();
+        let Some(open) = self.open_chunk(tenant, signal) else {
+            return Cut::sealed(&self.store, tenant, signal.as_str(), range, filter);
+        };
+        let sealer = open.lock().unwrap_or_else(|poison| poison.into_inner());
+        let unsealed = sealer
+            .open_records()
+            .iter()
+            .filter(|record| record.facts.max_time >= range.0 && record.facts.min_time <= range.1)
+            .filter(|record| filter.service.is_none_or(|service| record.facts.services.contains(service)))
+            .map(|record| UnsealedRecord { payload: record.payload.clone(), max_time: record.facts.max_time })
+            .collect();
+        let sealed = Cut::sealed(&self.store, tenant, signal.as_str(), range, filter)?;
+        drop(sealer);
+        Ok(Cut { unsealed, ..sealed })
     }
 
     /// Visits the records of `tenant`'s `signal` overlapping `[start, end]` (unix nanos) that `filter` may
@@ -171,27 +191,7 @@ impl StoreRegistry {
         filter: impl Into<ScanFilter<'f>>,
         visit: &mut dyn FnMut(&[u8]) -> bool,
     ) -> Result<(), StoreError> {
-        let filter = filter.into();
-        let service = filter.service;
-        if let Some(open) = self.open_chunk(tenant, signal) {
-            let records: Vec<Vec<u8>> = {
-                let sealer = open.lock().unwrap_or_else(|poison| poison.into_inner());
-                sealer
-                    .open_records()
-                    .iter()
-                    .rev()
-                    .filter(|record| record.facts.max_time >= range.0 && record.facts.min_time <= range.1)
-                    .filter(|record| service.is_none_or(|service| record.facts.services.contains(service)))
-                    .map(|record| record.payload.clone())
-                    .collect()
-            };
-            for record in &records {
-                if !visit(record) {
-                    return Ok(());
-                }
-            }
-        }
-        self.store.scan(tenant, signal.as_str(), range, filter, visit)
+        self.cut(tenant, signal, range, filter)?.visit(&self.store, visit)
     }
 }
 
@@ -424,45 +424,94 @@ impl Sealing {
     }
 }
 
+/// The store under `<data_dir>/store` for a reader outside the server (`store check`, an offline
+/// capture): with `backend`, chunks the server evicted are read back from object storage and checked
+/// (nothing is uploaded or evicted). Must be called inside the tokio runtime; the store's reads then
+/// run on blocking threads. An unusable backend is an error here, not a warning: the reader would
+/// report evicted chunks it cannot see.
+pub fn reader_store(data_dir: &Path, backend: Option<&S3Backend>) -> Result<Store, BackendUnusable> {
+    let root = data_dir.join("store");
+    match backend {
+        None => Ok(Store::new(root)),
+        Some(backend) => Ok(Store::with_remote(root, remote_chunks(backend)?)),
+    }
+}
+
+/// Why `storage.backend` cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendUnusable {
+    /// `egress.sealed` keeps the endpoint inert.
+    #[error("storage.backend {endpoint}: {reason}; {remediation}")]
+    Sealed {
+        /// The configured endpoint.
+        endpoint: String,
+        /// Why egress refuses it.
+        reason: &'static str,
+        /// What to change.
+        remediation: String,
+    },
+    /// A credential variable is not set.
+    #[error(transparent)]
+    Credentials(#[from] crate::config::MissingCredential),
+    /// Not called inside the tokio runtime.
+    #[error("object storage needs the async runtime")]
+    Runtime,
+    /// The client could not be built.
+    #[error(transparent)]
+    Client(#[from] StoreError),
+}
+
+impl BackendUnusable {
+    /// A stable code for logs.
+    pub fn code(&self) -> &'static str {
+        match self {
+            BackendUnusable::Sealed { .. } => "egress.sealed_blocked",
+            BackendUnusable::Credentials(error) => error.code(),
+            BackendUnusable::Runtime => "store.backend_runtime",
+            BackendUnusable::Client(error) => error.code(),
+        }
+    }
+}
+
+/// The object-storage client of `backend`, on the current runtime.
+fn remote_chunks(backend: &S3Backend) -> Result<RemoteChunks, BackendUnusable> {
+    if let Some(denied) = &backend.sealed {
+        return Err(BackendUnusable::Sealed {
+            endpoint: backend.endpoint.clone(),
+            reason: denied.reason(),
+            remediation: denied.remediation(),
+        });
+    }
+    let options = backend.options(&|variable| std::env::var(variable).ok())?;
+    let runtime = tokio::runtime::Handle::try_current().map_err(|_| BackendUnusable::Runtime)?;
+    stella_export::install_crypto_provider();
+    Ok(RemoteChunks::s3(&options, runtime)?)
+}
+
 /// The store under `root` with `backend` attached and its uploader started, or `None` when the backend
-/// cannot be used (sealed egress: warned and counted; credentials or client: logged). Then sealed chunks
-/// stay on local disk only, as without a backend.
+/// cannot be used (sealed egress: warned and counted; credentials, runtime or client: logged). Then
+/// sealed chunks stay on local disk only, as without a backend.
 fn attach(root: &Path, backend: &S3Backend, registry: &Registry) -> Option<(Store, UploadHandle)> {
     let component = "storage.backend";
-    if let Some(denied) = &backend.sealed {
-        tracing::warn!(
-            event = "egress.sealed_blocked",
-            component,
-            endpoint = %backend.endpoint,
-            reason = denied.reason(),
-            remediation = %denied.remediation(),
-            "egress policy: object storage disabled; sealed chunks stay on local disk"
-        );
-        let blocked = registry.counter(
-            names::EGRESS_BLOCKED,
-            "Endpoints disabled by the egress policy, by component.",
-            &["component"],
-        );
-        blocked.with(&[component]).inc();
-        return None;
-    }
-    let options = match backend.options(&|variable| std::env::var(variable).ok()) {
-        Ok(options) => options,
-        Err(error) => {
-            tracing::error!(code = error.code(), %error, "object storage not used");
+    let remote = match remote_chunks(backend) {
+        Ok(remote) => remote,
+        Err(BackendUnusable::Sealed { endpoint, reason, remediation }) => {
+            tracing::warn!(
+                event = "egress.sealed_blocked",
+                component,
+                endpoint = %endpoint,
+                reason,
+                remediation = %remediation,
+                "egress policy: object storage disabled; sealed chunks stay on local disk"
+            );
+            let blocked = registry.counter(
+                names::EGRESS_BLOCKED,
+                "Endpoints disabled by the egress policy, by component.",
+                &["component"],
+            );
+            blocked.with(&[component]).inc();
             return None;
         }
-    };
-    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-        tracing::error!(
-            code = "store.backend_runtime",
-            "object storage needs the async runtime; sealed chunks stay on local disk"
-        );
-        return None;
-    };
-    stella_export::install_crypto_provider();
-    let remote = match RemoteChunks::s3(&options, runtime.clone()) {
-        Ok(remote) => remote,
         Err(error) => {
             tracing::error!(code = error.code(), %error, "object storage not used; sealed chunks stay on local disk");
             return None;
@@ -475,6 +524,7 @@ fn attach(root: &Path, backend: &S3Backend, registry: &Registry) -> Option<(Stor
         local_cache = ?backend.local_cache,
         "sealed chunks go to object storage"
     );
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else { return None };
     let store = Store::with_remote(root.to_path_buf(), remote);
     let (wake, stop) = (Arc::new(Notify::new()), CancellationToken::new());
     let uploader = Uploader {

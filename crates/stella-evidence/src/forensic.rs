@@ -8,7 +8,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use stella_store::chunks::{Store, StoreError, record_facts};
+use stella_store::chunks::{Cut, Store, StoreError, record_facts};
 
 use crate::bundle::ProfileDigest;
 use crate::{
@@ -103,9 +103,10 @@ pub struct CaptureProgress {
 pub struct CaptureSource<'a> {
     /// The sealed chunks.
     pub store: &'a Store,
-    /// Records of a signal not sealed into a chunk yet (a running server's open chunks, in log order);
-    /// they follow that signal's sealed records and name no source chunk. Offline captures have none.
-    pub unsealed: &'a dyn Fn(Signal) -> Vec<Vec<u8>>,
+    /// What the capture sees of a signal over a time range (unix nanos, inclusive): a running server's
+    /// consistent cut of sealed chunks and open-chunk records (the latter follow the signal's sealed
+    /// records and name no source chunk), or [`Cut::sealed`] offline.
+    pub cut: &'a dyn Fn(Signal, (u64, u64)) -> Result<Cut, StoreError>,
     /// Where the spool files go.
     pub spool_dir: &'a Path,
 }
@@ -121,24 +122,19 @@ pub fn capture(
     progress: &mut dyn FnMut(CaptureProgress),
 ) -> Result<BundleSummary, CaptureError> {
     let store = source.store;
-    let tenant = header.tenant.clone();
     let start = unix_nanos(header.window.start);
     // The window is half-open: a record overlaps it when it has an item at or after `start` and one
     // before `end`.
     let end = unix_nanos(header.window.end).saturating_sub(1);
     let mut writer = BundleWriter::new(header, source.spool_dir)?;
-    let mut chunks = Vec::new();
-    for signal in Signal::ALL {
-        for chunk in store.chunks_overlapping(&tenant, signal.as_str(), (start, end))? {
-            chunks.push((signal, chunk));
-        }
-    }
-    let mut state = CaptureProgress { chunks_total: chunks.len() as u64, ..CaptureProgress::default() };
+    let cuts = Signal::ALL.map(|signal| (source.cut)(signal, (start, end)).map(|cut| (signal, cut)));
+    let cuts = cuts.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let total = cuts.iter().map(|(_, cut)| cut.chunks.len() as u64).sum();
+    let mut state = CaptureProgress { chunks_total: total, ..CaptureProgress::default() };
     progress(state);
-    // `chunks` is in signal order already: take each signal's chunks, then its unsealed records.
-    let mut chunks = chunks.into_iter().peekable();
-    for signal in Signal::ALL {
-        while let Some((_, chunk)) = chunks.next_if(|(of, _)| *of == signal) {
+    // Each signal's chunks, then its unsealed records.
+    for (signal, cut) in cuts {
+        for chunk in &cut.chunks {
             let mut taken = false;
             for record in store.read_chunk(&chunk.path)? {
                 if take(&mut writer, signal, &record, (start, end))? {
@@ -152,8 +148,8 @@ pub fn capture(
             state.chunks_done += 1;
             progress(state);
         }
-        for record in (source.unsealed)(signal) {
-            state.records += u64::from(take(&mut writer, signal, &record, (start, end))?);
+        for record in &cut.unsealed {
+            state.records += u64::from(take(&mut writer, signal, &record.payload, (start, end))?);
         }
     }
     Ok(writer.finish(key, compression, out)?)

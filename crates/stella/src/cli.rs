@@ -166,6 +166,10 @@ pub struct CaptureArgs {
     /// Offline: the data directory whose store is read.
     #[arg(long, value_name = "DIR", default_value = "./stella-data")]
     pub data_dir: PathBuf,
+    /// Offline: the server's config file, so chunks its `storage.backend` moved to object storage are
+    /// read back from there.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Offline: the signing key (default: `<data-dir>/keys/signing-key.pem`, the server's key, generated
     /// there if missing).
     #[arg(long, value_name = "FILE")]
@@ -410,6 +414,10 @@ pub enum StoreCommand {
         /// Rebuild stale trace indexes from their chunks.
         #[arg(long)]
         repair: bool,
+        /// The server's config file: with `storage.backend`, chunks moved to object storage are read
+        /// back from there and checked (credentials from the same environment variables).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,

@@ -440,6 +440,22 @@ async fn logs_are_queried_newest_first_by_service_severity_text_and_attribute() 
         vec!["payment declined for order 9", "query took 900ms"]
     );
     assert_eq!(query("severity_min=LOUD").await.0, 400);
+    // Out of order across two-record chunks: the stream still comes newest first, exactly.
+    let times: Vec<u64> = (0..30u64).map(|n| (n * 7) % 30).collect();
+    for n in &times {
+        let body = format!("shuffled {n:02}");
+        let request = log_request("shuffle", &body, 9, base + 10_000_000_000 + n * 1_000_000_000, ("region", "eu"));
+        assert_eq!(stella.post(&request).await.0, 200);
+    }
+    let newest: Vec<String> = (0..30).rev().map(|n| format!("shuffled {n:02}")).collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while query("service=shuffle&limit=1000").await.1.len() < 30 {
+        assert!(Instant::now() < deadline, "the shuffled logs did not reach the store");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(query("service=shuffle&limit=1000").await.1, newest);
+    assert_eq!(query("service=shuffle&limit=7").await.1, newest[..7].to_vec());
+    assert_eq!(query("limit=3").await.1, newest[..3].to_vec(), "newer than every earlier log");
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_stella"))
         .args(["telemetry", "query", "logs", "--service", "search", "--server", &stella.api_url("")])
         .output()

@@ -48,6 +48,18 @@ pub struct DayChunk {
     pub max_time_unix_nano: String,
 }
 
+impl DayChunk {
+    /// Its earliest item time, unix nanoseconds (0 if the manifest's text is not a number).
+    pub fn min_time(&self) -> u64 {
+        self.min_time_unix_nano.parse().unwrap_or(0)
+    }
+
+    /// Its latest item time, unix nanoseconds (0 if the manifest's text is not a number).
+    pub fn max_time(&self) -> u64 {
+        self.max_time_unix_nano.parse().unwrap_or(0)
+    }
+}
+
 /// The chunks of one tenant, signal and UTC day, in the order they were sealed (`day.json`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DayManifest {

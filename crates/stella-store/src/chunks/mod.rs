@@ -25,7 +25,9 @@ pub use manifest::{CHUNK_FORMAT_VERSION, ChunkManifest, DayChunk, DayManifest, c
 pub use remote::{RemoteChunks, S3Options};
 pub use sealer::{OpenRecord, SealLimits, SealedChunk, Sealer, UndecodableRecord, chunk_records, utc_day};
 pub use shard::{SHARD_FORMAT_VERSION, shard_file};
-pub use store::{CheckOptions, CheckReport, Store, StoreError, StoredChunk, directory_name};
+pub use store::{
+    CheckOptions, CheckReport, Cut, Store, StoreError, StoredChunk, UnsealedRecord, Visit, directory_name,
+};
 pub use streams::{
     ChunkStreams, LOG_STREAM_RESOURCE_ATTRIBUTES, SEVERITY_LABEL, ScanFilter, StreamKey, StreamStats, label_value,
 };

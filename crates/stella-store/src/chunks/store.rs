@@ -65,13 +65,121 @@ pub struct CheckOptions {
     pub remote_copies: bool,
 }
 
-/// A sealed chunk and where its file is (see [`Store::chunks_overlapping`]).
+/// A sealed chunk and where its file is (see [`Store::scan_plan`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredChunk {
     /// Its entry in the day manifest.
     pub chunk: super::manifest::DayChunk,
     /// Its `.chunk` file (read it with [`Store::read_chunk`]).
     pub path: PathBuf,
+}
+
+/// What a reader sees of one tenant's signal at one instant: the sealed chunks overlapping a time range
+/// and the records not sealed into a chunk yet, both oldest first (sealing order, then log order), so a
+/// record is in exactly one of them. A running server takes it under the open chunk's lock (a seal
+/// holds that lock until its chunk and index are written); an offline reader has no unsealed records.
+#[derive(Debug, Default)]
+pub struct Cut {
+    /// Sealed chunks, oldest day first and in sealing order within a day.
+    pub chunks: Vec<StoredChunk>,
+    /// Records not sealed yet, in log order.
+    pub unsealed: Vec<UnsealedRecord>,
+}
+
+/// A record of the open chunk, as logged, with its latest item time.
+#[derive(Debug, Clone)]
+pub struct UnsealedRecord {
+    /// The OTLP request, exactly as logged.
+    pub payload: Vec<u8>,
+    /// Its latest item time, unix nanoseconds.
+    pub max_time: u64,
+}
+
+/// One step of [`Cut::visit_newest_first`].
+#[derive(Debug, Clone, Copy)]
+pub enum Visit<'a> {
+    /// No record still to come has an item later than this (unix nanoseconds).
+    Bound(u64),
+    /// A record, as logged.
+    Record(&'a [u8]),
+}
+
+impl Cut {
+    /// The sealed chunks of `tenant`'s `signal` that a scan of `range` with `filter` reads (see
+    /// [`Store::scan_plan`]), with no unsealed records: what an offline reader sees.
+    pub fn sealed<'f>(
+        store: &Store,
+        tenant: &str,
+        signal: &str,
+        range: (u64, u64),
+        filter: impl Into<ScanFilter<'f>>,
+    ) -> Result<Cut, StoreError> {
+        let mut chunks = store.scan_plan(tenant, signal, range, filter)?;
+        chunks.reverse();
+        Ok(Cut { chunks, unsealed: Vec::new() })
+    }
+
+    /// Visits every record newest source first: the unsealed records (newest first), then the chunks
+    /// (newest first); `visit` returns false to stop.
+    pub fn visit(&self, store: &Store, visit: &mut dyn FnMut(&[u8]) -> bool) -> Result<(), StoreError> {
+        for record in self.unsealed.iter().rev() {
+            if !visit(&record.payload) {
+                return Ok(());
+            }
+        }
+        for chunk in self.chunks.iter().rev() {
+            for record in store.read_chunk(&chunk.path)? {
+                if !visit(&record) {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Visits every record by descending latest item time of its source (an unsealed record, or a whole
+    /// chunk), with a [`Visit::Bound`] before each source: a caller that holds the items seen so far
+    /// can hand out those later than the bound, newest first, before reading on. `visit` returns false
+    /// to stop.
+    pub fn visit_newest_first(
+        &self,
+        store: &Store,
+        visit: &mut dyn FnMut(Visit<'_>) -> bool,
+    ) -> Result<(), StoreError> {
+        enum Source<'c> {
+            Unsealed(&'c UnsealedRecord),
+            Sealed(&'c StoredChunk),
+        }
+        let mut sources: Vec<(u64, Source<'_>)> = self
+            .unsealed
+            .iter()
+            .map(|record| (record.max_time, Source::Unsealed(record)))
+            .chain(self.chunks.iter().map(|chunk| (chunk.chunk.max_time(), Source::Sealed(chunk))))
+            .collect();
+        // Stable: among equal times, the newer source (later in the cut) comes first.
+        sources.reverse();
+        sources.sort_by_key(|(max_time, _)| std::cmp::Reverse(*max_time));
+        for (max_time, source) in sources {
+            if !visit(Visit::Bound(max_time)) {
+                return Ok(());
+            }
+            match source {
+                Source::Unsealed(record) => {
+                    if !visit(Visit::Record(&record.payload)) {
+                        return Ok(());
+                    }
+                }
+                Source::Sealed(chunk) => {
+                    for record in store.read_chunk(&chunk.path)? {
+                        if !visit(Visit::Record(&record)) {
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The chunk store under one root directory.
@@ -325,34 +433,6 @@ impl Store {
             }
         }
         Ok(plan)
-    }
-
-    /// Every chunk of `tenant`'s `signal` whose time range overlaps `[start, end]` (unix nanos, inclusive),
-    /// oldest day first and in sealing order within a day: the order a forensic bundle lists records in.
-    pub fn chunks_overlapping(
-        &self,
-        tenant: &str,
-        signal: &str,
-        (start, end): (u64, u64),
-    ) -> Result<Vec<StoredChunk>, StoreError> {
-        // A chunk belongs to the day of its first record and holds no record of a later day (a record of a
-        // later day seals it), but late records of earlier days join it, however late: so a chunk of any day
-        // from `start`'s on may overlap the window, and its recorded time range decides.
-        let first_day = super::sealer::utc_day(start);
-        let mut found = Vec::new();
-        for day in self.days(tenant, signal).into_iter().rev() {
-            if day < first_day {
-                continue;
-            }
-            let Some(manifest) = self.day_manifest(tenant, signal, &day)? else { continue };
-            let dir = self.day_dir(tenant, signal, &day);
-            for chunk in manifest.chunks {
-                if overlaps(&chunk, (start, end)) {
-                    found.push(StoredChunk { path: dir.join(format!("{}.chunk", chunk.sha256)), chunk });
-                }
-            }
-        }
-        Ok(found)
     }
 
     /// The records of a chunk file; an evicted one is read back from object storage and checked
@@ -717,8 +797,7 @@ pub(super) fn digest(bytes: &[u8]) -> String {
 
 /// Whether a listed chunk's items may fall in `[start, end]`.
 fn overlaps(chunk: &DayChunk, (start, end): (u64, u64)) -> bool {
-    let time = |text: &str| text.parse::<u64>().unwrap_or(0);
-    time(&chunk.max_time_unix_nano) >= start && time(&chunk.min_time_unix_nano) <= end
+    chunk.max_time() >= start && chunk.min_time() <= end
 }
 
 /// The UTC day before `day` (`YYYY-MM-DD`).

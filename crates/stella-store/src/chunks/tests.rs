@@ -278,13 +278,15 @@ mod retention {
 }
 
 #[test]
-fn chunks_overlapping_a_window_include_later_days_holding_late_records() {
+fn a_cut_of_a_window_includes_later_days_holding_late_records() {
     let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
     let store = Store::new(dir.path().to_path_buf());
     // Record 25 (first day) arrives during the second day and is sealed into a second-day chunk.
     seal_all(&store, &records(), SealLimits { max_records: 4, max_bytes: 1 << 20 });
     let late = START + 25 * 1_000_000_000;
-    let found = store.chunks_overlapping("acme", "traces", (late, late + 1_000_000)).unwrap_or_default();
+    let found =
+        Cut::sealed(&store, "acme", "traces", (late, late + 1_000_000), ScanFilter::default()).map(|cut| cut.chunks);
+    let found = found.unwrap_or_default();
     let days: Vec<String> = found
         .iter()
         .filter_map(|stored| stored.path.parent()?.file_name().map(|day| day.to_string_lossy().into_owned()))
@@ -298,8 +300,52 @@ fn chunks_overlapping_a_window_include_later_days_holding_late_records() {
             .any(|payload| payload == &record(25, 3, late, "search"))
     });
     assert!(holds_late, "the window's chunks hold the late record");
-    let first_day_only = store.chunks_overlapping("acme", "traces", (START, START + 19 * 1_000_000_000));
+    let first_day_only =
+        Cut::sealed(&store, "acme", "traces", (START, START + 19 * 1_000_000_000), ScanFilter::default());
     assert!(
-        first_day_only.unwrap_or_default().iter().all(|stored| stored.path.to_string_lossy().contains("2026-11-29"))
+        first_day_only
+            .map(|cut| cut.chunks)
+            .unwrap_or_default()
+            .iter()
+            .all(|stored| stored.path.to_string_lossy().contains("2026-11-29"))
     );
+}
+
+#[test]
+fn a_newest_first_visit_never_shows_a_record_newer_than_the_last_bound() {
+    let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
+    let store = Store::new(dir.path().to_path_buf());
+    // Times out of order (a fixed permutation), so chunks' time ranges interleave.
+    let shuffled: Vec<Vec<u8>> =
+        (0..40u64).map(|n| (n * 17) % 40).map(|n| record(n as u8, 1, START + n * 1_000_000_000, "checkout")).collect();
+    let sealer = seal_all(&store, &shuffled, SealLimits { max_records: 3, max_bytes: 1 << 20 });
+    let mut cut = Cut::sealed(&store, "acme", "traces", (0, u64::MAX), ScanFilter::default())
+        .unwrap_or_else(|error| panic!("{error}"));
+    cut.unsealed = sealer
+        .open_records()
+        .iter()
+        .map(|record| UnsealedRecord { payload: record.payload.clone(), max_time: record.facts.max_time })
+        .collect();
+    assert!(!cut.unsealed.is_empty() && cut.chunks.len() > 5, "both parts are exercised");
+    let (mut bound, mut bounds, mut seen) = (u64::MAX, Vec::new(), Vec::new());
+    cut.visit_newest_first(&store, &mut |step| {
+        match step {
+            Visit::Bound(next) => {
+                bounds.push(next);
+                bound = next;
+            }
+            Visit::Record(payload) => {
+                let facts = record_facts(Signal::Traces, payload).unwrap_or_else(|| panic!("a stored record decodes"));
+                assert!(facts.max_time <= bound, "a record at {} after bound {bound}", facts.max_time);
+                seen.push(facts.max_time);
+            }
+        }
+        true
+    })
+    .unwrap_or_else(|error| panic!("{error}"));
+    assert!(bounds.windows(2).all(|pair| pair[0] >= pair[1]), "bounds only go down: {bounds:?}");
+    seen.sort_unstable();
+    let mut expected: Vec<u64> = (0..40).map(|n| START + n * 1_000_000_000 + 1_000_000).collect();
+    expected.sort_unstable();
+    assert_eq!(seen, expected, "every record exactly once");
 }

@@ -15,6 +15,8 @@ use stella_evidence::{
     BundleHeader, BundleManifest, BundleReader, Compression, Limits, SigningKey, TrustStore, VerifiedBundle,
     verify_bundle,
 };
+use stella_otlp::Signal;
+use stella_store::chunks::{Cut, ScanFilter};
 
 use super::client::{encode_query, refused};
 use crate::cli::{CaptureArgs, CompressionArg, DeployArgs, KeysCommand, ReplayArgs, VerifyArgs};
@@ -67,14 +69,15 @@ fn capture_local(args: &CaptureArgs) -> anyhow::Result<()> {
         Some(path) => SigningKey::load(path)?,
         None => SigningKey::load_or_generate(&args.data_dir.join("keys"))?,
     };
+    let tenant = args.tenant.clone().unwrap_or_else(|| "default".to_string());
     let header = BundleHeader {
-        tenant: args.tenant.clone().unwrap_or_else(|| "default".to_string()),
+        tenant: tenant.clone(),
         window,
         profile: args.profile.to_string(),
         redaction_profiles: Vec::new(),
         generator: forensic::generator(),
     };
-    let store = stella_store::chunks::Store::new(store_dir);
+    let store = super::offline_store(&args.data_dir, args.config.as_deref(), args.profile)?;
     let (dir, mut output) = new_output(&args.out)?;
     let bar = ProgressBar::new(0);
     bar.set_style(
@@ -86,7 +89,8 @@ fn capture_local(args: &CaptureArgs) -> anyhow::Result<()> {
         bar.set_position(state.chunks_done);
         bar.set_message(format!("{} records", state.records));
     };
-    let source = forensic::CaptureSource { store: &store, unsealed: &|_| Vec::new(), spool_dir: &dir };
+    let cut = |signal: Signal, range| Cut::sealed(&store, &tenant, signal.as_str(), range, ScanFilter::default());
+    let source = forensic::CaptureSource { store: &store, cut: &cut, spool_dir: &dir };
     let summary =
         forensic::capture(&source, header, &key, compression(args.compression), output.as_file_mut(), &mut progress)?;
     bar.finish_and_clear();

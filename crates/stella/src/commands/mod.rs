@@ -10,6 +10,11 @@ mod query;
 mod serve;
 mod tokens;
 
+use std::path::Path;
+
+use stella_collector::config::Profile;
+use stella_store::chunks::Store;
+
 use crate::cli::{AuditCommand, Command, ConfigCommand, StoreCommand, TelemetryCommand};
 
 /// Runs a parsed command.
@@ -22,8 +27,8 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         TelemetryCommand::Incident { command } => incident::execute(command).await,
         TelemetryCommand::Query { command } => query::execute(command).await,
         TelemetryCommand::Hold { command } => hold::execute(command).await,
-        TelemetryCommand::Store { command: StoreCommand::Check { data_dir, repair, json } } => {
-            store_check(&data_dir, repair, json)
+        TelemetryCommand::Store { command: StoreCommand::Check { data_dir, repair, config, json } } => {
+            tokio::task::spawn_blocking(move || store_check(&data_dir, config.as_deref(), repair, json)).await?
         }
         TelemetryCommand::Audit { command: AuditCommand::Verify { data_dir } } => {
             let lines = stella_api::audit::AuditLog::new(&data_dir).verify()?;
@@ -44,15 +49,36 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
     }
 }
 
+/// The store under `<data_dir>/store` for an offline reader; with `config` (the server's config file,
+/// over `profile`), the object storage of its `storage.backend` is attached read-only. Call it on a
+/// blocking thread of the runtime.
+pub(crate) fn offline_store(data_dir: &Path, config: Option<&Path>, profile: Profile) -> anyhow::Result<Store> {
+    let backend = match config {
+        Some(path) => {
+            let config = stella_collector::config::load(profile, Some(path))
+                .map_err(|errors| anyhow::anyhow!("{}: {errors}", path.display()))?;
+            config.storage.backend
+        }
+        None => None,
+    };
+    Ok(stella_collector::reader_store(data_dir, backend.as_ref())?)
+}
+
 /// `stella telemetry store check`: the report, and exit 1 if anything is damaged or (without `--repair`)
 /// stale.
-fn store_check(data_dir: &std::path::Path, repair: bool, json: bool) -> anyhow::Result<()> {
-    let store = stella_store::chunks::Store::new(data_dir.join("store"));
+fn store_check(data_dir: &Path, config: Option<&Path>, repair: bool, json: bool) -> anyhow::Result<()> {
+    let store = offline_store(data_dir, config, Profile::Default)?;
     let report = store.check(repair)?;
     if json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
-        println!("{} chunks intact", report.chunks_ok);
+        println!("{} chunks intact ({} read back from object storage)", report.chunks_ok, report.remote_ok);
+        if !report.remote_unchecked.is_empty() {
+            println!(
+                "{} chunks are in object storage only and were not checked: pass the server's config with --config",
+                report.remote_unchecked.len()
+            );
+        }
         for damaged in &report.damaged {
             println!("DAMAGED {damaged}");
         }

@@ -112,11 +112,20 @@ async fn fetch(
 }
 
 /// Prints the answer as JSON, or as `table` prints it.
+/// Prints `answer`; a streamed answer the server cut short with an `error` member fails the command
+/// after what arrived is printed.
 fn print(answer: Value, json: bool, table: fn(&Value)) -> anyhow::Result<()> {
     if json {
         println!("{answer}");
     } else {
         table(&answer);
+    }
+    if let Some(error) = answer.get("error") {
+        anyhow::bail!(
+            "the answer is incomplete: the server failed part-way ({}): {}",
+            error["code"].as_str().unwrap_or("unknown"),
+            error["message"].as_str().unwrap_or("")
+        );
     }
     Ok(())
 }
