@@ -34,7 +34,11 @@ class Stella:
             f"api: {{endpoint: 127.0.0.1:{self.api}}}\n" + body
         )
         (self.dir / "stella.yaml").write_text(config)
-        self.log = open(self.dir / "stella.log", "wb")
+        self.start()
+
+    def start(self):
+        """Starts (or, after `stop`, restarts) the server on the same ports, config and data dir."""
+        self.log = open(self.dir / "stella.log", "ab")
         self.process = subprocess.Popen(
             [str(STELLA), "telemetry", "serve", "--config", str(self.dir / "stella.yaml"),
              "--data-dir", str(self.dir / "data"), "--log-format", "json"],

@@ -13,9 +13,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use prost::Message;
 use stella_collector::auth::Principal;
+use stella_otlp::attributes::label_text;
 use stella_otlp::proto::collector::trace::v1::ExportTraceServiceRequest;
 use stella_otlp::{OtlpRequest, Signal, attributes};
-use stella_store::chunks::label_value;
 
 use stella_collector::StoreRegistry;
 use stella_store::chunks::{ScanFilter, StoreError, Visit};
@@ -546,12 +546,12 @@ impl LogSearch {
             }
             for log in group.scope_logs.iter().flat_map(|scope| &scope.log_records) {
                 let at = if log.time_unix_nano > 0 { log.time_unix_nano } else { log.observed_time_unix_nano };
-                let body = label_value(log.body.as_ref());
+                let body = label_text(log.body.as_ref());
                 let attribute = |key: &str| {
                     log.attributes
                         .iter()
                         .find(|attribute| attribute.key == key)
-                        .map(|attribute| label_value(attribute.value.as_ref()))
+                        .map(|attribute| label_text(attribute.value.as_ref()))
                 };
                 let matches = at >= self.range.0
                     && at <= self.range.1
@@ -565,7 +565,7 @@ impl LogSearch {
                     .attributes
                     .iter()
                     .map(|attribute| {
-                        (attribute.key.clone(), serde_json::Value::String(label_value(attribute.value.as_ref())))
+                        (attribute.key.clone(), serde_json::Value::String(label_text(attribute.value.as_ref())))
                     })
                     .collect();
                 found.push((
@@ -655,7 +655,7 @@ async fn metrics(
                             }
                             let mut key: Labels = attributes
                                 .iter()
-                                .map(|attribute| (attribute.key.clone(), label_value(attribute.value.as_ref())))
+                                .map(|attribute| (attribute.key.clone(), label_text(attribute.value.as_ref())))
                                 .collect();
                             if let Some(service) = &service {
                                 key.insert("service.name".into(), service.clone());

@@ -17,7 +17,8 @@ use std::time::Duration;
 
 use stella_export::egress::{EgressPolicy, SealedExporter};
 use stella_export::file::FileExporter;
-use stella_export::otlp::{OtlpConfig, OtlpGrpcExporter, OtlpHttpExporter};
+use stella_export::otlp::{OtlpGrpcExporter, OtlpHttpExporter};
+use stella_export::prometheus::RemoteWriteExporter;
 use stella_export::{DebugExporter, ExportError, ExportMetrics, Exporter, NopExporter};
 use stella_metrics::{CounterVec, Registry, names};
 use stella_otlp::{AckError, Batch, OtlpRequest, Signal};
@@ -442,10 +443,11 @@ fn build_exporters(
                     .map_err(|source| BuildError::Exporter { id: id.clone(), source })?,
             ),
             (None, ExporterConfig::Debug(debug)) => Arc::new(DebugExporter::new(id.clone(), debug)),
-            (None, ExporterConfig::OtlpGrpc(otlp) | ExporterConfig::OtlpHttp(otlp)) => {
-                remote_exporter(id, exporter_config, otlp, config, context)
-                    .map_err(|source| BuildError::Exporter { id: id.clone(), source })?
-            }
+            (
+                None,
+                ExporterConfig::OtlpGrpc(_) | ExporterConfig::OtlpHttp(_) | ExporterConfig::PrometheusRemoteWrite(_),
+            ) => remote_exporter(id, exporter_config, config, context)
+                .map_err(|source| BuildError::Exporter { id: id.clone(), source })?,
             (None, ExporterConfig::Nop) => Arc::new(NopExporter::new(id.clone())),
             // The store is not an exporter: a sealing task reads the log record by record.
             (None, ExporterConfig::Store(_)) => continue,
@@ -455,16 +457,21 @@ fn build_exporters(
     Ok(built)
 }
 
-/// An `otlp` / `otlphttp` exporter, or its inert stand-in when egress is sealed (warned and counted).
+/// An exporter that connects out (`otlp`, `otlphttp`, `prometheusremotewrite`), or its inert stand-in
+/// when egress is sealed (warned and counted).
 fn remote_exporter(
     id: &str,
     exporter_config: &ExporterConfig,
-    otlp: &OtlpConfig,
     config: &Config,
     context: &BuildContext,
 ) -> Result<Arc<dyn Exporter>, ExportError> {
     let component = format!("exporters.{id}");
-    for endpoint in otlp.endpoints() {
+    let endpoints = match exporter_config {
+        ExporterConfig::OtlpGrpc(otlp) | ExporterConfig::OtlpHttp(otlp) => otlp.endpoints(),
+        ExporterConfig::PrometheusRemoteWrite(remote_write) => vec![remote_write.endpoint.as_str()],
+        _ => Vec::new(),
+    };
+    for endpoint in endpoints {
         if let Err(denied) = config.egress.check(endpoint) {
             tracing::warn!(
                 event = "egress.sealed_blocked",
@@ -484,9 +491,17 @@ fn remote_exporter(
         }
     }
     let metrics = ExportMetrics::new(&context.registry);
+    let id = id.to_string();
     Ok(match exporter_config {
-        ExporterConfig::OtlpGrpc(_) => Arc::new(OtlpGrpcExporter::new(id.to_string(), otlp.clone(), metrics)?),
-        _ => Arc::new(OtlpHttpExporter::new(id.to_string(), otlp.clone(), metrics)?),
+        ExporterConfig::OtlpGrpc(otlp) => Arc::new(OtlpGrpcExporter::new(id, otlp.clone(), metrics)?),
+        ExporterConfig::PrometheusRemoteWrite(remote_write) => {
+            Arc::new(RemoteWriteExporter::new(id, remote_write.clone(), metrics)?)
+        }
+        ExporterConfig::OtlpHttp(otlp) => Arc::new(OtlpHttpExporter::new(id, otlp.clone(), metrics)?),
+        other => {
+            let message = format!("{other:?} is not an exporter that connects out");
+            return Err(ExportError::Rejected { reason: "client".into(), endpoint: id, message });
+        }
     })
 }
 

@@ -1,6 +1,6 @@
 //! Sinks that take OTLP batches out of the pipeline: `file` (OTLP JSON lines or length-prefixed
 //! protobuf, optional zstd, size rotation), `otlp` / `otlphttp` (to a backend, with retry and the egress
-//! policy), `debug` (a summary line per batch) and `nop`.
+//! policy), `prometheusremotewrite` (metrics to Prometheus), `debug` (a summary line per batch) and `nop`.
 //!
 //! Every sink implements [`Exporter`]; the collector calls [`Exporter::export`] for each batch and
 //! acknowledges the batch's clients only once every exporter of the pipeline returned `Ok`.
@@ -10,10 +10,12 @@ mod debug;
 pub mod egress;
 pub(crate) mod error;
 mod exporter;
+mod http_post;
 mod nop;
 
 pub mod file;
 pub mod otlp;
+pub mod prometheus;
 
 pub use debug::{DebugConfig, DebugExporter, Verbosity};
 pub use error::ExportError;

@@ -45,3 +45,13 @@ pub fn scalar_text(value: &Value) -> Option<String> {
         _ => None,
     }
 }
+
+/// A value as label text: scalars as [`scalar_text`], bytes as hex, arrays and maps in debug form,
+/// nothing as the empty string. What stream labels, series labels and query answers show.
+pub fn label_text(value: Option<&AnyValue>) -> String {
+    match value.and_then(|value| value.value.as_ref()) {
+        Some(Value::BytesValue(bytes)) => hex::encode(bytes),
+        Some(other) => scalar_text(other).unwrap_or_else(|| format!("{other:?}")),
+        None => String::new(),
+    }
+}

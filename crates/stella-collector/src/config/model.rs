@@ -151,6 +151,8 @@ pub enum ExporterConfig {
     OtlpGrpc(OtlpConfig),
     /// `otlphttp`: OTLP/HTTP to a backend.
     OtlpHttp(OtlpConfig),
+    /// `prometheusremotewrite`: metrics to a Prometheus remote-write receiver.
+    PrometheusRemoteWrite(stella_export::prometheus::RemoteWriteConfig),
     /// `nop`.
     Nop,
     /// `store`: the embedded store (sealed chunks under `<data-dir>/store`).

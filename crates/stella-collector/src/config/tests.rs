@@ -180,3 +180,27 @@ fn tail_sampling_is_checked_where_it_is_defined_and_where_it_is_used() {
         assert!(errors.iter().any(|error| error.starts_with(wanted)), "missing {wanted:?} in {errors:#?}");
     }
 }
+
+#[test]
+fn prometheus_remote_write_is_egress_checked_and_takes_metrics_pipelines_only() {
+    let exporter = "exporters: {prometheusremotewrite: {endpoint: \"https://mimir.example.com/api/v1/push\"}}\n";
+    assert_eq!(
+        errors_of(exporter),
+        vec![
+            "exporters.prometheusremotewrite.endpoint: https://mimir.example.com:443 is not allowed by egress.allow; add `- https://mimir.example.com:443` under egress.allow"
+        ]
+    );
+    let in_traces = "exporters: {prometheusremotewrite: {endpoint: \"http://127.0.0.1:9090/api/v1/write\"}}\nservice: {pipelines: {traces: {receivers: [otlp], processors: [], exporters: [prometheusremotewrite]}}}\n";
+    assert_eq!(
+        errors_of(in_traces),
+        vec![
+            "service.pipelines.traces.exporters[0]: exporter prometheusremotewrite takes metrics only; move it to a metrics pipeline"
+        ]
+    );
+    let typo = "exporters: {prometheusremotewrite: {endpoint: \"http://127.0.0.1:9090/api/v1/write\", namespce: x}}\n";
+    assert!(
+        errors_of(typo)[0].starts_with("exporters.prometheusremotewrite.namespce: unknown field `namespce`"),
+        "{:?}",
+        errors_of(typo)
+    );
+}

@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use stella_export::egress::{EgressDenied, EgressPolicy, EgressRule};
 use stella_export::otlp::OtlpConfig;
+use stella_export::prometheus::RemoteWriteConfig;
 use stella_otlp::Signal;
 use stella_store::log::SyncPolicy;
 
@@ -73,7 +74,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
 ];
 const RECEIVER_TYPES: &[&str] = &["otlp"];
 const PROCESSOR_TYPES: &[&str] = &["batch", "redaction", "resourcedetection", "spanmetrics", "tail_sampling"];
-const EXPORTER_TYPES: &[&str] = &["debug", "file", "nop", "otlp", "otlphttp", "store"];
+const EXPORTER_TYPES: &[&str] = &["debug", "file", "nop", "otlp", "otlphttp", "prometheusremotewrite", "store"];
 
 #[derive(Default)]
 pub(super) struct Problems(Vec<ConfigError>);
@@ -159,12 +160,17 @@ impl Config {
                 "debug" => typed(&without_key(value, "max_backlog"), path, problems).map(ExporterConfig::Debug),
                 "otlp" | "otlphttp" => {
                     let config: OtlpConfig = typed(&without_key(value, "max_backlog"), path, problems)?;
-                    check_egress(&config, &egress, path, problems);
+                    check_egress(&otlp_endpoints(&config), &egress, path, problems);
                     Some(if kind == "otlp" {
                         ExporterConfig::OtlpGrpc(config)
                     } else {
                         ExporterConfig::OtlpHttp(config)
                     })
+                }
+                "prometheusremotewrite" => {
+                    let config: RemoteWriteConfig = typed(&without_key(value, "max_backlog"), path, problems)?;
+                    check_egress(&[("endpoint", config.endpoint.as_str())], &egress, path, problems);
+                    Some(ExporterConfig::PrometheusRemoteWrite(config))
                 }
                 "store" => typed(value, path, problems).map(ExporterConfig::Store),
                 _ => typed::<NopRaw>(&without_key(value, "max_backlog"), path, problems).map(|_| ExporterConfig::Nop),
@@ -172,6 +178,7 @@ impl Config {
         let pipelines = pipelines(root, &mut problems);
         check_span_metrics_targets(&processors, &pipelines, &mut problems);
         check_one_store_per_signal(&exporters, &pipelines, &mut problems);
+        check_exporter_signals(&exporters, &pipelines, &mut problems);
         let api = api(root.get("api"), &mut problems);
         let environment = match root.get("environment") {
             None | Some(Value::Null) => None,
@@ -643,6 +650,28 @@ fn check_one_store_per_signal(
     }
 }
 
+/// Exporters of one signal (`prometheusremotewrite`: metrics) sit only in pipelines of that signal.
+fn check_exporter_signals(
+    exporters: &BTreeMap<String, ExporterConfig>,
+    pipelines: &BTreeMap<String, PipelineConfig>,
+    problems: &mut Problems,
+) {
+    for (pipeline_id, pipeline) in pipelines {
+        for (index, id) in pipeline.exporters.iter().enumerate() {
+            let takes = match exporters.get(id) {
+                Some(ExporterConfig::PrometheusRemoteWrite(_)) => Signal::Metrics,
+                _ => continue,
+            };
+            if pipeline.signal != takes {
+                problems.add(
+                    format!("service.pipelines.{pipeline_id}.exporters[{index}]"),
+                    format!("exporter {id} takes {takes} only; move it to a {takes} pipeline"),
+                );
+            }
+        }
+    }
+}
+
 /// Every `spanmetrics` processor in use sends into metrics pipelines that exist, and sits in traces
 /// pipelines only.
 fn check_span_metrics_targets(
@@ -854,7 +883,8 @@ fn egress(value: Option<&Value>, problems: &mut Problems) -> EgressPolicy {
 
 /// An endpoint the allow-list does not cover is a config error; a sealed one is not (the exporter stays
 /// inert and the start-up says so).
-fn check_egress(config: &OtlpConfig, policy: &EgressPolicy, path: &str, problems: &mut Problems) {
+/// The endpoints of an OTLP exporter, by key.
+fn otlp_endpoints(config: &OtlpConfig) -> Vec<(&'static str, &str)> {
     let keys = ["endpoint", "traces_endpoint", "metrics_endpoint", "logs_endpoint"];
     let values = [
         Some(&config.endpoint),
@@ -862,8 +892,13 @@ fn check_egress(config: &OtlpConfig, policy: &EgressPolicy, path: &str, problems
         config.metrics_endpoint.as_ref(),
         config.logs_endpoint.as_ref(),
     ];
-    for (key, endpoint) in keys.iter().zip(values) {
-        let Some(endpoint) = endpoint else { continue };
+    keys.into_iter().zip(values).filter_map(|(key, value)| Some((key, value?.as_str()))).collect()
+}
+
+/// Refuses endpoints (`(key, url)`) the egress policy does not allow; sealed mode is not an error (the
+/// exporter starts inert, warned and counted).
+fn check_egress(endpoints: &[(&str, &str)], policy: &EgressPolicy, path: &str, problems: &mut Problems) {
+    for (key, endpoint) in endpoints {
         match policy.check(endpoint) {
             Ok(_) | Err(EgressDenied::Sealed { .. }) => {}
             Err(denied) => problems.add(format!("{path}.{key}"), denied.to_string()),

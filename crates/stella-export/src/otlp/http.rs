@@ -21,26 +21,7 @@ pub struct OtlpHttpExporter {
 impl OtlpHttpExporter {
     /// An exporter for `config`; no connection is made until the first batch.
     pub fn new(id: String, config: OtlpConfig, metrics: ExportMetrics) -> Result<Self, ExportError> {
-        crate::install_crypto_provider();
-        let fail = |message: String| ExportError::Rejected {
-            reason: "client".into(),
-            endpoint: config.endpoint.clone(),
-            message,
-        };
-        let super::config::TlsMaterial { ca, identity } = config.tls.load().map_err(&fail)?;
-        let mut builder = reqwest::Client::builder();
-        if let Some(ca) = ca {
-            let roots =
-                reqwest::Certificate::from_pem_bundle(&ca).map_err(|error| fail(format!("tls.ca_file: {error}")))?;
-            builder = builder.tls_certs_only(roots);
-        }
-        if let Some((mut cert, key)) = identity {
-            cert.extend_from_slice(&key);
-            let identity =
-                reqwest::Identity::from_pem(&cert).map_err(|error| fail(format!("tls.cert_file/key_file: {error}")))?;
-            builder = builder.identity(identity);
-        }
-        let client = builder.build().map_err(|error| fail(format!("cannot build the HTTP client: {error}")))?;
+        let client = crate::http_post::client(&config.tls, &config.endpoint)?;
         Ok(OtlpHttpExporter { id, config, client, metrics })
     }
 

@@ -3,11 +3,11 @@
 //! 503, 504 and gRPC UNAVAILABLE / RESOURCE_EXHAUSTED are retried with exponential backoff by the consumer,
 //! honouring `Retry-After`; other failures drop the batch and count it; items refused in a
 //! `partial_success` are counted (`reason="partial_rejected"`), never retried.
-mod config;
+pub(crate) mod config;
 mod grpc;
 mod http;
 
-pub use config::{ClientTls, OtlpCompression, OtlpConfig};
+pub use config::{ClientTls, OtlpCompression, OtlpConfig, TlsMaterial};
 pub use grpc::OtlpGrpcExporter;
 pub use http::OtlpHttpExporter;
 

@@ -28,9 +28,7 @@ pub use shard::{SHARD_FORMAT_VERSION, shard_file};
 pub use store::{
     CheckOptions, CheckReport, Cut, Store, StoreError, StoredChunk, UnsealedRecord, Visit, directory_name,
 };
-pub use streams::{
-    ChunkStreams, LOG_STREAM_RESOURCE_ATTRIBUTES, SEVERITY_LABEL, ScanFilter, StreamKey, StreamStats, label_value,
-};
+pub use streams::{ChunkStreams, LOG_STREAM_RESOURCE_ATTRIBUTES, SEVERITY_LABEL, ScanFilter, StreamKey, StreamStats};
 pub use upload::{LocalCache, ROUND_CHUNKS, UploadRound};
 
 #[cfg(test)]

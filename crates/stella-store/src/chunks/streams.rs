@@ -9,13 +9,13 @@
 //!
 //! A stream's time range uses the times the searches test, so a shard never rules out a chunk holding a
 //! matching item: a span covers `[start, max(start, end)]`, a log record its time (else its observed
-//! time), a data point its time. Label values are the text [`label_value`] gives, the text the searches
+//! time), a data point its time. Label values are the text [`stella_otlp::attributes::label_text`] gives, the text the searches
 //! compare `attr.k=v` and `label.k=v` with. A resource without `service.name` counts as
 //! `unknown_service` (as in chunk manifests), except in metric labels, where the search leaves the label
 //! out.
 use std::collections::BTreeMap;
 
-use stella_otlp::proto::common::v1::{AnyValue, any_value::Value};
+use stella_otlp::attributes::label_text;
 use stella_otlp::proto::resource::v1::Resource;
 use stella_otlp::{OtlpRequest, Signal, attributes};
 
@@ -120,7 +120,7 @@ impl ChunkStreams {
                             .iter()
                             .filter_map(|key| {
                                 let found = resource.iter().find(|attribute| attribute.key == *key)?;
-                                Some((key.to_string(), label_value(found.value.as_ref())))
+                                Some((key.to_string(), label_text(found.value.as_ref())))
                             })
                             .collect();
                         labels.insert(SEVERITY_LABEL.to_string(), severity.to_string());
@@ -137,7 +137,7 @@ impl ChunkStreams {
                             // repeated key winning, then `service.name` over them.
                             let mut labels: BTreeMap<String, String> = point_attributes
                                 .iter()
-                                .map(|attribute| (attribute.key.clone(), label_value(attribute.value.as_ref())))
+                                .map(|attribute| (attribute.key.clone(), label_text(attribute.value.as_ref())))
                                 .collect();
                             if let Some(service) = service {
                                 labels.insert(SERVICE_LABEL.to_string(), service.to_string());
@@ -170,16 +170,6 @@ fn include(stats: &mut Option<StreamStats>, item: StreamStats) {
 
 fn service(resource: Option<&Resource>) -> String {
     attributes::service_name(resource).unwrap_or(UNKNOWN_SERVICE).to_string()
-}
-
-/// The text of an attribute value as the searches compare it: scalars as text, bytes as hex, arrays and
-/// maps in their debug form, nothing as the empty string.
-pub fn label_value(value: Option<&AnyValue>) -> String {
-    match value.and_then(|value| value.value.as_ref()) {
-        Some(Value::BytesValue(bytes)) => hex::encode(bytes),
-        Some(other) => attributes::scalar_text(other).unwrap_or_else(|| format!("{other:?}")),
-        None => String::new(),
-    }
 }
 
 /// What a scan is looking for, so that index shards can rule chunks out before they are read. Every

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use prost::Message;
+use stella_otlp::attributes::label_text;
 use stella_otlp::proto::collector::logs::v1::ExportLogsServiceRequest;
 use stella_otlp::proto::collector::metrics::v1::ExportMetricsServiceRequest;
 use stella_otlp::proto::collector::trace::v1::ExportTraceServiceRequest;
@@ -17,7 +18,7 @@ use stella_otlp::proto::metrics::v1::{
 use stella_otlp::proto::resource::v1::Resource;
 use stella_otlp::proto::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use stella_otlp::{OtlpRequest, Signal, attributes};
-use stella_store::chunks::{ScanFilter, SealLimits, Sealer, Store, label_value};
+use stella_store::chunks::{ScanFilter, SealLimits, Sealer, Store};
 
 pub const SECOND: u64 = 1_000_000_000;
 pub const DAY: u64 = 86_400 * SECOND;
@@ -155,11 +156,7 @@ pub fn matching_items(signal: Signal, record: &[u8], filter: &ScanFilter<'_>, (s
                         && at >= start
                         && at <= end
                     {
-                        found.push(format!(
-                            "{at} {service} {} {}",
-                            log.severity_number,
-                            label_value(log.body.as_ref())
-                        ));
+                        found.push(format!("{at} {service} {} {}", log.severity_number, label_text(log.body.as_ref())));
                     }
                 }
             }
@@ -173,7 +170,7 @@ pub fn matching_items(signal: Signal, record: &[u8], filter: &ScanFilter<'_>, (s
                         let mut labels: BTreeMap<String, String> = point
                             .attributes
                             .iter()
-                            .map(|attribute| (attribute.key.clone(), label_value(attribute.value.as_ref())))
+                            .map(|attribute| (attribute.key.clone(), label_text(attribute.value.as_ref())))
                             .collect();
                         if let Some(service) = service {
                             labels.insert("service.name".into(), service.into());

@@ -1,0 +1,194 @@
+"""`prometheusremotewrite` against a real Prometheus (Debian `prometheus`, `--web.enable-remote-write-receiver`,
+loopback): the OpenTelemetry Python SDK sends metrics to stella, stella remote-writes them, and PromQL on
+Prometheus finds them under their translated names and labels; Prometheus also scrapes stella's /metrics.
+Then an outage: Prometheus stopped, points keep coming, stella restarts, Prometheus comes back: every point
+arrives."""
+import json
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import Stella, free_port
+
+PROMETHEUS = shutil.which("prometheus")
+pytestmark = pytest.mark.skipif(PROMETHEUS is None, reason="Debian's prometheus is not installed (scripts/test.sh installs it)")
+
+
+class Prometheus:
+    """A Prometheus server on loopback that accepts remote-write and scrapes `scrape_port`'s /metrics."""
+
+    def __init__(self, scrape_port, port):
+        self.port = port
+        self.dir = Path(tempfile.mkdtemp(prefix="prometheus-interop-"))
+        (self.dir / "prometheus.yml").write_text(
+            "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+            "scrape_configs:\n"
+            f"  - job_name: stella\n    static_configs: [{{targets: ['127.0.0.1:{scrape_port}']}}]\n")
+        self.start()
+
+    def start(self):
+        self.log = open(self.dir / "prometheus.log", "ab")
+        self.process = subprocess.Popen(
+            [PROMETHEUS, f"--config.file={self.dir / 'prometheus.yml'}", f"--storage.tsdb.path={self.dir / 'data'}",
+             f"--web.listen-address=127.0.0.1:{self.port}", "--web.enable-remote-write-receiver"],
+            stdout=subprocess.DEVNULL, stderr=self.log)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            assert self.process.poll() is None, (self.dir / "prometheus.log").read_text()[-3000:]
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/-/ready", timeout=1) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError("prometheus did not become ready")
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=60)
+
+    def query(self, promql):
+        url = f"http://127.0.0.1:{self.port}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+        with urllib.request.urlopen(url, timeout=10) as response:
+            answer = json.loads(response.read())
+        assert answer["status"] == "success", answer
+        return answer["data"]["result"]
+
+    def wait_for(self, promql, condition, what, timeout=60):
+        deadline = time.time() + timeout
+        result = None
+        while time.time() < deadline:
+            result = self.query(promql)
+            if condition(result):
+                return result
+            time.sleep(0.5)
+        raise AssertionError(f"timed out waiting for {what}: {promql} -> {result}")
+
+
+def remote_write_config(prometheus_port):
+    return f"""exporters:
+  prometheusremotewrite:
+    endpoint: http://127.0.0.1:{prometheus_port}/api/v1/write
+service:
+  pipelines:
+    metrics: {{receivers: [otlp], processors: [], exporters: [prometheusremotewrite]}}
+    traces: null
+    logs: null
+"""
+
+
+@pytest.fixture
+def pair():
+    prometheus_port = free_port()
+    stella = Stella(remote_write_config(prometheus_port))
+    prometheus = None
+    try:
+        prometheus = Prometheus(stella.api, prometheus_port)
+        yield stella, prometheus
+    finally:
+        if prometheus is not None and prometheus.process.poll() is None:
+            prometheus.stop()
+        if stella.process.poll() is None:
+            stella.process.kill()
+            stella.process.wait()
+
+
+def sdk_metrics(stella):
+    """Counter, up-down counter and histogram from the OpenTelemetry SDK over OTLP/HTTP, flushed."""
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+    from opentelemetry.sdk.resources import Resource
+
+    reader = PeriodicExportingMetricReader(
+        OTLPMetricExporter(endpoint=f"http://127.0.0.1:{stella.http}/v1/metrics"), export_interval_millis=60_000)
+    resource = Resource.create({"service.name": "checkout", "service.namespace": "shop",
+                                "service.instance.id": "checkout-1", "deployment.environment": "interop"})
+    provider = MeterProvider(resource=resource, metric_readers=[reader])
+    meter = provider.get_meter("shop.checkout", "1.4.0")
+    orders = meter.create_counter("orders.placed", unit="{order}")
+    orders.add(5, {"payment.method": "card"})
+    orders.add(2, {"payment.method": "voucher"})
+    meter.create_up_down_counter("queue.depth", unit="{item}").add(7)
+    latency = meter.create_histogram("http.server.duration", unit="ms")
+    for value in (3, 30, 300):
+        latency.record(value, {"http.route": "/cart"})
+    provider.force_flush()
+    provider.shutdown()
+
+
+def value(result):
+    return float(result[0]["value"][1]) if result else None
+
+
+def test_sdk_metrics_reach_prometheus_with_translated_names_and_labels(pair):
+    stella, prometheus = pair
+    sdk_metrics(stella)
+    job = '{job="shop/checkout"}'
+    cards = prometheus.wait_for(f'orders_placed_total{{job="shop/checkout",payment_method="card"}}',
+                                lambda result: value(result) == 5, "the counter")
+    labels = cards[0]["metric"]
+    assert labels["instance"] == "checkout-1", labels
+    assert (labels["otel_scope_name"], labels["otel_scope_version"]) == ("shop.checkout", "1.4.0"), labels
+    assert value(prometheus.query('orders_placed_total{payment_method="voucher"}')) == 2
+    assert value(prometheus.query(f"queue_depth{job}")) == 7, "a non-monotonic sum is a gauge, no _total"
+    buckets = {sample["metric"]["le"]: float(sample["value"][1])
+               for sample in prometheus.query(f'http_server_duration_milliseconds_bucket{job}')}
+    assert (buckets["5"], buckets["50"], buckets["250"], buckets["500"], buckets["+Inf"]) == (1, 2, 2, 3, 3), buckets
+    assert value(prometheus.query(f"http_server_duration_milliseconds_count{job}")) == 3
+    assert value(prometheus.query(f"http_server_duration_milliseconds_sum{job}")) == 333
+    info = prometheus.query(f"target_info{job}")
+    assert info and info[0]["metric"]["deployment_environment"] == "interop", info
+    assert "service_name" not in info[0]["metric"], "service.name is the job, not a target_info label"
+    # PromQL over the translated series works as over native ones.
+    quantile = value(prometheus.query(f"histogram_quantile(0.5, sum by (le) (http_server_duration_milliseconds_bucket{job}))"))
+    assert quantile is not None and 5 < quantile <= 50, quantile
+    # Prometheus scrapes stella too: its own meta-metrics, under job "stella".
+    prometheus.wait_for('up{job="stella"}', lambda result: value(result) == 1, "the scrape of /metrics")
+    sent = prometheus.wait_for('collector_export_sent_items_total{job="stella",exporter="prometheusremotewrite"}',
+                               lambda result: value(result) is not None and value(result) >= 8, "stella's export counter")
+    assert sent
+    stella.stop()
+
+
+def post_gauge(stella, name, at_nanos, number):
+    body = {"resourceMetrics": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "probe"}}]},
+        "scopeMetrics": [{"metrics": [{"name": name, "gauge": {"dataPoints": [
+            {"timeUnixNano": str(at_nanos), "asDouble": number}]}}]}]}]}
+    request = urllib.request.Request(f"http://127.0.0.1:{stella.http}/v1/metrics", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+
+
+def test_an_outage_and_a_restart_lose_no_point(pair):
+    stella, prometheus = pair
+    start = time.time_ns() - 60_000_000_000
+    second = 1_000_000_000
+    post_gauge(stella, "outage.probe", start, 0)
+    prometheus.wait_for("outage_probe", lambda result: value(result) == 0, "the first point")
+    prometheus.stop()
+    for n in range(1, 21):
+        post_gauge(stella, "outage.probe", start + n * second, n)
+    # Acknowledged while Prometheus is down; stella restarts with them still undelivered.
+    stella.stop()
+    stella.start()
+    for n in range(21, 31):
+        post_gauge(stella, "outage.probe", start + n * second, n)
+    prometheus.start()
+    points = prometheus.wait_for("count_over_time(outage_probe[10m])", lambda result: value(result) == 31,
+                                 "all 31 points", timeout=90)
+    assert points
+    total = value(prometheus.query("sum_over_time(outage_probe[10m])"))
+    assert total == sum(range(31)), total
+    stella.stop()
+    log = stella.log_text()
+    assert "refused the batch for good" not in log, log[-3000:]
