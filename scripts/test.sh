@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Runs every test of the project: the Rust workspace (unit, property and whole-binary tests) and the
-# interop tests with real third-party clients (the OpenTelemetry Python SDK, promtool).
-# Installs what those need when it can: Debian's `prometheus` (for promtool), `strace` (to prove sealed
-# mode makes no DNS lookup), `shellcheck` and `systemd` (systemd-analyze) for the offline kit's bootstrap
-# scripts, and a Python venv in .venv.
+# interop tests with real third-party clients and servers (the OpenTelemetry Python SDK, Prometheus,
+# promtool).
+# Installs what those need when it can: Debian's `prometheus` (the remote-write receiver, promtool),
+# `strace` (to prove sealed mode makes no DNS lookup), `shellcheck` and `systemd` (systemd-analyze) for the
+# offline kit's bootstrap scripts, `protobuf-compiler` and `libprotobuf-dev` (protoc and timestamp.proto,
+# to decode Loki pushes independently), and a Python venv in .venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +15,8 @@ command -v strace >/dev/null 2>&1 || missing+=(strace)
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-venv)
+command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
+[ -f /usr/include/google/protobuf/timestamp.proto ] || missing+=(libprotobuf-dev)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing Debian packages: ${missing[*]}"

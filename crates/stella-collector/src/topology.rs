@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use stella_export::egress::{EgressPolicy, SealedExporter};
 use stella_export::file::FileExporter;
+use stella_export::loki::LokiExporter;
 use stella_export::otlp::{OtlpGrpcExporter, OtlpHttpExporter};
 use stella_export::prometheus::RemoteWriteExporter;
 use stella_export::{DebugExporter, ExportError, ExportMetrics, Exporter, NopExporter};
@@ -445,7 +446,10 @@ fn build_exporters(
             (None, ExporterConfig::Debug(debug)) => Arc::new(DebugExporter::new(id.clone(), debug)),
             (
                 None,
-                ExporterConfig::OtlpGrpc(_) | ExporterConfig::OtlpHttp(_) | ExporterConfig::PrometheusRemoteWrite(_),
+                ExporterConfig::OtlpGrpc(_)
+                | ExporterConfig::OtlpHttp(_)
+                | ExporterConfig::PrometheusRemoteWrite(_)
+                | ExporterConfig::Loki(_),
             ) => remote_exporter(id, exporter_config, config, context)
                 .map_err(|source| BuildError::Exporter { id: id.clone(), source })?,
             (None, ExporterConfig::Nop) => Arc::new(NopExporter::new(id.clone())),
@@ -457,7 +461,7 @@ fn build_exporters(
     Ok(built)
 }
 
-/// An exporter that connects out (`otlp`, `otlphttp`, `prometheusremotewrite`), or its inert stand-in
+/// An exporter that connects out (`otlp`, `otlphttp`, `prometheusremotewrite`, `loki`), or its inert stand-in
 /// when egress is sealed (warned and counted).
 fn remote_exporter(
     id: &str,
@@ -469,6 +473,7 @@ fn remote_exporter(
     let endpoints = match exporter_config {
         ExporterConfig::OtlpGrpc(otlp) | ExporterConfig::OtlpHttp(otlp) => otlp.endpoints(),
         ExporterConfig::PrometheusRemoteWrite(remote_write) => vec![remote_write.endpoint.as_str()],
+        ExporterConfig::Loki(loki) => vec![loki.endpoint.as_str()],
         _ => Vec::new(),
     };
     for endpoint in endpoints {
@@ -498,6 +503,7 @@ fn remote_exporter(
             Arc::new(RemoteWriteExporter::new(id, remote_write.clone(), metrics)?)
         }
         ExporterConfig::OtlpHttp(otlp) => Arc::new(OtlpHttpExporter::new(id, otlp.clone(), metrics)?),
+        ExporterConfig::Loki(loki) => Arc::new(LokiExporter::new(id, loki.clone())?),
         other => {
             let message = format!("{other:?} is not an exporter that connects out");
             return Err(ExportError::Rejected { reason: "client".into(), endpoint: id, message });

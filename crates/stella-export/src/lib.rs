@@ -11,6 +11,8 @@ pub mod egress;
 pub(crate) mod error;
 mod exporter;
 mod http_post;
+pub mod labels;
+pub mod loki;
 mod nop;
 
 pub mod file;

@@ -153,6 +153,8 @@ pub enum ExporterConfig {
     OtlpHttp(OtlpConfig),
     /// `prometheusremotewrite`: metrics to a Prometheus remote-write receiver.
     PrometheusRemoteWrite(stella_export::prometheus::RemoteWriteConfig),
+    /// `loki`: logs to Grafana Loki's push API.
+    Loki(stella_export::loki::LokiConfig),
     /// `nop`.
     Nop,
     /// `store`: the embedded store (sealed chunks under `<data-dir>/store`).

@@ -182,7 +182,7 @@ fn tail_sampling_is_checked_where_it_is_defined_and_where_it_is_used() {
 }
 
 #[test]
-fn prometheus_remote_write_is_egress_checked_and_takes_metrics_pipelines_only() {
+fn push_exporters_are_egress_checked_and_take_their_signal_only() {
     let exporter = "exporters: {prometheusremotewrite: {endpoint: \"https://mimir.example.com/api/v1/push\"}}\n";
     assert_eq!(
         errors_of(exporter),
@@ -196,6 +196,11 @@ fn prometheus_remote_write_is_egress_checked_and_takes_metrics_pipelines_only() 
         vec![
             "service.pipelines.traces.exporters[0]: exporter prometheusremotewrite takes metrics only; move it to a metrics pipeline"
         ]
+    );
+    let loki_in_metrics = "exporters: {loki: {endpoint: \"http://127.0.0.1:3100/loki/api/v1/push\"}}\nservice: {pipelines: {metrics: {receivers: [otlp], processors: [], exporters: [loki]}}}\n";
+    assert_eq!(
+        errors_of(loki_in_metrics),
+        vec!["service.pipelines.metrics.exporters[0]: exporter loki takes logs only; move it to a logs pipeline"]
     );
     let typo = "exporters: {prometheusremotewrite: {endpoint: \"http://127.0.0.1:9090/api/v1/write\", namespce: x}}\n";
     assert!(

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use stella_export::egress::{EgressDenied, EgressPolicy, EgressRule};
+use stella_export::loki::LokiConfig;
 use stella_export::otlp::OtlpConfig;
 use stella_export::prometheus::RemoteWriteConfig;
 use stella_otlp::Signal;
@@ -74,7 +75,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
 ];
 const RECEIVER_TYPES: &[&str] = &["otlp"];
 const PROCESSOR_TYPES: &[&str] = &["batch", "redaction", "resourcedetection", "spanmetrics", "tail_sampling"];
-const EXPORTER_TYPES: &[&str] = &["debug", "file", "nop", "otlp", "otlphttp", "prometheusremotewrite", "store"];
+const EXPORTER_TYPES: &[&str] = &["debug", "file", "loki", "nop", "otlp", "otlphttp", "prometheusremotewrite", "store"];
 
 #[derive(Default)]
 pub(super) struct Problems(Vec<ConfigError>);
@@ -171,6 +172,11 @@ impl Config {
                     let config: RemoteWriteConfig = typed(&without_key(value, "max_backlog"), path, problems)?;
                     check_egress(&[("endpoint", config.endpoint.as_str())], &egress, path, problems);
                     Some(ExporterConfig::PrometheusRemoteWrite(config))
+                }
+                "loki" => {
+                    let config: LokiConfig = typed(&without_key(value, "max_backlog"), path, problems)?;
+                    check_egress(&[("endpoint", config.endpoint.as_str())], &egress, path, problems);
+                    Some(ExporterConfig::Loki(config))
                 }
                 "store" => typed(value, path, problems).map(ExporterConfig::Store),
                 _ => typed::<NopRaw>(&without_key(value, "max_backlog"), path, problems).map(|_| ExporterConfig::Nop),
@@ -650,7 +656,7 @@ fn check_one_store_per_signal(
     }
 }
 
-/// Exporters of one signal (`prometheusremotewrite`: metrics) sit only in pipelines of that signal.
+/// Exporters of one signal (`prometheusremotewrite`: metrics; `loki`: logs) sit only in pipelines of that signal.
 fn check_exporter_signals(
     exporters: &BTreeMap<String, ExporterConfig>,
     pipelines: &BTreeMap<String, PipelineConfig>,
@@ -660,6 +666,7 @@ fn check_exporter_signals(
         for (index, id) in pipeline.exporters.iter().enumerate() {
             let takes = match exporters.get(id) {
                 Some(ExporterConfig::PrometheusRemoteWrite(_)) => Signal::Metrics,
+                Some(ExporterConfig::Loki(_)) => Signal::Logs,
                 _ => continue,
             };
             if pipeline.signal != takes {

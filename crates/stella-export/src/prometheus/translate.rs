@@ -22,6 +22,7 @@ use stella_otlp::proto::metrics::v1::{AggregationTemporality, Metric, metric, nu
 use stella_otlp::proto::resource::v1::Resource;
 
 use super::proto::{Label, Sample, TimeSeries};
+use crate::labels::label_pairs;
 
 /// The NaN Prometheus reads as "this series ended" (`value.StaleNaN`).
 pub const STALE_NAN: u64 = 0x7ff0_0000_0000_0002;
@@ -268,38 +269,6 @@ fn float(value: f64) -> String {
         "-Inf".into()
     } else {
         format!("{value}")
-    }
-}
-
-/// Label pairs of attributes: names sanitised, colliding names' values joined with `;` in key order.
-fn label_pairs(mut attributes: Vec<&KeyValue>) -> Vec<(String, String)> {
-    attributes.sort_by(|a, b| a.key.cmp(&b.key));
-    let mut labels: BTreeMap<String, String> = BTreeMap::new();
-    for attribute in attributes {
-        let value = stella_otlp::attributes::label_text(attribute.value.as_ref());
-        if value.is_empty() || attribute.key.is_empty() {
-            continue;
-        }
-        labels
-            .entry(label_name(&attribute.key))
-            .and_modify(|joined| {
-                joined.push(';');
-                joined.push_str(&value);
-            })
-            .or_insert(value);
-    }
-    labels.into_iter().collect()
-}
-
-/// A Prometheus label name for an attribute key.
-pub fn label_name(key: &str) -> String {
-    let name: String = key.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
-    if name.starts_with(|c: char| c.is_ascii_digit()) {
-        format!("key_{name}")
-    } else if name.starts_with('_') && !name.starts_with("__") {
-        format!("key{name}")
-    } else {
-        name
     }
 }
 
