@@ -1,3 +1,4 @@
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -5,6 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 use stella_export::ExporterHealth;
+use stella_export::loadbalancing::LoadBalancingConfig;
 use stella_metrics::{CounterVec, names};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -390,6 +392,48 @@ impl Collector {
                     last = now;
                     tracing::info!("config file changed; reloading");
                     let _ = collector.reload().await;
+                }
+            }
+        });
+    }
+
+    /// Resolves the DNS names of `loadbalancing` exporters again every `resolver.dns.interval` and reloads
+    /// when the backends changed (the ring is rebuilt; each backend keeps its cursor by name), until
+    /// shutdown. A failed lookup keeps the current backends.
+    pub fn watch_balancers(self: &Arc<Self>) {
+        let collector = Arc::clone(self);
+        let stop = self.stop_receivers.clone();
+        tokio::spawn(async move {
+            let mut checked: HashMap<String, tokio::time::Instant> = HashMap::new();
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+                let Some(topology) = collector.topology.current() else { return };
+                let due: Vec<(String, LoadBalancingConfig, Vec<String>)> = topology
+                    .dns_balancers()
+                    .filter(|(id, balancing, _)| {
+                        let interval =
+                            balancing.resolver.dns.as_ref().map_or(Duration::from_secs(5), |dns| dns.interval);
+                        checked.get(*id).is_none_or(|at| at.elapsed() >= interval)
+                    })
+                    .map(|(id, balancing, backends)| (id.to_string(), balancing.clone(), backends))
+                    .collect();
+                drop(topology);
+                for (id, balancing, backends) in due {
+                    checked.insert(id.clone(), tokio::time::Instant::now());
+                    let resolved = tokio::task::spawn_blocking(move || balancing.members()).await;
+                    match resolved {
+                        Ok(Ok(now)) if now != backends => {
+                            tracing::info!(exporter = %id, before = ?backends, after = ?now, "load balancing backends changed; rebuilding the ring");
+                            let _ = collector.reload().await;
+                        }
+                        Ok(Err(error)) => {
+                            tracing::warn!(exporter = %id, %error, "DNS lookup failed; keeping the current backends")
+                        }
+                        _ => {}
+                    }
                 }
             }
         });

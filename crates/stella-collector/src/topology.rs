@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use stella_export::egress::{EgressPolicy, SealedExporter};
 use stella_export::file::FileExporter;
+use stella_export::loadbalancing::{LoadBalancingConfig, Ring, RoutedExporter};
 use stella_export::loki::LokiExporter;
 use stella_export::otlp::{OtlpGrpcExporter, OtlpHttpExporter};
 use stella_export::prometheus::RemoteWriteExporter;
@@ -109,8 +110,15 @@ impl BuildContext {
     }
 }
 
-/// Exporters in use, by id, with the config each was built from (to reuse unchanged ones on reload).
+/// Exporters in use, by id, with the config each was built from (to reuse unchanged ones on reload). A
+/// `loadbalancing` exporter is there as one exporter per backend, `<id>/<backend>`.
 type Exporters = BTreeMap<String, (ExporterConfig, Arc<dyn Exporter>)>;
+
+/// An exporter and its id.
+type NamedExporter = (String, Arc<dyn Exporter>);
+
+/// The `loadbalancing` exporters in use, by id: their settings and the ids of their backends' exporters.
+type Balancers = BTreeMap<String, (LoadBalancingConfig, Vec<String>)>;
 
 /// Building a topology failed (an exporter could not open its file, a stage lost its key, ...).
 #[derive(Debug, thiserror::Error)]
@@ -148,6 +156,7 @@ pub struct Topology {
     routes: HashMap<(String, Signal), Vec<Arc<PipelineRuntime>>>,
     pipelines: Vec<Arc<PipelineRuntime>>,
     exporters: Exporters,
+    balancers: Balancers,
     egress: EgressPolicy,
     tenants: Vec<String>,
     control: ConsumerControl,
@@ -179,7 +188,7 @@ impl Topology {
     /// Builds the topology of `config`, reusing `previous`'s exporters whose config did not change.
     /// No consumer runs until [`Topology::start_consumers`].
     pub fn build(config: &Config, context: &BuildContext, previous: Option<&Topology>) -> Result<Topology, BuildError> {
-        let exporters = build_exporters(config, context, previous)?;
+        let (exporters, balancers) = build_exporters(config, context, previous)?;
         let stage_drops = context.registry.counter(
             names::PROCESSOR_DROPPED_ITEMS,
             "Items a processor removed on purpose, by reason.",
@@ -258,10 +267,13 @@ impl Topology {
                 exporters: pipeline
                     .exporters
                     .iter()
-                    .filter_map(|id| {
-                        exporters
-                            .get(id)
-                            .map(|(_, exporter)| (Arc::clone(exporter), config.max_backlog.get(id).copied()))
+                    .flat_map(|id| {
+                        let backlog = config.max_backlog.get(id).copied();
+                        let ids = balancers.get(id).map_or_else(|| vec![id.clone()], |(_, members)| members.clone());
+                        let exporters = &exporters;
+                        ids.into_iter().filter_map(move |id| {
+                            exporters.get(&id).map(|(_, exporter)| (Arc::clone(exporter), backlog))
+                        })
                     })
                     .collect(),
                 logs: Arc::clone(&context.logs),
@@ -276,6 +288,7 @@ impl Topology {
             routes,
             pipelines,
             exporters,
+            balancers,
             egress: config.egress.clone(),
             tenants: config.tenants.iter().map(|tenant| tenant.id.clone()).collect(),
             control: ConsumerControl::default(),
@@ -416,6 +429,17 @@ impl Topology {
         self.routes.get(&(receiver.to_string(), signal)).map_or(&[], Vec::as_slice)
     }
 
+    /// The backends of `loadbalancing` exporters resolved through DNS: (exporter id, settings, the
+    /// backends this topology routes to).
+    pub fn dns_balancers(&self) -> impl Iterator<Item = (&str, &LoadBalancingConfig, Vec<String>)> {
+        self.balancers.iter().filter(|(_, (balancing, _))| balancing.resolver.dns.is_some()).map(
+            |(id, (balancing, members))| {
+                let backends = members.iter().map(|member| member[id.len() + 1..].to_string()).collect();
+                (id.as_str(), balancing, backends)
+            },
+        )
+    }
+
     /// Every exporter in use, by id.
     pub fn exporters(&self) -> impl Iterator<Item = (&str, &Arc<dyn Exporter>)> {
         self.exporters.iter().map(|(id, (_, exporter))| (id.as_str(), exporter))
@@ -426,12 +450,23 @@ fn build_exporters(
     config: &Config,
     context: &BuildContext,
     previous: Option<&Topology>,
-) -> Result<Exporters, BuildError> {
+) -> Result<(Exporters, Balancers), BuildError> {
     let used: std::collections::BTreeSet<&String> =
         config.pipelines.values().flat_map(|pipeline| &pipeline.exporters).collect();
     let mut built = BTreeMap::new();
+    let mut balancers = BTreeMap::new();
     for id in used {
         let Some(exporter_config) = config.exporters.get(id) else { continue };
+        if let ExporterConfig::LoadBalancing(balancing) = exporter_config {
+            // Rebuilt on every reload: the backends (DNS) may have changed under the same settings.
+            let members = balanced_exporters(id, balancing, config, context)?;
+            let ids = members.iter().map(|(member_id, _)| member_id.clone()).collect();
+            for (member_id, exporter) in members {
+                built.insert(member_id, (exporter_config.clone(), exporter));
+            }
+            balancers.insert(id.clone(), (balancing.clone(), ids));
+            continue;
+        }
         // An exporter is kept across a reload only if neither its settings nor the egress policy changed.
         let same_egress = previous.is_some_and(|previous| previous.egress == config.egress);
         let reusable = previous
@@ -454,9 +489,37 @@ fn build_exporters(
                 .map_err(|source| BuildError::Exporter { id: id.clone(), source })?,
             (None, ExporterConfig::Nop) => Arc::new(NopExporter::new(id.clone())),
             // The store is not an exporter: a sealing task reads the log record by record.
-            (None, ExporterConfig::Store(_)) => continue,
+            (None, ExporterConfig::Store(_) | ExporterConfig::LoadBalancing(_)) => continue,
         };
         built.insert(id.clone(), (exporter_config.clone(), exporter));
+    }
+    Ok((built, balancers))
+}
+
+/// One [`RoutedExporter`] per backend of `loadbalancing` exporter `id`, each an `otlp` exporter to its
+/// backend (egress-checked like any other), by exporter id `<id>/<backend>`.
+fn balanced_exporters(
+    id: &str,
+    balancing: &LoadBalancingConfig,
+    config: &Config,
+    context: &BuildContext,
+) -> Result<Vec<NamedExporter>, BuildError> {
+    let fail = |message: String| BuildError::Exporter {
+        id: id.to_string(),
+        source: ExportError::Rejected { reason: "resolver".into(), endpoint: id.to_string(), message },
+    };
+    let members = balancing.members().map_err(fail)?;
+    let ring = Arc::new(Ring::new(members.clone()));
+    tracing::info!(exporter = %id, backends = ?ring.members(), "load balancing ring");
+    let mut built = Vec::new();
+    for member in ring.members() {
+        let member_id = format!("{id}/{member}");
+        let otlp = balancing.backend(member).map_err(fail)?;
+        let inner = remote_exporter(&member_id, &ExporterConfig::OtlpGrpc(otlp), config, context)
+            .map_err(|source| BuildError::Exporter { id: member_id.clone(), source })?;
+        let routed =
+            RoutedExporter::new(member_id.clone(), member.clone(), Arc::clone(&ring), balancing.routing_key, inner);
+        built.push((member_id, Arc::new(routed) as Arc<dyn Exporter>));
     }
     Ok(built)
 }

@@ -12,6 +12,7 @@ pub(crate) mod error;
 mod exporter;
 mod http_post;
 pub mod labels;
+pub mod loadbalancing;
 pub mod loki;
 mod nop;
 

@@ -153,6 +153,8 @@ pub enum ExporterConfig {
     OtlpHttp(OtlpConfig),
     /// `prometheusremotewrite`: metrics to a Prometheus remote-write receiver.
     PrometheusRemoteWrite(stella_export::prometheus::RemoteWriteConfig),
+    /// `loadbalancing`: traces and logs by trace id over a ring of OTLP backends.
+    LoadBalancing(stella_export::loadbalancing::LoadBalancingConfig),
     /// `loki`: logs to Grafana Loki's push API.
     Loki(stella_export::loki::LokiConfig),
     /// `nop`.

@@ -202,6 +202,14 @@ fn push_exporters_are_egress_checked_and_take_their_signal_only() {
         errors_of(loki_in_metrics),
         vec!["service.pipelines.metrics.exporters[0]: exporter loki takes logs only; move it to a logs pipeline"]
     );
+    let balancer = "exporters: {loadbalancing: {protocol: {otlp: {}}, resolver: {static: {hostnames: [\"sampler.example.com:4317\"]}}}}\nservice: {pipelines: {metrics: {receivers: [otlp], processors: [], exporters: [loadbalancing]}}}\n";
+    assert_eq!(
+        errors_of(balancer),
+        vec![
+            "exporters.loadbalancing.resolver.static.hostnames[0]: http://sampler.example.com:4317 is not allowed by egress.allow; add `- http://sampler.example.com:4317` under egress.allow",
+            "service.pipelines.metrics.exporters[0]: exporter loadbalancing routes traces and logs by trace id; metrics need no routing, send them with otlp"
+        ]
+    );
     let typo = "exporters: {prometheusremotewrite: {endpoint: \"http://127.0.0.1:9090/api/v1/write\", namespce: x}}\n";
     assert!(
         errors_of(typo)[0].starts_with("exporters.prometheusremotewrite.namespce: unknown field `namespce`"),

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use stella_export::egress::{EgressDenied, EgressPolicy, EgressRule};
+use stella_export::loadbalancing::LoadBalancingConfig;
 use stella_export::loki::LokiConfig;
 use stella_export::otlp::OtlpConfig;
 use stella_export::prometheus::RemoteWriteConfig;
@@ -75,7 +76,8 @@ const TOP_LEVEL_KEYS: &[&str] = &[
 ];
 const RECEIVER_TYPES: &[&str] = &["otlp"];
 const PROCESSOR_TYPES: &[&str] = &["batch", "redaction", "resourcedetection", "spanmetrics", "tail_sampling"];
-const EXPORTER_TYPES: &[&str] = &["debug", "file", "loki", "nop", "otlp", "otlphttp", "prometheusremotewrite", "store"];
+const EXPORTER_TYPES: &[&str] =
+    &["debug", "file", "loadbalancing", "loki", "nop", "otlp", "otlphttp", "prometheusremotewrite", "store"];
 
 #[derive(Default)]
 pub(super) struct Problems(Vec<ConfigError>);
@@ -172,6 +174,26 @@ impl Config {
                     let config: RemoteWriteConfig = typed(&without_key(value, "max_backlog"), path, problems)?;
                     check_egress(&[("endpoint", config.endpoint.as_str())], &egress, path, problems);
                     Some(ExporterConfig::PrometheusRemoteWrite(config))
+                }
+                "loadbalancing" => {
+                    let config: LoadBalancingConfig = typed(&without_key(value, "max_backlog"), path, problems)?;
+                    for (key, message) in config.problems() {
+                        problems.add(format!("{path}.{key}"), message);
+                    }
+                    let mut endpoints: Vec<(String, String)> = Vec::new();
+                    if let Some(fixed) = &config.resolver.fixed {
+                        for (index, name) in fixed.hostnames.iter().enumerate() {
+                            endpoints.push((format!("resolver.static.hostnames[{index}]"), format!("http://{name}")));
+                        }
+                    }
+                    if let Some(dns) = &config.resolver.dns {
+                        endpoints
+                            .push(("resolver.dns.hostname".into(), format!("http://{}:{}", dns.hostname, dns.port)));
+                    }
+                    let endpoints: Vec<(&str, &str)> =
+                        endpoints.iter().map(|(key, url)| (key.as_str(), url.as_str())).collect();
+                    check_egress(&endpoints, &egress, path, problems);
+                    Some(ExporterConfig::LoadBalancing(config))
                 }
                 "loki" => {
                     let config: LokiConfig = typed(&without_key(value, "max_backlog"), path, problems)?;
@@ -667,6 +689,14 @@ fn check_exporter_signals(
             let takes = match exporters.get(id) {
                 Some(ExporterConfig::PrometheusRemoteWrite(_)) => Signal::Metrics,
                 Some(ExporterConfig::Loki(_)) => Signal::Logs,
+                Some(ExporterConfig::LoadBalancing(_)) if pipeline.signal != Signal::Metrics => continue,
+                Some(ExporterConfig::LoadBalancing(_)) => {
+                    problems.add(
+                        format!("service.pipelines.{pipeline_id}.exporters[{index}]"),
+                        format!("exporter {id} routes traces and logs by trace id; metrics need no routing, send them with otlp"),
+                    );
+                    continue;
+                }
                 _ => continue,
             };
             if pipeline.signal != takes {

@@ -97,6 +97,7 @@ pub async fn execute(args: ServeArgs) -> anyhow::Result<()> {
     let api =
         spawn_server(api_listener, stella_api::router(api_state), api_tls, api_stop.clone(), "API", API_HEADER_TIMEOUT);
     collector.watch_config_file(CONFIG_POLL);
+    collector.watch_balancers();
     tracing::info!(
         profile = %args.profile,
         data_dir = %args.data_dir.display(),
