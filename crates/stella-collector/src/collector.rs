@@ -439,6 +439,29 @@ impl Collector {
         });
     }
 
+    /// Brings the gauges that are read rather than pushed up to date: the bytes each ingest log holds
+    /// and the limit at which it refuses data. Called before `/metrics` is encoded.
+    pub fn refresh_gauges(&self) {
+        let registry = &self.context.registry;
+        let bytes = registry.gauge(
+            names::INGEST_LOG_BYTES,
+            "Bytes an ingest log holds, by log and tenant; receivers answer 503 at storage.log.max_bytes.",
+            &["log", "tenant"],
+        );
+        for (log, tenant, held) in self.context.logs.usage() {
+            bytes.with(&[&log, &tenant]).set(i64::try_from(held).unwrap_or(i64::MAX));
+        }
+        let limit = self.config().storage.log_max_bytes;
+        registry
+            .gauge(
+                names::INGEST_LOG_MAX_BYTES,
+                "storage.log.max_bytes: the size at which an ingest log refuses data.",
+                &[],
+            )
+            .with(&[])
+            .set(i64::try_from(limit).unwrap_or(i64::MAX));
+    }
+
     /// Whether the receivers have been told to stop.
     pub fn is_stopping(&self) -> bool {
         self.stop_receivers.is_cancelled()

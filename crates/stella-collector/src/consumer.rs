@@ -134,6 +134,7 @@ impl Consumer {
                 if delivered != saved {
                     saved = self.save(&cursors, &key, delivered).await;
                 }
+                self.report_backlog(delivered);
                 // Stop draining only once caught up with the head as it is now: records committed
                 // between our last read and the drain signal were acknowledged and must go out first.
                 let caught_up = reader.as_ref().is_none_or(|reader| reader.next_seq() >= self.log.head());
@@ -151,10 +152,11 @@ impl Consumer {
                 }
                 continue;
             };
-            if !self.deliver(request, &key, next_seq, &control).await {
+            if !self.deliver(request, &key, (delivered, next_seq), &control).await {
                 break;
             }
             delivered = next_seq;
+            self.report_backlog(delivered);
             // Save at least every CURSOR_INTERVAL, and at once while over max_backlog so segments are freed.
             if saved_at.elapsed() >= CURSOR_INTERVAL || self.over_backlog(delivered) {
                 saved = self.save(&cursors, &key, delivered).await;
@@ -252,8 +254,15 @@ impl Consumer {
         }
     }
 
-    /// Exports until the exporter takes the batch (true) or the consumer is aborted (false).
-    async fn deliver(&self, mut outgoing: Outgoing, key: &str, next_seq: u64, control: &ConsumerControl) -> bool {
+    /// Exports until the exporter takes the batch (true) or the consumer is aborted (false); the batch
+    /// spans the log from `delivered` (the cursor now) to `next_seq`.
+    async fn deliver(
+        &self,
+        mut outgoing: Outgoing,
+        key: &str,
+        (delivered, next_seq): (u64, u64),
+        control: &ConsumerControl,
+    ) -> bool {
         if let Outgoing::Batch(batch) = &mut outgoing {
             for stage in &self.after_batch {
                 for dropped in stage.process(batch) {
@@ -287,6 +296,7 @@ impl Consumer {
             let retry_at = tokio::time::Instant::now() + wait;
             let mut head = self.log.subscribe();
             loop {
+                self.report_backlog(delivered);
                 if self.over_backlog(next_seq) {
                     // So far behind that this (oldest) batch is past max_backlog: drop it instead of waiting.
                     tracing::warn!(pipeline = %self.pipeline_id, exporter = self.exporter.id(), items, "backlog over max_backlog while retrying: dropping the oldest batch");
@@ -317,6 +327,11 @@ impl Consumer {
         let slowest = self.progress.update(&progress_key(key, self.exporter.as_ref()), next_seq);
         self.log.remove_before(slowest);
         next_seq
+    }
+
+    /// Publishes how many records are committed past `delivered` (the backlog gauge).
+    fn report_backlog(&self, delivered: u64) {
+        self.metrics.backlog(self.exporter.id(), &self.tenant, self.log.head().saturating_sub(delivered));
     }
 
     /// Whether the data from `next_seq` on is more than `max_backlog` bytes.

@@ -56,6 +56,12 @@ impl LogRegistry {
             .collect()
     }
 
+    /// (log name, tenant, bytes held) of every open log.
+    pub fn usage(&self) -> Vec<(String, String, u64)> {
+        let open = self.open.lock().unwrap_or_else(|poison| poison.into_inner());
+        open.iter().map(|((log, tenant), opened)| (log.clone(), tenant.clone(), opened.bytes())).collect()
+    }
+
     /// Bytes held by every open log.
     pub fn total_bytes(&self) -> u64 {
         self.open.lock().unwrap_or_else(|poison| poison.into_inner()).values().map(|log| log.bytes()).sum()

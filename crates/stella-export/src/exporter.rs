@@ -1,7 +1,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use stella_metrics::{CounterVec, Registry, names};
+use stella_metrics::{CounterVec, GaugeVec, Registry, names};
 use stella_otlp::{Batch, Signal};
 
 use crate::ExportError;
@@ -94,11 +94,12 @@ pub trait Exporter: Send + Sync {
     }
 }
 
-/// The counters every exporter keeps: items sent and failures by reason.
+/// The counters every exporter keeps: items sent and failures by reason; and its consumers' backlog.
 #[derive(Clone)]
 pub struct ExportMetrics {
     sent: CounterVec,
     failures: CounterVec,
+    backlog: GaugeVec,
 }
 
 impl ExportMetrics {
@@ -111,7 +112,17 @@ impl ExportMetrics {
                 "Export failures, by exporter and reason.",
                 &["exporter", "reason"],
             ),
+            backlog: registry.gauge(
+                names::EXPORT_BACKLOG_RECORDS,
+                "Ingest-log records an exporter has not delivered yet, by exporter and tenant.",
+                &["exporter", "tenant"],
+            ),
         }
+    }
+
+    /// Sets how many records `exporter` has still to deliver for `tenant`.
+    pub fn backlog(&self, exporter: &str, tenant: &str, records: u64) {
+        self.backlog.with(&[exporter, tenant]).set(i64::try_from(records).unwrap_or(i64::MAX));
     }
 
     /// Counts `count` failures of `exporter` for `reason` (e.g. `backlog_overflow`).

@@ -14,6 +14,7 @@ mod http_post;
 pub mod labels;
 pub mod loadbalancing;
 pub mod loki;
+pub mod monitoring;
 mod nop;
 
 pub mod file;

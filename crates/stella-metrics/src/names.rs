@@ -18,6 +18,12 @@ pub const PROCESSOR_DROPPED_ITEMS: &str = "collector_processor_dropped_items_tot
 pub const EXPORT_SENT_ITEMS: &str = "collector_export_sent_items_total";
 /// Export failures, by `exporter`, `reason` (seed §6).
 pub const EXPORT_FAILURES: &str = "collector_export_failures_total";
+/// Gauge `{exporter, tenant}`: ingest-log records an exporter's consumer has not delivered yet.
+pub const EXPORT_BACKLOG_RECORDS: &str = "collector_exporter_backlog_records";
+/// Gauge `{log, tenant}`: bytes an ingest log holds (receivers answer 503 at `storage.log.max_bytes`).
+pub const INGEST_LOG_BYTES: &str = "telemetry_ingest_log_bytes";
+/// Gauge: `storage.log.max_bytes`, the size at which each ingest log refuses new data.
+pub const INGEST_LOG_MAX_BYTES: &str = "telemetry_ingest_log_max_bytes";
 /// Config reloads, by `result` (`applied`, `rejected`).
 pub const CONFIG_RELOADS: &str = "collector_config_reloads_total";
 /// Endpoints disabled by the egress policy (sealed mode), by `component` (seed §3).
@@ -58,3 +64,64 @@ pub const UPLOADED_BYTES: &str = "telemetry_store_uploaded_bytes_total";
 pub const UPLOAD_FAILURES: &str = "telemetry_store_upload_failures_total";
 /// Local chunk files evicted after their upload was confirmed.
 pub const EVICTED_CHUNKS: &str = "telemetry_store_evicted_chunks_total";
+
+/// DORA (seed §7), per `tenant`: successful production deployments per day over the report window.
+pub const DORA_DEPLOYMENT_FREQUENCY: &str = "dora_deployment_frequency_per_day";
+/// DORA lead time for changes in hours, by `tenant`, `quantile` (`0.5` median, `0.9`).
+pub const DORA_LEAD_TIME: &str = "dora_lead_time_hours";
+/// DORA change failure rate in percent, by `tenant`.
+pub const DORA_CHANGE_FAILURE_RATE: &str = "dora_change_failure_rate_percent";
+/// DORA mean time to recovery in hours, by `tenant`.
+pub const DORA_TIME_TO_RECOVERY: &str = "dora_time_to_recovery_hours";
+/// Deployments recorded, by `tenant`, `environment`, `outcome`.
+pub const DORA_DEPLOYMENTS: &str = "dora_deployments_total";
+/// Failed production deployments (failed, rolled back, followed by a rollback or hotfix, or linked to an
+/// incident), by `tenant`, `environment`.
+pub const DORA_DEPLOYMENT_FAILURES: &str = "dora_deployment_failure_total";
+/// DORA evaluations that found an SLO breached, by `tenant`, `metric` (`lead_time`,
+/// `deployment_frequency`, `change_failure_rate`, `mttr`).
+pub const DORA_SLO_BREACHES: &str = "dora_slo_breach_total";
+
+/// Every family above: what rules and dashboards may name (histograms also as `_bucket`, `_sum`,
+/// `_count`).
+pub const ALL: &[&str] = &[
+    RECEIVER_ACCEPTED_ITEMS,
+    RECEIVER_REFUSED_ITEMS,
+    RECEIVER_REQUESTS,
+    RECEIVER_REQUEST_SIZE,
+    TENANT_QUOTA_REFUSED,
+    RECEIVER_INFLIGHT_BYTES,
+    PROCESSOR_DROPPED_ITEMS,
+    EXPORT_SENT_ITEMS,
+    EXPORT_FAILURES,
+    EXPORT_BACKLOG_RECORDS,
+    INGEST_LOG_BYTES,
+    INGEST_LOG_MAX_BYTES,
+    CONFIG_RELOADS,
+    EGRESS_BLOCKED,
+    BUILD_INFO,
+    REDACTIONS,
+    SAMPLING_DECISIONS,
+    SAMPLING_EARLY_DECISIONS,
+    SAMPLING_BUFFERED_BYTES,
+    SAMPLING_BUFFERED_TRACES,
+    SAMPLING_STRESS_RELIEF,
+    INCIDENT_MODE,
+    SPANMETRICS_OVERFLOW,
+    STORE_BYTES,
+    STORE_SEALED_CHUNKS,
+    RETENTION_DELETED_CHUNKS,
+    BUNDLE_GENERATION_SECONDS,
+    BUNDLE_GENERATION_FAILURES,
+    UPLOADED_CHUNKS,
+    UPLOADED_BYTES,
+    UPLOAD_FAILURES,
+    EVICTED_CHUNKS,
+    DORA_DEPLOYMENT_FREQUENCY,
+    DORA_LEAD_TIME,
+    DORA_CHANGE_FAILURE_RATE,
+    DORA_TIME_TO_RECOVERY,
+    DORA_DEPLOYMENTS,
+    DORA_DEPLOYMENT_FAILURES,
+    DORA_SLO_BREACHES,
+];

@@ -121,6 +121,21 @@ pub enum TelemetryCommand {
     },
     /// Re-send a bundle's OTLP records to an OTLP/HTTP endpoint (after verifying the whole bundle).
     Replay(ReplayArgs),
+    /// Prometheus alerting and recording rules for the telemetry tier and the services it observes
+    /// (burn-rate SLO alerts from the span metrics, exporter health, ingest log usage, incident mode,
+    /// bundles, refusals, DORA SLOs), with their `promtool test rules` unit tests.
+    Rules {
+        /// The rules command.
+        #[command(subcommand)]
+        command: RenderCommand,
+    },
+    /// Grafana dashboards (ingestion, exporters, retention and store, rule evaluations, incident mode,
+    /// DORA) for a Prometheus that scrapes our /metrics and receives our remote-write.
+    Dashboards {
+        /// The dashboards command.
+        #[command(subcommand)]
+        command: RenderCommand,
+    },
     /// Check, show or reload configs.
     Config {
         /// The config command.
@@ -399,6 +414,20 @@ pub enum HoldCommand {
         id: String,
         #[command(flatten)]
         target: TargetArgs,
+    },
+}
+
+/// `stella telemetry rules|dashboards ...`
+#[derive(Debug, Subcommand, PartialEq)]
+pub enum RenderCommand {
+    /// Write the files into a directory (created if missing; files of the same name are replaced).
+    Render {
+        /// The directory to write into.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// List the files written as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 

@@ -48,7 +48,8 @@ async fn metrics_pass_promtool_and_count_what_happened() {
         let response = client.get(stella.api_url("/metrics")).send().await.unwrap();
         assert_eq!(response.headers()["content-type"], "text/plain; version=0.0.4; charset=utf-8");
         let text = response.text().await.unwrap();
-        if text.contains(delivered) || std::time::Instant::now() > deadline {
+        let idle = "collector_exporter_backlog_records{exporter=\"file\",tenant=\"default\"} 0";
+        if (text.contains(delivered) && text.contains(idle)) || std::time::Instant::now() > deadline {
             break text;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -61,6 +62,9 @@ async fn metrics_pass_promtool_and_count_what_happened() {
         "collector_receiver_inflight_bytes 0",
         "# TYPE collector_export_failures_total counter",
         "stella_build_info{version=\"",
+        "collector_exporter_backlog_records{exporter=\"file\",tenant=\"default\"} 0",
+        "telemetry_ingest_log_max_bytes 1073741824",
+        "telemetry_ingest_log_bytes{log=\"traces\",tenant=\"default\"} ",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in\n{text}");
     }
@@ -91,4 +95,24 @@ async fn metrics_pass_promtool_and_count_what_happened() {
         assert!(components.contains(&component), "{component} missing from {components:?}");
     }
     assert!(stella.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_exporter_that_cannot_deliver_shows_its_backlog() {
+    let config = "exporters:\n  otlphttp: {endpoint: \"http://127.0.0.1:1\", timeout: 1s}\nservice:\n  pipelines:\n    traces: {receivers: [otlp], processors: [], exporters: [otlphttp]}\n    metrics: null\n    logs: null\n";
+    let stella = Stella::start(config);
+    for _ in 0..3 {
+        assert_eq!(stella.post(&traces("b", 2)).await.0, 200);
+    }
+    let expected = "collector_exporter_backlog_records{exporter=\"otlphttp\",tenant=\"default\"} 3";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let text = reqwest::get(stella.api_url("/metrics")).await.unwrap().text().await.unwrap();
+        if text.contains(expected) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "missing {expected:?} in\n{text}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    stella.signal("KILL");
 }

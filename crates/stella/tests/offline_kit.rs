@@ -59,6 +59,10 @@ fn the_kit_verifies_extracts_and_installs_and_refuses_changes_and_strangers() {
         "keys/signing-key.pub.pem",
         "redaction-profiles/default.yaml",
         "redaction-profiles/strict.yaml",
+        "rules/stella-telemetry.rules.yml",
+        "rules/tests/slo-errors.test.yml",
+        "dashboards/stella-ingestion.json",
+        "dashboards/stella-dora.json",
     ] {
         assert!(paths.contains(&expected), "{expected} missing from {paths:?}");
     }

@@ -15,7 +15,7 @@ use std::path::Path;
 use stella_collector::config::Profile;
 use stella_store::chunks::Store;
 
-use crate::cli::{AuditCommand, Command, ConfigCommand, StoreCommand, TelemetryCommand};
+use crate::cli::{AuditCommand, Command, ConfigCommand, RenderCommand, StoreCommand, TelemetryCommand};
 
 /// Runs a parsed command.
 pub async fn run(command: Command) -> anyhow::Result<()> {
@@ -29,6 +29,12 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         TelemetryCommand::Hold { command } => hold::execute(command).await,
         TelemetryCommand::Store { command: StoreCommand::Check { data_dir, repair, config, json } } => {
             tokio::task::spawn_blocking(move || store_check(&data_dir, config.as_deref(), repair, json)).await?
+        }
+        TelemetryCommand::Rules { command: RenderCommand::Render { out, json } } => {
+            render(stella_export::monitoring::RULES, &out, json)
+        }
+        TelemetryCommand::Dashboards { command: RenderCommand::Render { out, json } } => {
+            render(stella_export::monitoring::DASHBOARDS, &out, json)
         }
         TelemetryCommand::Audit { command: AuditCommand::Verify { data_dir } } => {
             let lines = stella_api::audit::AuditLog::new(&data_dir).verify()?;
@@ -62,6 +68,21 @@ pub(crate) fn offline_store(data_dir: &Path, config: Option<&Path>, profile: Pro
         None => None,
     };
     Ok(stella_collector::reader_store(data_dir, backend.as_ref())?)
+}
+
+/// `stella telemetry rules|dashboards render`: writes `assets` under `out` and lists them.
+fn render(assets: &[stella_export::monitoring::Asset], out: &Path, json: bool) -> anyhow::Result<()> {
+    let written = stella_export::monitoring::render(assets, out)
+        .map_err(|error| anyhow::anyhow!("cannot write into {}: {error}", out.display()))?;
+    if json {
+        let paths: Vec<String> = written.iter().map(|path| path.display().to_string()).collect();
+        println!("{}", serde_json::json!({ "files": paths }));
+    } else {
+        for path in &written {
+            println!("wrote {}", path.display());
+        }
+    }
+    Ok(())
 }
 
 /// `stella telemetry store check`: the report, and exit 1 if anything is damaged or (without `--repair`)

@@ -112,7 +112,7 @@ pub fn execute(command: OfflineKitCommand) -> anyhow::Result<()> {
 }
 
 /// Every file of the kit: the binary, each profile's signed config, the signer's public key, the built-in
-/// redaction profiles, the bootstrap scripts and the instructions.
+/// redaction profiles, the bootstrap scripts, the instructions, the alerting rules and the dashboards.
 fn contents(key: &SigningKey, binary: std::path::PathBuf) -> anyhow::Result<Vec<KitFile>> {
     let bytes = |path: &str, content: &[u8], executable: bool| KitFile {
         path: path.to_string(),
@@ -134,6 +134,13 @@ fn contents(key: &SigningKey, binary: std::path::PathBuf) -> anyhow::Result<Vec<
     }
     for (name, yaml) in stella_pipeline::redaction::BUILT_IN_PROFILES {
         files.push(bytes(&format!("redaction-profiles/{name}.yaml"), yaml.as_bytes(), false));
+    }
+    let monitoring =
+        [("rules", stella_export::monitoring::RULES), ("dashboards", stella_export::monitoring::DASHBOARDS)];
+    for (dir, assets) in monitoring {
+        for asset in assets {
+            files.push(bytes(&format!("{dir}/{}", asset.path), asset.content.as_bytes(), false));
+        }
     }
     Ok(files)
 }
