@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 pub mod audit;
+pub mod dora;
 pub mod evidence;
 mod holds;
 pub mod incidents;
@@ -156,6 +157,24 @@ pub const ROUTES: &[Route] = &[
         summary: "a signed forensic bundle of the window (24h or START..END, URL-encoded), ?tenant=&compression=gzip|zstd",
     },
     Route {
+        method: "POST",
+        path: "/telemetry/dora/deployments",
+        scope: Some(Scope::Ingest),
+        summary: "record deployment events (one object or an array; idempotent by id; per-item results)",
+    },
+    Route {
+        method: "POST",
+        path: "/telemetry/dora/incidents",
+        scope: Some(Scope::Ingest),
+        summary: "record incident events (one object or an array; idempotent by id; per-item results)",
+    },
+    Route {
+        method: "GET",
+        path: "/telemetry/dora/report",
+        scope: Some(Scope::Read),
+        summary: "the DORA report ?from=&to=&tz=&as_of=&environment=&format=json|md|html|csv",
+    },
+    Route {
         method: "GET",
         path: "/telemetry/tokens",
         scope: Some(Scope::Operator),
@@ -199,6 +218,9 @@ pub fn router(state: ApiState) -> Router {
             ("POST", "/telemetry/incidents/mode") => post(incidents::set_mode),
             ("GET", "/telemetry/exports/forensic/{window}") => get(evidence::export_forensic),
             ("GET", "/telemetry/config/profile/{name}") => get(evidence::config_profile),
+            ("POST", "/telemetry/dora/deployments") => post(dora::record_deployments),
+            ("POST", "/telemetry/dora/incidents") => post(dora::record_incidents),
+            ("GET", "/telemetry/dora/report") => get(dora::report),
             ("GET", "/telemetry/tokens") => get(tokens::list),
             ("POST", "/telemetry/tokens") => post(tokens::create),
             ("DELETE", "/telemetry/tokens/{id}") => axum::routing::delete(tokens::revoke),

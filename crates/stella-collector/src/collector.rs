@@ -203,6 +203,7 @@ pub struct Collector {
     servers: Mutex<Vec<JoinHandle<()>>>,
     reloads: CounterVec,
     incidents: Arc<Incidents>,
+    state: StateDb,
     quotas: Arc<Quotas>,
 }
 
@@ -296,6 +297,7 @@ impl Collector {
             reloads,
             incidents,
             quotas,
+            state,
         }))
     }
 
@@ -460,6 +462,11 @@ impl Collector {
             )
             .with(&[])
             .set(i64::try_from(limit).unwrap_or(i64::MAX));
+    }
+
+    /// The replace-by-id table of records of `kind` in the state database (DORA events, federation).
+    pub fn records(&self, kind: &'static str) -> stella_store::tables::RedbRecords {
+        self.state.records(kind)
     }
 
     /// Whether the receivers have been told to stop.

@@ -21,6 +21,13 @@ pub(crate) fn family(out: &mut String, family: &Family) {
                 sample(out, gauges.meta.name, &gauges.meta, values, None, cell.load(Ordering::Relaxed) as f64);
             }
         }
+        Family::FloatGauge(gauges) => {
+            header(out, &gauges.meta, "gauge");
+            let series = gauges.series.read().unwrap_or_else(|poison| poison.into_inner());
+            for (values, cell) in series.iter() {
+                sample(out, gauges.meta.name, &gauges.meta, values, None, f64::from_bits(cell.load(Ordering::Relaxed)));
+            }
+        }
         Family::Histogram(histograms) => {
             header(out, &histograms.meta, "histogram");
             let series = histograms.series.read().unwrap_or_else(|poison| poison.into_inner());

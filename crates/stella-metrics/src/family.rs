@@ -14,6 +14,7 @@ pub struct Registry {
 pub(crate) enum Family {
     Counter(CounterVec),
     Gauge(GaugeVec),
+    FloatGauge(FloatGaugeVec),
     Histogram(HistogramVec),
 }
 
@@ -48,6 +49,17 @@ pub struct GaugeVec {
 /// One gauge of a [`GaugeVec`].
 #[derive(Clone, Debug)]
 pub struct Gauge(Arc<AtomicI64>);
+
+/// A family of gauges with fractional values (rates, percentages), one per combination of label values.
+#[derive(Clone)]
+pub struct FloatGaugeVec {
+    pub(crate) meta: Meta,
+    pub(crate) series: Series<AtomicU64>,
+}
+
+/// One gauge of a [`FloatGaugeVec`]: an `f64` stored as its bits.
+#[derive(Clone, Debug)]
+pub struct FloatGauge(Arc<AtomicU64>);
 
 /// A family of histograms with fixed bucket bounds, one per combination of label values.
 #[derive(Clone)]
@@ -84,6 +96,21 @@ impl Registry {
         let created = || Family::Gauge(GaugeVec { meta: Meta { name, help, labels }, series: Series::default() });
         match self.family(name, created) {
             Family::Gauge(family) => family,
+            _ => panic!("metric {name} registered twice with different types"),
+        }
+    }
+
+    /// The fractional gauge family `name`, registered now or earlier.
+    pub fn float_gauge(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        labels: &'static [&'static str],
+    ) -> FloatGaugeVec {
+        let created =
+            || Family::FloatGauge(FloatGaugeVec { meta: Meta { name, help, labels }, series: Series::default() });
+        match self.family(name, created) {
+            Family::FloatGauge(family) => family,
             _ => panic!("metric {name} registered twice with different types"),
         }
     }
@@ -176,6 +203,26 @@ impl Gauge {
     /// The current value.
     pub fn get(&self) -> i64 {
         self.0.load(Ordering::Relaxed)
+    }
+}
+
+impl FloatGaugeVec {
+    /// The gauge for these label values.
+    pub fn with(&self, labels: &[&str]) -> FloatGauge {
+        debug_assert_eq!(labels.len(), self.meta.labels.len(), "{}", self.meta.name);
+        FloatGauge(series_for(&self.series, labels, || AtomicU64::new(0f64.to_bits())))
+    }
+}
+
+impl FloatGauge {
+    /// Sets the value.
+    pub fn set(&self, value: f64) {
+        self.0.store(value.to_bits(), Ordering::Relaxed);
+    }
+
+    /// The current value.
+    pub fn get(&self) -> f64 {
+        f64::from_bits(self.0.load(Ordering::Relaxed))
     }
 }
 

@@ -65,18 +65,22 @@ pub const UPLOAD_FAILURES: &str = "telemetry_store_upload_failures_total";
 /// Local chunk files evicted after their upload was confirmed.
 pub const EVICTED_CHUNKS: &str = "telemetry_store_evicted_chunks_total";
 
-/// DORA (seed §7), per `tenant`: successful production deployments per day over the report window.
+/// DORA (seed §7) gauge over the trailing `dora.metrics_window`: successful production deployments per
+/// day, by `tenant`, `environment`, `service`.
 pub const DORA_DEPLOYMENT_FREQUENCY: &str = "dora_deployment_frequency_per_day";
-/// DORA lead time for changes in hours, by `tenant`, `quantile` (`0.5` median, `0.9`).
+/// DORA histogram (buckets 1, 4, 24, 168, 720, 4380): lead time for changes in hours, by `tenant`,
+/// `environment`, `service`.
 pub const DORA_LEAD_TIME: &str = "dora_lead_time_hours";
-/// DORA change failure rate in percent, by `tenant`.
+/// DORA gauge over the trailing `dora.metrics_window`: change failure rate in percent, by `tenant`,
+/// `environment`, `service`.
 pub const DORA_CHANGE_FAILURE_RATE: &str = "dora_change_failure_rate_percent";
-/// DORA mean time to recovery in hours, by `tenant`.
+/// DORA histogram (buckets 1, 4, 24, 168, 720, 4380): time to recovery in hours, by `tenant`,
+/// `environment`, `service`.
 pub const DORA_TIME_TO_RECOVERY: &str = "dora_time_to_recovery_hours";
-/// Deployments recorded, by `tenant`, `environment`, `outcome`.
+/// Deployments recorded, by `tenant`, `environment`, `service`.
 pub const DORA_DEPLOYMENTS: &str = "dora_deployments_total";
-/// Failed production deployments (failed, rolled back, followed by a rollback or hotfix, or linked to an
-/// incident), by `tenant`, `environment`.
+/// Deployments recorded as failed (outcome `failed` or `rolled_back`), by `tenant`, `environment`,
+/// `service`.
 pub const DORA_DEPLOYMENT_FAILURES: &str = "dora_deployment_failure_total";
 /// DORA evaluations that found an SLO breached, by `tenant`, `metric` (`lead_time`,
 /// `deployment_frequency`, `change_failure_rate`, `mttr`).

@@ -121,6 +121,14 @@ pub enum TelemetryCommand {
     },
     /// Re-send a bundle's OTLP records to an OTLP/HTTP endpoint (after verifying the whole bundle).
     Replay(ReplayArgs),
+    /// DORA metrics: record deployment and incident events, and read the executive report (deployment
+    /// frequency, lead time, change failure rate, time to recovery, tiers and SLOs; per pipeline,
+    /// severity and local day).
+    Dora {
+        /// The DORA command.
+        #[command(subcommand)]
+        command: DoraCommand,
+    },
     /// Prometheus alerting and recording rules for the telemetry tier and the services it observes
     /// (burn-rate SLO alerts from the span metrics, exporter health, ingest log usage, incident mode,
     /// bundles, refusals, DORA SLOs), with their `promtool test rules` unit tests.
@@ -415,6 +423,119 @@ pub enum HoldCommand {
         #[command(flatten)]
         target: TargetArgs,
     },
+}
+
+/// `stella telemetry dora ...`
+#[derive(Debug, Subcommand, PartialEq)]
+pub enum DoraCommand {
+    /// Record one event on a running server (scope `ingest`); re-sending the same id replaces it.
+    Record {
+        /// The kind of event.
+        #[command(subcommand)]
+        event: DoraEvent,
+    },
+    /// The report of a window (scope `read`), in Markdown (default), JSON (RFC 8785), HTML or CSV.
+    Report(DoraReportArgs),
+}
+
+/// `stella telemetry dora record ...`
+#[derive(Debug, Subcommand, PartialEq)]
+pub enum DoraEvent {
+    /// A deployment.
+    Deployment {
+        /// Its id (unique per tenant).
+        #[arg(long)]
+        id: String,
+        /// Where (e.g. production).
+        #[arg(long)]
+        environment: String,
+        /// What.
+        #[arg(long)]
+        service: String,
+        /// The delivery pipeline (normalised: lower-case, runs of other characters to `-`).
+        #[arg(long)]
+        pipeline: Option<String>,
+        /// A commit it carries, `SHA@RFC3339` (repeat for several).
+        #[arg(long = "commit", value_name = "SHA@TIME")]
+        commits: Vec<String>,
+        /// When it started (RFC 3339).
+        #[arg(long)]
+        started: String,
+        /// When it finished (RFC 3339).
+        #[arg(long)]
+        finished: String,
+        /// succeeded, failed or rolled_back.
+        #[arg(long)]
+        outcome: String,
+        /// normal (default), rollback or hotfix.
+        #[arg(long)]
+        kind: Option<String>,
+        /// An incident it caused (repeat for several).
+        #[arg(long = "incident-id")]
+        incident_ids: Vec<String>,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// An incident.
+    Incident {
+        /// Its id (unique per tenant).
+        #[arg(long)]
+        id: String,
+        /// Where.
+        #[arg(long)]
+        environment: String,
+        /// What.
+        #[arg(long)]
+        service: String,
+        /// One of dora.severities (default sev1..sev4); others count as unknown.
+        #[arg(long)]
+        severity: Option<String>,
+        /// When it started (RFC 3339).
+        #[arg(long)]
+        started: String,
+        /// When it was acknowledged.
+        #[arg(long)]
+        acknowledged: Option<String>,
+        /// When it was resolved.
+        #[arg(long)]
+        resolved: Option<String>,
+        /// The deployment that caused it.
+        #[arg(long)]
+        deployment_id: Option<String>,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+}
+
+/// `stella telemetry dora report`.
+#[derive(Debug, Args, PartialEq)]
+pub struct DoraReportArgs {
+    /// Window start: RFC 3339, or a date (local midnight in --tz). Default: 30 days before --to.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Window end (excluded): RFC 3339 or a date. Default: now.
+    #[arg(long)]
+    pub to: Option<String>,
+    /// The IANA time zone days are counted in (default UTC).
+    #[arg(long)]
+    pub tz: Option<String>,
+    /// Evaluate as of this instant (default: --to).
+    #[arg(long)]
+    pub as_of: Option<String>,
+    /// Report one environment as production instead of dora.production_environments.
+    #[arg(long)]
+    pub environment: Option<String>,
+    /// md (default), json, html or csv.
+    #[arg(long, default_value = "md")]
+    pub format: String,
+    /// Write the report to this file instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// The tenant (operators only); absent: the token's.
+    #[arg(long)]
+    pub tenant: Option<String>,
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 /// `stella telemetry rules|dashboards ...`

@@ -4,6 +4,7 @@
 //! Loading is three steps: a built-in [`Profile`] (a complete config), overlaid by the user's file
 //! ([`merge`]: maps merge, lists replace, `null` removes a key), then [`Config::from_value`], which checks
 //! everything and reports every problem at once, each with its key path and the fix.
+mod dora;
 mod evidence;
 mod incident;
 mod model;
@@ -14,6 +15,7 @@ mod storage;
 mod store;
 mod validate;
 
+pub use dora::{DoraConfig, DoraPreset, DoraSlo};
 pub use evidence::{BundleCompression, EvidenceConfig, ScheduleConfig};
 pub use incident::IncidentConfig;
 pub use model::{

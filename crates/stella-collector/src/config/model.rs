@@ -44,6 +44,8 @@ pub struct Config {
     pub evidence: super::EvidenceConfig,
     /// `incident`: lookback of incident holds and bundles, toggle webhook.
     pub incident: super::IncidentConfig,
+    /// `dora`: DORA definitions, SLO targets, classification, metrics window, retention.
+    pub dora: super::DoraConfig,
 }
 
 /// One entry of `tenants`.

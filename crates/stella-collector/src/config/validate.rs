@@ -73,6 +73,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "tenants",
     "evidence",
     "incident",
+    "dora",
 ];
 const RECEIVER_TYPES: &[&str] = &["otlp"];
 const PROCESSOR_TYPES: &[&str] = &["batch", "redaction", "resourcedetection", "spanmetrics", "tail_sampling"];
@@ -233,6 +234,7 @@ impl Config {
         let max_backlog = max_backlogs(root, &mut problems);
         let evidence = super::evidence::evidence(root.get("evidence"), base_dir, &mut problems);
         let incident = super::incident::incident(root.get("incident"), &egress, &mut problems);
+        let dora = super::dora::dora(root.get("dora"), &mut problems);
         if !problems.0.is_empty() {
             return Err(ConfigErrors(problems.0));
         }
@@ -251,6 +253,7 @@ impl Config {
             certificate_tenants,
             evidence,
             incident,
+            dora,
         })
     }
 }

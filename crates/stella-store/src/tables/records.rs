@@ -29,6 +29,10 @@ pub trait RecordRepository: Send + Sync {
     /// replaced one.
     fn put(&self, tenant: &str, id: &str, at: Timestamp, value: &[u8]) -> Result<bool, StateError>;
 
+    /// Saves several of `tenant`'s records `(id, at, value)` in one durable transaction (a batch of
+    /// events costs one sync); for each, `true` when it replaced one.
+    fn put_many(&self, tenant: &str, records: &[(&str, Timestamp, &[u8])]) -> Result<Vec<bool>, StateError>;
+
     /// `tenant`'s record `id`.
     fn get(&self, tenant: &str, id: &str) -> Result<Option<Record>, StateError>;
 
@@ -77,6 +81,20 @@ impl RecordRepository for RedbRecords {
             let before =
                 table.insert((tenant, id), (at.as_nanosecond(), value)).map_err(|source| self.db.storage(source))?;
             Ok(before.is_some())
+        })
+    }
+
+    fn put_many(&self, tenant: &str, records: &[(&str, Timestamp, &[u8])]) -> Result<Vec<bool>, StateError> {
+        self.db.write(|txn| {
+            let mut table = txn.open_table(self.definition()).map_err(|source| self.db.storage(source))?;
+            let mut replaced = Vec::with_capacity(records.len());
+            for (id, at, value) in records {
+                let before = table
+                    .insert((tenant, *id), (at.as_nanosecond(), *value))
+                    .map_err(|source| self.db.storage(source))?;
+                replaced.push(before.is_some());
+            }
+            Ok(replaced)
         })
     }
 

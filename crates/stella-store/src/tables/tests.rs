@@ -89,6 +89,10 @@ fn records_are_replaced_by_id_listed_in_id_order_and_kept_apart_by_tenant_and_ki
     assert!(!events.remove("acme", "deploy-2").unwrap());
     assert_eq!(events.list("acme").unwrap().len(), 1);
     assert_eq!(events.get("globex", "deploy-1").unwrap().unwrap().value, b"globex");
+    let batch: [(&str, Timestamp, &[u8]); 3] =
+        [("deploy-1", at(20), b"batch 1"), ("deploy-9", at(20), b"batch 9"), ("deploy-9", at(21), b"batch 9 again")];
+    assert_eq!(events.put_many("acme", &batch).unwrap(), [true, false, true], "one transaction, replace-by-id");
+    assert_eq!(events.get("acme", "deploy-9").unwrap().unwrap().value, b"batch 9 again");
 }
 
 #[test]

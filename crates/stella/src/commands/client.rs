@@ -11,6 +11,19 @@ pub async fn call(
     token: Option<&str>,
     body: Option<serde_json::Value>,
 ) -> anyhow::Result<serde_json::Value> {
+    let bytes = fetch(method, server, path, token, body).await?;
+    Ok(serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+}
+
+/// One API call; the answer's bytes as they came (reports in Markdown, HTML, CSV), or a
+/// [`ServerError`] with the server's code and message.
+pub async fn fetch(
+    method: reqwest::Method,
+    server: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> anyhow::Result<Vec<u8>> {
     let url = format!("{}{path}", server.trim_end_matches('/'));
     let mut request = reqwest::Client::new().request(method, &url);
     if let Some(token) = token {
@@ -28,7 +41,7 @@ pub async fn call(
     if !status.is_success() {
         return Err(refused(&url, status, &bytes));
     }
-    Ok(serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+    Ok(bytes.to_vec())
 }
 
 /// The [`ServerError`] of a refused call, with the `{"code","message"}` the server answered.

@@ -1,6 +1,7 @@
 //! One module per subcommand, each with an `execute` function.
 mod client;
 mod config;
+mod dora;
 mod evidence;
 mod hold;
 mod incident;
@@ -27,6 +28,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         TelemetryCommand::Incident { command } => incident::execute(command).await,
         TelemetryCommand::Query { command } => query::execute(command).await,
         TelemetryCommand::Hold { command } => hold::execute(command).await,
+        TelemetryCommand::Dora { command } => dora::execute(command).await,
         TelemetryCommand::Store { command: StoreCommand::Check { data_dir, repair, config, json } } => {
             tokio::task::spawn_blocking(move || store_check(&data_dir, config.as_deref(), repair, json)).await?
         }

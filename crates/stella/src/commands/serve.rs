@@ -93,6 +93,7 @@ pub async fn execute(args: ServeArgs) -> anyhow::Result<()> {
     };
     stella_api::incidents::enforce_ttl(&api_state);
     stella_api::evidence::spawn_schedule(&api_state);
+    stella_api::dora::spawn_refresh(api_state.clone());
     let api_tls = listener_tls(api_config.tls.as_ref(), "api.endpoint", &api_stop)?;
     let api =
         spawn_server(api_listener, stella_api::router(api_state), api_tls, api_stop.clone(), "API", API_HEADER_TIMEOUT);
