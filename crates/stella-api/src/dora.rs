@@ -166,7 +166,7 @@ fn store<T: serde::Serialize>(
     tenant: &str,
     parsed: &[(usize, &str, jiff::Timestamp, &T)],
     mut results: Vec<(usize, Value)>,
-) -> Result<(Vec<bool>, Response), ApiError> {
+) -> Result<(Vec<bool>, (StatusCode, Value)), ApiError> {
     let encoded: Vec<Vec<u8>> =
         parsed.iter().map(|(_, _, _, event)| serde_json::to_vec(event).unwrap_or_default()).collect();
     let rows: Vec<(&str, jiff::Timestamp, &[u8])> =
@@ -185,29 +185,36 @@ fn store<T: serde::Serialize>(
         "results": results.into_iter().map(|(_, result)| result).collect::<Vec<_>>(),
     });
     let status = if parsed.is_empty() && refused > 0 { StatusCode::BAD_REQUEST } else { StatusCode::OK };
-    Ok((replaced, (status, axum::Json(answer)).into_response()))
+    Ok((replaced, (status, answer)))
 }
 
-/// `POST /telemetry/dora/deployments`.
-pub(crate) async fn record_deployments(
-    State(state): State<ApiState>,
-    principal: Option<axum::Extension<Principal>>,
-    body: Bytes,
-) -> Response {
-    match deployments(&state, principal.as_deref(), &body).await {
-        Ok(response) => response,
-        Err(error) => error.into_response(),
+/// What recording events needs: the tables, the settings, the metrics.
+#[derive(Clone)]
+pub struct Ingest {
+    deployments: RedbRecords,
+    incidents: RedbRecords,
+    settings: DoraSettings,
+    metrics: DoraMetrics,
+}
+
+impl Ingest {
+    /// For the running collector of `state`.
+    fn of(state: &ApiState) -> Ingest {
+        Ingest::new(&state.collector, &state.registry)
     }
-}
 
-async fn deployments(state: &ApiState, principal: Option<&Principal>, body: &[u8]) -> Result<Response, ApiError> {
-    let tenant = tenant_of(principal, None)?;
-    let items = events(body)?;
-    check_tenants(&items, &tenant)?;
-    let settings = settings(&state.collector.config().dora);
-    let table = state.collector.records(DEPLOYMENTS);
-    let metrics = DoraMetrics::new(&state.registry);
-    blocking(move || {
+    /// For `collector`, counting into `registry`.
+    pub fn new(collector: &stella_collector::Collector, registry: &Registry) -> Ingest {
+        Ingest {
+            deployments: collector.records(DEPLOYMENTS),
+            incidents: collector.records(INCIDENTS),
+            settings: settings(&collector.config().dora),
+            metrics: DoraMetrics::new(registry),
+        }
+    }
+
+    /// Parses and records deployment events of `tenant` in one transaction: the batch answer.
+    fn deployments(&self, tenant: &str, items: &[Value]) -> Result<(StatusCode, Value), ApiError> {
         let (mut accepted, mut results) = (Vec::new(), Vec::new());
         for (index, item) in items.iter().enumerate() {
             match stella_dora::parse_deployment(item) {
@@ -217,15 +224,94 @@ async fn deployments(state: &ApiState, principal: Option<&Principal>, body: &[u8
         }
         let parsed: Vec<(usize, &str, jiff::Timestamp, &Deployment)> =
             accepted.iter().map(|(index, event)| (*index, event.id.as_str(), event.finished, event)).collect();
-        let (replaced, response) = store(&table, &tenant, &parsed, results)?;
+        let (replaced, answer) = store(&self.deployments, tenant, &parsed, results)?;
         for ((_, deployment), replaced) in accepted.iter().zip(replaced) {
             if !replaced {
-                count_deployment(&metrics, &settings, &tenant, deployment);
+                count_deployment(&self.metrics, &self.settings, tenant, deployment);
             }
         }
-        Ok(response)
-    })
-    .await
+        Ok(answer)
+    }
+
+    /// Parses and records incident events of `tenant` in one transaction: the batch answer.
+    fn incidents(&self, tenant: &str, items: &[Value]) -> Result<(StatusCode, Value), ApiError> {
+        let (mut accepted, mut results) = (Vec::new(), Vec::new());
+        for (index, item) in items.iter().enumerate() {
+            match stella_dora::parse_incident(item, &self.settings.severities) {
+                Ok(incident) => accepted.push((index, incident)),
+                Err(error) => results.push((index, refused(index, item.get("id").and_then(Value::as_str), &error))),
+            }
+        }
+        // Recovery is observed once: when an incident is first known resolved.
+        let mut newly_resolved = Vec::new();
+        for (_, incident) in &accepted {
+            if incident.resolved.is_some() && self.settings.is_production(&incident.environment) {
+                let was_resolved =
+                    self.incident(tenant, &incident.id)?.is_some_and(|earlier| earlier.resolved.is_some());
+                if !was_resolved && !newly_resolved.contains(&incident.id) {
+                    newly_resolved.push(incident.id.clone());
+                }
+            }
+        }
+        let parsed: Vec<(usize, &str, jiff::Timestamp, &Incident)> =
+            accepted.iter().map(|(index, event)| (*index, event.id.as_str(), event.started, event)).collect();
+        let (_, answer) = store(&self.incidents, tenant, &parsed, results)?;
+        for (_, incident) in accepted.iter().filter(|(_, incident)| newly_resolved.contains(&incident.id)) {
+            if let Some(resolved) = incident.resolved {
+                let hours = (resolved.as_nanosecond() - incident.started.as_nanosecond()) as f64 / 3.6e12;
+                self.metrics.recovery.with(&[tenant, &incident.environment, &incident.service]).observe(hours);
+            }
+        }
+        Ok(answer)
+    }
+
+    /// `tenant`'s stored incident `id`.
+    fn incident(&self, tenant: &str, id: &str) -> Result<Option<Incident>, ApiError> {
+        let record = self.incidents.get(tenant, id).map_err(storage)?;
+        Ok(record.and_then(|record| serde_json::from_slice::<Incident>(&record.value).ok()))
+    }
+}
+
+fn answer(result: Result<(StatusCode, Value), ApiError>) -> Response {
+    match result {
+        Ok((status, body)) => (status, axum::Json(body)).into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+/// `POST /telemetry/dora/deployments`.
+pub(crate) async fn record_deployments(
+    State(state): State<ApiState>,
+    principal: Option<axum::Extension<Principal>>,
+    body: Bytes,
+) -> Response {
+    answer(ingest(&state, principal.as_deref(), &body, Ingest::deployments).await)
+}
+
+/// `POST /telemetry/dora/incidents`.
+pub(crate) async fn record_incidents(
+    State(state): State<ApiState>,
+    principal: Option<axum::Extension<Principal>>,
+    body: Bytes,
+) -> Response {
+    answer(ingest(&state, principal.as_deref(), &body, Ingest::incidents).await)
+}
+
+/// Records a batch of one kind of event for a tenant: [`Ingest::deployments`] or [`Ingest::incidents`].
+type Recorder = fn(&Ingest, &str, &[Value]) -> Result<(StatusCode, Value), ApiError>;
+
+/// Checks a batch's tenancy, then records it on a blocking thread with `record`.
+async fn ingest(
+    state: &ApiState,
+    principal: Option<&Principal>,
+    body: &[u8],
+    record: Recorder,
+) -> Result<(StatusCode, Value), ApiError> {
+    let tenant = tenant_of(principal, None)?;
+    let items = events(body)?;
+    check_tenants(&items, &tenant)?;
+    let ingest = Ingest::of(state);
+    blocking(move || record(&ingest, &tenant, &items)).await
 }
 
 /// The counters and the lead-time histogram of a newly recorded deployment.
@@ -244,60 +330,6 @@ fn count_deployment(metrics: &DoraMetrics, settings: &DoraSettings, tenant: &str
             }
         }
     }
-}
-
-/// `POST /telemetry/dora/incidents`.
-pub(crate) async fn record_incidents(
-    State(state): State<ApiState>,
-    principal: Option<axum::Extension<Principal>>,
-    body: Bytes,
-) -> Response {
-    match incidents(&state, principal.as_deref(), &body).await {
-        Ok(response) => response,
-        Err(error) => error.into_response(),
-    }
-}
-
-async fn incidents(state: &ApiState, principal: Option<&Principal>, body: &[u8]) -> Result<Response, ApiError> {
-    let tenant = tenant_of(principal, None)?;
-    let items = events(body)?;
-    check_tenants(&items, &tenant)?;
-    let settings = settings(&state.collector.config().dora);
-    let table = state.collector.records(INCIDENTS);
-    let metrics = DoraMetrics::new(&state.registry);
-    blocking(move || {
-        let (mut accepted, mut results) = (Vec::new(), Vec::new());
-        for (index, item) in items.iter().enumerate() {
-            match stella_dora::parse_incident(item, &settings.severities) {
-                Ok(incident) => accepted.push((index, incident)),
-                Err(error) => results.push((index, refused(index, item.get("id").and_then(Value::as_str), &error))),
-            }
-        }
-        // Recovery is observed once: when an incident is first known resolved.
-        let mut newly_resolved = Vec::new();
-        for (_, incident) in &accepted {
-            if incident.resolved.is_some() && settings.is_production(&incident.environment) {
-                let before = table.get(&tenant, &incident.id).map_err(storage)?;
-                let was_resolved = before
-                    .and_then(|record| serde_json::from_slice::<Incident>(&record.value).ok())
-                    .is_some_and(|earlier| earlier.resolved.is_some());
-                if !was_resolved && !newly_resolved.contains(&incident.id) {
-                    newly_resolved.push(incident.id.clone());
-                }
-            }
-        }
-        let parsed: Vec<(usize, &str, jiff::Timestamp, &Incident)> =
-            accepted.iter().map(|(index, event)| (*index, event.id.as_str(), event.started, event)).collect();
-        let (_, response) = store(&table, &tenant, &parsed, results)?;
-        for (_, incident) in accepted.iter().filter(|(_, incident)| newly_resolved.contains(&incident.id)) {
-            if let Some(resolved) = incident.resolved {
-                let hours = (resolved.as_nanosecond() - incident.started.as_nanosecond()) as f64 / 3.6e12;
-                metrics.recovery.with(&[&tenant, &incident.environment, &incident.service]).observe(hours);
-            }
-        }
-        Ok(response)
-    })
-    .await
 }
 
 async fn blocking<T: Send + 'static>(
@@ -463,4 +495,136 @@ fn refresh(state: &ApiState) -> Result<(), ApiError> {
         }
     }
     Ok(())
+}
+
+/// The `dora` exporter: DORA events from the OTLP log records of a logs pipeline (event names
+/// `stella.release.promotion|rollback`, `stella.incident.opened|acknowledged|resolved`, fields in
+/// `stella.*` attributes; see `stella_dora::log_event`), recorded as the API records them. Other
+/// records are passed over. A record that is not a valid event is logged and counted
+/// (`collector_export_failures_total{exporter="dora",reason="invalid_event"}`), never retried; a storage
+/// failure retries the batch (recording is idempotent by id).
+pub struct LogEvents {
+    collector: std::sync::OnceLock<std::sync::Arc<stella_collector::Collector>>,
+    registry: Registry,
+    metrics: stella_export::ExportMetrics,
+}
+
+impl LogEvents {
+    /// An exporter that waits (its batches retried) until [`LogEvents::attach`].
+    pub fn new(registry: &Registry) -> Self {
+        LogEvents {
+            collector: std::sync::OnceLock::new(),
+            registry: registry.clone(),
+            metrics: stella_export::ExportMetrics::new(registry),
+        }
+    }
+
+    /// Records into `collector`'s tables from now on.
+    pub fn attach(&self, collector: std::sync::Arc<stella_collector::Collector>) {
+        let _ = self.collector.set(collector);
+    }
+
+    /// Records the events of `request` for `tenant`, in record order; counts refusals in `metrics`.
+    fn apply(
+        ingest: &Ingest,
+        metrics: &stella_export::ExportMetrics,
+        tenant: &str,
+        request: &stella_otlp::proto::collector::logs::v1::ExportLogsServiceRequest,
+    ) -> Result<(), ApiError> {
+        use stella_dora::log_event::{LogEvent, from_log};
+        let mut invalid = 0u64;
+        let mut pending: (Vec<Value>, Vec<Value>) = (Vec::new(), Vec::new());
+        let refusals = |answer: (StatusCode, Value)| answer.1["refused"].as_u64().unwrap_or(0);
+        for group in &request.resource_logs {
+            let service = stella_otlp::attributes::service_name(group.resource.as_ref());
+            for record in group.scope_logs.iter().flat_map(|scope| &scope.log_records) {
+                let name = if record.event_name.is_empty() {
+                    stella_otlp::attributes::get_str(&record.attributes, "event.name").unwrap_or_default()
+                } else {
+                    record.event_name.as_str()
+                };
+                let fields: serde_json::Map<String, Value> = record
+                    .attributes
+                    .iter()
+                    .filter_map(|attribute| {
+                        let key = attribute.key.strip_prefix("stella.")?;
+                        let value = attribute.value.as_ref()?.value.as_ref()?;
+                        Some((key.to_string(), stella_otlp::attributes::json_value(value)))
+                    })
+                    .collect();
+                let nanos =
+                    if record.time_unix_nano > 0 { record.time_unix_nano } else { record.observed_time_unix_nano };
+                let time = jiff::Timestamp::from_nanosecond(i128::from(nanos)).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+                match from_log(name, fields, time, service) {
+                    Ok(None) => {}
+                    Ok(Some(LogEvent::Deployment(value))) => pending.0.push(value),
+                    Ok(Some(LogEvent::Incident(value))) => {
+                        invalid += refusals(ingest.deployments(tenant, &std::mem::take(&mut pending.0))?);
+                        pending.1.push(value);
+                    }
+                    Ok(Some(LogEvent::IncidentUpdate { incident, field, at })) => {
+                        invalid += refusals(ingest.deployments(tenant, &std::mem::take(&mut pending.0))?);
+                        invalid += refusals(ingest.incidents(tenant, &std::mem::take(&mut pending.1))?);
+                        let id = incident["id"].as_str().unwrap_or_default().to_string();
+                        let updated = match ingest.incident(tenant, &id)? {
+                            Some(mut known) => {
+                                if field == "acknowledged" {
+                                    known.acknowledged = Some(at);
+                                } else {
+                                    known.resolved = Some(at);
+                                }
+                                serde_json::to_value(known).unwrap_or(incident)
+                            }
+                            None => incident,
+                        };
+                        invalid += refusals(ingest.incidents(tenant, &[updated])?);
+                    }
+                    Err(error) => {
+                        tracing::warn!(exporter = "dora", %error, "a DORA log event was refused");
+                        invalid += 1;
+                    }
+                }
+            }
+        }
+        invalid += refusals(ingest.deployments(tenant, &pending.0)?);
+        invalid += refusals(ingest.incidents(tenant, &pending.1)?);
+        if invalid > 0 {
+            tracing::warn!(exporter = "dora", tenant, invalid, "DORA log events refused; they are not retried");
+            metrics.failed("dora", "invalid_event", invalid);
+        }
+        Ok(())
+    }
+}
+
+impl stella_export::Exporter for LogEvents {
+    fn id(&self) -> &str {
+        "dora"
+    }
+
+    fn export<'a>(
+        &'a self,
+        batch: &'a stella_otlp::Batch,
+        _delivery: stella_export::Delivery<'a>,
+    ) -> stella_export::BoxFuture<'a, Result<(), stella_export::ExportError>> {
+        Box::pin(async move {
+            let unavailable = |message: String| stella_export::ExportError::Retryable {
+                reason: "unavailable",
+                endpoint: "dora".into(),
+                message,
+                retry_after: None,
+            };
+            let Some(collector) = self.collector.get() else {
+                return Err(unavailable("the DORA tables are not open yet".into()));
+            };
+            let stella_otlp::OtlpRequest::Logs(request) = &batch.request else { return Ok(()) };
+            let ingest = Ingest::new(collector, &self.registry);
+            let (tenant, request) = (batch.tenant.to_string(), request.clone());
+            let metrics = self.metrics.clone();
+            match tokio::task::spawn_blocking(move || LogEvents::apply(&ingest, &metrics, &tenant, &request)).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(error)) => Err(unavailable(error.message)),
+                Err(error) => Err(unavailable(error.to_string())),
+            }
+        })
+    }
 }

@@ -32,6 +32,7 @@ async fn start_with(config_text: &str) -> (ApiState, tempfile::TempDir) {
         host_facts: Arc::new(HostFacts::default()),
         allow_insecure: false,
         rotation_signer: None,
+        event_exporter: None,
     };
     let source = ConfigSource { profile: Profile::Default, overlay: Some(config), check: None };
     let collector = Collector::start(source, context).await.unwrap();

@@ -76,7 +76,8 @@ fn events() -> (Vec<Deployment>, Vec<Incident>) {
                 started,
                 acknowledged: Some(started + SignedDuration::from_mins(5)),
                 resolved: (random.below(10) > 0).then(|| started + SignedDuration::from_mins(90)),
-                deployment_id: (random.below(4) == 0).then(|| format!("deploy-{:07}", random.below(DEPLOYMENTS as u64))),
+                deployment_id: (random.below(4) == 0)
+                    .then(|| format!("deploy-{:07}", random.below(DEPLOYMENTS as u64))),
             }
         })
         .collect();

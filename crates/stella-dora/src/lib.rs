@@ -28,6 +28,7 @@
 mod classify;
 mod compute;
 mod event;
+pub mod log_event;
 pub mod render;
 mod report;
 mod settings;

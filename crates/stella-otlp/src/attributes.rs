@@ -55,3 +55,32 @@ pub fn label_text(value: Option<&AnyValue>) -> String {
         None => String::new(),
     }
 }
+
+/// A value as JSON: strings, booleans and numbers as themselves (a non-finite double as `null`), bytes as
+/// hex, arrays as arrays, key-value lists as objects.
+pub fn json_value(value: &Value) -> serde_json::Value {
+    match value {
+        Value::StringValue(text) => text.clone().into(),
+        Value::BoolValue(flag) => (*flag).into(),
+        Value::IntValue(number) => (*number).into(),
+        Value::DoubleValue(number) => serde_json::Number::from_f64(*number).map_or(serde_json::Value::Null, Into::into),
+        Value::BytesValue(bytes) => hex::encode(bytes).into(),
+        Value::ArrayValue(array) => {
+            array.values.iter().filter_map(|value| value.value.as_ref()).map(json_value).collect()
+        }
+        Value::StringValueStrindex(index) => (*index).into(),
+        Value::KvlistValue(list) => list
+            .values
+            .iter()
+            .map(|pair| {
+                let value = pair
+                    .value
+                    .as_ref()
+                    .and_then(|value| value.value.as_ref())
+                    .map_or(serde_json::Value::Null, json_value);
+                (pair.key.clone(), value)
+            })
+            .collect::<serde_json::Map<_, _>>()
+            .into(),
+    }
+}

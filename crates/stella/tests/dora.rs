@@ -156,3 +156,75 @@ async fn events_in_report_out_with_tenancy_idempotence_and_metrics() {
     }
     assert!(stella.terminate().success());
 }
+
+/// An OTLP/JSON log record carrying a DORA event.
+fn log_event(name: &str, at: &str, attributes: Value) -> Value {
+    let nanos = at.parse::<jiff::Timestamp>().map(|time| time.as_nanosecond().to_string()).unwrap_or_default();
+    let attributes: Vec<Value> = attributes
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(key, value)| {
+            let value = match value {
+                Value::Array(items) => json!({"arrayValue": {"values": items.iter().map(|item| json!({"stringValue": item})).collect::<Vec<_>>()}}),
+                other => json!({"stringValue": other}),
+            };
+            json!({"key": format!("stella.{key}"), "value": value})
+        })
+        .collect();
+    json!({"timeUnixNano": nanos, "eventName": name, "attributes": attributes, "body": {"stringValue": name}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_records_named_as_dora_events_are_recorded() {
+    let body = "exporters: {dora: {}}\nservice:\n  pipelines:\n    logs: {receivers: [otlp], processors: [], exporters: [dora]}\n    traces: null\n    metrics: null\n";
+    let mut stella = Stella::start(body);
+    let records = json!([
+        log_event(
+            "stella.release.promotion",
+            "2026-11-02T10:00:00Z",
+            json!({"id": "p1", "environment": "production", "commits": ["c1@2026-11-02T06:00:00Z"]})
+        ),
+        log_event("stella.release.rollback", "2026-11-02T11:00:00Z", json!({"id": "p2", "environment": "production"})),
+        log_event(
+            "stella.incident.opened",
+            "2026-11-02T10:30:00Z",
+            json!({"id": "i1", "environment": "production", "severity": "sev1"})
+        ),
+        log_event("stella.incident.resolved", "2026-11-02T12:30:00Z", json!({"id": "i1"})),
+        log_event("stella.release.promotion", "2026-11-02T13:00:00Z", json!({"environment": "production"})),
+        log_event("http.request", "2026-11-02T13:00:00Z", json!({})),
+    ]);
+    let request = json!({"resourceLogs": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "checkout"}}]},
+        "scopeLogs": [{"logRecords": records}]}]});
+    let client = reqwest::Client::new();
+    let sent =
+        client.post(stella.url("/v1/logs")).json(&request).send().await.map(|response| response.status().as_u16());
+    assert_eq!(sent.unwrap_or(0), 200);
+    let url = stella.api_url("/telemetry/dora/report?from=2026-11-02&to=2026-11-03&format=json");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let report = loop {
+        let report: Value = match client.get(&url).send().await {
+            Ok(response) => response.json().await.unwrap_or_default(),
+            Err(error) => panic!("{error}"),
+        };
+        if report["counts"]["deployments"] == 2 && report["metrics"]["mttr"]["value"].as_f64().is_some() {
+            break report;
+        }
+        assert!(std::time::Instant::now() < deadline, "the log events were not recorded: {report}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(report["counts"]["failed"], 1, "p1 is followed by the rollback p2: {report}");
+    assert_eq!(report["metrics"]["lead_time"]["value"].as_f64(), Some(4.0));
+    assert_eq!(report["metrics"]["mttr"]["value"].as_f64(), Some(2.0), "opened 10:30, resolved 12:30");
+    let metrics = reqwest::get(stella.api_url("/metrics")).await.map(|response| response.text());
+    let metrics = match metrics {
+        Ok(text) => text.await.unwrap_or_default(),
+        Err(error) => panic!("{error}"),
+    };
+    assert!(
+        metrics.contains("collector_export_failures_total{exporter=\"dora\",reason=\"invalid_event\"} 1"),
+        "the promotion without an id is refused and counted:\n{metrics}"
+    );
+    assert!(stella.terminate().success());
+}

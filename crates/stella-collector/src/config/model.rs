@@ -161,6 +161,8 @@ pub enum ExporterConfig {
     Loki(stella_export::loki::LokiConfig),
     /// `nop`.
     Nop,
+    /// `dora`: DORA events from log records into the DORA tables.
+    DoraEvents,
     /// `store`: the embedded store (sealed chunks under `<data-dir>/store`).
     Store(super::store::StoreSettings),
 }

@@ -221,12 +221,21 @@ fn push_exporters_are_egress_checked_and_take_their_signal_only() {
 #[test]
 fn dora_settings_default_to_the_seed_and_bad_values_name_their_key() {
     let mut value = parse_yaml(Profile::Default.yaml(), "profile default").unwrap();
-    merge(&mut value, parse_yaml("dora: {production_environments: [Prod, live], slo: {mttr_slo_hours: 2}}\n", "test").unwrap());
+    merge(
+        &mut value,
+        parse_yaml("dora: {production_environments: [Prod, live], slo: {mttr_slo_hours: 2}}\n", "test").unwrap(),
+    );
     let config = Config::from_value(&value).unwrap();
     assert_eq!(config.dora.production_environments, ["prod", "live"]);
     assert_eq!((config.dora.slo.mttr_slo_hours, config.dora.slo.lead_time_slo_hours), (2.0, 24.0));
     assert_eq!(config.dora.metrics_window, std::time::Duration::from_secs(30 * 86_400));
-    let errors = errors_of("dora: {severities: [p1, unknown], slo: {lead_time_slo_hours: 0}, classification: {name: x, deployment_frequency_per_day: [0.1, 1, 7], lead_time_hours: [1, 2, 3], change_failure_rate_percent: [1, 2, 3], mttr_hours: [1, 2, 3]}}\n");
+    let errors = errors_of(
+        "dora: {severities: [p1, unknown], slo: {lead_time_slo_hours: 0}, classification: {name: x, deployment_frequency_per_day: [0.1, 1, 7], lead_time_hours: [1, 2, 3], change_failure_rate_percent: [1, 2, 3], mttr_hours: [1, 2, 3]}}\n",
+    );
     let keys: Vec<&str> = errors.iter().filter_map(|error| error.split(':').next()).collect();
-    assert_eq!(keys, ["dora.severities", "dora.slo.lead_time_slo_hours", "dora.classification.deployment_frequency_per_day"], "{errors:?}");
+    assert_eq!(
+        keys,
+        ["dora.severities", "dora.slo.lead_time_slo_hours", "dora.classification.deployment_frequency_per_day"],
+        "{errors:?}"
+    );
 }

@@ -78,7 +78,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
 const RECEIVER_TYPES: &[&str] = &["otlp"];
 const PROCESSOR_TYPES: &[&str] = &["batch", "redaction", "resourcedetection", "spanmetrics", "tail_sampling"];
 const EXPORTER_TYPES: &[&str] =
-    &["debug", "file", "loadbalancing", "loki", "nop", "otlp", "otlphttp", "prometheusremotewrite", "store"];
+    &["debug", "dora", "file", "loadbalancing", "loki", "nop", "otlp", "otlphttp", "prometheusremotewrite", "store"];
 
 #[derive(Default)]
 pub(super) struct Problems(Vec<ConfigError>);
@@ -201,6 +201,8 @@ impl Config {
                     check_egress(&[("endpoint", config.endpoint.as_str())], &egress, path, problems);
                     Some(ExporterConfig::Loki(config))
                 }
+                "dora" => typed::<NopRaw>(&without_key(value, "max_backlog"), path, problems)
+                    .map(|_| ExporterConfig::DoraEvents),
                 "store" => typed(value, path, problems).map(ExporterConfig::Store),
                 _ => typed::<NopRaw>(&without_key(value, "max_backlog"), path, problems).map(|_| ExporterConfig::Nop),
             });
@@ -691,7 +693,7 @@ fn check_exporter_signals(
         for (index, id) in pipeline.exporters.iter().enumerate() {
             let takes = match exporters.get(id) {
                 Some(ExporterConfig::PrometheusRemoteWrite(_)) => Signal::Metrics,
-                Some(ExporterConfig::Loki(_)) => Signal::Logs,
+                Some(ExporterConfig::Loki(_) | ExporterConfig::DoraEvents) => Signal::Logs,
                 Some(ExporterConfig::LoadBalancing(_)) if pipeline.signal != Signal::Metrics => continue,
                 Some(ExporterConfig::LoadBalancing(_)) => {
                     problems.add(

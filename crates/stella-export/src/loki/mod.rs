@@ -174,37 +174,8 @@ fn severity(record: &LogRecord) -> String {
 fn line(body: Option<&AnyValue>) -> String {
     match body.and_then(|body| body.value.as_ref()) {
         Some(any_value::Value::StringValue(text)) => text.clone(),
-        Some(other) => json_value(other).to_string(),
+        Some(other) => stella_otlp::attributes::json_value(other).to_string(),
         None => String::new(),
-    }
-}
-
-fn json_value(value: &any_value::Value) -> serde_json::Value {
-    use any_value::Value;
-    match value {
-        Value::StringValue(text) => text.clone().into(),
-        Value::BoolValue(flag) => (*flag).into(),
-        Value::IntValue(number) => (*number).into(),
-        Value::DoubleValue(number) => serde_json::Number::from_f64(*number).map_or(serde_json::Value::Null, Into::into),
-        Value::BytesValue(bytes) => hex::encode(bytes).into(),
-        Value::ArrayValue(array) => {
-            array.values.iter().filter_map(|value| value.value.as_ref()).map(json_value).collect()
-        }
-        Value::StringValueStrindex(index) => (*index).into(),
-        Value::KvlistValue(list) => list
-            .values
-            .iter()
-            .map(|pair| {
-                (
-                    pair.key.clone(),
-                    pair.value
-                        .as_ref()
-                        .and_then(|value| value.value.as_ref())
-                        .map_or(serde_json::Value::Null, json_value),
-                )
-            })
-            .collect::<serde_json::Map<_, _>>()
-            .into(),
     }
 }
 
