@@ -5,7 +5,8 @@
 # Installs what those need when it can: Debian's `prometheus` (the remote-write receiver, promtool),
 # `strace` (to prove sealed mode makes no DNS lookup), `shellcheck` and `systemd` (systemd-analyze) for the
 # offline kit's bootstrap scripts, `protobuf-compiler` and `libprotobuf-dev` (protoc and timestamp.proto,
-# to decode Loki pushes independently), and a Python venv in .venv.
+# to decode Loki pushes independently), `chromium` (renders the DORA report headless), and a Python venv
+# in .venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +18,7 @@ command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-venv)
 command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
 [ -f /usr/include/google/protobuf/timestamp.proto ] || missing+=(libprotobuf-dev)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing Debian packages: ${missing[*]}"

@@ -215,7 +215,7 @@ svg{width:100%;max-width:640px;height:auto}rect{fill:#0969da}text{font-size:10px
         };
         let _ = write!(
             out,
-            "<div class=\"tile\"><div>{name}</div><div class=\"value\" data-metric=\"{name}\">{}</div><div>{} &middot; {}</div><div class=\"{class}\">SLO {} ({})</div></div>",
+            "<div class=\"tile\"><div>{name}</div><div class=\"value\" data-metric=\"{name}\">{}</div><div>{} &middot; {}</div><div class=\"{class}\">SLO {} (target {})</div></div>",
             figure(metric.value),
             metric.unit,
             metric.tier.as_str(),
