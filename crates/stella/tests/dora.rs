@@ -154,6 +154,26 @@ async fn events_in_report_out_with_tenancy_idempotence_and_metrics() {
     ] {
         assert!(metrics.contains(expected), "missing {expected:?}:\n{metrics}");
     }
+    // promtool accepts the exposition; its only complaints are the base-unit lint on the two `_hours`
+    // names the seed fixes.
+    let mut check = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|error| panic!("promtool (./scripts/test.sh installs Debian's prometheus): {error}"));
+    if let Some(mut stdin) = check.stdin.take() {
+        use std::io::Write;
+        stdin.write_all(metrics.as_bytes()).unwrap_or_else(|error| panic!("{error}"));
+    }
+    let output = check.wait_with_output().unwrap_or_else(|error| panic!("{error}"));
+    let complaints = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    let lines: Vec<&str> = complaints.lines().filter(|line| !line.trim().is_empty()).collect();
+    assert!(
+        lines.iter().all(|line| line.contains("dora_lead_time_hours") || line.contains("dora_time_to_recovery_hours")),
+        "promtool check metrics:\n{complaints}"
+    );
     assert!(stella.terminate().success());
 }
 

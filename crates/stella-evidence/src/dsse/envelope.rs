@@ -83,6 +83,12 @@ impl Envelope {
         }
     }
 
+    /// An envelope of the given parts, as they are (e.g. a placeholder signature a verifier must refuse
+    /// unless told otherwise); [`Envelope::sign`] makes real ones.
+    pub fn from_parts(payload_type: &str, payload: Vec<u8>, signatures: Vec<Signature>) -> Envelope {
+        Envelope { payload_type: payload_type.to_string(), payload, signatures }
+    }
+
     /// The payload type (authenticated only once [`Envelope::verify`] succeeded).
     pub fn payload_type(&self) -> &str {
         &self.payload_type
