@@ -9,6 +9,7 @@
 pub mod audit;
 pub mod dora;
 pub mod evidence;
+mod federation;
 mod holds;
 pub mod incidents;
 pub mod query;
@@ -175,6 +176,54 @@ pub const ROUTES: &[Route] = &[
         summary: "the DORA report ?from=&to=&tz=&as_of=&environment=&format=json|md|html|csv",
     },
     Route {
+        method: "POST",
+        path: "/telemetry/federation/observations",
+        scope: Some(Scope::Ingest),
+        summary: "record vulnerability observations {cve_id, artifact_digest, noisy, observed_at} (object or array)",
+    },
+    Route {
+        method: "GET",
+        path: "/telemetry/federation/consents",
+        scope: Some(Scope::Admin),
+        summary: "the tenant's federation consents with their status",
+    },
+    Route {
+        method: "POST",
+        path: "/telemetry/federation/consents",
+        scope: Some(Scope::Admin),
+        summary: "grant a consent {federation_id, scope, purpose, expires_at, not_before?, site_alias?}, signed by the server",
+    },
+    Route {
+        method: "POST",
+        path: "/telemetry/federation/consents/{digest}/revoke",
+        scope: Some(Scope::Admin),
+        summary: "revoke a consent {reason}: answers the signed revocation to push to hubs",
+    },
+    Route {
+        method: "GET",
+        path: "/telemetry/federation/bundle",
+        scope: Some(Scope::Export),
+        summary: "the signed federation bundle ?window=7d|START..END&consent= (k-anonymity, optional noise within the budget)",
+    },
+    Route {
+        method: "POST",
+        path: "/telemetry/federation/bundles",
+        scope: Some(Scope::Ingest),
+        summary: "hub: verify and import a bundle file (idempotent by bundle id)",
+    },
+    Route {
+        method: "POST",
+        path: "/telemetry/federation/revocations",
+        scope: Some(Scope::Ingest),
+        summary: "hub: verify and keep a consent revocation; its bundles leave the aggregate",
+    },
+    Route {
+        method: "GET",
+        path: "/telemetry/federation/aggregate",
+        scope: Some(Scope::Read),
+        summary: "hub: the federated buckets ?window= with per-site provenance",
+    },
+    Route {
         method: "GET",
         path: "/telemetry/tokens",
         scope: Some(Scope::Operator),
@@ -221,6 +270,14 @@ pub fn router(state: ApiState) -> Router {
             ("POST", "/telemetry/dora/deployments") => post(dora::record_deployments),
             ("POST", "/telemetry/dora/incidents") => post(dora::record_incidents),
             ("GET", "/telemetry/dora/report") => get(dora::report),
+            ("POST", "/telemetry/federation/observations") => post(federation::record_observations),
+            ("GET", "/telemetry/federation/consents") => get(federation::list_consents),
+            ("POST", "/telemetry/federation/consents") => post(federation::grant),
+            ("POST", "/telemetry/federation/consents/{digest}/revoke") => post(federation::revoke),
+            ("GET", "/telemetry/federation/bundle") => get(federation::bundle),
+            ("POST", "/telemetry/federation/bundles") => post(federation::import_bundle),
+            ("POST", "/telemetry/federation/revocations") => post(federation::import_revocation),
+            ("GET", "/telemetry/federation/aggregate") => get(federation::aggregate),
             ("GET", "/telemetry/tokens") => get(tokens::list),
             ("POST", "/telemetry/tokens") => post(tokens::create),
             ("DELETE", "/telemetry/tokens/{id}") => axum::routing::delete(tokens::revoke),

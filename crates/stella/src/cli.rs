@@ -129,6 +129,13 @@ pub enum TelemetryCommand {
         #[command(subcommand)]
         command: DoraCommand,
     },
+    /// Federation: consents (grant, revoke, show), signed bundles of aggregated vulnerability-noise
+    /// statistics (build on a site, verify anywhere, push to a hub), revocations to hubs.
+    Federation {
+        /// The federation command.
+        #[command(subcommand)]
+        command: FederationCommand,
+    },
     /// Prometheus alerting and recording rules for the telemetry tier and the services it observes
     /// (burn-rate SLO alerts from the span metrics, exporter health, ingest log usage, incident mode,
     /// bundles, refusals, DORA SLOs), with their `promtool test rules` unit tests.
@@ -536,6 +543,137 @@ pub struct DoraReportArgs {
     pub tenant: Option<String>,
     #[command(flatten)]
     pub client: ClientArgs,
+}
+
+/// `stella telemetry federation ...`
+#[derive(Debug, Subcommand, PartialEq)]
+pub enum FederationCommand {
+    /// Consents (scope `admin` on the site's server).
+    Consent {
+        /// The consent command.
+        #[command(subcommand)]
+        command: ConsentCommand,
+    },
+    /// Bundles.
+    Bundle {
+        /// The bundle command.
+        #[command(subcommand)]
+        command: BundleCommand,
+    },
+    /// Send a revocation statement (from `consent revoke --out`) to a hub.
+    PushRevocation {
+        /// The revocation file.
+        file: PathBuf,
+        #[command(flatten)]
+        hub: HubArgs,
+    },
+}
+
+/// `stella telemetry federation consent ...`
+#[derive(Debug, Subcommand, PartialEq)]
+pub enum ConsentCommand {
+    /// Grant a consent for a federation, signed by the server's key.
+    Grant {
+        /// The federation id.
+        #[arg(long)]
+        federation: String,
+        /// What may be shared.
+        #[arg(long, default_value = "vuln-noise-aggregates")]
+        scope: String,
+        /// Why.
+        #[arg(long)]
+        purpose: String,
+        /// Valid until (RFC 3339).
+        #[arg(long)]
+        expires_at: String,
+        /// Valid from (RFC 3339; default now).
+        #[arg(long)]
+        not_before: Option<String>,
+        /// The site's alias (default: federation.aliases of the tenant).
+        #[arg(long)]
+        alias: Option<String>,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Revoke a consent; the signed revocation is printed (or written with --out) for the hubs.
+    Revoke {
+        /// The consent digest (`sha256:...`).
+        digest: String,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+        /// Write the revocation statement here.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// List the tenant's consents and their status.
+    Show {
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+}
+
+/// `stella telemetry federation bundle ...`
+#[derive(Debug, Subcommand, PartialEq)]
+pub enum BundleCommand {
+    /// Build the signed bundle of a window on the site's server (scope `export`).
+    Build {
+        /// `7d`, or `START..END` (RFC 3339).
+        #[arg(long)]
+        window: String,
+        /// The bundle file to write.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// The consent (default: the only unrevoked one).
+        #[arg(long)]
+        consent: Option<String>,
+        /// The tenant (operators only).
+        #[arg(long)]
+        tenant: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Verify a bundle offline: digests, payload types, signatures, consent linkage, expiry, revocation.
+    /// Exit 0 when it verified, 1 otherwise (the stable code is printed).
+    Verify {
+        /// The bundle file.
+        file: PathBuf,
+        /// A trusted public key (SPKI PEM) or HMAC key file; repeat for several.
+        #[arg(long = "trusted-key", value_name = "FILE", required = true)]
+        trusted_keys: Vec<PathBuf>,
+        /// A revocation statement the verifier knows of; repeat for several.
+        #[arg(long = "revocation", value_name = "FILE")]
+        revocations: Vec<PathBuf>,
+        /// Accept envelopes that carry only the offline-unsigned-fallback placeholder.
+        #[arg(long)]
+        allow_unsigned: bool,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send a bundle to a hub.
+    Push {
+        /// The bundle file.
+        file: PathBuf,
+        #[command(flatten)]
+        hub: HubArgs,
+    },
+}
+
+/// Where a federation file goes.
+#[derive(Debug, Args, PartialEq)]
+pub struct HubArgs {
+    /// The hub's API base URL.
+    #[arg(long)]
+    pub hub: String,
+    /// A token of the hub (scope `ingest`).
+    #[arg(long, env = "STELLA_HUB_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// The config whose egress policy the hub must pass (default: the default profile: loopback only).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 /// `stella telemetry rules|dashboards ...`

@@ -6,6 +6,7 @@
 //! everything and reports every problem at once, each with its key path and the fix.
 mod dora;
 mod evidence;
+mod federation;
 mod incident;
 mod model;
 mod overlay;
@@ -17,6 +18,7 @@ mod validate;
 
 pub use dora::{DoraConfig, DoraPreset, DoraSlo};
 pub use evidence::{BundleCompression, EvidenceConfig, ScheduleConfig};
+pub use federation::FederationConfig;
 pub use incident::IncidentConfig;
 pub use model::{
     ApiConfig, Config, ExporterConfig, GrpcConfig, HttpConfig, OtlpReceiverConfig, PipelineConfig, ProcessorConfig,

@@ -46,6 +46,8 @@ pub struct Config {
     pub incident: super::IncidentConfig,
     /// `dora`: DORA definitions, SLO targets, classification, metrics window, retention.
     pub dora: super::DoraConfig,
+    /// `federation`: aliases, privacy, keys of the federation.
+    pub federation: super::FederationConfig,
 }
 
 /// One entry of `tenants`.

@@ -239,3 +239,11 @@ fn dora_settings_default_to_the_seed_and_bad_values_name_their_key() {
         "{errors:?}"
     );
 }
+
+#[test]
+fn federation_settings_check_aliases_privacy_and_the_noise_key() {
+    let errors = errors_of("federation: {aliases: {acme: acme}, k_anonymity: 0, epsilon: 0.5}\n");
+    let keys: Vec<&str> = errors.iter().filter_map(|error| error.split(':').next()).collect();
+    assert_eq!(keys, ["federation.k_anonymity", "federation.noise_key_env", "federation.aliases.acme"], "{errors:?}");
+    assert!(errors_of("federation: {aliases: {acme: site-1}, epsilon: 0.5, noise_key_env: KEY}\n").is_empty());
+}

@@ -74,6 +74,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "evidence",
     "incident",
     "dora",
+    "federation",
 ];
 const RECEIVER_TYPES: &[&str] = &["otlp"];
 const PROCESSOR_TYPES: &[&str] = &["batch", "redaction", "resourcedetection", "spanmetrics", "tail_sampling"];
@@ -237,6 +238,7 @@ impl Config {
         let evidence = super::evidence::evidence(root.get("evidence"), base_dir, &mut problems);
         let incident = super::incident::incident(root.get("incident"), &egress, &mut problems);
         let dora = super::dora::dora(root.get("dora"), &mut problems);
+        let federation = super::federation::federation(root.get("federation"), base_dir, &mut problems);
         if !problems.0.is_empty() {
             return Err(ConfigErrors(problems.0));
         }
@@ -256,6 +258,7 @@ impl Config {
             evidence,
             incident,
             dora,
+            federation,
         })
     }
 }

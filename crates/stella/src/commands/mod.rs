@@ -3,6 +3,7 @@ mod client;
 mod config;
 mod dora;
 mod evidence;
+mod federation;
 mod hold;
 mod incident;
 mod loadgen;
@@ -29,6 +30,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         TelemetryCommand::Query { command } => query::execute(command).await,
         TelemetryCommand::Hold { command } => hold::execute(command).await,
         TelemetryCommand::Dora { command } => dora::execute(command).await,
+        TelemetryCommand::Federation { command } => federation::execute(command).await,
         TelemetryCommand::Store { command: StoreCommand::Check { data_dir, repair, config, json } } => {
             tokio::task::spawn_blocking(move || store_check(&data_dir, config.as_deref(), repair, json)).await?
         }
