@@ -214,7 +214,7 @@ impl Ingest {
     }
 
     /// Parses and records deployment events of `tenant` in one transaction: the batch answer.
-    fn deployments(&self, tenant: &str, items: &[Value]) -> Result<(StatusCode, Value), ApiError> {
+    pub(crate) fn deployments(&self, tenant: &str, items: &[Value]) -> Result<(StatusCode, Value), ApiError> {
         let (mut accepted, mut results) = (Vec::new(), Vec::new());
         for (index, item) in items.iter().enumerate() {
             match stella_dora::parse_deployment(item) {
@@ -234,7 +234,7 @@ impl Ingest {
     }
 
     /// Parses and records incident events of `tenant` in one transaction: the batch answer.
-    fn incidents(&self, tenant: &str, items: &[Value]) -> Result<(StatusCode, Value), ApiError> {
+    pub(crate) fn incidents(&self, tenant: &str, items: &[Value]) -> Result<(StatusCode, Value), ApiError> {
         let (mut accepted, mut results) = (Vec::new(), Vec::new());
         for (index, item) in items.iter().enumerate() {
             match stella_dora::parse_incident(item, &self.settings.severities) {
@@ -266,7 +266,7 @@ impl Ingest {
     }
 
     /// `tenant`'s stored incident `id`.
-    fn incident(&self, tenant: &str, id: &str) -> Result<Option<Incident>, ApiError> {
+    pub(crate) fn incident(&self, tenant: &str, id: &str) -> Result<Option<Incident>, ApiError> {
         let record = self.incidents.get(tenant, id).map_err(storage)?;
         Ok(record.and_then(|record| serde_json::from_slice::<Incident>(&record.value).ok()))
     }
@@ -495,136 +495,4 @@ fn refresh(state: &ApiState) -> Result<(), ApiError> {
         }
     }
     Ok(())
-}
-
-/// The `dora` exporter: DORA events from the OTLP log records of a logs pipeline (event names
-/// `stella.release.promotion|rollback`, `stella.incident.opened|acknowledged|resolved`, fields in
-/// `stella.*` attributes; see `stella_dora::log_event`), recorded as the API records them. Other
-/// records are passed over. A record that is not a valid event is logged and counted
-/// (`collector_export_failures_total{exporter="dora",reason="invalid_event"}`), never retried; a storage
-/// failure retries the batch (recording is idempotent by id).
-pub struct LogEvents {
-    collector: std::sync::OnceLock<std::sync::Arc<stella_collector::Collector>>,
-    registry: Registry,
-    metrics: stella_export::ExportMetrics,
-}
-
-impl LogEvents {
-    /// An exporter that waits (its batches retried) until [`LogEvents::attach`].
-    pub fn new(registry: &Registry) -> Self {
-        LogEvents {
-            collector: std::sync::OnceLock::new(),
-            registry: registry.clone(),
-            metrics: stella_export::ExportMetrics::new(registry),
-        }
-    }
-
-    /// Records into `collector`'s tables from now on.
-    pub fn attach(&self, collector: std::sync::Arc<stella_collector::Collector>) {
-        let _ = self.collector.set(collector);
-    }
-
-    /// Records the events of `request` for `tenant`, in record order; counts refusals in `metrics`.
-    fn apply(
-        ingest: &Ingest,
-        metrics: &stella_export::ExportMetrics,
-        tenant: &str,
-        request: &stella_otlp::proto::collector::logs::v1::ExportLogsServiceRequest,
-    ) -> Result<(), ApiError> {
-        use stella_dora::log_event::{LogEvent, from_log};
-        let mut invalid = 0u64;
-        let mut pending: (Vec<Value>, Vec<Value>) = (Vec::new(), Vec::new());
-        let refusals = |answer: (StatusCode, Value)| answer.1["refused"].as_u64().unwrap_or(0);
-        for group in &request.resource_logs {
-            let service = stella_otlp::attributes::service_name(group.resource.as_ref());
-            for record in group.scope_logs.iter().flat_map(|scope| &scope.log_records) {
-                let name = if record.event_name.is_empty() {
-                    stella_otlp::attributes::get_str(&record.attributes, "event.name").unwrap_or_default()
-                } else {
-                    record.event_name.as_str()
-                };
-                let fields: serde_json::Map<String, Value> = record
-                    .attributes
-                    .iter()
-                    .filter_map(|attribute| {
-                        let key = attribute.key.strip_prefix("stella.")?;
-                        let value = attribute.value.as_ref()?.value.as_ref()?;
-                        Some((key.to_string(), stella_otlp::attributes::json_value(value)))
-                    })
-                    .collect();
-                let nanos =
-                    if record.time_unix_nano > 0 { record.time_unix_nano } else { record.observed_time_unix_nano };
-                let time = jiff::Timestamp::from_nanosecond(i128::from(nanos)).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
-                match from_log(name, fields, time, service) {
-                    Ok(None) => {}
-                    Ok(Some(LogEvent::Deployment(value))) => pending.0.push(value),
-                    Ok(Some(LogEvent::Incident(value))) => {
-                        invalid += refusals(ingest.deployments(tenant, &std::mem::take(&mut pending.0))?);
-                        pending.1.push(value);
-                    }
-                    Ok(Some(LogEvent::IncidentUpdate { incident, field, at })) => {
-                        invalid += refusals(ingest.deployments(tenant, &std::mem::take(&mut pending.0))?);
-                        invalid += refusals(ingest.incidents(tenant, &std::mem::take(&mut pending.1))?);
-                        let id = incident["id"].as_str().unwrap_or_default().to_string();
-                        let updated = match ingest.incident(tenant, &id)? {
-                            Some(mut known) => {
-                                if field == "acknowledged" {
-                                    known.acknowledged = Some(at);
-                                } else {
-                                    known.resolved = Some(at);
-                                }
-                                serde_json::to_value(known).unwrap_or(incident)
-                            }
-                            None => incident,
-                        };
-                        invalid += refusals(ingest.incidents(tenant, &[updated])?);
-                    }
-                    Err(error) => {
-                        tracing::warn!(exporter = "dora", %error, "a DORA log event was refused");
-                        invalid += 1;
-                    }
-                }
-            }
-        }
-        invalid += refusals(ingest.deployments(tenant, &pending.0)?);
-        invalid += refusals(ingest.incidents(tenant, &pending.1)?);
-        if invalid > 0 {
-            tracing::warn!(exporter = "dora", tenant, invalid, "DORA log events refused; they are not retried");
-            metrics.failed("dora", "invalid_event", invalid);
-        }
-        Ok(())
-    }
-}
-
-impl stella_export::Exporter for LogEvents {
-    fn id(&self) -> &str {
-        "dora"
-    }
-
-    fn export<'a>(
-        &'a self,
-        batch: &'a stella_otlp::Batch,
-        _delivery: stella_export::Delivery<'a>,
-    ) -> stella_export::BoxFuture<'a, Result<(), stella_export::ExportError>> {
-        Box::pin(async move {
-            let unavailable = |message: String| stella_export::ExportError::Retryable {
-                reason: "unavailable",
-                endpoint: "dora".into(),
-                message,
-                retry_after: None,
-            };
-            let Some(collector) = self.collector.get() else {
-                return Err(unavailable("the DORA tables are not open yet".into()));
-            };
-            let stella_otlp::OtlpRequest::Logs(request) = &batch.request else { return Ok(()) };
-            let ingest = Ingest::new(collector, &self.registry);
-            let (tenant, request) = (batch.tenant.to_string(), request.clone());
-            let metrics = self.metrics.clone();
-            match tokio::task::spawn_blocking(move || LogEvents::apply(&ingest, &metrics, &tenant, &request)).await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(error)) => Err(unavailable(error.message)),
-                Err(error) => Err(unavailable(error.to_string())),
-            }
-        })
-    }
 }

@@ -114,30 +114,48 @@ async fn observations(state: &ApiState, principal: Option<&Principal>, body: &[u
     }
     let observations = table(state, OBSERVATIONS);
     blocking(move || {
-        let (mut rows, mut results) = (Vec::new(), Vec::new());
-        for (index, item) in items.iter().enumerate() {
-            match parse_observation(item) {
-                Ok(observation) => {
-                    let key = format!("{}\0{}\0{}", observation.cve_id, observation.artifact_digest, observation.observed_at);
-                    let id = hex::encode(Sha256::digest(key.as_bytes()));
-                    let bytes = serde_json::to_vec(&observation).unwrap_or_default();
-                    rows.push((index, id, observation.observed_at, bytes));
-                }
-                Err(error) => results.push(json!({"index": index, "status": "refused", "code": error.code(), "message": error.to_string()})),
-            }
-        }
-        let batch: Vec<(&str, Timestamp, &[u8])> = rows.iter().map(|(_, id, at, bytes)| (id.as_str(), *at, bytes.as_slice())).collect();
-        let replaced = observations.put_many(&tenant, &batch).map_err(storage)?;
-        for ((index, _, _, _), replaced) in rows.iter().zip(&replaced) {
-            results.push(json!({"index": index, "status": if *replaced { "replaced" } else { "recorded" }}));
-        }
-        results.sort_by_key(|result| result["index"].as_u64());
-        let refused = results.iter().filter(|result| result["status"] == "refused").count();
-        let status = if rows.is_empty() && refused > 0 { StatusCode::BAD_REQUEST } else { StatusCode::OK };
-        let answer = json!({"recorded": replaced.iter().filter(|r| !**r).count(), "replaced": replaced.iter().filter(|r| **r).count(), "refused": refused, "results": results});
+        let (status, answer) = store_observations(&observations, &tenant, &items)?;
         Ok((status, axum::Json(answer)).into_response())
     })
     .await
+}
+
+/// Records `tenant`'s observation events in one transaction: the batch answer (per-item results).
+pub(crate) fn store_observations(
+    observations: &RedbRecords,
+    tenant: &str,
+    items: &[Value],
+) -> Result<(StatusCode, Value), ApiError> {
+    let (mut rows, mut results) = (Vec::new(), Vec::new());
+    for (index, item) in items.iter().enumerate() {
+        match parse_observation(item) {
+            Ok(observation) => {
+                let key =
+                    format!("{}\0{}\0{}", observation.cve_id, observation.artifact_digest, observation.observed_at);
+                let id = hex::encode(Sha256::digest(key.as_bytes()));
+                let bytes = serde_json::to_vec(&observation).unwrap_or_default();
+                rows.push((index, id, observation.observed_at, bytes));
+            }
+            Err(error) => results
+                .push(json!({"index": index, "status": "refused", "code": error.code(), "message": error.to_string()})),
+        }
+    }
+    let batch: Vec<(&str, Timestamp, &[u8])> =
+        rows.iter().map(|(_, id, at, bytes)| (id.as_str(), *at, bytes.as_slice())).collect();
+    let replaced = observations.put_many(tenant, &batch).map_err(storage)?;
+    for ((index, _, _, _), replaced) in rows.iter().zip(&replaced) {
+        results.push(json!({"index": index, "status": if *replaced { "replaced" } else { "recorded" }}));
+    }
+    results.sort_by_key(|result| result["index"].as_u64());
+    let refused = results.iter().filter(|result| result["status"] == "refused").count();
+    let status = if rows.is_empty() && refused > 0 { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    let answer = json!({"recorded": replaced.iter().filter(|r| !**r).count(), "replaced": replaced.iter().filter(|r| **r).count(), "refused": refused, "results": results});
+    Ok((status, answer))
+}
+
+/// The observations table of `collector`.
+pub(crate) fn observations_table(collector: &stella_collector::Collector) -> RedbRecords {
+    collector.records(OBSERVATIONS)
 }
 
 /// The body of `POST /telemetry/federation/consents`.

@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod dora;
+pub mod events;
 pub mod evidence;
 mod federation;
 mod holds;

@@ -54,7 +54,8 @@ pub struct Environment {
     pub allow_insecure: bool,
     /// Signs the manifest of every file a file exporter rotates (the server's evidence key).
     pub rotation_signer: Option<Arc<dyn stella_export::file::RotationSigner>>,
-    /// The `dora` exporter (DORA events from log records), provided by the API that owns the DORA tables.
+    /// The `events` exporter (DORA events and federation observations from log records), provided by the
+    /// API that owns their tables.
     pub event_exporter: Option<Arc<dyn Exporter>>,
 }
 
@@ -79,7 +80,7 @@ pub struct BuildContext {
     pub holds: Arc<HoldBook>,
     /// Signs rotated files of file exporters.
     pub rotation_signer: Option<Arc<dyn stella_export::file::RotationSigner>>,
-    /// The `dora` exporter, when the process has one.
+    /// The `events` exporter, when the process has one.
     pub event_exporter: Option<Arc<dyn Exporter>>,
 }
 
@@ -493,16 +494,14 @@ fn build_exporters(
             ) => remote_exporter(id, exporter_config, config, context)
                 .map_err(|source| BuildError::Exporter { id: id.clone(), source })?,
             (None, ExporterConfig::Nop) => Arc::new(NopExporter::new(id.clone())),
-            (None, ExporterConfig::DoraEvents) => {
-                context.event_exporter.clone().ok_or_else(|| BuildError::Exporter {
-                    id: id.clone(),
-                    source: ExportError::Rejected {
-                        reason: "unavailable".into(),
-                        endpoint: id.clone(),
-                        message: "this process records no DORA events (run `stella telemetry serve`)".into(),
-                    },
-                })?
-            }
+            (None, ExporterConfig::Events) => context.event_exporter.clone().ok_or_else(|| BuildError::Exporter {
+                id: id.clone(),
+                source: ExportError::Rejected {
+                    reason: "unavailable".into(),
+                    endpoint: id.clone(),
+                    message: "this process records no events (run `stella telemetry serve`)".into(),
+                },
+            })?,
             // The store is not an exporter: a sealing task reads the log record by record.
             (None, ExporterConfig::Store(_) | ExporterConfig::LoadBalancing(_)) => continue,
         };

@@ -197,7 +197,7 @@ fn log_event(name: &str, at: &str, attributes: Value) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn log_records_named_as_dora_events_are_recorded() {
-    let body = "exporters: {dora: {}}\nservice:\n  pipelines:\n    logs: {receivers: [otlp], processors: [], exporters: [dora]}\n    traces: null\n    metrics: null\n";
+    let body = "exporters: {events: {}}\nservice:\n  pipelines:\n    logs: {receivers: [otlp], processors: [], exporters: [events]}\n    traces: null\n    metrics: null\n";
     let mut stella = Stella::start(body);
     let records = json!([
         log_event(
@@ -215,6 +215,20 @@ async fn log_records_named_as_dora_events_are_recorded() {
         log_event("stella.release.promotion", "2026-11-02T13:00:00Z", json!({"environment": "production"})),
         log_event("http.request", "2026-11-02T13:00:00Z", json!({})),
     ]);
+    let mut records = records;
+    for n in 0..5 {
+        let mut observation = log_event(
+            "stella.vuln.observation",
+            "2026-11-02T14:00:00Z",
+            json!({"cve_id": "CVE-2026-0009", "artifact_digest": format!("sha256:{n}")}),
+        );
+        if let Some(attributes) = observation["attributes"].as_array_mut() {
+            attributes.push(json!({"key": "stella.noisy", "value": {"boolValue": n % 2 == 0}}));
+        }
+        if let Some(list) = records.as_array_mut() {
+            list.push(observation);
+        }
+    }
     let request = json!({"resourceLogs": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "checkout"}}]},
         "scopeLogs": [{"logRecords": records}]}]});
     let client = reqwest::Client::new();
@@ -243,7 +257,7 @@ async fn log_records_named_as_dora_events_are_recorded() {
         Err(error) => panic!("{error}"),
     };
     assert!(
-        metrics.contains("collector_export_failures_total{exporter=\"dora\",reason=\"invalid_event\"} 1"),
+        metrics.contains("collector_export_failures_total{exporter=\"events\",reason=\"invalid_event\"} 1"),
         "the promotion without an id is refused and counted:\n{metrics}"
     );
     assert!(stella.terminate().success());

@@ -163,8 +163,8 @@ pub enum ExporterConfig {
     Loki(stella_export::loki::LokiConfig),
     /// `nop`.
     Nop,
-    /// `dora`: DORA events from log records into the DORA tables.
-    DoraEvents,
+    /// `events`: DORA events and federation observations from log records, into their tables.
+    Events,
     /// `store`: the embedded store (sealed chunks under `<data-dir>/store`).
     Store(super::store::StoreSettings),
 }

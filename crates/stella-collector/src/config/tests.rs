@@ -47,7 +47,7 @@ extra: 1
         "receivers.otlp.protocols.grpc.endpoint: \"not-an-address\" is not an address",
         "processors.batch.send_batch_size: invalid type: string \"many\"",
         "exporters.file.colour: unknown field `colour`",
-        "exporters.kafka: unknown exporter type `kafka`; available: debug, dora, file, loadbalancing, loki, nop",
+        "exporters.kafka: unknown exporter type `kafka`; available: debug, events, file, loadbalancing, loki, nop",
         "service.pipelines.traces.exporters[1]: `missing` is not defined under `exporters:`",
         "service.pipelines.spans: unknown signal `spans`",
     ];

@@ -79,7 +79,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
 const RECEIVER_TYPES: &[&str] = &["otlp"];
 const PROCESSOR_TYPES: &[&str] = &["batch", "redaction", "resourcedetection", "spanmetrics", "tail_sampling"];
 const EXPORTER_TYPES: &[&str] =
-    &["debug", "dora", "file", "loadbalancing", "loki", "nop", "otlp", "otlphttp", "prometheusremotewrite", "store"];
+    &["debug", "events", "file", "loadbalancing", "loki", "nop", "otlp", "otlphttp", "prometheusremotewrite", "store"];
 
 #[derive(Default)]
 pub(super) struct Problems(Vec<ConfigError>);
@@ -202,8 +202,9 @@ impl Config {
                     check_egress(&[("endpoint", config.endpoint.as_str())], &egress, path, problems);
                     Some(ExporterConfig::Loki(config))
                 }
-                "dora" => typed::<NopRaw>(&without_key(value, "max_backlog"), path, problems)
-                    .map(|_| ExporterConfig::DoraEvents),
+                "events" => {
+                    typed::<NopRaw>(&without_key(value, "max_backlog"), path, problems).map(|_| ExporterConfig::Events)
+                }
                 "store" => typed(value, path, problems).map(ExporterConfig::Store),
                 _ => typed::<NopRaw>(&without_key(value, "max_backlog"), path, problems).map(|_| ExporterConfig::Nop),
             });
@@ -686,7 +687,7 @@ fn check_one_store_per_signal(
     }
 }
 
-/// Exporters of one signal (`prometheusremotewrite`: metrics; `loki`: logs) sit only in pipelines of that signal.
+/// Exporters of one signal (`prometheusremotewrite`: metrics; `loki`, `events`: logs) sit only in pipelines of that signal.
 fn check_exporter_signals(
     exporters: &BTreeMap<String, ExporterConfig>,
     pipelines: &BTreeMap<String, PipelineConfig>,
@@ -696,7 +697,7 @@ fn check_exporter_signals(
         for (index, id) in pipeline.exporters.iter().enumerate() {
             let takes = match exporters.get(id) {
                 Some(ExporterConfig::PrometheusRemoteWrite(_)) => Signal::Metrics,
-                Some(ExporterConfig::Loki(_) | ExporterConfig::DoraEvents) => Signal::Logs,
+                Some(ExporterConfig::Loki(_) | ExporterConfig::Events) => Signal::Logs,
                 Some(ExporterConfig::LoadBalancing(_)) if pipeline.signal != Signal::Metrics => continue,
                 Some(ExporterConfig::LoadBalancing(_)) => {
                     problems.add(

@@ -67,17 +67,17 @@ pub async fn execute(args: ServeArgs) -> anyhow::Result<()> {
         trusted_keys = evidence.trust.len(),
         "evidence signing key ready"
     );
-    let dora_events = Arc::new(stella_api::dora::LogEvents::new(&registry));
+    let log_events = Arc::new(stella_api::events::LogEvents::new(&registry));
     let context = Environment {
         data_dir: args.data_dir.clone(),
         registry: registry.clone(),
         host_facts: Arc::new(HostFacts::of_this_process()),
         allow_insecure: args.insecure,
         rotation_signer: Some(Arc::new(stella_api::evidence::RotationSigning::new(evidence.key.clone()))),
-        event_exporter: Some(Arc::clone(&dora_events) as Arc<dyn stella_export::Exporter>),
+        event_exporter: Some(Arc::clone(&log_events) as Arc<dyn stella_export::Exporter>),
     };
     let collector = Collector::start(source, context).await?;
-    dora_events.attach(Arc::clone(&collector));
+    log_events.attach(Arc::clone(&collector));
     let api_config = collector.config().api;
     let api_endpoint = api_config.endpoint;
     let api_listener = tokio::net::TcpListener::bind(api_endpoint).await.with_context(|| {
