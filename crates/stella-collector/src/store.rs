@@ -458,7 +458,7 @@ pub enum BackendUnusable {
     Runtime,
     /// The client could not be built.
     #[error(transparent)]
-    Client(#[from] StoreError),
+    Client(#[from] stella_export::object_storage::ObjectStorageError),
 }
 
 impl BackendUnusable {
@@ -484,8 +484,8 @@ fn remote_chunks(backend: &S3Backend) -> Result<RemoteChunks, BackendUnusable> {
     }
     let options = backend.options(&|variable| std::env::var(variable).ok())?;
     let runtime = tokio::runtime::Handle::try_current().map_err(|_| BackendUnusable::Runtime)?;
-    stella_export::install_crypto_provider();
-    Ok(RemoteChunks::s3(&options, runtime)?)
+    let objects = stella_export::object_storage::s3(&options)?;
+    Ok(RemoteChunks::new(objects, &options.bucket, &options.prefix, runtime))
 }
 
 /// The store under `root` with `backend` attached and its uploader started, or `None` when the backend

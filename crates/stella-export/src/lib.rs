@@ -16,6 +16,7 @@ pub mod loadbalancing;
 pub mod loki;
 pub mod monitoring;
 mod nop;
+pub mod object_storage;
 
 pub mod file;
 pub mod otlp;

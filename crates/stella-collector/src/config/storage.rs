@@ -19,7 +19,8 @@
 use serde::Deserialize;
 use serde_json::Value;
 use stella_export::egress::{EgressDenied, EgressPolicy};
-use stella_store::chunks::{LocalCache, S3Options};
+use stella_export::object_storage::S3Options;
+use stella_store::chunks::LocalCache;
 
 use super::validate::{Problems, typed};
 

@@ -24,15 +24,6 @@ pub enum StoreError {
         /// What is wrong.
         message: String,
     },
-    /// The object-storage client could not be set up from `storage.backend`.
-    #[error("store: cannot set up object storage {location}: {source}; fix storage.backend")]
-    RemoteSetup {
-        /// `bucket/prefix`.
-        location: String,
-        /// Why (boxed: `object_store`'s error is large).
-        #[source]
-        source: Box<object_store::Error>,
-    },
     /// Object storage failed a request (unreachable, refused credentials, server error).
     #[error(
         "store: cannot {action} {key} in object storage {location}: {source}; check that storage.backend's endpoint is reachable and its bucket and credentials are right"
@@ -96,7 +87,6 @@ impl StoreError {
         match self {
             StoreError::Io { .. } => "store.io",
             StoreError::Damaged { .. } => "store.damaged",
-            StoreError::RemoteSetup { .. } => "store.remote_setup",
             StoreError::Remote { .. } => "store.remote",
             StoreError::RemoteMissing { .. } => "store.remote_missing",
             StoreError::RemoteDamaged { .. } => "store.remote_damaged",

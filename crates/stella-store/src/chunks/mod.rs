@@ -22,7 +22,7 @@ mod upload;
 pub use facts::{RecordFacts, record_facts};
 pub use holds::{Hold, HoldBook, HoldError, HoldKind};
 pub use manifest::{CHUNK_FORMAT_VERSION, ChunkManifest, DayChunk, DayManifest, canonical};
-pub use remote::{RemoteChunks, S3Options};
+pub use remote::RemoteChunks;
 pub use sealer::{OpenRecord, SealLimits, SealedChunk, Sealer, UndecodableRecord, chunk_records, utc_day};
 pub use shard::{SHARD_FORMAT_VERSION, shard_file};
 pub use store::{

@@ -15,59 +15,14 @@
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures_util::StreamExt;
-use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjectPath;
-use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig};
+use object_store::{ObjectStore, ObjectStoreExt};
 use sha2::{Digest, Sha256};
 use tokio::runtime::Handle;
 
 use super::store::StoreError;
-
-/// How long one request may take (a 2 MiB chunk over a slow link included).
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long connecting may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Retries of one request inside `object_store` (transient errors, 5xx); the uploader retries rounds
-/// with its own backoff on top, so these stay few and short.
-const REQUEST_RETRIES: usize = 2;
-/// The time one request may spend in `object_store`'s retries.
-const RETRY_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// How to reach an S3-compatible bucket; the collector builds it from `storage.backend`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct S3Options {
-    /// The endpoint URL (`https://s3.eu-west-1.amazonaws.com`, `http://127.0.0.1:9000`).
-    pub endpoint: String,
-    /// The bucket.
-    pub bucket: String,
-    /// Key prefix under which the store's objects go (no leading or trailing `/`; may be empty).
-    pub prefix: String,
-    /// The region requests are signed for.
-    pub region: String,
-    /// The access key id.
-    pub access_key_id: String,
-    /// The secret access key (never printed: `Debug` redacts it).
-    pub secret_access_key: String,
-    /// Whether a plain `http://` endpoint is allowed.
-    pub allow_http: bool,
-}
-
-impl std::fmt::Debug for S3Options {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("S3Options")
-            .field("endpoint", &self.endpoint)
-            .field("bucket", &self.bucket)
-            .field("prefix", &self.prefix)
-            .field("region", &self.region)
-            .field("access_key_id", &self.access_key_id)
-            .field("secret_access_key", &"<redacted>")
-            .field("allow_http", &self.allow_http)
-            .finish()
-    }
-}
 
 /// Chunks in object storage: a client, the key prefix, and the runtime requests run on.
 #[derive(Debug, Clone)]
@@ -79,38 +34,9 @@ pub struct RemoteChunks {
 }
 
 impl RemoteChunks {
-    /// The S3-compatible bucket `options` name; requests run on `runtime`. Opens no connection (the
-    /// first upload or read does), so it succeeds whether the server is up or not. With TLS endpoints a
-    /// rustls crypto provider must be installed first (`main` installs ring).
-    pub fn s3(options: &S3Options, runtime: Handle) -> Result<Self, StoreError> {
-        let location = location(&options.bucket, &options.prefix);
-        let retry = RetryConfig { max_retries: REQUEST_RETRIES, retry_timeout: RETRY_TIMEOUT, ..Default::default() };
-        let client = ClientOptions::new()
-            .with_timeout(REQUEST_TIMEOUT)
-            .with_connect_timeout(CONNECT_TIMEOUT)
-            .with_allow_http(options.allow_http);
-        let objects = AmazonS3Builder::new()
-            .with_endpoint(&options.endpoint)
-            .with_bucket_name(&options.bucket)
-            .with_region(&options.region)
-            .with_access_key_id(&options.access_key_id)
-            .with_secret_access_key(&options.secret_access_key)
-            .with_allow_http(options.allow_http)
-            .with_virtual_hosted_style_request(false)
-            .with_retry(retry)
-            .with_client_options(client)
-            .build()
-            .map_err(|source| StoreError::RemoteSetup { location: location.clone(), source: Box::new(source) })?;
-        Ok(RemoteChunks {
-            objects: Arc::new(objects),
-            prefix: ObjectPath::from(options.prefix.as_str()),
-            runtime,
-            location,
-        })
-    }
-
-    /// Chunks in any object store (`name` says which in messages), under `prefix`; requests run on
-    /// `runtime`. Tests use `object_store`'s in-memory store.
+    /// Chunks in an object store (built by `stella_export::object_storage` for `storage.backend`, or
+    /// `object_store`'s in-memory store in tests), under `prefix`; `name` (the bucket) says which in
+    /// messages; requests run on `runtime`.
     pub fn new(objects: Arc<dyn ObjectStore>, name: &str, prefix: &str, runtime: Handle) -> Self {
         RemoteChunks { objects, prefix: ObjectPath::from(prefix), runtime, location: location(name, prefix) }
     }

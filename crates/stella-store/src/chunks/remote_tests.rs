@@ -35,7 +35,7 @@ fn request(trace: u8, at: u64) -> Vec<u8> {
 
 /// An S3 bucket on a port nothing listens on.
 fn unreachable_bucket(fixture: &Fixture) -> RemoteChunks {
-    let options = S3Options {
+    let options = stella_export::object_storage::S3Options {
         endpoint: "http://127.0.0.1:1".into(),
         bucket: "chunks".into(),
         prefix: "stella".into(),
@@ -44,7 +44,8 @@ fn unreachable_bucket(fixture: &Fixture) -> RemoteChunks {
         secret_access_key: "very-secret".into(),
         allow_http: true,
     };
-    let remote = RemoteChunks::s3(&options, fixture.runtime.handle().clone()).unwrap();
+    let objects = stella_export::object_storage::s3(&options).unwrap();
+    let remote = RemoteChunks::new(objects, &options.bucket, &options.prefix, fixture.runtime.handle().clone());
     for printed in [format!("{options:?}"), format!("{remote:?}")] {
         assert!(!printed.contains("very-secret"), "the secret is never printed: {printed}");
     }
