@@ -1,5 +1,7 @@
 //! The report's computation; see the crate docs and [`crate::DEFINITIONS`] for what each figure means.
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use jiff::Timestamp;
 
@@ -73,19 +75,33 @@ pub fn report(
     let is_production = |name: &str| production_environments.iter().any(|production| production == name);
 
     // Production deployments known as of `as_of`, by finish time then id.
-    let mut production: Vec<&Deployment> = deployments
+    // Sorted on compact keys (read once, in memory order) rather than through the pointers; the finish
+    // times and kinds the passes below read are kept in arrays of that order.
+    let mut keyed: Vec<(Timestamp, &str, &Deployment)> = deployments
         .iter()
         .filter(|deployment| deployment.finished <= as_of && is_production(&deployment.environment))
+        .map(|deployment| (deployment.finished, deployment.id.as_str(), deployment))
         .collect();
-    production.sort_by(|a, b| (a.finished, &a.id).cmp(&(b.finished, &b.id)));
-    let position: HashMap<&str, usize> =
-        production.iter().enumerate().map(|(index, deployment)| (deployment.id.as_str(), index)).collect();
-    let mut by_service: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
+    keyed.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    let production: Vec<&Deployment> = keyed.iter().map(|(_, _, deployment)| *deployment).collect();
+    let finished: Vec<Timestamp> = keyed.iter().map(|(at, _, _)| *at).collect();
+    let kinds: Vec<DeploymentKind> = production.iter().map(|deployment| deployment.kind).collect();
+    drop(keyed);
+    // Positions of the deployments incidents name explicitly (only those: the others need no lookup).
+    let named_ids: FxHashSet<&str> =
+        incidents.iter().filter_map(|incident| incident.deployment_id.as_deref()).collect();
+    let position: FxHashMap<&str, usize> = production
+        .iter()
+        .enumerate()
+        .filter(|(_, deployment)| named_ids.contains(deployment.id.as_str()))
+        .map(|(index, deployment)| (deployment.id.as_str(), index))
+        .collect();
+    let mut by_service: FxHashMap<(&str, &str), Vec<usize>> = FxHashMap::default();
     for (index, deployment) in production.iter().enumerate() {
         by_service.entry((deployment.service.as_str(), deployment.environment.as_str())).or_default().push(index);
     }
     // Deployments naming incidents: the smallest id wins.
-    let mut named: HashMap<&str, usize> = HashMap::new();
+    let mut named: FxHashMap<&str, usize> = FxHashMap::default();
     for (index, deployment) in production.iter().enumerate() {
         for incident in &deployment.incident_ids {
             let entry = named.entry(incident.as_str()).or_insert(index);
@@ -108,13 +124,17 @@ pub fn report(
                 .or_else(|| named.get(incident.id.as_str()).copied());
             let inferred = || {
                 let candidates = by_service.get(&(incident.service.as_str(), incident.environment.as_str()))?;
-                let before = candidates.partition_point(|index| production[*index].finished <= incident.started);
-                let latest = production[*candidates.get(before.checked_sub(1)?)?].finished;
+                let before = candidates.partition_point(|index| finished[*index] <= incident.started);
+                let latest = finished[*candidates.get(before.checked_sub(1)?)?];
                 if incident.started.as_nanosecond() - latest.as_nanosecond() > link_window {
                     return None;
                 }
-                // Several finished at that instant: the smaller id (the first in the sorted order).
-                candidates[..before].iter().copied().find(|index| production[*index].finished == latest)
+                // Several finished at that instant: the smaller id (the first of them in the sorted order).
+                let mut first = before - 1;
+                while first > 0 && finished[candidates[first - 1]] == latest {
+                    first -= 1;
+                }
+                Some(candidates[first])
             };
             Known {
                 incident,
@@ -132,7 +152,7 @@ pub fn report(
         .collect();
     for indices in by_service.values() {
         for pair in indices.windows(2) {
-            if matches!(production[pair[1]].kind, DeploymentKind::Rollback | DeploymentKind::Hotfix) {
+            if matches!(kinds[pair[1]], DeploymentKind::Rollback | DeploymentKind::Hotfix) {
                 failed[pair[0]] = true;
             }
         }
@@ -144,7 +164,7 @@ pub fn report(
     }
 
     // Lead-time samples: each commit at its first successful production deployment.
-    let mut seen: HashSet<&str> = HashSet::new();
+    let mut seen: FxHashSet<&str> = FxHashSet::default();
     let mut samples: Vec<(usize, f64)> = Vec::new();
     let mut dropped = 0u64;
     for (index, deployment) in production.iter().enumerate() {
@@ -165,27 +185,36 @@ pub fn report(
     }
 
     // The window's deployments, per pipeline and per day.
-    let in_window: Vec<usize> =
-        (0..production.len()).filter(|index| window.contains(production[*index].finished)).collect();
+    let in_window: Vec<usize> = (0..production.len()).filter(|index| window.contains(finished[*index])).collect();
     let mut counts =
         Counts { lead_time_samples: samples.len() as u64, lead_time_dropped: dropped, ..Counts::default() };
-    let mut pipelines: BTreeMap<&str, (u64, u64, Vec<f64>)> =
-        production.iter().map(|deployment| (deployment.pipeline.as_str(), (0, 0, Vec::new()))).collect();
+    // Pipelines by index (one lookup per deployment), named and sorted when the rows are built.
+    let mut pipeline_index: FxHashMap<&str, usize> = FxHashMap::default();
+    let pipeline_of: Vec<usize> = production
+        .iter()
+        .map(|deployment| {
+            let next = pipeline_index.len();
+            *pipeline_index.entry(deployment.pipeline.as_str()).or_insert(next)
+        })
+        .collect();
+    let mut pipeline_tallies: Vec<(u64, u64, Vec<f64>)> = vec![(0, 0, Vec::new()); pipeline_index.len()];
     let days = window.days();
-    let day_index: HashMap<jiff::civil::Date, usize> =
-        days.iter().enumerate().map(|(index, day)| (day.date, index)).collect();
+    // The local day of an instant in the window: a binary search over the days' bounds (no time-zone
+    // conversion per event).
     let mut daily: Vec<Tally> = vec![Tally::default(); days.len()];
-    let day_of = |at: Timestamp| day_index.get(&window.local_date(at)).copied();
+    let day_of = |at: Timestamp| {
+        let index = days.partition_point(|day| day.end <= at);
+        days.get(index).filter(|day| day.start <= at).map(|_| index)
+    };
     for index in &in_window {
         let deployment = production[*index];
         counts.deployments += 1;
         let succeeded = deployment.outcome == Outcome::Succeeded;
         counts.successful += u64::from(succeeded);
         counts.failed += u64::from(failed[*index]);
-        if let Some(row) = pipelines.get_mut(deployment.pipeline.as_str()) {
-            row.0 += 1;
-            row.1 += u64::from(failed[*index]);
-        }
+        let row = &mut pipeline_tallies[pipeline_of[*index]];
+        row.0 += 1;
+        row.1 += u64::from(failed[*index]);
         if let Some(day) = day_of(deployment.finished) {
             daily[day].deployments += 1;
             daily[day].successful += u64::from(succeeded);
@@ -194,9 +223,7 @@ pub fn report(
     }
     for (index, lead) in &samples {
         let deployment = production[*index];
-        if let Some(row) = pipelines.get_mut(deployment.pipeline.as_str()) {
-            row.2.push(*lead);
-        }
+        pipeline_tallies[pipeline_of[*index]].2.push(*lead);
         if let Some(day) = day_of(deployment.finished) {
             daily[day].leads.push(*lead);
         }
@@ -338,17 +365,22 @@ pub fn report(
         metrics,
         overall_tier,
         counts,
-        pipelines: pipelines
-            .into_iter()
-            .map(|(pipeline, (deployments, failed, leads))| PipelineRow {
-                pipeline: pipeline.to_string(),
-                deployments,
-                failed,
-                change_failure_rate_percent: rate(failed, deployments),
-                lead_time_samples: leads.len() as u64,
-                median_lead_time_hours: rounded(median(&leads)),
-            })
-            .collect(),
+        pipelines: {
+            let mut names: Vec<(&str, usize)> = pipeline_index.into_iter().collect();
+            names.sort_unstable();
+            names
+                .into_iter()
+                .map(|(pipeline, index)| (pipeline, std::mem::take(&mut pipeline_tallies[index])))
+                .map(|(pipeline, (deployments, failed, leads))| PipelineRow {
+                    pipeline: pipeline.to_string(),
+                    deployments,
+                    failed,
+                    change_failure_rate_percent: rate(failed, deployments),
+                    lead_time_samples: leads.len() as u64,
+                    median_lead_time_hours: rounded(median(&leads)),
+                })
+                .collect()
+        },
         severities: severities
             .into_iter()
             .map(|(severity, tally)| SeverityRow {
