@@ -241,9 +241,32 @@ fn grant_consent(
         .into_response())
 }
 
-/// The server's signer: its evidence key.
+/// Who signs this server's federation statements: `federation.signing_key`, else the evidence key.
+/// A configured key that cannot be loaded leaves no signer: the unsigned fallback when
+/// `allow_unsigned_fallback` (warned, and counted per statement), else `signer_unavailable` errors.
 fn signer(state: &ApiState) -> FederationSigner {
-    FederationSigner::key(state.evidence.key.clone())
+    let config = state.collector.config().federation;
+    let Some(path) = &config.signing_key else { return FederationSigner::key(state.evidence.key.clone()) };
+    match stella_evidence::SigningKey::load(path) {
+        Ok(key) => FederationSigner::key(key),
+        Err(error) if config.allow_unsigned_fallback => {
+            tracing::warn!(event = "federation.unsigned_fallback", path = %path.display(), %error, "federation signing key unavailable; the statement goes out unsigned (offline-unsigned-fallback)");
+            state
+                .registry
+                .counter(
+                    stella_metrics::names::FEDERATION_UNSIGNED,
+                    "Federation statements sent with the unsigned fallback.",
+                    &[],
+                )
+                .with(&[])
+                .inc();
+            FederationSigner::UnsignedFallback
+        }
+        Err(error) => {
+            tracing::error!(code = "federation.dsse.signer_unavailable", path = %path.display(), %error, "federation signing key unavailable");
+            FederationSigner::Unavailable
+        }
+    }
 }
 
 /// `tenant`'s consents, each with its envelope and whether it was revoked.
@@ -257,7 +280,8 @@ fn consents(
     for record in table(state, CONSENTS).list(tenant).map_err(storage)? {
         let envelope =
             Envelope::from_json(&record.value).map_err(|error| storage(format!("consent {}: {error}", record.id)))?;
-        let consent = verify_consent(&envelope, trust, false).map_err(refused)?;
+        let allow_unsigned = state.collector.config().federation.allow_unsigned_fallback;
+        let consent = verify_consent(&envelope, trust, allow_unsigned).map_err(refused)?;
         out.push((record.id.clone(), envelope, consent, revoked.contains(&record.id)));
     }
     Ok(out)

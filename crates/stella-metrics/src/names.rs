@@ -85,6 +85,8 @@ pub const DORA_DEPLOYMENT_FAILURES: &str = "dora_deployment_failure_total";
 /// DORA evaluations that found an SLO breached, by `tenant`, `metric` (`lead_time`,
 /// `deployment_frequency`, `change_failure_rate`, `mttr`).
 pub const DORA_SLO_BREACHES: &str = "dora_slo_breach_total";
+/// Federation statements (consents, revocations, bundles) sent with the unsigned fallback.
+pub const FEDERATION_UNSIGNED: &str = "telemetry_federation_unsigned_total";
 
 /// Every family above: what rules and dashboards may name (histograms also as `_bucket`, `_sum`,
 /// `_count`).
@@ -128,4 +130,5 @@ pub const ALL: &[&str] = &[
     DORA_DEPLOYMENTS,
     DORA_DEPLOYMENT_FAILURES,
     DORA_SLO_BREACHES,
+    FEDERATION_UNSIGNED,
 ];

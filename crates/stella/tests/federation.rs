@@ -231,3 +231,69 @@ async fn two_sites_push_signed_bundles_and_the_hub_aggregates_them_with_provenan
         String::from_utf8_lossy(&far.stderr)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_its_signing_key_a_site_falls_back_to_unsigned_only_when_allowed_and_hubs_refuse_it_unless_told() {
+    let pipelines = "exporters: {nop: {}}\nservice:\n  pipelines:\n    traces: {receivers: [otlp], processors: [], exporters: [nop]}\n";
+    let strict =
+        Stella::start(&format!("{pipelines}federation: {{aliases: {{default: site-s}}, signing_key: missing.pem}}\n"));
+    let consent = json!({"federation_id": "fed", "scope": "s", "purpose": "p", "not_before": "2026-11-01T00:00:00Z", "expires_at": "2026-12-31T00:00:00Z"});
+    let client = reqwest::Client::new();
+    let answer = client
+        .post(strict.api_url("/telemetry/federation/consents"))
+        .json(&consent)
+        .send()
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(answer.status().as_u16(), 500);
+    assert_eq!(answer.json::<Value>().await.unwrap_or_default()["code"], "federation.dsse.signer_unavailable");
+
+    let site = Stella::start(&format!(
+        "{pipelines}federation: {{aliases: {{default: site-u}}, signing_key: missing.pem, allow_unsigned_fallback: true, k_anonymity: 1}}\n"
+    ));
+    let granted = client
+        .post(site.api_url("/telemetry/federation/consents"))
+        .json(&consent)
+        .send()
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(granted.status().as_u16(), 201);
+    post(&site, "/telemetry/federation/observations", Value::Array(observations("CVE-2026-0007", 1, 1, "u"))).await;
+    let file = tempfile::NamedTempFile::new().unwrap_or_else(|error| panic!("{error}"));
+    let window = "2026-11-08T00:00:00Z..2026-11-15T00:00:00Z";
+    ok(stella(&[
+        "telemetry",
+        "federation",
+        "bundle",
+        "build",
+        "--window",
+        window,
+        "--out",
+        &text(file.path()),
+        "--server",
+        &site.api_url(""),
+    ]));
+    let metrics = reqwest::get(site.api_url("/metrics"))
+        .await
+        .unwrap_or_else(|error| panic!("{error}"))
+        .text()
+        .await
+        .unwrap_or_default();
+    assert!(
+        metrics.contains("telemetry_federation_unsigned_total 2"),
+        "the consent and the bundle went out unsigned, counted:\n{metrics}"
+    );
+    assert!(site.log().contains("federation.unsigned_fallback"), "and warned");
+    let refuse = Stella::start(pipelines);
+    let refused =
+        stella(&["telemetry", "federation", "bundle", "push", &text(file.path()), "--hub", &refuse.api_url("")]);
+    assert!(
+        !refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("federation.dsse.verify_failed"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let accept = Stella::start(&format!("{pipelines}federation: {{allow_unsigned_fallback: true}}\n"));
+    let pushed =
+        ok(stella(&["telemetry", "federation", "bundle", "push", &text(file.path()), "--hub", &accept.api_url("")]));
+    assert!(pushed.contains("\"unsigned\":true"), "{pushed}");
+}

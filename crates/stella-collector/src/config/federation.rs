@@ -25,7 +25,12 @@ pub struct FederationConfig {
     pub noise_key_env: Option<String>,
     /// `trusted_keys`: public keys (or HMAC key files) of the sites whose statements are accepted.
     pub trusted_keys: Vec<PathBuf>,
-    /// `allow_unsigned_fallback` (default false): sign nothing when no key is available.
+    /// `signing_key`: the key federation statements are signed with (Ed25519, or an HMAC key for an
+    /// offline federation with a shared key map); default: the server's evidence key.
+    pub signing_key: Option<PathBuf>,
+    /// `allow_unsigned_fallback` (default false): when `signing_key` cannot be loaded, emit envelopes with
+    /// the single placeholder signature `offline-unsigned-fallback` (warned and counted in
+    /// `telemetry_federation_unsigned_total`); as a hub, accept such envelopes.
     pub allow_unsigned_fallback: bool,
     /// `observation_retention` (default 400d).
     pub observation_retention: Duration,
@@ -40,6 +45,7 @@ impl Default for FederationConfig {
             epsilon_budget: 10.0,
             noise_key_env: None,
             trusted_keys: Vec::new(),
+            signing_key: None,
             allow_unsigned_fallback: false,
             observation_retention: Duration::from_secs(400 * 86_400),
         }
@@ -62,6 +68,8 @@ struct FederationRaw {
     #[serde(default)]
     trusted_keys: Vec<PathBuf>,
     #[serde(default)]
+    signing_key: Option<PathBuf>,
+    #[serde(default)]
     allow_unsigned_fallback: bool,
     #[serde(default, deserialize_with = "optional_duration")]
     observation_retention: Option<Duration>,
@@ -69,6 +77,10 @@ struct FederationRaw {
 
 fn optional_duration<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
     stella_pipeline::duration::deserialize(deserializer).map(Some)
+}
+
+fn resolve(base_dir: &Path, path: PathBuf) -> PathBuf {
+    if path.is_absolute() { path } else { base_dir.join(path) }
 }
 
 /// Reads `federation`; key paths are relative to `base_dir`.
@@ -109,11 +121,8 @@ pub(super) fn federation(value: Option<&Value>, base_dir: &Path, problems: &mut 
         epsilon: raw.epsilon,
         epsilon_budget,
         noise_key_env: raw.noise_key_env,
-        trusted_keys: raw
-            .trusted_keys
-            .into_iter()
-            .map(|path| if path.is_absolute() { path } else { base_dir.join(path) })
-            .collect(),
+        trusted_keys: raw.trusted_keys.into_iter().map(|path| resolve(base_dir, path)).collect(),
+        signing_key: raw.signing_key.map(|path| resolve(base_dir, path)),
         allow_unsigned_fallback: raw.allow_unsigned_fallback,
         observation_retention: raw.observation_retention.unwrap_or(defaults.observation_retention),
     }
