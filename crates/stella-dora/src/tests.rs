@@ -224,6 +224,9 @@ fn days_are_local_across_dst_month_and_year_ends() {
     // Across the year end.
     let year = run(&[], &[], &window("2026-12-31", "2027-01-02"));
     assert_eq!(year.daily.iter().map(|day| day.date.as_str()).collect::<Vec<_>>(), vec!["2026-12-31", "2027-01-01"]);
+    // A hostile window is refused, not walked day by day.
+    let error = Window::parse("0001-01-01", "9999-01-01", None, None).err().map(|error| error.parameter);
+    assert_eq!(error, Some("from"));
     // Half a day counts as half.
     assert_eq!(window("2026-11-01T00:00:00Z", "2026-11-01T12:00:00Z").calendar_days(), 0.5);
 }

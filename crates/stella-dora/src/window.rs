@@ -3,6 +3,9 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan};
 
+/// The longest window a report covers (every local day gets a row).
+pub const MAX_WINDOW_DAYS: i64 = 3_660;
+
 /// A report window.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Window {
@@ -69,6 +72,12 @@ impl Window {
         let to = instant("to", to)?;
         if from >= to {
             return Err(error("to", format!("{to} is not after from ({from})")));
+        }
+        if to.as_second() - from.as_second() > MAX_WINDOW_DAYS * 86_400 {
+            return Err(error(
+                "from",
+                format!("the window is longer than {MAX_WINDOW_DAYS} days; report at most ten years at a time"),
+            ));
         }
         let as_of = match as_of.map(str::trim).filter(|text| !text.is_empty()) {
             Some(text) => instant("as_of", text)?,
