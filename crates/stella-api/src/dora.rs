@@ -316,7 +316,7 @@ async fn ingest(
 
 /// The counters and the lead-time histogram of a newly recorded deployment.
 fn count_deployment(metrics: &DoraMetrics, settings: &DoraSettings, tenant: &str, deployment: &Deployment) {
-    let labels = [tenant, deployment.environment.as_str(), deployment.service.as_str()];
+    let labels = [tenant, &*deployment.environment, &*deployment.service];
     metrics.deployments.with(&labels).inc();
     if matches!(deployment.outcome, Outcome::Failed | Outcome::RolledBack) {
         metrics.failures.with(&labels).inc();
@@ -342,7 +342,7 @@ async fn blocking<T: Send + 'static>(
     })?
 }
 
-/// `tenant`'s events.
+/// `tenant`'s events, their repeated names shared ([`stella_dora::Names`]).
 fn load(
     deployments: &RedbRecords,
     incidents: &RedbRecords,
@@ -353,19 +353,42 @@ fn load(
         code: "dora.damaged_record",
         message: format!("stored {kind} {id:?} cannot be read ({error}); re-send the event to replace it"),
     };
-    let deployments = deployments
-        .list(tenant)
-        .map_err(storage)?
-        .into_iter()
-        .map(|record| serde_json::from_slice(&record.value).map_err(|error| decode("deployment", &record.id, error)))
-        .collect::<Result<Vec<Deployment>, _>>()?;
-    let incidents = incidents
-        .list(tenant)
-        .map_err(storage)?
-        .into_iter()
-        .map(|record| serde_json::from_slice(&record.value).map_err(|error| decode("incident", &record.id, error)))
-        .collect::<Result<Vec<Incident>, _>>()?;
-    Ok((deployments, incidents))
+    // Decoded record by record as redb hands them over; the first damaged one fails the load.
+    let mut names = stella_dora::Names::default();
+    let mut failure = None;
+    let (mut loaded, mut known) = (Vec::new(), Vec::new());
+    deployments
+        .for_each(tenant, &mut |id, _, bytes| {
+            match serde_json::from_slice::<Deployment>(bytes) {
+                Ok(mut deployment) => {
+                    names.deployment(&mut deployment);
+                    loaded.push(deployment);
+                }
+                Err(error) => {
+                    failure.get_or_insert_with(|| decode("deployment", id, error));
+                }
+            }
+            Ok(())
+        })
+        .map_err(storage)?;
+    incidents
+        .for_each(tenant, &mut |id, _, bytes| {
+            match serde_json::from_slice::<Incident>(bytes) {
+                Ok(mut incident) => {
+                    names.incident(&mut incident);
+                    known.push(incident);
+                }
+                Err(error) => {
+                    failure.get_or_insert_with(|| decode("incident", id, error));
+                }
+            }
+            Ok(())
+        })
+        .map_err(storage)?;
+    match failure {
+        Some(error) => Err(error),
+        None => Ok((loaded, known)),
+    }
 }
 
 /// The parameters of `GET /telemetry/dora/report`.

@@ -5,6 +5,8 @@
 //!
 //! `cargo bench -p stella-dora --bench report`; peak memory: `/usr/bin/time -v` on the bench binary with
 //! `--bench report --profile-time 5`.
+use std::sync::Arc;
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use jiff::{SignedDuration, Timestamp};
 use stella_dora::{Commit, Deployment, DeploymentKind, DoraSettings, Incident, Outcome, Window, report};
@@ -32,7 +34,11 @@ fn events() -> (Vec<Deployment>, Vec<Incident>) {
     let mut random = Random(0x9e37_79b9_7f4a_7c15);
     let start: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
     let year = 365 * 86_400;
-    let environments = ["production", "staging", "prod"];
+    // Names repeat across events and are shared, as `stella_dora::intern` shares them on load.
+    let environments: Vec<Arc<str>> = ["production", "staging", "prod"].into_iter().map(Arc::from).collect();
+    let services: Vec<Arc<str>> = (0..200).map(|n| Arc::from(format!("service-{n}"))).collect();
+    let pipelines: Vec<Arc<str>> = (0..20).map(|n| Arc::from(format!("pipeline-{n}"))).collect();
+    let severities: Vec<Arc<str>> = (1..=4).map(|n| Arc::from(format!("sev{n}"))).collect();
     let deployments: Vec<Deployment> = (0..DEPLOYMENTS)
         .map(|n| {
             let finished = start + SignedDuration::from_secs(random.below(year) as i64);
@@ -45,9 +51,9 @@ fn events() -> (Vec<Deployment>, Vec<Incident>) {
             let roll = random.below(100);
             Deployment {
                 id: format!("deploy-{n:07}"),
-                environment: environments[random.below(3) as usize].to_string(),
-                service: format!("service-{}", random.below(200)),
-                pipeline: format!("pipeline-{}", random.below(20)),
+                environment: Arc::clone(&environments[random.below(3) as usize]),
+                service: Arc::clone(&services[random.below(200) as usize]),
+                pipeline: Arc::clone(&pipelines[random.below(20) as usize]),
                 commits,
                 started: finished - SignedDuration::from_mins(10),
                 finished,
@@ -70,9 +76,9 @@ fn events() -> (Vec<Deployment>, Vec<Incident>) {
             let started = start + SignedDuration::from_secs(random.below(year) as i64);
             Incident {
                 id: format!("incident-{n:06}"),
-                environment: "production".into(),
-                service: format!("service-{}", random.below(200)),
-                severity: format!("sev{}", 1 + random.below(4)),
+                environment: Arc::clone(&environments[0]),
+                service: Arc::clone(&services[random.below(200) as usize]),
+                severity: Arc::clone(&severities[random.below(4) as usize]),
                 started,
                 acknowledged: Some(started + SignedDuration::from_mins(5)),
                 resolved: (random.below(10) > 0).then(|| started + SignedDuration::from_mins(90)),

@@ -98,7 +98,7 @@ pub fn report(
         .collect();
     let mut by_service: FxHashMap<(&str, &str), Vec<usize>> = FxHashMap::default();
     for (index, deployment) in production.iter().enumerate() {
-        by_service.entry((deployment.service.as_str(), deployment.environment.as_str())).or_default().push(index);
+        by_service.entry((&*deployment.service, &*deployment.environment)).or_default().push(index);
     }
     // Deployments naming incidents: the smallest id wins.
     let mut named: FxHashMap<&str, usize> = FxHashMap::default();
@@ -123,7 +123,7 @@ pub fn report(
                 .and_then(|id| position.get(id).copied())
                 .or_else(|| named.get(incident.id.as_str()).copied());
             let inferred = || {
-                let candidates = by_service.get(&(incident.service.as_str(), incident.environment.as_str()))?;
+                let candidates = by_service.get(&(&*incident.service, &*incident.environment))?;
                 let before = candidates.partition_point(|index| finished[*index] <= incident.started);
                 let latest = finished[*candidates.get(before.checked_sub(1)?)?];
                 if incident.started.as_nanosecond() - latest.as_nanosecond() > link_window {
@@ -165,7 +165,8 @@ pub fn report(
 
     // Lead-time samples: each commit at its first successful production deployment.
     let mut seen: FxHashSet<&str> = FxHashSet::default();
-    let mut samples: Vec<(usize, f64)> = Vec::new();
+    // Which deployment each sample is of, and the sample (hours): two arrays, the second used as is.
+    let (mut sample_of, mut leads): (Vec<u32>, Vec<f64>) = (Vec::new(), Vec::new());
     let mut dropped = 0u64;
     for (index, deployment) in production.iter().enumerate() {
         if deployment.outcome != Outcome::Succeeded {
@@ -177,24 +178,25 @@ pub fn report(
             }
             let lead = hours(commit.time, deployment.finished);
             if lead > 0.0 {
-                samples.push((index, lead));
+                sample_of.push(u32::try_from(index).unwrap_or(u32::MAX));
+                leads.push(lead);
             } else {
                 dropped += 1;
             }
         }
     }
+    drop(seen);
 
     // The window's deployments, per pipeline and per day.
     let in_window: Vec<usize> = (0..production.len()).filter(|index| window.contains(finished[*index])).collect();
-    let mut counts =
-        Counts { lead_time_samples: samples.len() as u64, lead_time_dropped: dropped, ..Counts::default() };
+    let mut counts = Counts { lead_time_samples: leads.len() as u64, lead_time_dropped: dropped, ..Counts::default() };
     // Pipelines by index (one lookup per deployment), named and sorted when the rows are built.
     let mut pipeline_index: FxHashMap<&str, usize> = FxHashMap::default();
     let pipeline_of: Vec<usize> = production
         .iter()
         .map(|deployment| {
             let next = pipeline_index.len();
-            *pipeline_index.entry(deployment.pipeline.as_str()).or_insert(next)
+            *pipeline_index.entry(&*deployment.pipeline).or_insert(next)
         })
         .collect();
     let mut pipeline_tallies: Vec<(u64, u64, Vec<f64>)> = vec![(0, 0, Vec::new()); pipeline_index.len()];
@@ -221,13 +223,13 @@ pub fn report(
             daily[day].failed += u64::from(failed[*index]);
         }
     }
-    for (index, lead) in &samples {
-        let deployment = production[*index];
-        pipeline_tallies[pipeline_of[*index]].2.push(*lead);
-        if let Some(day) = day_of(deployment.finished) {
+    for (index, lead) in sample_of.iter().map(|index| *index as usize).zip(&leads) {
+        pipeline_tallies[pipeline_of[index]].2.push(*lead);
+        if let Some(day) = day_of(finished[index]) {
             daily[day].leads.push(*lead);
         }
     }
+    drop(sample_of);
 
     // Incidents started in the window: severities, recovery, acknowledgement.
     let mut severities: Vec<(String, Tally)> = settings
@@ -245,7 +247,8 @@ pub fn report(
         } else {
             counts.unlinked_incidents += 1;
         }
-        let row = severities.iter().position(|row| row.0 == incident.incident.severity).unwrap_or(severities.len() - 1);
+        let row =
+            severities.iter().position(|row| *row.0 == *incident.incident.severity).unwrap_or(severities.len() - 1);
         let row = &mut severities[row].1;
         row.incidents += 1;
         let started = incident.incident.started;
@@ -274,7 +277,6 @@ pub fn report(
     let calendar_days = window.calendar_days();
     // Without any production deployment in the window there is nothing to classify (not Low).
     let frequency = (calendar_days > 0.0 && counts.deployments > 0).then(|| counts.successful as f64 / calendar_days);
-    let leads: Vec<f64> = samples.iter().map(|(_, lead)| *lead).collect();
     let lead_median = median(&leads);
     let failure_rate = (counts.deployments > 0).then(|| 100.0 * counts.failed as f64 / counts.deployments as f64);
     let mttr = mean(&recoveries);
@@ -436,7 +438,7 @@ pub fn service_gauges(
         groups.entry((&deployment.environment, &deployment.service)).or_default().0.push(deployment.clone());
     }
     for incident in incidents {
-        if let Some(group) = groups.get_mut(&(incident.environment.as_str(), incident.service.as_str())) {
+        if let Some(group) = groups.get_mut(&(&*incident.environment, &*incident.service)) {
             group.1.push(incident.clone());
         }
     }

@@ -1,4 +1,6 @@
 //! Deployment and incident events, parsed from JSON with a precise error for each problem.
+use std::sync::Arc;
+
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -47,12 +49,12 @@ pub struct Commit {
 pub struct Deployment {
     /// Unique per tenant; a re-sent deployment replaces the one before.
     pub id: String,
-    /// Where (trimmed, lower-case).
-    pub environment: String,
+    /// Where (trimmed, lower-case). Shared: see [`intern`].
+    pub environment: Arc<str>,
     /// What.
-    pub service: String,
+    pub service: Arc<str>,
     /// The delivery pipeline, normalised ([`normalize_pipeline`]).
-    pub pipeline: String,
+    pub pipeline: Arc<str>,
     /// The commits it carries.
     pub commits: Vec<Commit>,
     /// When it started.
@@ -73,11 +75,11 @@ pub struct Incident {
     /// Unique per tenant; a re-sent incident replaces the one before.
     pub id: String,
     /// Where (trimmed, lower-case).
-    pub environment: String,
+    pub environment: Arc<str>,
     /// What.
-    pub service: String,
+    pub service: Arc<str>,
     /// One of the configured severities (lower-case), or `unknown`.
-    pub severity: String,
+    pub severity: Arc<str>,
     /// When it started.
     pub started: Timestamp,
     /// When someone acknowledged it (at or after `started`).
@@ -222,9 +224,9 @@ pub fn parse_deployment(value: &Value) -> Result<Deployment, EventError> {
     ];
     fields.unknown(&[&known[..], COMMON].concat())?;
     let id = fields.id("id")?;
-    let environment = fields.name("environment")?.to_lowercase();
-    let service = fields.name("service")?;
-    let pipeline = normalize_pipeline(fields.text("pipeline")?.unwrap_or_default());
+    let environment: Arc<str> = fields.name("environment")?.to_lowercase().into();
+    let service: Arc<str> = fields.name("service")?.into();
+    let pipeline: Arc<str> = normalize_pipeline(fields.text("pipeline")?.unwrap_or_default()).into();
     let started = fields.required_time("started")?;
     let finished = fields.required_time("finished")?;
     if finished < started {
@@ -300,10 +302,10 @@ pub fn parse_incident(value: &Value, severities: &[String]) -> Result<Incident, 
     let known = ["id", "environment", "service", "severity", "started", "acknowledged", "resolved", "deployment_id"];
     fields.unknown(&[&known[..], COMMON].concat())?;
     let id = fields.id("id")?;
-    let environment = fields.name("environment")?.to_lowercase();
-    let service = fields.name("service")?;
+    let environment: Arc<str> = fields.name("environment")?.to_lowercase().into();
+    let service: Arc<str> = fields.name("service")?.into();
     let severity = fields.text("severity")?.map(|text| text.trim().to_lowercase()).unwrap_or_default();
-    let severity = if severities.contains(&severity) { severity } else { "unknown".to_string() };
+    let severity: Arc<str> = if severities.contains(&severity) { severity.into() } else { "unknown".into() };
     let started = fields.required_time("started")?;
     let acknowledged = fields.time("acknowledged")?;
     let resolved = fields.time("resolved")?;
@@ -318,4 +320,34 @@ pub fn parse_incident(value: &Value, severities: &[String]) -> Result<Incident, 
         _ => None,
     };
     Ok(Incident { id, environment, service, severity, started, acknowledged, resolved, deployment_id })
+}
+
+/// Shares the repeated names of a tenant's events (environment, service, pipeline, severity): a report
+/// over a million deployments holds each distinct name once instead of once per event.
+#[derive(Debug, Default)]
+pub struct Names(std::collections::HashSet<Arc<str>>);
+
+impl Names {
+    fn share(&mut self, name: &mut Arc<str>) {
+        match self.0.get(&**name) {
+            Some(known) => *name = Arc::clone(known),
+            None => {
+                self.0.insert(Arc::clone(name));
+            }
+        }
+    }
+
+    /// Points `deployment`'s names at the shared ones.
+    pub fn deployment(&mut self, deployment: &mut Deployment) {
+        self.share(&mut deployment.environment);
+        self.share(&mut deployment.service);
+        self.share(&mut deployment.pipeline);
+    }
+
+    /// Points `incident`'s names at the shared ones.
+    pub fn incident(&mut self, incident: &mut Incident) {
+        self.share(&mut incident.environment);
+        self.share(&mut incident.service);
+        self.share(&mut incident.severity);
+    }
 }

@@ -38,7 +38,7 @@ mod window;
 pub use classify::{Tier, Values, classify};
 pub use compute::{ServiceGauge, report, service_gauges};
 pub use event::{
-    Commit, Deployment, DeploymentKind, EventError, Incident, Outcome, normalize_pipeline, parse_deployment,
+    Commit, Deployment, DeploymentKind, EventError, Incident, Names, Outcome, normalize_pipeline, parse_deployment,
     parse_incident,
 };
 pub use report::{

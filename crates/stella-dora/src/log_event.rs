@@ -139,7 +139,7 @@ mod tests {
         let Ok(Some(LogEvent::Deployment(deployment))) = event else { panic!("{event:?}") };
         let parsed = crate::parse_deployment(&deployment).unwrap_or_else(|error| panic!("{error}"));
         assert_eq!(
-            (parsed.service.as_str(), parsed.kind, parsed.finished, parsed.started),
+            (&*parsed.service, parsed.kind, parsed.finished, parsed.started),
             ("cart", crate::DeploymentKind::Rollback, at, at)
         );
         assert_eq!(parsed.commits[0].id, "abc");

@@ -234,7 +234,7 @@ fn days_are_local_across_dst_month_and_year_ends() {
 #[test]
 fn pipelines_add_up_to_the_totals_and_appear_without_deployments_and_severities_default_to_unknown() {
     let mut old = deploy("old", "cart", "2026-10-01T08:00:00Z", "succeeded", "normal");
-    old.pipeline = normalize_pipeline("  Legacy__Jenkins!! ");
+    old.pipeline = normalize_pipeline("  Legacy__Jenkins!! ").into();
     let deployments = [
         old,
         deploy("1", "cart", "2026-11-01T08:00:00Z", "failed", "normal"),
@@ -285,7 +285,7 @@ proptest::proptest! {
         let deployments: Vec<Deployment> = events.iter().enumerate().map(|(n, (pipeline, service, minute, outcome, kind))| {
             let finished = start + jiff::SignedDuration::from_mins(i64::from(*minute));
             let mut d = deploy(&format!("d{n}"), &format!("s{service}"), &finished.to_string(), outcomes[*outcome as usize], kinds[*kind as usize]);
-            d.pipeline = format!("p{pipeline}");
+            d.pipeline = format!("p{pipeline}").into();
             d
         }).collect();
         let report = run(&deployments, &[], &Window::parse("2026-11-01", "2026-11-08", Some("Europe/Paris"), None).unwrap_or_else(|error| panic!("{error}")));

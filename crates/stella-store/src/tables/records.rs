@@ -9,6 +9,9 @@ use super::error::StateError;
 /// The key of a keyed table: `(tenant, id)`, ordered by tenant, then id (byte order).
 pub(super) type TenantKey = (&'static str, &'static str);
 
+/// What [`RecordRepository::for_each`] hands each record to: its id, time and bytes.
+pub type RecordVisitor<'a> = dyn FnMut(&str, Timestamp, &[u8]) -> Result<(), StateError> + 'a;
+
 /// One record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
@@ -38,6 +41,10 @@ pub trait RecordRepository: Send + Sync {
 
     /// `tenant`'s records, ordered by id (byte order).
     fn list(&self, tenant: &str) -> Result<Vec<Record>, StateError>;
+
+    /// Hands `tenant`'s records to `visit` one by one, ordered by id, without holding them all (a
+    /// report over a million events decodes each as it comes). `visit` gets the id, time and bytes.
+    fn for_each(&self, tenant: &str, visit: &mut RecordVisitor<'_>) -> Result<(), StateError>;
 
     /// Removes `tenant`'s record `id`; `true` when there was one.
     fn remove(&self, tenant: &str, id: &str) -> Result<bool, StateError>;
@@ -110,18 +117,26 @@ impl RecordRepository for RedbRecords {
     }
 
     fn list(&self, tenant: &str) -> Result<Vec<Record>, StateError> {
+        let mut records = Vec::new();
+        self.for_each(tenant, &mut |id, at, value| {
+            records.push(Record { id: id.to_string(), at, value: value.to_vec() });
+            Ok(())
+        })?;
+        Ok(records)
+    }
+
+    fn for_each(&self, tenant: &str, visit: &mut RecordVisitor<'_>) -> Result<(), StateError> {
         self.db.read(|txn| {
-            let Some(table) = self.db.existing_table(txn, self.definition())? else { return Ok(Vec::new()) };
-            let mut records = Vec::new();
+            let Some(table) = self.db.existing_table(txn, self.definition())? else { return Ok(()) };
             for entry in table.range((tenant, "")..).map_err(|source| self.db.storage(source))? {
                 let (key, value) = entry.map_err(|source| self.db.storage(source))?;
                 let ((owner, id), (at, value)) = (key.value(), value.value());
                 if owner != tenant {
                     break;
                 }
-                records.push(self.record(tenant, id, at, value)?);
+                visit(id, decode_time(&self.db, &self.table, tenant, id, at)?, value)?;
             }
-            Ok(records)
+            Ok(())
         })
     }
 
