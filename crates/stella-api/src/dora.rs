@@ -14,7 +14,7 @@ use stella_dora::{Deployment, DoraSettings, Incident, Outcome, Preset, SloTarget
 use stella_metrics::{CounterVec, HistogramVec, Registry, names};
 use stella_store::tables::{RecordRepository, RedbRecords};
 
-use crate::{ApiError, ApiState, tenant_of};
+use crate::{ApiError, ApiState, bad_request, blocking, internal, tenant_of};
 
 /// The table of deployment events.
 const DEPLOYMENTS: &str = "dora.deployments";
@@ -104,18 +104,14 @@ impl DoraMetrics {
     }
 }
 
-fn invalid(code: &'static str, message: impl Into<String>) -> ApiError {
-    ApiError { status: StatusCode::BAD_REQUEST, code, message: message.into() }
-}
-
 fn storage(error: impl std::fmt::Display) -> ApiError {
-    ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, code: "dora.storage", message: error.to_string() }
+    internal("dora.storage", error)
 }
 
 /// The events of a body: one JSON object or an array of them.
 fn events(body: &[u8]) -> Result<Vec<Value>, ApiError> {
     let value: Value = serde_json::from_slice(body).map_err(|error| {
-        invalid(
+        bad_request(
             "dora.invalid_json",
             format!("the body is not JSON ({error}); send one event object or an array of them"),
         )
@@ -124,14 +120,14 @@ fn events(body: &[u8]) -> Result<Vec<Value>, ApiError> {
         Value::Array(items) => items,
         object @ Value::Object(_) => vec![object],
         other => {
-            return Err(invalid(
+            return Err(bad_request(
                 "dora.invalid_json",
                 format!("expected an event object or an array of them, found {other}"),
             ));
         }
     };
     if items.len() > MAX_EVENTS {
-        return Err(invalid(
+        return Err(bad_request(
             "dora.too_many_events",
             format!("{} events in one request; send at most {MAX_EVENTS}", items.len()),
         ));
@@ -258,7 +254,7 @@ impl Ingest {
         let (_, answer) = store(&self.incidents, tenant, &parsed, results)?;
         for (_, incident) in accepted.iter().filter(|(_, incident)| newly_resolved.contains(&incident.id)) {
             if let Some(resolved) = incident.resolved {
-                let hours = (resolved.as_nanosecond() - incident.started.as_nanosecond()) as f64 / 3.6e12;
+                let hours = stella_dora::hours(incident.started, resolved);
                 self.metrics.recovery.with(&[tenant, &incident.environment, &incident.service]).observe(hours);
             }
         }
@@ -311,7 +307,7 @@ async fn ingest(
     let items = events(body)?;
     check_tenants(&items, &tenant)?;
     let ingest = Ingest::of(state);
-    blocking(move || record(&ingest, &tenant, &items)).await
+    blocking("dora.failed", move || record(&ingest, &tenant, &items)).await
 }
 
 /// The counters and the lead-time histogram of a newly recorded deployment.
@@ -324,22 +320,12 @@ fn count_deployment(metrics: &DoraMetrics, settings: &DoraSettings, tenant: &str
     if deployment.outcome == Outcome::Succeeded && settings.is_production(&deployment.environment) {
         let histogram = metrics.lead_time.with(&labels);
         for commit in &deployment.commits {
-            let hours = (deployment.finished.as_nanosecond() - commit.time.as_nanosecond()) as f64 / 3.6e12;
+            let hours = stella_dora::hours(commit.time, deployment.finished);
             if hours > 0.0 {
                 histogram.observe(hours);
             }
         }
     }
-}
-
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(work).await.map_err(|_| ApiError {
-        status: StatusCode::INTERNAL_SERVER_ERROR,
-        code: "dora.failed",
-        message: "the request failed unexpectedly".into(),
-    })?
 }
 
 /// `tenant`'s events, their repeated names shared ([`stella_dora::Names`]).
@@ -429,7 +415,7 @@ async fn build_report(
     query: Result<Query<ReportQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|rejection| {
-        invalid(
+        bad_request(
             "dora.invalid_query",
             format!("{}; valid: from, to, tz, as_of, environment, format, tenant", rejection.body_text()),
         )
@@ -437,7 +423,7 @@ async fn build_report(
     let tenant = tenant_of(principal, query.tenant.as_deref())?;
     let format = query.format.as_deref().unwrap_or("json").to_string();
     if !["json", "md", "html", "csv"].contains(&format.as_str()) {
-        return Err(invalid("dora.invalid_query", format!("format={format:?}; use json, md, html or csv")));
+        return Err(bad_request("dora.invalid_query", format!("format={format:?}; use json, md, html or csv")));
     }
     let now = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second()).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
     let to = query.to.clone().unwrap_or_else(|| now.to_string());
@@ -446,12 +432,12 @@ async fn build_report(
         None => (now - jiff::SignedDuration::from_hours(30 * 24)).to_string(),
     };
     let window = Window::parse(&from, &to, query.tz.as_deref(), query.as_of.as_deref())
-        .map_err(|error| invalid("dora.invalid_window", error.to_string()))?;
+        .map_err(|error| bad_request("dora.invalid_window", error.to_string()))?;
     let settings = settings(&state.collector.config().dora);
     let (deployments, incidents) = (state.collector.records(DEPLOYMENTS), state.collector.records(INCIDENTS));
     let metrics = DoraMetrics::new(&state.registry);
     let environment = query.environment.clone();
-    blocking(move || {
+    blocking("dora.failed", move || {
         let (deployments, incidents) = load(&deployments, &incidents, &tenant)?;
         let report = stella_dora::report(&tenant, &deployments, &incidents, &settings, &window, environment.as_deref());
         for metric in report.breaches() {
@@ -496,7 +482,7 @@ fn refresh(state: &ApiState) -> Result<(), ApiError> {
     incidents.remove_older_than(None, cutoff).map_err(storage)?;
     let from = now - jiff::SignedDuration::try_from(config.dora.metrics_window).unwrap_or(jiff::SignedDuration::ZERO);
     let window = Window::parse(&from.to_string(), &now.to_string(), None, None)
-        .map_err(|error| invalid("dora.invalid_window", error.to_string()))?;
+        .map_err(|error| bad_request("dora.invalid_window", error.to_string()))?;
     let metrics = DoraMetrics::new(&state.registry);
     let mut tenants: Vec<String> = config.tenants.iter().map(|tenant| tenant.id.clone()).collect();
     tenants.push("default".into());

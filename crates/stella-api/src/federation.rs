@@ -21,7 +21,7 @@ use stella_federation::{
 };
 use stella_store::tables::{RecordRepository, RedbRecords};
 
-use crate::{ApiError, ApiState, actor, audited, tenant_of};
+use crate::{ApiError, ApiState, actor, audited, bad_request, blocking, internal, tenant_of};
 
 /// Observations, by a digest of (CVE, artifact, time): re-sent ones count once.
 const OBSERVATIONS: &str = "federation.observations";
@@ -36,12 +36,8 @@ const BUNDLES: &str = "federation.bundles";
 /// Most observations in one request.
 const MAX_OBSERVATIONS: usize = 10_000;
 
-fn invalid(code: &'static str, message: impl Into<String>) -> ApiError {
-    ApiError { status: StatusCode::BAD_REQUEST, code, message: message.into() }
-}
-
 fn storage(error: impl std::fmt::Display) -> ApiError {
-    ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, code: "federation.storage", message: error.to_string() }
+    internal("federation.storage", error)
 }
 
 /// A federation failure as an answer: verification failures are 422, a spent budget 409.
@@ -57,16 +53,6 @@ fn refused(error: FederationError) -> ApiError {
 
 fn respond(result: Result<Response, ApiError>) -> Response {
     result.unwrap_or_else(IntoResponse::into_response)
-}
-
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(work).await.map_err(|_| ApiError {
-        status: StatusCode::INTERNAL_SERVER_ERROR,
-        code: "federation.failed",
-        message: "the request failed unexpectedly".into(),
-    })?
 }
 
 /// The keys whose statements this server accepts: `federation.trusted_keys` and its own key.
@@ -97,7 +83,7 @@ pub(crate) async fn record_observations(
 async fn observations(state: &ApiState, principal: Option<&Principal>, body: &[u8]) -> Result<Response, ApiError> {
     let tenant = tenant_of(principal, None)?;
     let value: Value = serde_json::from_slice(body).map_err(|error| {
-        invalid(
+        bad_request(
             "federation.invalid_json",
             format!("the body is not JSON ({error}); send an observation or an array of them"),
         )
@@ -107,13 +93,13 @@ async fn observations(state: &ApiState, principal: Option<&Principal>, body: &[u
         other => vec![other],
     };
     if items.len() > MAX_OBSERVATIONS {
-        return Err(invalid(
+        return Err(bad_request(
             "federation.too_many",
             format!("{} observations; send at most {MAX_OBSERVATIONS} per request", items.len()),
         ));
     }
     let observations = table(state, OBSERVATIONS);
-    blocking(move || {
+    blocking("federation.failed", move || {
         let (status, answer) = store_observations(&observations, &tenant, &items)?;
         Ok((status, axum::Json(answer)).into_response())
     })
@@ -189,7 +175,7 @@ fn grant_consent(
     body: Result<axum::Json<Grant>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
     let axum::Json(grant) = body.map_err(|rejection| {
-        invalid(
+        bad_request(
             "federation.invalid_consent",
             format!(
                 "{}; expected {{federation_id, scope, purpose, expires_at, not_before?, site_alias?}}",
@@ -200,13 +186,13 @@ fn grant_consent(
     let tenant = tenant_of(principal, grant.tenant.as_deref())?;
     let config = state.collector.config().federation;
     let site_alias = grant.site_alias.or_else(|| config.aliases.get(&tenant).cloned()).ok_or_else(|| {
-        invalid(
+        bad_request(
             "federation.no_alias",
             format!("tenant {tenant:?} has no federation alias; set federation.aliases.{tenant} or pass site_alias"),
         )
     })?;
     if site_alias == tenant {
-        return Err(invalid(
+        return Err(bad_request(
             "federation.no_alias",
             "the site alias must not be the tenant id: the hub never sees tenant ids",
         ));
@@ -355,7 +341,7 @@ pub(crate) async fn revoke(
 ) -> Response {
     respond((|| {
         let axum::Json(body) = body.map_err(|rejection| {
-            invalid("federation.invalid_revocation", format!("{}; expected {{reason}}", rejection.body_text()))
+            bad_request("federation.invalid_revocation", format!("{}; expected {{reason}}", rejection.body_text()))
         })?;
         let tenant = tenant_of(principal.as_deref(), body.tenant.as_deref())?;
         let known = table(&state, CONSENTS).get(&tenant, &digest).map_err(storage)?;
@@ -418,13 +404,13 @@ async fn build(
     query: Result<Query<BundleQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|rejection| {
-        invalid("federation.invalid_query", format!("{}; valid: window, consent, tenant", rejection.body_text()))
+        bad_request("federation.invalid_query", format!("{}; valid: window, consent, tenant", rejection.body_text()))
     })?;
     let tenant = tenant_of(principal, query.tenant.as_deref())?;
     let window = stella_evidence::forensic::parse_window(&query.window, Timestamp::now())
-        .map_err(|error| invalid("federation.invalid_window", error.to_string()))?;
+        .map_err(|error| bad_request("federation.invalid_window", error.to_string()))?;
     let state = state.clone();
-    blocking(move || {
+    blocking("federation.failed", move || {
         let config = state.collector.config().federation;
         let trust = trust(&state)?;
         let usable: Vec<(String, Envelope, Consent, bool)> = consents(&state, &tenant, &trust)?
@@ -441,7 +427,7 @@ async fn build(
                         .into(),
             }),
             _ => {
-                return Err(invalid(
+                return Err(bad_request(
                     "federation.ambiguous_consent",
                     "several consents are unrevoked; name one with consent=<digest>",
                 ));
@@ -535,7 +521,7 @@ pub(crate) async fn import_revocation(
     respond((|| {
         let tenant = tenant_of(principal.as_deref(), None)?;
         let envelope =
-            Envelope::from_json(&body).map_err(|error| invalid("federation.malformed", error.to_string()))?;
+            Envelope::from_json(&body).map_err(|error| bad_request("federation.malformed", error.to_string()))?;
         let config = state.collector.config().federation;
         let digest = revoked_digest(&envelope, &trust(&state)?, config.allow_unsigned_fallback).map_err(refused)?;
         table(&state, REVOCATIONS).put(&tenant, &digest, Timestamp::now(), &envelope.to_json()).map_err(storage)?;
@@ -560,11 +546,11 @@ pub(crate) async fn aggregate(
 ) -> Response {
     respond((|| {
         let Query(query) = query.map_err(|rejection| {
-            invalid("federation.invalid_query", format!("{}; valid: window", rejection.body_text()))
+            bad_request("federation.invalid_query", format!("{}; valid: window", rejection.body_text()))
         })?;
         let tenant = tenant_of(principal.as_deref(), None)?;
         let window = stella_evidence::forensic::parse_window(&query.window, Timestamp::now())
-            .map_err(|error| invalid("federation.invalid_window", error.to_string()))?;
+            .map_err(|error| bad_request("federation.invalid_window", error.to_string()))?;
         let trust = trust(&state)?;
         let revoked = revoked(&state, &tenant, &trust)?;
         let config = state.collector.config().federation;

@@ -467,6 +467,24 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A 400 answer with `code`.
+pub(crate) fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError { status: StatusCode::BAD_REQUEST, code, message: message.into() }
+}
+
+/// A 500 answer with `code` for what `error` says (storage failures and the like).
+pub(crate) fn internal(code: &'static str, error: impl std::fmt::Display) -> ApiError {
+    ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, code, message: error.to_string() }
+}
+
+/// Runs `work` on the blocking pool (redb, chunk files, signing); a task that dies answers 500 with `code`.
+pub(crate) async fn blocking<T: Send + 'static>(
+    code: &'static str,
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work).await.map_err(|_| internal(code, "the request failed unexpectedly"))?
+}
+
 pub(crate) fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
     (status, axum::Json(json!({"code": code, "message": message}))).into_response()
 }

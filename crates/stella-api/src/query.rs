@@ -135,14 +135,14 @@ pub(crate) async fn echo() -> &'static str {
 
 /// A 400 for a bad query parameter.
 fn invalid(message: String) -> ApiError {
-    ApiError { status: StatusCode::BAD_REQUEST, code: "query.invalid_parameter", message }
+    crate::bad_request("query.invalid_parameter", message)
 }
 
 /// Runs store work on the blocking pool; its errors become API errors.
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, stella_store::chunks::StoreError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(work).await.map_err(|_| failed_unexpectedly())?.map_err(store_failed)
+    crate::blocking("query.failed", move || work().map_err(store_failed)).await
 }
 
 /// A query whose blocking task died.
@@ -156,7 +156,7 @@ fn failed_unexpectedly() -> ApiError {
 
 /// A query the store could not answer.
 fn store_failed(error: StoreError) -> ApiError {
-    ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, code: error.code(), message: error.to_string() }
+    crate::internal(error.code(), error)
 }
 
 /// What every search takes: the window (`start`, `end`), a `limit` (where the search has one), the

@@ -44,7 +44,9 @@ struct Known<'a> {
     link: Option<usize>,
 }
 
-fn hours(from: Timestamp, to: Timestamp) -> f64 {
+/// Hours from `from` to `to` (negative when `to` is earlier): every duration the report and the
+/// metrics give.
+pub fn hours(from: Timestamp, to: Timestamp) -> f64 {
     (to.as_nanosecond() - from.as_nanosecond()) as f64 / NANOS_PER_HOUR
 }
 

@@ -36,7 +36,7 @@ mod stats;
 mod window;
 
 pub use classify::{Tier, Values, classify};
-pub use compute::{ServiceGauge, report, service_gauges};
+pub use compute::{ServiceGauge, hours, report, service_gauges};
 pub use event::{
     Commit, Deployment, DeploymentKind, EventError, Incident, Names, Outcome, normalize_pipeline, parse_deployment,
     parse_incident,

@@ -41,6 +41,12 @@ pub(crate) fn client(tls: &ClientTls, endpoint: &str) -> Result<reqwest::Client,
     builder.build().map_err(|error| fail(format!("cannot build the HTTP client: {error}")))
 }
 
+/// The wait a `Retry-After` header (in seconds) asks for.
+pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let text = headers.get("retry-after")?.to_str().ok()?;
+    text.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
 /// One push endpoint and how to call it.
 pub(crate) struct Poster {
     /// The client.
@@ -95,12 +101,7 @@ impl Poster {
             ExportError::Retryable { reason, endpoint: self.url.clone(), message: error.to_string(), retry_after: None }
         })?;
         let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|value| value.to_str().ok())
-            .and_then(|text| text.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+        let retry_after = retry_after(response.headers());
         if (200..300).contains(&status) {
             return Ok(());
         }

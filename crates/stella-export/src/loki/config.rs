@@ -26,7 +26,7 @@ pub struct LokiConfig {
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
     /// How long one request may take. Default 10s.
-    #[serde(default = "default_timeout", deserialize_with = "crate::otlp::config::duration")]
+    #[serde(default = "crate::otlp::config::default_timeout", deserialize_with = "crate::otlp::config::duration")]
     pub timeout: Duration,
     /// TLS towards Loki (for `https://` endpoints).
     #[serde(default)]
@@ -40,26 +40,14 @@ pub struct LokiConfig {
     #[serde(default = "default_stream_attributes")]
     pub stream_attributes: Vec<String>,
     /// Whether the record's severity is a `severity` stream label (default true).
-    #[serde(default = "yes")]
+    #[serde(default = "crate::otlp::config::yes")]
     pub severity_label: bool,
     /// Attempts after the first when Loki answers 500 (or another non-transient 5xx) before the batch
     /// is dropped and counted. Default 3.
-    #[serde(default = "default_server_error_retries")]
+    #[serde(default = "crate::otlp::config::default_server_error_retries")]
     pub max_server_error_retries: u32,
-}
-
-fn default_timeout() -> Duration {
-    Duration::from_secs(10)
 }
 
 fn default_stream_attributes() -> Vec<String> {
     vec!["service.name".into(), "deployment.environment".into()]
-}
-
-fn yes() -> bool {
-    true
-}
-
-fn default_server_error_retries() -> u32 {
-    3
 }

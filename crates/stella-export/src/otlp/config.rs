@@ -86,7 +86,8 @@ impl ClientTls {
     }
 }
 
-fn default_timeout() -> Duration {
+/// 10s: how long one request to a backend may take unless configured.
+pub(crate) fn default_timeout() -> Duration {
     Duration::from_secs(10)
 }
 
@@ -121,4 +122,14 @@ impl OtlpConfig {
         );
         endpoints
     }
+}
+
+/// `true`, for serde defaults.
+pub(crate) fn yes() -> bool {
+    true
+}
+
+/// 3: attempts after the first when a push endpoint answers 500, unless configured.
+pub(crate) fn default_server_error_retries() -> u32 {
+    3
 }

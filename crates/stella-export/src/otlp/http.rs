@@ -1,5 +1,4 @@
 use std::io::Write;
-use std::time::Duration;
 
 use prost::Message;
 use stella_otlp::proto::collector::logs::v1::ExportLogsServiceResponse;
@@ -46,12 +45,7 @@ impl OtlpHttpExporter {
             ExportError::Retryable { reason, endpoint: url.clone(), message: error.to_string(), retry_after: None }
         })?;
         let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|value| value.to_str().ok())
-            .and_then(|text| text.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+        let retry_after = crate::http_post::retry_after(response.headers());
         let bytes = response.bytes().await.unwrap_or_default();
         match status {
             200..=299 => {

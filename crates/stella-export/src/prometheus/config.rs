@@ -16,7 +16,7 @@ pub struct RemoteWriteConfig {
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
     /// How long one request may take. Default 10s.
-    #[serde(default = "default_timeout", deserialize_with = "crate::otlp::config::duration")]
+    #[serde(default = "crate::otlp::config::default_timeout", deserialize_with = "crate::otlp::config::duration")]
     pub timeout: Duration,
     /// TLS towards the receiver (for `https://` endpoints).
     #[serde(default)]
@@ -25,22 +25,10 @@ pub struct RemoteWriteConfig {
     #[serde(default)]
     pub namespace: Option<String>,
     /// Unit and `_total` suffixes on metric names (default true, as the compatibility spec says).
-    #[serde(default = "yes")]
+    #[serde(default = "crate::otlp::config::yes")]
     pub add_metric_suffixes: bool,
     /// Attempts after the first when the receiver answers 500 (or another non-transient 5xx) before the
     /// batch is dropped and counted. Default 3.
-    #[serde(default = "default_server_error_retries")]
+    #[serde(default = "crate::otlp::config::default_server_error_retries")]
     pub max_server_error_retries: u32,
-}
-
-fn default_timeout() -> Duration {
-    Duration::from_secs(10)
-}
-
-fn yes() -> bool {
-    true
-}
-
-fn default_server_error_retries() -> u32 {
-    3
 }
