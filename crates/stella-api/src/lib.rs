@@ -6,7 +6,7 @@
 //! `/metrics` needs `read` unless `api.metrics_public`). Errors are JSON `{"code","message"}`.
 #![deny(missing_docs)]
 
-pub mod audit;
+pub use stella_evidence::audit;
 pub mod dora;
 pub mod events;
 pub mod evidence;
@@ -341,10 +341,19 @@ async fn readyz(State(state): State<ApiState>) -> Response {
     (status, axum::Json(readiness)).into_response()
 }
 
-async fn metrics(State(state): State<ApiState>) -> Response {
+/// `/metrics`: every series for operators (and when auth is off or `api.metrics_public` is set); for other
+/// tokens only process-wide series and those of their own tenant (a series with a `tenant` label of another
+/// tenant is left out).
+async fn metrics(State(state): State<ApiState>, principal: Option<axum::Extension<Principal>>) -> Response {
     state.collector.refresh_gauges();
     let content_type = "text/plain; version=0.0.4; charset=utf-8";
-    ([(header::CONTENT_TYPE, content_type)], state.registry.encode()).into_response()
+    let scope = match principal.as_deref() {
+        Some(principal) if !principal.scopes.contains(&Scope::Operator) => {
+            stella_metrics::Scope::Tenant(&principal.tenant)
+        }
+        _ => stella_metrics::Scope::All,
+    };
+    ([(header::CONTENT_TYPE, content_type)], state.registry.encode_scoped(scope)).into_response()
 }
 
 /// Appends an action to the audit trail; the error response to send if that failed.

@@ -36,8 +36,8 @@ async fn start_with(config_text: &str) -> (ApiState, tempfile::TempDir) {
     };
     let source = ConfigSource { profile: Profile::Default, overlay: Some(config), check: None };
     let collector = Collector::start(source, context).await.unwrap();
-    let audit = Arc::new(super::audit::AuditLog::new(dir.path()));
-    let token_admin = Arc::new(stella_collector::auth::TokenStore::new(dir.path()));
+    let audit = Arc::new(super::audit::AuditLog::new(dir.path(), None));
+    let token_admin = Arc::new(stella_collector::auth::TokenStore::open(dir.path()).unwrap());
     let evidence = super::evidence::Evidence::load(&collector.config().evidence, dir.path(), "default", &registry);
     let evidence = Arc::new(evidence.unwrap());
     (ApiState { collector, registry, tokens: None, metrics_public: false, audit, token_admin, evidence }, dir)
@@ -101,7 +101,7 @@ async fn an_invalid_reload_lists_every_error_and_keeps_the_config() {
 async fn every_protected_route_refuses_without_a_token_and_without_its_scope() {
     use stella_collector::auth::{Scope, TokenStore};
     let (mut state, dir) = start().await;
-    let tokens = Arc::new(TokenStore::new(dir.path()));
+    let tokens = Arc::new(TokenStore::open(dir.path()).unwrap());
     state.tokens = Some(Arc::clone(&tokens));
     for route in super::ROUTES {
         let Some(scope) = route.scope else {
@@ -135,17 +135,23 @@ async fn every_protected_route_refuses_without_a_token_and_without_its_scope() {
 async fn operators_manage_tokens_through_the_api_and_it_is_audited() {
     use stella_collector::auth::{Scope, TokenStore};
     let (mut state, dir) = start().await;
-    let tokens = Arc::new(TokenStore::new(dir.path()));
+    let tokens = Arc::new(TokenStore::open(dir.path()).unwrap());
     state.tokens = Some(Arc::clone(&tokens));
     let (_, operator) = tokens.create("default", [Scope::Operator].into_iter().collect(), None).unwrap();
-    let request = Request::builder()
-        .method("POST")
-        .uri("/telemetry/tokens")
-        .header("authorization", format!("Bearer {operator}"))
-        .header("content-type", "application/json")
-        .body(Body::from(r#"{"tenant":"acme","scopes":["read"],"expires_seconds":3600}"#))
-        .unwrap();
-    let response = router(state.clone()).oneshot(request).await.unwrap();
+    let create = |tenant: &str| {
+        Request::builder()
+            .method("POST")
+            .uri("/telemetry/tokens")
+            .header("authorization", format!("Bearer {operator}"))
+            .header("content-type", "application/json")
+            .body(Body::from(format!(r#"{{"tenant":"{tenant}","scopes":["read"],"expires_seconds":3600}}"#)))
+            .unwrap()
+    };
+    let refused = router(state.clone()).oneshot(create("acme")).await.unwrap();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST, "a token for a tenant the config does not declare");
+    let body = refused.into_body().collect().await.unwrap().to_bytes();
+    assert!(String::from_utf8_lossy(&body).contains("tokens.undeclared_tenant"));
+    let response = router(state.clone()).oneshot(create("default")).await.unwrap();
     let status = response.status();
     let body = response.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&body));
@@ -199,7 +205,7 @@ async fn send_json(
 async fn incident_mode_is_tenant_scoped_and_a_tenant_in_the_body_must_be_the_tokens() {
     use stella_collector::auth::{Scope, TokenStore};
     let (mut state, dir) = start_with(&format!("{CONFIG}tenants: [{{id: acme}}, {{id: globex}}]\n")).await;
-    let tokens = Arc::new(TokenStore::new(dir.path()));
+    let tokens = Arc::new(TokenStore::open(dir.path()).unwrap());
     state.tokens = Some(Arc::clone(&tokens));
     let token = |tenant: &str, scope: Scope| tokens.create(tenant, [scope].into_iter().collect(), None).unwrap().1;
     let (acme, globex, operator) =

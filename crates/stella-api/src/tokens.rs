@@ -45,6 +45,15 @@ pub(crate) async fn create(
             "give at least one scope: ingest, read, export, admin, operator",
         );
     }
+    let declared =
+        new.tenant == "default" || state.collector.config().tenants.iter().any(|tenant| tenant.id == new.tenant);
+    if !declared {
+        let message = format!(
+            "tenant {:?} is not declared under tenants: in the server's config; declare it and reload first (its requests would be refused)",
+            new.tenant
+        );
+        return error_response(StatusCode::BAD_REQUEST, "tokens.undeclared_tenant", &message);
+    }
     let expires = new.expires_seconds.map(Duration::from_secs);
     let (record, token) = match state.token_admin.create(&new.tenant, new.scopes, expires) {
         Ok(created) => created,

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::TokenStore;
 use crate::config::{self, Config, ConfigErrors, Profile};
+use crate::consumers::Condition;
 use crate::incidents::Incidents;
 use crate::receivers::otlp_grpc::GrpcLimits;
 use crate::receivers::otlp_http::HttpLimits;
@@ -65,12 +66,14 @@ pub enum StartError {
     #[error(transparent)]
     Config(#[from] ConfigErrors),
     /// A listener could not bind.
-    #[error("cannot listen on {address} ({key}): {source}; stop whatever uses that port or change {key}")]
+    #[error("cannot listen on {address} ({key}){holder}: {source}; stop whatever uses that port or change {key}")]
     Bind {
         /// The config key of the endpoint.
         key: String,
         /// The address.
         address: SocketAddr,
+        /// ` (held by pid N (name))` when the port's holder could be found.
+        holder: String,
         /// The operating system's error.
         #[source]
         source: std::io::Error,
@@ -98,6 +101,9 @@ pub enum StartError {
     /// The saved incident mode cannot be read.
     #[error(transparent)]
     Incidents(#[from] crate::incidents::IncidentError),
+    /// The token store cannot be opened.
+    #[error(transparent)]
+    Tokens(#[from] crate::auth::AuthError),
     /// A listener's TLS files are unusable.
     #[error("{key}.{source}")]
     Tls {
@@ -121,6 +127,7 @@ impl StartError {
             StartError::Insecure { .. } => "collector.insecure_bind",
             StartError::State(error) => error.code(),
             StartError::Incidents(error) => error.code(),
+            StartError::Tokens(error) => error.code(),
         }
     }
 }
@@ -170,7 +177,7 @@ pub struct ReloadReport {
 pub struct ComponentState {
     /// `receivers.otlp.grpc`, `pipelines.traces`, `exporters.file`, ...
     pub component: String,
-    /// `listening`, `running`, `ready`, `failing`, `stopping`.
+    /// `listening`, `running`, `ready`, `degraded` (still taking data; see `detail`), `failing`, `stopping`.
     pub state: String,
     /// Address or last error, where there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -205,6 +212,7 @@ pub struct Collector {
     incidents: Arc<Incidents>,
     state: StateDb,
     quotas: Arc<Quotas>,
+    tokens: Arc<TokenStore>,
 }
 
 impl Collector {
@@ -220,7 +228,8 @@ impl Collector {
         topology.start_consumers(&context)?;
         let topology = TopologyHandle::new(topology);
         let receiver_metrics = ReceiverMetrics::new(&context.registry);
-        let tokens = config.auth_enabled.then(|| Arc::new(TokenStore::new(&context.data_dir)));
+        let token_store = Arc::new(TokenStore::with_state(&state, &context.data_dir)?);
+        let tokens = config.auth_enabled.then(|| Arc::clone(&token_store));
         let quotas = Arc::new(Quotas::new(&tenant_quotas(&config)));
         let certificate_tenants = Arc::new(config.certificate_tenants.clone());
         refuse_insecure_listeners(&config, allow_insecure)?;
@@ -298,7 +307,19 @@ impl Collector {
             incidents,
             quotas,
             state,
+            tokens: token_store,
         }))
+    }
+
+    /// The tokens of the data directory: the one store that receivers and the API both check and change,
+    /// so a revocation is in force everywhere once it returns.
+    pub fn tokens(&self) -> &Arc<TokenStore> {
+        &self.tokens
+    }
+
+    /// The state database of the data directory (`state.redb`).
+    pub fn state_db(&self) -> &StateDb {
+        &self.state
     }
 
     /// Holds retention respects (the API places and releases them).
@@ -441,8 +462,10 @@ impl Collector {
         });
     }
 
-    /// Brings the gauges that are read rather than pushed up to date: the bytes each ingest log holds
-    /// and the limit at which it refuses data. Called before `/metrics` is encoded.
+    /// Brings the metrics that are read rather than pushed up to date: the bytes each ingest log holds and
+    /// the limit at which it refuses data, the records lost to damage, and every consumer's backlog and
+    /// seconds since its last success (true while it waits on a failing backend). Called before
+    /// `/metrics` is encoded.
     pub fn refresh_gauges(&self) {
         let registry = &self.context.registry;
         let bytes = registry.gauge(
@@ -450,8 +473,15 @@ impl Collector {
             "Bytes an ingest log holds, by log and tenant; receivers answer 503 at storage.log.max_bytes.",
             &["log", "tenant"],
         );
-        for (log, tenant, held) in self.context.logs.usage() {
-            bytes.with(&[&log, &tenant]).set(i64::try_from(held).unwrap_or(i64::MAX));
+        let damaged = registry.counter(
+            names::INGEST_LOG_DAMAGED_RECORDS,
+            "Records lost to damage in an ingest log (quarantined and skipped), by log and tenant.",
+            &["log", "tenant"],
+        );
+        for (log, tenant, opened) in self.context.logs.open_logs() {
+            bytes.with(&[&log, &tenant]).set(i64::try_from(opened.bytes()).unwrap_or(i64::MAX));
+            let counter = damaged.with(&[&log, &tenant]);
+            counter.add(opened.damaged_records().saturating_sub(counter.get()));
         }
         let limit = self.config().storage.log_max_bytes;
         registry
@@ -462,6 +492,18 @@ impl Collector {
             )
             .with(&[])
             .set(i64::try_from(limit).unwrap_or(i64::MAX));
+        let export = stella_export::ExportMetrics::new(registry);
+        let since = registry.gauge(
+            names::EXPORT_SECONDS_SINCE_SUCCESS,
+            "Seconds since an exporter's consumer last delivered or was caught up, by exporter and tenant (grows while it waits on a failing backend).",
+            &["exporter", "tenant"],
+        );
+        for consumer in self.context.consumers.all() {
+            let Some(exporter) = &consumer.exporter else { continue };
+            export.backlog(exporter, &consumer.tenant, consumer.backlog());
+            let seconds = i64::try_from(consumer.since_success().as_secs()).unwrap_or(i64::MAX);
+            since.with(&[exporter, &consumer.tenant]).set(seconds);
+        }
     }
 
     /// The replace-by-id table of records of `kind` in the state database (DORA events, federation).
@@ -494,17 +536,35 @@ impl Collector {
                 detail: None,
             });
         }
+        // Each exporter (the store and tail samplers included) with the worst of its own health and its
+        // consumers' (one per tenant).
+        let mut states: std::collections::BTreeMap<String, (String, Option<String>)> = Default::default();
         if let Some(topology) = self.topology.current() {
             for (id, exporter) in topology.exporters() {
-                let (state, detail) = match exporter.health() {
-                    ExporterHealth::Ready => ("ready", None),
+                let state = match exporter.health() {
+                    ExporterHealth::Ready => ("ready".to_string(), None),
                     ExporterHealth::Failing(message) => {
                         ready = false;
-                        ("failing", Some(message))
+                        ("failing".to_string(), Some(message))
                     }
                 };
-                components.push(ComponentState { component: format!("exporters.{id}"), state: state.into(), detail });
+                states.insert(format!("exporters.{id}"), state);
             }
+        }
+        for consumer in self.context.consumers.all() {
+            let entry = states.entry(consumer.component.clone()).or_insert_with(|| ("ready".into(), None));
+            if let Condition::Degraded(reason) = consumer.condition()
+                && entry.0 != "failing"
+            {
+                entry.0 = "degraded".into();
+                entry.1 = Some(match entry.1.take() {
+                    Some(earlier) => format!("{earlier}; {reason}"),
+                    None => reason,
+                });
+            }
+        }
+        for (component, (state, detail)) in states {
+            components.push(ComponentState { component, state, detail });
         }
         Readiness { ready, components }
     }
@@ -534,8 +594,15 @@ fn tenant_quotas(config: &Config) -> Vec<(String, QuotaConfig)> {
     config.tenants.iter().filter_map(|tenant| Some((tenant.id.clone(), tenant.quotas?))).collect()
 }
 
-async fn bind(key: &str, address: SocketAddr) -> Result<TcpListener, StartError> {
-    TcpListener::bind(address).await.map_err(|source| StartError::Bind { key: key.to_string(), address, source })
+/// Binds the listener of config key `key`; a failure names the address and, when it can be found, the
+/// process holding it.
+pub async fn bind(key: &str, address: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(address).await.map_err(|source| StartError::Bind {
+        key: key.to_string(),
+        address,
+        holder: crate::server::port_holder(address).map(|holder| format!(" (held by {holder})")).unwrap_or_default(),
+        source,
+    })
 }
 
 fn local_address(listener: &TcpListener, configured: SocketAddr) -> SocketAddr {

@@ -5,10 +5,10 @@
 #![deny(missing_docs)]
 
 mod collector;
-mod consumer;
-mod sampler;
+mod consumers;
 mod server;
 mod store;
+mod throttle;
 
 pub mod auth;
 pub mod config;
@@ -19,8 +19,8 @@ pub mod tls;
 pub mod topology;
 
 pub use collector::{
-    Collector, ComponentState, ConfigSource, OverlayCheck, Readiness, ReloadError, ReloadReport, StartError,
+    Collector, ComponentState, ConfigSource, OverlayCheck, Readiness, ReloadError, ReloadReport, StartError, bind,
     listener_tls,
 };
 pub use server::{API_HEADER_TIMEOUT, spawn_server};
-pub use store::{BackendUnusable, StoreRegistry, reader_store};
+pub use store::{BackendUnusable, OfflineStore, StoreRegistry, reader_store};

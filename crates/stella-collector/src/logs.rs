@@ -39,6 +39,8 @@ impl LogRegistry {
             next_seq = report.next_seq,
             segments = report.segments,
             truncated_bytes = report.truncated_bytes,
+            skipped_seqs = report.skipped_seqs,
+            damaged_ranges = report.damage.len(),
             "ingest log opened"
         );
         open.insert(key, Arc::clone(&log));
@@ -56,10 +58,10 @@ impl LogRegistry {
             .collect()
     }
 
-    /// (log name, tenant, bytes held) of every open log.
-    pub fn usage(&self) -> Vec<(String, String, u64)> {
+    /// (log name, tenant, log) of every open log.
+    pub fn open_logs(&self) -> Vec<(String, String, Arc<Log>)> {
         let open = self.open.lock().unwrap_or_else(|poison| poison.into_inner());
-        open.iter().map(|((log, tenant), opened)| (log.clone(), tenant.clone(), opened.bytes())).collect()
+        open.iter().map(|((log, tenant), opened)| (log.clone(), tenant.clone(), Arc::clone(opened))).collect()
     }
 
     /// Bytes held by every open log.

@@ -148,3 +148,32 @@ pub fn spawn_server(
         graceful.shutdown().await;
     })
 }
+
+/// The process that listens on `address`'s port, as `pid N (name)`, found through `/proc` (Linux; `None`
+/// elsewhere or when it is not visible to this user).
+pub fn port_holder(address: std::net::SocketAddr) -> Option<String> {
+    let tables = ["/proc/net/tcp", "/proc/net/tcp6"];
+    let port = format!(":{:04X}", address.port());
+    let inode = tables.iter().filter_map(|table| std::fs::read_to_string(table).ok()).find_map(|text| {
+        text.lines().skip(1).find_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // local_address, ..., st (0A = LISTEN), ..., inode
+            let listening = fields.get(3) == Some(&"0A");
+            (listening && fields.get(1).is_some_and(|local| local.ends_with(&port)))
+                .then(|| fields.get(9).map(|inode| inode.to_string()))?
+        })
+    })?;
+    let socket = format!("socket:[{inode}]");
+    for process in std::fs::read_dir("/proc").ok()?.filter_map(Result::ok) {
+        let Ok(pid) = process.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(fds) = std::fs::read_dir(process.path().join("fd")) else { continue };
+        let holds = fds
+            .filter_map(Result::ok)
+            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target.to_string_lossy() == socket));
+        if holds {
+            let name = std::fs::read_to_string(process.path().join("comm")).unwrap_or_default();
+            return Some(format!("pid {pid} ({})", name.trim()));
+        }
+    }
+    None
+}

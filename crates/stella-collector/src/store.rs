@@ -1,36 +1,27 @@
-//! The embedded store at run time: one sealing task per pipeline with a `store` exporter and tenant,
-//! reading the pipeline's log (its `.sampled` log behind tail sampling) one record at a time, and the
-//! [`StoreRegistry`] queries go through (sealed chunks on disk plus the records not sealed yet).
-//!
-//! The task's cursor stays at the first record of the open chunk, so after a stop or `kill -9` the open
-//! chunk is rebuilt from the log exactly as it was; a chunk sealed again after a crash has the same
-//! digest and is listed once.
+//! The embedded store at run time: the [`StoreRegistry`] queries go through (sealed chunks on disk plus
+//! the open chunks of the sealing consumers, `consumers::seal`).
 //!
 //! With `storage.backend`, one [`Uploader`] task per process moves sealed chunks to object storage:
 //! sealing tasks wake it after each chunk they write (they never wait for it), and it runs upload rounds
 //! on a blocking thread, retried with backoff while object storage fails. A chunk stays on local disk
 //! until its upload is confirmed.
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use stella_metrics::{CounterVec, GaugeVec, Registry, names};
+use stella_metrics::{CounterVec, Registry, names};
 use stella_otlp::Signal;
 use stella_store::chunks::{
-    Cut, HoldBook, LocalCache, RemoteChunks, ScanFilter, Sealer, Store, StoreError, UnsealedRecord, UploadRound,
+    ChunkManifest, Cut, LocalCache, RemoteChunks, ScanFilter, SealLimits, Sealer, Store, StoreError, UnsealedRecord,
+    UploadRound, directory_name, unsealed_records,
 };
+use stella_store::log::{CursorStore, RealFs, read_log_from};
 use tokio::sync::Notify;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use crate::config::{S3Backend, StoreSettings};
-use stella_store::log::{Cursor, CursorStore};
-
-use crate::consumer::{ConsumerControl, LogProgress, read_blocking};
+use crate::config::S3Backend;
 use crate::logs::Log;
-
-/// How often the task saves its cursor while it works.
-const CURSOR_INTERVAL: Duration = Duration::from_millis(500);
 /// The wait after a failed upload round; it doubles after each further failure, up to
 /// [`MAX_UPLOAD_BACKOFF`].
 const FIRST_UPLOAD_BACKOFF: Duration = Duration::from_secs(1);
@@ -42,10 +33,8 @@ const UPLOAD_ROUND_INTERVAL: Duration = Duration::from_millis(250);
 /// An idle uploader looks for waiting chunks this often anyway.
 const UPLOAD_RESCAN: Duration = Duration::from_secs(60);
 
-/// Bytes read from the log per step.
-const READ_BYTES: usize = 1024 * 1024;
-
-type OpenChunk = Arc<Mutex<Sealer>>;
+/// The open chunk of a sealing task, shared with queries.
+pub(crate) type OpenChunk = Arc<Mutex<Sealer>>;
 /// A sealing task's log and the first record it has not read yet.
 type ReadPosition = (Arc<Log>, tokio::sync::watch::Sender<u64>);
 
@@ -80,7 +69,7 @@ impl StoreRegistry {
     }
 
     /// Tells the uploader a chunk was sealed (nothing without object storage; never waits).
-    fn chunks_sealed(&self) {
+    pub(crate) fn chunks_sealed(&self) {
         if let Some(uploads) = &self.uploads {
             uploads.wake.notify_one();
         }
@@ -108,7 +97,13 @@ impl StoreRegistry {
         tokio::time::timeout(timeout, all).await.is_ok()
     }
 
-    fn set_consumed(&self, tenant: &str, signal: Signal, log: &Arc<Log>, read: u64) -> tokio::sync::watch::Sender<u64> {
+    pub(crate) fn set_consumed(
+        &self,
+        tenant: &str,
+        signal: Signal,
+        log: &Arc<Log>,
+        read: u64,
+    ) -> tokio::sync::watch::Sender<u64> {
         let done = tokio::sync::watch::Sender::new(read);
         self.consumed
             .lock()
@@ -122,7 +117,7 @@ impl StoreRegistry {
         &self.store
     }
 
-    fn set_open(&self, tenant: &str, signal: Signal, sealer: OpenChunk) {
+    pub(crate) fn set_open(&self, tenant: &str, signal: Signal, sealer: OpenChunk) {
         self.open.lock().unwrap_or_else(|poison| poison.into_inner()).insert((tenant.to_string(), signal), sealer);
     }
 
@@ -195,235 +190,6 @@ impl StoreRegistry {
     }
 }
 
-/// The store task's meta-metrics.
-#[derive(Clone)]
-pub struct StoreMetrics {
-    bytes: GaugeVec,
-    sealed: CounterVec,
-    deleted: CounterVec,
-}
-
-impl StoreMetrics {
-    /// Registers (or finds) the families in `registry`.
-    pub fn new(registry: &Registry) -> Self {
-        StoreMetrics {
-            bytes: registry.gauge(
-                names::STORE_BYTES,
-                "Bytes of the embedded store on disk, by tenant and signal.",
-                &["tenant", "signal"],
-            ),
-            sealed: registry.counter(
-                names::STORE_SEALED_CHUNKS,
-                "Chunks sealed by the embedded store, by signal.",
-                &["signal"],
-            ),
-            deleted: registry.counter(
-                names::RETENTION_DELETED_CHUNKS,
-                "Chunks deleted by retention, by tenant and signal.",
-                &["tenant", "signal"],
-            ),
-        }
-    }
-}
-
-/// One sealing task.
-pub struct StoreTask {
-    /// The exporter id (`store`), also the cursor's name.
-    pub id: String,
-    /// The log's name (pipeline id, or `<pipeline>.sampled`).
-    pub log_name: String,
-    /// The tenant.
-    pub tenant: Arc<str>,
-    /// The signal.
-    pub signal: Signal,
-    /// The log it reads.
-    pub log: Arc<Log>,
-    /// Seal limits and retention.
-    pub settings: StoreSettings,
-    /// Holds retention respects.
-    pub holds: Arc<HoldBook>,
-    /// Where chunks go and queries look.
-    pub registry: Arc<StoreRegistry>,
-    /// Positions of the log's consumers.
-    pub progress: Arc<LogProgress>,
-    /// Gauges and counters.
-    pub metrics: StoreMetrics,
-}
-
-impl StoreTask {
-    fn progress_key(&self) -> String {
-        format!("{}|{}|{}", self.log_name, self.tenant, self.id)
-    }
-
-    /// Runs until `control` says stop; on a drain, once caught up with the log.
-    pub async fn run(self, control: ConsumerControl) {
-        let cursors = CursorStore::new(Arc::clone(self.log.fs()), self.log.dir().to_path_buf());
-        let start = match cursors.load(&self.id) {
-            Ok(Some(cursor)) => cursor.next_seq,
-            Ok(None) => self.log.first_seq(),
-            Err(error) => {
-                tracing::error!(%error, "store: cannot read the cursor; sealing from the oldest record in the log");
-                self.log.first_seq()
-            }
-        };
-        self.progress.update(&self.progress_key(), start);
-        let sealer: OpenChunk = Arc::new(Mutex::new(Sealer::new(&self.tenant, self.signal, self.settings.limits())));
-        let mut swept_at: Option<Instant> = None;
-        self.registry.set_open(&self.tenant, self.signal, Arc::clone(&sealer));
-        let done = self.registry.set_consumed(&self.tenant, self.signal, &self.log, start);
-        let mut reader = Some(self.log.reader(start));
-        let mut head = self.log.subscribe();
-        let (mut saved, mut saved_at) = (start, Instant::now());
-        loop {
-            if control.abort.is_cancelled() {
-                break;
-            }
-            let Some(current) = reader.take() else { break };
-            let (back, records) = read_blocking(current, READ_BYTES).await;
-            let next_seq = back.next_seq();
-            reader = Some(back);
-            let records = records.unwrap_or_else(|error| {
-                tracing::error!(tenant = %self.tenant, %error, "store: cannot read the ingest log");
-                Vec::new()
-            });
-            let got = !records.is_empty();
-            if got {
-                let task = self.sealing(Arc::clone(&sealer));
-                match tokio::task::spawn_blocking(move || task.seal(records)).await {
-                    Ok(Ok(sealed)) => {
-                        if sealed {
-                            self.registry.chunks_sealed();
-                        }
-                    }
-                    Ok(Err(error)) => {
-                        // The records stay in the log (the cursor did not move past them): retry from the cursor.
-                        tracing::error!(code = error.code(), %error, "store: cannot write a chunk; retrying");
-                        *sealer.lock().unwrap_or_else(|poison| poison.into_inner()) =
-                            Sealer::new(&self.tenant, self.signal, self.settings.limits());
-                        reader = Some(self.log.reader(saved));
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                        continue;
-                    }
-                    Err(error) => std::panic::resume_unwind(error.into_panic()),
-                }
-            }
-            done.send_replace(next_seq);
-            let position =
-                sealer.lock().unwrap_or_else(|poison| poison.into_inner()).open_first_seq().unwrap_or(next_seq);
-            if position != saved && (saved_at.elapsed() >= CURSOR_INTERVAL || !got) {
-                saved = self.save(&cursors, position);
-                saved_at = Instant::now();
-            }
-            if swept_at.is_none_or(|at| at.elapsed() >= self.settings.sweep_interval) {
-                self.sweep().await;
-                swept_at = Some(Instant::now());
-            }
-            if got {
-                continue;
-            }
-            if control.drain.is_cancelled() {
-                break;
-            }
-            tokio::select! {
-                _ = head.changed() => {}
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                _ = control.drain.cancelled() => {}
-                _ = control.abort.cancelled() => break,
-            }
-        }
-        let position = sealer.lock().unwrap_or_else(|poison| poison.into_inner()).open_first_seq();
-        if let Some(position) = position.filter(|position| *position != saved) {
-            self.save(&cursors, position);
-        }
-    }
-
-    /// Deletes chunks past the retention window, except held ones; logs and counts what it deletes.
-    async fn sweep(&self) {
-        let window = self.settings.retention.window(self.signal);
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        let cutoff = u64::try_from(now.saturating_sub(window).as_nanos()).unwrap_or(u64::MAX);
-        let (store, holds, tenant, signal) =
-            (self.registry.store().clone(), Arc::clone(&self.holds), Arc::clone(&self.tenant), self.signal);
-        let swept = tokio::task::spawn_blocking(move || {
-            store.sweep(&tenant, signal.as_str(), cutoff, &|min, max| holds.holds(&tenant, min, max))
-        })
-        .await;
-        match swept {
-            Ok(Ok(deleted)) if !deleted.is_empty() => {
-                tracing::info!(event = "retention.deleted", tenant = %self.tenant, signal = %self.signal, chunks = deleted.len(), window = ?window, "retention deleted chunks past their window");
-                self.metrics.deleted.with(&[&self.tenant, self.signal.as_str()]).add(deleted.len() as u64);
-                let bytes = self.registry.store().bytes(&self.tenant, self.signal.as_str());
-                self.metrics
-                    .bytes
-                    .with(&[&self.tenant, self.signal.as_str()])
-                    .set(i64::try_from(bytes).unwrap_or(i64::MAX));
-            }
-            Ok(Ok(_)) => {}
-            Ok(Err(error)) => {
-                tracing::error!(code = error.code(), %error, "retention sweep failed; it runs again later")
-            }
-            Err(error) => tracing::error!(%error, "retention sweep failed unexpectedly"),
-        }
-    }
-
-    fn sealing(&self, sealer: OpenChunk) -> Sealing {
-        Sealing {
-            sealer,
-            store: self.registry.store().clone(),
-            tenant: Arc::clone(&self.tenant),
-            signal: self.signal,
-            metrics: self.metrics.clone(),
-        }
-    }
-
-    fn save(&self, cursors: &CursorStore<stella_store::log::RealFs>, position: u64) -> u64 {
-        if let Err(error) = cursors.save(&self.id, &Cursor { next_seq: position, checkpoint: None }) {
-            tracing::error!(%error, "store: cannot save the cursor");
-            return position;
-        }
-        let slowest = self.progress.update(&self.progress_key(), position);
-        self.log.remove_before(slowest);
-        position
-    }
-}
-
-/// The blocking part: seal records and write the chunks they complete.
-struct Sealing {
-    sealer: OpenChunk,
-    store: Store,
-    tenant: Arc<str>,
-    signal: Signal,
-    metrics: StoreMetrics,
-}
-
-impl Sealing {
-    /// Whether it wrote a chunk.
-    fn seal(self, records: Vec<stella_store::log::Record>) -> Result<bool, StoreError> {
-        let mut sealer = self.sealer.lock().unwrap_or_else(|poison| poison.into_inner());
-        let mut days = BTreeSet::new();
-        for record in records {
-            match sealer.add(record.seq, record.payload) {
-                Ok(chunks) => {
-                    for chunk in chunks {
-                        self.store.write(&chunk)?;
-                        days.insert(chunk.manifest.day.clone());
-                        self.metrics.sealed.with(&[self.signal.as_str()]).inc();
-                    }
-                }
-                Err(error) => tracing::error!(tenant = %self.tenant, %error, "store: skipping a record"),
-            }
-        }
-        if !days.is_empty() {
-            let bytes = self.store.bytes(&self.tenant, self.signal.as_str());
-            self.metrics
-                .bytes
-                .with(&[&self.tenant, self.signal.as_str()])
-                .set(i64::try_from(bytes).unwrap_or(i64::MAX));
-        }
-        Ok(!days.is_empty())
-    }
-}
-
 /// The store under `<data_dir>/store` for a reader outside the server (`store check`, an offline
 /// capture): with `backend`, chunks the server evicted are read back from object storage and checked
 /// (nothing is uploaded or evicted). Must be called inside the tokio runtime; the store's reads then
@@ -434,6 +200,91 @@ pub fn reader_store(data_dir: &Path, backend: Option<&S3Backend>) -> Result<Stor
     match backend {
         None => Ok(Store::new(root)),
         Some(backend) => Ok(Store::with_remote(root, remote_chunks(backend)?)),
+    }
+}
+
+/// The store of a data directory as its server sees it, for offline readers (an offline capture, `store
+/// check`): the sealed chunks, and for each tenant and signal the records the server's sealing consumer
+/// holds open, read from its ingest log from its cursor on and sealed again exactly as the server would
+/// (chunks already in the store left out). So an offline capture of a stopped server equals the capture
+/// the server made of the same window before it stopped.
+pub struct OfflineStore {
+    store: Store,
+    data_dir: std::path::PathBuf,
+    /// Per signal: the log (pipeline id, or `<pipeline>.sampled`), the sealing consumer's cursor name
+    /// and its seal limits.
+    sealing: Vec<(Signal, String, String, SealLimits)>,
+    signing_key: Option<std::path::PathBuf>,
+}
+
+impl OfflineStore {
+    /// The view of `store`, the store of `data_dir`, for the server of `config`.
+    pub fn new(store: Store, data_dir: &Path, config: &crate::config::Config) -> Self {
+        let mut sealing = Vec::new();
+        for (pipeline_id, pipeline) in &config.pipelines {
+            let sampled = pipeline
+                .processors
+                .iter()
+                .any(|id| matches!(config.processors.get(id), Some(crate::config::ProcessorConfig::TailSampling(_))));
+            let log = if sampled { format!("{pipeline_id}.sampled") } else { pipeline_id.clone() };
+            for id in &pipeline.exporters {
+                if let Some(crate::config::ExporterConfig::Store(settings)) = config.exporters.get(id) {
+                    sealing.push((pipeline.signal, log.clone(), id.clone(), settings.limits()));
+                }
+            }
+        }
+        OfflineStore {
+            store,
+            data_dir: data_dir.to_path_buf(),
+            sealing,
+            signing_key: config.evidence.signing_key.clone(),
+        }
+    }
+
+    /// The chunk store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The config's `evidence.signing_key`, the key the server signs with, if set.
+    pub fn signing_key(&self) -> Option<&std::path::PathBuf> {
+        self.signing_key.as_ref()
+    }
+
+    /// The [`Cut`] of `tenant`'s `signal` over `range` (unix nanos) the server would take: the sealed
+    /// chunks, and the open records overlapping `range`.
+    pub fn cut(&self, tenant: &str, signal: Signal, range: (u64, u64)) -> Result<Cut, StoreError> {
+        let sealed = Cut::sealed(&self.store, tenant, signal.as_str(), range, ScanFilter::default())?;
+        let mut unsealed = Vec::new();
+        for (_, log, cursor, limits) in self.sealing.iter().filter(|(of, ..)| *of == signal) {
+            let dir = self.data_dir.join("log").join(directory_name(log)).join(directory_name(tenant));
+            if !dir.is_dir() {
+                continue;
+            }
+            let cursors = CursorStore::new(Arc::new(RealFs), dir.clone());
+            let from = match cursors.load(cursor) {
+                Ok(Some(saved)) => saved.next_seq,
+                // Like the server: no cursor (or an unreadable one) starts at the oldest retained record.
+                _ => 0,
+            };
+            let mut records = Vec::new();
+            read_log_from(&RealFs, &dir, from, &mut |record| records.push((record.seq, record.payload)))
+                .map_err(|error| StoreError::Log(Box::new(error)))?;
+            let stored = |manifest: &ChunkManifest| {
+                self.store
+                    .day_manifest(tenant, signal.as_str(), &manifest.day)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|day| day.chunks.iter().any(|chunk| chunk.sha256 == manifest.sha256))
+            };
+            let open = unsealed_records(tenant, signal, *limits, records, &stored);
+            unsealed.extend(
+                open.into_iter()
+                    .filter(|record| record.facts.max_time >= range.0 && record.facts.min_time <= range.1)
+                    .map(|record| UnsealedRecord { payload: record.payload, max_time: record.facts.max_time }),
+            );
+        }
+        Ok(Cut { unsealed, ..sealed })
     }
 }
 

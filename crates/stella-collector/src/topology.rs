@@ -36,10 +36,26 @@ use crate::config::StoreSettings;
 use tokio::task::JoinHandle;
 
 use crate::config::{Config, ExporterConfig, ProcessorConfig};
-use crate::consumer::{Consumer, ConsumerControl, LogProgress};
+use crate::consumers::{
+    ConsumerBoard, ConsumerControl, ConsumerHealth, CursorFile, DriverSpec, ExportSink, LogProgress, SamplerMetrics,
+    SamplerRegistry, SamplerSink, SamplerSpec, SealSink, StoreMetrics, drive,
+};
 use crate::logs::LogRegistry;
-use crate::sampler::{SamplerMetrics, SamplerRegistry, SamplerTask};
-use crate::store::{StoreMetrics, StoreRegistry, StoreTask};
+use crate::store::StoreRegistry;
+
+/// How often an exporter's consumer saves its cursor while it works.
+const EXPORT_CURSOR_INTERVAL: Duration = Duration::from_millis(200);
+/// How often the store's sealing consumer saves its cursor while it works.
+const STORE_CURSOR_INTERVAL: Duration = Duration::from_millis(500);
+/// How often a tail sampler writes its checkpoint while it has work.
+const CHECKPOINT_INTERVAL: Duration = crate::consumers::CHECKPOINT_INTERVAL;
+
+/// A consumer planned by [`Topology::start_consumers`], started once all are planned.
+enum Planned {
+    Seal(SealSink, DriverSpec),
+    Export(ExportSink, DriverSpec),
+    Sample(SamplerSpec),
+}
 
 /// What the process gives the collector: where its data lives, its metrics registry, host facts.
 #[derive(Clone)]
@@ -82,6 +98,8 @@ pub struct BuildContext {
     pub rotation_signer: Option<Arc<dyn stella_export::file::RotationSigner>>,
     /// The `events` exporter, when the process has one.
     pub event_exporter: Option<Arc<dyn Exporter>>,
+    /// Every running consumer's health, for `/readyz` and the gauges read at scrape time.
+    pub consumers: Arc<ConsumerBoard>,
 }
 
 impl BuildContext {
@@ -112,6 +130,7 @@ impl BuildContext {
             holds,
             rotation_signer: environment.rotation_signer,
             event_exporter: environment.event_exporter,
+            consumers: Arc::default(),
         }
     }
 }
@@ -305,12 +324,19 @@ impl Topology {
         })
     }
 
-    /// Starts one consumer per pipeline, tenant (every declared one and any with a log on disk) and exporter.
+    /// Starts one consumer per pipeline, tenant (every declared one and any with a log on disk) and exporter,
+    /// plus a sealing consumer per `store` exporter and a tail sampler per sampled pipeline. Every consumer
+    /// of a log takes its place in the log's progress before any of them runs, so none lets the log drop
+    /// records another still needs.
     pub fn start_consumers(&self, context: &BuildContext) -> Result<(), stella_store::log::LogError> {
         let declared = self.tenants.clone();
         let export_metrics = ExportMetrics::new(&context.registry);
-        let mut handles = Vec::new();
-        let mut samplers = Vec::new();
+        let replayed = context.registry.counter(
+            names::INGEST_LOG_REPLAYED_RECORDS,
+            "Records offered again to a consumer whose cursor was unreadable (at most that many duplicates), by log, tenant and consumer.",
+            &["log", "tenant", "consumer"],
+        );
+        let mut planned: Vec<(Arc<ConsumerHealth>, Planned)> = Vec::new();
         for pipeline in &self.pipelines {
             let mut tenants = context.logs.tenants_on_disk(&pipeline.id);
             for tenant in &declared {
@@ -327,26 +353,43 @@ impl Topology {
                 let log = context.logs.get(&log_name, &tenant)?;
                 let progress = Arc::new(LogProgress::default());
                 let key = format!("{log_name}|{tenant}");
+                let tenant_id: Arc<str> = Arc::from(tenant.as_str());
+                let health = |component: String, exporter: Option<&str>, of: &Arc<crate::logs::Log>, name: &str| {
+                    Arc::new(ConsumerHealth::new(
+                        component,
+                        name.to_string(),
+                        tenant.clone(),
+                        exporter.map(str::to_string),
+                        Arc::clone(of),
+                    ))
+                };
                 for (id, settings) in &pipeline.stores {
-                    let task = StoreTask {
-                        id: id.clone(),
-                        log_name: log_name.clone(),
-                        tenant: Arc::from(tenant.as_str()),
-                        signal: pipeline.signal,
+                    let cursor = CursorFile::new(&log, id, Arc::clone(&progress), format!("{key}|{id}"));
+                    let start = cursor.start(&log, None, &replayed, &[&log_name, &tenant, id]);
+                    let sink = SealSink::new(
+                        (Arc::clone(&tenant_id), pipeline.signal),
+                        &log,
+                        start,
+                        (*settings, Arc::clone(&context.holds)),
+                        Arc::clone(&context.stores),
+                        StoreMetrics::new(&context.registry),
+                    );
+                    let spec = DriverSpec {
                         log: Arc::clone(&log),
-                        settings: *settings,
-                        holds: Arc::clone(&context.holds),
-                        registry: Arc::clone(&context.stores),
-                        progress: Arc::clone(&progress),
-                        metrics: StoreMetrics::new(&context.registry),
+                        start,
+                        cursor: Some(cursor),
+                        health: health(format!("exporters.{id}"), Some(id), &log, &log_name),
+                        persist_every: STORE_CURSOR_INTERVAL,
                     };
-                    handles.push(tokio::spawn(task.run(self.control.clone())));
+                    planned.push((Arc::clone(&spec.health), Planned::Seal(sink, spec)));
                 }
                 if let Some((stage_id, sampling)) = &pipeline.sampling {
-                    let task = SamplerTask {
+                    // Hold the output log until the sampler has read back what it passed on.
+                    progress.update(&format!("tail_sampling|{}|{tenant}", pipeline.id), log.first_seq());
+                    let spec = SamplerSpec {
                         pipeline_id: pipeline.id.clone(),
                         stage_id: stage_id.clone(),
-                        tenant: Arc::from(tenant.as_str()),
+                        tenant: Arc::clone(&tenant_id),
                         config: sampling.clone(),
                         input: Arc::clone(&input),
                         output: Arc::clone(&log),
@@ -355,29 +398,55 @@ impl Topology {
                         incidents: Arc::clone(&context.incidents),
                         metrics: SamplerMetrics::new(&context.registry),
                     };
-                    samplers.push(tokio::spawn(task.run(self.sampler_control.clone())));
+                    let health = health(format!("processors.{stage_id}"), None, &input, &pipeline.id);
+                    planned.push((health, Planned::Sample(spec)));
                 }
-                let planned: Vec<Consumer> = pipeline
-                    .exporters
-                    .iter()
-                    .map(|(exporter, max_backlog)| Consumer {
-                        pipeline_id: pipeline.id.clone(),
-                        log_name: log_name.clone(),
-                        signal: pipeline.signal,
-                        tenant: Arc::from(tenant.as_str()),
-                        exporter: Arc::clone(exporter),
+                for (exporter, max_backlog) in &pipeline.exporters {
+                    let id = exporter.id().to_string();
+                    let cursor = CursorFile::new(&log, &id, Arc::clone(&progress), format!("{key}|{id}"));
+                    let known = exporter.resume_point(pipeline.signal, &key);
+                    let start = cursor.start(&log, known, &replayed, &[&log_name, &tenant, &id]);
+                    let sink = ExportSink::new(
+                        pipeline.id.clone(),
+                        log_name.clone(),
+                        pipeline.signal,
+                        Arc::clone(&tenant_id),
+                        Arc::clone(exporter),
+                        Arc::clone(&log),
+                        (pipeline.batch.clone(), pipeline.after_batch.clone()),
+                        *max_backlog,
+                        (export_metrics.clone(), pipeline.stage_drops.clone()),
+                        start,
+                    );
+                    let spec = DriverSpec {
                         log: Arc::clone(&log),
-                        batch: pipeline.batch.clone(),
-                        after_batch: pipeline.after_batch.clone(),
-                        max_backlog: *max_backlog,
-                        metrics: export_metrics.clone(),
-                        stage_drops: pipeline.stage_drops.clone(),
-                        progress: Arc::clone(&progress),
-                        start: Consumer::starting_cursor(exporter.as_ref(), &log, pipeline.signal, &key, &progress),
-                    })
-                    .collect();
-                for consumer in planned {
-                    handles.push(tokio::spawn(consumer.run(self.control.clone())));
+                        start,
+                        cursor: Some(cursor),
+                        health: health(format!("exporters.{id}"), Some(&id), &log, &log_name),
+                        persist_every: EXPORT_CURSOR_INTERVAL,
+                    };
+                    planned.push((Arc::clone(&spec.health), Planned::Export(sink, spec)));
+                }
+            }
+        }
+        let components: Vec<String> = planned.iter().map(|(health, _)| health.component.clone()).collect();
+        context.consumers.retain(&components);
+        let mut handles = Vec::new();
+        let mut samplers = Vec::new();
+        for (health, consumer) in planned {
+            context.consumers.register(Arc::clone(&health));
+            match consumer {
+                Planned::Seal(sink, spec) => handles.push(tokio::spawn(drive(sink, spec, self.control.clone()))),
+                Planned::Export(sink, spec) => handles.push(tokio::spawn(drive(sink, spec, self.control.clone()))),
+                Planned::Sample(spec) => {
+                    let control = self.sampler_control.clone();
+                    samplers.push(tokio::spawn(async move {
+                        let log = Arc::clone(&spec.input);
+                        let Some(sink) = SamplerSink::start(spec).await else { return };
+                        let start = sink.read_seq();
+                        let spec = DriverSpec { log, start, cursor: None, health, persist_every: CHECKPOINT_INTERVAL };
+                        drive(sink, spec, control).await;
+                    }));
                 }
             }
         }
@@ -428,6 +497,11 @@ impl Topology {
                 tracing::error!(exporter = %id, %error, "flushing an exporter failed");
             }
         }
+    }
+
+    /// Whether `tenant` is declared (`default` always is).
+    pub fn declares(&self, tenant: &str) -> bool {
+        tenant == "default" || self.tenants.iter().any(|declared| declared == tenant)
     }
 
     /// The pipelines that take `signal` from `receiver`.

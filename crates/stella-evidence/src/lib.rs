@@ -16,6 +16,7 @@
 //! - [`offline_kit`]: [`offline_kit::build`] writes the signed, deterministic install kit of an air-gapped
 //!   host; [`verify_kit`] checks one as a stream with the bundle verifier's hostile-archive rules, and
 //!   [`extract_kit`] extracts it into a new directory only once all of it verified.
+//! - [`audit`]: the hash-chained audit trail, anchored in the state database and by signed checkpoints.
 //! - [`ErrorClass`]: the stable failure classes (`bundle.digest_mismatch`, ...) with their exit codes.
 //! - [`payload_types`]: the DSSE payload types Stella signs.
 //!
@@ -55,6 +56,7 @@ mod archive;
 mod error;
 mod error_class;
 
+pub mod audit;
 pub mod bundle;
 pub mod canonical;
 pub mod config_bundle;

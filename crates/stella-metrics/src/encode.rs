@@ -5,26 +5,43 @@ use std::sync::atomic::Ordering;
 
 use crate::family::{Family, Meta};
 
-pub(crate) fn family(out: &mut String, family: &Family) {
+/// Which series to write: all, or those of one tenant (series with a `tenant` label of another value are
+/// left out; series without a `tenant` label are process-wide and always written).
+#[derive(Debug, Clone, Copy)]
+pub enum Scope<'a> {
+    /// Every series.
+    All,
+    /// Only what a token of this tenant may see.
+    Tenant(&'a str),
+}
+
+impl Scope<'_> {
+    fn shows(&self, meta: &Meta, values: &[String]) -> bool {
+        let Scope::Tenant(tenant) = self else { return true };
+        meta.labels.iter().zip(values).all(|(label, value)| *label != "tenant" || value == tenant)
+    }
+}
+
+pub(crate) fn family(out: &mut String, family: &Family, scope: Scope<'_>) {
     match family {
         Family::Counter(counters) => {
             header(out, &counters.meta, "counter");
             let series = counters.series.read().unwrap_or_else(|poison| poison.into_inner());
-            for (values, cell) in series.iter() {
+            for (values, cell) in series.iter().filter(|(values, _)| scope.shows(&counters.meta, values)) {
                 sample(out, counters.meta.name, &counters.meta, values, None, cell.load(Ordering::Relaxed) as f64);
             }
         }
         Family::Gauge(gauges) => {
             header(out, &gauges.meta, "gauge");
             let series = gauges.series.read().unwrap_or_else(|poison| poison.into_inner());
-            for (values, cell) in series.iter() {
+            for (values, cell) in series.iter().filter(|(values, _)| scope.shows(&gauges.meta, values)) {
                 sample(out, gauges.meta.name, &gauges.meta, values, None, cell.load(Ordering::Relaxed) as f64);
             }
         }
         Family::FloatGauge(gauges) => {
             header(out, &gauges.meta, "gauge");
             let series = gauges.series.read().unwrap_or_else(|poison| poison.into_inner());
-            for (values, cell) in series.iter() {
+            for (values, cell) in series.iter().filter(|(values, _)| scope.shows(&gauges.meta, values)) {
                 sample(out, gauges.meta.name, &gauges.meta, values, None, f64::from_bits(cell.load(Ordering::Relaxed)));
             }
         }
@@ -32,7 +49,7 @@ pub(crate) fn family(out: &mut String, family: &Family) {
             header(out, &histograms.meta, "histogram");
             let series = histograms.series.read().unwrap_or_else(|poison| poison.into_inner());
             let meta = &histograms.meta;
-            for (values, cells) in series.iter() {
+            for (values, cells) in series.iter().filter(|(values, _)| scope.shows(meta, values)) {
                 let mut cumulative = 0;
                 for (bound, bucket) in cells.bounds.iter().zip(&cells.buckets) {
                     cumulative += bucket.load(Ordering::Relaxed);
@@ -112,6 +129,20 @@ mod tests {
         let failures = registry.counter("failures_total", "Failures.", &["reason"]);
         failures.with(&["a \"quoted\"\nline \\"]).inc();
         assert!(registry.encode().contains(r#"failures_total{reason="a \"quoted\"\nline \\"} 1"#));
+    }
+
+    #[test]
+    fn a_tenant_scope_hides_other_tenants_series_and_keeps_process_wide_ones() {
+        let registry = Registry::default();
+        let backlog = registry.gauge("backlog_records", "Backlog.", &["exporter", "tenant"]);
+        backlog.with(&["file", "acme"]).set(1);
+        backlog.with(&["file", "globex"]).set(2);
+        registry.counter("requests_total", "Requests.", &["status"]).with(&["200"]).inc();
+        let acme = registry.encode_scoped(crate::Scope::Tenant("acme"));
+        assert!(acme.contains(r#"backlog_records{exporter="file",tenant="acme"} 1"#), "{acme}");
+        assert!(!acme.contains("globex"), "{acme}");
+        assert!(acme.contains(r#"requests_total{status="200"} 1"#), "{acme}");
+        assert!(registry.encode().contains("globex"));
     }
 
     #[test]

@@ -138,10 +138,15 @@ impl Registry {
 
     /// Every family as Prometheus text exposition format 0.0.4.
     pub fn encode(&self) -> String {
+        self.encode_scoped(encode::Scope::All)
+    }
+
+    /// The series `scope` shows, as Prometheus text exposition format 0.0.4.
+    pub fn encode_scoped(&self, scope: encode::Scope<'_>) -> String {
         let families = self.families.lock().unwrap_or_else(|poison| poison.into_inner());
         let mut out = String::new();
         for family in families.values() {
-            encode::family(&mut out, family);
+            encode::family(&mut out, family, scope);
         }
         out
     }

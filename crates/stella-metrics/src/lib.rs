@@ -18,6 +18,7 @@ mod encode;
 mod family;
 pub mod names;
 
+pub use encode::Scope;
 pub use family::{Counter, CounterVec, FloatGauge, FloatGaugeVec, Gauge, GaugeVec, Histogram, HistogramVec, Registry};
 
 /// Buckets for sizes in bytes: 1 KiB to 64 MiB, by powers of four.

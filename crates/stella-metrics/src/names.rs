@@ -24,6 +24,14 @@ pub const EXPORT_BACKLOG_RECORDS: &str = "collector_exporter_backlog_records";
 pub const INGEST_LOG_BYTES: &str = "telemetry_ingest_log_bytes";
 /// Gauge: `storage.log.max_bytes`, the size at which each ingest log refuses new data.
 pub const INGEST_LOG_MAX_BYTES: &str = "telemetry_ingest_log_max_bytes";
+/// Records lost to damage in an ingest log (quarantined and skipped), by `log`, `tenant`.
+pub const INGEST_LOG_DAMAGED_RECORDS: &str = "telemetry_ingest_log_damaged_records_total";
+/// Records offered again to a consumer whose cursor was unreadable (at most that many duplicates), by
+/// `log`, `tenant`, `consumer`.
+pub const INGEST_LOG_REPLAYED_RECORDS: &str = "telemetry_ingest_log_replayed_records_total";
+/// Gauge `{exporter, tenant}`: seconds since an exporter's consumer last delivered or was caught up
+/// (grows while it waits on a failing backend, `Retry-After` included).
+pub const EXPORT_SECONDS_SINCE_SUCCESS: &str = "collector_exporter_seconds_since_last_success";
 /// Config reloads, by `result` (`applied`, `rejected`).
 pub const CONFIG_RELOADS: &str = "collector_config_reloads_total";
 /// Endpoints disabled by the egress policy (sealed mode), by `component` (seed §3).
@@ -52,6 +60,9 @@ pub const STORE_BYTES: &str = "telemetry_store_bytes";
 pub const STORE_SEALED_CHUNKS: &str = "telemetry_store_sealed_chunks_total";
 /// Chunks deleted by retention, by `tenant`, `signal`.
 pub const RETENTION_DELETED_CHUNKS: &str = "telemetry_retention_deleted_chunks_total";
+/// Retention sweeps held back because the wall clock ran more than a day past the newest record, by
+/// `tenant`, `signal`.
+pub const RETENTION_PAUSED: &str = "telemetry_retention_paused_total";
 /// Seconds to generate a signed forensic bundle, by `kind` (`on_demand`, `scheduled`, `incident`) (seed §6).
 pub const BUNDLE_GENERATION_SECONDS: &str = "telemetry_bundle_generation_seconds";
 /// Forensic bundles that failed, by `kind`, `code`.
@@ -103,6 +114,9 @@ pub const ALL: &[&str] = &[
     EXPORT_BACKLOG_RECORDS,
     INGEST_LOG_BYTES,
     INGEST_LOG_MAX_BYTES,
+    INGEST_LOG_DAMAGED_RECORDS,
+    INGEST_LOG_REPLAYED_RECORDS,
+    EXPORT_SECONDS_SINCE_SUCCESS,
     CONFIG_RELOADS,
     EGRESS_BLOCKED,
     BUILD_INFO,
@@ -117,6 +131,7 @@ pub const ALL: &[&str] = &[
     STORE_BYTES,
     STORE_SEALED_CHUNKS,
     RETENTION_DELETED_CHUNKS,
+    RETENTION_PAUSED,
     BUNDLE_GENERATION_SECONDS,
     BUNDLE_GENERATION_FAILURES,
     UPLOADED_CHUNKS,

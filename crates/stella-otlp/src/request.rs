@@ -24,9 +24,9 @@ pub enum OtlpRequest {
 
 /// The bytes are not a valid protobuf message of the expected signal.
 #[derive(Debug, thiserror::Error)]
-#[error("invalid protobuf Export{kind}ServiceRequest: {source}")]
+#[error("invalid protobuf {request}: {source}")]
 pub struct DecodeError {
-    kind: &'static str,
+    request: &'static str,
     #[source]
     source: prost::DecodeError,
 }
@@ -43,15 +43,11 @@ impl OtlpRequest {
 
     /// Decodes the protobuf body of an `Export*ServiceRequest` of `signal`.
     pub fn decode_protobuf(signal: Signal, body: &[u8]) -> Result<Self, DecodeError> {
-        let wrap = |kind, source| DecodeError { kind, source };
+        let wrap = |source| DecodeError { request: signal.request_name(), source };
         Ok(match signal {
-            Signal::Traces => {
-                OtlpRequest::Traces(ExportTraceServiceRequest::decode(body).map_err(|e| wrap("Trace", e))?)
-            }
-            Signal::Metrics => {
-                OtlpRequest::Metrics(ExportMetricsServiceRequest::decode(body).map_err(|e| wrap("Metrics", e))?)
-            }
-            Signal::Logs => OtlpRequest::Logs(ExportLogsServiceRequest::decode(body).map_err(|e| wrap("Logs", e))?),
+            Signal::Traces => OtlpRequest::Traces(ExportTraceServiceRequest::decode(body).map_err(wrap)?),
+            Signal::Metrics => OtlpRequest::Metrics(ExportMetricsServiceRequest::decode(body).map_err(wrap)?),
+            Signal::Logs => OtlpRequest::Logs(ExportLogsServiceRequest::decode(body).map_err(wrap)?),
         })
     }
 

@@ -25,6 +25,15 @@ impl Signal {
         }
     }
 
+    /// The protobuf message of an export request of this signal (`ExportTraceServiceRequest`, ...).
+    pub fn request_name(self) -> &'static str {
+        match self {
+            Signal::Traces => "ExportTraceServiceRequest",
+            Signal::Metrics => "ExportMetricsServiceRequest",
+            Signal::Logs => "ExportLogsServiceRequest",
+        }
+    }
+
     /// What one item of this signal is called in `partial_success` messages and metrics.
     pub fn item_name(self) -> &'static str {
         match self {

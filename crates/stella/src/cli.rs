@@ -860,11 +860,20 @@ pub struct RemoteArgs {
 /// `stella telemetry audit ...`
 #[derive(Debug, Subcommand, PartialEq)]
 pub enum AuditCommand {
-    /// Verify the hash chain of `<data-dir>/audit/audit.jsonl`; names the first broken line (exit 1).
+    /// Verify `<data-dir>/audit/audit.jsonl`: the hash chain, its end against the head the state database
+    /// records (truncation, lines appended outside stella, a replaced file), and with --trusted-key the
+    /// signature of every checkpoint. Names the first broken line and the last verified checkpoint; exit 1
+    /// when anything does not hold.
     Verify {
         /// The data directory.
         #[arg(long, value_name = "DIR", default_value = "./stella-data")]
         data_dir: PathBuf,
+        /// The server's public key (`keys/signing-key.pub.pem`): checkpoints must verify with it.
+        #[arg(long = "trusted-key", value_name = "PUB.pem")]
+        trusted_keys: Vec<PathBuf>,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 

@@ -5,7 +5,7 @@
 //! | 0 | success |
 //! | 1 | failure at run time (a port in use, an unwritable data directory, ...) |
 //! | 2 | wrong command-line usage (from clap) |
-//! | 3 | the config is invalid (or binds beyond loopback without TLS or auth) |
+//! | 3 | the config is invalid (or binds beyond loopback without TLS or auth, or a listener's address is taken) |
 //! | 4 | the server could not be reached or refused the request |
 //! | 10-15 | `verify`, `deploy`: digest mismatch, bad signature, untrusted key, wrong payload type, malformed, unreadable |
 use std::process::ExitCode;
@@ -51,7 +51,9 @@ fn code_of(error: &anyhow::Error) -> u8 {
         if cause.is::<ConfigErrors>() {
             return INVALID_CONFIG;
         }
-        if let Some(StartError::Config(_) | StartError::Insecure { .. }) = cause.downcast_ref::<StartError>() {
+        if let Some(StartError::Config(_) | StartError::Insecure { .. } | StartError::Bind { .. }) =
+            cause.downcast_ref::<StartError>()
+        {
             return INVALID_CONFIG;
         }
         if let Some(ReloadError::Config(_)) = cause.downcast_ref::<ReloadError>() {

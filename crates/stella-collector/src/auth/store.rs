@@ -1,7 +1,8 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use stella_store::tables::{RecordRepository, RedbRecords, StateDb, StateError};
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -84,12 +85,20 @@ impl AuthError {
     }
 }
 
-/// The tokens of one data directory (`<data-dir>/auth/tokens.json`), re-read when the file changes so
-/// that tokens made or revoked offline take effect on a running server.
+/// The tokens of one data directory, in the state database (`<data-dir>/state.redb`, table
+/// `records/auth.tokens`). Every change is one durable redb transaction committed before the call
+/// returns, and every check reads the database: a revocation is in force for every request that starts
+/// after `revoke` returned, in this process; another process cannot change the tokens while a server has
+/// the database open (it is locked), so offline changes need the server stopped (or `--server`).
 pub struct TokenStore {
+    records: RedbRecords,
     path: PathBuf,
-    cache: Mutex<(Option<SystemTime>, Vec<TokenRecord>)>,
 }
+
+/// The record kind of tokens in the state database.
+const TOKENS: &str = "auth.tokens";
+/// Tokens are not per tenant in the table: one key space, the token id.
+const ALL: &str = "*";
 
 fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs())
@@ -100,46 +109,87 @@ fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 impl TokenStore {
-    /// The store of `data_dir`.
-    pub fn new(data_dir: &Path) -> Self {
-        TokenStore { path: data_dir.join("auth").join("tokens.json"), cache: Mutex::new((None, Vec::new())) }
+    /// The token store of `data_dir`, opening its state database (shared with the rest of this process).
+    /// Fails at once while another process (a running server) has the database open.
+    pub fn open(data_dir: &Path) -> Result<Self, AuthError> {
+        let state = StateDb::open(data_dir).map_err(|error| AuthError::Store {
+            path: data_dir.join(stella_store::tables::STATE_FILE),
+            message: match error {
+                StateError::AlreadyOpen { .. } => "the data directory is in use by a running server; manage tokens there with --server URL --token OPERATOR_TOKEN, or stop it first".to_string(),
+                other => other.to_string(),
+            },
+        })?;
+        TokenStore::with_state(&state, data_dir)
+    }
+
+    /// The token store in `state`, the state database of `data_dir`. On first use it imports
+    /// `<data-dir>/auth/tokens.json` (where tokens were kept before) and renames it to `tokens.json.migrated`.
+    pub fn with_state(state: &StateDb, data_dir: &Path) -> Result<Self, AuthError> {
+        let store = TokenStore { records: state.records(TOKENS), path: state.path().to_path_buf() };
+        store.import_json(&data_dir.join("auth").join("tokens.json"))?;
+        Ok(store)
     }
 
     fn store_error(&self, message: impl std::fmt::Display) -> AuthError {
         AuthError::Store { path: self.path.clone(), message: message.to_string() }
     }
 
-    /// Every token record.
-    pub fn list(&self) -> Result<Vec<TokenRecord>, AuthError> {
-        let modified = std::fs::metadata(&self.path).and_then(|meta| meta.modified()).ok();
-        let mut cache = self.cache.lock().unwrap_or_else(|poison| poison.into_inner());
-        if modified.is_some() && cache.0 == modified {
-            return Ok(cache.1.clone());
-        }
-        let records = match std::fs::read(&self.path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|error| self.store_error(format!("not a token list: {error}")))?,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(error) => return Err(self.store_error(error)),
+    fn import_json(&self, file: &Path) -> Result<(), AuthError> {
+        let bytes = match std::fs::read(file) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(error) => return Err(self.store_error(format!("cannot read {}: {error}", file.display()))),
         };
-        *cache = (modified, records);
-        Ok(cache.1.clone())
-    }
-
-    fn save(&self, records: &[TokenRecord]) -> Result<(), AuthError> {
-        if let Some(parent) = self.path.parent() {
-            std::fs::create_dir_all(parent).map_err(|error| self.store_error(error))?;
+        let records: Vec<TokenRecord> = serde_json::from_slice(&bytes)
+            .map_err(|error| self.store_error(format!("{} is not a token list: {error}", file.display())))?;
+        if self.list()?.is_empty() {
+            for record in &records {
+                self.put(record)?;
+            }
+        } else {
+            tracing::warn!(event = "state.migration_skipped", file = %file.display(), "the state database already holds tokens; the file is ignored: remove it");
+            return Ok(());
         }
-        let temporary = self.path.with_extension("json.tmp");
-        let bytes = serde_json::to_vec_pretty(records).map_err(|error| self.store_error(error))?;
-        std::fs::write(&temporary, bytes)
-            .and_then(|()| std::fs::rename(&temporary, &self.path))
-            .map_err(|error| self.store_error(error))?;
-        self.cache.lock().unwrap_or_else(|poison| poison.into_inner()).0 = None;
+        let mut renamed = file.as_os_str().to_owned();
+        renamed.push(".migrated");
+        std::fs::rename(file, &renamed)
+            .map_err(|error| self.store_error(format!("cannot rename {}: {error}", file.display())))?;
+        tracing::info!(event = "state.migrated", file = %file.display(), entries = records.len(), "tokens imported into the state database");
         Ok(())
     }
 
+    fn put(&self, record: &TokenRecord) -> Result<(), AuthError> {
+        let bytes = serde_json::to_vec(record).map_err(|error| self.store_error(error))?;
+        let at = jiff::Timestamp::from_second(i64::try_from(record.created).unwrap_or(0)).unwrap_or_default();
+        self.records.put(ALL, &record.id, at, &bytes).map_err(|error| self.store_error(error))?;
+        Ok(())
+    }
+
+    fn get(&self, id: &str) -> Result<Option<TokenRecord>, AuthError> {
+        let Some(stored) = self.records.get(ALL, id).map_err(|error| self.store_error(error))? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&stored.value)
+            .map(Some)
+            .map_err(|error| self.store_error(format!("token {id} is damaged: {error}")))
+    }
+
+    /// Every token record, oldest first.
+    pub fn list(&self) -> Result<Vec<TokenRecord>, AuthError> {
+        let stored = self.records.list(ALL).map_err(|error| self.store_error(error))?;
+        let mut records = stored
+            .iter()
+            .map(|stored| {
+                serde_json::from_slice::<TokenRecord>(&stored.value)
+                    .map_err(|error| self.store_error(format!("token {} is damaged: {error}", stored.id)))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        records.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
+        Ok(records)
+    }
+
     /// Creates a token; returns its record and the token text, which is shown this once and never stored.
+    /// Durable (and usable) when this returns.
     pub fn create(
         &self,
         tenant: &str,
@@ -163,18 +213,15 @@ impl TokenStore {
             expires: expires_in.map(|duration| created + duration.as_secs()),
             revoked: false,
         };
-        let mut records = self.list()?;
-        records.push(record.clone());
-        self.save(&records)?;
+        self.put(&record)?;
         Ok((record, format!("stl_{id}_{secret_hex}")))
     }
 
-    /// Revokes token `id`; false when there is no such token.
+    /// Revokes token `id`; false when there is no such token. In force (durably) when this returns.
     pub fn revoke(&self, id: &str) -> Result<bool, AuthError> {
-        let mut records = self.list()?;
-        let Some(record) = records.iter_mut().find(|record| record.id == id) else { return Ok(false) };
+        let Some(mut record) = self.get(id)? else { return Ok(false) };
         record.revoked = true;
-        self.save(&records)?;
+        self.put(&record)?;
         Ok(true)
     }
 
@@ -185,8 +232,7 @@ impl TokenStore {
             header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer ")).ok_or(AuthError::Missing)?.trim();
         let (id, secret) =
             token.strip_prefix("stl_").and_then(|rest| rest.split_once('_')).ok_or(AuthError::Invalid)?;
-        let records = self.list()?;
-        let record = records.iter().find(|record| record.id == id).ok_or(AuthError::Invalid)?;
+        let record = self.get(id)?.ok_or(AuthError::Invalid)?;
         let presented = sha256_hex(secret.as_bytes());
         let matches: bool = presented.as_bytes().ct_eq(record.secret_sha256.as_bytes()).into();
         if !matches || record.revoked || record.expires.is_some_and(|expires| expires <= now()) {
@@ -210,7 +256,7 @@ mod tests {
     #[test]
     fn a_created_token_authorizes_its_scopes_only_and_is_stored_as_a_hash() {
         let dir = tempfile::tempdir().unwrap();
-        let store = TokenStore::new(dir.path());
+        let store = TokenStore::open(dir.path()).unwrap();
         let (record, token) = store.create("acme", scopes(&[Scope::Read]), None).unwrap();
         let header = format!("Bearer {token}");
         let principal = store.authorize(Some(&header), Scope::Read).unwrap();
@@ -219,14 +265,15 @@ mod tests {
         assert_eq!(store.authorize(None, Scope::Read), Err(AuthError::Missing));
         let forged = format!("Bearer stl_{}_{}", record.id, "0".repeat(64));
         assert_eq!(store.authorize(Some(&forged), Scope::Read), Err(AuthError::Invalid));
-        let stored = std::fs::read_to_string(dir.path().join("auth/tokens.json")).unwrap();
-        assert!(!stored.contains(token.rsplit('_').next().unwrap()), "the secret is never stored");
+        let stored = std::fs::read(dir.path().join("state.redb")).unwrap();
+        let secret = token.rsplit('_').next().unwrap().as_bytes();
+        assert!(!stored.windows(secret.len()).any(|window| window == secret), "the secret is never stored");
     }
 
     #[test]
     fn revoked_and_expired_tokens_fail_and_operators_have_every_scope() {
         let dir = tempfile::tempdir().unwrap();
-        let store = TokenStore::new(dir.path());
+        let store = TokenStore::open(dir.path()).unwrap();
         let (record, token) = store.create("acme", scopes(&[Scope::Read]), None).unwrap();
         assert!(store.revoke(&record.id).unwrap());
         assert_eq!(store.authorize(Some(&format!("Bearer {token}")), Scope::Read), Err(AuthError::Invalid));
@@ -235,5 +282,64 @@ mod tests {
         let (_, operator) = store.create("ops", scopes(&[Scope::Operator]), None).unwrap();
         assert!(store.authorize(Some(&format!("Bearer {operator}")), Scope::Export).is_ok());
         assert!(!store.revoke("nope").unwrap());
+    }
+
+    #[test]
+    fn tokens_json_is_imported_once_and_renamed() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = TokenRecord {
+            id: "0123456789ab".into(),
+            tenant: "acme".into(),
+            scopes: scopes(&[Scope::Ingest]),
+            secret_sha256: sha256_hex(b"secret"),
+            created: 1_700_000_000,
+            expires: None,
+            revoked: false,
+        };
+        std::fs::create_dir_all(dir.path().join("auth")).unwrap();
+        std::fs::write(dir.path().join("auth/tokens.json"), serde_json::to_vec(&[&record]).unwrap()).unwrap();
+        let store = TokenStore::open(dir.path()).unwrap();
+        assert_eq!(store.list().unwrap(), vec![record]);
+        assert!(store.authorize(Some("Bearer stl_0123456789ab_secret"), Scope::Ingest).is_ok());
+        assert!(dir.path().join("auth/tokens.json.migrated").exists());
+        assert!(!dir.path().join("auth/tokens.json").exists());
+    }
+
+    #[test]
+    fn concurrent_creates_and_revokes_each_take_effect_when_they_return() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = std::sync::Arc::new(TokenStore::open(dir.path()).unwrap());
+        let doomed: Vec<(String, String)> = (0..25)
+            .map(|_| {
+                let (record, token) = store.create("acme", scopes(&[Scope::Read]), None).unwrap();
+                (record.id, token)
+            })
+            .collect();
+        let mut workers = Vec::new();
+        for (id, token) in doomed {
+            let revoker = std::sync::Arc::clone(&store);
+            workers.push(std::thread::spawn(move || {
+                let store = revoker;
+                assert!(store.revoke(&id).unwrap());
+                let header = format!("Bearer {token}");
+                assert_eq!(
+                    store.authorize(Some(&header), Scope::Read),
+                    Err(AuthError::Invalid),
+                    "revoked means refused"
+                );
+            }));
+            let creator = std::sync::Arc::clone(&store);
+            workers.push(std::thread::spawn(move || {
+                let store = creator;
+                let (_, token) = store.create("acme", scopes(&[Scope::Read]), None).unwrap();
+                assert!(store.authorize(Some(&format!("Bearer {token}")), Scope::Read).is_ok(), "created means usable");
+            }));
+        }
+        for worker in workers {
+            worker.join().unwrap();
+        }
+        let records = store.list().unwrap();
+        assert_eq!(records.len(), 50);
+        assert_eq!(records.iter().filter(|record| record.revoked).count(), 25);
     }
 }

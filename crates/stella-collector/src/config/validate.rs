@@ -111,6 +111,7 @@ impl Config {
     /// [`Config::from_value`] with relative paths resolved against `base_dir` (the config file's directory).
     pub fn from_value_at(root: &Value, base_dir: &Path) -> Result<Config, ConfigErrors> {
         let mut problems = Problems::default();
+        refuse_control_characters(root, "", &mut problems);
         let empty = Map::new();
         let root = object(root, "(top level)", &mut problems).unwrap_or(&empty);
         for key in root.keys() {
@@ -213,6 +214,7 @@ impl Config {
         check_one_store_per_signal(&exporters, &pipelines, &mut problems);
         check_exporter_signals(&exporters, &pipelines, &mut problems);
         let api = api(root.get("api"), &mut problems);
+        check_listeners(&receivers, api.as_ref(), &mut problems);
         let environment = match root.get("environment") {
             None | Some(Value::Null) => None,
             Some(Value::String(text)) => Some(text.clone()),
@@ -261,6 +263,66 @@ impl Config {
             dora,
             federation,
         })
+    }
+}
+
+/// Control characters (NUL, escape, ...) have no place in a config: a string holding one is refused,
+/// wherever it is (tab and newline are allowed, for patterns and multi-line text).
+fn refuse_control_characters(value: &Value, path: &str, problems: &mut Problems) {
+    let bad = |text: &str| text.chars().find(|c| c.is_control() && *c != '\t' && *c != '\n');
+    match value {
+        Value::String(text) => {
+            if let Some(found) = bad(text) {
+                let shown = if path.is_empty() { "(top level)" } else { path };
+                problems.add(shown, format!("holds the control character {found:?}; remove it"));
+            }
+        }
+        Value::Array(items) => {
+            for (index, item) in items.iter().enumerate() {
+                refuse_control_characters(item, &format!("{path}[{index}]"), problems);
+            }
+        }
+        Value::Object(map) => {
+            for (key, item) in map {
+                let child = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                if let Some(found) = bad(key) {
+                    problems.add(child.clone(), format!("the key holds the control character {found:?}; remove it"));
+                }
+                refuse_control_characters(item, &child, problems);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Two listeners on one address (the same port, on the same IP or where either takes every interface)
+/// cannot both bind: each is reported with the other's key.
+fn check_listeners(receivers: &BTreeMap<String, OtlpReceiverConfig>, api: Option<&ApiConfig>, problems: &mut Problems) {
+    let mut listeners: Vec<(String, SocketAddr)> = Vec::new();
+    for (id, receiver) in receivers {
+        if let Some(grpc) = &receiver.grpc {
+            listeners.push((format!("receivers.{id}.protocols.grpc.endpoint"), grpc.endpoint));
+        }
+        if let Some(http) = &receiver.http {
+            listeners.push((format!("receivers.{id}.protocols.http.endpoint"), http.endpoint));
+        }
+    }
+    listeners.push(("api.endpoint".to_string(), api.map_or_else(|| default_api().endpoint, |api| api.endpoint)));
+    let clash = |a: &SocketAddr, b: &SocketAddr| {
+        a.port() != 0
+            && a.port() == b.port()
+            && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+    };
+    for (index, (key, address)) in listeners.iter().enumerate() {
+        for (other_index, (other_key, other)) in listeners.iter().enumerate() {
+            if index != other_index && clash(address, other) {
+                problems.add(
+                    key.clone(),
+                    format!("{address} is also where {other_key} ({other}) listens; give each listener its own port"),
+                );
+                break;
+            }
+        }
     }
 }
 

@@ -25,6 +25,16 @@ pub enum Overloaded {
         /// The budget.
         budget_mib: usize,
     },
+    /// One request would need more than the whole budget once decoded (never admitted: 413).
+    #[error(
+        "decoded, this request would take about {needed_mib} MiB, more than the receiver's whole in-flight budget ({budget_mib} MiB, max_inflight_mib); send smaller requests"
+    )]
+    OverBudget {
+        /// What it would take, MiB.
+        needed_mib: usize,
+        /// The budget.
+        budget_mib: usize,
+    },
 }
 
 /// The limits of one receiver, shared by its protocols.
@@ -90,9 +100,17 @@ impl ProtocolAdmission {
 }
 
 impl Admitted {
-    /// Reserves `bytes` of the memory budget for as long as the request lives.
+    /// Reserves `bytes` more of the memory budget for as long as the request lives. More than the whole
+    /// budget (with what the request holds already) is [`Overloaded::OverBudget`]; more than what is free
+    /// now is [`Overloaded::Memory`] (retry later).
     pub fn reserve(&mut self, bytes: usize) -> Result<(), Overloaded> {
+        let held: usize = self.memory.iter().map(|permit| permit.num_permits()).sum();
         let kib = bytes.div_ceil(1024).max(1);
+        let budget_kib = self.shared.budget_mib.saturating_mul(1024);
+        if held.saturating_add(kib) > budget_kib {
+            let needed_mib = (held + kib).div_ceil(1024);
+            return Err(Overloaded::OverBudget { needed_mib, budget_mib: self.shared.budget_mib });
+        }
         let Ok(kib) = u32::try_from(kib) else { return Err(Overloaded::Memory { budget_mib: self.shared.budget_mib }) };
         match Arc::clone(&self.shared.memory_kib).try_acquire_many_owned(kib) {
             Ok(permit) => {

@@ -7,6 +7,8 @@ use axum::body::{Body, Bytes};
 use http_body_util::{BodyExt, Limited};
 use stella_otlp::{OtlpRequest, Signal};
 
+use super::Overloaded;
+use super::admission::Admitted;
 use super::decompress::{DecompressError, Encoding, decompress};
 
 /// Plain bodies larger than this are decoded off the async workers.
@@ -28,6 +30,10 @@ pub(crate) enum BodyError {
     Malformed(String),
     /// Did not arrive within `read_timeout` (HTTP 408, gRPC DEADLINE_EXCEEDED): a slow or stalled client.
     Timeout(String),
+    /// An encoding or media type the receiver does not take (HTTP 415, gRPC UNIMPLEMENTED).
+    Unsupported(String),
+    /// The memory budget cannot hold it decoded (HTTP 429 or 413, gRPC RESOURCE_EXHAUSTED).
+    Overloaded(Overloaded),
 }
 
 /// Reads the whole body within `timeout`, refusing more than `cap` bytes; `cap_key` names the setting in
@@ -49,18 +55,24 @@ pub(crate) fn too_large(cap: usize, cap_key: &str) -> BodyError {
     BodyError::TooLarge(format!("the body is larger than {cap} bytes ({cap_key}); send smaller requests"))
 }
 
-/// Decompresses (under `cap`) and decodes a request body.
+/// Decompresses (under `cap`) and decodes a request body, charging `admitted` (the request's share of
+/// the memory budget) for what it inflates to and, before decoding, for what decoding will allocate
+/// (`stella_otlp::wire::decoded_size`): memory is bounded by what a request becomes, not by what arrives.
+/// Hands the admission back with the request (its permits must live as long as the request does).
 pub(crate) async fn decode(
     signal: Signal,
     format: Format,
     encoding: Encoding,
     wire: Bytes,
     cap: usize,
-) -> Result<OtlpRequest, BodyError> {
+    mut admitted: Admitted,
+) -> Result<(OtlpRequest, Admitted), BodyError> {
     if wire.len() <= DECODE_INLINE_MAX && encoding == Encoding::Identity {
-        return decode_now(signal, format, encoding, wire, cap);
+        return decode_now(signal, format, encoding, wire, cap, &mut admitted).map(|request| (request, admitted));
     }
-    let decoding = tokio::task::spawn_blocking(move || decode_now(signal, format, encoding, wire, cap));
+    let decoding = tokio::task::spawn_blocking(move || {
+        decode_now(signal, format, encoding, wire, cap, &mut admitted).map(|request| (request, admitted))
+    });
     decoding.await.unwrap_or_else(|_| Err(BodyError::Malformed("decoding the request failed unexpectedly".into())))
 }
 
@@ -70,11 +82,25 @@ fn decode_now(
     encoding: Encoding,
     wire: Bytes,
     cap: usize,
+    admitted: &mut Admitted,
 ) -> Result<OtlpRequest, BodyError> {
-    let body = decompress(encoding, wire, cap).map_err(|error| match error {
+    let body = decompress(encoding, wire, cap, &mut |bytes| admitted.reserve(bytes)).map_err(|error| match error {
         DecompressError::TooLarge { .. } => BodyError::TooLarge(error.to_string()),
         DecompressError::Corrupt { .. } => BodyError::Malformed(error.to_string()),
+        DecompressError::Overloaded(overloaded) => BodyError::Overloaded(overloaded),
     })?;
+    let decoded_size = match format {
+        // A body that does not walk is refused before anything of it is decoded (decoding a malformed
+        // body would allocate everything before the flaw first).
+        Format::Protobuf => stella_otlp::wire::decoded_size(signal, &body).map_err(|error| {
+            BodyError::Malformed(format!(
+                "invalid protobuf {}: {error}; check that the body is an OTLP {signal} request",
+                signal.request_name()
+            ))
+        })?,
+        Format::Json => stella_otlp::wire::json_decoded_size(&body),
+    };
+    admitted.reserve(decoded_size).map_err(BodyError::Overloaded)?;
     match format {
         Format::Protobuf => OtlpRequest::decode_protobuf(signal, &body)
             .map_err(|error| BodyError::Malformed(format!("{error}; check that the body is an OTLP {signal} request"))),

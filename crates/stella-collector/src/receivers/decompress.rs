@@ -33,30 +33,51 @@ pub(crate) enum DecompressError {
         #[source]
         source: std::io::Error,
     },
+    /// The memory budget refused the bytes the body inflates to.
+    #[error(transparent)]
+    Overloaded(#[from] super::Overloaded),
 }
 
-/// Decompresses `body` per `encoding`, refusing to produce more than `cap` bytes.
-pub(crate) fn decompress(encoding: Encoding, body: bytes::Bytes, cap: usize) -> Result<bytes::Bytes, DecompressError> {
+/// Output is charged to the memory budget in steps of this many bytes, before it is produced.
+const CHARGE_STEP: usize = 1024 * 1024;
+
+/// Decompresses `body` per `encoding`, refusing to produce more than `cap` bytes. Output is charged to
+/// `charge` (the request's memory budget) a step ahead of being produced, so a compression bomb is
+/// stopped by the budget as well as by the cap, never expanded first.
+pub(crate) fn decompress(
+    encoding: Encoding,
+    body: bytes::Bytes,
+    cap: usize,
+    charge: &mut dyn FnMut(usize) -> Result<(), super::Overloaded>,
+) -> Result<bytes::Bytes, DecompressError> {
     let corrupt = |source| DecompressError::Corrupt { encoding, source };
-    let limit = u64::try_from(cap).unwrap_or(u64::MAX).saturating_add(1);
-    let mut out = Vec::new();
-    match encoding {
+    let mut reader: Box<dyn Read + '_> = match encoding {
         Encoding::Identity => {
             if body.len() > cap {
                 return Err(DecompressError::TooLarge { cap });
             }
             return Ok(body);
         }
-        Encoding::Gzip => {
-            flate2::read::MultiGzDecoder::new(body.as_ref()).take(limit).read_to_end(&mut out).map_err(corrupt)?;
+        Encoding::Gzip => Box::new(flate2::read::MultiGzDecoder::new(body.as_ref())),
+        Encoding::Zstd => Box::new(zstd::stream::read::Decoder::new(body.as_ref()).map_err(corrupt)?),
+    };
+    let mut out = Vec::new();
+    let mut charged = 0usize;
+    loop {
+        if out.len() > cap {
+            return Err(DecompressError::TooLarge { cap });
         }
-        Encoding::Zstd => {
-            let decoder = zstd::stream::read::Decoder::new(body.as_ref()).map_err(corrupt)?;
-            decoder.take(limit).read_to_end(&mut out).map_err(corrupt)?;
+        if out.len() + CHARGE_STEP / 16 > charged {
+            charge(CHARGE_STEP)?;
+            charged += CHARGE_STEP;
         }
-    }
-    if out.len() > cap {
-        return Err(DecompressError::TooLarge { cap });
+        let start = out.len();
+        out.resize(start + CHARGE_STEP / 16, 0);
+        let read = reader.read(&mut out[start..]).map_err(corrupt)?;
+        out.truncate(start + read);
+        if read == 0 {
+            break;
+        }
     }
     Ok(bytes::Bytes::from(out))
 }
@@ -77,21 +98,41 @@ mod tests {
     fn a_gzip_bomb_is_stopped_at_the_cap() {
         let bomb = gzip(&vec![0u8; 50 * 1024 * 1024]);
         assert!(bomb.len() < 100 * 1024, "the bomb should be small on the wire");
-        let error = decompress(Encoding::Gzip, bomb, 1024 * 1024).unwrap_err();
+        let error = decompress(Encoding::Gzip, bomb, 1024 * 1024, &mut |_| Ok(())).unwrap_err();
         assert!(matches!(error, DecompressError::TooLarge { cap: 1048576 }), "{error}");
     }
 
     #[test]
     fn gzip_and_zstd_round_trip_under_the_cap() {
         let data = b"hello otlp".repeat(100);
-        assert_eq!(decompress(Encoding::Gzip, gzip(&data), data.len()).unwrap().as_ref(), data.as_slice());
+        assert_eq!(
+            decompress(Encoding::Gzip, gzip(&data), data.len(), &mut |_| Ok(())).unwrap().as_ref(),
+            data.as_slice()
+        );
         let zstd = bytes::Bytes::from(zstd::bulk::compress(&data, 3).unwrap());
-        assert_eq!(decompress(Encoding::Zstd, zstd, data.len()).unwrap().as_ref(), data.as_slice());
+        assert_eq!(decompress(Encoding::Zstd, zstd, data.len(), &mut |_| Ok(())).unwrap().as_ref(), data.as_slice());
+    }
+
+    #[test]
+    fn a_bomb_is_stopped_by_the_memory_budget_before_it_expands() {
+        let bomb = gzip(&vec![0u8; 50 * 1024 * 1024]);
+        let mut charged = 0;
+        let mut budget = |bytes: usize| {
+            charged += bytes;
+            if charged > 4 * CHARGE_STEP {
+                return Err(super::super::Overloaded::Memory { budget_mib: 4 });
+            }
+            Ok(())
+        };
+        let error = decompress(Encoding::Gzip, bomb, 64 * 1024 * 1024, &mut budget).unwrap_err();
+        assert!(matches!(error, DecompressError::Overloaded(_)), "{error}");
+        assert!(charged <= 5 * CHARGE_STEP);
     }
 
     #[test]
     fn corrupt_gzip_is_reported_not_panicked() {
-        let error = decompress(Encoding::Gzip, bytes::Bytes::from_static(b"\x1f\x8bnot gzip"), 1024).unwrap_err();
+        let error = decompress(Encoding::Gzip, bytes::Bytes::from_static(b"\x1f\x8bnot gzip"), 1024, &mut |_| Ok(()))
+            .unwrap_err();
         assert!(matches!(error, DecompressError::Corrupt { .. }), "{error}");
     }
 

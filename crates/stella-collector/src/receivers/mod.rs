@@ -8,6 +8,7 @@ mod metrics;
 mod quota;
 mod response;
 mod service;
+mod status;
 
 pub mod otlp_grpc;
 pub mod otlp_http;

@@ -30,20 +30,8 @@ use crate::server::PeerIdentity;
 
 use super::body::{self, BodyError};
 use super::decompress::Encoding;
+use super::status::{Status, grpc as code};
 use super::{OtlpService, Overloaded, Protocol, ProtocolAdmission, Refusal, response};
-
-/// gRPC status codes used here.
-mod code {
-    pub const OK: u16 = 0;
-    pub const INVALID_ARGUMENT: u16 = 3;
-    pub const DEADLINE_EXCEEDED: u16 = 4;
-    pub const PERMISSION_DENIED: u16 = 7;
-    pub const RESOURCE_EXHAUSTED: u16 = 8;
-    pub const UNIMPLEMENTED: u16 = 12;
-    pub const INTERNAL: u16 = 13;
-    pub const UNAVAILABLE: u16 = 14;
-    pub const UNAUTHENTICATED: u16 = 16;
-}
 
 /// Limits of one gRPC receiver.
 #[derive(Debug, Clone, Copy)]
@@ -104,19 +92,21 @@ struct Failure {
     message: String,
 }
 
+impl Failure {
+    fn new(status: Status, message: String) -> Self {
+        Failure { http_status: status.http, code: status.grpc, message }
+    }
+}
+
 impl From<Overloaded> for Failure {
     fn from(overloaded: Overloaded) -> Self {
-        Failure { http_status: 429, code: code::RESOURCE_EXHAUSTED, message: overloaded.to_string() }
+        Failure::new(overloaded.status(), overloaded.to_string())
     }
 }
 
 impl From<BodyError> for Failure {
     fn from(error: BodyError) -> Self {
-        match error {
-            BodyError::TooLarge(message) => Failure { http_status: 413, code: code::RESOURCE_EXHAUSTED, message },
-            BodyError::Malformed(message) => Failure { http_status: 400, code: code::INVALID_ARGUMENT, message },
-            BodyError::Timeout(message) => Failure { http_status: 408, code: code::DEADLINE_EXCEEDED, message },
-        }
+        Failure::new(error.status(), error.message())
     }
 }
 
@@ -166,25 +156,16 @@ async fn receive(
         (true, encoding) => encoding,
     };
     state.service.metrics().size(signal, Protocol::Grpc, message.len());
-    let request =
-        body::decode(signal, body::Format::Protobuf, encoding, message, limits.max_decompressed_bytes).await?;
+    // The admission's permits are held until the request is answered.
+    let (request, _admitted) =
+        body::decode(signal, body::Format::Protobuf, encoding, message, limits.max_decompressed_bytes, admitted)
+            .await?;
     state.service.export(Protocol::Grpc, tenant, request).await.map_err(refusal_failure)
 }
 
 /// The gRPC status of a request the service refused.
 fn refusal_failure(refusal: Refusal) -> Failure {
-    let message = refusal.to_string();
-    match &refusal {
-        Refusal::Unauthorized(error) if error.http_status() == 401 => {
-            Failure { http_status: 401, code: code::UNAUTHENTICATED, message }
-        }
-        Refusal::Unauthorized(_) => Failure { http_status: 403, code: code::PERMISSION_DENIED, message },
-        Refusal::NoPipeline { .. } => Failure { http_status: 404, code: code::UNIMPLEMENTED, message },
-        Refusal::OverQuota(_) => Failure { http_status: 429, code: code::RESOURCE_EXHAUSTED, message },
-        Refusal::ShuttingDown | Refusal::NotDelivered(_) => {
-            Failure { http_status: 503, code: code::UNAVAILABLE, message }
-        }
-    }
+    Failure::new(refusal.status(), refusal.to_string())
 }
 
 /// Splits a unary request body into its compressed flag and message.

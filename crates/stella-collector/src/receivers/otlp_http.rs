@@ -15,6 +15,7 @@ use crate::server::PeerIdentity;
 
 use super::body::{self, BodyError, Format};
 use super::decompress::Encoding;
+use super::status::Status;
 use super::{OtlpService, Overloaded, Protocol, ProtocolAdmission, Refusal, response};
 
 /// Limits of one HTTP receiver.
@@ -88,7 +89,7 @@ async fn export(
         Some(format) => export_body(&state, signal, format, peer.as_deref(), &headers, body).await,
         None => {
             let message = "unsupported Content-Type; send application/x-protobuf or application/json".to_string();
-            failure(Format::Json, StatusCode::UNSUPPORTED_MEDIA_TYPE, 3, message)
+            body_failure(Format::Json, BodyError::Unsupported(message))
         }
     };
     let protocol = protocol_of(format.unwrap_or(Format::Protobuf));
@@ -120,7 +121,7 @@ async fn export_body(
             "unsupported Content-Encoding {:?}; send gzip, zstd or no encoding",
             encoding_header.unwrap_or_default()
         );
-        return failure(format, StatusCode::UNSUPPORTED_MEDIA_TYPE, 3, message);
+        return body_failure(format, BodyError::Unsupported(message));
     };
     let wire_cap = limits.max_request_body_size;
     let declared = headers.get(header::CONTENT_LENGTH).and_then(|value| value.to_str().ok()?.parse::<usize>().ok());
@@ -136,15 +137,14 @@ async fn export_body(
             }
             let _inflight = state.service.metrics().hold(wire.len());
             state.service.metrics().size(signal, protocol_of(format), wire.len());
-            body::decode(signal, format, encoding, wire, limits.max_decompressed_bytes).await
+            body::decode(signal, format, encoding, wire, limits.max_decompressed_bytes, admitted).await
         }
         Err(error) => Err(error),
     };
-    let request = match decoded {
-        Ok(request) => request,
-        Err(BodyError::TooLarge(message)) => return failure(format, StatusCode::PAYLOAD_TOO_LARGE, 8, message),
-        Err(BodyError::Malformed(message)) => return failure(format, StatusCode::BAD_REQUEST, 3, message),
-        Err(BodyError::Timeout(message)) => return failure(format, StatusCode::REQUEST_TIMEOUT, 4, message),
+    // The admission's permits are held until the request is answered.
+    let (request, _admitted) = match decoded {
+        Ok(decoded) => decoded,
+        Err(error) => return body_failure(format, error),
     };
     match state.service.export(protocol_of(format), tenant, request).await {
         Ok(rejection) => success(format, signal, &rejection),
@@ -154,26 +154,11 @@ async fn export_body(
 
 /// The answer to a request the service refused.
 fn refused(format: Format, refusal: Refusal) -> Response {
-    match &refusal {
-        Refusal::Unauthorized(error) if error.http_status() == 401 => {
-            let mut response = failure(format, StatusCode::UNAUTHORIZED, 16, refusal.to_string());
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            response
-        }
-        Refusal::Unauthorized(_) => failure(format, StatusCode::FORBIDDEN, 7, refusal.to_string()),
-        Refusal::NoPipeline { .. } => failure(format, StatusCode::NOT_FOUND, 12, refusal.to_string()),
-        Refusal::OverQuota(over) => {
-            let seconds = over.retry_after.as_secs_f64().ceil().max(1.0) as u64;
-            let mut response = failure(format, StatusCode::TOO_MANY_REQUESTS, 8, refusal.to_string());
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-            response
-        }
-        Refusal::ShuttingDown | Refusal::NotDelivered(_) => {
-            let mut response = failure(format, StatusCode::SERVICE_UNAVAILABLE, 14, refusal.to_string());
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            response
-        }
-    }
+    failure(format, refusal.status(), refusal.to_string())
+}
+
+fn body_failure(format: Format, error: BodyError) -> Response {
+    failure(format, error.status(), error.message())
 }
 
 fn success(format: Format, signal: Signal, rejection: &Rejection) -> Response {
@@ -186,16 +171,23 @@ fn success(format: Format, signal: Signal, rejection: &Rejection) -> Response {
 
 /// 429 + Retry-After: the receiver is at a limit; the client retries.
 fn too_busy(format: Format, overloaded: Overloaded) -> Response {
-    let mut response = failure(format, StatusCode::TOO_MANY_REQUESTS, 8, overloaded.to_string());
-    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    response
+    failure(format, overloaded.status(), overloaded.to_string())
 }
 
-fn failure(format: Format, status: StatusCode, code: i32, message: String) -> Response {
-    let rpc_status = RpcStatus { code, message };
+/// A refusal with its `Status` body, HTTP status and headers from the one table.
+fn failure(format: Format, status: Status, message: String) -> Response {
+    let rpc_status = RpcStatus { code: i32::from(status.grpc), message };
     let body = match format {
         Format::Json => rpc_status.to_json(),
         Format::Protobuf => rpc_status.encode_to_vec(),
     };
-    (status, [(header::CONTENT_TYPE, content_type_of(format))], body).into_response()
+    let http = StatusCode::from_u16(status.http).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (http, [(header::CONTENT_TYPE, content_type_of(format))], body).into_response();
+    if let Some(seconds) = status.retry_after {
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    if status.challenge {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    response
 }

@@ -53,6 +53,14 @@ pub enum Refusal {
     /// The tenant is over its ingest quota; the client retries later.
     #[error(transparent)]
     OverQuota(#[from] OverQuota),
+    /// The credential names a tenant the config does not declare: its data would have nowhere to go.
+    #[error(
+        "tenant {tenant:?} is not declared under tenants: in the config; declare it (and reload) or use a token of a declared tenant"
+    )]
+    UndeclaredTenant {
+        /// The tenant the credential named.
+        tenant: String,
+    },
 }
 
 impl Refusal {
@@ -64,12 +72,13 @@ impl Refusal {
             Refusal::NotDelivered(_) => "not_delivered",
             Refusal::Unauthorized(_) => "unauthorized",
             Refusal::OverQuota(_) => "quota",
+            Refusal::UndeclaredTenant { .. } => "undeclared_tenant",
         }
     }
 
     /// Whether the client should retry the same request.
     pub fn retryable(&self) -> bool {
-        !matches!(self, Refusal::NoPipeline { .. } | Refusal::Unauthorized(_))
+        !matches!(self, Refusal::NoPipeline { .. } | Refusal::Unauthorized(_) | Refusal::UndeclaredTenant { .. })
     }
 }
 
@@ -112,6 +121,17 @@ impl OtlpService {
     /// client certificate through `auth.client_certificates`, else `default` while auth is off.
     /// Checked before the body is read.
     pub fn authorize(&self, authorization: Option<&str>, peer: Option<&PeerIdentity>) -> Result<Arc<str>, Refusal> {
+        let tenant = self.credential_tenant(authorization, peer)?;
+        // Every tenant with data has consumers: data of a tenant the config does not declare is refused
+        // here, before anything is acknowledged, rather than kept in a log nobody reads.
+        let declared = self.topology.current().is_none_or(|topology| topology.declares(&tenant));
+        if !declared {
+            return Err(Refusal::UndeclaredTenant { tenant: tenant.to_string() });
+        }
+        Ok(tenant)
+    }
+
+    fn credential_tenant(&self, authorization: Option<&str>, peer: Option<&PeerIdentity>) -> Result<Arc<str>, Refusal> {
         if let (Some(tokens), Some(_)) = (&self.tokens, authorization) {
             return Ok(Arc::from(tokens.authorize(authorization, Scope::Ingest)?.tenant));
         }

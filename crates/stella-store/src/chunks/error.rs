@@ -71,6 +71,9 @@ pub enum StoreError {
         /// The object key.
         key: String,
     },
+    /// The ingest log holding the records not sealed yet could not be read.
+    #[error("store: cannot read the records not sealed yet: {0}")]
+    Log(#[source] Box<crate::log::LogError>),
     /// A chunk was moved to object storage, and this store has none attached.
     #[error(
         "store: {path} was moved to object storage and this store has no storage.backend; read it through the server whose config names the bucket"
@@ -92,6 +95,7 @@ impl StoreError {
             StoreError::RemoteDamaged { .. } => "store.remote_damaged",
             StoreError::RemoteStopped { .. } => "store.remote_stopped",
             StoreError::Evicted { .. } => "store.evicted",
+            StoreError::Log(error) => error.code(),
         }
     }
 }

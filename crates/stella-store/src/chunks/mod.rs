@@ -13,6 +13,7 @@ mod holds;
 mod index;
 mod manifest;
 mod remote;
+mod retention;
 mod sealer;
 mod shard;
 mod store;
@@ -23,7 +24,10 @@ pub use facts::{RecordFacts, record_facts};
 pub use holds::{Hold, HoldBook, HoldError, HoldKind};
 pub use manifest::{CHUNK_FORMAT_VERSION, ChunkManifest, DayChunk, DayManifest, canonical};
 pub use remote::RemoteChunks;
-pub use sealer::{OpenRecord, SealLimits, SealedChunk, Sealer, UndecodableRecord, chunk_records, utc_day};
+pub use retention::{Cutoff, MAX_CLOCK_LEAD, cutoff as retention_cutoff};
+pub use sealer::{
+    OpenRecord, SealLimits, SealedChunk, Sealer, UndecodableRecord, chunk_records, unsealed_records, utc_day,
+};
 pub use shard::{SHARD_FORMAT_VERSION, shard_file};
 pub use store::{
     CheckOptions, CheckReport, Cut, Store, StoreError, StoredChunk, UnsealedRecord, Visit, directory_name,

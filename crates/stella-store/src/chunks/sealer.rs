@@ -169,6 +169,37 @@ impl Sealer {
     }
 }
 
+/// The records a sealing consumer holds unsealed after reading `records` (its log from its cursor on) with
+/// `limits`, exactly as the running sealer would: what it would seal goes in chunks, and the chunks
+/// `stored` already holds (by digest) are left out, so the rest is what a server's open chunk holds
+/// (plus any chunk it sealed but did not write before it stopped). For offline readers of a data
+/// directory that must see what the server sees.
+pub fn unsealed_records(
+    tenant: &str,
+    signal: Signal,
+    limits: SealLimits,
+    records: impl IntoIterator<Item = (u64, Vec<u8>)>,
+    stored: &dyn Fn(&ChunkManifest) -> bool,
+) -> Vec<OpenRecord> {
+    let mut sealer = Sealer::new(tenant, signal, limits);
+    let mut unsealed = Vec::new();
+    for (seq, payload) in records {
+        let Ok(chunks) = sealer.add(seq, payload.clone()) else { continue };
+        for chunk in chunks {
+            if stored(&chunk.manifest) {
+                continue;
+            }
+            let framed = chunk_records(&chunk.bytes).unwrap_or_default();
+            unsealed.extend(framed.into_iter().filter_map(|payload| {
+                let facts = super::facts::record_facts(signal, &payload)?;
+                Some(OpenRecord { seq: 0, payload, facts })
+            }));
+        }
+    }
+    unsealed.extend(sealer.open);
+    unsealed
+}
+
 /// A logged record that is not an OTLP request of the log's signal.
 #[derive(Debug, thiserror::Error)]
 #[error("ingest log record {seq} does not decode as OTLP; it is skipped")]

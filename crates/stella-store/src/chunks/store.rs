@@ -193,6 +193,9 @@ pub struct Store {
     /// Held while a day's upload bookkeeping (`uploaded.json`, evictions) or its retention changes, so
     /// an upload never records a chunk retention just deleted.
     pub(super) bookkeeping: Arc<std::sync::Mutex<()>>,
+    /// The newest item time (unix nanos) of any chunk this handle and its clones wrote or looked at:
+    /// retention follows the wall clock only so far past it (see [`retention_cutoff`](super::retention_cutoff)).
+    newest: Arc<AtomicU64>,
 }
 
 /// A directory name for a tenant or pipeline id (`traces/audit` -> `traces~audit`).
@@ -203,7 +206,28 @@ pub fn directory_name(id: &str) -> String {
 impl Store {
     /// The store under `root` (`<data-dir>/store`).
     pub fn new(root: PathBuf) -> Self {
-        Store { root, chunk_reads: Arc::new(AtomicU64::new(0)), remote: None, bookkeeping: Arc::default() }
+        Store {
+            root,
+            chunk_reads: Arc::new(AtomicU64::new(0)),
+            remote: None,
+            bookkeeping: Arc::default(),
+            newest: Arc::default(),
+        }
+    }
+
+    /// The newest item time (unix nanos) of the chunks written, and of the newest day of every tenant
+    /// and signal passed to [`Store::learn_newest`]; 0 when none.
+    pub fn newest_time(&self) -> u64 {
+        self.newest.load(Ordering::Relaxed)
+    }
+
+    /// Takes the newest chunk of `tenant`'s `signal` on disk into [`Store::newest_time`].
+    pub fn learn_newest(&self, tenant: &str, signal: &str) -> Result<(), StoreError> {
+        let Some(day) = self.days(tenant, signal).into_iter().next() else { return Ok(()) };
+        let Some(manifest) = self.day_manifest(tenant, signal, &day)? else { return Ok(()) };
+        let newest = manifest.chunks.iter().map(DayChunk::max_time).max().unwrap_or(0);
+        self.newest.fetch_max(newest, Ordering::Relaxed);
+        Ok(())
     }
 
     /// The store under `root` with sealed chunks also in `remote` (see [`Store::upload_pending`]).
@@ -238,6 +262,7 @@ impl Store {
             index_sha256: None,
             shard_sha256: None,
         });
+        self.newest.fetch_max(manifest.max_time_unix_nano.parse().unwrap_or(0), Ordering::Relaxed);
         if day.chunks.iter().any(|listed| listed.sha256 == manifest.sha256) {
             return Ok(());
         }

@@ -45,6 +45,20 @@ impl<F: LogFs> CursorStore<F> {
             .map_err(|error| LogError::BadCursor { path, reason: error.to_string() })
     }
 
+    /// The furthest `next_seq` of every readable cursor (0 when there is none): the log never hands out a
+    /// sequence number below it again, whatever happened to its segments.
+    pub fn furthest(&self) -> u64 {
+        let files = self.fs.list(&self.dir).unwrap_or_default();
+        files
+            .iter()
+            .filter(|path| path.extension().is_some_and(|extension| extension == "json"))
+            .filter_map(|path| self.fs.read_file(path).ok().flatten())
+            .filter_map(|bytes| serde_json::from_slice::<Cursor>(&bytes).ok())
+            .map(|cursor| cursor.next_seq)
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Saves `cursor` for `consumer`, atomically and durably.
     pub fn save(&self, consumer: &str, cursor: &Cursor) -> Result<(), LogError> {
         self.fs.create_dir_all(&self.dir).map_err(io("create", &self.dir))?;

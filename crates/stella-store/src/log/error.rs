@@ -1,4 +1,5 @@
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// What went wrong in the ingest log.
 #[derive(Debug, thiserror::Error)]
@@ -15,18 +16,26 @@ pub enum LogError {
         #[source]
         source: std::io::Error,
     },
-    /// A record before the tail is damaged (not a torn write: data after it exists).
+    /// A sync failed and the unsynced bytes could not be cut off either: the segment's state on disk is
+    /// unknown, so the log takes no more appends until the process restarts (and recovers it).
     #[error(
-        "ingest log: damaged record in {path} at byte {offset}: {reason}; move the segment aside to start without it"
+        "ingest log: cannot sync {path}: {source}, and cutting the unsynced bytes off failed too ({cut}); the log refuses appends until a restart; check the disk"
     )]
-    Corrupt {
+    SyncLost {
         /// The segment.
         path: PathBuf,
-        /// Where the damaged record starts.
-        offset: u64,
-        /// What is wrong.
-        reason: String,
+        /// Why the sync failed.
+        #[source]
+        source: std::io::Error,
+        /// Why the cut failed.
+        cut: std::io::Error,
     },
+    /// The writer failed earlier with this error and takes no more appends (see [`LogError::SyncLost`]).
+    #[error("ingest log stopped after an earlier failure: {0}")]
+    Stopped(Arc<LogError>),
+    /// One write of a group of appends failed; every append of the group gets this.
+    #[error(transparent)]
+    Group(Arc<LogError>),
     /// The log has reached `storage.log.max_bytes`.
     #[error("ingest log is full ({bytes} of {limit} bytes); a consumer is behind or down")]
     Full {
@@ -49,11 +58,22 @@ pub enum LogError {
 }
 
 impl LogError {
+    /// The operating system's error number behind this error, if any (ENOSPC, EIO, EMFILE, ...).
+    pub fn os_error(&self) -> Option<i32> {
+        match self {
+            LogError::Io { source, .. } | LogError::SyncLost { source, .. } => source.raw_os_error(),
+            LogError::Stopped(inner) | LogError::Group(inner) => inner.os_error(),
+            _ => None,
+        }
+    }
+
     /// A stable code.
     pub fn code(&self) -> &'static str {
         match self {
             LogError::Io { .. } => "log.io",
-            LogError::Corrupt { .. } => "log.corrupt",
+            LogError::SyncLost { .. } => "log.sync_lost",
+            LogError::Stopped(_) => "log.stopped",
+            LogError::Group(inner) => inner.code(),
             LogError::Full { .. } => "log.full",
             LogError::Closed => "log.closed",
             LogError::BadCursor { .. } => "log.bad_cursor",

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{oneshot, watch};
 
-use super::segments::{SegmentInfo, read_segment};
+use super::damage::{Damage, quarantined};
+use super::segments::{MAX_GROUP_RECORDS, SegmentInfo, read_segment};
 use super::{LogError, LogFs, OpenReport, Record, SegmentLog};
 
 /// When appended records are made durable (`storage.sync`).
@@ -52,12 +53,11 @@ impl Default for LogOptions {
     }
 }
 
-/// Appends gathered into one group at most.
-const MAX_GROUP_RECORDS: usize = 4096;
+/// Bytes gathered into one group at most.
 const MAX_GROUP_BYTES: usize = 32 * 1024 * 1024;
 
 enum Command {
-    Append { payload: Vec<u8>, done: oneshot::Sender<Result<u64, String>> },
+    Append { payload: Vec<u8>, done: oneshot::Sender<Result<u64, Arc<LogError>>> },
     RemoveBefore(u64),
 }
 
@@ -78,6 +78,10 @@ pub struct IngestLog<F: LogFs> {
     bytes: Arc<AtomicU64>,
     max_bytes: u64,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Records lost to damage found since the log was opened (each damaged range counted once).
+    damaged_records: AtomicU64,
+    /// Damaged ranges already reported by this process: (segment, first damaged byte).
+    damage_seen: Mutex<std::collections::HashSet<(PathBuf, u64)>>,
 }
 
 impl<F: LogFs> IngestLog<F> {
@@ -95,6 +99,7 @@ impl<F: LogFs> IngestLog<F> {
             head: head.clone(),
             bytes: Arc::clone(&bytes),
             sync: options.sync,
+            failed: None,
         };
         let thread =
             std::thread::Builder::new()
@@ -110,7 +115,15 @@ impl<F: LogFs> IngestLog<F> {
             bytes,
             max_bytes: options.max_bytes,
             writer: Mutex::new(Some(thread)),
+            damaged_records: AtomicU64::new(0),
+            damage_seen: Mutex::new(std::collections::HashSet::new()),
         };
+        for damage in &report.damage {
+            ingest.report_damage(damage.clone());
+        }
+        if report.skipped_seqs > 0 {
+            tracing::warn!(dir = %ingest.dir.display(), next_seq = report.next_seq, skipped = report.skipped_seqs, "ingest log: sequence numbers skipped after recovery, so none is handed out twice");
+        }
         Ok((Arc::new(ingest), report))
     }
 
@@ -134,12 +147,57 @@ impl<F: LogFs> IngestLog<F> {
         self.send(Command::Append { payload, done })?;
         match answer.await {
             Ok(Ok(seq)) => Ok(seq),
-            Ok(Err(message)) => Err(LogError::Io {
-                action: "append to",
-                path: self.dir.clone(),
-                source: std::io::Error::other(message),
-            }),
+            Ok(Err(error)) => Err(LogError::Group(error)),
             Err(_) => Err(LogError::Closed),
+        }
+    }
+
+    /// Records lost to damage found since the log was opened (each damaged range counted once, and not
+    /// again after a restart once quarantined).
+    pub fn damaged_records(&self) -> u64 {
+        self.damaged_records.load(Ordering::Relaxed)
+    }
+
+    /// The quarantined damaged ranges of this log (files under `<dir>/quarantine/`).
+    pub fn quarantined(&self) -> Vec<PathBuf> {
+        quarantined(self.fs.as_ref(), &self.dir)
+    }
+
+    /// Quarantines, counts and logs a damaged range once.
+    fn report_damage(&self, damage: Damage) {
+        let key = (damage.segment.clone(), damage.bytes.start);
+        if !self.damage_seen.lock().unwrap_or_else(|poison| poison.into_inner()).insert(key) {
+            return;
+        }
+        match damage.quarantine(self.fs.as_ref(), &self.dir) {
+            Ok(false) => {
+                tracing::debug!(segment = %damage.segment.display(), bytes = ?damage.bytes, "ingest log: damage already quarantined")
+            }
+            Ok(true) => {
+                self.damaged_records.fetch_add(damage.records(), Ordering::Relaxed);
+                tracing::error!(
+                    event = "log.damaged",
+                    segment = %damage.segment.display(),
+                    bytes = ?damage.bytes,
+                    lost_seqs = ?damage.lost,
+                    lost_records = damage.records(),
+                    reason = damage.reason,
+                    quarantine = %self.dir.join("quarantine").display(),
+                    "ingest log: damaged records quarantined and skipped; the records after them are delivered"
+                );
+            }
+            Err(error) => {
+                self.damaged_records.fetch_add(damage.records(), Ordering::Relaxed);
+                tracing::error!(
+                    event = "log.damaged",
+                    segment = %damage.segment.display(),
+                    bytes = ?damage.bytes,
+                    lost_records = damage.records(),
+                    reason = damage.reason,
+                    %error,
+                    "ingest log: damaged records skipped, but they could not be copied to quarantine"
+                );
+            }
         }
     }
 
@@ -221,6 +279,8 @@ struct Writer<F: LogFs> {
     head: watch::Sender<u64>,
     bytes: Arc<AtomicU64>,
     sync: SyncPolicy,
+    /// Set when a failed sync could not be undone: every later append is refused with it.
+    failed: Option<Arc<LogError>>,
 }
 
 impl<F: LogFs> Writer<F> {
@@ -238,7 +298,9 @@ impl<F: LogFs> Writer<F> {
                 && last_sync.elapsed() >= every
             {
                 if let Err(error) = self.log.sync() {
-                    tracing::error!(%error, "ingest log: periodic sync failed");
+                    tracing::error!(code = error.code(), %error, "ingest log: periodic sync failed; the unsynced records are cut off and a new segment is started");
+                    self.fail_if_lost(error);
+                    self.publish();
                 }
                 unsynced = false;
                 last_sync = Instant::now();
@@ -280,14 +342,22 @@ impl<F: LogFs> Writer<F> {
                 last_sync = Instant::now();
             }
         }
-        if let Err(error) = self.log.sync() {
-            tracing::error!(%error, "ingest log: final sync failed");
+        if self.failed.is_none()
+            && let Err(error) = self.log.close()
+        {
+            tracing::error!(code = error.code(), %error, "ingest log: final sync failed");
         }
     }
 
     /// Writes a group, syncs per policy, publishes, answers. Returns whether unsynced data remains.
     fn commit(&mut self, group: Group) -> bool {
         if group.payloads.is_empty() {
+            return false;
+        }
+        if let Some(failed) = &self.failed {
+            for done in group.answers {
+                let _ = done.send(Err(Arc::new(LogError::Stopped(Arc::clone(failed)))));
+            }
             return false;
         }
         let written = self.log.append_batch(&group.payloads);
@@ -304,14 +374,25 @@ impl<F: LogFs> Writer<F> {
                 matches!(self.sync, SyncPolicy::Interval { .. })
             }
             Err(error) => {
-                tracing::error!(%error, records = group.answers.len(), "ingest log: a write failed; the clients are told to retry");
-                let message = error.to_string();
+                // The appends' callers report the error (rate limited); the segment state may have changed.
+                let error = self.fail_if_lost(error);
+                self.publish();
                 for done in group.answers {
-                    let _ = done.send(Err(message.clone()));
+                    let _ = done.send(Err(Arc::clone(&error)));
                 }
                 false
             }
         }
+    }
+
+    /// Keeps `error` as the writer's permanent failure when the segment's state is unknown.
+    fn fail_if_lost(&mut self, error: LogError) -> Arc<LogError> {
+        let error = Arc::new(error);
+        if matches!(*error, LogError::SyncLost { .. }) {
+            tracing::error!(code = error.code(), %error, "ingest log: refusing every append until a restart");
+            self.failed = Some(Arc::clone(&error));
+        }
+        error
     }
 
     fn publish(&mut self) {
@@ -340,7 +421,7 @@ impl<F: LogFs> Writer<F> {
 #[derive(Default)]
 struct Group {
     payloads: Vec<Vec<u8>>,
-    answers: Vec<oneshot::Sender<Result<u64, String>>>,
+    answers: Vec<oneshot::Sender<Result<u64, Arc<LogError>>>>,
     bytes: usize,
 }
 
@@ -361,12 +442,13 @@ impl Group {
     }
 }
 
-/// Reads a log in order from a sequence number, following the committed head.
+/// Reads a log in order from a sequence number, following the committed head. Damage is skipped: the
+/// records after it are read, the damaged range is quarantined and counted once per log.
 pub struct LogReader<F: LogFs> {
     log: Arc<IngestLog<F>>,
     next_seq: u64,
-    /// The segment (by first sequence number) and byte offset where `next_seq` starts, once known.
-    position: Option<(u64, u64)>,
+    /// Where reading goes on: (segment by first sequence number, byte offset, sequence number there).
+    position: Option<(u64, u64, u64)>,
     skipped: u64,
 }
 
@@ -388,10 +470,11 @@ impl<F: LogFs> LogReader<F> {
     }
 
     /// The next committed records, about `max_bytes` of them (at least one if any is committed);
-    /// empty when the reader is at the head. Blocking file I/O: call it off the async workers.
+    /// empty when the reader is at the head (then [`LogReader::next_seq`] is the head). Blocking file
+    /// I/O: call it off the async workers.
     pub fn read(&mut self, max_bytes: usize) -> Result<Vec<Record>, LogError> {
         let published = self.log.published.read().unwrap_or_else(|poison| poison.into_inner()).clone();
-        for _ in 0..published.segments.len().max(1) + 1 {
+        loop {
             if self.next_seq >= published.next_seq {
                 return Ok(Vec::new());
             }
@@ -402,28 +485,33 @@ impl<F: LogFs> LogReader<F> {
                 continue;
             };
             let segment = &published.segments[index];
-            let offset = match self.position {
-                Some((first_seq, offset)) if first_seq == segment.first_seq => offset,
-                _ => 0,
+            let after = published.segments.get(index + 1).map_or(published.next_seq, |next| next.first_seq);
+            let (offset, expected) = match self.position {
+                Some((first_seq, offset, seq)) if first_seq == segment.first_seq => (offset, seq),
+                _ => (0, segment.first_seq),
             };
-            let (records, end) = read_segment(self.log.fs.as_ref(), segment, offset, segment.len, max_bytes)?;
-            let wanted: Vec<Record> = records.into_iter().filter(|record| record.seq >= self.next_seq).collect();
-            self.position = Some((segment.first_seq, end));
+            if offset >= segment.len {
+                // This segment is read; whatever numbers lie between it and the next were never used.
+                self.next_seq = self.next_seq.max(after);
+                self.position = published.segments.get(index + 1).map(|next| (next.first_seq, 0, next.first_seq));
+                continue;
+            }
+            let read = read_segment(self.log.fs.as_ref(), segment, (offset, expected), segment.len, max_bytes)?;
+            let resume_seq = read.next_seq.unwrap_or(after);
+            self.position = Some((segment.first_seq, read.end, resume_seq));
+            let wanted: Vec<Record> = read.records.into_iter().filter(|record| record.seq >= self.next_seq).collect();
             if let Some(last) = wanted.last() {
                 self.next_seq = last.seq + 1;
+            }
+            if let Some((bytes, reason, first_lost)) = read.damage {
+                let lost = first_lost..resume_seq;
+                self.log.report_damage(Damage { segment: segment.path.clone(), bytes, lost, reason });
+                self.next_seq = self.next_seq.max(resume_seq);
+            }
+            if !wanted.is_empty() {
                 return Ok(wanted);
             }
-            if end >= segment.len {
-                match published.segments.get(index + 1) {
-                    Some(next) => {
-                        self.next_seq = self.next_seq.max(next.first_seq);
-                        self.position = Some((next.first_seq, 0));
-                    }
-                    None => return Ok(Vec::new()),
-                }
-            }
         }
-        Ok(Vec::new())
     }
 }
 
@@ -490,6 +578,50 @@ mod tests {
         let (log, _) = IngestLog::open(Arc::new(RealFs), dir.path().to_path_buf(), options).unwrap();
         log.append(vec![0; 200]).await.unwrap();
         assert!(matches!(log.append(vec![0; 10]).await, Err(LogError::Full { limit: 100, .. })));
+    }
+
+    #[tokio::test]
+    async fn damage_in_an_older_segment_is_quarantined_counted_once_and_read_past() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let options = LogOptions { segment_bytes: 2048, sync: SyncPolicy::Always, max_bytes: 0 };
+        let (log, _) = IngestLog::open(Arc::new(RealFs), path.clone(), options).unwrap();
+        for index in 0..60u32 {
+            log.append(index.to_le_bytes().repeat(40)).await.unwrap();
+        }
+        log.close();
+        drop(log);
+        let first = path.join(format!("{:020}.seg", 0));
+        let mut bytes = std::fs::read(&first).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0xFF;
+        std::fs::write(&first, bytes).unwrap();
+        let (log, report) = IngestLog::open(Arc::new(RealFs), path.clone(), options).unwrap();
+        assert_eq!(report.next_seq, 60, "a clean close continues right after the last record");
+        let read_all = |log: &Arc<IngestLog<RealFs>>| {
+            let mut reader = log.reader(0);
+            let mut seqs = Vec::new();
+            loop {
+                let records = reader.read(1 << 20).unwrap();
+                if records.is_empty() {
+                    break;
+                }
+                seqs.extend(records.iter().map(|record| record.seq));
+            }
+            (seqs, reader.next_seq())
+        };
+        let (seqs, end) = read_all(&log);
+        assert_eq!(end, 60, "the reader reaches the head");
+        assert_eq!(seqs.len(), 59, "only the damaged record is lost: {seqs:?}");
+        assert_eq!(log.damaged_records(), 1);
+        assert_eq!(log.quarantined().len(), 1);
+        let _ = read_all(&log);
+        assert_eq!(log.damaged_records(), 1, "damage is counted once, however often it is read past");
+        log.close();
+        drop(log);
+        let (again, _) = IngestLog::open(Arc::new(RealFs), path, options).unwrap();
+        let _ = read_all(&again);
+        assert_eq!(again.damaged_records(), 0, "quarantined damage is not counted again after a restart");
     }
 
     #[test]

@@ -16,7 +16,6 @@ use stella_evidence::{
     verify_bundle,
 };
 use stella_otlp::Signal;
-use stella_store::chunks::{Cut, ScanFilter};
 
 use super::client::{encode_query, refused};
 use crate::cli::{CaptureArgs, CompressionArg, DeployArgs, KeysCommand, ReplayArgs, VerifyArgs};
@@ -58,14 +57,17 @@ pub async fn capture(args: CaptureArgs) -> anyhow::Result<()> {
 
 fn capture_local(args: &CaptureArgs) -> anyhow::Result<()> {
     let window = forensic::parse_window(&args.window, jiff::Timestamp::now())?;
-    let store_dir = args.data_dir.join("store");
-    if !store_dir.is_dir() {
+    if !args.data_dir.is_dir() {
         anyhow::bail!(
-            "no store at {}: pass the server's --data-dir (or use --server URL to ask a running server)",
-            store_dir.display()
+            "no data directory at {}: pass the server's --data-dir (or use --server URL to ask a running server)",
+            args.data_dir.display()
         );
     }
-    let key = match &args.signing_key {
+    super::reading(&args.data_dir)?;
+    let store = super::offline_store(&args.data_dir, args.config.as_deref(), args.profile)?;
+    // The key the server signs with: --signing-key, else the config's evidence.signing_key, else the
+    // data directory's own.
+    let key = match args.signing_key.as_ref().or(store.signing_key()) {
         Some(path) => SigningKey::load(path)?,
         None => SigningKey::load_or_generate(&args.data_dir.join("keys"))?,
     };
@@ -77,7 +79,6 @@ fn capture_local(args: &CaptureArgs) -> anyhow::Result<()> {
         redaction_profiles: Vec::new(),
         generator: forensic::generator(),
     };
-    let store = super::offline_store(&args.data_dir, args.config.as_deref(), args.profile)?;
     let (dir, mut output) = new_output(&args.out)?;
     let bar = ProgressBar::new(0);
     bar.set_style(
@@ -89,8 +90,8 @@ fn capture_local(args: &CaptureArgs) -> anyhow::Result<()> {
         bar.set_position(state.chunks_done);
         bar.set_message(format!("{} records", state.records));
     };
-    let cut = |signal: Signal, range| Cut::sealed(&store, &tenant, signal.as_str(), range, ScanFilter::default());
-    let source = forensic::CaptureSource { store: &store, cut: &cut, spool_dir: &dir };
+    let cut = |signal: Signal, range| store.cut(&tenant, signal, range);
+    let source = forensic::CaptureSource { store: store.store(), cut: &cut, spool_dir: &dir };
     let summary =
         forensic::capture(&source, header, &key, compression(args.compression), output.as_file_mut(), &mut progress)?;
     bar.finish_and_clear();

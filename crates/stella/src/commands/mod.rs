@@ -15,7 +15,6 @@ mod tokens;
 use std::path::Path;
 
 use stella_collector::config::Profile;
-use stella_store::chunks::Store;
 
 use crate::cli::{AuditCommand, Command, ConfigCommand, RenderCommand, StoreCommand, TelemetryCommand};
 
@@ -40,10 +39,8 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         TelemetryCommand::Dashboards { command: RenderCommand::Render { out, json } } => {
             render(stella_export::monitoring::DASHBOARDS, &out, json)
         }
-        TelemetryCommand::Audit { command: AuditCommand::Verify { data_dir } } => {
-            let lines = stella_api::audit::AuditLog::new(&data_dir).verify()?;
-            println!("audit trail intact: {lines} lines");
-            Ok(())
+        TelemetryCommand::Audit { command: AuditCommand::Verify { data_dir, trusted_keys, json } } => {
+            audit_verify(&data_dir, &trusted_keys, json)
         }
         TelemetryCommand::Keys { command } => evidence::keys(command),
         TelemetryCommand::Capture(args) => evidence::capture(args).await,
@@ -59,19 +56,21 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
     }
 }
 
-/// The store under `<data_dir>/store` for an offline reader; with `config` (the server's config file,
-/// over `profile`), the object storage of its `storage.backend` is attached read-only. Call it on a
-/// blocking thread of the runtime.
-pub(crate) fn offline_store(data_dir: &Path, config: Option<&Path>, profile: Profile) -> anyhow::Result<Store> {
-    let backend = match config {
-        Some(path) => {
-            let config = stella_collector::config::load(profile, Some(path))
-                .map_err(|errors| anyhow::anyhow!("{}: {errors}", path.display()))?;
-            config.storage.backend
-        }
-        None => None,
-    };
-    Ok(stella_collector::reader_store(data_dir, backend.as_ref())?)
+/// The store under `<data_dir>/store` for an offline reader, as the server of `config` (over `profile`)
+/// sees it: with its `storage.backend`, chunks in object storage are read back (read-only), and the
+/// records its sealing consumers hold open are read from the ingest logs. Call it on a blocking thread
+/// of the runtime.
+pub(crate) fn offline_store(
+    data_dir: &Path,
+    config: Option<&Path>,
+    profile: Profile,
+) -> anyhow::Result<stella_collector::OfflineStore> {
+    let config = stella_collector::config::load(profile, config).map_err(|errors| match config {
+        Some(path) => anyhow::anyhow!("{}: {errors}", path.display()),
+        None => anyhow::anyhow!("the {profile} profile: {errors}"),
+    })?;
+    let store = stella_collector::reader_store(data_dir, config.storage.backend.as_ref())?;
+    Ok(stella_collector::OfflineStore::new(store, data_dir, &config))
 }
 
 /// `stella telemetry rules|dashboards render`: writes `assets` under `out` and lists them.
@@ -89,14 +88,98 @@ fn render(assets: &[stella_export::monitoring::Asset], out: &Path, json: bool) -
     Ok(())
 }
 
-/// `stella telemetry store check`: the report, and exit 1 if anything is damaged or (without `--repair`)
-/// stale.
-fn store_check(data_dir: &Path, config: Option<&Path>, repair: bool, json: bool) -> anyhow::Result<()> {
-    let store = offline_store(data_dir, config, Profile::Default)?;
-    let report = store.check(repair)?;
+/// `audit verify`: the chain, the head in the state database (unless a running server holds it), and the
+/// checkpoints' signatures against `trusted_keys`.
+fn audit_verify(data_dir: &Path, trusted_keys: &[std::path::PathBuf], json: bool) -> anyhow::Result<()> {
+    let live = reading(data_dir)?;
+    let state = match stella_store::tables::StateDb::open(data_dir) {
+        Ok(state) => Some(state),
+        Err(stella_store::tables::StateError::AlreadyOpen { .. }) if live => None,
+        Err(error) => return Err(error.into()),
+    };
+    let trust =
+        (!trusted_keys.is_empty()).then(|| stella_evidence::TrustStore::from_files(trusted_keys)).transpose()?;
+    let verified = stella_api::audit::AuditLog::new(data_dir, state.as_ref()).verify(trust.as_ref())?;
+    let checkpoint = verified.last_checkpoint.as_ref();
     if json {
-        println!("{}", serde_json::to_string(&report)?);
+        let answer = serde_json::json!({
+            "intact": true,
+            "lines": verified.lines,
+            "anchored": verified.anchored,
+            "checkpoints": verified.checkpoints,
+            "last_verified_checkpoint": checkpoint.map(|(line, keyid)| serde_json::json!({"line": line, "keyid": keyid})),
+            "lines_after_checkpoint": verified.after_checkpoint,
+        });
+        println!("{answer}");
+        return Ok(());
+    }
+    println!("audit trail intact: {} lines, {} checkpoints", verified.lines, verified.checkpoints);
+    match checkpoint {
+        Some((line, keyid)) => println!(
+            "last verified checkpoint: line {line}, signed by {keyid}; {} lines after it",
+            verified.after_checkpoint
+        ),
+        None if trust.is_none() => {
+            println!("checkpoint signatures not checked: pass the server's key with --trusted-key")
+        }
+        None => println!("no checkpoint verified"),
+    }
+    if !verified.anchored {
+        println!(
+            "the end of the file was not checked against the state database (a running server holds it, or it records no head)"
+        );
+    }
+    Ok(())
+}
+
+/// Takes `data_dir` for reading: an error when it does not exist; true (and said on stderr) when a running
+/// server holds it, so what is read may change meanwhile.
+pub(crate) fn reading(data_dir: &Path) -> anyhow::Result<bool> {
+    match stella_store::lock::DataDirLock::for_reader(data_dir)? {
+        stella_store::lock::ReadAccess::Quiet(_) => Ok(false),
+        stella_store::lock::ReadAccess::Live(pid) => {
+            let holder = pid.map(|pid| format!(" (pid {pid})")).unwrap_or_default();
+            eprintln!("note: a running server{holder} uses {}: reading it live", data_dir.display());
+            Ok(true)
+        }
+    }
+}
+
+/// `stella telemetry store check`: the report of the chunks and the ingest logs, and exit 1 if anything is
+/// damaged or (without `--repair`) stale.
+fn store_check(data_dir: &Path, config: Option<&Path>, repair: bool, json: bool) -> anyhow::Result<()> {
+    // Repairs rewrite index files a running server also writes: only with the directory to itself.
+    let _writer = if repair {
+        Some(stella_store::lock::DataDirLock::for_writer(data_dir)?)
     } else {
+        reading(data_dir)?;
+        None
+    };
+    let store = offline_store(data_dir, config, Profile::Default)?;
+    let report = store.store().check(repair)?;
+    let logs = check_logs(&data_dir.join("log"))?;
+    let damaged_logs = logs.iter().filter(|log| !log.intact()).count();
+    if json {
+        let mut answer = serde_json::to_value(&report)?;
+        answer["logs"] = serde_json::to_value(&logs)?;
+        println!("{answer}");
+    } else {
+        for log in logs.iter().filter(|log| !log.intact()) {
+            for damage in &log.damage {
+                println!(
+                    "DAMAGED LOG {} bytes {}..{} ({}; {} records lost)",
+                    damage.segment.display(),
+                    damage.bytes.start,
+                    damage.bytes.end,
+                    damage.reason,
+                    damage.records()
+                );
+            }
+            for file in &log.quarantined {
+                println!("QUARANTINED {}", file.display());
+            }
+        }
+        println!("{} ingest logs checked, {damaged_logs} with damage", logs.len());
         println!("{} chunks intact ({} read back from object storage)", report.chunks_ok, report.remote_ok);
         if !report.remote_unchecked.is_empty() {
             println!(
@@ -113,8 +196,24 @@ fn store_check(data_dir: &Path, config: Option<&Path>, repair: bool, json: bool)
         }
     }
     let unrepaired = report.stale_indexes.iter().any(|stale| !report.repaired_indexes.contains(stale));
-    if !report.damaged.is_empty() || unrepaired {
+    if !report.damaged.is_empty() || unrepaired || damaged_logs > 0 {
         anyhow::bail!("the store is not intact");
     }
     Ok(())
+}
+
+/// Checks every ingest log under `root` (`<data-dir>/log/<pipeline>/<tenant>`).
+fn check_logs(root: &Path) -> anyhow::Result<Vec<stella_store::log::LogCheck>> {
+    let mut checks = Vec::new();
+    let Ok(pipelines) = std::fs::read_dir(root) else { return Ok(checks) };
+    let mut dirs: Vec<std::path::PathBuf> = Vec::new();
+    for pipeline in pipelines.filter_map(Result::ok).filter(|entry| entry.path().is_dir()) {
+        let tenants = std::fs::read_dir(pipeline.path())?;
+        dirs.extend(tenants.filter_map(Result::ok).map(|entry| entry.path()).filter(|path| path.is_dir()));
+    }
+    dirs.sort();
+    for dir in dirs {
+        checks.push(stella_store::log::check_log(&stella_store::log::RealFs, &dir)?);
+    }
+    Ok(checks)
 }

@@ -3,7 +3,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use stella_collector::auth::TokenStore;
 use stella_collector::topology::Environment;
 use stella_collector::{API_HEADER_TIMEOUT, Collector, ConfigSource, listener_tls, spawn_server};
 use stella_metrics::Registry;
@@ -28,6 +27,8 @@ pub async fn execute(args: ServeArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data_dir).with_context(|| {
         format!("cannot create the data directory {}; pass a writable --data-dir", args.data_dir.display())
     })?;
+    // One server per data directory; offline commands that change it refuse while this is held.
+    let _data_dir_lock = stella_store::lock::DataDirLock::for_server(&args.data_dir)?;
     let registry = Registry::default();
     stella_api::register_build_info(&registry, env!("CARGO_PKG_VERSION"));
     let source = match &args.config_dir {
@@ -80,18 +81,18 @@ pub async fn execute(args: ServeArgs) -> anyhow::Result<()> {
     log_events.attach(Arc::clone(&collector));
     let api_config = collector.config().api;
     let api_endpoint = api_config.endpoint;
-    let api_listener = tokio::net::TcpListener::bind(api_endpoint).await.with_context(|| {
-        format!("cannot listen on {api_endpoint} (api.endpoint); stop whatever uses that port or change api.endpoint")
-    })?;
+    let api_listener = stella_collector::bind("api.endpoint", api_endpoint).await?;
     let api_stop = CancellationToken::new();
-    let tokens = collector.config().auth_enabled.then(|| Arc::new(TokenStore::new(&args.data_dir)));
+    let tokens = collector.config().auth_enabled.then(|| Arc::clone(collector.tokens()));
+    let audit = Arc::new(stella_api::audit::AuditLog::new(&args.data_dir, Some(collector.state_db())));
+    let checkpoint_key = evidence.key.clone();
     let api_state = stella_api::ApiState {
         collector: Arc::clone(&collector),
         registry,
         tokens,
         metrics_public: api_config.metrics_public,
-        audit: Arc::new(stella_api::audit::AuditLog::new(&args.data_dir)),
-        token_admin: Arc::new(TokenStore::new(&args.data_dir)),
+        audit: Arc::clone(&audit),
+        token_admin: Arc::clone(collector.tokens()),
         evidence: Arc::new(evidence),
     };
     stella_api::incidents::enforce_ttl(&api_state);
@@ -109,11 +110,42 @@ pub async fn execute(args: ServeArgs) -> anyhow::Result<()> {
         listeners = ?collector.listen_addresses(),
         "stella telemetry is running"
     );
+    let checkpoints = spawn_audit_checkpoints(Arc::clone(&audit), checkpoint_key.clone(), api_stop.clone());
     wait_for_stop(&collector).await?;
     collector.shutdown(SHUTDOWN_DEADLINE).await;
     api_stop.cancel();
     let _ = tokio::time::timeout(SHUTDOWN_DEADLINE, api).await;
+    let _ = checkpoints.await;
+    // The last checkpoint vouches for everything the trail holds at the stop.
+    if let Err(error) = audit.checkpoint(&checkpoint_key) {
+        tracing::error!(code = error.code(), %error, "cannot write the audit checkpoint at shutdown");
+    }
     Ok(())
+}
+
+/// How often the audit trail gets a signed checkpoint (when it has new lines).
+const AUDIT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Appends a signed checkpoint to the audit trail every [`AUDIT_CHECKPOINT_INTERVAL`] until `stop`.
+fn spawn_audit_checkpoints(
+    audit: Arc<stella_api::audit::AuditLog>,
+    key: stella_evidence::SigningKey,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(AUDIT_CHECKPOINT_INTERVAL) => {}
+            }
+            let (audit, key) = (Arc::clone(&audit), key.clone());
+            match tokio::task::spawn_blocking(move || audit.checkpoint(&key)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(error)) => tracing::error!(code = error.code(), %error, "cannot write an audit checkpoint"),
+                Err(error) => tracing::error!(%error, "the audit checkpoint failed unexpectedly"),
+            }
+        }
+    })
 }
 
 /// Returns on SIGTERM or SIGINT; reloads on SIGHUP.

@@ -36,8 +36,13 @@ pub async fn execute(command: TokensCommand) -> anyhow::Result<()> {
             println!("token {id} revoked");
         }
         TokensCommand::Create { tenant, scopes, expires, data_dir, json, .. } => {
+            if tenant != "default" {
+                eprintln!(
+                    "note: tenant {tenant:?} must be declared under tenants: in the server's config, or requests with this token are refused (403, undeclared_tenant)"
+                );
+            }
             let scopes: BTreeSet<_> = scopes.into_iter().collect();
-            let (record, token) = TokenStore::new(&data_dir).create(&tenant, scopes, expires)?;
+            let (record, token) = TokenStore::open(&data_dir)?.create(&tenant, scopes, expires)?;
             let parameters = serde_json::json!({"id": record.id, "scopes": record.scopes, "expires": record.expires});
             audit(&data_dir, &record.tenant, "token.create", parameters)?;
             if json {
@@ -52,7 +57,7 @@ pub async fn execute(command: TokensCommand) -> anyhow::Result<()> {
             }
         }
         TokensCommand::List { data_dir, json, .. } => {
-            let records = TokenStore::new(&data_dir).list()?;
+            let records = TokenStore::open(&data_dir)?.list()?;
             if json {
                 let listed: Vec<_> = records
                     .iter()
@@ -68,7 +73,7 @@ pub async fn execute(command: TokensCommand) -> anyhow::Result<()> {
             }
         }
         TokensCommand::Revoke { id, data_dir, .. } => {
-            if !TokenStore::new(&data_dir).revoke(&id)? {
+            if !TokenStore::open(&data_dir)?.revoke(&id)? {
                 anyhow::bail!("no token with id {id}; `stella telemetry tokens list` shows the ids");
             }
             audit(&data_dir, "*", "token.revoke", serde_json::json!({"id": id}))?;
@@ -87,6 +92,7 @@ fn audit(data_dir: &std::path::Path, tenant: &str, action: &str, parameters: ser
         parameters,
         result: "ok".into(),
     };
-    AuditLog::new(data_dir).append(&entry)?;
+    let state = stella_store::tables::StateDb::open(data_dir)?;
+    AuditLog::new(data_dir, Some(&state)).append(&entry)?;
     Ok(())
 }
