@@ -263,7 +263,7 @@ impl Collector {
                     router,
                     tls,
                     stop_receivers.clone(),
-                    "OTLP/gRPC",
+                    ("OTLP/gRPC", false),
                     receiver.read_timeout,
                 ));
                 tracing::info!(receiver = %id, protocol = "grpc", %address, "listening");
@@ -286,7 +286,7 @@ impl Collector {
                     router,
                     tls,
                     stop_receivers.clone(),
-                    "OTLP/HTTP",
+                    ("OTLP/HTTP", false),
                     receiver.read_timeout,
                 ));
                 tracing::info!(receiver = %id, protocol = "http", %address, "listening");

@@ -26,6 +26,54 @@ const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// Connections served at once per listener; more are closed on accept.
 const MAX_CONNECTIONS: usize = 4096;
 
+/// The first wait after a failed accept; it doubles up to [`MAX_ACCEPT_BACKOFF`] while accepts fail.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
+const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Descriptors kept open (on `/dev/null`) to be given up when the process runs out: one is enough to take
+/// a waiting connection and answer or close it.
+const RESERVED_DESCRIPTORS: usize = 4;
+
+/// The process's reserve of descriptors.
+static RESERVE: DescriptorReserve = DescriptorReserve { files: std::sync::Mutex::new(Vec::new()) };
+
+struct DescriptorReserve {
+    files: std::sync::Mutex<Vec<std::fs::File>>,
+}
+
+/// A descriptor taken from the reserve: its slot is refilled when this is dropped.
+struct Reserved;
+
+impl DescriptorReserve {
+    /// Opens descriptors until the reserve is full (fewer if the process is out of them already).
+    fn fill(&self) {
+        let mut files = self.files.lock().unwrap_or_else(|poison| poison.into_inner());
+        while files.len() < RESERVED_DESCRIPTORS {
+            match std::fs::File::open("/dev/null") {
+                Ok(file) => files.push(file),
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// Closes one reserved descriptor, so that one more can be opened now.
+    fn take(&self) -> Option<Reserved> {
+        let file = self.files.lock().unwrap_or_else(|poison| poison.into_inner()).pop()?;
+        drop(file);
+        Some(Reserved)
+    }
+}
+
+impl Drop for Reserved {
+    fn drop(&mut self) {
+        RESERVE.fill();
+    }
+}
+
+fn out_of_descriptors(error: &std::io::Error) -> bool {
+    matches!(error.raw_os_error(), Some(23 | 24))
+}
+
 /// How long a client has to finish its TLS handshake.
 const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(10);
 
@@ -64,14 +112,18 @@ impl PeerIdentity {
 
 /// Serves `router` on `listener` (over TLS when `tls` is set) until `stop`, then finishes the requests in
 /// flight. `what` names the listener in logs; HTTP/1 request headers must arrive within `header_timeout`.
+/// Out of file descriptors, a connection is taken with a descriptor of the process's reserve: served when
+/// `serve_on_reserve` (the API: health stays reachable), else closed at once (receivers: refused, not
+/// left hanging).
 pub fn spawn_server(
     listener: TcpListener,
     router: axum::Router,
     tls: Option<Arc<ReloadingTls>>,
     stop: CancellationToken,
-    what: &'static str,
+    (what, serve_on_reserve): (&'static str, bool),
     header_timeout: Duration,
 ) -> JoinHandle<()> {
+    RESERVE.fill();
     tokio::spawn(async move {
         let graceful = GracefulShutdown::new();
         let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -87,6 +139,8 @@ pub fn spawn_server(
             .max_frame_size(HTTP2_MAX_FRAME);
         let builder = Arc::new(builder);
         let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+        let accept_failures = crate::throttle::Throttle::new(crate::throttle::LOG_INTERVAL);
+        let mut backoff = ACCEPT_BACKOFF;
         loop {
             let accepted = tokio::select! {
                 accepted = listener.accept() => accepted,
@@ -94,16 +148,59 @@ pub fn spawn_server(
             };
             let Ok(slot) = Arc::clone(&connections).try_acquire_owned() else {
                 // At the connection cap: close at once rather than hold sockets we cannot serve.
-                tracing::warn!(limit = MAX_CONNECTIONS, "{what}: connection cap reached; closing a new connection");
+                if let Some(suppressed) = accept_failures.allow() {
+                    tracing::warn!(
+                        limit = MAX_CONNECTIONS,
+                        suppressed,
+                        "{what}: connection cap reached; closing new connections"
+                    );
+                }
                 drop(accepted);
                 continue;
             };
-            let (stream, peer) = match accepted {
-                Ok(accepted) => accepted,
+            let (stream, peer, reserve) = match accepted {
+                Ok((stream, peer)) => {
+                    backoff = ACCEPT_BACKOFF;
+                    (stream, peer, None)
+                }
+                Err(error) if out_of_descriptors(&error) => {
+                    // The waiting client would hang until it timed out: take it with a descriptor of the
+                    // reserve. A receiver closes it at once (the client fails fast and retries); the API
+                    // serves it (health and readiness stay reachable), and the descriptor returns to the
+                    // reserve when the connection ends.
+                    let taken = RESERVE.take();
+                    let retried = if taken.is_some() { listener.accept().await } else { Err(error) };
+                    match (retried, taken) {
+                        (Ok((stream, peer)), Some(taken)) if serve_on_reserve => (stream, peer, Some(taken)),
+                        (Ok((stream, _)), taken) => {
+                            drop(stream);
+                            drop(taken);
+                            if let Some(suppressed) = accept_failures.allow() {
+                                tracing::error!(
+                                    errno = "EMFILE",
+                                    suppressed,
+                                    "{what}: out of file descriptors; refusing new connections at once"
+                                );
+                            }
+                            continue;
+                        }
+                        (Err(error), taken) => {
+                            drop(taken);
+                            if let Some(suppressed) = accept_failures.allow() {
+                                tracing::error!(%error, suppressed, "{what}: out of file descriptors and none in reserve; new connections wait");
+                            }
+                            tokio::time::sleep(backoff).await;
+                            backoff = (backoff * 2).min(MAX_ACCEPT_BACKOFF);
+                            continue;
+                        }
+                    }
+                }
                 Err(error) => {
-                    // Out of file descriptors and the like: wait a moment instead of spinning.
-                    tracing::warn!(%error, "{what}: accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    if let Some(suppressed) = accept_failures.allow() {
+                        tracing::warn!(%error, suppressed, "{what}: accept failed");
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_ACCEPT_BACKOFF);
                     continue;
                 }
             };
@@ -115,6 +212,7 @@ pub fn spawn_server(
             let acceptor = tls.as_ref().map(|tls| tls.acceptor());
             tokio::spawn(async move {
                 let _slot = slot;
+                let _reserve = reserve;
                 let served = match acceptor {
                     None => watcher.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned()).await,
                     Some(acceptor) => match tokio::time::timeout(HANDSHAKE_DEADLINE, acceptor.accept(stream)).await {

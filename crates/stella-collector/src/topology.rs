@@ -50,6 +50,9 @@ const STORE_CURSOR_INTERVAL: Duration = Duration::from_millis(500);
 /// How often a tail sampler writes its checkpoint while it has work.
 const CHECKPOINT_INTERVAL: Duration = crate::consumers::CHECKPOINT_INTERVAL;
 
+/// Append failures repeat at request rate (a full disk): one line per interval, with the count held back.
+static APPEND_FAILURES: crate::throttle::Throttle = crate::throttle::Throttle::new(crate::throttle::LOG_INTERVAL);
+
 /// A consumer planned by [`Topology::start_consumers`], started once all are planned.
 enum Planned {
     Seal(SealSink, DriverSpec),
@@ -742,8 +745,10 @@ impl PipelineRuntime {
             Err(error) => Err(error),
         };
         let outcome = appended.map(|_| ()).map_err(|error| {
-            if !matches!(error, stella_store::log::LogError::Full { .. }) {
-                tracing::error!(pipeline = %self.id, code = error.code(), %error, "cannot append to the ingest log");
+            if !matches!(error, stella_store::log::LogError::Full { .. })
+                && let Some(suppressed) = APPEND_FAILURES.allow()
+            {
+                tracing::error!(pipeline = %self.id, code = error.code(), errno = error.os_error_name(), %error, suppressed, "cannot append to the ingest log; clients are told to retry");
             }
             AckError::SinkFailed { sink: "ingest log".into(), message: error.to_string() }
         });

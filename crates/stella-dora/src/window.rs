@@ -53,9 +53,18 @@ impl Window {
     /// `tz`), `tz` (IANA name; default `UTC`) and `as_of` (default `to`).
     pub fn parse(from: &str, to: &str, tz: Option<&str>, as_of: Option<&str>) -> Result<Window, WindowError> {
         let name = tz.map(str::trim).filter(|name| !name.is_empty()).unwrap_or("UTC").to_string();
-        let time_zone = TimeZone::get(&name).map_err(|problem| {
-            error("tz", format!("{name:?} is not an IANA time zone (e.g. UTC, Europe/Paris): {problem}"))
-        })?;
+        // UTC needs no lookup (a lookup reads the time zone database, which fails when the process is out
+        // of file descriptors: that must not read as a wrong zone name).
+        let time_zone = if name == "UTC" {
+            TimeZone::UTC
+        } else {
+            TimeZone::get(&name).map_err(|problem| {
+                error(
+                    "tz",
+                    format!("cannot use time zone {name:?} (give an IANA name such as UTC or Europe/Paris): {problem}"),
+                )
+            })?
+        };
         let instant = |parameter: &'static str, text: &str| -> Result<Timestamp, WindowError> {
             let text = text.trim();
             if let Ok(at) = text.parse::<Timestamp>() {

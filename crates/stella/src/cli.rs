@@ -889,9 +889,15 @@ pub struct LoadgenArgs {
     /// Requests per second over all workers; 0 sends as fast as the server answers.
     #[arg(long, default_value_t = 0)]
     pub rate: u64,
-    /// How long to send, e.g. 30s or 2m.
+    /// How long to send, e.g. 30s or 2m (ignored with --requests).
     #[arg(long, value_parser = parse_duration, default_value = "10s")]
     pub duration: std::time::Duration,
+    /// Send exactly this many requests (over all workers), however long it takes.
+    #[arg(long, value_name = "N")]
+    pub requests: Option<u64>,
+    /// Bearer token for the receiver (needs the `ingest` scope when auth is on).
+    #[arg(long, env = "STELLA_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
     /// Concurrent connections.
     #[arg(long, default_value_t = 4)]
     pub workers: usize,

@@ -141,7 +141,8 @@ async fn receive(
         limits.read_timeout,
     )
     .await?;
-    admitted.reserve(frame.len())?;
+    // Twice: the frames as they arrived and the one buffer they were joined into.
+    admitted.reserve(2 * frame.len())?;
     let _inflight = state.service.metrics().hold(frame.len());
     let (compressed, message) = unframe(&frame)?;
     if message.len() > limits.max_message_bytes {

@@ -125,6 +125,13 @@ async fn export_body(
     };
     let wire_cap = limits.max_request_body_size;
     let declared = headers.get(header::CONTENT_LENGTH).and_then(|value| value.to_str().ok()?.parse::<usize>().ok());
+    // The body is charged before it is read when its length is declared (twice: the frames as they arrive,
+    // and the one buffer they are joined into), else once read.
+    if let Some(length) = declared.filter(|length| *length <= wire_cap)
+        && let Err(overloaded) = admitted.reserve(2 * length)
+    {
+        return too_busy(format, overloaded);
+    }
     let wire = if declared.is_some_and(|length| length > wire_cap) {
         Err(body::too_large(wire_cap, "max_request_body_size"))
     } else {
@@ -132,7 +139,9 @@ async fn export_body(
     };
     let decoded = match wire {
         Ok(wire) => {
-            if let Err(overloaded) = admitted.reserve(wire.len()) {
+            if declared.is_none()
+                && let Err(overloaded) = admitted.reserve(2 * wire.len())
+            {
                 return too_busy(format, overloaded);
             }
             let _inflight = state.service.metrics().hold(wire.len());

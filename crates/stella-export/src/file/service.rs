@@ -24,6 +24,8 @@ struct OpenFile {
     path: PathBuf,
     file: File,
     positions: Positions,
+    /// The file may hold bytes past `positions.len` that a failed write left and could not cut.
+    uncut: bool,
 }
 
 /// The sidecar `<file>.positions` (JSON): the file length the last recorded write ended at, and each
@@ -125,7 +127,7 @@ impl OpenFile {
         if let Some(carried) = carried {
             positions.consumers = carried;
         }
-        let open = OpenFile { path, file, positions };
+        let open = OpenFile { path, file, positions, uncut: false };
         open.save_positions()?;
         Ok(open)
     }
@@ -152,14 +154,33 @@ impl OpenFile {
                 self.rotate(config, signer)?;
             }
         }
+        if self.uncut {
+            // An earlier failed write could not be cut back: do it before appending anything.
+            self.file.set_len(self.positions.len).map_err(io("truncate", &self.path))?;
+            self.uncut = false;
+        }
+        let saved = self.positions.clone();
         if let Err(source) = self.file.write_all(record) {
-            let _ = self.file.set_len(self.positions.len);
+            self.undo(saved);
             return Err(ExportError::Io { action: "write", path: self.path.clone(), source });
         }
         self.positions.len += record.len() as u64;
         let (consumer, next_seq) = delivery;
         self.positions.consumers.insert(consumer.to_string(), next_seq);
-        self.save_positions()
+        if let Err(error) = self.save_positions() {
+            // Not recorded means not delivered: the consumer retries this batch, so the bytes must go, or
+            // the retry would write them twice.
+            self.undo(saved);
+            return Err(error);
+        }
+        Ok(())
+    }
+
+    /// Takes back a write that did not complete: the file is cut to the recorded length and the positions
+    /// are as before (if the cut fails, it is done before the next write).
+    fn undo(&mut self, saved: Positions) {
+        self.uncut = self.file.set_len(saved.len).is_err();
+        self.positions = saved;
     }
 
     fn rotate(&mut self, config: &FileConfig, signer: Option<&dyn RotationSigner>) -> Result<(), ExportError> {

@@ -142,6 +142,34 @@ async fn an_unrecorded_tail_is_cut_on_open_and_positions_survive() {
     assert_eq!(reopened.resume_point(Signal::Traces, "logs|default"), None);
 }
 
+/// #16 item 12: saving the positions fails (here: the sidecar's name is taken by a directory); every retry
+/// of the batch must leave the record in the file once, never once per attempt.
+#[tokio::test]
+async fn a_write_whose_position_cannot_be_recorded_is_taken_back_so_retries_write_it_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config("t.jsonl", Format::Json, Compression::None, None);
+    let exporter = FileExporter::open("file".into(), config, dir.path(), None).unwrap();
+    let first = batch("first");
+    exporter.export(&first, Delivery { consumer: "traces|default", next_seq: 1 }).await.unwrap();
+    let path = dir.path().join("t.jsonl");
+    let before = std::fs::read(&path).unwrap();
+    let sidecar = dir.path().join("t.jsonl.positions");
+    std::fs::remove_file(&sidecar).unwrap();
+    std::fs::create_dir_all(sidecar.join("blocked")).unwrap();
+    let retried = batch("retried");
+    for _ in 0..9 {
+        assert!(exporter.export(&retried, Delivery { consumer: "traces|default", next_seq: 2 }).await.is_err());
+        assert_eq!(std::fs::read(&path).unwrap(), before, "a failed attempt leaves nothing behind");
+        assert_eq!(exporter.resume_point(Signal::Traces, "traces|default"), Some(1));
+    }
+    std::fs::remove_dir_all(&sidecar).unwrap();
+    exporter.export(&retried, Delivery { consumer: "traces|default", next_seq: 2 }).await.unwrap();
+    exporter.flush().await.unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(text.lines().count(), 2, "first and retried, each once: {text}");
+    assert_eq!(exporter.resume_point(Signal::Traces, "traces|default"), Some(2));
+}
+
 #[tokio::test]
 async fn stored_bytes_are_written_as_one_merged_proto_record() {
     let dir = tempfile::tempdir().unwrap();

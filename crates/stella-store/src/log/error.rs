@@ -67,6 +67,22 @@ impl LogError {
         }
     }
 
+    /// The symbolic name of [`LogError::os_error`] for the errors a full, failing or exhausted system
+    /// gives (`ENOSPC`, `EIO`, `EMFILE`, ...), for logs and answers that must name the real cause.
+    pub fn os_error_name(&self) -> Option<&'static str> {
+        Some(match self.os_error()? {
+            5 => "EIO",
+            13 => "EACCES",
+            23 => "ENFILE",
+            24 => "EMFILE",
+            27 => "EFBIG",
+            28 => "ENOSPC",
+            30 => "EROFS",
+            122 => "EDQUOT",
+            _ => return None,
+        })
+    }
+
     /// A stable code.
     pub fn code(&self) -> &'static str {
         match self {

@@ -64,7 +64,17 @@ pub async fn execute(args: LoadgenArgs) -> anyhow::Result<()> {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let workers = args.workers.max(1);
-    let interval = (args.rate > 0).then(|| Duration::from_secs_f64(workers as f64 / args.rate as f64));
+    // One pace for all workers: `--rate` is over all of them.
+    let pace = (args.rate > 0).then(|| {
+        let mut interval = tokio::time::interval(Duration::from_secs_f64(1.0 / args.rate as f64));
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Arc::new(tokio::sync::Mutex::new(interval))
+    });
+    let remaining = args.requests.map(|requests| Arc::new(std::sync::atomic::AtomicU64::new(requests)));
+    let deadline = match args.requests {
+        Some(_) => None,
+        None => Some(started + args.duration),
+    };
     let mut tasks = Vec::new();
     for worker in 0..workers {
         let job = Job {
@@ -77,14 +87,16 @@ pub async fn execute(args: LoadgenArgs) -> anyhow::Result<()> {
                 services: args.services.clone(),
                 attributes: args.attributes,
             }),
-            deadline: started + args.duration,
-            interval,
+            deadline,
+            remaining: remaining.clone(),
+            pace: pace.clone(),
+            token: args.token.clone(),
             report: Arc::clone(&report),
             ack_log: ack_log.clone(),
         };
         tasks.push(tokio::spawn(job.run()));
     }
-    while started.elapsed() < args.duration && !tasks.iter().all(|task| task.is_finished()) {
+    while !tasks.iter().all(|task| task.is_finished()) {
         tokio::time::sleep(Duration::from_millis(250)).await;
         let accepted = report.lock().unwrap_or_else(|poison| poison.into_inner()).accepted;
         progress.set_position(started.elapsed().as_secs());
@@ -103,6 +115,7 @@ pub async fn execute(args: LoadgenArgs) -> anyhow::Result<()> {
     };
     report.latency_p50_ms = percentile(0.50);
     report.latency_p99_ms = percentile(0.99);
+    let all_refused = report.sent > 0 && report.accepted == 0;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
@@ -119,6 +132,13 @@ pub async fn execute(args: LoadgenArgs) -> anyhow::Result<()> {
             report.latency_p99_ms
         );
     }
+    if all_refused {
+        anyhow::bail!(
+            "every request was refused or could not reach {url} ({} refused, {} connection errors)",
+            report.refused.values().sum::<u64>(),
+            report.connection_errors
+        );
+    }
     Ok(())
 }
 
@@ -128,8 +148,13 @@ struct Job {
     signal: LoadSignal,
     shape: (usize, usize),
     traffic: Arc<Traffic>,
-    deadline: Instant,
-    interval: Option<Duration>,
+    /// Stop at this time (`None`: when `remaining` runs out).
+    deadline: Option<Instant>,
+    /// Requests still to send over all workers, with `--requests`.
+    remaining: Option<Arc<std::sync::atomic::AtomicU64>>,
+    /// The pace all workers share, with `--rate`.
+    pace: Option<Arc<tokio::sync::Mutex<tokio::time::Interval>>>,
+    token: Option<String>,
     report: Arc<Mutex<Report>>,
     ack_log: Option<Arc<Mutex<std::fs::File>>>,
 }
@@ -138,23 +163,31 @@ impl Job {
     async fn run(self) {
         let client = reqwest::Client::new();
         let mut random = XorShift::seeded(self.worker as u64);
-        let mut ticker = self.interval.map(tokio::time::interval);
         let mut sequence = 0u64;
-        while Instant::now() < self.deadline {
-            if let Some(ticker) = ticker.as_mut() {
-                ticker.tick().await;
+        while self.deadline.is_none_or(|deadline| Instant::now() < deadline) {
+            if let Some(remaining) = &self.remaining {
+                let taken = remaining.fetch_update(
+                    std::sync::atomic::Ordering::Relaxed,
+                    std::sync::atomic::Ordering::Relaxed,
+                    |left| left.checked_sub(1),
+                );
+                if taken.is_err() {
+                    break;
+                }
+            }
+            if let Some(pace) = &self.pace {
+                pace.lock().await.tick().await;
             }
             let id = format!("w{}-{sequence}", self.worker);
             sequence += 1;
             let request = generate(self.signal, &id, self.shape, &self.traffic, &mut random);
             let items = request.item_count() as u64;
             let begun = Instant::now();
-            let sent = client
-                .post(&self.url)
-                .header("content-type", "application/x-protobuf")
-                .body(request.encode_protobuf())
-                .send()
-                .await;
+            let mut post = client.post(&self.url).header("content-type", "application/x-protobuf");
+            if let Some(token) = &self.token {
+                post = post.bearer_auth(token);
+            }
+            let sent = post.body(request.encode_protobuf()).send().await;
             let latency = begun.elapsed();
             let status = match sent {
                 Ok(response) => {

@@ -99,8 +99,14 @@ pub async fn execute(args: ServeArgs) -> anyhow::Result<()> {
     stella_api::evidence::spawn_schedule(&api_state);
     stella_api::dora::spawn_refresh(api_state.clone());
     let api_tls = listener_tls(api_config.tls.as_ref(), "api.endpoint", &api_stop)?;
-    let api =
-        spawn_server(api_listener, stella_api::router(api_state), api_tls, api_stop.clone(), "API", API_HEADER_TIMEOUT);
+    let api = spawn_server(
+        api_listener,
+        stella_api::router(api_state),
+        api_tls,
+        api_stop.clone(),
+        ("API", true),
+        API_HEADER_TIMEOUT,
+    );
     collector.watch_config_file(CONFIG_POLL);
     collector.watch_balancers();
     tracing::info!(

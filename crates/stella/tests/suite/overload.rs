@@ -9,7 +9,12 @@ use crate::common::{Stella, file_pipelines, traces};
 async fn a_burst_over_the_concurrency_bound_gets_429_and_the_receiver_recovers() {
     let body = format!("storage: {{sync: always}}\n{}", file_pipelines(""));
     let mut stella = Stella::start_with_receiver(
-        &common::Extra { receiver: "max_concurrent_requests: 2", protocol: "max_concurrent_requests: 2", api: "" },
+        &common::Extra {
+            receiver: "max_concurrent_requests: 2",
+            protocol: "max_concurrent_requests: 2",
+            api: "",
+            caps: None,
+        },
         &body,
     );
     let payload = traces("burst", 200).encode_protobuf();

@@ -98,7 +98,7 @@ async fn errors_are_kept_the_rest_at_ten_percent_whole_and_two_instances_agree()
     let mut second = Stella::start(&sampling_config(ERRORS_AND_TEN_PERCENT, "1s", "", ""));
     let relay = format!("  otlphttp/second: {{endpoint: \"http://127.0.0.1:{}\"}}\n", second.http);
     let mut first = Stella::start(&sampling_config(ERRORS_AND_TEN_PERCENT, "1s", &relay, ", otlphttp/second"));
-    let load = ["--duration", "3s", "--workers", "2", "--rate", "100", "--traces-per-request", "20"];
+    let load = ["--requests", "120", "--workers", "2", "--traces-per-request", "20"];
     loadgen(&first, &[&load[..], &["--spans-per-trace", "4", "--error-percent", "1"]].concat());
     assert!(first.terminate().success(), "{}", first.log());
     let sent = traces_of(&exported(&first, "all.jsonl"));
@@ -106,7 +106,7 @@ async fn errors_are_kept_the_rest_at_ten_percent_whole_and_two_instances_agree()
     assert!(second.terminate().success(), "{}", second.log());
 
     let kept = traces_of(&exported(&first, "traces.jsonl"));
-    assert!(sent.len() > 2000, "only {} traces sent", sent.len());
+    assert_eq!(sent.len(), 2400, "120 requests of 20 traces");
     let errors: Vec<&Vec<u8>> = sent.iter().filter(|(_, trace)| trace.error).map(|(id, _)| id).collect();
     assert!(!errors.is_empty(), "loadgen sent error traces");
     for id in &errors {

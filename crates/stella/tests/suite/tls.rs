@@ -130,7 +130,7 @@ async fn mtls_tls_versions_plain_text_and_certificate_reload() {
         path("server.pem").display(),
         path("server.key").display()
     );
-    let extra = common::Extra { receiver: "", protocol: &tls, api: &api_tls };
+    let extra = common::Extra { receiver: "", protocol: &tls, api: &api_tls, caps: None };
     let mut stella = Stella::start_with_receiver(&extra, &file_pipelines(""));
 
     assert_eq!(
@@ -183,7 +183,7 @@ async fn otlp_exporters_deliver_over_mtls() {
         path("ca.pem")
     );
     let mut target = Stella::start_with_receiver(
-        &common::Extra { receiver: "", protocol: &server_tls, api: "" },
+        &common::Extra { receiver: "", protocol: &server_tls, api: "", caps: None },
         &file_pipelines(""),
     );
     let client_tls = format!(
@@ -231,7 +231,8 @@ async fn a_mapped_client_certificate_names_the_tenant_without_a_token() {
         "auth: {{enabled: true, client_certificates: [{{name: collector.acme.example, tenant: acme}}]}}\ntenants: [{{id: acme}}]\n{}",
         file_pipelines("")
     );
-    let mut stella = Stella::start_with_receiver(&common::Extra { receiver: "", protocol: &tls, api: "" }, &body);
+    let mut stella =
+        Stella::start_with_receiver(&common::Extra { receiver: "", protocol: &tls, api: "", caps: None }, &body);
     assert_eq!(send(&client(dir, Some("client")), stella.http).await, Ok(200), "the mapped certificate sends as acme");
     assert_eq!(
         send(&client(dir, Some("stranger")), stella.http).await,

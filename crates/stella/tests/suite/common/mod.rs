@@ -22,7 +22,7 @@ pub struct Stella {
     pub api: u16,
     pub config_path: PathBuf,
     /// What the config was made from, to make it again on other ports.
-    recipe: (String, String, String, String),
+    recipe: (String, String, String, String, Option<(usize, usize)>),
 }
 
 pub fn free_port() -> u16 {
@@ -42,6 +42,8 @@ pub struct Extra<'a> {
     pub protocol: &'a str,
     /// Entries added to the `api` flow map.
     pub api: &'a str,
+    /// (`max_request_body_size` bytes, `max_decompressed_size_mib`), when not the test defaults (1 MiB, 4).
+    pub caps: Option<(usize, usize)>,
 }
 
 /// Like [`config_with_ports`], with `extra` settings on the receiver and its protocols.
@@ -51,8 +53,9 @@ pub fn receiver_config(grpc: u16, http: u16, api: u16, extra_settings: &Extra, b
     let api_extra = if extra_settings.api.is_empty() { String::new() } else { format!(", {}", extra_settings.api) };
     let top =
         if extra_settings.receiver.is_empty() { String::new() } else { format!("    {}\n", extra_settings.receiver) };
+    let (body_bytes, decompressed_mib) = extra_settings.caps.unwrap_or((1048576, 4));
     format!(
-        "receivers:\n  otlp:\n{top}    protocols:\n      grpc: {{endpoint: 127.0.0.1:{grpc}{extra}}}\n      http: {{endpoint: 127.0.0.1:{http}, max_request_body_size: 1048576{extra}}}\n    max_decompressed_size_mib: 4\napi: {{endpoint: 127.0.0.1:{api}{api_extra}}}\n{body}"
+        "receivers:\n  otlp:\n{top}    protocols:\n      grpc: {{endpoint: 127.0.0.1:{grpc}{extra}}}\n      http: {{endpoint: 127.0.0.1:{http}, max_request_body_size: {body_bytes}{extra}}}\n    max_decompressed_size_mib: {decompressed_mib}\napi: {{endpoint: 127.0.0.1:{api}{api_extra}}}\n{body}"
     )
 }
 
@@ -94,7 +97,13 @@ impl Stella {
         let (grpc, http, api) = (free_port(), free_port(), free_port());
         let config_path = dir.path().join("stella.yaml");
         std::fs::write(&config_path, receiver_config(grpc, http, api, extra, body)).unwrap();
-        let recipe = (extra.receiver.to_string(), extra.protocol.to_string(), extra.api.to_string(), body.to_string());
+        let recipe = (
+            extra.receiver.to_string(),
+            extra.protocol.to_string(),
+            extra.api.to_string(),
+            body.to_string(),
+            extra.caps,
+        );
         Stella { child: None, dir, grpc, http, api, config_path, recipe }
     }
 
@@ -106,8 +115,8 @@ impl Stella {
                 Ok(()) => return,
                 Err(log) if log.contains("cannot listen") => {
                     (self.grpc, self.http, self.api) = (free_port(), free_port(), free_port());
-                    let (receiver, protocol, api, body) = &self.recipe;
-                    let extra = Extra { receiver, protocol, api };
+                    let (receiver, protocol, api, body, caps) = &self.recipe;
+                    let extra = Extra { receiver, protocol, api, caps: *caps };
                     std::fs::write(&self.config_path, receiver_config(self.grpc, self.http, self.api, &extra, body))
                         .unwrap();
                 }
@@ -215,6 +224,15 @@ impl Stella {
     /// SIGTERM, then waits for the exit.
     pub fn terminate(&mut self) -> ExitStatus {
         self.signal("TERM");
+        self.wait_exit()
+    }
+
+    /// SIGTERM to stella under a wrapper that forked it (`strace`), then waits for the wrapper's exit.
+    pub fn terminate_wrapped(&mut self) -> ExitStatus {
+        let children = Command::new("pgrep").args(["-P", &self.pid().to_string()]).output().unwrap().stdout;
+        let child = String::from_utf8(children).unwrap();
+        let child = child.lines().next().expect("the wrapper's child, stella");
+        assert!(Command::new("kill").args(["-TERM", child]).status().unwrap().success());
         self.wait_exit()
     }
 
