@@ -3,7 +3,8 @@
 # interop tests with real third-party clients and servers (the OpenTelemetry Python SDK, Prometheus,
 # promtool).
 # Installs what those need when it can: Debian's `prometheus` (the remote-write receiver, promtool),
-# `strace` (to prove sealed mode makes no DNS lookup), `shellcheck` and `systemd` (systemd-analyze) for the
+# `strace` (to prove sealed mode makes no DNS lookup, and to inject a failing fdatasync), `faketime` (a clock
+# stepped ahead, for retention), `shellcheck` and `systemd` (systemd-analyze) for the
 # offline kit's bootstrap scripts, `protobuf-compiler` and `libprotobuf-dev` (protoc and timestamp.proto,
 # to decode Loki pushes independently), `chromium` (renders the DORA report headless), and a Python venv
 # in .venv.
@@ -13,6 +14,7 @@ cd "$(dirname "$0")/.."
 missing=()
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v strace >/dev/null 2>&1 || missing+=(strace)
+command -v faketime >/dev/null 2>&1 || missing+=(faketime)
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-venv)
