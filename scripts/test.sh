@@ -43,6 +43,6 @@ if ! cmp -s "$requirements" "$venv/.requirements"; then
   cp "$requirements" "$venv/.requirements"
 fi
 
-cargo build --workspace --locked
+# `cargo test` builds the binary the whole-binary and interop tests run (target/debug/stella).
 cargo test --workspace --locked
 STELLA_BIN="$PWD/target/debug/stella" "$venv/bin/python" -m pytest tests/interop -q

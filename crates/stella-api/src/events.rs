@@ -8,15 +8,16 @@
 //! never retried; a storage failure retries the batch (recording is idempotent by id).
 use std::sync::{Arc, OnceLock};
 
-use axum::http::StatusCode;
 use serde_json::{Map, Value};
 use stella_collector::Collector;
 use stella_dora::log_event::{LogEvent, from_log};
 use stella_metrics::Registry;
 use stella_otlp::proto::collector::logs::v1::ExportLogsServiceRequest;
 
+use stella_dora::service::{BatchAnswer, DoraService};
+
 use crate::ApiError;
-use crate::dora::Ingest;
+use crate::dora::api_error;
 
 /// The event name of a federation observation.
 pub const VULN_OBSERVATION: &str = "stella.vuln.observation";
@@ -30,7 +31,7 @@ pub struct LogEvents {
 
 /// Where the events of one batch go.
 struct Sinks {
-    dora: Ingest,
+    dora: DoraService,
     observations: stella_store::tables::RedbRecords,
 }
 
@@ -42,16 +43,22 @@ struct Pending {
     observations: Vec<Value>,
 }
 
-fn refusals(answer: (StatusCode, Value)) -> u64 {
+fn refusals(answer: BatchAnswer) -> u64 {
+    answer.body["refused"].as_u64().unwrap_or(0)
+}
+
+fn as_status(answer: (axum::http::StatusCode, Value)) -> u64 {
     answer.1["refused"].as_u64().unwrap_or(0)
 }
 
 impl Pending {
     /// Records what waits; the refusals.
     fn flush(&mut self, sinks: &Sinks, tenant: &str) -> Result<u64, ApiError> {
-        let mut refused = refusals(sinks.dora.deployments(tenant, &std::mem::take(&mut self.deployments))?);
-        refused += refusals(sinks.dora.incidents(tenant, &std::mem::take(&mut self.incidents))?);
-        refused += refusals(crate::federation::store_observations(
+        let dora = &sinks.dora;
+        let mut refused =
+            refusals(dora.record_deployments(tenant, &std::mem::take(&mut self.deployments)).map_err(api_error)?);
+        refused += refusals(dora.record_incidents(tenant, &std::mem::take(&mut self.incidents)).map_err(api_error)?);
+        refused += as_status(crate::federation::store_observations(
             &sinks.observations,
             tenant,
             &std::mem::take(&mut self.observations),
@@ -114,13 +121,14 @@ impl LogEvents {
                     Ok(Some(LogEvent::Deployment(value))) => pending.deployments.push(value),
                     Ok(Some(LogEvent::Incident(value))) => {
                         // Deployments first: an incident may link to one of this batch.
-                        invalid += refusals(sinks.dora.deployments(tenant, &std::mem::take(&mut pending.deployments))?);
+                        let deployments = std::mem::take(&mut pending.deployments);
+                        invalid += refusals(sinks.dora.record_deployments(tenant, &deployments).map_err(api_error)?);
                         pending.incidents.push(value);
                     }
                     Ok(Some(LogEvent::IncidentUpdate { incident, field, at })) => {
                         invalid += pending.flush(sinks, tenant)?;
                         let id = incident["id"].as_str().unwrap_or_default().to_string();
-                        let updated = match sinks.dora.incident(tenant, &id)? {
+                        let updated = match sinks.dora.incident(tenant, &id).map_err(api_error)? {
                             Some(mut known) => {
                                 if field == "acknowledged" {
                                     known.acknowledged = Some(at);
@@ -131,7 +139,7 @@ impl LogEvents {
                             }
                             None => incident,
                         };
-                        invalid += refusals(sinks.dora.incidents(tenant, &[updated])?);
+                        invalid += refusals(sinks.dora.record_incidents(tenant, &[updated]).map_err(api_error)?);
                     }
                     Err(error) => {
                         tracing::warn!(exporter = "events", %error, "a log event was refused");
@@ -171,7 +179,7 @@ impl stella_export::Exporter for LogEvents {
             };
             let stella_otlp::OtlpRequest::Logs(request) = &batch.request else { return Ok(()) };
             let sinks = Sinks {
-                dora: Ingest::new(collector, &self.registry),
+                dora: crate::dora::service(collector, &self.registry),
                 observations: crate::federation::observations_table(collector),
             };
             let (tenant, request, metrics) = (batch.tenant.to_string(), request.clone(), self.metrics.clone());

@@ -18,7 +18,7 @@ use stella_evidence::forensic::{self, CaptureSource};
 use stella_evidence::keys::KeyError;
 use stella_evidence::{BundleHeader, BundleSummary, Compression, SigningKey, TrustStore, Window};
 use stella_metrics::{CounterVec, HistogramVec, Registry, names};
-use stella_store::chunks::{ScanFilter, directory_name};
+use stella_store::chunks::directory_name;
 
 use crate::{ApiError, ApiState, audited, tenant_of};
 
@@ -181,8 +181,7 @@ impl Evidence {
             redaction_profiles: Vec::new(),
             generator: forensic::generator(),
         };
-        let cut = |signal, range| stores.cut(tenant, signal, range, ScanFilter::default());
-        let source = CaptureSource { store: stores.store(), cut: &cut, spool_dir: &spool_dir };
+        let source = CaptureSource { view: stores, spool_dir: &spool_dir };
         forensic::capture(&source, header, &self.key, compression, out, &mut |_| {}).map_err(|error| ApiError {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             code: error.code(),

@@ -23,7 +23,7 @@ use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, delete, get, post};
 use serde_json::json;
 use stella_collector::auth::{Principal, Scope, TokenStore};
 
@@ -50,10 +50,11 @@ pub struct ApiState {
     pub evidence: Arc<evidence::Evidence>,
 }
 
-/// One API route: method, path, and the scope a token needs (`None`: open to everyone).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One API route: method, path, the scope a token needs (`None`: open to everyone), and its handler, so
+/// that each path is written once and a route cannot exist without its handler.
+#[derive(Clone, Copy)]
 pub struct Route {
-    /// `GET` or `POST`.
+    /// `GET`, `POST` or `DELETE`.
     pub method: &'static str,
     /// The path.
     pub path: &'static str,
@@ -61,186 +62,245 @@ pub struct Route {
     pub scope: Option<Scope>,
     /// What it answers.
     pub summary: &'static str,
+    /// The handler, as the method router that serves it.
+    pub handler: fn() -> MethodRouter<ApiState>,
+}
+
+impl std::fmt::Debug for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Route")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Every route of the API. A route is served only if it is listed here, so none can lack a scope.
 pub const ROUTES: &[Route] = &[
-    Route { method: "GET", path: "/healthz", scope: None, summary: "200 {\"status\":\"ok\"} while the process lives" },
+    Route {
+        method: "GET",
+        path: "/healthz",
+        scope: None,
+        summary: "200 {\"status\":\"ok\"} while the process lives",
+        handler: || get(healthz),
+    },
     Route {
         method: "GET",
         path: "/readyz",
         scope: None,
         summary: "200 or 503, one entry per receiver, pipeline and exporter",
+        handler: || get(readyz),
     },
-    Route { method: "GET", path: "/metrics", scope: Some(Scope::Read), summary: "Prometheus text format 0.0.4" },
+    Route {
+        method: "GET",
+        path: "/metrics",
+        scope: Some(Scope::Read),
+        summary: "Prometheus text format 0.0.4",
+        handler: || get(metrics),
+    },
     Route {
         method: "GET",
         path: "/telemetry/audit",
         scope: Some(Scope::Operator),
         summary: "audit lines, ?offset=&limit=",
+        handler: || get(audit_lines),
     },
     Route {
         method: "POST",
         path: "/telemetry/config/reload",
         scope: Some(Scope::Operator),
         summary: "what changed and what needs a restart, or 400 with every config error",
+        handler: || post(reload),
     },
-    Route { method: "GET", path: "/api/echo", scope: None, summary: "`echo`: the Tempo data source's health check" },
+    Route {
+        method: "GET",
+        path: "/api/echo",
+        scope: None,
+        summary: "`echo`: the Tempo data source's health check",
+        handler: || get(query::echo),
+    },
     Route {
         method: "GET",
         path: "/api/traces/{id}",
         scope: Some(Scope::Read),
         summary: "a trace from the store (Tempo v1): {batches}, or protobuf TracesData with Accept: application/protobuf",
+        handler: || get(query::trace_v1),
     },
     Route {
         method: "GET",
         path: "/api/v2/traces/{id}",
         scope: Some(Scope::Read),
         summary: "a trace from the store (Tempo v2): {trace: {resourceSpans}}",
+        handler: || get(query::trace_v2),
     },
     Route {
         method: "GET",
         path: "/telemetry/query/traces",
         scope: Some(Scope::Read),
         summary: "traces with a span matching ?service=&name=&min_duration=&status=&attr.k=v&start=&end=&limit=",
+        handler: || get(query::search_traces),
     },
     Route {
         method: "GET",
         path: "/telemetry/query/logs",
         scope: Some(Scope::Read),
         summary: "log records matching ?service=&severity_min=&contains=&attr.k=v&start=&end=&limit=, newest first",
+        handler: || get(query::search_logs),
     },
     Route {
         method: "GET",
         path: "/telemetry/query/metrics",
         scope: Some(Scope::Read),
         summary: "series of ?name= matching label.k=v between start and end, raw and (with step) step-aligned",
+        handler: || get(query::query_metrics),
     },
     Route {
         method: "GET",
         path: "/telemetry/holds",
         scope: Some(Scope::Admin),
         summary: "the tenant's holds (?tenant= for operators)",
+        handler: || get(holds::list),
     },
     Route {
         method: "POST",
         path: "/telemetry/holds",
         scope: Some(Scope::Admin),
         summary: "place a legal hold {from, to?, reason, tenant?}: retention keeps what it covers",
+        handler: || post(holds::add),
     },
     Route {
         method: "DELETE",
         path: "/telemetry/holds/{id}",
         scope: Some(Scope::Admin),
         summary: "release a hold (?tenant= for operators): 200, or 404",
+        handler: || delete(holds::release),
     },
     Route {
         method: "GET",
         path: "/telemetry/incidents/mode",
         scope: Some(Scope::Admin),
         summary: "incident mode of the token's tenant (?tenant= for operators; * for all)",
+        handler: || get(incidents::get_mode),
     },
     Route {
         method: "POST",
         path: "/telemetry/incidents/mode",
         scope: Some(Scope::Admin),
         summary: "{state: on|off, services?, reason, ttl?, tenant?}: keep the services' traces at 100% until off or ttl",
+        handler: || post(incidents::set_mode),
     },
     Route {
         method: "GET",
         path: "/telemetry/config/profile/{name}",
         scope: Some(Scope::Read),
         summary: "the profile's config bundle: a DSSE envelope of its YAML signed by the server key; 404 lists the profiles",
+        handler: || get(evidence::config_profile),
     },
     Route {
         method: "GET",
         path: "/telemetry/exports/forensic/{window}",
         scope: Some(Scope::Export),
         summary: "a signed forensic bundle of the window (24h or START..END, URL-encoded), ?tenant=&compression=gzip|zstd",
+        handler: || get(evidence::export_forensic),
     },
     Route {
         method: "POST",
         path: "/telemetry/dora/deployments",
         scope: Some(Scope::Ingest),
         summary: "record deployment events (one object or an array; idempotent by id; per-item results)",
+        handler: || post(dora::record_deployments),
     },
     Route {
         method: "POST",
         path: "/telemetry/dora/incidents",
         scope: Some(Scope::Ingest),
         summary: "record incident events (one object or an array; idempotent by id; per-item results)",
+        handler: || post(dora::record_incidents),
     },
     Route {
         method: "GET",
         path: "/telemetry/dora/report",
         scope: Some(Scope::Read),
         summary: "the DORA report ?from=&to=&tz=&as_of=&environment=&format=json|md|html|csv",
+        handler: || get(dora::report),
     },
     Route {
         method: "POST",
         path: "/telemetry/federation/observations",
         scope: Some(Scope::Ingest),
         summary: "record vulnerability observations {cve_id, artifact_digest, noisy, observed_at} (object or array)",
+        handler: || post(federation::record_observations),
     },
     Route {
         method: "GET",
         path: "/telemetry/federation/consents",
         scope: Some(Scope::Admin),
         summary: "the tenant's federation consents with their status",
+        handler: || get(federation::list_consents),
     },
     Route {
         method: "POST",
         path: "/telemetry/federation/consents",
         scope: Some(Scope::Admin),
         summary: "grant a consent {federation_id, scope, purpose, expires_at, not_before?, site_alias?}, signed by the server",
+        handler: || post(federation::grant),
     },
     Route {
         method: "POST",
         path: "/telemetry/federation/consents/{digest}/revoke",
         scope: Some(Scope::Admin),
         summary: "revoke a consent {reason}: answers the signed revocation to push to hubs",
+        handler: || post(federation::revoke),
     },
     Route {
         method: "GET",
         path: "/telemetry/federation/bundle",
         scope: Some(Scope::Export),
         summary: "the signed federation bundle ?window=7d|START..END&consent= (k-anonymity, optional noise within the budget)",
+        handler: || get(federation::bundle),
     },
     Route {
         method: "POST",
         path: "/telemetry/federation/bundles",
         scope: Some(Scope::Ingest),
         summary: "hub: verify and import a bundle file (idempotent by bundle id)",
+        handler: || post(federation::import_bundle),
     },
     Route {
         method: "POST",
         path: "/telemetry/federation/revocations",
         scope: Some(Scope::Ingest),
         summary: "hub: verify and keep a consent revocation; its bundles leave the aggregate",
+        handler: || post(federation::import_revocation),
     },
     Route {
         method: "GET",
         path: "/telemetry/federation/aggregate",
         scope: Some(Scope::Read),
         summary: "hub: the federated buckets ?window= with per-site provenance",
+        handler: || get(federation::aggregate),
     },
     Route {
         method: "GET",
         path: "/telemetry/tokens",
         scope: Some(Scope::Operator),
         summary: "token records (never secrets)",
+        handler: || get(tokens::list),
     },
     Route {
         method: "POST",
         path: "/telemetry/tokens",
         scope: Some(Scope::Operator),
         summary: "create a token: {tenant, scopes, expires_seconds?}; the answer holds it once",
+        handler: || post(tokens::create),
     },
     Route {
         method: "DELETE",
         path: "/telemetry/tokens/{id}",
         scope: Some(Scope::Operator),
         summary: "revoke a token: 204, or 404",
+        handler: || delete(tokens::revoke),
     },
 ];
 
@@ -249,41 +309,7 @@ pub const ROUTES: &[Route] = &[
 pub fn router(state: ApiState) -> Router {
     let mut paths: Vec<(&'static str, Option<Scope>, axum::routing::MethodRouter<ApiState>)> = Vec::new();
     for route in ROUTES {
-        let handler = match (route.method, route.path) {
-            ("GET", "/healthz") => get(healthz),
-            ("GET", "/readyz") => get(readyz),
-            ("GET", "/metrics") => get(metrics),
-            ("POST", "/telemetry/config/reload") => post(reload),
-            ("GET", "/telemetry/audit") => get(audit_lines),
-            ("GET", "/api/echo") => get(query::echo),
-            ("GET", "/api/traces/{id}") => get(query::trace_v1),
-            ("GET", "/api/v2/traces/{id}") => get(query::trace_v2),
-            ("GET", "/telemetry/query/traces") => get(query::search_traces),
-            ("GET", "/telemetry/query/logs") => get(query::search_logs),
-            ("GET", "/telemetry/query/metrics") => get(query::query_metrics),
-            ("GET", "/telemetry/holds") => get(holds::list),
-            ("POST", "/telemetry/holds") => post(holds::add),
-            ("DELETE", "/telemetry/holds/{id}") => axum::routing::delete(holds::release),
-            ("GET", "/telemetry/incidents/mode") => get(incidents::get_mode),
-            ("POST", "/telemetry/incidents/mode") => post(incidents::set_mode),
-            ("GET", "/telemetry/exports/forensic/{window}") => get(evidence::export_forensic),
-            ("GET", "/telemetry/config/profile/{name}") => get(evidence::config_profile),
-            ("POST", "/telemetry/dora/deployments") => post(dora::record_deployments),
-            ("POST", "/telemetry/dora/incidents") => post(dora::record_incidents),
-            ("GET", "/telemetry/dora/report") => get(dora::report),
-            ("POST", "/telemetry/federation/observations") => post(federation::record_observations),
-            ("GET", "/telemetry/federation/consents") => get(federation::list_consents),
-            ("POST", "/telemetry/federation/consents") => post(federation::grant),
-            ("POST", "/telemetry/federation/consents/{digest}/revoke") => post(federation::revoke),
-            ("GET", "/telemetry/federation/bundle") => get(federation::bundle),
-            ("POST", "/telemetry/federation/bundles") => post(federation::import_bundle),
-            ("POST", "/telemetry/federation/revocations") => post(federation::import_revocation),
-            ("GET", "/telemetry/federation/aggregate") => get(federation::aggregate),
-            ("GET", "/telemetry/tokens") => get(tokens::list),
-            ("POST", "/telemetry/tokens") => post(tokens::create),
-            ("DELETE", "/telemetry/tokens/{id}") => axum::routing::delete(tokens::revoke),
-            _ => continue,
-        };
+        let handler = (route.handler)();
         let scope = match route.scope {
             Some(Scope::Read) if route.path == "/metrics" && state.metrics_public => None,
             scope => scope,

@@ -626,7 +626,8 @@ pub fn listener_tls(
 }
 
 /// Safe default: a non-loopback listener needs TLS or auth, unless the operator says `--insecure`.
-fn refuse_insecure_listeners(config: &Config, allow_insecure: bool) -> Result<(), StartError> {
+/// `serve` and `config validate` both check it.
+pub fn refuse_insecure_listeners(config: &Config, allow_insecure: bool) -> Result<(), StartError> {
     if allow_insecure || config.auth_enabled {
         return Ok(());
     }

@@ -20,7 +20,7 @@ pub mod topology;
 
 pub use collector::{
     Collector, ComponentState, ConfigSource, OverlayCheck, Readiness, ReloadError, ReloadReport, StartError, bind,
-    listener_tls,
+    listener_tls, refuse_insecure_listeners,
 };
 pub use server::{API_HEADER_TIMEOUT, spawn_server};
 pub use store::{BackendUnusable, OfflineStore, StoreRegistry, reader_store};

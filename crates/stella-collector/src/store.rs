@@ -13,8 +13,8 @@ use std::time::Duration;
 use stella_metrics::{CounterVec, Registry, names};
 use stella_otlp::Signal;
 use stella_store::chunks::{
-    ChunkManifest, Cut, LocalCache, RemoteChunks, ScanFilter, SealLimits, Sealer, Store, StoreError, UnsealedRecord,
-    UploadRound, directory_name, unsealed_records,
+    ChunkManifest, Cut, LocalCache, OpenRecord, RemoteChunks, ScanFilter, SealLimits, Sealer, Store, StoreError,
+    StoreView, UnsealedRecord, UploadRound, directory_name, unsealed_records,
 };
 use stella_store::log::{CursorStore, RealFs, read_log_from};
 use tokio::sync::Notify;
@@ -112,32 +112,8 @@ impl StoreRegistry {
         done
     }
 
-    /// The chunk store.
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-
     pub(crate) fn set_open(&self, tenant: &str, signal: Signal, sealer: OpenChunk) {
         self.open.lock().unwrap_or_else(|poison| poison.into_inner()).insert((tenant.to_string(), signal), sealer);
-    }
-
-    /// Every stored record (sealed or not yet) of `tenant` holding a span of `trace_id`, as logged.
-    pub fn trace_records(&self, tenant: &str, trace_id: &[u8; 16]) -> Result<Vec<Vec<u8>>, StoreError> {
-        // The open chunk first: a seal holds its lock until the chunk and its index are written, so a record
-        // missing from the open chunk is already in the index. (Read the other way round, a seal in between
-        // hid a record from both.) A record seen in both comes back twice; callers dedupe spans.
-        let unsealed: Vec<Vec<u8>> = self.open_chunk(tenant, Signal::Traces).map_or_else(Vec::new, |open| {
-            let sealer = open.lock().unwrap_or_else(|poison| poison.into_inner());
-            sealer
-                .open_records()
-                .iter()
-                .filter(|record| record.facts.trace_ids.contains(trace_id))
-                .map(|record| record.payload.clone())
-                .collect()
-        });
-        let mut records = self.store.records_with_trace(tenant, trace_id)?;
-        records.extend(unsealed);
-        Ok(records)
     }
 }
 
@@ -146,19 +122,16 @@ impl StoreRegistry {
     fn open_chunk(&self, tenant: &str, signal: Signal) -> Option<OpenChunk> {
         self.open.lock().unwrap_or_else(|poison| poison.into_inner()).get(&(tenant.to_string(), signal)).cloned()
     }
+}
 
-    /// A consistent [`Cut`] of `tenant`'s `signal` over `range` (unix nanos): the sealed chunks a scan
-    /// with `filter` reads and the open chunk's records overlapping `range` (of `filter`'s service),
-    /// taken together under the open chunk's lock. A seal holds that lock until its chunk and index are
-    /// written, so every record is in exactly one part: none missed, none twice.
-    pub fn cut<'f>(
-        &self,
-        tenant: &str,
-        signal: Signal,
-        range: (u64, u64),
-        filter: impl Into<ScanFilter<'f>>,
-    ) -> Result<Cut, StoreError> {
-        let filter = filter.into();
+impl StoreView for StoreRegistry {
+    fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The open chunk's records are taken with the sealed-chunk plan under the open chunk's lock. A seal
+    /// holds that lock until its chunk and index are written, so every record is in exactly one part.
+    fn cut(&self, tenant: &str, signal: Signal, range: (u64, u64), filter: ScanFilter<'_>) -> Result<Cut, StoreError> {
         let Some(open) = self.open_chunk(tenant, signal) else {
             return Cut::sealed(&self.store, tenant, signal.as_str(), range, filter);
         };
@@ -175,18 +148,22 @@ impl StoreRegistry {
         Ok(Cut { unsealed, ..sealed })
     }
 
-    /// Visits the records of `tenant`'s `signal` overlapping `[start, end]` (unix nanos) that `filter` may
-    /// match (the service for the open chunk; the index shards narrow sealed chunks further): the open chunk
-    /// first (newest), then sealed chunks, newest day first. `visit` returns false to stop.
-    pub fn scan<'f>(
-        &self,
-        tenant: &str,
-        signal: Signal,
-        range: (u64, u64),
-        filter: impl Into<ScanFilter<'f>>,
-        visit: &mut dyn FnMut(&[u8]) -> bool,
-    ) -> Result<(), StoreError> {
-        self.cut(tenant, signal, range, filter)?.visit(&self.store, visit)
+    fn trace_records(&self, tenant: &str, trace_id: &[u8; 16]) -> Result<Vec<Vec<u8>>, StoreError> {
+        // The open chunk first: a seal holds its lock until the chunk and its index are written, so a record
+        // missing from the open chunk is already in the index. (Read the other way round, a seal in between
+        // hid a record from both.) A record seen in both comes back twice; callers dedupe spans.
+        let unsealed: Vec<Vec<u8>> = self.open_chunk(tenant, Signal::Traces).map_or_else(Vec::new, |open| {
+            let sealer = open.lock().unwrap_or_else(|poison| poison.into_inner());
+            sealer
+                .open_records()
+                .iter()
+                .filter(|record| record.facts.trace_ids.contains(trace_id))
+                .map(|record| record.payload.clone())
+                .collect()
+        });
+        let mut records = self.store.records_with_trace(tenant, trace_id)?;
+        records.extend(unsealed);
+        Ok(records)
     }
 }
 
@@ -241,21 +218,14 @@ impl OfflineStore {
         }
     }
 
-    /// The chunk store.
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-
     /// The config's `evidence.signing_key`, the key the server signs with, if set.
     pub fn signing_key(&self) -> Option<&std::path::PathBuf> {
         self.signing_key.as_ref()
     }
 
-    /// The [`Cut`] of `tenant`'s `signal` over `range` (unix nanos) the server would take: the sealed
-    /// chunks, and the open records overlapping `range`.
-    pub fn cut(&self, tenant: &str, signal: Signal, range: (u64, u64)) -> Result<Cut, StoreError> {
-        let sealed = Cut::sealed(&self.store, tenant, signal.as_str(), range, ScanFilter::default())?;
-        let mut unsealed = Vec::new();
+    /// The records the server's sealing consumers of `tenant`'s `signal` hold open, in log order.
+    fn open_records(&self, tenant: &str, signal: Signal) -> Result<Vec<OpenRecord>, StoreError> {
+        let mut open = Vec::new();
         for (_, log, cursor, limits) in self.sealing.iter().filter(|(of, ..)| *of == signal) {
             let dir = self.data_dir.join("log").join(directory_name(log)).join(directory_name(tenant));
             if !dir.is_dir() {
@@ -277,14 +247,35 @@ impl OfflineStore {
                     .flatten()
                     .is_some_and(|day| day.chunks.iter().any(|chunk| chunk.sha256 == manifest.sha256))
             };
-            let open = unsealed_records(tenant, signal, *limits, records, &stored);
-            unsealed.extend(
-                open.into_iter()
-                    .filter(|record| record.facts.max_time >= range.0 && record.facts.min_time <= range.1)
-                    .map(|record| UnsealedRecord { payload: record.payload, max_time: record.facts.max_time }),
-            );
+            open.extend(unsealed_records(tenant, signal, *limits, records, &stored));
         }
+        Ok(open)
+    }
+}
+
+impl StoreView for OfflineStore {
+    fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The [`Cut`] the server would take: the sealed chunks, and the open records overlapping `range`.
+    fn cut(&self, tenant: &str, signal: Signal, range: (u64, u64), filter: ScanFilter<'_>) -> Result<Cut, StoreError> {
+        let unsealed = self
+            .open_records(tenant, signal)?
+            .into_iter()
+            .filter(|record| record.facts.max_time >= range.0 && record.facts.min_time <= range.1)
+            .filter(|record| filter.service.is_none_or(|service| record.facts.services.contains(service)))
+            .map(|record| UnsealedRecord { payload: record.payload, max_time: record.facts.max_time })
+            .collect();
+        let sealed = Cut::sealed(&self.store, tenant, signal.as_str(), range, filter)?;
         Ok(Cut { unsealed, ..sealed })
+    }
+
+    fn trace_records(&self, tenant: &str, trace_id: &[u8; 16]) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut records = self.store.records_with_trace(tenant, trace_id)?;
+        let open = self.open_records(tenant, Signal::Traces)?;
+        records.extend(open.into_iter().filter(|record| record.facts.trace_ids.contains(trace_id)).map(|r| r.payload));
+        Ok(records)
     }
 }
 

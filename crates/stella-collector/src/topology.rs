@@ -15,13 +15,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use stella_export::egress::{EgressPolicy, SealedExporter};
-use stella_export::file::FileExporter;
+use stella_export::egress::EgressPolicy;
 use stella_export::loadbalancing::{LoadBalancingConfig, Ring, RoutedExporter};
-use stella_export::loki::LokiExporter;
-use stella_export::otlp::{OtlpGrpcExporter, OtlpHttpExporter};
-use stella_export::prometheus::RemoteWriteExporter;
-use stella_export::{DebugExporter, ExportError, ExportMetrics, Exporter, NopExporter};
+use stella_export::{ExportError, ExportMetrics, Exporter};
 use stella_metrics::{CounterVec, Registry, names};
 use stella_otlp::{AckError, Batch, OtlpRequest, Signal};
 use stella_pipeline::Stage;
@@ -555,32 +551,14 @@ fn build_exporters(
         let reusable = previous
             .and_then(|previous| previous.exporters.get(id))
             .filter(|(old, _)| old == exporter_config && same_egress);
-        let exporter: Arc<dyn Exporter> = match (reusable, exporter_config) {
-            (Some((_, existing)), _) => Arc::clone(existing),
-            (None, ExporterConfig::File(file)) => Arc::new(
-                FileExporter::open(id.clone(), file.clone(), &context.data_dir, context.rotation_signer.clone())
-                    .map_err(|source| BuildError::Exporter { id: id.clone(), source })?,
-            ),
-            (None, ExporterConfig::Debug(debug)) => Arc::new(DebugExporter::new(id.clone(), debug)),
-            (
-                None,
-                ExporterConfig::OtlpGrpc(_)
-                | ExporterConfig::OtlpHttp(_)
-                | ExporterConfig::PrometheusRemoteWrite(_)
-                | ExporterConfig::Loki(_),
-            ) => remote_exporter(id, exporter_config, config, context)
-                .map_err(|source| BuildError::Exporter { id: id.clone(), source })?,
-            (None, ExporterConfig::Nop) => Arc::new(NopExporter::new(id.clone())),
-            (None, ExporterConfig::Events) => context.event_exporter.clone().ok_or_else(|| BuildError::Exporter {
-                id: id.clone(),
-                source: ExportError::Rejected {
-                    reason: "unavailable".into(),
-                    endpoint: id.clone(),
-                    message: "this process records no events (run `stella telemetry serve`)".into(),
-                },
-            })?,
-            // The store is not an exporter: a sealing task reads the log record by record.
-            (None, ExporterConfig::Store(_) | ExporterConfig::LoadBalancing(_)) => continue,
+        let exporter: Arc<dyn Exporter> = match reusable {
+            Some((_, existing)) => Arc::clone(existing),
+            None => match exporter_config.build(id, &config.egress, context) {
+                Ok(Some(exporter)) => exporter,
+                // The store is not an exporter: a sealing consumer reads the log record by record.
+                Ok(None) => continue,
+                Err(source) => return Err(BuildError::Exporter { id: id.clone(), source }),
+            },
         };
         built.insert(id.clone(), (exporter_config.clone(), exporter));
     }
@@ -606,63 +584,16 @@ fn balanced_exporters(
     for member in ring.members() {
         let member_id = format!("{id}/{member}");
         let otlp = balancing.backend(member).map_err(fail)?;
-        let inner = remote_exporter(&member_id, &ExporterConfig::OtlpGrpc(otlp), config, context)
-            .map_err(|source| BuildError::Exporter { id: member_id.clone(), source })?;
+        let inner = match ExporterConfig::OtlpGrpc(otlp).build(&member_id, &config.egress, context) {
+            Ok(Some(exporter)) => exporter,
+            Ok(None) => continue,
+            Err(source) => return Err(BuildError::Exporter { id: member_id, source }),
+        };
         let routed =
             RoutedExporter::new(member_id.clone(), member.clone(), Arc::clone(&ring), balancing.routing_key, inner);
         built.push((member_id, Arc::new(routed) as Arc<dyn Exporter>));
     }
     Ok(built)
-}
-
-/// An exporter that connects out (`otlp`, `otlphttp`, `prometheusremotewrite`, `loki`), or its inert stand-in
-/// when egress is sealed (warned and counted).
-fn remote_exporter(
-    id: &str,
-    exporter_config: &ExporterConfig,
-    config: &Config,
-    context: &BuildContext,
-) -> Result<Arc<dyn Exporter>, ExportError> {
-    let component = format!("exporters.{id}");
-    let endpoints = match exporter_config {
-        ExporterConfig::OtlpGrpc(otlp) | ExporterConfig::OtlpHttp(otlp) => otlp.endpoints(),
-        ExporterConfig::PrometheusRemoteWrite(remote_write) => vec![remote_write.endpoint.as_str()],
-        ExporterConfig::Loki(loki) => vec![loki.endpoint.as_str()],
-        _ => Vec::new(),
-    };
-    for endpoint in endpoints {
-        if let Err(denied) = config.egress.check(endpoint) {
-            tracing::warn!(
-                event = "egress.sealed_blocked",
-                component = %component,
-                endpoint = %endpoint,
-                reason = denied.reason(),
-                remediation = %denied.remediation(),
-                "egress policy: exporter disabled; it opens no connection"
-            );
-            let blocked = context.registry.counter(
-                names::EGRESS_BLOCKED,
-                "Endpoints disabled by the egress policy, by component.",
-                &["component"],
-            );
-            blocked.with(&[&component]).inc();
-            return Ok(Arc::new(SealedExporter::new(id.to_string(), endpoint.to_string())));
-        }
-    }
-    let metrics = ExportMetrics::new(&context.registry);
-    let id = id.to_string();
-    Ok(match exporter_config {
-        ExporterConfig::OtlpGrpc(otlp) => Arc::new(OtlpGrpcExporter::new(id, otlp.clone(), metrics)?),
-        ExporterConfig::PrometheusRemoteWrite(remote_write) => {
-            Arc::new(RemoteWriteExporter::new(id, remote_write.clone(), metrics)?)
-        }
-        ExporterConfig::OtlpHttp(otlp) => Arc::new(OtlpHttpExporter::new(id, otlp.clone(), metrics)?),
-        ExporterConfig::Loki(loki) => Arc::new(LokiExporter::new(id, loki.clone())?),
-        other => {
-            let message = format!("{other:?} is not an exporter that connects out");
-            return Err(ExportError::Rejected { reason: "client".into(), endpoint: id, message });
-        }
-    })
 }
 
 fn build_stage(
@@ -750,7 +681,7 @@ impl PipelineRuntime {
             {
                 tracing::error!(pipeline = %self.id, code = error.code(), errno = error.os_error_name(), %error, suppressed, "cannot append to the ingest log; clients are told to retry");
             }
-            AckError::SinkFailed { sink: "ingest log".into(), message: error.to_string() }
+            AckError::SinkFailed { sink: "ingest log".into(), source: stella_otlp::SinkError::new(error) }
         });
         batch.settle(outcome);
     }

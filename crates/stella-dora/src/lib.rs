@@ -23,6 +23,9 @@
 //!   `link_window` before the incident started (ties: the smaller id); otherwise unlinked.
 //! - Time to recovery: resolved - started of linked, resolved incidents; MTTR is their mean (median
 //!   reported too). MTTA: mean of acknowledged - started over acknowledged incidents.
+//!
+//! [`service`] records and reads the events (behind the state database's repository trait) and keeps the
+//! `dora_*` metrics; the HTTP API only adapts it.
 #![deny(missing_docs)]
 
 mod classify;
@@ -31,6 +34,7 @@ mod event;
 pub mod log_event;
 pub mod render;
 mod report;
+pub mod service;
 mod settings;
 mod stats;
 mod window;

@@ -8,7 +8,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use stella_store::chunks::{Cut, Store, StoreError, record_facts};
+use stella_store::chunks::{ScanFilter, StoreError, StoreView, record_facts};
 
 use crate::bundle::ProfileDigest;
 use crate::{
@@ -101,12 +101,10 @@ pub struct CaptureProgress {
 
 /// Where a capture reads from and writes to.
 pub struct CaptureSource<'a> {
-    /// The sealed chunks.
-    pub store: &'a Store,
-    /// What the capture sees of a signal over a time range (unix nanos, inclusive): a running server's
-    /// consistent cut of sealed chunks and open-chunk records (the latter follow the signal's sealed
-    /// records and name no source chunk), or [`Cut::sealed`] offline.
-    pub cut: &'a dyn Fn(Signal, (u64, u64)) -> Result<Cut, StoreError>,
+    /// The store as its server sees it: a running server's consistent cut of sealed chunks and open-chunk
+    /// records (the latter follow the signal's sealed records and name no source chunk), or the same
+    /// rebuilt offline.
+    pub view: &'a dyn StoreView,
     /// Where the spool files go.
     pub spool_dir: &'a Path,
 }
@@ -121,13 +119,15 @@ pub fn capture(
     out: impl Write,
     progress: &mut dyn FnMut(CaptureProgress),
 ) -> Result<BundleSummary, CaptureError> {
-    let store = source.store;
+    let store = source.view.store();
+    let tenant = header.tenant.clone();
     let start = unix_nanos(header.window.start);
     // The window is half-open: a record overlaps it when it has an item at or after `start` and one
     // before `end`.
     let end = unix_nanos(header.window.end).saturating_sub(1);
     let mut writer = BundleWriter::new(header, source.spool_dir)?;
-    let cuts = Signal::ALL.map(|signal| (source.cut)(signal, (start, end)).map(|cut| (signal, cut)));
+    let cuts = Signal::ALL
+        .map(|signal| source.view.cut(&tenant, signal, (start, end), ScanFilter::default()).map(|cut| (signal, cut)));
     let cuts = cuts.into_iter().collect::<Result<Vec<_>, _>>()?;
     let total = cuts.iter().map(|(_, cut)| cut.chunks.len() as u64).sum();
     let mut state = CaptureProgress { chunks_total: total, ..CaptureProgress::default() };

@@ -40,15 +40,28 @@ pub const DASHBOARDS: &[Asset] = assets!("dashboards":
     "stella-rule-evaluations.json",
 );
 
+/// Where the rules' `runbook_url`s point unless `rules render --runbook-base-url` says otherwise.
+pub const RUNBOOK_BASE_URL: &str = "https://stella.example/runbooks";
+
 /// Writes `assets` under `dir` (creating directories; existing files are replaced); the paths written.
-pub fn render(assets: &[Asset], dir: &std::path::Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+/// With `runbook_base_url`, every runbook URL (rules and their tests alike) starts with it instead of
+/// [`RUNBOOK_BASE_URL`].
+pub fn render(
+    assets: &[Asset],
+    dir: &std::path::Path,
+    runbook_base_url: Option<&str>,
+) -> std::io::Result<Vec<std::path::PathBuf>> {
     let mut written = Vec::new();
     for asset in assets {
         let path = dir.join(asset.path);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        std::fs::write(&path, asset.content)?;
+        let content = match runbook_base_url {
+            Some(base) => asset.content.replace(RUNBOOK_BASE_URL, base.trim_end_matches('/')),
+            None => asset.content.to_string(),
+        };
+        std::fs::write(&path, content)?;
         written.push(path);
     }
     Ok(written)

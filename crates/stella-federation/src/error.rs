@@ -76,6 +76,22 @@ pub enum FederationError {
 }
 
 impl FederationError {
+    /// The verification failure class (and so the CLI's exit code, 10-15) of a refused bundle or statement;
+    /// `None` for failures that are not about what was verified (signing, budget, validity in time).
+    pub fn class(&self) -> Option<stella_evidence::ErrorClass> {
+        use stella_evidence::ErrorClass;
+        Some(match self {
+            FederationError::DigestMismatch { .. } | FederationError::ConsentDigestMismatch { .. } => {
+                ErrorClass::DigestMismatch
+            }
+            FederationError::VerifyFailed(_) => ErrorClass::SignatureInvalid,
+            FederationError::UntrustedKey(_) => ErrorClass::UntrustedKey,
+            FederationError::PayloadTypeMismatch { .. } => ErrorClass::PayloadType,
+            FederationError::Malformed(_) => ErrorClass::Malformed,
+            _ => return None,
+        })
+    }
+
     /// The stable code.
     pub fn code(&self) -> &'static str {
         match self {

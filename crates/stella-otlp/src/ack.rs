@@ -17,17 +17,56 @@ use tokio::sync::oneshot;
 #[non_exhaustive]
 pub enum AckError {
     /// A sink refused or failed to write the items.
-    #[error("sink {sink} failed: {message}")]
+    #[error("sink {sink} failed: {source}")]
     SinkFailed {
         /// The sink's component id (`file`, `file/audit`, ...).
         sink: String,
-        /// What the sink reported.
-        message: String,
+        /// The sink's own error, typed (a `LogError` of the ingest log, with its OS error).
+        #[source]
+        source: SinkError,
     },
     /// Part of the request was dropped before any sink settled it (the pipeline was stopping).
     #[error("the pipeline stopped before the data was delivered; retry")]
     NotDelivered,
 }
+
+/// A sink's error, shared by every clone of the acknowledgement it failed; its type is kept (see
+/// [`SinkError::downcast_ref`]), so a refusal's cause reaches the receiver as the sink reported it.
+#[derive(Debug, Clone)]
+pub struct SinkError(Arc<dyn std::error::Error + Send + Sync>);
+
+impl SinkError {
+    /// Wraps the sink's error.
+    pub fn new(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        SinkError(Arc::new(error))
+    }
+
+    /// The sink's error as `T`, if it is one.
+    pub fn downcast_ref<T: std::error::Error + 'static>(&self) -> Option<&T> {
+        self.0.downcast_ref::<T>()
+    }
+}
+
+impl std::fmt::Display for SinkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for SinkError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+/// Two sink errors are equal when they read the same (for tests and deduplication).
+impl PartialEq for SinkError {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
+
+impl Eq for SinkError {}
 
 /// One share of a request's acknowledgement. Clone it for every batch or sink that carries the items.
 #[derive(Debug)]
@@ -131,7 +170,8 @@ mod tests {
     async fn the_first_sink_error_is_reported() {
         let (ack, receiver) = Ack::new();
         let second = ack.clone();
-        let failure = AckError::SinkFailed { sink: "file".into(), message: "disk full".into() };
+        let failure =
+            AckError::SinkFailed { sink: "file".into(), source: SinkError::new(std::io::Error::from_raw_os_error(28)) };
         ack.settle(Err(failure.clone()));
         second.settle(Ok(()));
         assert_eq!(receiver.wait().await, Err(failure));

@@ -23,7 +23,7 @@ pub mod wire;
 
 pub mod attributes;
 
-pub use ack::{Ack, AckError, AckReceiver};
+pub use ack::{Ack, AckError, AckReceiver, SinkError};
 pub use batch::Batch;
 pub use opentelemetry_proto::tonic as proto;
 pub use request::{DecodeError, OtlpRequest};

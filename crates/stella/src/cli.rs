@@ -52,6 +52,7 @@ pub enum Command {
 #[derive(Debug, Subcommand, PartialEq)]
 pub enum TelemetryCommand {
     /// Run the collector: OTLP receivers, pipelines, exporters and the HTTP API, until SIGTERM or Ctrl-C.
+    ///
     /// SIGHUP (or a change to the --config file, or POST /telemetry/config/reload) reloads the config.
     Serve(ServeArgs),
     /// Send generated OTLP load (unique trace ids, current timestamps) and report what was accepted.
@@ -100,15 +101,21 @@ pub enum TelemetryCommand {
         #[command(subcommand)]
         command: KeysCommand,
     },
-    /// Cut a signed forensic bundle (tar.gz or tar.zst) of one tenant's stored telemetry in a window: from
+    /// Cut a signed forensic bundle of one tenant's stored telemetry in a time window.
+    ///
+    /// A tar.gz or tar.zst, from
     /// the store on --data-dir (signed with <data-dir>/keys or --signing-key), or from a running server
     /// with --server (signed by the server; needs the `export` scope).
     Capture(CaptureArgs),
-    /// Verify a forensic bundle (or a rotated export file's signed manifest, `<file>.dsse.json`) offline:
-    /// every file digest, the signature, the key's trust and the payload type. Exit 0 when it verified; 10 digest mismatch, 11 bad signature, 12 untrusted key, 13 wrong
+    /// Verify a forensic bundle (or an export file's signed manifest) offline; exit 0 when it verified.
+    ///
+    /// Checks every file digest, the signature, the key's trust and the payload type of a bundle or
+    /// of `<file>.dsse.json`. Exit 10 digest mismatch, 11 bad signature, 12 untrusted key, 13 wrong
     /// payload type, 14 malformed or unsafe archive, 15 the file could not be read.
     Verify(VerifyArgs),
-    /// Fetch a profile's signed config bundle from a server (or sign it locally with --local), verify it
+    /// Fetch, verify and install a profile's signed config bundle, then ask the server to reload.
+    ///
+    /// Fetches it from a server (or signs it locally with --local), verifies it
     /// against the trusted keys, write it into --config-dir for `serve --config-dir`, and ask the server to
     /// reload.
     Deploy(DeployArgs),
@@ -142,7 +149,7 @@ pub enum TelemetryCommand {
     Rules {
         /// The rules command.
         #[command(subcommand)]
-        command: RenderCommand,
+        command: RulesCommand,
     },
     /// Grafana dashboards (ingestion, exporters, retention and store, rule evaluations, incident mode,
     /// DORA) for a Prometheus that scrapes our /metrics and receives our remote-write.
@@ -162,7 +169,9 @@ pub enum TelemetryCommand {
 /// `stella telemetry keys ...`
 #[derive(Debug, Subcommand, PartialEq)]
 pub enum KeysCommand {
-    /// Generate a signing key into DIR: `signing-key.pem` (PKCS#8, mode 0600) and, for Ed25519,
+    /// Generate a signing key into DIR (never overwrites an existing key).
+    ///
+    /// Writes `signing-key.pem` (PKCS#8, mode 0600) and, for Ed25519,
     /// `signing-key.pub.pem` (SPKI, 0644) to hand to verifiers. Never overwrites an existing key.
     Generate {
         /// The directory to write the key files into (created with mode 0700).
@@ -305,7 +314,9 @@ pub enum OfflineKitCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Check a kit before installing anything: every file's digest, the signature, key trust and payload
+    /// Check a kit before installing anything; with --extract, unpack it once all of it verified.
+    ///
+    /// Checks every file's digest, the signature, key trust and payload
     /// type (exit codes as `verify`); with --extract, unpack it only once all of it verified.
     Verify {
         /// The kit file.
@@ -407,10 +418,10 @@ pub enum HoldCommand {
     /// Place a hold on the tenant's data from `--from` to `--to` (RFC 3339; no `--to`: open until released).
     Add {
         /// Start, e.g. 2026-11-01T00:00:00Z.
-        #[arg(long)]
+        #[arg(long, value_parser = parse_instant)]
         from: String,
         /// End (absent: open).
-        #[arg(long)]
+        #[arg(long, value_parser = parse_instant)]
         to: Option<String>,
         /// Why (recorded in the hold and the audit trail).
         #[arg(long)]
@@ -466,16 +477,16 @@ pub enum DoraEvent {
         #[arg(long = "commit", value_name = "SHA@TIME")]
         commits: Vec<String>,
         /// When it started (RFC 3339).
-        #[arg(long)]
+        #[arg(long, value_parser = parse_instant)]
         started: String,
         /// When it finished (RFC 3339).
-        #[arg(long)]
+        #[arg(long, value_parser = parse_instant)]
         finished: String,
         /// succeeded, failed or rolled_back.
-        #[arg(long)]
+        #[arg(long, value_parser = ["succeeded", "failed", "rolled_back"])]
         outcome: String,
         /// normal (default), rollback or hotfix.
-        #[arg(long)]
+        #[arg(long, value_parser = ["normal", "rollback", "hotfix"])]
         kind: Option<String>,
         /// An incident it caused (repeat for several).
         #[arg(long = "incident-id")]
@@ -498,13 +509,13 @@ pub enum DoraEvent {
         #[arg(long)]
         severity: Option<String>,
         /// When it started (RFC 3339).
-        #[arg(long)]
+        #[arg(long, value_parser = parse_instant)]
         started: String,
         /// When it was acknowledged.
-        #[arg(long)]
+        #[arg(long, value_parser = parse_instant)]
         acknowledged: Option<String>,
         /// When it was resolved.
-        #[arg(long)]
+        #[arg(long, value_parser = parse_instant)]
         resolved: Option<String>,
         /// The deployment that caused it.
         #[arg(long)]
@@ -533,7 +544,7 @@ pub struct DoraReportArgs {
     #[arg(long)]
     pub environment: Option<String>,
     /// md (default), json, html or csv.
-    #[arg(long, default_value = "md")]
+    #[arg(long, default_value = "md", value_parser = ["md", "json", "html", "csv"])]
     pub format: String,
     /// Write the report to this file instead of standard output.
     #[arg(long, value_name = "FILE")]
@@ -635,7 +646,9 @@ pub enum BundleCommand {
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// Verify a bundle offline: digests, payload types, signatures, consent linkage, expiry, revocation.
+    /// Verify a federation bundle offline; exit 0 when it verified, 1 otherwise.
+    ///
+    /// Checks digests, payload types, signatures, consent linkage, expiry, revocation.
     /// Exit 0 when it verified, 1 otherwise (the stable code is printed).
     Verify {
         /// The bundle file.
@@ -690,11 +703,29 @@ pub enum RenderCommand {
     },
 }
 
+/// `stella telemetry rules ...`
+#[derive(Debug, Subcommand, PartialEq)]
+pub enum RulesCommand {
+    /// Write the rules and their tests into a directory (created if missing; same-named files replaced).
+    Render {
+        /// The directory to write into.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Where your runbooks live: every alert's `runbook_url` becomes `<URL>/<alert-name-in-kebab-case>`.
+        #[arg(long, value_name = "URL", default_value = stella_export::monitoring::RUNBOOK_BASE_URL)]
+        runbook_base_url: String,
+        /// List the files written as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 /// `stella telemetry store ...`
 #[derive(Debug, Subcommand, PartialEq)]
 pub enum StoreCommand {
-    /// Verify chunks and indexes under `<data-dir>/store`; `--repair` rewrites stale indexes (damaged chunks
-    /// are reported, never changed).
+    /// Verify chunks and indexes under `<data-dir>/store`; `--repair` rewrites stale indexes.
+    ///
+    /// Damaged chunks are reported, never changed.
     Check {
         /// The data directory.
         #[arg(long, value_name = "DIR", default_value = "./stella-data")]
@@ -716,10 +747,10 @@ pub enum StoreCommand {
 #[derive(Debug, Args, PartialEq)]
 pub struct SearchArgs {
     /// From (RFC 3339 or unix seconds).
-    #[arg(long)]
+    #[arg(long, value_parser = parse_time)]
     pub start: Option<String>,
     /// Until (RFC 3339 or unix seconds).
-    #[arg(long)]
+    #[arg(long, value_parser = parse_time)]
     pub end: Option<String>,
     #[command(flatten)]
     pub target: TargetArgs,
@@ -728,7 +759,9 @@ pub struct SearchArgs {
 /// `stella telemetry query ...`
 #[derive(Debug, Subcommand, PartialEq)]
 pub enum QueryCommand {
-    /// The series of one metric (gauges and sums; histograms as NAME_count and NAME_sum): a table of each
+    /// The series of one metric: each series' labels, points and last value.
+    ///
+    /// Gauges and sums; histograms as NAME_count and NAME_sum. A table of each
     /// series' labels, points and last value, or `--json` (raw points, and step-aligned ones with --step).
     Metrics {
         /// The metric name.
@@ -738,7 +771,7 @@ pub enum QueryCommand {
         #[arg(long = "label", value_name = "KEY=VALUE")]
         labels: Vec<String>,
         /// Step for aligned points, e.g. 1m (needs --start and --end).
-        #[arg(long)]
+        #[arg(long, requires_all = ["start", "end"], value_parser = parse_duration_text)]
         step: Option<String>,
         #[command(flatten)]
         search: SearchArgs,
@@ -810,7 +843,7 @@ pub enum IncidentCommand {
         #[arg(long, value_delimiter = ',')]
         services: Vec<String>,
         /// How long it stays on (e.g. 30m, 2h; at most 7d; default 4h).
-        #[arg(long)]
+        #[arg(long, value_parser = parse_ttl)]
         ttl: Option<String>,
         /// Why: recorded in the audit trail and shown by `incident status`.
         #[arg(long, default_value = "")]
@@ -849,8 +882,9 @@ pub struct TargetArgs {
 /// For commands that work offline by default: `--server` makes them ask a running server instead.
 #[derive(Debug, Args, PartialEq, Default)]
 pub struct RemoteArgs {
-    /// The server's API base URL (e.g. http://127.0.0.1:4319); absent: work on --data-dir.
-    #[arg(long)]
+    /// The server's API base URL (e.g. http://127.0.0.1:4319); absent (and no STELLA_SERVER): work on
+    /// --data-dir.
+    #[arg(long, env = "STELLA_SERVER")]
     pub server: Option<String>,
     /// An operator token for the server.
     #[arg(long, env = "STELLA_TOKEN", hide_env_values = true)]
@@ -860,7 +894,9 @@ pub struct RemoteArgs {
 /// `stella telemetry audit ...`
 #[derive(Debug, Subcommand, PartialEq)]
 pub enum AuditCommand {
-    /// Verify `<data-dir>/audit/audit.jsonl`: the hash chain, its end against the head the state database
+    /// Verify the audit trail `<data-dir>/audit/audit.jsonl`; exit 1 when anything does not hold.
+    ///
+    /// Checks the hash chain, its end against the head the state database
     /// records (truncation, lines appended outside stella, a replaced file), and with --trusted-key the
     /// signature of every checkpoint. Names the first broken line and the last verified checkpoint; exit 1
     /// when anything does not hold.
@@ -940,6 +976,36 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     stella_pipeline::duration::parse(text)
 }
 
+/// A duration flag kept as text (the server parses it again), checked here first.
+fn parse_duration_text(text: &str) -> Result<String, String> {
+    parse_duration(text).map(|_| text.to_string())
+}
+
+/// An incident-mode TTL: a duration of at most 7 days.
+fn parse_ttl(text: &str) -> Result<String, String> {
+    let ttl = parse_duration(text)?;
+    if ttl > std::time::Duration::from_secs(7 * 24 * 3600) {
+        return Err(format!("{text} is longer than the 7 days incident mode may last"));
+    }
+    Ok(text.to_string())
+}
+
+/// An RFC 3339 instant (e.g. 2026-11-01T00:00:00Z), kept as text.
+fn parse_instant(text: &str) -> Result<String, String> {
+    text.parse::<jiff::Timestamp>()
+        .map(|_| text.to_string())
+        .map_err(|_| format!("{text:?} is not an RFC 3339 instant; give e.g. 2026-11-01T00:00:00Z"))
+}
+
+/// An RFC 3339 instant or unix seconds, kept as text.
+fn parse_time(text: &str) -> Result<String, String> {
+    if text.parse::<u64>().is_ok() {
+        return Ok(text.to_string());
+    }
+    parse_instant(text)
+        .map_err(|_| format!("{text:?} is not a time; give RFC 3339 (2026-11-01T00:00:00Z) or unix seconds"))
+}
+
 /// `stella telemetry config ...`
 #[derive(Debug, Subcommand, PartialEq)]
 pub enum ConfigCommand {
@@ -950,6 +1016,9 @@ pub enum ConfigCommand {
         /// The profile the file overlays.
         #[arg(long, value_parser = parse_profile, default_value = "default")]
         profile: Profile,
+        /// Accept listeners beyond loopback without TLS or auth, as `serve --insecure` does.
+        #[arg(long)]
+        insecure: bool,
         /// Print the result as JSON: {"valid": bool, "errors": [{"path", "message"}]}.
         #[arg(long)]
         json: bool,
@@ -1108,7 +1177,12 @@ mod tests {
             validate,
             Command::Telemetry {
                 command: TelemetryCommand::Config {
-                    command: ConfigCommand::Validate { file: "x.yaml".into(), profile: Profile::Default, json: true }
+                    command: ConfigCommand::Validate {
+                        file: "x.yaml".into(),
+                        profile: Profile::Default,
+                        insecure: false,
+                        json: true
+                    }
                 }
             }
         );
@@ -1129,5 +1203,96 @@ mod tests {
                 command: TelemetryCommand::Config { command: ConfigCommand::Reload { client, json: false } }
             }
         );
+    }
+
+    /// Flags every client command takes, described once under the commands table.
+    const SHARED_FLAGS: &[&str] = &["--server", "--token", "--tenant", "--json", "--help", "--data-dir"];
+
+    /// Every leaf command of `stella telemetry` with its long flags, and `--help` summaries.
+    fn leaf_commands() -> Vec<(String, Vec<String>, String)> {
+        fn walk(command: &clap::Command, prefix: &str, out: &mut Vec<(String, Vec<String>, String)>) {
+            let path = if prefix.is_empty() {
+                command.get_name().to_string()
+            } else {
+                format!("{prefix} {}", command.get_name())
+            };
+            if command.get_subcommands().next().is_none() {
+                let flags = command
+                    .get_arguments()
+                    .filter(|argument| !argument.is_global_set())
+                    .filter_map(|argument| argument.get_long().map(|long| format!("--{long}")))
+                    .collect();
+                let about = command.get_about().map(ToString::to_string).unwrap_or_default();
+                out.push((path, flags, about));
+                return;
+            }
+            for sub in command.get_subcommands() {
+                walk(sub, &path, out);
+            }
+        }
+        let cli = <Cli as clap::CommandFactory>::command();
+        let telemetry = cli.find_subcommand("telemetry").expect("the telemetry command");
+        let mut out = Vec::new();
+        for command in telemetry.get_subcommands() {
+            walk(command, "", &mut out);
+        }
+        out
+    }
+
+    #[test]
+    fn every_command_and_flag_is_in_the_guide_and_every_documented_flag_exists() {
+        let guide = include_str!("../../../docs/guide.md");
+        let table =
+            guide.split("## Commands").nth(1).expect("a Commands section").split("\n## ").next().unwrap_or_default();
+        let rows: Vec<&str> = table.lines().filter(|line| line.starts_with("| `")).collect();
+        let mut problems = Vec::new();
+        for (path, flags, _) in leaf_commands() {
+            let Some(row) = rows.iter().find(|row| {
+                row.split(" | ").next().is_some_and(|cell| {
+                    cell.split(" / ").any(|part| {
+                        let part = part.trim_start_matches("| ").trim_matches('`');
+                        part == path
+                            || part.starts_with(&format!("{path} "))
+                            || part.contains(&format!("`{path} "))
+                            || part.contains(&format!("`{path}`"))
+                    })
+                })
+            }) else {
+                problems.push(format!("`{path}` has no row in the commands table of docs/guide.md"));
+                continue;
+            };
+            for flag in flags.iter().filter(|flag| !SHARED_FLAGS.contains(&flag.as_str())) {
+                let written = row.contains(&format!("{flag} "))
+                    || row.contains(&format!("{flag}]"))
+                    || row.contains(&format!("{flag}`"));
+                if !written {
+                    problems.push(format!("`{path} {flag}` is not documented in its row"));
+                }
+            }
+            let command_cell = row.split(" | ").next().unwrap_or_default();
+            for word in command_cell.split(|c: char| c.is_whitespace() || "[]()|`\\".contains(c)) {
+                let Some(flag) = word.strip_prefix("--") else { continue };
+                let flag = format!("--{}", flag.trim_end_matches(|c: char| !c.is_ascii_alphanumeric() && c != '-'));
+                let known = leaf_commands()
+                    .iter()
+                    .any(|(other, other_flags, _)| row.contains(other.as_str()) && other_flags.contains(&flag));
+                if !known && !SHARED_FLAGS.contains(&flag.as_str()) {
+                    problems.push(format!("`{flag}` in the row of `{path}` is no flag of it"));
+                }
+            }
+        }
+        problems.sort();
+        problems.dedup();
+        assert!(problems.is_empty(), "docs/guide.md and --help disagree:\n{}", problems.join("\n"));
+    }
+
+    #[test]
+    fn help_summaries_are_one_short_line() {
+        let long: Vec<String> = leaf_commands()
+            .into_iter()
+            .filter(|(_, _, about)| about.len() > 120 || about.contains('\n'))
+            .map(|(path, _, about)| format!("`{path}`: {about:?} ({} characters)", about.len()))
+            .collect();
+        assert!(long.is_empty(), "help summaries longer than one short line:\n{}", long.join("\n"));
     }
 }

@@ -71,6 +71,9 @@ fn evidence_class(cause: &(dyn std::error::Error + 'static)) -> Option<stella_ev
     if let Some(bundle) = cause.downcast_ref::<stella_evidence::BundleError>() {
         return Some(bundle.class());
     }
+    if let Some(federation) = cause.downcast_ref::<stella_federation::FederationError>() {
+        return federation.class();
+    }
     cause.downcast_ref::<stella_evidence::config_bundle::ConfigBundleError>().map(|error| error.class())
 }
 

@@ -90,9 +90,21 @@ pub(super) fn evidence(value: Option<&Value>, base_dir: &Path, problems: &mut Pr
             compression: schedule.compression,
         })
     });
-    EvidenceConfig {
-        signing_key: raw.signing_key.map(resolve),
-        trusted_keys: raw.trusted_keys.into_iter().map(resolve).collect(),
-        schedule,
+    let signing_key = raw.signing_key.map(resolve);
+    let trusted_keys: Vec<PathBuf> = raw.trusted_keys.into_iter().map(resolve).collect();
+    // The files are read at start: a missing one is a config error here, as it is for `serve`.
+    let unreadable = |path: &Path| std::fs::File::open(path).err();
+    if let Some(error) = signing_key.as_deref().and_then(unreadable) {
+        let path = signing_key.as_deref().unwrap_or(Path::new("")).display();
+        problems.add(
+            "evidence.signing_key",
+            format!("cannot read {path}: {error}; make one with `stella telemetry keys generate --out DIR`"),
+        );
     }
+    for (index, key) in trusted_keys.iter().enumerate() {
+        if let Some(error) = unreadable(key) {
+            problems.add(format!("evidence.trusted_keys[{index}]"), format!("cannot read {}: {error}", key.display()));
+        }
+    }
+    EvidenceConfig { signing_key, trusted_keys, schedule }
 }

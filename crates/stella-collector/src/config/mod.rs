@@ -6,6 +6,7 @@
 //! everything and reports every problem at once, each with its key path and the fix.
 mod dora;
 mod evidence;
+mod exporters;
 mod federation;
 mod incident;
 mod model;

@@ -1,10 +1,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use stella_export::DebugConfig;
 use stella_export::egress::EgressPolicy;
-use stella_export::file::FileConfig;
-use stella_export::otlp::OtlpConfig;
 use stella_otlp::Signal;
 use stella_pipeline::batch::BatchConfig;
 use stella_pipeline::resource_detection::ResourceDetectionConfig;
@@ -144,30 +141,7 @@ pub struct RedactionSettings {
     pub hash_key_env: Option<String>,
 }
 
-/// One entry of `exporters`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ExporterConfig {
-    /// `file`.
-    File(FileConfig),
-    /// `debug`.
-    Debug(DebugConfig),
-    /// `otlp`: OTLP/gRPC to a backend.
-    OtlpGrpc(OtlpConfig),
-    /// `otlphttp`: OTLP/HTTP to a backend.
-    OtlpHttp(OtlpConfig),
-    /// `prometheusremotewrite`: metrics to a Prometheus remote-write receiver.
-    PrometheusRemoteWrite(stella_export::prometheus::RemoteWriteConfig),
-    /// `loadbalancing`: traces and logs by trace id over a ring of OTLP backends.
-    LoadBalancing(stella_export::loadbalancing::LoadBalancingConfig),
-    /// `loki`: logs to Grafana Loki's push API.
-    Loki(stella_export::loki::LokiConfig),
-    /// `nop`.
-    Nop,
-    /// `events`: DORA events and federation observations from log records, into their tables.
-    Events,
-    /// `store`: the embedded store (sealed chunks under `<data-dir>/store`).
-    Store(super::store::StoreSettings),
-}
+pub use super::exporters::ExporterConfig;
 
 /// One entry of `service.pipelines`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -16,7 +16,7 @@ use serde_json::Value;
 use stella_pipeline::redaction::{HashFunction, RedactionPolicy};
 
 use super::model::RedactionSettings;
-use super::validate::{Problems, typed, without_key};
+use super::validate::{Problems, typed, typed_besides};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -43,7 +43,7 @@ pub(super) fn settings(
     base_dir: &Path,
     problems: &mut Problems,
 ) -> Option<RedactionSettings> {
-    let raw: RedactionRaw = typed(&without_key(value, "policy"), path, problems)?;
+    let raw: RedactionRaw = typed_besides(value, path, "policy", problems)?;
     let name = raw.profile;
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
         problems

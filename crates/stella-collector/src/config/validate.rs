@@ -8,10 +8,6 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use stella_export::egress::{EgressDenied, EgressPolicy, EgressRule};
-use stella_export::loadbalancing::LoadBalancingConfig;
-use stella_export::loki::LokiConfig;
-use stella_export::otlp::OtlpConfig;
-use stella_export::prometheus::RemoteWriteConfig;
 use stella_otlp::Signal;
 use stella_store::log::SyncPolicy;
 
@@ -78,8 +74,6 @@ const TOP_LEVEL_KEYS: &[&str] = &[
 ];
 const RECEIVER_TYPES: &[&str] = &["otlp"];
 const PROCESSOR_TYPES: &[&str] = &["batch", "redaction", "resourcedetection", "spanmetrics", "tail_sampling"];
-const EXPORTER_TYPES: &[&str] =
-    &["debug", "events", "file", "loadbalancing", "loki", "nop", "otlp", "otlphttp", "prometheusremotewrite", "store"];
 
 #[derive(Default)]
 pub(super) struct Problems(Vec<ConfigError>);
@@ -154,60 +148,8 @@ impl Config {
             });
         let egress = egress(root.get("egress"), &mut problems);
         let exporters =
-            components(root, "exporters", EXPORTER_TYPES, &mut problems, |kind, value, path, problems| match kind {
-                "file" => {
-                    let config =
-                        typed::<stella_export::file::FileConfig>(&without_key(value, "max_backlog"), path, problems)?;
-                    for (key, message) in config.problems() {
-                        problems.add(format!("{path}.{key}"), message);
-                    }
-                    Some(ExporterConfig::File(config))
-                }
-                "debug" => typed(&without_key(value, "max_backlog"), path, problems).map(ExporterConfig::Debug),
-                "otlp" | "otlphttp" => {
-                    let config: OtlpConfig = typed(&without_key(value, "max_backlog"), path, problems)?;
-                    check_egress(&otlp_endpoints(&config), &egress, path, problems);
-                    Some(if kind == "otlp" {
-                        ExporterConfig::OtlpGrpc(config)
-                    } else {
-                        ExporterConfig::OtlpHttp(config)
-                    })
-                }
-                "prometheusremotewrite" => {
-                    let config: RemoteWriteConfig = typed(&without_key(value, "max_backlog"), path, problems)?;
-                    check_egress(&[("endpoint", config.endpoint.as_str())], &egress, path, problems);
-                    Some(ExporterConfig::PrometheusRemoteWrite(config))
-                }
-                "loadbalancing" => {
-                    let config: LoadBalancingConfig = typed(&without_key(value, "max_backlog"), path, problems)?;
-                    for (key, message) in config.problems() {
-                        problems.add(format!("{path}.{key}"), message);
-                    }
-                    let mut endpoints: Vec<(String, String)> = Vec::new();
-                    if let Some(fixed) = &config.resolver.fixed {
-                        for (index, name) in fixed.hostnames.iter().enumerate() {
-                            endpoints.push((format!("resolver.static.hostnames[{index}]"), format!("http://{name}")));
-                        }
-                    }
-                    if let Some(dns) = &config.resolver.dns {
-                        endpoints
-                            .push(("resolver.dns.hostname".into(), format!("http://{}:{}", dns.hostname, dns.port)));
-                    }
-                    let endpoints: Vec<(&str, &str)> =
-                        endpoints.iter().map(|(key, url)| (key.as_str(), url.as_str())).collect();
-                    check_egress(&endpoints, &egress, path, problems);
-                    Some(ExporterConfig::LoadBalancing(config))
-                }
-                "loki" => {
-                    let config: LokiConfig = typed(&without_key(value, "max_backlog"), path, problems)?;
-                    check_egress(&[("endpoint", config.endpoint.as_str())], &egress, path, problems);
-                    Some(ExporterConfig::Loki(config))
-                }
-                "events" => {
-                    typed::<NopRaw>(&without_key(value, "max_backlog"), path, problems).map(|_| ExporterConfig::Events)
-                }
-                "store" => typed(value, path, problems).map(ExporterConfig::Store),
-                _ => typed::<NopRaw>(&without_key(value, "max_backlog"), path, problems).map(|_| ExporterConfig::Nop),
+            components(root, "exporters", super::exporters::TYPES, &mut problems, |kind, value, path, problems| {
+                super::exporters::parse(kind, value, path, &egress, problems)
             });
         let pipelines = pipelines(root, &mut problems);
         check_span_metrics_targets(&processors, &pipelines, &mut problems);
@@ -326,9 +268,10 @@ fn check_listeners(receivers: &BTreeMap<String, OtlpReceiverConfig>, api: Option
     }
 }
 
+/// Settings of a component that takes none.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NopRaw {}
+pub(super) struct NopRaw {}
 
 fn kind_of(value: &Value) -> &'static str {
     match value {
@@ -844,14 +787,44 @@ fn check_references(ids: &[String], defined: &[String], path: &str, section: &st
     }
 }
 
-/// `value` (a component's settings) without `key`, which the collector handles for every component.
-pub(super) fn without_key(value: &Value, key: &str) -> Value {
-    match value {
+/// [`typed`] for a component's settings without `key`, which the collector reads itself: an unknown-field
+/// error still lists `key` among the accepted ones, so the message names every key the section takes.
+pub(super) fn typed_besides<T: DeserializeOwned>(
+    value: &Value,
+    path: &str,
+    key: &str,
+    problems: &mut Problems,
+) -> Option<T> {
+    let stripped = match value {
         Value::Object(map) => Value::Object(
             map.iter().filter(|(name, _)| name.as_str() != key).map(|(k, v)| (k.clone(), v.clone())).collect(),
         ),
         other => other.clone(),
+    };
+    let mut own = Problems::default();
+    let typed = typed(&stripped, path, &mut own);
+    for problem in own.0 {
+        // An unknown field of the section itself is reported at `<path>.<field>`; deeper ones are not ours.
+        let own_field = problem.path.strip_prefix(path).and_then(|rest| rest.strip_prefix('.'));
+        let message = match own_field {
+            Some(field) if !field.contains(['.', '[']) => with_accepted_key(&problem.message, key),
+            _ => problem.message,
+        };
+        problems.add(problem.path, message);
     }
+    typed
+}
+
+/// serde's "unknown field `x`, expected ..." with `key` among the expected keys.
+fn with_accepted_key(message: &str, key: &str) -> String {
+    let Some(rest) = message.strip_prefix("unknown field `") else { return message.to_string() };
+    let Some((field, rest)) = rest.split_once('`') else { return message.to_string() };
+    let (expected, hint) = rest.split_once(';').unwrap_or((rest, ""));
+    let mut keys: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    keys.push(key);
+    let list = keys.iter().map(|key| format!("`{key}`")).collect::<Vec<_>>().join(", ");
+    let expected = if keys.len() == 1 { format!("expected {list}") } else { format!("expected one of {list}") };
+    format!("unknown field `{field}`, {expected};{hint}")
 }
 
 /// `exporters.<id>.max_backlog` for every exporter that sets it.
@@ -991,21 +964,9 @@ fn egress(value: Option<&Value>, problems: &mut Problems) -> EgressPolicy {
 
 /// An endpoint the allow-list does not cover is a config error; a sealed one is not (the exporter stays
 /// inert and the start-up says so).
-/// The endpoints of an OTLP exporter, by key.
-fn otlp_endpoints(config: &OtlpConfig) -> Vec<(&'static str, &str)> {
-    let keys = ["endpoint", "traces_endpoint", "metrics_endpoint", "logs_endpoint"];
-    let values = [
-        Some(&config.endpoint),
-        config.traces_endpoint.as_ref(),
-        config.metrics_endpoint.as_ref(),
-        config.logs_endpoint.as_ref(),
-    ];
-    keys.into_iter().zip(values).filter_map(|(key, value)| Some((key, value?.as_str()))).collect()
-}
-
 /// Refuses endpoints (`(key, url)`) the egress policy does not allow; sealed mode is not an error (the
 /// exporter starts inert, warned and counted).
-fn check_egress(endpoints: &[(&str, &str)], policy: &EgressPolicy, path: &str, problems: &mut Problems) {
+pub(super) fn check_egress(endpoints: &[(&str, &str)], policy: &EgressPolicy, path: &str, problems: &mut Problems) {
     for (key, endpoint) in endpoints {
         match policy.check(endpoint) {
             Ok(_) | Err(EgressDenied::Sealed { .. }) => {}

@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use stella_store::chunks::StoreView;
 
 use stella_metrics::{CounterVec, GaugeVec, Registry, names};
 use stella_otlp::Signal;

@@ -5,6 +5,7 @@
 //! - [`Sealer`]: the pure rule of which records make a chunk (data only, never the wall clock).
 //! - [`Store`]: chunks, manifests and indexes on disk; lookups by trace id; scans that index shards
 //!   narrow ([`ScanFilter`]); retention; `check` and repair.
+//! - [`StoreView`]: the read interface every query goes through (sealed chunks plus what is not sealed yet).
 //! - [`RemoteChunks`]: sealed chunks also in S3-compatible object storage; [`Store::upload_pending`]
 //!   moves them there and evicts local copies per [`LocalCache`]; reads of evicted chunks go there.
 mod error;
@@ -19,6 +20,7 @@ mod shard;
 mod store;
 mod streams;
 mod upload;
+mod view;
 
 pub use facts::{RecordFacts, record_facts};
 pub use holds::{Hold, HoldBook, HoldError, HoldKind};
@@ -34,6 +36,7 @@ pub use store::{
 };
 pub use streams::{ChunkStreams, LOG_STREAM_RESOURCE_ATTRIBUTES, SEVERITY_LABEL, ScanFilter, StreamKey, StreamStats};
 pub use upload::{LocalCache, ROUND_CHUNKS, UploadRound};
+pub use view::StoreView;
 
 #[cfg(test)]
 mod remote_tests;

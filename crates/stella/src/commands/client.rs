@@ -35,7 +35,7 @@ pub async fn fetch(
     let response = request
         .send()
         .await
-        .with_context(|| format!("cannot reach {url}; is `stella telemetry serve` running there?"))?;
+        .with_context(|| format!("{url} is unreachable; is `stella telemetry serve` running there?"))?;
     let status = response.status();
     let bytes = response.bytes().await.with_context(|| format!("cannot read the answer of {url}"))?;
     if !status.is_success() {
@@ -44,14 +44,37 @@ pub async fn fetch(
     Ok(bytes.to_vec())
 }
 
-/// The [`ServerError`] of a refused call, with the `{"code","message"}` the server answered.
+/// The [`ServerError`] of a refused call: the server's `{"code","field","message"}` (at the top, under
+/// `error`, or of each refused item of a batch answer's `results`), or its raw answer when it sent none.
 pub fn refused(url: &str, status: reqwest::StatusCode, body: &[u8]) -> anyhow::Error {
-    let answer: serde_json::Value = serde_json::from_slice(body).unwrap_or(serde_json::Value::Null);
-    let code = answer["code"].as_str().unwrap_or("unknown");
-    let message = answer["message"].as_str().unwrap_or_default();
-    ServerError { message: format!("{url} refused ({status}, {code}): {message}") }.into()
+    ServerError { message: format!("{url} refused ({status}): {}", refusal_reasons(body)) }.into()
 }
 
+/// What a refusal body says, as `code field: message` lines (the raw body when it is not that JSON).
+fn refusal_reasons(body: &[u8]) -> String {
+    let answer: serde_json::Value = serde_json::from_slice(body).unwrap_or(serde_json::Value::Null);
+    let reason = |value: &serde_json::Value| {
+        let code = value["code"].as_str()?;
+        let message = value["message"].as_str().unwrap_or_default();
+        Some(match value["field"].as_str() {
+            Some(field) => format!("{code} ({field}): {message}"),
+            None => format!("{code}: {message}"),
+        })
+    };
+    let mut reasons: Vec<String> = reason(&answer).into_iter().chain(reason(&answer["error"])).collect();
+    if let Some(results) = answer["results"].as_array() {
+        reasons.extend(results.iter().filter(|result| result["status"] == "refused").filter_map(|result| {
+            let item = result["id"].as_str().map(|id| format!("{id}: ")).unwrap_or_default();
+            reason(result).map(|reason| format!("{item}{reason}"))
+        }));
+    }
+    if reasons.is_empty() {
+        let text = String::from_utf8_lossy(body);
+        let text = text.trim();
+        return if text.is_empty() { "no reason given".to_string() } else { text.chars().take(500).collect() };
+    }
+    reasons.join("; ")
+}
 /// Percent-encodes a query-string component (tenant ids are plain, but `*`, spaces and `=` must travel safely).
 pub fn encode_query(text: &str) -> String {
     text.bytes()
@@ -60,4 +83,19 @@ pub fn encode_query(text: &str) -> String {
             other => format!("%{other:02X}"),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_shows_code_field_and_message_wherever_the_server_put_them() {
+        let top = br#"{"code":"query.invalid_parameter","message":"limit=0"}"#;
+        assert_eq!(refusal_reasons(top), "query.invalid_parameter: limit=0");
+        let batch = br#"{"refused":1,"results":[{"index":0,"id":"d1","status":"refused","code":"dora.invalid_event","field":"finished","message":"finished is before started"}]}"#;
+        assert_eq!(refusal_reasons(batch), "d1: dora.invalid_event (finished): finished is before started");
+        assert_eq!(refusal_reasons(b"Bad Gateway"), "Bad Gateway");
+        assert_eq!(refusal_reasons(b""), "no reason given");
+    }
 }

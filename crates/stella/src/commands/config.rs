@@ -2,14 +2,25 @@
 use std::path::Path;
 
 use anyhow::Context;
-use stella_collector::config::{self, Config, Profile};
+use stella_collector::config::{self, Profile};
 
 use super::client::call;
 use crate::cli::ClientArgs;
 
-/// Validates `file` overlaid on `profile`; prints every problem (or JSON) and fails with exit code 3.
-pub fn validate(file: &Path, profile: Profile, json: bool) -> anyhow::Result<()> {
-    let outcome = config::effective_value(profile, Some(file)).and_then(|value| Config::from_value(&value));
+/// Validates `file` overlaid on `profile` exactly as `serve` would (relative paths against the file's
+/// directory, key and TLS files read, listeners beyond loopback need TLS or auth unless `insecure`); prints
+/// every problem (or JSON) and fails with exit code 3.
+pub fn validate(file: &Path, profile: Profile, insecure: bool, json: bool) -> anyhow::Result<()> {
+    let outcome = config::load(profile, Some(file)).and_then(|config| {
+        match stella_collector::refuse_insecure_listeners(&config, insecure) {
+            Ok(()) => Ok(config),
+            Err(stella_collector::StartError::Insecure { key, address }) => Err(config::ConfigErrors::one(
+                key,
+                format!("{address} is not loopback and has no TLS while auth is off; add `tls:`, enable auth, bind 127.0.0.1, or serve with --insecure (and validate with --insecure)"),
+            )),
+            Err(other) => Err(config::ConfigErrors::one("(listeners)".into(), other.to_string())),
+        }
+    });
     if json {
         let errors: Vec<serde_json::Value> = match &outcome {
             Ok(_) => Vec::new(),
@@ -45,9 +56,8 @@ pub fn show(profile: Profile, overlay: Option<&Path>) -> anyhow::Result<()> {
 
 /// Asks the server at `client.server` to reload its config.
 pub async fn reload(client: &ClientArgs, json: bool) -> anyhow::Result<()> {
-    let answer = call(reqwest::Method::POST, &client.server, "/telemetry/config/reload", client.token.as_deref(), None)
-        .await
-        .context("the server refused the reload")?;
+    let answer =
+        call(reqwest::Method::POST, &client.server, "/telemetry/config/reload", client.token.as_deref(), None).await?;
     if json {
         println!("{answer}");
     }

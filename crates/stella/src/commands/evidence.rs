@@ -15,7 +15,6 @@ use stella_evidence::{
     BundleHeader, BundleManifest, BundleReader, Compression, Limits, SigningKey, TrustStore, VerifiedBundle,
     verify_bundle,
 };
-use stella_otlp::Signal;
 
 use super::client::{encode_query, refused};
 use crate::cli::{CaptureArgs, CompressionArg, DeployArgs, KeysCommand, ReplayArgs, VerifyArgs};
@@ -90,8 +89,7 @@ fn capture_local(args: &CaptureArgs) -> anyhow::Result<()> {
         bar.set_position(state.chunks_done);
         bar.set_message(format!("{} records", state.records));
     };
-    let cut = |signal: Signal, range| store.cut(&tenant, signal, range);
-    let source = forensic::CaptureSource { store: store.store(), cut: &cut, spool_dir: &dir };
+    let source = forensic::CaptureSource { view: &store, spool_dir: &dir };
     let summary =
         forensic::capture(&source, header, &key, compression(args.compression), output.as_file_mut(), &mut progress)?;
     bar.finish_and_clear();
@@ -133,7 +131,7 @@ async fn capture_remote(args: &CaptureArgs, server: &str) -> anyhow::Result<()> 
     let mut response = request
         .send()
         .await
-        .with_context(|| format!("cannot reach {url}; is `stella telemetry serve` running there?"))?;
+        .with_context(|| format!("{url} is unreachable; is `stella telemetry serve` running there?"))?;
     let status = response.status();
     if !status.is_success() {
         return Err(refused(&url, status, &response.bytes().await.unwrap_or_default()));
@@ -346,7 +344,7 @@ async fn post(client: &reqwest::Client, url: &str, token: Option<&str>, record: 
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
-        let response = request.send().await.with_context(|| format!("cannot reach {url}"))?;
+        let response = request.send().await.with_context(|| format!("{url} is unreachable"))?;
         let status = response.status();
         if status.is_success() {
             return Ok(());
@@ -390,7 +388,7 @@ pub async fn deploy(args: DeployArgs) -> anyhow::Result<()> {
         let response = request
             .send()
             .await
-            .with_context(|| format!("cannot reach {url}; is `stella telemetry serve` running there?"))?;
+            .with_context(|| format!("{url} is unreachable; is `stella telemetry serve` running there?"))?;
         let status = response.status();
         let bytes = response.bytes().await.with_context(|| format!("cannot read the answer of {url}"))?;
         if !status.is_success() {

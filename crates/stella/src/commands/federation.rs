@@ -66,7 +66,11 @@ async fn consent(command: ConsentCommand) -> anyhow::Result<()> {
                 println!("{answer}");
                 return Ok(());
             }
-            for consent in answer["consents"].as_array().into_iter().flatten() {
+            let consents = answer["consents"].as_array().cloned().unwrap_or_default();
+            if consents.is_empty() {
+                println!("no consents; grant one with `stella telemetry federation consent grant`");
+            }
+            for consent in &consents {
                 let text = |key: &str| consent["consent"][key].as_str().unwrap_or("-").to_string();
                 println!(
                     "{} {:<8} {} as {} until {} ({})",
@@ -132,7 +136,8 @@ async fn bundle(command: BundleCommand) -> anyhow::Result<()> {
                     if json {
                         println!("{}", json!({"verified": false, "code": error.code(), "message": error.to_string()}));
                     }
-                    Err(anyhow::anyhow!("{} does not verify ({}): {error}", file.display(), error.code()))
+                    let message = format!("{} does not verify ({})", file.display(), error.code());
+                    Err(anyhow::Error::new(error).context(message))
                 }
             }
         }
@@ -158,7 +163,7 @@ async fn push(file: &std::path::Path, hub: &HubArgs, path: &str) -> anyhow::Resu
     if let Some(token) = &hub.token {
         request = request.bearer_auth(token);
     }
-    let response = request.send().await.with_context(|| format!("cannot reach {url}"))?;
+    let response = request.send().await.with_context(|| format!("{url} is unreachable"))?;
     let status = response.status();
     let bytes = response.bytes().await.unwrap_or_default();
     if !status.is_success() {

@@ -55,6 +55,15 @@ fn print_mode(mode: &Value) {
             text("until"),
             text("reason")
         ),
-        _ => println!("tenant {}: incident mode off (since {}, by {})", text("tenant"), text("since"), text("by")),
+        _ => match (
+            mode["since"].as_str().filter(|since| !since.is_empty()),
+            mode["by"].as_str().filter(|by| !by.is_empty()),
+        ) {
+            (Some(since), Some(by)) => {
+                println!("tenant {}: incident mode off (since {since}, by {by})", text("tenant"))
+            }
+            (Some(since), None) => println!("tenant {}: incident mode off (since {since})", text("tenant")),
+            _ => println!("tenant {}: incident mode off (never turned on)", text("tenant")),
+        },
     }
 }

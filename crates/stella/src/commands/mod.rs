@@ -15,8 +15,9 @@ mod tokens;
 use std::path::Path;
 
 use stella_collector::config::Profile;
+use stella_store::chunks::StoreView;
 
-use crate::cli::{AuditCommand, Command, ConfigCommand, RenderCommand, StoreCommand, TelemetryCommand};
+use crate::cli::{AuditCommand, Command, ConfigCommand, RenderCommand, RulesCommand, StoreCommand, TelemetryCommand};
 
 /// Runs a parsed command.
 pub async fn run(command: Command) -> anyhow::Result<()> {
@@ -33,11 +34,11 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         TelemetryCommand::Store { command: StoreCommand::Check { data_dir, repair, config, json } } => {
             tokio::task::spawn_blocking(move || store_check(&data_dir, config.as_deref(), repair, json)).await?
         }
-        TelemetryCommand::Rules { command: RenderCommand::Render { out, json } } => {
-            render(stella_export::monitoring::RULES, &out, json)
+        TelemetryCommand::Rules { command: RulesCommand::Render { out, runbook_base_url, json } } => {
+            render(stella_export::monitoring::RULES, &out, Some(&runbook_base_url), json)
         }
         TelemetryCommand::Dashboards { command: RenderCommand::Render { out, json } } => {
-            render(stella_export::monitoring::DASHBOARDS, &out, json)
+            render(stella_export::monitoring::DASHBOARDS, &out, None, json)
         }
         TelemetryCommand::Audit { command: AuditCommand::Verify { data_dir, trusted_keys, json } } => {
             audit_verify(&data_dir, &trusted_keys, json)
@@ -49,7 +50,9 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         TelemetryCommand::Deploy(args) => evidence::deploy(args).await,
         TelemetryCommand::OfflineKit { command } => offline_kit::execute(command),
         TelemetryCommand::Config { command } => match command {
-            ConfigCommand::Validate { file, profile, json } => config::validate(&file, profile, json),
+            ConfigCommand::Validate { file, profile, insecure, json } => {
+                config::validate(&file, profile, insecure, json)
+            }
             ConfigCommand::Show { profile, config } => config::show(profile, config.as_deref()),
             ConfigCommand::Reload { client, json } => config::reload(&client, json).await,
         },
@@ -74,8 +77,13 @@ pub(crate) fn offline_store(
 }
 
 /// `stella telemetry rules|dashboards render`: writes `assets` under `out` and lists them.
-fn render(assets: &[stella_export::monitoring::Asset], out: &Path, json: bool) -> anyhow::Result<()> {
-    let written = stella_export::monitoring::render(assets, out)
+fn render(
+    assets: &[stella_export::monitoring::Asset],
+    out: &Path,
+    runbook_base_url: Option<&str>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let written = stella_export::monitoring::render(assets, out, runbook_base_url)
         .map_err(|error| anyhow::anyhow!("cannot write into {}: {error}", out.display()))?;
     if json {
         let paths: Vec<String> = written.iter().map(|path| path.display().to_string()).collect();

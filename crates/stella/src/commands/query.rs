@@ -111,7 +111,6 @@ async fn fetch(
     call(reqwest::Method::GET, &client.server, &path, client.token.as_deref(), None).await
 }
 
-/// Prints the answer as JSON, or as `table` prints it.
 /// Prints `answer`; a streamed answer the server cut short with an `error` member fails the command
 /// after what arrived is printed.
 fn print(answer: Value, json: bool, table: fn(&Value)) -> anyhow::Result<()> {
@@ -149,21 +148,36 @@ fn print_traces(answer: &Value) {
 
 fn print_logs(answer: &Value) {
     let records = answer["logs"].as_array().cloned().unwrap_or_default();
+    println!("{:<30} {:<20} {:<6} BODY", "TIME", "SERVICE", "LEVEL");
     for record in &records {
         let nanos = text(record, "timeUnixNano").parse::<i64>().unwrap_or(0);
         let time = jiff::Timestamp::from_nanosecond(i128::from(nanos)).map(|at| at.to_string()).unwrap_or_default();
-        println!(
-            "{time} {:<20} {:>2} {}",
-            text(record, "service"),
-            record["severityNumber"].as_i64().unwrap_or(0),
-            text(record, "body")
-        );
+        let severity = severity_name(record["severityNumber"].as_i64().unwrap_or(0), &text(record, "severityText"));
+        println!("{time:<30} {:<20} {severity:<6} {}", text(record, "service"), text(record, "body"));
     }
     println!("{} records", records.len());
 }
 
+/// A severity by name: the record's own text, else the OTLP name of its number range (`-` when unset).
+fn severity_name(number: i64, text: &str) -> String {
+    if !text.is_empty() {
+        return text.to_string();
+    }
+    match number {
+        1..=4 => "TRACE",
+        5..=8 => "DEBUG",
+        9..=12 => "INFO",
+        13..=16 => "WARN",
+        17..=20 => "ERROR",
+        21..=24 => "FATAL",
+        _ => "-",
+    }
+    .to_string()
+}
+
 fn print_metrics(answer: &Value) {
     let series = answer["series"].as_array().cloned().unwrap_or_default();
+    println!("LABELS POINTS LAST");
     for entry in &series {
         let points = entry["points"].as_array().cloned().unwrap_or_default();
         let last = points.last().and_then(|point| point[1].as_f64()).unwrap_or(f64::NAN);

@@ -29,7 +29,8 @@ pub async fn execute(command: TokensCommand) -> anyhow::Result<()> {
         }
         TokensCommand::List { json, remote: RemoteArgs { server: Some(server), token }, .. } => {
             let listed = call(reqwest::Method::GET, &server, "/telemetry/tokens", token.as_deref(), None).await?;
-            println!("{}", if json { listed["tokens"].to_string() } else { listed.to_string() });
+            let tokens = listed["tokens"].as_array().cloned().unwrap_or_default();
+            print_tokens(&tokens, json);
         }
         TokensCommand::Revoke { id, remote: RemoteArgs { server: Some(server), token }, .. } => {
             call(reqwest::Method::DELETE, &server, &format!("/telemetry/tokens/{id}"), token.as_deref(), None).await?;
@@ -58,19 +59,11 @@ pub async fn execute(command: TokensCommand) -> anyhow::Result<()> {
         }
         TokensCommand::List { data_dir, json, .. } => {
             let records = TokenStore::open(&data_dir)?.list()?;
-            if json {
-                let listed: Vec<_> = records
-                    .iter()
-                    .map(|r| serde_json::json!({"id": r.id, "tenant": r.tenant, "scopes": r.scopes, "created": r.created, "expires": r.expires, "revoked": r.revoked}))
-                    .collect();
-                println!("{}", serde_json::Value::Array(listed));
-            } else {
-                for record in records {
-                    let scopes: Vec<&str> = record.scopes.iter().map(|scope| scope.as_str()).collect();
-                    let state = if record.revoked { "revoked" } else { "active" };
-                    println!("{}  {}  {}  {}", record.id, record.tenant, scopes.join(","), state);
-                }
-            }
+            let listed: Vec<serde_json::Value> = records
+                .iter()
+                .map(|r| serde_json::json!({"id": r.id, "tenant": r.tenant, "scopes": r.scopes, "created": r.created, "expires": r.expires, "revoked": r.revoked}))
+                .collect();
+            print_tokens(&listed, json);
         }
         TokensCommand::Revoke { id, data_dir, .. } => {
             if !TokenStore::open(&data_dir)?.revoke(&id)? {
@@ -81,6 +74,39 @@ pub async fn execute(command: TokensCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Prints token records (as the API lists them): a table with a header, or a JSON array with `--json`.
+fn print_tokens(tokens: &[serde_json::Value], json: bool) {
+    if json {
+        println!("{}", serde_json::Value::Array(tokens.to_vec()));
+        return;
+    }
+    if tokens.is_empty() {
+        println!("no tokens; make one with `stella telemetry tokens create --tenant T --scopes ...`");
+        return;
+    }
+    println!("{:<14} {:<16} {:<32} {:<8} {:<20} {:<20}", "ID", "TENANT", "SCOPES", "STATE", "CREATED", "EXPIRES");
+    let time = |value: &serde_json::Value| {
+        value
+            .as_i64()
+            .and_then(|seconds| jiff::Timestamp::from_second(seconds).ok())
+            .map_or_else(|| "-".to_string(), |at| at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+    };
+    for token in tokens {
+        let scopes: Vec<&str> =
+            token["scopes"].as_array().into_iter().flatten().filter_map(|scope| scope.as_str()).collect();
+        let state = if token["revoked"] == true { "revoked" } else { "active" };
+        println!(
+            "{:<14} {:<16} {:<32} {:<8} {:<20} {:<20}",
+            token["id"].as_str().unwrap_or_default(),
+            token["tenant"].as_str().unwrap_or_default(),
+            scopes.join(","),
+            state,
+            time(&token["created"]),
+            time(&token["expires"])
+        );
+    }
 }
 
 /// Records a token change made on the data directory (actor `local`).

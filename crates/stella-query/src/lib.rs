@@ -1,0 +1,29 @@
+//! The read side of the embedded store: everything that answers a question about stored telemetry, over
+//! the store's one read interface, [`StoreView`] (sealed chunks plus what is not sealed yet, taken as one
+//! consistent cut). The HTTP API and the CLI call it; neither decodes or filters records itself.
+//!
+//! - [`traces`]: a trace by id (spans deduplicated) and trace search by span filters;
+//! - [`logs`]: log search, newest first, streaming and stopping at its limit;
+//! - [`metrics`]: the series of a metric, raw and step-aligned.
+//!
+//! Every read is tenant-scoped by its caller and runs on the calling (blocking) thread.
+#![deny(missing_docs)]
+
+pub mod logs;
+pub mod metrics;
+pub mod traces;
+
+pub use stella_store::chunks::{ScanFilter, StoreError, StoreView};
+
+/// Visits the records of `tenant`'s `signal` overlapping `range` (unix nanos) that `filter` may match: the
+/// unsealed records first (newest), then sealed chunks, newest day first. `visit` returns false to stop.
+pub fn scan(
+    view: &dyn StoreView,
+    tenant: &str,
+    signal: stella_otlp::Signal,
+    range: (u64, u64),
+    filter: ScanFilter<'_>,
+    visit: &mut dyn FnMut(&[u8]) -> bool,
+) -> Result<(), StoreError> {
+    view.cut(tenant, signal, range, filter)?.visit(view.store(), visit)
+}
