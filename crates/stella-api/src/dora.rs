@@ -181,14 +181,12 @@ async fn build_report(
 }
 
 /// Every `REFRESH`: the trailing-window gauges per tenant, environment and service (each evaluation
-/// counts its SLO breaches), and the retention sweep of old events. Runs until the collector stops.
+/// counts its SLO breaches), and the retention sweep of old events. A job of the collector; each pass
+/// reads the config, so it follows reloads.
 pub fn spawn_refresh(state: ApiState) {
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(REFRESH).await;
-            if state.collector.is_stopping() {
-                return;
-            }
+    let collector = std::sync::Arc::clone(&state.collector);
+    collector.spawn_job("DORA refresh", |stop| async move {
+        while !stella_collector::jobs::stopped_during(&stop, REFRESH).await {
             let state = state.clone();
             let refreshed = tokio::task::spawn_blocking(move || refresh(&state)).await;
             if let Ok(Err(error)) = refreshed {

@@ -32,7 +32,7 @@ pub struct LogEvents {
 /// Where the events of one batch go.
 struct Sinks {
     dora: DoraService,
-    observations: stella_store::tables::RedbRecords,
+    federation: stella_federation::service::FederationService,
 }
 
 /// Events of one kind waiting to be recorded together.
@@ -47,10 +47,6 @@ fn refusals(answer: BatchAnswer) -> u64 {
     answer.body["refused"].as_u64().unwrap_or(0)
 }
 
-fn as_status(answer: (axum::http::StatusCode, Value)) -> u64 {
-    answer.1["refused"].as_u64().unwrap_or(0)
-}
-
 impl Pending {
     /// Records what waits; the refusals.
     fn flush(&mut self, sinks: &Sinks, tenant: &str) -> Result<u64, ApiError> {
@@ -58,11 +54,9 @@ impl Pending {
         let mut refused =
             refusals(dora.record_deployments(tenant, &std::mem::take(&mut self.deployments)).map_err(api_error)?);
         refused += refusals(dora.record_incidents(tenant, &std::mem::take(&mut self.incidents)).map_err(api_error)?);
-        refused += as_status(crate::federation::store_observations(
-            &sinks.observations,
-            tenant,
-            &std::mem::take(&mut self.observations),
-        )?);
+        let observations = std::mem::take(&mut self.observations);
+        refused +=
+            u64::try_from(sinks.federation.record_observations(tenant, &observations)?.refused).unwrap_or(u64::MAX);
         Ok(refused)
     }
 }
@@ -180,7 +174,7 @@ impl stella_export::Exporter for LogEvents {
             let stella_otlp::OtlpRequest::Logs(request) = &batch.request else { return Ok(()) };
             let sinks = Sinks {
                 dora: crate::dora::service(collector, &self.registry),
-                observations: crate::federation::observations_table(collector),
+                federation: crate::federation::service(collector),
             };
             let (tenant, request, metrics) = (batch.tenant.to_string(), request.clone(), self.metrics.clone());
             match tokio::task::spawn_blocking(move || LogEvents::apply(&sinks, &metrics, &tenant, &request)).await {

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
 use serde_json::json;
 use stella_collector::auth::{Principal, Scope};
+use stella_collector::jobs::stopped_during;
 use stella_pipeline::incident::{IncidentMode, IncidentState};
 use stella_store::chunks::HoldKind;
 
@@ -191,7 +192,8 @@ async fn incident_bundle(
     crate::evidence::catch_up(state, tenant).await;
     let (evidence, stores, tenant) =
         (std::sync::Arc::clone(&state.evidence), std::sync::Arc::clone(state.collector.stores()), tenant.to_string());
-    let archived = tokio::task::spawn_blocking(move || evidence.archive(&stores, &tenant, window, "incident")).await;
+    let archived =
+        tokio::task::spawn_blocking(move || evidence.archive(stores.as_ref(), &tenant, window, "incident")).await;
     match archived {
         Ok(Ok(archived)) => json!({
             "path": archived.path.display().to_string(),
@@ -199,7 +201,7 @@ async fn incident_bundle(
             "records": archived.records,
             "window": {"start": window.start.to_string(), "end": window.end.to_string()},
         }),
-        Ok(Err(error)) => json!({"error": error.code, "message": error.message}),
+        Ok(Err(error)) => json!({"error": error.code(), "message": error.to_string()}),
         Err(_) => json!({"error": "bundle.failed"}),
     }
 }
@@ -239,7 +241,7 @@ fn notify(state: &ApiState, tenant: &str, by: &str, parameters: serde_json::Valu
     let body =
         json!({"event": "incident.mode", "tenant": tenant, "by": by, "at": Timestamp::now(), "change": parameters});
     let timeout = config.incident.webhook_timeout;
-    tokio::spawn(async move {
+    state.collector.spawn_job("incident webhook", |stop| async move {
         let client = reqwest::Client::new();
         let mut backoff = Duration::from_millis(200);
         for attempt in 1..=NOTIFY_ATTEMPTS {
@@ -257,36 +259,49 @@ fn notify(state: &ApiState, tenant: &str, by: &str, parameters: serde_json::Valu
                     .inc();
                 return;
             }
-            tokio::time::sleep(backoff).await;
+            if stopped_during(&stop, backoff).await {
+                tracing::warn!(endpoint = %url, %reason, attempts = attempt, "incident webhook not retried: the server is stopping");
+                return;
+            }
             backoff *= 2;
         }
     });
 }
 
-/// Turns off incident modes past their TTL, with a line in the audit trail for each (actor `ttl`) naming
-/// the incident's forensic bundle.
+/// Turns off incident modes past their TTL (checked every second) as a job of the collector, with a line
+/// in the audit trail for each (actor `ttl`) naming the incident's forensic bundle.
 pub fn enforce_ttl(state: &ApiState) {
     let api = state.clone();
-    state.collector.incidents().enforce_ttl(move |tenant, mode| {
-        let (api, tenant, mode) = (api.clone(), tenant.to_string(), mode.clone());
-        tokio::spawn(async move {
-            let now = Timestamp::now();
-            if let Err(error) = api.collector.holds().close_incident(&tenant, now) {
-                tracing::error!(code = error.code(), %error, "cannot close the incident hold");
-            }
-            let bundle = incident_bundle(&api, &tenant, mode.since, now).await;
-            let entry = crate::audit::AuditEntry {
-                actor: "ttl".into(),
-                tenant,
-                action: "incident.mode".into(),
-                parameters: json!({"state": "off", "expired_services": mode.services, "until": mode.until, "bundle": bundle}),
-                result: "ok".into(),
+    state.collector.spawn_job("incident TTL", |stop| async move {
+        while !stopped_during(&stop, Duration::from_secs(1)).await {
+            let incidents = std::sync::Arc::clone(api.collector.incidents());
+            let Ok(ended) = tokio::task::spawn_blocking(move || incidents.expire(Timestamp::now())).await else {
+                continue;
             };
-            let parameters = entry.parameters.clone();
-            if let Err(error) = api.audit.append(&entry) {
-                tracing::error!(%error, "cannot write the audit trail");
+            for (tenant, mode) in ended {
+                end_by_ttl(&api, tenant, mode).await;
             }
-            notify(&api, &entry.tenant, "ttl", parameters);
-        });
+        }
     });
+}
+
+/// The rest of a TTL's end: the hold closed, the incident's bundle, the audit line and the webhook.
+async fn end_by_ttl(api: &ApiState, tenant: String, mode: IncidentMode) {
+    let now = Timestamp::now();
+    if let Err(error) = api.collector.holds().close_incident(&tenant, now) {
+        tracing::error!(code = error.code(), %error, "cannot close the incident hold");
+    }
+    let bundle = incident_bundle(api, &tenant, mode.since, now).await;
+    let entry = crate::audit::AuditEntry {
+        actor: "ttl".into(),
+        tenant,
+        action: "incident.mode".into(),
+        parameters: json!({"state": "off", "expired_services": mode.services, "until": mode.until, "bundle": bundle}),
+        result: "ok".into(),
+    };
+    let parameters = entry.parameters.clone();
+    if let Err(error) = api.audit.append(&entry) {
+        tracing::error!(%error, "cannot write the audit trail");
+    }
+    notify(api, &entry.tenant, "ttl", parameters);
 }

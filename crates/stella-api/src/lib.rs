@@ -47,7 +47,7 @@ pub struct ApiState {
     /// The token store of the data directory, for `/telemetry/tokens` (present whether or not auth is on).
     pub token_admin: Arc<TokenStore>,
     /// The signing key, trust store and bundle metrics.
-    pub evidence: Arc<evidence::Evidence>,
+    pub evidence: Arc<stella_evidence::service::EvidenceService>,
 }
 
 /// One API route: method, path, the scope a token needs (`None`: open to everyone), and its handler, so

@@ -34,11 +34,12 @@ async fn start_with(config_text: &str) -> (ApiState, tempfile::TempDir) {
         rotation_signer: None,
         event_exporter: None,
     };
-    let source = ConfigSource { profile: Profile::Default, overlay: Some(config), check: None };
+    let source =
+        ConfigSource { profile: Profile::Default, overlay: Some(config), check: None, env_vars: Default::default() };
     let collector = Collector::start(source, context).await.unwrap();
     let audit = Arc::new(super::audit::AuditLog::new(dir.path(), None));
     let token_admin = Arc::new(stella_collector::auth::TokenStore::open(dir.path()).unwrap());
-    let evidence = super::evidence::Evidence::load(&collector.config().evidence, dir.path(), "default", &registry);
+    let evidence = super::evidence::load(&collector.config().evidence, dir.path(), "default", &registry);
     let evidence = Arc::new(evidence.unwrap());
     (ApiState { collector, registry, tokens: None, metrics_public: false, audit, token_admin, evidence }, dir)
 }

@@ -16,6 +16,7 @@ use crate::auth::TokenStore;
 use crate::config::{self, Config, ConfigErrors, Profile};
 use crate::consumers::Condition;
 use crate::incidents::Incidents;
+use crate::jobs::{Jobs, stopped_during};
 use crate::receivers::otlp_grpc::GrpcLimits;
 use crate::receivers::otlp_http::HttpLimits;
 use crate::receivers::{Admission, OtlpService, QuotaConfig, Quotas, ReceiverMetrics, otlp_grpc, otlp_http};
@@ -34,6 +35,8 @@ pub struct ConfigSource {
     pub overlay: Option<PathBuf>,
     /// A check the overlay must pass each time it is read (its signature, for `serve --config-dir`).
     pub check: Option<OverlayCheck>,
+    /// The environment variables its `*_env` keys are read from (the process's, taken once at start).
+    pub env_vars: config::EnvVars,
 }
 
 /// The function behind an [`OverlayCheck`].
@@ -55,7 +58,7 @@ impl ConfigSource {
         if let (Some(check), Some(overlay)) = (&self.check, &self.overlay) {
             (check.0)(overlay).map_err(|message| ConfigErrors::one(overlay.display().to_string(), message))?;
         }
-        config::load(self.profile, self.overlay.as_deref())
+        config::load(self.profile, self.overlay.as_deref(), &self.env_vars)
     }
 }
 
@@ -208,6 +211,7 @@ pub struct Collector {
     listeners: Vec<Listener>,
     stop_receivers: CancellationToken,
     servers: Mutex<Vec<JoinHandle<()>>>,
+    jobs: Jobs,
     reloads: CounterVec,
     incidents: Arc<Incidents>,
     state: StateDb,
@@ -303,6 +307,7 @@ impl Collector {
             listeners,
             stop_receivers,
             servers: Mutex::new(servers),
+            jobs: Jobs::default(),
             reloads,
             incidents,
             quotas,
@@ -399,17 +404,12 @@ impl Collector {
             return;
         };
         let collector = Arc::clone(self);
-        let stop = self.stop_receivers.clone();
         let stamp = move || {
             std::fs::metadata(&path).ok().map(|meta| (meta.modified().unwrap_or(SystemTime::UNIX_EPOCH), meta.len()))
         };
-        tokio::spawn(async move {
+        self.jobs.spawn("config file watch", |stop| async move {
             let mut last = stamp();
-            loop {
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(interval) => {}
-                }
+            while !stopped_during(&stop, interval).await {
                 let now = stamp();
                 if now != last {
                     last = now;
@@ -425,14 +425,9 @@ impl Collector {
     /// shutdown. A failed lookup keeps the current backends.
     pub fn watch_balancers(self: &Arc<Self>) {
         let collector = Arc::clone(self);
-        let stop = self.stop_receivers.clone();
-        tokio::spawn(async move {
+        self.jobs.spawn("load balancing DNS watch", |stop| async move {
             let mut checked: HashMap<String, tokio::time::Instant> = HashMap::new();
-            loop {
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                }
+            while !stopped_during(&stop, Duration::from_secs(1)).await {
                 let Some(topology) = collector.topology.current() else { return };
                 let due: Vec<(String, LoadBalancingConfig, Vec<String>)> = topology
                     .dns_balancers()
@@ -569,8 +564,17 @@ impl Collector {
         Readiness { ready, components }
     }
 
-    /// Staged shutdown: receivers stop taking requests and finish the ones in flight, the pipelines
-    /// drain, exporters flush. Each stage gets at most `deadline`.
+    /// Runs a background job of the server under the staged shutdown (see [`Jobs`]); `job` gets the stop
+    /// signal and must return once it fires.
+    pub fn spawn_job<F>(&self, name: &'static str, job: impl FnOnce(CancellationToken) -> F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.jobs.spawn(name, job);
+    }
+
+    /// Staged shutdown: receivers stop taking requests and finish the ones in flight, background jobs
+    /// stop, the pipelines drain, exporters flush. Each stage gets at most `deadline`.
     pub async fn shutdown(&self, deadline: Duration) {
         tracing::info!("shutting down: stopping receivers");
         self.stop_receivers.cancel();
@@ -580,7 +584,9 @@ impl Collector {
                 tracing::warn!(?deadline, "a receiver did not finish its requests in time");
             }
         }
-        tracing::info!("receivers stopped: consumers deliver what the ingest logs hold, then exporters flush");
+        tracing::info!("receivers stopped: background jobs finish");
+        self.jobs.stop(deadline).await;
+        tracing::info!("consumers deliver what the ingest logs hold, then exporters flush");
         if let Some(topology) = self.topology.replace(None) {
             topology.stop_consumers(StopMode::Drain, None, deadline).await;
         }

@@ -2,7 +2,6 @@
 //! tenant, durable before a toggle is answered) so it survives a restart, with its TTL enforced by a
 //! background task.
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use stella_metrics::{GaugeVec, Registry, names};
 use stella_pipeline::incident::{IncidentBoard, IncidentMode};
@@ -87,15 +86,16 @@ impl Incidents {
     }
 
     /// Turns off the modes past their TTL at `now` and saves them; returns the tenants turned off, with
-    /// the mode they had.
-    fn expire(&self, now: jiff::Timestamp) -> Vec<(String, IncidentMode)> {
+    /// the mode they had (each logged).
+    pub fn expire(&self, now: jiff::Timestamp) -> Vec<(String, IncidentMode)> {
         let _one_at_a_time = self.saving.lock().unwrap_or_else(|poison| poison.into_inner());
         let ended = self.board.expire(now);
         if ended.is_empty() {
             return ended;
         }
         self.update_gauge();
-        for (tenant, _) in &ended {
+        for (tenant, mode) in &ended {
+            tracing::warn!(event = "incident.mode", state = "off", tenant = %tenant, services = ?mode.services, by = "ttl", "incident mode ended: its TTL passed");
             if let Err(error) = self.repository.set(tenant, &encode(&self.board.get(tenant))) {
                 let error = IncidentError::from(error);
                 tracing::error!(code = error.code(), %error, tenant = %tenant, "cannot save incident mode after its TTL");
@@ -108,22 +108,6 @@ impl Incidents {
         let on = self.board.any_on();
         self.gauge.with(&["on"]).set(i64::from(on));
         self.gauge.with(&["off"]).set(i64::from(!on));
-    }
-
-    /// Turns off modes past their TTL (checked every second), logging each and calling `expired` (the
-    /// audit trail) for it. The task ends once the collector has dropped its `Incidents`.
-    pub fn enforce_ttl(self: &Arc<Self>, expired: impl Fn(&str, &IncidentMode) + Send + Sync + 'static) {
-        let incidents = Arc::downgrade(self);
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                let Some(incidents) = incidents.upgrade() else { break };
-                for (tenant, mode) in incidents.expire(jiff::Timestamp::now()) {
-                    tracing::warn!(event = "incident.mode", state = "off", tenant = %tenant, services = ?mode.services, by = "ttl", "incident mode ended: its TTL passed");
-                    expired(&tenant, &mode);
-                }
-            }
-        });
     }
 }
 

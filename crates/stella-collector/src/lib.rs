@@ -13,6 +13,7 @@ mod throttle;
 pub mod auth;
 pub mod config;
 pub mod incidents;
+pub mod jobs;
 pub mod logs;
 pub mod receivers;
 pub mod tls;

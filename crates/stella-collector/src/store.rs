@@ -292,9 +292,6 @@ pub enum BackendUnusable {
         /// What to change.
         remediation: String,
     },
-    /// A credential variable is not set.
-    #[error(transparent)]
-    Credentials(#[from] crate::config::MissingCredential),
     /// Not called inside the tokio runtime.
     #[error("object storage needs the async runtime")]
     Runtime,
@@ -308,7 +305,6 @@ impl BackendUnusable {
     pub fn code(&self) -> &'static str {
         match self {
             BackendUnusable::Sealed { .. } => "egress.sealed_blocked",
-            BackendUnusable::Credentials(error) => error.code(),
             BackendUnusable::Runtime => "store.backend_runtime",
             BackendUnusable::Client(error) => error.code(),
         }
@@ -324,7 +320,7 @@ fn remote_chunks(backend: &S3Backend) -> Result<RemoteChunks, BackendUnusable> {
             remediation: denied.remediation(),
         });
     }
-    let options = backend.options(&|variable| std::env::var(variable).ok())?;
+    let options = backend.options();
     let runtime = tokio::runtime::Handle::try_current().map_err(|_| BackendUnusable::Runtime)?;
     let objects = stella_export::object_storage::s3(&options)?;
     Ok(RemoteChunks::new(objects, &options.bucket, &options.prefix, runtime))
@@ -495,7 +491,7 @@ mod tests {
     use stella_store::chunks::LocalCache;
 
     use super::*;
-    use crate::config::{Credential, S3Backend};
+    use crate::config::{Credential, S3Backend, Secret};
 
     fn backend(endpoint: &str, egress: &EgressPolicy) -> S3Backend {
         S3Backend {
@@ -503,8 +499,8 @@ mod tests {
             bucket: "chunks".into(),
             prefix: String::new(),
             region: "us-east-1".into(),
-            access_key_id: Credential::Env("STELLA_TEST_UNSET_S3_KEY".into()),
-            secret_access_key: Credential::Env("STELLA_TEST_UNSET_S3_SECRET".into()),
+            access_key_id: Credential::Inline(Secret("key".into())),
+            secret_access_key: Credential::Inline(Secret("secret".into())),
             allow_http: true,
             local_cache: LocalCache::KeepAll,
             sealed: egress.check(endpoint).err(),
@@ -521,14 +517,6 @@ mod tests {
         assert!(stores.uploads.is_none(), "no uploader");
         let metrics = registry.encode();
         assert!(metrics.contains("telemetry_egress_blocked_total{component=\"storage.backend\"} 1"), "{metrics}");
-    }
-
-    #[tokio::test]
-    async fn a_backend_without_its_credentials_leaves_chunks_local() {
-        let dir = tempfile::tempdir().unwrap();
-        let open = EgressPolicy::default();
-        let stores = StoreRegistry::new(dir.path(), Some(&backend("http://127.0.0.1:9", &open)), &Registry::default());
-        assert!(stores.store().remote().is_none());
     }
 
     #[test]

@@ -612,13 +612,13 @@ fn build_stage(
             Some(Arc::new(ResourceDetection::new(id.to_string(), attributes, detection.override_existing)))
         }
         ProcessorConfig::Redaction(settings) => {
-            let key = settings.hash_key_env.as_deref().and_then(std::env::var_os).map(|key| key.into_encoded_bytes());
+            let key = settings.hash_key.as_ref().map(|key| key.expose().as_bytes());
             let redactions = context.registry.counter(
                 names::REDACTIONS,
                 "Values removed or masked by the redaction stage, by signal, field and rule.",
                 &["signal", "field", "rule"],
             );
-            let stage = Redaction::new(id.to_string(), &settings.profile, &settings.policy, key.as_deref(), redactions)
+            let stage = Redaction::new(id.to_string(), &settings.profile, &settings.policy, key, redactions)
                 .map_err(|error| BuildError::Processor { id: id.to_string(), message: error.to_string() })?;
             tracing::info!(processor = %id, profile = %stage.profile(), "redaction policy in force");
             Some(Arc::new(stage))

@@ -16,7 +16,7 @@ use crate::{
 };
 
 /// The longest window a relative window (`24h`) may name.
-const MAX_RELATIVE: std::time::Duration = std::time::Duration::from_secs(10 * 366 * 86_400);
+const MAX_RELATIVE: jiff::SignedDuration = jiff::SignedDuration::from_secs(10 * 366 * 86_400);
 
 /// A window the CLI or the API could not read.
 #[derive(Debug, thiserror::Error)]
@@ -50,13 +50,17 @@ pub fn parse_window(text: &str, now: jiff::Timestamp) -> Result<Window, WindowEr
             Window { start: time(start, "start")?, end: time(end, "end")? }
         }
         None => {
-            let length = stella_pipeline::duration::parse(text.trim()).map_err(error)?;
-            if length.is_zero() || length > MAX_RELATIVE {
+            // `24h`, `90m`, `7d`, `1h30m` or ISO 8601 `PT24H`; a day is 24 hours.
+            let length = text
+                .trim()
+                .parse::<jiff::Span>()
+                .and_then(|span| span.to_duration(jiff::SpanRelativeTo::days_are_24_hours()))
+                .map_err(|problem| error(format!("not a duration such as 24h or 7d: {problem}")))?;
+            if length.is_zero() || length.is_negative() || length > MAX_RELATIVE {
                 return Err(error("the duration must be above 0 and at most ten years".to_string()));
             }
             let end =
                 jiff::Timestamp::from_second(now.as_second() + 1).map_err(|problem| error(problem.to_string()))?;
-            let length = jiff::SignedDuration::try_from(length).map_err(|problem| error(problem.to_string()))?;
             let start = end.checked_sub(length).map_err(|problem| error(problem.to_string()))?;
             Window { start, end }
         }
@@ -199,7 +203,12 @@ mod tests {
         let range = parse_window("2026-11-01T00:00:00Z..2026-11-02T00:00:00+01:00", now)
             .map(|window| (window.start.to_string(), window.end.to_string()));
         assert_eq!(range.ok(), Some(("2026-11-01T00:00:00Z".to_string(), "2026-11-01T23:00:00Z".to_string())));
-        for bad in ["", "0s", "yesterday", "2026-11-02T00:00:00Z..2026-11-01T00:00:00Z", "2026-11-01..x"] {
+        let week = parse_window("7d", now).map(|window| window.end.duration_since(window.start));
+        assert_eq!(week.ok(), Some(jiff::SignedDuration::from_hours(7 * 24)), "a day is 24 hours");
+        let iso = parse_window("PT90M", now).map(|window| window.end.duration_since(window.start));
+        assert_eq!(iso.ok(), Some(jiff::SignedDuration::from_mins(90)));
+        for bad in ["", "0s", "-1h", "11y", "yesterday", "2026-11-02T00:00:00Z..2026-11-01T00:00:00Z", "2026-11-01..x"]
+        {
             let error = parse_window(bad, now).err().map(|error| error.to_string()).unwrap_or_default();
             assert!(error.contains("invalid window") && error.contains("RFC 3339"), "{bad:?}: {error}");
         }

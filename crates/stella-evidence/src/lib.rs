@@ -17,6 +17,8 @@
 //!   host; [`verify_kit`] checks one as a stream with the bundle verifier's hostile-archive rules, and
 //!   [`extract_kit`] extracts it into a new directory only once all of it verified.
 //! - [`audit`]: the hash-chained audit trail, anchored in the state database and by signed checkpoints.
+//! - [`service`]: the server's evidence: its key and trust, bundles on demand and into the archive.
+//! - [`rotation`]: signed manifests of the files a file exporter rotates.
 //! - [`ErrorClass`]: the stable failure classes (`bundle.digest_mismatch`, ...) with their exit codes.
 //! - [`payload_types`]: the DSSE payload types Stella signs.
 //!
@@ -67,6 +69,8 @@ pub mod fuzzing;
 pub mod keys;
 pub mod offline_kit;
 pub mod payload_types;
+pub mod rotation;
+pub mod service;
 
 pub use bundle::{
     BundleError, BundleHeader, BundleManifest, BundleReader, BundleSummary, BundleWriter, Compression, Limits,

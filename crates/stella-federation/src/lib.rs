@@ -7,6 +7,7 @@
 //!   Laplace noise from a keyed deterministic generator and keeps the per-consent epsilon budget.
 //! - [`build_bundle`] signs the buckets with the consent linkage; [`verify_bundle`] checks digests,
 //!   payload types, signatures, linkage, expiry and revocation, each failure with a stable code.
+//! - [`service`]: all of it on a server, over the record repository (the tables and their rules).
 #![deny(missing_docs)]
 
 mod aggregate;
@@ -14,6 +15,7 @@ mod bundle;
 mod consent;
 mod error;
 pub mod privacy;
+pub mod service;
 mod signer;
 
 pub use aggregate::{Bucket, Buckets, Observation, aggregate, parse_observation};

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::validate::{Problems, typed};
+use super::{EnvVars, Secret};
 
 /// `federation`.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,9 +21,9 @@ pub struct FederationConfig {
     pub epsilon: Option<f64>,
     /// `epsilon_budget` (default 10): what one consent's bundles may spend in total.
     pub epsilon_budget: f64,
-    /// `noise_key_env`: the environment variable holding the noise generator's key (required with
+    /// The noise generator's key, from the environment variable `noise_key_env` names (required with
     /// `epsilon`).
-    pub noise_key_env: Option<String>,
+    pub noise_key: Option<Secret>,
     /// `trusted_keys`: public keys (or HMAC key files) of the sites whose statements are accepted.
     pub trusted_keys: Vec<PathBuf>,
     /// `signing_key`: the key federation statements are signed with (Ed25519, or an HMAC key for an
@@ -43,7 +44,7 @@ impl Default for FederationConfig {
             k_anonymity: 5,
             epsilon: None,
             epsilon_budget: 10.0,
-            noise_key_env: None,
+            noise_key: None,
             trusted_keys: Vec::new(),
             signing_key: None,
             allow_unsigned_fallback: false,
@@ -83,8 +84,13 @@ fn resolve(base_dir: &Path, path: PathBuf) -> PathBuf {
     if path.is_absolute() { path } else { base_dir.join(path) }
 }
 
-/// Reads `federation`; key paths are relative to `base_dir`.
-pub(super) fn federation(value: Option<&Value>, base_dir: &Path, problems: &mut Problems) -> FederationConfig {
+/// Reads `federation`; key paths are relative to `base_dir`, the noise key is read from `env_vars`.
+pub(super) fn federation(
+    value: Option<&Value>,
+    base_dir: &Path,
+    env_vars: &EnvVars,
+    problems: &mut Problems,
+) -> FederationConfig {
     let defaults = FederationConfig::default();
     let Some(raw) = value.and_then(|value| typed::<FederationRaw>(value, "federation", problems)) else {
         return defaults;
@@ -99,9 +105,16 @@ pub(super) fn federation(value: Option<&Value>, base_dir: &Path, problems: &mut 
             format!("{epsilon} must be a positive number (e.g. 1.0), or leave it out for no noise"),
         );
     }
-    if raw.epsilon.is_some() && raw.noise_key_env.is_none() {
-        problems
-            .add("federation.noise_key_env", "epsilon needs a noise key: name the environment variable that holds it");
+    let noise_key =
+        raw.noise_key_env.as_deref().and_then(|variable| env_vars.get(variable)).map(|key| Secret(key.into()));
+    match raw.noise_key_env.as_deref() {
+        None if raw.epsilon.is_some() => problems
+            .add("federation.noise_key_env", "epsilon needs a noise key: name the environment variable that holds it"),
+        Some(variable) if raw.epsilon.is_some() && noise_key.is_none() => problems.add(
+            "federation.noise_key_env",
+            format!("the environment variable {variable} is not set (or empty); set it to the noise key"),
+        ),
+        _ => {}
     }
     let epsilon_budget = raw.epsilon_budget.unwrap_or(defaults.epsilon_budget);
     if !(epsilon_budget.is_finite() && epsilon_budget > 0.0) {
@@ -120,7 +133,7 @@ pub(super) fn federation(value: Option<&Value>, base_dir: &Path, problems: &mut 
         k_anonymity,
         epsilon: raw.epsilon,
         epsilon_budget,
-        noise_key_env: raw.noise_key_env,
+        noise_key,
         trusted_keys: raw.trusted_keys.into_iter().map(|path| resolve(base_dir, path)).collect(),
         signing_key: raw.signing_key.map(|path| resolve(base_dir, path)),
         allow_unsigned_fallback: raw.allow_unsigned_fallback,

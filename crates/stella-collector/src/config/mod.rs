@@ -5,6 +5,7 @@
 //! ([`merge`]: maps merge, lists replace, `null` removes a key), then [`Config::from_value`], which checks
 //! everything and reports every problem at once, each with its key path and the fix.
 mod dora;
+mod env_vars;
 mod evidence;
 mod exporters;
 mod federation;
@@ -18,6 +19,7 @@ mod store;
 mod validate;
 
 pub use dora::{DoraConfig, DoraPreset, DoraSlo};
+pub use env_vars::{EnvVars, Secret};
 pub use evidence::{BundleCompression, EvidenceConfig, ScheduleConfig};
 pub use federation::FederationConfig;
 pub use incident::IncidentConfig;
@@ -27,7 +29,7 @@ pub use model::{
 };
 pub use overlay::merge;
 pub use profile::{Profile, UnknownProfile};
-pub use storage::{Credential, MissingCredential, S3Backend, Secret};
+pub use storage::{Credential, S3Backend};
 pub use store::{Retention, StoreSettings};
 pub use validate::{ConfigError, ConfigErrors};
 
@@ -57,10 +59,11 @@ pub fn effective_value(profile: Profile, overlay: Option<&Path>) -> Result<serde
     Ok(value)
 }
 
-/// Loads and validates the effective config of `profile` overlaid with `overlay`.
-pub fn load(profile: Profile, overlay: Option<&Path>) -> Result<Config, ConfigErrors> {
+/// Loads and validates the effective config of `profile` overlaid with `overlay`, its `*_env` keys read
+/// from `env_vars`.
+pub fn load(profile: Profile, overlay: Option<&Path>, env_vars: &EnvVars) -> Result<Config, ConfigErrors> {
     let base_dir = overlay.and_then(Path::parent).unwrap_or(Path::new("."));
-    Config::from_value_at(&effective_value(profile, overlay)?, base_dir)
+    Config::from_value_at(&effective_value(profile, overlay)?, base_dir, env_vars)
 }
 
 #[cfg(test)]

@@ -45,6 +45,9 @@ pub struct Config {
     pub dora: super::DoraConfig,
     /// `federation`: aliases, privacy, keys of the federation.
     pub federation: super::FederationConfig,
+    /// The environment variables the config was read with: where the running components find the
+    /// values its `*_env` keys name.
+    pub env_vars: super::EnvVars,
 }
 
 /// One entry of `tenants`.
@@ -137,8 +140,9 @@ pub struct RedactionSettings {
     pub profile: String,
     /// The policy.
     pub policy: stella_pipeline::redaction::RedactionPolicy,
-    /// `hash_key_env`: the environment variable holding the HMAC key (for `hash_function: hmac-sha256`).
-    pub hash_key_env: Option<String>,
+    /// The HMAC key, from the environment variable `hash_key_env` names (for `hash_function:
+    /// hmac-sha256`).
+    pub hash_key: Option<super::Secret>,
 }
 
 pub use super::exporters::ExporterConfig;

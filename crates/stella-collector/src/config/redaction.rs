@@ -17,6 +17,7 @@ use stella_pipeline::redaction::{HashFunction, RedactionPolicy};
 
 use super::model::RedactionSettings;
 use super::validate::{Problems, typed, typed_besides};
+use super::{EnvVars, Secret};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -41,6 +42,7 @@ pub(super) fn settings(
     value: &Value,
     path: &str,
     base_dir: &Path,
+    env_vars: &EnvVars,
     problems: &mut Problems,
 ) -> Option<RedactionSettings> {
     let raw: RedactionRaw = typed_besides(value, path, "policy", problems)?;
@@ -98,12 +100,14 @@ pub(super) fn settings(
                 format!("{path}.hash_key_env"),
                 "hash_function: hmac-sha256 needs a key; name the environment variable holding it",
             ),
-            Some(variable) if std::env::var_os(variable).is_none_or(|key| key.is_empty()) => problems.add(
+            Some(variable) if env_vars.get(variable).is_none() => problems.add(
                 format!("{path}.hash_key_env"),
                 format!("the environment variable {variable} is not set (or empty); set it to the HMAC key"),
             ),
             Some(_) => {}
         }
     }
-    Some(RedactionSettings { profile: name, policy, hash_key_env: raw.hash_key_env })
+    let hash_key =
+        raw.hash_key_env.as_deref().and_then(|variable| env_vars.get(variable)).map(|key| Secret(key.into()));
+    Some(RedactionSettings { profile: name, policy, hash_key })
 }

@@ -23,56 +23,32 @@ use stella_export::object_storage::S3Options;
 use stella_store::chunks::LocalCache;
 
 use super::validate::{Problems, typed};
+use super::{EnvVars, Secret};
 
 /// The key path of the section.
 const PATH: &str = "storage.backend";
 
-/// A secret from the config file: compared and used, never printed (`Debug` redacts it).
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-/// Where a credential comes from.
+/// Where a credential comes from, and its value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Credential {
     /// Written in the config (`access_key_id`, `secret_access_key`).
     Inline(Secret),
-    /// The environment variable of this name (`access_key_id_env`, `secret_access_key_env`), read when
-    /// the store starts.
-    Env(String),
+    /// Read from the environment variable `variable` (`access_key_id_env`, `secret_access_key_env`)
+    /// when the config was loaded.
+    Env {
+        /// The variable's name.
+        variable: String,
+        /// Its value.
+        value: Secret,
+    },
 }
 
 impl Credential {
-    /// The value, reading the environment through `env` for [`Credential::Env`].
-    fn resolve(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<String, MissingCredential> {
+    /// The value.
+    fn value(&self) -> &str {
         match self {
-            Credential::Inline(Secret(value)) => Ok(value.clone()),
-            Credential::Env(variable) => env(variable)
-                .filter(|value| !value.is_empty())
-                .ok_or_else(|| MissingCredential { variable: variable.clone() }),
+            Credential::Inline(Secret(value)) | Credential::Env { value: Secret(value), .. } => value,
         }
-    }
-}
-
-/// A credential's environment variable is not set when the store starts.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "storage.backend: the environment variable {variable} is not set; export it before starting stella (sealed chunks stay on local disk until then)"
-)]
-pub struct MissingCredential {
-    /// The variable.
-    pub variable: String,
-}
-
-impl MissingCredential {
-    /// The stable code.
-    pub fn code(&self) -> &'static str {
-        "store.backend_credentials"
     }
 }
 
@@ -101,18 +77,17 @@ pub struct S3Backend {
 }
 
 impl S3Backend {
-    /// The store's options, with credentials resolved through `env` (the process environment in
-    /// production).
-    pub fn options(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<S3Options, MissingCredential> {
-        Ok(S3Options {
+    /// The object store client's options.
+    pub fn options(&self) -> S3Options {
+        S3Options {
             endpoint: self.endpoint.clone(),
             bucket: self.bucket.clone(),
             prefix: self.prefix.clone(),
             region: self.region.clone(),
-            access_key_id: self.access_key_id.resolve(env)?,
-            secret_access_key: self.secret_access_key.resolve(env)?,
+            access_key_id: self.access_key_id.value().to_string(),
+            secret_access_key: self.secret_access_key.value().to_string(),
             allow_http: self.allow_http,
-        })
+        }
     }
 }
 
@@ -148,7 +123,12 @@ fn default_region() -> String {
 }
 
 /// Validates `storage.backend` against the `egress` policy; `None` (with problems) when invalid.
-pub(super) fn backend(value: &Value, egress: &EgressPolicy, problems: &mut Problems) -> Option<S3Backend> {
+pub(super) fn backend(
+    value: &Value,
+    egress: &EgressPolicy,
+    env_vars: &EnvVars,
+    problems: &mut Problems,
+) -> Option<S3Backend> {
     match value.get("type").and_then(Value::as_str) {
         Some("s3") => {}
         Some(other) => {
@@ -179,9 +159,9 @@ pub(super) fn backend(value: &Value, egress: &EgressPolicy, problems: &mut Probl
     if raw.region.trim().is_empty() {
         problems.add(format!("{PATH}.region"), "is empty; set the bucket's region, e.g. us-east-1");
     }
-    let access_key_id = credential(("access_key_id", raw.access_key_id), raw.access_key_id_env, problems);
+    let access_key_id = credential(("access_key_id", raw.access_key_id), raw.access_key_id_env, env_vars, problems);
     let secret_access_key =
-        credential(("secret_access_key", raw.secret_access_key), raw.secret_access_key_env, problems);
+        credential(("secret_access_key", raw.secret_access_key), raw.secret_access_key_env, env_vars, problems);
     if problems.len() > before {
         return None;
     }
@@ -282,6 +262,7 @@ fn prefix(prefix: &str, problems: &mut Problems) -> Option<String> {
 fn credential(
     (name, inline): (&str, Option<String>),
     variable: Option<String>,
+    env_vars: &EnvVars,
     problems: &mut Problems,
 ) -> Option<Credential> {
     match (inline, variable) {
@@ -297,14 +278,16 @@ fn credential(
             None
         }
         (Some(value), None) => Some(Credential::Inline(Secret(value))),
-        (None, Some(variable)) if std::env::var_os(&variable).is_none_or(|value| value.is_empty()) => {
-            problems.add(
-                format!("{PATH}.{name}_env"),
-                format!("the environment variable {variable} is not set; export it before starting stella"),
-            );
-            None
-        }
-        (None, Some(variable)) => Some(Credential::Env(variable)),
+        (None, Some(variable)) => match env_vars.get(&variable) {
+            Some(value) => Some(Credential::Env { value: Secret(value.to_string()), variable }),
+            None => {
+                problems.add(
+                    format!("{PATH}.{name}_env"),
+                    format!("the environment variable {variable} is not set; export it before starting stella"),
+                );
+                None
+            }
+        },
         (None, None) => {
             problems.add(
                 format!("{PATH}.{name}"),
@@ -332,7 +315,7 @@ mod tests {
     /// The problems of `value` under `policy`, as `path: message` lines.
     fn problems(value: Value, policy: &EgressPolicy) -> (Option<S3Backend>, Vec<String>) {
         let mut problems = Problems::default();
-        let built = backend(&value, policy, &mut problems);
+        let built = backend(&value, policy, &EnvVars::default(), &mut problems);
         (built, problems.lines())
     }
 
@@ -357,7 +340,7 @@ mod tests {
         assert_eq!((built.prefix.as_str(), built.region.as_str()), ("prod/eu", "us-east-1"));
         assert_eq!((built.local_cache, built.sealed.clone()), (LocalCache::UpTo(0), None));
         assert!(!format!("{built:?}").contains("very-secret"), "{built:?}");
-        let options = built.options(&|_| None).unwrap();
+        let options = built.options();
         assert_eq!(options.secret_access_key, "very-secret");
         assert!(!format!("{options:?}").contains("very-secret"));
         let (kept, _) = problems(with(json!({"local_cache_bytes": null})), &EgressPolicy::default());
@@ -433,14 +416,20 @@ mod tests {
     }
 
     #[test]
-    fn an_environment_credential_is_read_when_the_store_starts() {
-        let backend = S3Backend {
-            access_key_id: Credential::Env("KEY_ID".into()),
-            ..problems(valid(), &EgressPolicy::default()).0.unwrap()
-        };
-        let env = |name: &str| (name == "KEY_ID").then(|| "from-env".to_string());
-        assert_eq!(backend.options(&env).unwrap().access_key_id, "from-env");
-        let missing = backend.options(&|_| None).unwrap_err();
-        assert_eq!((missing.code(), missing.variable.as_str()), ("store.backend_credentials", "KEY_ID"));
+    fn an_environment_credential_is_read_with_the_config_and_never_printed() {
+        let value = with(json!({"access_key_id": null, "access_key_id_env": "KEY_ID"}));
+        let env_vars: EnvVars = [("KEY_ID", "from-env")].into_iter().collect();
+        let mut found = Problems::default();
+        let built = backend(&value, &EgressPolicy::default(), &env_vars, &mut found).unwrap();
+        assert_eq!(built.options().access_key_id, "from-env");
+        assert!(!format!("{built:?}").contains("from-env"), "{built:?}");
+        let (built, errors) = problems(value, &EgressPolicy::default());
+        assert!(built.is_none());
+        assert_eq!(
+            errors,
+            [
+                "storage.backend.access_key_id_env: the environment variable KEY_ID is not set; export it before starting stella"
+            ]
+        );
     }
 }

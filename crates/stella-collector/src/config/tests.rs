@@ -12,7 +12,7 @@ fn errors_of(yaml: &str) -> Vec<String> {
 #[test]
 fn every_built_in_profile_is_a_valid_config() {
     for profile in Profile::ALL {
-        let config = load(profile, None).unwrap_or_else(|errors| panic!("{profile}: {errors}"));
+        let config = load(profile, None, &EnvVars::default()).unwrap_or_else(|errors| panic!("{profile}: {errors}"));
         assert_eq!(config.pipelines.len(), 3, "{profile}");
         assert_eq!(config.api.endpoint.to_string(), "127.0.0.1:4319");
         let otlp = &config.receivers["otlp"];
@@ -122,7 +122,7 @@ fn redaction_profiles_resolve_from_files_built_ins_or_inline_and_errors_name_the
     let load = |processor: &str| {
         let mut value = parse_yaml(Profile::Default.yaml(), "default").unwrap_or_else(|error| panic!("{error}"));
         merge(&mut value, parse_yaml(&format!("processors: {{redaction: {processor}}}"), "test").unwrap_or_default());
-        Config::from_value_at(&value, dir.path())
+        Config::from_value_at(&value, dir.path(), &EnvVars::default())
     };
     let settings =
         |config: Result<Config, ConfigErrors>| match config.map(|config| config.processors.get("redaction").cloned()) {
@@ -245,5 +245,18 @@ fn federation_settings_check_aliases_privacy_and_the_noise_key() {
     let errors = errors_of("federation: {aliases: {acme: acme}, k_anonymity: 0, epsilon: 0.5}\n");
     let keys: Vec<&str> = errors.iter().filter_map(|error| error.split(':').next()).collect();
     assert_eq!(keys, ["federation.k_anonymity", "federation.noise_key_env", "federation.aliases.acme"], "{errors:?}");
-    assert!(errors_of("federation: {aliases: {acme: site-1}, epsilon: 0.5, noise_key_env: KEY}\n").is_empty());
+    let with_key = "federation: {aliases: {acme: site-1}, epsilon: 0.5, noise_key_env: STELLA_TEST_UNSET_NOISE_KEY}\n";
+    let unset = errors_of(with_key);
+    assert!(
+        unset.len() == 1
+            && unset[0].starts_with(
+                "federation.noise_key_env: the environment variable STELLA_TEST_UNSET_NOISE_KEY is not set"
+            ),
+        "{unset:?}"
+    );
+    let mut value = parse_yaml(Profile::Default.yaml(), "profile default").unwrap();
+    merge(&mut value, parse_yaml(with_key, "test").unwrap());
+    let env_vars: EnvVars = [("STELLA_TEST_UNSET_NOISE_KEY", "noise")].into_iter().collect();
+    let config = Config::from_value_at(&value, std::path::Path::new("."), &env_vars).unwrap();
+    assert_eq!(config.federation.noise_key.as_ref().map(Secret::expose), Some("noise"));
 }

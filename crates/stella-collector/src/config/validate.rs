@@ -11,6 +11,7 @@ use stella_export::egress::{EgressDenied, EgressPolicy, EgressRule};
 use stella_otlp::Signal;
 use stella_store::log::SyncPolicy;
 
+use super::EnvVars;
 use super::model::*;
 use crate::tls::TlsSettings;
 
@@ -97,13 +98,14 @@ impl Problems {
 
 impl Config {
     /// Validates a merged config value, reporting every problem at once; relative paths in it (redaction
-    /// profile directories) resolve against the working directory.
+    /// profile directories) resolve against the working directory, and no environment variable is set.
     pub fn from_value(root: &Value) -> Result<Config, ConfigErrors> {
-        Config::from_value_at(root, Path::new("."))
+        Config::from_value_at(root, Path::new("."), &EnvVars::default())
     }
 
-    /// [`Config::from_value`] with relative paths resolved against `base_dir` (the config file's directory).
-    pub fn from_value_at(root: &Value, base_dir: &Path) -> Result<Config, ConfigErrors> {
+    /// [`Config::from_value`] with relative paths resolved against `base_dir` (the config file's directory)
+    /// and the variables its `*_env` keys name read from `env_vars`.
+    pub fn from_value_at(root: &Value, base_dir: &Path, env_vars: &EnvVars) -> Result<Config, ConfigErrors> {
         let mut problems = Problems::default();
         refuse_control_characters(root, "", &mut problems);
         let empty = Map::new();
@@ -126,9 +128,8 @@ impl Config {
                     }
                     Some(ProcessorConfig::Batch(config))
                 }
-                "redaction" => {
-                    super::redaction::settings(value, path, base_dir, problems).map(ProcessorConfig::Redaction)
-                }
+                "redaction" => super::redaction::settings(value, path, base_dir, env_vars, problems)
+                    .map(ProcessorConfig::Redaction),
                 "spanmetrics" => {
                     let config = typed::<stella_pipeline::spanmetrics::SpanMetricsConfig>(value, path, problems)?;
                     for (key, message) in config.problems() {
@@ -165,7 +166,7 @@ impl Config {
                 None
             }
         };
-        let storage = storage(root.get("storage"), &egress, &mut problems);
+        let storage = storage(root.get("storage"), &egress, env_vars, &mut problems);
         let auth = root.get("auth").and_then(|value| typed::<AuthRaw>(value, "auth", &mut problems));
         let auth_enabled = auth.as_ref().is_some_and(|auth| auth.enabled);
         let tenants = tenants(root.get("tenants"), &mut problems);
@@ -183,7 +184,7 @@ impl Config {
         let evidence = super::evidence::evidence(root.get("evidence"), base_dir, &mut problems);
         let incident = super::incident::incident(root.get("incident"), &egress, &mut problems);
         let dora = super::dora::dora(root.get("dora"), &mut problems);
-        let federation = super::federation::federation(root.get("federation"), base_dir, &mut problems);
+        let federation = super::federation::federation(root.get("federation"), base_dir, env_vars, &mut problems);
         if !problems.0.is_empty() {
             return Err(ConfigErrors(problems.0));
         }
@@ -204,6 +205,7 @@ impl Config {
             incident,
             dora,
             federation,
+            env_vars: env_vars.clone(),
         })
     }
 }
@@ -909,13 +911,18 @@ fn default_storage() -> StorageConfig {
     }
 }
 
-fn storage(value: Option<&Value>, egress: &EgressPolicy, problems: &mut Problems) -> Option<StorageConfig> {
+fn storage(
+    value: Option<&Value>,
+    egress: &EgressPolicy,
+    env_vars: &EnvVars,
+    problems: &mut Problems,
+) -> Option<StorageConfig> {
     let raw: StorageRaw = typed(value?, "storage", problems)?;
     // An invalid backend is reported (and fails the config) without hiding the other storage problems.
     let backend = raw
         .backend
         .filter(|backend| !backend.is_null())
-        .and_then(|backend| super::storage::backend(&backend, egress, problems));
+        .and_then(|backend| super::storage::backend(&backend, egress, env_vars, problems));
     if raw.log.segment_bytes < 4096 {
         problems.add("storage.log.segment_bytes", "must be at least 4096");
     }

@@ -26,7 +26,10 @@ impl HostFacts {
     pub fn of_this_process() -> Self {
         let read = |path: &str| std::fs::read_to_string(path).ok().map(|text| text.trim().to_string());
         HostFacts {
-            env: std::env::vars().collect(),
+            // `vars()` panics on a variable that is not UTF-8; such a variable names no attribute anyway.
+            env: std::env::vars_os()
+                .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)))
+                .collect(),
             hostname: read("/proc/sys/kernel/hostname").or_else(|| std::env::var("HOSTNAME").ok()),
             machine_id: read("/etc/machine-id"),
             cgroup: read("/proc/self/cgroup"),

@@ -11,7 +11,7 @@ use crate::cli::ClientArgs;
 /// directory, key and TLS files read, listeners beyond loopback need TLS or auth unless `insecure`); prints
 /// every problem (or JSON) and fails with exit code 3.
 pub fn validate(file: &Path, profile: Profile, insecure: bool, json: bool) -> anyhow::Result<()> {
-    let outcome = config::load(profile, Some(file)).and_then(|config| {
+    let outcome = config::load(profile, Some(file), &config::EnvVars::of_this_process()).and_then(|config| {
         match stella_collector::refuse_insecure_listeners(&config, insecure) {
             Ok(()) => Ok(config),
             Err(stella_collector::StartError::Insecure { key, address }) => Err(config::ConfigErrors::one(

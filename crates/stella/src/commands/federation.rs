@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use anyhow::Context;
 use serde_json::{Value, json};
-use stella_collector::config::Profile;
+use stella_collector::config::{EnvVars, Profile};
 use stella_evidence::TrustStore;
 use stella_evidence::dsse::Envelope;
 
@@ -147,7 +147,7 @@ async fn bundle(command: BundleCommand) -> anyhow::Result<()> {
 
 /// Sends a file to a hub, after the egress policy of `--config` (default: loopback only) allowed it.
 async fn push(file: &std::path::Path, hub: &HubArgs, path: &str) -> anyhow::Result<()> {
-    let config = stella_collector::config::load(Profile::Default, hub.config.as_deref())
+    let config = stella_collector::config::load(Profile::Default, hub.config.as_deref(), &EnvVars::of_this_process())
         .map_err(|errors| anyhow::anyhow!("{errors}"))?;
     if let Err(denied) = config.egress.check(&hub.hub) {
         anyhow::bail!(

@@ -14,7 +14,7 @@ mod tokens;
 
 use std::path::Path;
 
-use stella_collector::config::Profile;
+use stella_collector::config::{EnvVars, Profile};
 use stella_store::chunks::StoreView;
 
 use crate::cli::{AuditCommand, Command, ConfigCommand, RenderCommand, RulesCommand, StoreCommand, TelemetryCommand};
@@ -68,10 +68,13 @@ pub(crate) fn offline_store(
     config: Option<&Path>,
     profile: Profile,
 ) -> anyhow::Result<stella_collector::OfflineStore> {
-    let config = stella_collector::config::load(profile, config).map_err(|errors| match config {
-        Some(path) => anyhow::anyhow!("{}: {errors}", path.display()),
-        None => anyhow::anyhow!("the {profile} profile: {errors}"),
-    })?;
+    let config =
+        stella_collector::config::load(profile, config, &EnvVars::of_this_process()).map_err(
+            |errors| match config {
+                Some(path) => anyhow::anyhow!("{}: {errors}", path.display()),
+                None => anyhow::anyhow!("the {profile} profile: {errors}"),
+            },
+        )?;
     let store = stella_collector::reader_store(data_dir, config.storage.backend.as_ref())?;
     Ok(stella_collector::OfflineStore::new(store, data_dir, &config))
 }

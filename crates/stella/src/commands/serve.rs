@@ -3,6 +3,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use stella_collector::config::EnvVars;
 use stella_collector::topology::Environment;
 use stella_collector::{API_HEADER_TIMEOUT, Collector, ConfigSource, listener_tls, spawn_server};
 use stella_metrics::Registry;
@@ -51,17 +52,19 @@ pub async fn execute(args: ServeArgs) -> anyhow::Result<()> {
                 profile: args.profile,
                 overlay: Some(dir_config(&args)),
                 check: Some(stella_collector::OverlayCheck(Arc::new(check))),
+                env_vars: EnvVars::of_this_process(),
             }
         }
-        None => ConfigSource { profile: args.profile, overlay: args.config.clone(), check: None },
+        None => ConfigSource {
+            profile: args.profile,
+            overlay: args.config.clone(),
+            check: None,
+            env_vars: EnvVars::of_this_process(),
+        },
     };
     // The signing key comes first: file exporters sign their rotations from the start.
-    let evidence = stella_api::evidence::Evidence::load(
-        &source.load()?.evidence,
-        &args.data_dir,
-        &args.profile.to_string(),
-        &registry,
-    )?;
+    let evidence =
+        stella_api::evidence::load(&source.load()?.evidence, &args.data_dir, &args.profile.to_string(), &registry)?;
     tracing::info!(
         keyid = evidence.key.keyid(),
         kind = %evidence.key.kind(),
@@ -74,7 +77,7 @@ pub async fn execute(args: ServeArgs) -> anyhow::Result<()> {
         registry: registry.clone(),
         host_facts: Arc::new(HostFacts::of_this_process()),
         allow_insecure: args.insecure,
-        rotation_signer: Some(Arc::new(stella_api::evidence::RotationSigning::new(evidence.key.clone()))),
+        rotation_signer: Some(Arc::new(stella_evidence::rotation::RotationSigning::new(evidence.key.clone()))),
         event_exporter: Some(Arc::clone(&log_events) as Arc<dyn stella_export::Exporter>),
     };
     let collector = Collector::start(source, context).await?;
