@@ -183,3 +183,50 @@ fn the_configuration_reference_documents_exactly_the_accepted_keys() {
     }
     assert!(problems.is_empty(), "docs/configuration.md and the parser disagree:\n{}", problems.join("\n"));
 }
+
+/// The ```yaml blocks of a document, in order.
+fn yaml_blocks(document: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(format!("{}/../../docs/{document}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let (mut blocks, mut current): (Vec<String>, Option<String>) = (Vec::new(), None);
+    for line in text.lines() {
+        match (&mut current, line.trim_start()) {
+            (None, "```yaml") => current = Some(String::new()),
+            (Some(_), "```") => blocks.extend(current.take()),
+            (Some(block), _) => {
+                block.push_str(line);
+                block.push('\n');
+            }
+            _ => {}
+        }
+    }
+    blocks
+}
+
+#[test]
+fn the_reference_example_validates_with_the_guides_redaction_profile() {
+    let dir = tempfile::tempdir().unwrap();
+    let certificate = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1"])
+        .args(["-subj", "/CN=localhost", "-keyout", "server.key", "-out", "server.pem"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(certificate.status.success(), "{}", String::from_utf8_lossy(&certificate.stderr));
+    let example = yaml_blocks("configuration.md").into_iter().find(|block| block.contains("environment: production"));
+    let example =
+        example.expect("the reference has its example").replace("/etc/stella/", &format!("{}/", dir.path().display()));
+    let profile = yaml_blocks("guide.md").into_iter().find(|block| block.starts_with("# redaction-profiles/site.yaml"));
+    std::fs::create_dir(dir.path().join("redaction-profiles")).unwrap();
+    std::fs::write(dir.path().join("redaction-profiles/site.yaml"), profile.expect("the guide has the site profile"))
+        .unwrap();
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, example).unwrap();
+    let loaded = stella_collector::config::load(
+        stella_collector::config::Profile::Default,
+        Some(&path),
+        &stella_collector::config::EnvVars::default(),
+    );
+    let config = loaded.unwrap_or_else(|errors| panic!("the example of docs/configuration.md: {errors}"));
+    assert_eq!(config.environment.as_deref(), Some("production"));
+    assert!(config.processors.contains_key("redaction"), "the site profile is in force");
+}
