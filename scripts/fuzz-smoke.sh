@@ -2,14 +2,14 @@
 # A short fuzz run of every target (stable toolchain, no sanitizer, unoptimised), as CI's smoke check: any crash fails
 # the run and leaves the input under fuzz/artifacts/<target>/. Longer runs:
 #   cd fuzz && cargo fuzz run -s none TARGET -- -max_total_time=600
-# FUZZ_SECONDS sets the time per target (default 20).
+# FUZZ_SECONDS sets the time per target (default 10: the corpora are replayed by `cargo test` too).
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 if ! command -v cargo-fuzz >/dev/null 2>&1; then
   echo "installing cargo-fuzz"
   cargo install --quiet --locked cargo-fuzz --version 0.13.2
 fi
-seconds=${FUZZ_SECONDS:-20}
+seconds=${FUZZ_SECONDS:-10}
 for target in $(cargo fuzz list); do
   echo "fuzzing $target for ${seconds}s"
   # Fuzz a copy of the committed corpus, so new inputs the run finds do not dirty the checkout.
