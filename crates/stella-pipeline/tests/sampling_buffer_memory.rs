@@ -92,9 +92,11 @@ fn heap_per_otlp_byte(extra: usize, requests: u64) -> f64 {
     let before = ALLOCATOR.allocated();
     let mut otlp_bytes = 0;
     for number in 0..requests {
-        let request = request(number, extra, &mut random);
-        otlp_bytes += request.encoded_len();
-        sampler.ingest(number, request, 0, &mut out);
+        let request = request(number, extra, &mut random).encode_to_vec();
+        otlp_bytes += request.len();
+        if let Err(error) = sampler.ingest(number, &request, 0, &mut out) {
+            panic!("{error}");
+        }
     }
     drop(out);
     assert_eq!(sampler.buffered_traces() as u64, requests * 10, "nothing was decided yet");

@@ -210,7 +210,7 @@ impl SamplerSink {
             self.changes += 1;
         }
         if outcome.kept_spans > 0 {
-            let bytes = std::mem::take(&mut outcome.kept).encode_to_vec();
+            let bytes = std::mem::take(&mut outcome.kept);
             self.kept = Some((bytes, outcome));
             return self.pass_on().await;
         }
@@ -221,11 +221,8 @@ impl SamplerSink {
     fn ingest(&mut self, record: Record, now: u64, outcome: &mut Outcome) {
         let pipeline = self.spec.pipeline_id.clone();
         let Some(engine) = self.engine() else { return };
-        match ExportTraceServiceRequest::decode(record.payload.as_slice()) {
-            Ok(request) => engine.ingest(record.seq, request, now, outcome),
-            Err(error) => {
-                tracing::error!(pipeline = %pipeline, seq = record.seq, %error, "tail sampling: skipping an undecodable record");
-            }
+        if let Err(error) = engine.ingest(record.seq, &record.payload, now, outcome) {
+            tracing::error!(pipeline = %pipeline, seq = record.seq, %error, "tail sampling: skipping the rest of an undecodable record");
         }
     }
 

@@ -1,6 +1,7 @@
 //! [`Redactor`]: a policy compiled for the hot path, and what it does to one attribute map or string.
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
+use std::sync::RwLock;
 
 use hmac::{Hmac, KeyInit, Mac};
 use regex::{Regex, RegexSet};
@@ -39,6 +40,23 @@ impl KeyMatcher {
     }
 }
 
+/// What the key rules say about an attribute key of a record's attribute map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyRule {
+    /// In `ignored_keys`: passed untouched.
+    Ignored,
+    /// Not in the allow-list: removed.
+    NotAllowed,
+    /// Matches `blocked_key_patterns`: its whole value is masked.
+    Blocked,
+    /// Kept; its value goes through the value rules.
+    Check,
+}
+
+/// Distinct keys whose [`KeyRule`] is remembered: attribute keys repeat from record to record, so each is
+/// decided once; past this many (hostile, unique keys) the rest are decided every time.
+const KEY_CACHE_LIMIT: usize = 4096;
+
 /// One value rule: a detector or a `blocked_values` pattern.
 #[derive(Debug)]
 struct ValueRule {
@@ -64,6 +82,7 @@ pub struct Redactor {
     redact_all_types: bool,
     hash_key: Option<Vec<u8>>,
     summary: Summary,
+    key_rules: RwLock<HashMap<Box<str>, KeyRule>>,
 }
 
 /// What a redactor changed in one record (a span with its events and links, a log record, a data point, a
@@ -141,7 +160,29 @@ impl Redactor {
             redact_all_types: policy.redact_all_types,
             hash_key,
             summary: policy.summary,
+            key_rules: RwLock::new(HashMap::new()),
         })
+    }
+
+    /// The rule for an attribute key of a record's attribute map, decided once per distinct key.
+    fn key_rule(&self, key: &str) -> KeyRule {
+        if let Some(rule) = self.key_rules.read().unwrap_or_else(|poison| poison.into_inner()).get(key) {
+            return *rule;
+        }
+        let rule = if self.ignored.matches(key) {
+            KeyRule::Ignored
+        } else if !self.allow_all_keys && !self.allowed.matches(key) {
+            KeyRule::NotAllowed
+        } else if self.blocked_keys.is_match(key) {
+            KeyRule::Blocked
+        } else {
+            KeyRule::Check
+        };
+        let mut rules = self.key_rules.write().unwrap_or_else(|poison| poison.into_inner());
+        if rules.len() < KEY_CACHE_LIMIT {
+            rules.insert(key.into(), rule);
+        }
+        rule
     }
 
     /// Applies the key rules and value rules to an attribute map; `field` labels the counts.
@@ -153,19 +194,20 @@ impl Redactor {
         record: &mut RecordSummary,
     ) {
         attributes.retain_mut(|attribute| {
-            if self.ignored.matches(&attribute.key) {
-                return true;
-            }
-            if !self.allow_all_keys && !self.allowed.matches(&attribute.key) {
-                tally.add(field, "key_not_allowed");
-                if self.summary == Summary::Debug {
-                    record.redacted.push(std::mem::take(&mut attribute.key));
-                } else {
-                    record.redacted.push(String::new());
+            let masked = match self.key_rule(&attribute.key) {
+                KeyRule::Ignored => return true,
+                KeyRule::NotAllowed => {
+                    tally.add(field, "key_not_allowed");
+                    if self.summary == Summary::Debug {
+                        record.redacted.push(std::mem::take(&mut attribute.key));
+                    } else {
+                        record.redacted.push(String::new());
+                    }
+                    return false;
                 }
-                return false;
-            }
-            let masked = self.scrub_entry(attribute, field, tally);
+                KeyRule::Blocked => self.mask_whole(attribute, field, tally),
+                KeyRule::Check => attribute.value.as_mut().is_some_and(|value| self.scrub_value(value, field, tally)),
+            };
             if masked {
                 record.masked.push(if self.summary == Summary::Debug { attribute.key.clone() } else { String::new() });
             }
@@ -177,17 +219,22 @@ impl Redactor {
     /// otherwise the value is checked. Returns whether anything was masked.
     fn scrub_entry(&self, attribute: &mut KeyValue, field: &'static str, tally: &mut Tally) -> bool {
         if self.blocked_keys.is_match(&attribute.key) {
-            let Some(value) = attribute.value.as_mut().filter(|value| !is_empty(value)) else { return false };
-            let replacement = value
-                .value
-                .as_ref()
-                .and_then(stella_otlp::attributes::scalar_text)
-                .map_or_else(|| MASK.to_string(), |text| self.replacement(&text));
-            value.value = Some(Value::StringValue(replacement));
-            tally.add(field, "blocked_key");
-            return true;
+            return self.mask_whole(attribute, field, tally);
         }
         attribute.value.as_mut().is_some_and(|value| self.scrub_value(value, field, tally))
+    }
+
+    /// Masks the whole value of an attribute with a blocked key. Returns whether there was one to mask.
+    fn mask_whole(&self, attribute: &mut KeyValue, field: &'static str, tally: &mut Tally) -> bool {
+        let Some(value) = attribute.value.as_mut().filter(|value| !is_empty(value)) else { return false };
+        let replacement = value
+            .value
+            .as_ref()
+            .and_then(stella_otlp::attributes::scalar_text)
+            .map_or_else(|| MASK.to_string(), |text| self.replacement(&text));
+        value.value = Some(Value::StringValue(replacement));
+        tally.add(field, "blocked_key");
+        true
     }
 
     /// Checks a value and everything nested in it. Returns whether anything was masked.
@@ -224,7 +271,8 @@ impl Redactor {
 
     /// Masks every match of the value rules in `text`, in place. Returns whether anything was masked.
     pub fn scrub_string(&self, text: &mut String, field: &'static str, tally: &mut Tally) -> bool {
-        if text.is_empty() || self.value_rules.is_empty() {
+        // A clean string (most of them) costs one pass of the set that stops at the first match.
+        if text.is_empty() || self.value_rules.is_empty() || !self.any_value_rule.is_match(text) {
             return false;
         }
         let hits = self.any_value_rule.matches(text);

@@ -9,9 +9,6 @@
 //! freed about in the order they were filled, and the arena stays close to the bytes it holds.
 use std::collections::VecDeque;
 
-use prost::Message;
-use stella_otlp::proto::trace::v1::Span;
-
 /// Bytes of a run header: next block, next offset, context id, length of the spans (u32 each, LE).
 const HEADER: usize = 16;
 /// The `offset` of [`RunRef::NONE`]: no block is that large.
@@ -80,9 +77,10 @@ impl SpanArena {
         self.allocated
     }
 
-    /// Appends `span` to the trace whose last run is `tail` ([`RunRef::NONE`] for a trace without spans).
-    pub fn append(&mut self, tail: RunRef, context: u32, span: &Span) -> Appended {
-        let len = span.encoded_len();
+    /// Appends `span` (encoded) to the trace whose last run is `tail` ([`RunRef::NONE`] for a trace
+    /// without spans).
+    pub fn append(&mut self, tail: RunRef, context: u32, span: &[u8]) -> Appended {
+        let len = span.len();
         let framed = len + prost::length_delimiter_len(len);
         if let Some((open, open_context)) = self.open
             && open == tail
@@ -188,9 +186,9 @@ impl<'a> Iterator for Runs<'a> {
     }
 }
 
-fn encode(span: &Span, into: &mut Vec<u8>) {
-    // Cannot fail: a Vec grows as needed (and the caller checked there is room, so it does not).
-    let _ = span.encode_length_delimited(into);
+fn encode(span: &[u8], into: &mut Vec<u8>) {
+    stella_otlp::wire::view::put_varint(into, span.len() as u64);
+    into.extend_from_slice(span);
 }
 
 fn read_u32(data: &[u8], at: usize) -> u32 {
@@ -199,6 +197,9 @@ fn read_u32(data: &[u8], at: usize) -> u32 {
 
 #[cfg(test)]
 mod tests {
+    use prost::Message;
+    use stella_otlp::proto::trace::v1::Span;
+
     use super::*;
 
     fn span(n: u8, size: usize) -> Span {
@@ -229,7 +230,7 @@ mod tests {
             } else {
                 (&mut a_head, &mut a_tail, u32::from(step / 10))
             };
-            let appended = arena.append(*tail, context, &span(step, 40));
+            let appended = arena.append(*tail, context, &span(step, 40).encode_to_vec());
             runs += usize::from(appended.new_run);
             if head.is_none() {
                 *head = appended.tail;
@@ -253,11 +254,11 @@ mod tests {
     #[test]
     fn a_span_larger_than_a_block_gets_its_own_block() {
         let mut arena = SpanArena::new(64);
-        let appended = arena.append(RunRef::NONE, 1, &span(1, 1000));
+        let appended = arena.append(RunRef::NONE, 1, &span(1, 1000).encode_to_vec());
         assert!(appended.new_run && appended.bytes > 1000);
         assert_eq!(decoded(&arena, appended.tail), vec![(1, vec![1; 8])]);
         arena.release(appended.tail);
-        let next = arena.append(RunRef::NONE, 2, &span(2, 10));
+        let next = arena.append(RunRef::NONE, 2, &span(2, 10).encode_to_vec());
         assert_eq!(decoded(&arena, next.tail), vec![(2, vec![2; 8])]);
     }
 }

@@ -1,15 +1,11 @@
 //! [`Contexts`]: the resources and scopes buffered spans came with, shared by id and counted by use.
 //!
-//! A context is kept encoded (a decoded resource costs several times its wire size) and decoded again
-//! only for traces that are kept. Equal contexts (the same service sending request after request) are
+//! A context is kept encoded, as it was logged, and copied into the output as it is for traces that
+//! are kept. Equal contexts (the same service sending request after request) are
 //! stored once.
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
-
-use prost::Message;
-use stella_otlp::proto::common::v1::InstrumentationScope;
-use stella_otlp::proto::resource::v1::Resource;
 
 /// Bytes counted per context on top of its encoded bytes (slot, index entry, allocations).
 const CONTEXT_OVERHEAD: u64 = 128;
@@ -36,16 +32,6 @@ impl Context {
             + self.scope_schema_url.capacity()
             + self.service.as_ref().map_or(0, |service| service.len());
         (encoded + text) as u64 + CONTEXT_OVERHEAD
-    }
-
-    /// The decoded resource.
-    pub fn resource(&self) -> Option<Resource> {
-        self.resource.as_ref().map(|bytes| Resource::decode(bytes.as_slice()).unwrap_or_default())
-    }
-
-    /// The decoded scope.
-    pub fn scope(&self) -> Option<InstrumentationScope> {
-        self.scope.as_ref().map(|bytes| InstrumentationScope::decode(bytes.as_slice()).unwrap_or_default())
     }
 }
 

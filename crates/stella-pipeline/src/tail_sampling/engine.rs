@@ -2,14 +2,20 @@
 //!
 //! The engine is pure: the caller feeds it log records with their sequence numbers and the time, and
 //! gets back what to emit and what was dropped, so the same inputs give the same decisions.
+//!
+//! It works on the encoded records: spans are read through borrowed views (`stella_otlp::wire::view`),
+//! buffered as the bytes they were logged as, and passed on by copying those bytes with the two
+//! `sampling.*` attributes appended, so a span is never decoded into an owned struct or encoded again.
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::sync::Arc;
 
-use prost::Message;
-use stella_otlp::attributes;
 use stella_otlp::proto::collector::trace::v1::ExportTraceServiceRequest;
-use stella_otlp::proto::common::v1::{KeyValue, any_value};
-use stella_otlp::proto::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use stella_otlp::proto::common::v1::any_value;
+use stella_otlp::wire::WireError;
+use stella_otlp::wire::view::{
+    AnyValueView, RESOURCE_ATTRIBUTES, SPAN_ATTRIBUTES, SpanView, WireValue, attribute, delimited_len, fields,
+    put_delimited, put_delimited_header, put_string_attribute, string_attribute_len,
+};
 
 use super::arena::{RunRef, SpanArena};
 use super::cache::DecisionCache;
@@ -80,8 +86,9 @@ struct QueueEntry {
 /// What one step of the sampler produced.
 #[derive(Debug, Default)]
 pub struct Outcome {
-    /// Spans to pass on (kept traces and late spans of kept traces), with their `sampling.*` attributes.
-    pub kept: ExportTraceServiceRequest,
+    /// Spans to pass on (kept traces and late spans of kept traces), with their `sampling.*` attributes:
+    /// an encoded `ExportTraceServiceRequest`.
+    pub kept: Vec<u8>,
     /// Spans in `kept`.
     pub kept_spans: u64,
     /// Traces kept, by policy name.
@@ -232,56 +239,105 @@ impl TailSampler {
         }
     }
 
-    /// Reads one input record (`seq`) at `now_ms`.
-    pub fn ingest(&mut self, seq: u64, request: ExportTraceServiceRequest, now_ms: u64, out: &mut Outcome) {
-        let before_checkpoint = self.replay.as_ref().is_some_and(|guard| seq < guard.read_seq);
-        for group in request.resource_spans {
-            let service: Option<Arc<str>> = attributes::service_name(group.resource.as_ref()).map(Arc::from);
-            let resource_attributes = group.resource.as_ref().map_or(&[][..], |resource| &resource.attributes[..]);
-            let resource = group.resource.as_ref().map(Message::encode_to_vec);
-            for scope_group in group.scope_spans {
-                let context = self.contexts.intern(Context {
-                    resource: resource.clone(),
-                    resource_schema_url: group.schema_url.clone(),
-                    scope: scope_group.scope.as_ref().map(Message::encode_to_vec),
-                    scope_schema_url: scope_group.schema_url,
-                    service: service.clone(),
-                });
-                // Held while the group is read: a trace decided meanwhile must not take the context along.
-                self.contexts.hold(context);
-                for span in scope_group.spans {
-                    let trace_id = id16(&span.trace_id);
-                    let span_key = (trace_id, id8(&span.span_id));
-                    if self.replay.as_ref().is_some_and(|guard| guard.emitted.contains(&span_key)) {
-                        continue;
-                    }
-                    if let Some(payload) = self.keep.get(&trace_id) {
-                        if !before_checkpoint {
-                            let name = self.payload_name(payload);
-                            self.emit(context, vec![span], &name, out);
-                        }
-                        continue;
-                    }
-                    if self.drop.get(&trace_id).is_some() {
-                        if !before_checkpoint {
-                            out.drop_spans("late_span_of_dropped_trace", 1);
-                        }
-                        continue;
-                    }
-                    if self.stress && !self.traces.contains_key(&trace_id) {
-                        self.decide_stateless(trace_id, context, span, service.as_deref(), out);
-                        continue;
-                    }
-                    self.buffer(trace_id, context, span, resource_attributes, service.clone(), seq, now_ms, out);
-                }
-                self.contexts.release(context);
-            }
-        }
+    /// Reads one input record (`seq`, an encoded `ExportTraceServiceRequest`) at `now_ms`. A malformed
+    /// record is an error; the spans before the damage have been read.
+    pub fn ingest(&mut self, seq: u64, request: &[u8], now_ms: u64, out: &mut Outcome) -> Result<(), WireError> {
+        let read = self.read_request(seq, request, now_ms, out);
         self.read_seq = self.read_seq.max(seq + 1);
         if self.replay.as_ref().is_some_and(|guard| self.read_seq >= guard.until_seq) {
             self.replay = None;
         }
         self.enforce_budget(now_ms, out);
+        read
+    }
+
+    fn read_request(&mut self, seq: u64, request: &[u8], now_ms: u64, out: &mut Outcome) -> Result<(), WireError> {
+        for group in fields(request) {
+            let group = group?;
+            let (1, WireValue::Bytes(group)) = (group.number, group.value) else { continue };
+            let (mut resource, mut resource_schema_url, mut scopes) = (None, "", Vec::new());
+            for field in fields(group) {
+                let field = field?;
+                match (field.number, field.value) {
+                    (1, WireValue::Bytes(bytes)) => resource = Some(bytes),
+                    (2, WireValue::Bytes(bytes)) => scopes.push(bytes),
+                    (3, WireValue::Bytes(text)) => resource_schema_url = utf8(text, field.span.0)?,
+                    _ => {}
+                }
+            }
+            let service: Option<Arc<str>> = resource
+                .and_then(|resource| match attribute(resource, RESOURCE_ATTRIBUTES, "service.name") {
+                    Some(AnyValueView::String(name)) => Some(name),
+                    _ => None,
+                })
+                .map(Arc::from);
+            for scope_group in scopes {
+                let (mut scope, mut scope_schema_url, mut spans) = (None, "", Vec::new());
+                for field in fields(scope_group) {
+                    let field = field?;
+                    match (field.number, field.value) {
+                        (1, WireValue::Bytes(bytes)) => scope = Some(bytes),
+                        (2, WireValue::Bytes(bytes)) => spans.push(bytes),
+                        (3, WireValue::Bytes(text)) => scope_schema_url = utf8(text, field.span.0)?,
+                        _ => {}
+                    }
+                }
+                let context = self.contexts.intern(Context {
+                    resource: resource.map(<[u8]>::to_vec),
+                    resource_schema_url: resource_schema_url.to_string(),
+                    scope: scope.map(<[u8]>::to_vec),
+                    scope_schema_url: scope_schema_url.to_string(),
+                    service: service.clone(),
+                });
+                // Held while the group is read: a trace decided meanwhile must not take the context along.
+                self.contexts.hold(context);
+                let read = self.read_spans(seq, context, &spans, resource, &service, now_ms, out);
+                self.contexts.release(context);
+                read?;
+            }
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn read_spans(
+        &mut self,
+        seq: u64,
+        context: u32,
+        spans: &[&[u8]],
+        resource: Option<&[u8]>,
+        service: &Option<Arc<str>>,
+        now_ms: u64,
+        out: &mut Outcome,
+    ) -> Result<(), WireError> {
+        let before_checkpoint = self.replay.as_ref().is_some_and(|guard| seq < guard.read_seq);
+        for bytes in spans {
+            let span = SpanView::parse(bytes)?;
+            let trace_id = id16(span.trace_id);
+            let span_key = (trace_id, id8(span.span_id));
+            if self.replay.as_ref().is_some_and(|guard| guard.emitted.contains(&span_key)) {
+                continue;
+            }
+            if let Some(payload) = self.keep.get(&trace_id) {
+                if !before_checkpoint {
+                    let name = self.payload_name(payload);
+                    self.emit(context, &[span.bytes], &name, out);
+                }
+                continue;
+            }
+            if self.drop.get(&trace_id).is_some() {
+                if !before_checkpoint {
+                    out.drop_spans("late_span_of_dropped_trace", 1);
+                }
+                continue;
+            }
+            if self.stress && !self.traces.contains_key(&trace_id) {
+                self.decide_stateless(trace_id, context, span.bytes, service.as_deref(), out);
+                continue;
+            }
+            self.buffer(trace_id, context, &span, resource, service.clone(), seq, now_ms, out);
+        }
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -289,14 +345,14 @@ impl TailSampler {
         &mut self,
         trace_id: [u8; 16],
         context: u32,
-        span: Span,
-        resource: &[KeyValue],
+        span: &SpanView<'_>,
+        resource: Option<&[u8]>,
         service: Option<Arc<str>>,
         seq: u64,
         now_ms: u64,
         out: &mut Outcome,
     ) {
-        let bits = self.policies.span_bits(&span, resource);
+        let bits = self.policies.span_bits(span, resource);
         let is_root = span.parent_span_id.is_empty();
         let trace = self.traces.get_or_insert_with(trace_id, || {
             self.queue.push_back(QueueEntry { trace_id, since_ms: now_ms });
@@ -324,7 +380,7 @@ impl TailSampler {
                 root_due = Some(now_ms + after_root.as_millis() as u64);
             }
         }
-        let appended = self.arena.append(trace.tail, context, &span);
+        let appended = self.arena.append(trace.tail, context, span.bytes);
         if appended.new_run {
             self.contexts.hold(context);
         }
@@ -415,7 +471,7 @@ impl TailSampler {
         &mut self,
         trace_id: [u8; 16],
         context: u32,
-        span: Span,
+        span: &[u8],
         service: Option<&str>,
         out: &mut Outcome,
     ) {
@@ -432,7 +488,7 @@ impl TailSampler {
                 self.keep.insert(&trace_id, payload);
                 let name = self.payload_name(payload);
                 *out.kept_traces.entry(name.clone()).or_insert(0) += 1;
-                self.emit(context, vec![span], &name, out);
+                self.emit(context, &[span], &name, out);
             }
             None => {
                 self.drop.insert(&trace_id, 0);
@@ -455,21 +511,18 @@ impl TailSampler {
                 self.keep.insert(&trace_id, payload);
                 let name = self.payload_name(payload);
                 *out.kept_traces.entry(name.clone()).or_insert(0) += 1;
-                let mut group: Option<(u32, Vec<Span>)> = None;
+                let mut group: Option<(u32, Vec<&[u8]>)> = None;
                 for (context, mut bytes) in self.arena.runs(trace.head) {
                     if let Some((previous, spans)) = group.take_if(|(previous, _)| *previous != context) {
-                        self.emit(previous, spans, &name, out);
+                        self.emit(previous, &spans, &name, out);
                     }
                     let (_, spans) = group.get_or_insert_with(|| (context, Vec::new()));
-                    while !bytes.is_empty() {
-                        match Span::decode_length_delimited(&mut bytes) {
-                            Ok(span) => spans.push(span),
-                            Err(_) => break,
-                        }
+                    while let Some(span) = split_delimited(&mut bytes) {
+                        spans.push(span);
                     }
                 }
                 if let Some((context, spans)) = group {
-                    self.emit(context, spans, &name, out);
+                    self.emit(context, &spans, &name, out);
                 }
             }
             Decision::Drop => {
@@ -501,25 +554,46 @@ impl TailSampler {
         }
     }
 
-    fn emit(&self, context: u32, mut spans: Vec<Span>, policy: &str, out: &mut Outcome) {
+    /// Appends to `out.kept` one `ResourceSpans` of `context` holding `spans` (encoded), each with the
+    /// `sampling.policy` and `sampling.policy_version` attributes set (any it carried are replaced).
+    fn emit(&self, context: u32, spans: &[&[u8]], policy: &str, out: &mut Outcome) {
         let Some(context) = self.contexts.get(context) else { return };
         let version = self.policies.version();
-        for span in &mut spans {
-            span.attributes
-                .retain(|attribute| attribute.key != POLICY_ATTRIBUTE && attribute.key != POLICY_VERSION_ATTRIBUTE);
-            span.attributes.push(attributes::string(POLICY_ATTRIBUTE, policy));
-            span.attributes.push(attributes::string(POLICY_VERSION_ATTRIBUTE, version));
+        let added = [(POLICY_ATTRIBUTE, policy), (POLICY_VERSION_ATTRIBUTE, version)];
+        let added_len: usize =
+            added.iter().map(|(key, value)| delimited_len(SPAN_ATTRIBUTES, string_attribute_len(key, value))).sum();
+        let span_lens: Vec<usize> = spans.iter().map(|span| kept_span_len(span) + added_len).collect();
+        let scope_len = context.scope.as_ref().map_or(0, |scope| delimited_len(1, scope.len()))
+            + span_lens.iter().map(|len| delimited_len(2, *len)).sum::<usize>()
+            + optional_text_len(3, &context.scope_schema_url);
+        let group_len = context.resource.as_ref().map_or(0, |resource| delimited_len(1, resource.len()))
+            + delimited_len(2, scope_len)
+            + optional_text_len(3, &context.resource_schema_url);
+        let kept = &mut out.kept;
+        kept.reserve(delimited_len(1, group_len));
+        put_delimited_header(kept, 1, group_len);
+        if let Some(resource) = &context.resource {
+            put_delimited(kept, 1, resource);
+        }
+        put_delimited_header(kept, 2, scope_len);
+        if let Some(scope) = &context.scope {
+            put_delimited(kept, 1, scope);
+        }
+        for (span, len) in spans.iter().zip(span_lens) {
+            put_delimited_header(kept, 2, len);
+            copy_kept_span(span, kept);
+            for (key, value) in added {
+                put_delimited_header(kept, SPAN_ATTRIBUTES, string_attribute_len(key, value));
+                put_string_attribute(kept, key, value);
+            }
+        }
+        if !context.scope_schema_url.is_empty() {
+            put_delimited(kept, 3, context.scope_schema_url.as_bytes());
+        }
+        if !context.resource_schema_url.is_empty() {
+            put_delimited(kept, 3, context.resource_schema_url.as_bytes());
         }
         out.kept_spans += spans.len() as u64;
-        out.kept.resource_spans.push(ResourceSpans {
-            resource: context.resource(),
-            scope_spans: vec![ScopeSpans {
-                scope: context.scope(),
-                spans,
-                schema_url: context.scope_schema_url.clone(),
-            }],
-            schema_url: context.resource_schema_url.clone(),
-        });
     }
 
     /// The state a restart needs (see [`TailSampler::recover`]).
@@ -588,6 +662,64 @@ impl TailSampler {
         }
         replay_from
     }
+}
+
+/// Whether an encoded span field is a `sampling.*` attribute the sampler sets itself.
+fn is_sampling_attribute(number: u32, value: WireValue<'_>) -> bool {
+    let WireValue::Bytes(pair) = value else { return false };
+    number == SPAN_ATTRIBUTES
+        && fields(pair).flatten().any(|part| {
+            part.number == 1
+                && matches!(part.value, WireValue::Bytes(key)
+                    if key == POLICY_ATTRIBUTE.as_bytes() || key == POLICY_VERSION_ATTRIBUTE.as_bytes())
+        })
+}
+
+/// Bytes of `span` without its `sampling.*` attributes.
+fn kept_span_len(span: &[u8]) -> usize {
+    let dropped: usize = fields(span)
+        .flatten()
+        .filter(|field| is_sampling_attribute(field.number, field.value))
+        .map(|field| field.span.1 - field.span.0)
+        .sum();
+    span.len() - dropped
+}
+
+/// Appends `span` without its `sampling.*` attributes (the bytes [`kept_span_len`] counts).
+fn copy_kept_span(span: &[u8], out: &mut Vec<u8>) {
+    let mut copied = 0;
+    for field in fields(span).flatten() {
+        if is_sampling_attribute(field.number, field.value) {
+            out.extend_from_slice(&span[copied..field.span.0]);
+            copied = field.span.1;
+        }
+    }
+    out.extend_from_slice(&span[copied..]);
+}
+
+/// Bytes of a string field that is left out when empty.
+fn optional_text_len(field: u32, text: &str) -> usize {
+    if text.is_empty() { 0 } else { delimited_len(field, text.len()) }
+}
+
+/// The next length-delimited span of an arena run, advancing `bytes` past it.
+fn split_delimited<'a>(bytes: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let mut length = 0u64;
+    for (index, byte) in bytes.iter().take(10).enumerate() {
+        length |= u64::from(byte & 0x7f) << (7 * index);
+        if byte & 0x80 == 0 {
+            let start = index + 1;
+            let end = start.checked_add(usize::try_from(length).ok()?).filter(|end| *end <= bytes.len())?;
+            let span = &bytes[start..end];
+            *bytes = &bytes[end..];
+            return Some(span);
+        }
+    }
+    None
+}
+
+fn utf8(bytes: &[u8], offset: usize) -> Result<&str, WireError> {
+    std::str::from_utf8(bytes).map_err(|_| WireError { offset, reason: "a string is not UTF-8" })
 }
 
 /// The arena's block size: a sixty-fourth of the budget, between 4 KiB and 1 MiB.

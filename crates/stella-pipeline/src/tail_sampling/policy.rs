@@ -4,8 +4,7 @@ use std::collections::BTreeMap;
 
 use regex::RegexSet;
 use sha2::{Digest, Sha256};
-use stella_otlp::proto::common::v1::{KeyValue, any_value::Value};
-use stella_otlp::proto::trace::v1::Span;
+use stella_otlp::wire::view::{AnyValueView, RESOURCE_ATTRIBUTES, SpanView, attribute};
 
 use super::cache::{mix, trace_hash};
 use super::config::{PolicyConfig, StatusName, TailSamplingConfig};
@@ -50,24 +49,20 @@ enum SpanCondition {
 }
 
 impl SpanCondition {
-    fn holds(&self, span: &Span, resource: &[KeyValue]) -> bool {
+    fn holds(&self, span: &SpanView<'_>, resource: Option<&[u8]>) -> bool {
         let value_of = |key: &str| {
-            span.attributes
-                .iter()
-                .chain(resource)
-                .find(|attribute| attribute.key == key)
-                .and_then(|attribute| attribute.value.as_ref()?.value.as_ref())
+            span.attribute(key).or_else(|| resource.and_then(|resource| attribute(resource, RESOURCE_ATTRIBUTES, key)))
         };
         match self {
-            SpanCondition::Status(codes) => codes.contains(&span.status.as_ref().map_or(0, |status| status.code)),
+            SpanCondition::Status(codes) => codes.contains(&span.status_code),
             SpanCondition::StringEquals { key, values } => {
-                matches!(value_of(key), Some(Value::StringValue(text)) if values.iter().any(|value| value == text))
+                matches!(value_of(key), Some(AnyValueView::String(text)) if values.iter().any(|value| value == text))
             }
             SpanCondition::StringMatches { key, values } => {
-                matches!(value_of(key), Some(Value::StringValue(text)) if values.is_match(text))
+                matches!(value_of(key), Some(AnyValueView::String(text)) if values.is_match(text))
             }
             SpanCondition::Numeric { key, min, max } => {
-                matches!(value_of(key), Some(Value::IntValue(number)) if (*min..=*max).contains(number))
+                matches!(value_of(key), Some(AnyValueView::Int(number)) if (*min..=*max).contains(&number))
             }
         }
     }
@@ -223,8 +218,8 @@ impl Policies {
         &self.version
     }
 
-    /// The condition bits `span` (with its `resource` attributes) meets.
-    pub fn span_bits(&self, span: &Span, resource: &[KeyValue]) -> u64 {
+    /// The condition bits `span` (with its encoded `resource`) meets.
+    pub fn span_bits(&self, span: &SpanView<'_>, resource: Option<&[u8]>) -> u64 {
         self.conditions
             .iter()
             .enumerate()

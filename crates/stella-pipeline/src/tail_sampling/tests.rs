@@ -5,6 +5,8 @@ use stella_otlp::proto::common::v1::{AnyValue, KeyValue, any_value};
 use stella_otlp::proto::resource::v1::Resource;
 use stella_otlp::proto::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
 
+use prost::Message;
+
 use super::*;
 
 fn config(yaml: &str) -> TailSamplingConfig {
@@ -63,11 +65,20 @@ fn request(service: &str, spans: Vec<Span>) -> ExportTraceServiceRequest {
     }
 }
 
+/// Feeds `request` (encoded, as the log holds it) to `sampler`.
+fn feed(sampler: &mut TailSampler, seq: u64, request: &ExportTraceServiceRequest, now_ms: u64, out: &mut Outcome) {
+    if let Err(error) = sampler.ingest(seq, &request.encode_to_vec(), now_ms, out) {
+        panic!("{error}");
+    }
+}
+
 /// Kept spans as (trace id, span id, policy).
 fn kept(outcome: &Outcome) -> BTreeSet<(Vec<u8>, Vec<u8>, String)> {
-    outcome
-        .kept
-        .resource_spans
+    let kept = match ExportTraceServiceRequest::decode(outcome.kept.as_slice()) {
+        Ok(kept) => kept,
+        Err(error) => panic!("the kept spans do not decode: {error}"),
+    };
+    kept.resource_spans
         .iter()
         .flat_map(|group| &group.scope_spans)
         .flat_map(|scope| &scope.spans)
@@ -102,7 +113,7 @@ fn errors_are_always_kept_the_rest_at_the_rate_and_traces_whole() {
         // 1% of traces have an error span, in their last span.
         let error = trace % 100 == 7;
         let spans = (0..4).map(|index| span(trace, index, error && index == 3, 5)).collect();
-        sampler.ingest(trace, request("checkout", spans), 0, &mut out);
+        feed(&mut sampler, trace, &request("checkout", spans), 0, &mut out);
     }
     sampler.decide_due(10_000, &mut out);
     assert_eq!(sampler.buffered_traces(), 0);
@@ -131,10 +142,10 @@ fn two_instances_decide_alike_whatever_the_order() {
     let mut second = sampler(ERRORS_AND_TEN_PERCENT);
     let (mut a, mut b) = (Outcome::default(), Outcome::default());
     for trace in 0..2000u64 {
-        first.ingest(trace, request("svc", vec![span(trace, 0, trace % 50 == 0, 1)]), 0, &mut a);
+        feed(&mut first, trace, &request("svc", vec![span(trace, 0, trace % 50 == 0, 1)]), 0, &mut a);
     }
     for trace in (0..2000u64).rev() {
-        second.ingest(trace, request("svc", vec![span(trace, 0, trace % 50 == 0, 1)]), 5, &mut b);
+        feed(&mut second, trace, &request("svc", vec![span(trace, 0, trace % 50 == 0, 1)]), 5, &mut b);
     }
     first.decide_due(20_000, &mut a);
     second.decide_due(20_000, &mut b);
@@ -148,11 +159,11 @@ fn traces_wait_for_their_decision_and_the_root_can_shorten_it() {
         "decision_wait: 10s\ndecision_wait_after_root_received: 1s\npolicies: [{name: all, type: always_sample}]",
     );
     let mut out = Outcome::default();
-    sampler.ingest(0, request("svc", vec![span(1, 1, false, 1)]), 0, &mut out);
-    sampler.ingest(1, request("svc", vec![span(2, 1, false, 1)]), 0, &mut out);
+    feed(&mut sampler, 0, &request("svc", vec![span(1, 1, false, 1)]), 0, &mut out);
+    feed(&mut sampler, 1, &request("svc", vec![span(2, 1, false, 1)]), 0, &mut out);
     sampler.decide_due(9_999, &mut out);
     assert_eq!(out.kept_spans, 0, "nothing is due before decision_wait");
-    sampler.ingest(2, request("svc", vec![span(2, 0, false, 1)]), 5_000, &mut out);
+    feed(&mut sampler, 2, &request("svc", vec![span(2, 0, false, 1)]), 5_000, &mut out);
     sampler.decide_due(5_999, &mut out);
     assert_eq!(out.kept_spans, 0);
     sampler.decide_due(6_000, &mut out);
@@ -165,12 +176,12 @@ fn traces_wait_for_their_decision_and_the_root_can_shorten_it() {
 fn late_spans_follow_the_cached_decision() {
     let mut sampler = sampler("policies: [{name: errors, type: status_code, status_code: {status_codes: [ERROR]}}]");
     let mut out = Outcome::default();
-    sampler.ingest(0, request("svc", vec![span(1, 0, true, 1), span(2, 0, false, 1)]), 0, &mut out);
+    feed(&mut sampler, 0, &request("svc", vec![span(1, 0, true, 1), span(2, 0, false, 1)]), 0, &mut out);
     sampler.decide_due(10_000, &mut out);
     assert_eq!(out.kept_spans, 1);
     let mut late = Outcome::default();
     // A late error span of the dropped trace does not revive it; a late span of the kept trace follows.
-    sampler.ingest(1, request("svc", vec![span(1, 5, false, 1), span(2, 5, true, 1)]), 20_000, &mut late);
+    feed(&mut sampler, 1, &request("svc", vec![span(1, 5, false, 1), span(2, 5, true, 1)]), 20_000, &mut late);
     assert_eq!(
         kept(&late).into_iter().map(|(trace, _, policy)| (trace, policy)).collect::<Vec<_>>(),
         vec![(trace_id(1), "errors".to_string())]
@@ -191,7 +202,7 @@ fn the_memory_budget_holds_under_never_ending_traces_and_stress_relief_comes_and
     for seq in 0..5_000u64 {
         // Every request opens new traces that never end within the wait.
         let spans = (0..10).map(|index| span(seq * 10 + index, 1, false, 1)).collect();
-        sampler.ingest(seq, request("svc", spans), seq, &mut out);
+        feed(&mut sampler, seq, &request("svc", spans), seq, &mut out);
         max_seen = max_seen.max(sampler.buffered_bytes());
         if out.stress_changed == Some(true) && stressed_at.is_none() {
             stressed_at = Some(seq);
@@ -212,20 +223,20 @@ fn the_memory_budget_holds_under_never_ending_traces_and_stress_relief_comes_and
 fn incident_mode_keeps_its_services_at_once_and_at_decision() {
     let mut sampler = sampler("policies: [{name: none, type: probabilistic, probabilistic: {sampling_percentage: 0}}]");
     let mut out = Outcome::default();
-    sampler.ingest(0, request("checkout", vec![span(1, 0, false, 1)]), 0, &mut out);
-    sampler.ingest(1, request("search", vec![span(2, 0, false, 1)]), 0, &mut out);
+    feed(&mut sampler, 0, &request("checkout", vec![span(1, 0, false, 1)]), 0, &mut out);
+    feed(&mut sampler, 1, &request("search", vec![span(2, 0, false, 1)]), 0, &mut out);
     sampler.set_incident(IncidentScope::Services(["checkout".to_string()].into()), 100, &mut out);
     assert_eq!(
         kept(&out).into_iter().map(|(trace, _, policy)| (trace, policy)).collect::<Vec<_>>(),
         vec![(trace_id(1), INCIDENT_POLICY.to_string())],
         "the buffered checkout trace is kept at once"
     );
-    sampler.ingest(2, request("checkout", vec![span(3, 0, false, 1)]), 200, &mut out);
+    feed(&mut sampler, 2, &request("checkout", vec![span(3, 0, false, 1)]), 200, &mut out);
     sampler.decide_due(20_000, &mut out);
     assert_eq!(out.kept_traces.get(INCIDENT_POLICY), Some(&2));
     assert_eq!(out.dropped_spans.get("not_sampled"), Some(&1), "search is sampled as usual");
     sampler.set_incident(IncidentScope::Off, 20_000, &mut out);
-    sampler.ingest(3, request("checkout", vec![span(4, 0, false, 1)]), 20_000, &mut out);
+    feed(&mut sampler, 3, &request("checkout", vec![span(4, 0, false, 1)]), 20_000, &mut out);
     sampler.decide_due(40_000, &mut out);
     assert_eq!(out.dropped_spans.get("not_sampled"), Some(&2), "back to the policies once off");
 }
@@ -286,7 +297,7 @@ policies:
     ];
     let mut out = Outcome::default();
     for (seq, (service, spans, _)) in cases.iter().enumerate() {
-        sampler.ingest(seq as u64, request(service, spans.clone()), 0, &mut out);
+        feed(&mut sampler, seq as u64, &request(service, spans.clone()), 0, &mut out);
     }
     sampler.decide_due(10_000, &mut out);
     let decided: BTreeMap<Vec<u8>, String> = kept(&out).into_iter().map(|(trace, _, policy)| (trace, policy)).collect();
@@ -302,7 +313,13 @@ fn rate_limits_and_composite_shares_cap_spans_per_second() {
     let mut limited = sampler("policies: [{name: cap, type: rate_limiting, rate_limiting: {spans_per_second: 10}}]");
     let mut out = Outcome::default();
     for trace in 0..10u64 {
-        limited.ingest(trace, request("svc", vec![span(trace, 0, false, 1), span(trace, 1, false, 1)]), 0, &mut out);
+        feed(
+            &mut limited,
+            trace,
+            &request("svc", vec![span(trace, 0, false, 1), span(trace, 1, false, 1)]),
+            0,
+            &mut out,
+        );
     }
     limited.decide_due(10_000, &mut out);
     assert_eq!(out.kept_spans, 10, "10 spans per second: five 2-span traces");
@@ -311,7 +328,7 @@ fn rate_limits_and_composite_shares_cap_spans_per_second() {
     );
     let mut out = Outcome::default();
     for trace in 0..20u64 {
-        composite.ingest(trace, request("svc", vec![span(trace, 0, trace < 10, 1)]), 0, &mut out);
+        feed(&mut composite, trace, &request("svc", vec![span(trace, 0, trace < 10, 1)]), 0, &mut out);
     }
     composite.decide_due(10_000, &mut out);
     assert_eq!(out.kept_spans, 10, "8 errors and 2 others");
@@ -385,7 +402,7 @@ fn checkpoints_round_trip_and_damage_is_an_error() {
 fn run(sampler: &mut TailSampler, records: &[ExportTraceServiceRequest], from: usize, to: usize, out: &mut Outcome) {
     for (seq, record) in records.iter().enumerate().take(to).skip(from) {
         let now = seq as u64 * 1000;
-        sampler.ingest(seq as u64, record.clone(), now, out);
+        feed(sampler, seq as u64, record, now, out);
         sampler.decide_due(now, out);
     }
 }
@@ -419,7 +436,11 @@ fn a_restart_replays_the_log_to_the_same_decisions_exactly_once() {
             run(&mut first, &records, checkpoint_at, crash_at, &mut after_checkpoint);
             // Crash: the output log holds before + after_checkpoint; buffered traces are lost from memory.
             let mut second = sampler(yaml);
-            let replay_from = second.recover(checkpoint.as_ref(), &after_checkpoint.kept, crash_at as u64);
+            let replay_from = second.recover(
+                checkpoint.as_ref(),
+                &ExportTraceServiceRequest::decode(after_checkpoint.kept.as_slice()).unwrap_or_default(),
+                crash_at as u64,
+            );
             let mut rest = Outcome::default();
             run(&mut second, &records, replay_from as usize, 40, &mut rest);
             second.decide_all(100_000, &mut rest);
@@ -446,10 +467,54 @@ fn a_restart_replays_the_log_to_the_same_decisions_exactly_once() {
 fn reconfiguring_keeps_buffered_traces() {
     let mut sampler = sampler("policies: [{name: none, type: probabilistic, probabilistic: {sampling_percentage: 0}}]");
     let mut out = Outcome::default();
-    sampler.ingest(0, request("svc", vec![span(1, 0, false, 1)]), 0, &mut out);
+    feed(&mut sampler, 0, &request("svc", vec![span(1, 0, false, 1)]), 0, &mut out);
     let version = sampler.policy_version().to_string();
     assert!(sampler.reconfigure(config("policies: [{name: all, type: always_sample}]")).is_ok());
     assert_ne!(sampler.policy_version(), version);
     sampler.decide_due(10_000, &mut out);
     assert_eq!(out.kept_traces.get("all"), Some(&1), "the buffered trace is decided by the new policies");
+}
+
+#[test]
+fn kept_spans_pass_on_as_logged_with_their_sampling_attributes_replaced() {
+    let mut sampler = sampler(ERRORS_AND_TEN_PERCENT);
+    let mut error_span = span(7, 0, true, 1);
+    let forged = |value: &str| KeyValue {
+        key: POLICY_ATTRIBUTE.into(),
+        value: Some(AnyValue { value: Some(any_value::Value::StringValue(value.into())) }),
+        ..Default::default()
+    };
+    let route = KeyValue {
+        key: "http.route".into(),
+        value: Some(AnyValue { value: Some(any_value::Value::StringValue("/pay".into())) }),
+        ..Default::default()
+    };
+    error_span.attributes = vec![forged("forged"), route.clone(), forged("again")];
+    let mut logged = request("checkout", vec![error_span.clone()]);
+    logged.resource_spans[0].schema_url = "https://opentelemetry.io/schemas/1.30.0".into();
+    logged.resource_spans[0].scope_spans[0].scope =
+        Some(stella_otlp::proto::common::v1::InstrumentationScope { name: "lib".into(), ..Default::default() });
+    logged.resource_spans[0].scope_spans[0].schema_url = "scope-schema".into();
+    let mut out = Outcome::default();
+    feed(&mut sampler, 0, &logged, 0, &mut out);
+    sampler.decide_all(1, &mut out);
+    let kept = ExportTraceServiceRequest::decode(out.kept.as_slice()).unwrap();
+    let group = &kept.resource_spans[0];
+    assert_eq!(group.resource, logged.resource_spans[0].resource);
+    assert_eq!(group.schema_url, logged.resource_spans[0].schema_url);
+    assert_eq!(group.scope_spans[0].scope, logged.resource_spans[0].scope_spans[0].scope);
+    assert_eq!(group.scope_spans[0].schema_url, "scope-schema");
+    let passed = &group.scope_spans[0].spans[0];
+    let version = sampler.policy_version().to_string();
+    let expected_attributes = vec![
+        route,
+        forged("errors"),
+        KeyValue {
+            key: POLICY_VERSION_ATTRIBUTE.into(),
+            value: Some(AnyValue { value: Some(any_value::Value::StringValue(version)) }),
+            ..Default::default()
+        },
+    ];
+    assert_eq!(passed.attributes, expected_attributes, "the forged policies are gone, the route stays");
+    assert_eq!(Span { attributes: Vec::new(), ..passed.clone() }, Span { attributes: Vec::new(), ..error_span });
 }

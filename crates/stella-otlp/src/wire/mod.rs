@@ -17,6 +17,8 @@
 //! charge this, not the body size, to their memory budget.
 use crate::Signal;
 
+pub mod view;
+
 /// The bytes are not a well-formed protobuf message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("malformed protobuf at byte {offset}: {reason}")]
@@ -248,9 +250,9 @@ mod tests {
     #[test]
     fn counts_match_the_decoded_request_for_every_signal() {
         let examples = [
-            (Signal::Traces, include_str!("../tests/data/otlp-spec-trace.json")),
-            (Signal::Metrics, include_str!("../tests/data/otlp-spec-metrics.json")),
-            (Signal::Logs, include_str!("../tests/data/otlp-spec-logs.json")),
+            (Signal::Traces, include_str!("../../tests/data/otlp-spec-trace.json")),
+            (Signal::Metrics, include_str!("../../tests/data/otlp-spec-metrics.json")),
+            (Signal::Logs, include_str!("../../tests/data/otlp-spec-logs.json")),
         ];
         for (signal, json) in examples {
             let request = crate::json::decode(signal, json.as_bytes()).unwrap();
@@ -287,9 +289,9 @@ mod tests {
         use crate::proto::collector::logs::v1::ExportLogsServiceRequest;
         use crate::proto::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
         for (signal, json) in [
-            (Signal::Traces, include_str!("../tests/data/otlp-spec-trace.json")),
-            (Signal::Metrics, include_str!("../tests/data/otlp-spec-metrics.json")),
-            (Signal::Logs, include_str!("../tests/data/otlp-spec-logs.json")),
+            (Signal::Traces, include_str!("../../tests/data/otlp-spec-trace.json")),
+            (Signal::Metrics, include_str!("../../tests/data/otlp-spec-metrics.json")),
+            (Signal::Logs, include_str!("../../tests/data/otlp-spec-logs.json")),
         ] {
             let bytes = crate::json::decode(signal, json.as_bytes()).unwrap().encode_protobuf();
             let size = decoded_size(signal, &bytes).unwrap();
