@@ -1,8 +1,7 @@
-//! Encoding of OTLP/JSON metrics: `ExportMetricsServiceRequest` down to every data point type.
+//! Encoding of OTLP/JSON metrics: `ExportMetricsServiceRequest` down to every data point type (keys in
+//! sorted order, as every encoder writes them).
 
-use serde_json::Value;
-
-use super::encode::{Fields, double, int64_item, key_value, resource, scope};
+use super::encode::{Fields, double, int64_item, key_value, quoted_number, resource, scope};
 use crate::proto::collector::metrics::v1::ExportMetricsServiceRequest;
 use crate::proto::metrics::v1::exponential_histogram_data_point::Buckets;
 use crate::proto::metrics::v1::summary_data_point::ValueAtQuantile;
@@ -13,170 +12,175 @@ use crate::proto::metrics::v1::{
 };
 
 /// `ExportMetricsServiceRequest`.
-pub(super) fn metrics_request(request: &ExportMetricsServiceRequest) -> Value {
-    Fields::new().list("resourceMetrics", &request.resource_metrics, resource_metrics).build()
+pub(super) fn metrics_request(out: &mut Vec<u8>, request: &ExportMetricsServiceRequest) {
+    Fields::new(out).list("resourceMetrics", &request.resource_metrics, resource_metrics).build()
 }
 
 /// `ResourceMetrics`.
-fn resource_metrics(item: &ResourceMetrics) -> Value {
-    Fields::new()
+fn resource_metrics(out: &mut Vec<u8>, item: &ResourceMetrics) {
+    Fields::new(out)
         .message("resource", item.resource.as_ref(), resource)
-        .list("scopeMetrics", &item.scope_metrics, scope_metrics)
         .string("schemaUrl", &item.schema_url)
+        .list("scopeMetrics", &item.scope_metrics, scope_metrics)
         .build()
 }
 
 /// `ScopeMetrics`.
-fn scope_metrics(item: &ScopeMetrics) -> Value {
-    Fields::new()
-        .message("scope", item.scope.as_ref(), scope)
+fn scope_metrics(out: &mut Vec<u8>, item: &ScopeMetrics) {
+    Fields::new(out)
         .list("metrics", &item.metrics, metric)
         .string("schemaUrl", &item.schema_url)
+        .message("scope", item.scope.as_ref(), scope)
         .build()
 }
 
-/// `Metric`: the member of the `data` oneof is written even when empty (`"gauge":{}`).
-fn metric(metric: &Metric) -> Value {
-    let fields = Fields::new()
-        .string("name", &metric.name)
-        .string("description", &metric.description)
-        .string("unit", &metric.unit)
-        .list("metadata", &metric.metadata, key_value);
-    match &metric.data {
-        None => fields,
-        Some(metric::Data::Gauge(data)) => fields.value("gauge", gauge(data)),
-        Some(metric::Data::Sum(data)) => fields.value("sum", sum(data)),
-        Some(metric::Data::Histogram(data)) => fields.value("histogram", histogram(data)),
-        Some(metric::Data::ExponentialHistogram(data)) => {
-            fields.value("exponentialHistogram", exponential_histogram(data))
-        }
-        Some(metric::Data::Summary(data)) => fields.value("summary", summary(data)),
+/// `Metric`: the member of the `data` oneof is written even when empty (`"gauge":{}`), in its sorted
+/// place among the other keys.
+fn metric(out: &mut Vec<u8>, metric: &Metric) {
+    use metric::Data;
+    let data = metric.data.as_ref();
+    let mut fields = Fields::new(out).string("description", &metric.description);
+    if let Some(Data::ExponentialHistogram(data)) = data {
+        fields = fields.raw("exponentialHistogram", |out| exponential_histogram(out, data));
     }
-    .build()
+    if let Some(Data::Gauge(data)) = data {
+        fields = fields.raw("gauge", |out| gauge(out, data));
+    }
+    if let Some(Data::Histogram(data)) = data {
+        fields = fields.raw("histogram", |out| histogram(out, data));
+    }
+    fields = fields.list("metadata", &metric.metadata, key_value).string("name", &metric.name);
+    if let Some(Data::Sum(data)) = data {
+        fields = fields.raw("sum", |out| sum(out, data));
+    }
+    if let Some(Data::Summary(data)) = data {
+        fields = fields.raw("summary", |out| summary(out, data));
+    }
+    fields.string("unit", &metric.unit).build()
 }
 
 /// `Gauge`.
-fn gauge(gauge: &Gauge) -> Value {
-    Fields::new().list("dataPoints", &gauge.data_points, number_data_point).build()
+fn gauge(out: &mut Vec<u8>, gauge: &Gauge) {
+    Fields::new(out).list("dataPoints", &gauge.data_points, number_data_point).build()
 }
 
 /// `Sum`.
-fn sum(sum: &Sum) -> Value {
-    Fields::new()
-        .list("dataPoints", &sum.data_points, number_data_point)
+fn sum(out: &mut Vec<u8>, sum: &Sum) {
+    Fields::new(out)
         .int32("aggregationTemporality", sum.aggregation_temporality)
+        .list("dataPoints", &sum.data_points, number_data_point)
         .boolean("isMonotonic", sum.is_monotonic)
         .build()
 }
 
 /// `Histogram`.
-fn histogram(histogram: &Histogram) -> Value {
-    Fields::new()
-        .list("dataPoints", &histogram.data_points, histogram_data_point)
+fn histogram(out: &mut Vec<u8>, histogram: &Histogram) {
+    Fields::new(out)
         .int32("aggregationTemporality", histogram.aggregation_temporality)
+        .list("dataPoints", &histogram.data_points, histogram_data_point)
         .build()
 }
 
 /// `ExponentialHistogram`.
-fn exponential_histogram(histogram: &ExponentialHistogram) -> Value {
-    Fields::new()
-        .list("dataPoints", &histogram.data_points, exponential_histogram_data_point)
+fn exponential_histogram(out: &mut Vec<u8>, histogram: &ExponentialHistogram) {
+    Fields::new(out)
         .int32("aggregationTemporality", histogram.aggregation_temporality)
+        .list("dataPoints", &histogram.data_points, exponential_histogram_data_point)
         .build()
 }
 
 /// `Summary`.
-fn summary(summary: &Summary) -> Value {
-    Fields::new().list("dataPoints", &summary.data_points, summary_data_point).build()
+fn summary(out: &mut Vec<u8>, summary: &Summary) {
+    Fields::new(out).list("dataPoints", &summary.data_points, summary_data_point).build()
 }
 
 /// `NumberDataPoint`: the value is written even when 0.
-fn number_data_point(point: &NumberDataPoint) -> Value {
-    let fields = Fields::new()
+fn number_data_point(out: &mut Vec<u8>, point: &NumberDataPoint) {
+    let fields = match point.value {
+        None => Fields::new(out),
+        Some(number_data_point::Value::AsDouble(float)) => Fields::new(out).raw("asDouble", |out| double(out, float)),
+        Some(number_data_point::Value::AsInt(int)) => Fields::new(out).raw("asInt", |out| quoted_number(out, int)),
+    };
+    fields
         .list("attributes", &point.attributes, key_value)
+        .list("exemplars", &point.exemplars, exemplar)
+        .int32("flags", point.flags)
         .int64("startTimeUnixNano", point.start_time_unix_nano)
         .int64("timeUnixNano", point.time_unix_nano)
-        .list("exemplars", &point.exemplars, exemplar)
-        .int32("flags", point.flags);
-    match point.value {
-        None => fields,
-        Some(number_data_point::Value::AsDouble(float)) => fields.value("asDouble", double(float)),
-        Some(number_data_point::Value::AsInt(int)) => fields.value("asInt", Value::String(int.to_string())),
-    }
-    .build()
+        .build()
 }
 
 /// `HistogramDataPoint`.
-fn histogram_data_point(point: &HistogramDataPoint) -> Value {
-    Fields::new()
+fn histogram_data_point(out: &mut Vec<u8>, point: &HistogramDataPoint) {
+    Fields::new(out)
         .list("attributes", &point.attributes, key_value)
-        .int64("startTimeUnixNano", point.start_time_unix_nano)
-        .int64("timeUnixNano", point.time_unix_nano)
-        .int64("count", point.count)
-        .opt_double("sum", point.sum)
         .list("bucketCounts", &point.bucket_counts, int64_item)
-        .list("explicitBounds", &point.explicit_bounds, |bound| double(*bound))
+        .int64("count", point.count)
         .list("exemplars", &point.exemplars, exemplar)
+        .list("explicitBounds", &point.explicit_bounds, |out, bound| double(out, *bound))
         .int32("flags", point.flags)
-        .opt_double("min", point.min)
         .opt_double("max", point.max)
+        .opt_double("min", point.min)
+        .int64("startTimeUnixNano", point.start_time_unix_nano)
+        .opt_double("sum", point.sum)
+        .int64("timeUnixNano", point.time_unix_nano)
         .build()
 }
 
 /// `ExponentialHistogramDataPoint`.
-fn exponential_histogram_data_point(point: &ExponentialHistogramDataPoint) -> Value {
-    Fields::new()
+fn exponential_histogram_data_point(out: &mut Vec<u8>, point: &ExponentialHistogramDataPoint) {
+    Fields::new(out)
         .list("attributes", &point.attributes, key_value)
-        .int64("startTimeUnixNano", point.start_time_unix_nano)
-        .int64("timeUnixNano", point.time_unix_nano)
         .int64("count", point.count)
-        .opt_double("sum", point.sum)
-        .int32("scale", point.scale)
-        .int64("zeroCount", point.zero_count)
-        .message("positive", point.positive.as_ref(), buckets)
-        .message("negative", point.negative.as_ref(), buckets)
-        .int32("flags", point.flags)
         .list("exemplars", &point.exemplars, exemplar)
-        .opt_double("min", point.min)
+        .int32("flags", point.flags)
         .opt_double("max", point.max)
+        .opt_double("min", point.min)
+        .message("negative", point.negative.as_ref(), buckets)
+        .message("positive", point.positive.as_ref(), buckets)
+        .int32("scale", point.scale)
+        .int64("startTimeUnixNano", point.start_time_unix_nano)
+        .opt_double("sum", point.sum)
+        .int64("timeUnixNano", point.time_unix_nano)
+        .int64("zeroCount", point.zero_count)
         .double("zeroThreshold", point.zero_threshold)
         .build()
 }
 
 /// `ExponentialHistogramDataPoint.Buckets`.
-fn buckets(buckets: &Buckets) -> Value {
-    Fields::new().int32("offset", buckets.offset).list("bucketCounts", &buckets.bucket_counts, int64_item).build()
+fn buckets(out: &mut Vec<u8>, buckets: &Buckets) {
+    Fields::new(out).list("bucketCounts", &buckets.bucket_counts, int64_item).int32("offset", buckets.offset).build()
 }
 
 /// `SummaryDataPoint`.
-fn summary_data_point(point: &SummaryDataPoint) -> Value {
-    Fields::new()
+fn summary_data_point(out: &mut Vec<u8>, point: &SummaryDataPoint) {
+    Fields::new(out)
         .list("attributes", &point.attributes, key_value)
-        .int64("startTimeUnixNano", point.start_time_unix_nano)
-        .int64("timeUnixNano", point.time_unix_nano)
         .int64("count", point.count)
-        .double("sum", point.sum)
-        .list("quantileValues", &point.quantile_values, value_at_quantile)
         .int32("flags", point.flags)
+        .list("quantileValues", &point.quantile_values, value_at_quantile)
+        .int64("startTimeUnixNano", point.start_time_unix_nano)
+        .double("sum", point.sum)
+        .int64("timeUnixNano", point.time_unix_nano)
         .build()
 }
 
 /// `SummaryDataPoint.ValueAtQuantile`.
-fn value_at_quantile(item: &ValueAtQuantile) -> Value {
-    Fields::new().double("quantile", item.quantile).double("value", item.value).build()
+fn value_at_quantile(out: &mut Vec<u8>, item: &ValueAtQuantile) {
+    Fields::new(out).double("quantile", item.quantile).double("value", item.value).build()
 }
 
 /// `Exemplar`: the value is written even when 0.
-fn exemplar(exemplar: &Exemplar) -> Value {
-    let fields = Fields::new()
+fn exemplar(out: &mut Vec<u8>, exemplar: &Exemplar) {
+    let fields = match exemplar.value {
+        None => Fields::new(out),
+        Some(exemplar::Value::AsDouble(float)) => Fields::new(out).raw("asDouble", |out| double(out, float)),
+        Some(exemplar::Value::AsInt(int)) => Fields::new(out).raw("asInt", |out| quoted_number(out, int)),
+    };
+    fields
         .list("filteredAttributes", &exemplar.filtered_attributes, key_value)
-        .int64("timeUnixNano", exemplar.time_unix_nano)
         .id("spanId", &exemplar.span_id)
-        .id("traceId", &exemplar.trace_id);
-    match exemplar.value {
-        None => fields,
-        Some(exemplar::Value::AsDouble(float)) => fields.value("asDouble", double(float)),
-        Some(exemplar::Value::AsInt(int)) => fields.value("asInt", Value::String(int.to_string())),
-    }
-    .build()
+        .int64("timeUnixNano", exemplar.time_unix_nano)
+        .id("traceId", &exemplar.trace_id)
+        .build()
 }

@@ -12,8 +12,8 @@
 //! fields other than ids are base64, `null` means the default value.
 //!
 //! Decoding parses the body into a [`serde_json::Value`] and walks it while tracking the path, so an
-//! error says exactly where the input is wrong ([`JsonError`]). Encoding builds a `Value` with keys in
-//! a fixed (sorted) order, omits default values, writes non-finite doubles as strings and never loses
+//! error says exactly where the input is wrong ([`JsonError`]). Encoding writes straight into the output
+//! buffer with keys in a fixed (sorted) order, omits default values, writes non-finite doubles as strings and never loses
 //! a value silently, the profiles dictionary references (`keyStrindex`, `stringValueStrindex`) included.
 
 mod decode;
@@ -52,18 +52,21 @@ pub fn decode(signal: Signal, body: &[u8]) -> Result<OtlpRequest, JsonError> {
 
 /// Encodes a request as compact OTLP/JSON (one line, no trailing newline).
 pub fn encode(request: &OtlpRequest) -> Vec<u8> {
-    to_bytes(&encode::request(request))
+    let mut out = Vec::with_capacity(4096);
+    encode_into(&mut out, request);
+    out
+}
+
+/// Appends the compact OTLP/JSON of `request` to `out` (no trailing newline).
+pub fn encode_into(out: &mut Vec<u8>, request: &OtlpRequest) {
+    encode::request(out, request);
 }
 
 /// Encodes the `Export*ServiceResponse` of a signal: `{}` when nothing was rejected and there is no
 /// message, else `{"partialSuccess":{"errorMessage":"...","rejectedSpans":"<n>"}}` (the count field
 /// is `rejectedSpans`, `rejectedDataPoints` or `rejectedLogRecords`; an int64, so a string).
 pub fn encode_response(signal: Signal, rejected: i64, error_message: &str) -> Vec<u8> {
-    to_bytes(&encode::response(signal, rejected, error_message))
-}
-
-/// Serializes a `Value` compactly. Writing a `Value` into a `Vec` cannot fail (its keys are strings
-/// and the writer never errors), so the fallback is unreachable; it avoids a panic path anyway.
-fn to_bytes(value: &serde_json::Value) -> Vec<u8> {
-    serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec())
+    let mut out = Vec::new();
+    encode::response(&mut out, signal, rejected, error_message);
+    out
 }

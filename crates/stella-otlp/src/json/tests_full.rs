@@ -70,6 +70,10 @@ fn assert_round_trip(request: OtlpRequest) {
     let decoded = decode(signal, &encoded).unwrap_or_else(|error| panic!("{error}"));
     assert_eq!(decoded, request);
     assert_eq!(encode(&decoded), encoded, "encoding is not deterministic");
+    // Keys sorted at every level, compact, numbers as serde_json writes them: re-serializing the parsed
+    // output (serde_json's maps sort their keys) gives the same bytes.
+    let parsed: serde_json::Value = serde_json::from_slice(&encoded).unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(serde_json::to_vec(&parsed).ok(), Some(encoded), "keys out of order or not compact");
 }
 
 #[test]

@@ -258,6 +258,9 @@ impl Stella {
 impl Drop for Stella {
     fn drop(&mut self) {
         if let Some(child) = self.child.as_mut() {
+            // Under a wrapper (`strace -f`), stella is the wrapper's child: killing the wrapper alone would
+            // leave it running after a failed test.
+            let _ = Command::new("pkill").args(["-KILL", "-P", &child.id().to_string()]).status();
             let _ = child.kill();
             let _ = child.wait();
         }
