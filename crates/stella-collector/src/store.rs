@@ -242,10 +242,10 @@ impl OfflineStore {
                 .map_err(|error| StoreError::Log(Box::new(error)))?;
             let stored = |manifest: &ChunkManifest| {
                 self.store
-                    .day_manifest(tenant, signal.as_str(), &manifest.day)
+                    .day(tenant, signal.as_str(), &manifest.day)
                     .ok()
                     .flatten()
-                    .is_some_and(|day| day.chunks.iter().any(|chunk| chunk.sha256 == manifest.sha256))
+                    .is_some_and(|day| day.chunks().any(|chunk| chunk.sha256 == manifest.sha256))
             };
             open.extend(unsealed_records(tenant, signal, *limits, records, &stored));
         }

@@ -1,5 +1,6 @@
-//! Index shards: one per tenant, signal and UTC day, digest in the day manifest, the same bytes however
-//! they were built; scans skip the chunks they rule out and find exactly what a full scan finds.
+//! Index shards: one per run of a tenant's signal on a UTC day, digest in the run manifest, the same
+//! bytes however they were built; scans skip the chunks they rule out and find exactly what a full scan
+//! finds.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -10,7 +11,7 @@ use common::{DAY, SECOND, START, TENANT, files, gauge, log, scan_items, seal, sp
 use proptest::prelude::*;
 use sha2::{Digest, Sha256};
 use stella_otlp::Signal;
-use stella_store::chunks::{DayManifest, ScanFilter, Store, shard_file, utc_day};
+use stella_store::chunks::{DayManifest, RunManifest, ScanFilter, Store, canonical, shard_file, utc_day};
 
 const EVERYTHING: (u64, u64) = (0, u64::MAX);
 
@@ -20,6 +21,30 @@ fn day_dir(root: &Path, signal: Signal, day: u64) -> PathBuf {
 
 fn day_manifest(root: &Path, signal: Signal, day: u64) -> DayManifest {
     serde_json::from_slice(&std::fs::read(day_dir(root, signal, day).join("day.json")).unwrap()).unwrap()
+}
+
+/// The name of the first run of a day (`run-<first>-<count>-<listed>`).
+fn first_run(root: &Path, signal: Signal, day: u64) -> String {
+    let run = &day_manifest(root, signal, day).runs[0];
+    format!("run-{}-{}-{}", run.first, run.count, run.listed)
+}
+
+/// The index shard file of the first run of a day.
+fn first_shard(root: &Path, signal: Signal, day: u64) -> PathBuf {
+    day_dir(root, signal, day).join(format!("{}.{}", first_run(root, signal, day), shard_file(signal)))
+}
+
+/// Changes the first run's manifest of a day and makes the day manifest vouch for the change.
+fn vouch(root: &Path, signal: Signal, day: u64, change: impl FnOnce(&mut RunManifest)) {
+    let dir = day_dir(root, signal, day);
+    let path = dir.join(format!("{}.json", first_run(root, signal, day)));
+    let mut run: RunManifest = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    change(&mut run);
+    let bytes = canonical(&run);
+    std::fs::write(&path, &bytes).unwrap();
+    let mut manifest = day_manifest(root, signal, day);
+    manifest.runs[0].sha256 = hex::encode(Sha256::digest(&bytes));
+    std::fs::write(dir.join("day.json"), canonical(&manifest)).unwrap();
 }
 
 /// Logs of four services over two days, errors only from `payments`, 5 records a chunk.
@@ -59,13 +84,21 @@ fn sealed(signal: Signal, records: &[Vec<u8>]) -> (tempfile::TempDir, Store) {
 }
 
 #[test]
-fn every_day_of_every_signal_has_a_shard_whose_digest_its_day_manifest_records() {
+fn every_run_of_every_signal_has_a_shard_whose_digest_its_run_manifest_records() {
     for (signal, records) in [(Signal::Traces, traces()), (Signal::Logs, logs()), (Signal::Metrics, metrics())] {
         let (dir, _store) = sealed(signal, &records);
         let manifest = day_manifest(dir.path(), signal, 0);
-        let shard = std::fs::read(day_dir(dir.path(), signal, 0).join(shard_file(signal))).unwrap();
-        assert_eq!(&shard[..8], b"STLSHARD");
-        assert_eq!(manifest.shard_sha256, Some(hex::encode(Sha256::digest(&shard))), "{signal}");
+        assert!(!manifest.runs.is_empty(), "{signal}");
+        for run in &manifest.runs {
+            let name = format!("run-{}-{}-{}", run.first, run.count, run.listed);
+            let run_bytes = std::fs::read(day_dir(dir.path(), signal, 0).join(format!("{name}.json"))).unwrap();
+            assert_eq!(run.sha256, hex::encode(Sha256::digest(&run_bytes)));
+            let run_manifest: RunManifest = serde_json::from_slice(&run_bytes).unwrap();
+            let shard_path = day_dir(dir.path(), signal, 0).join(format!("{name}.{}", shard_file(signal)));
+            let shard = std::fs::read(shard_path).unwrap();
+            assert_eq!(&shard[..8], b"STLSHARD");
+            assert_eq!(run_manifest.shard_sha256, Some(hex::encode(Sha256::digest(&shard))), "{signal}");
+        }
     }
 }
 
@@ -105,7 +138,7 @@ fn check_reports_a_missing_or_flipped_shard_and_repair_restores_the_same_bytes()
     for (signal, records) in [(Signal::Traces, traces()), (Signal::Logs, logs()), (Signal::Metrics, metrics())] {
         let (dir, store) = sealed(signal, &records);
         let original = files(dir.path());
-        let shard_path = day_dir(dir.path(), signal, 0).join(shard_file(signal));
+        let shard_path = first_shard(dir.path(), signal, 0);
         assert!(store.check(false).unwrap().stale_indexes.is_empty());
 
         std::fs::remove_file(&shard_path).unwrap();
@@ -113,7 +146,7 @@ fn check_reports_a_missing_or_flipped_shard_and_repair_restores_the_same_bytes()
         assert_eq!(report.stale_indexes, vec![shard_path.display().to_string()], "{signal}");
         let repaired = store.check(true).unwrap();
         assert_eq!(repaired.repaired_indexes, vec![shard_path.display().to_string()]);
-        assert_eq!(files(dir.path()), original, "{signal}: the rebuilt shard and day manifest are the originals");
+        assert_eq!(files(dir.path()), original, "{signal}: the rebuilt shard and manifests are the originals");
 
         let mut flipped = std::fs::read(&shard_path).unwrap();
         let last = flipped.len() - 1;
@@ -131,19 +164,17 @@ fn a_damaged_shard_is_not_trusted_and_the_scan_reads_every_chunk() {
     let (dir, store) = sealed(Signal::Logs, &logs());
     let errors = ScanFilter { severity_min: Some(17), ..ScanFilter::default() };
     let expected = scan_items(&store, Signal::Logs, EVERYTHING, errors);
-    let day = day_dir(dir.path(), Signal::Logs, 0);
-    let shard_path = day.join(shard_file(Signal::Logs));
+    let shard_path = first_shard(dir.path(), Signal::Logs, 0);
     let original = std::fs::read(&shard_path).unwrap();
+    let original_files = files(dir.path());
 
-    // Hostile: garbage whose digest the day manifest is made to record. It does not parse.
+    // Hostile: garbage whose digest the run manifest is made to record. It does not parse.
     let garbage = b"STLSHARD\x01\x03\x05\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01".to_vec();
     std::fs::write(&shard_path, &garbage).unwrap();
-    let mut manifest = day_manifest(dir.path(), Signal::Logs, 0);
-    manifest.shard_sha256 = Some(hex::encode(Sha256::digest(&garbage)));
-    std::fs::write(day.join("day.json"), stella_store::chunks::canonical(&manifest)).unwrap();
-    let all_chunks_of_day = manifest.chunks.len();
+    vouch(dir.path(), Signal::Logs, 0, |run| run.shard_sha256 = Some(hex::encode(Sha256::digest(&garbage))));
+    let run_chunks = day_manifest(dir.path(), Signal::Logs, 0).runs[0].listed as usize;
     let planned = store.scan_plan(TENANT, "logs", EVERYTHING, errors).unwrap();
-    assert!(planned.len() >= all_chunks_of_day, "the day falls back to every chunk");
+    assert!(planned.len() >= run_chunks, "the run falls back to every chunk");
     assert_eq!(scan_items(&store, Signal::Logs, EVERYTHING, errors), expected, "same results");
     assert_eq!(store.check(false).unwrap().stale_indexes, vec![shard_path.display().to_string()]);
 
@@ -152,55 +183,78 @@ fn a_damaged_shard_is_not_trusted_and_the_scan_reads_every_chunk() {
     let middle = flipped.len() / 2;
     flipped[middle] ^= 0x10;
     std::fs::write(&shard_path, &flipped).unwrap();
-    manifest.shard_sha256 = Some(hex::encode(Sha256::digest(&original)));
-    std::fs::write(day.join("day.json"), stella_store::chunks::canonical(&manifest)).unwrap();
+    vouch(dir.path(), Signal::Logs, 0, |run| run.shard_sha256 = Some(hex::encode(Sha256::digest(&original))));
     assert_eq!(scan_items(&store, Signal::Logs, EVERYTHING, errors), expected);
     store.check(true).unwrap();
     assert_eq!(std::fs::read(&shard_path).unwrap(), original);
+    assert_eq!(files(dir.path()), original_files, "repair restores every file");
 }
 
 #[test]
-fn a_store_sealed_before_shards_existed_still_reads_and_gains_its_shards() {
+fn a_day_sealed_before_runs_and_shards_existed_still_reads_and_gains_its_shards() {
     let records = logs();
     let (dir, store) = sealed(Signal::Logs, &records[..40]);
-    let fresh = files(dir.path());
-    // What an older version wrote: no shard, no digest.
+    // What an older version wrote: a format 1 day.json listing the chunks, no shard, no digest.
     let day = day_dir(dir.path(), Signal::Logs, 0);
-    std::fs::remove_file(day.join(shard_file(Signal::Logs))).unwrap();
-    let mut manifest = day_manifest(dir.path(), Signal::Logs, 0);
-    manifest.shard_sha256 = None;
-    std::fs::write(day.join("day.json"), stella_store::chunks::canonical(&manifest)).unwrap();
-    let old_day_json = std::fs::read_to_string(day.join("day.json")).unwrap();
-    assert!(!old_day_json.contains("shard_sha256"), "{old_day_json}");
+    let manifest = day_manifest(dir.path(), Signal::Logs, 0);
+    let mut chunks = Vec::new();
+    for run in &manifest.runs {
+        let name = format!("run-{}-{}-{}", run.first, run.count, run.listed);
+        let run_manifest: RunManifest =
+            serde_json::from_slice(&std::fs::read(day.join(format!("{name}.json"))).unwrap()).unwrap();
+        for chunk in run_manifest.chunks {
+            let mut chunk = serde_json::to_value(chunk).unwrap();
+            chunk.as_object_mut().unwrap().remove("position");
+            chunks.push(chunk);
+        }
+        for file in [format!("{name}.json"), format!("{name}.{}", shard_file(Signal::Logs))] {
+            std::fs::remove_file(day.join(file)).unwrap();
+        }
+    }
+    let old = serde_json::json!({
+        "format_version": 1, "tenant": manifest.tenant, "signal": "logs", "day": manifest.day, "chunks": chunks,
+    });
+    std::fs::write(day.join("day.json"), canonical(&old)).unwrap();
 
     let errors = ScanFilter { severity_min: Some(17), ..ScanFilter::default() };
     assert_eq!(store.scan_plan(TENANT, "logs", EVERYTHING, errors).unwrap().len(), 8, "every chunk");
     assert_eq!(scan_items(&store, Signal::Logs, EVERYTHING, errors).len(), 10);
-    assert_eq!(store.check(false).unwrap().stale_indexes.len(), 1, "the missing shard is reported");
+    let shard_path = day.join(shard_file(Signal::Logs));
+    assert_eq!(store.check(false).unwrap().stale_indexes, vec![shard_path.display().to_string()]);
     store.check(true).unwrap();
-    assert_eq!(files(dir.path()), fresh, "repair writes the shard a fresh store has");
+    assert!(store.check(false).unwrap().stale_indexes.is_empty());
+    assert_eq!(day_manifest(dir.path(), Signal::Logs, 0).format_version, 2, "repair writes format 2");
+    assert_eq!(store.scan_plan(TENANT, "logs", EVERYTHING, errors).unwrap().len(), 2, "the shard narrows again");
+    assert_eq!(scan_items(&store, Signal::Logs, EVERYTHING, errors).len(), 10);
 }
 
 #[test]
-fn the_next_write_rebuilds_a_shard_the_day_manifest_does_not_vouch_for() {
+fn a_crash_between_a_runs_files_and_its_day_manifest_is_healed_by_sealing_again() {
     let records = logs();
     let (reference, _) = sealed(Signal::Logs, &records);
     let dir = tempfile::tempdir().unwrap();
     let store = Store::new(dir.path().to_path_buf());
     seal(&store, Signal::Logs, &records[..26], 5);
-    // A crash between the shard and the day manifest: the shard lists a chunk the day does not.
+    // The run of the sixth chunk is written, the day manifest listing it is not.
     let day = day_dir(dir.path(), Signal::Logs, 0);
     let day_json = std::fs::read(day.join("day.json")).unwrap();
     seal(&store, Signal::Logs, &records[..31], 5);
     std::fs::write(day.join("day.json"), day_json).unwrap();
-    assert_eq!(store.check(false).unwrap().stale_indexes.len(), 1);
+    let report = store.check(false).unwrap();
+    assert_eq!(report.stale_indexes.len(), 2, "the unlisted run's manifest and shard: {report:?}");
+    assert!(
+        report
+            .stale_indexes
+            .iter()
+            .all(|file| file.contains("run-5-1-1.") && file.ends_with("not listed by its day manifest"))
+    );
     // Sealing again from the log (the sealer's cursor never passed the lost chunk) heals it.
     seal(&store, Signal::Logs, &records, 5);
     assert_eq!(files(dir.path()), files(reference.path()), "the same bytes as a store that never crashed");
 }
 
 #[test]
-fn a_sweep_renumbers_shards_as_a_rebuild_from_the_kept_chunks_would() {
+fn a_sweep_keeps_positions_and_its_shards_equal_a_rebuild_from_the_kept_chunks() {
     for (signal, records) in [(Signal::Traces, traces()), (Signal::Logs, logs()), (Signal::Metrics, metrics())] {
         let (dir, store) = sealed(signal, &records);
         let before = store.chunks_read();
@@ -211,11 +265,11 @@ fn a_sweep_renumbers_shards_as_a_rebuild_from_the_kept_chunks_would() {
             })
             .unwrap();
         assert!(!deleted.is_empty(), "{signal}");
-        assert_eq!(store.chunks_read(), before, "{signal}: renumbered, no chunk read");
+        assert_eq!(store.chunks_read(), before, "{signal}: indexes kept, no chunk read");
         assert_eq!(store.check(false).unwrap().stale_indexes, Vec::<String>::new(), "{signal}");
-        let shard = std::fs::read(day_dir(dir.path(), signal, 0).join(shard_file(signal))).unwrap();
+        let swept = files(dir.path());
         store.check(true).unwrap();
-        assert_eq!(std::fs::read(day_dir(dir.path(), signal, 0).join(shard_file(signal))).unwrap(), shard);
+        assert_eq!(files(dir.path()), swept, "{signal}: repair finds nothing to change");
     }
 }
 

@@ -85,9 +85,7 @@ fn decode_now(
     admitted: &mut Admitted,
 ) -> Result<OtlpRequest, BodyError> {
     let body = decompress(encoding, wire, cap, &mut |bytes| admitted.reserve(bytes)).map_err(|error| match error {
-        DecompressError::TooLarge { .. } | DecompressError::DeclaredTooLarge { .. } => {
-            BodyError::TooLarge(error.to_string())
-        }
+        DecompressError::TooLarge { .. } => BodyError::TooLarge(error.to_string()),
         DecompressError::Corrupt { .. } => BodyError::Malformed(error.to_string()),
         DecompressError::Overloaded(overloaded) => BodyError::Overloaded(overloaded),
     })?;

@@ -4,6 +4,7 @@
 //! ```text
 //! index.bin   (trace id 16 B, chunk position u32 BE, record position u32 BE)*, sorted, distinct
 //! ```
+use std::collections::BTreeSet;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
@@ -35,21 +36,22 @@ fn sorted(mut entries: Vec<[u8; INDEX_ENTRY]>) -> Vec<u8> {
     entries.concat()
 }
 
-/// `existing` entries plus `(id, position, record)` for each of `ids`, sorted and distinct.
-pub(crate) fn merge_index(existing: &[u8], ids: &[([u8; 16], u32)], position: u32) -> Vec<u8> {
-    let mut all: Vec<[u8; INDEX_ENTRY]> = entries(existing).collect();
-    all.extend(ids.iter().map(|(id, record)| entry(id, position, record.to_owned())));
-    sorted(all)
+/// The trace index of one chunk at `position`: `(id, record)` for each of `ids`, sorted and distinct.
+pub(crate) fn chunk_index(ids: &[([u8; 16], u32)], position: u32) -> Vec<u8> {
+    sorted(ids.iter().map(|(id, record)| entry(id, position, *record)).collect())
 }
 
-/// The entries of the chunks at the (ascending) positions `kept`, renumbered from 0 in that order: the
-/// index a rebuild from the kept chunks gives (renumbering keeps the order, so no sort).
-pub(crate) fn retain_index(index: &[u8], kept: &[u32]) -> Vec<u8> {
+/// The trace indexes of several runs as one (sorted and distinct).
+pub(crate) fn merge_indexes(parts: &[Vec<u8>]) -> Vec<u8> {
+    sorted(parts.iter().flat_map(|part| entries(part)).collect())
+}
+
+/// The entries of the chunks at the positions `kept` (positions never change).
+pub(crate) fn retain_index(index: &[u8], kept: &BTreeSet<u32>) -> Vec<u8> {
     let mut out = Vec::with_capacity(index.len());
-    for mut kept_entry in entries(index) {
+    for kept_entry in entries(index) {
         let position = u32::from_be_bytes([kept_entry[16], kept_entry[17], kept_entry[18], kept_entry[19]]);
-        if let Ok(new) = kept.binary_search(&position) {
-            kept_entry[16..20].copy_from_slice(&u32::try_from(new).unwrap_or(u32::MAX).to_be_bytes());
+        if kept.contains(&position) {
             out.extend_from_slice(&kept_entry);
         }
     }
@@ -57,11 +59,11 @@ pub(crate) fn retain_index(index: &[u8], kept: &[u32]) -> Vec<u8> {
 }
 
 /// (chunk position, record position) listed for `trace_id` in an index file (binary search with
-/// positioned reads).
-pub(crate) fn lookup(path: &Path, trace_id: &[u8; 16]) -> Result<Vec<(u32, u32)>, StoreError> {
+/// positioned reads); `None` when the file is missing.
+pub(crate) fn lookup(path: &Path, trace_id: &[u8; 16]) -> Result<Option<Vec<(u32, u32)>>, StoreError> {
     let file = match std::fs::File::open(path) {
         Ok(file) => file,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(source) => return Err(StoreError::Io { action: "open", path: path.to_path_buf(), source }),
     };
     let length = file.metadata().map_err(io("read", path))?.len();
@@ -91,10 +93,10 @@ pub(crate) fn lookup(path: &Path, trace_id: &[u8; 16]) -> Result<Vec<(u32, u32)>
         positions.push((word(16), word(20)));
         low += 1;
     }
-    Ok(positions)
+    Ok(Some(positions))
 }
 
-/// A day's indexes, rebuilt from its chunks.
+/// A run's indexes, rebuilt from its chunks.
 #[derive(Debug)]
 pub(crate) struct DayIndexes {
     /// `index.bin` (empty but for traces).
@@ -103,7 +105,7 @@ pub(crate) struct DayIndexes {
     pub(crate) shard: DayShard,
 }
 
-/// Builds a day's indexes from its chunks' records, decoding each record once for both.
+/// Builds a run's indexes from its chunks' records, decoding each record once for both.
 #[derive(Debug)]
 pub(crate) struct IndexBuilder {
     signal: Signal,
@@ -112,7 +114,7 @@ pub(crate) struct IndexBuilder {
 }
 
 impl IndexBuilder {
-    /// An empty day of `signal`.
+    /// An empty run of `signal`.
     pub(crate) fn new(signal: Signal) -> Self {
         IndexBuilder { signal, entries: Vec::new(), shard: DayShard::new(signal) }
     }
@@ -137,8 +139,9 @@ impl IndexBuilder {
         self.shard.insert_chunk(position, &streams);
     }
 
-    /// The indexes of the chunks added.
-    pub(crate) fn finish(self) -> DayIndexes {
+    /// The indexes of the chunks added, for a run ending before position `end`.
+    pub(crate) fn finish(mut self, end: u32) -> DayIndexes {
+        self.shard.cover(end);
         DayIndexes { index: sorted(self.entries), shard: self.shard }
     }
 }
@@ -148,10 +151,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn retaining_index_entries_renumbers_their_chunks_in_order() {
+    fn retaining_index_entries_keeps_their_positions() {
         let (a, b) = ([1u8; 16], [2u8; 16]);
         let index = sorted(vec![entry(&a, 0, 0), entry(&a, 2, 1), entry(&b, 1, 0), entry(&b, 3, 4)]);
-        assert_eq!(retain_index(&index, &[2, 3]), sorted(vec![entry(&a, 0, 1), entry(&b, 1, 4)]));
-        assert!(retain_index(&index, &[]).is_empty());
+        assert_eq!(retain_index(&index, &BTreeSet::from([2, 3])), sorted(vec![entry(&a, 2, 1), entry(&b, 3, 4)]));
+        assert!(retain_index(&index, &BTreeSet::new()).is_empty());
+    }
+
+    #[test]
+    fn merged_run_indexes_equal_one_index_of_all_their_chunks() {
+        let (a, b) = ([1u8; 16], [2u8; 16]);
+        let first = chunk_index(&[(b, 0), (a, 1), (b, 0)], 0);
+        let second = chunk_index(&[(a, 0)], 1);
+        assert_eq!(first.len(), 2 * INDEX_ENTRY, "one entry per trace and record");
+        assert_eq!(merge_indexes(&[first, second]), sorted(vec![entry(&a, 0, 1), entry(&a, 1, 0), entry(&b, 0, 0)]));
     }
 }

@@ -33,9 +33,16 @@ pub struct ChunkManifest {
     pub uncompressed_bytes: u64,
 }
 
-/// One chunk in a day manifest.
+/// The day manifest format version: 2 lists runs (see the day module); 1 listed every chunk.
+pub const DAY_FORMAT_VERSION: u32 = 2;
+
+/// One chunk of a day, as its run manifest lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DayChunk {
+    /// Its position in the day: the count of chunks sealed into the day before it. Positions never
+    /// change (retention leaves gaps), so the indexes that name a chunk by position stay true.
+    #[serde(default)]
+    pub position: u32,
     /// Hex SHA-256 of the chunk file.
     pub sha256: String,
     /// Records.
@@ -60,10 +67,11 @@ impl DayChunk {
     }
 }
 
-/// The chunks of one tenant, signal and UTC day, in the order they were sealed (`day.json`).
+/// The runs of one tenant, signal and UTC day, oldest first (`day.json`, [`DAY_FORMAT_VERSION`] 2): the
+/// commit point of every write to the day.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DayManifest {
-    /// [`CHUNK_FORMAT_VERSION`].
+    /// [`DAY_FORMAT_VERSION`].
     pub format_version: u32,
     /// The tenant.
     pub tenant: String,
@@ -71,17 +79,63 @@ pub struct DayManifest {
     pub signal: String,
     /// The UTC day.
     pub day: String,
-    /// Its chunks, in sealing order.
+    /// Its runs, by first position.
+    pub runs: Vec<RunRef>,
+}
+
+/// One run in a day manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRef {
+    /// The first chunk position it covers.
+    pub first: u32,
+    /// How many positions it covers (some may have been deleted by retention).
+    pub count: u32,
+    /// How many chunks it lists.
+    pub listed: u32,
+    /// Hex SHA-256 of its run manifest.
+    pub sha256: String,
+}
+
+/// The chunks of one run of a day and the digests of its indexes (`run-<first>-<count>-<listed>.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunManifest {
+    /// [`DAY_FORMAT_VERSION`].
+    pub format_version: u32,
+    /// The first chunk position it covers.
+    pub first: u32,
+    /// How many positions it covers.
+    pub count: u32,
+    /// Its chunks, by position.
     pub chunks: Vec<DayChunk>,
-    /// Hex SHA-256 of the day's trace index shard (`index.bin`: sorted, distinct entries of trace id,
-    /// chunk position in `chunks` and record position in the chunk), rebuilt deterministically from the
-    /// chunks.
+    /// Hex SHA-256 of its trace index (traces only; `index.bin` format: sorted, distinct entries of trace
+    /// id, chunk position and record position), built from its chunks alone. Absent when it could not be
+    /// built: then a trace lookup reads every chunk of the run until `store check --repair`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub index_sha256: Option<String>,
-    /// Hex SHA-256 of the day's index shard (traces `services.bin`, logs `streams.bin`, metrics
-    /// `series.bin`: each stream with the chunks holding it, their time ranges and item counts), rebuilt
-    /// deterministically from the chunks. Absent in days sealed before shards existed (and in a day whose
-    /// shard could not be built): their scans read every chunk until `store check --repair` writes one.
+    /// Hex SHA-256 of its index shard (see the shard module), built from its chunks alone. Absent when it
+    /// could not be built: then its scans read every chunk until `store check --repair` writes one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard_sha256: Option<String>,
+}
+
+/// A day manifest of format 1 (`day.json` listing every chunk, one `index.bin` and one shard for the
+/// day): read as one run; the next write to the day turns it into format 2.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LegacyDayManifest {
+    /// 1.
+    pub format_version: u32,
+    /// The tenant.
+    pub tenant: String,
+    /// The signal.
+    pub signal: String,
+    /// The UTC day.
+    pub day: String,
+    /// Its chunks, in sealing order (their positions).
+    pub chunks: Vec<DayChunk>,
+    /// Hex SHA-256 of the day's `index.bin`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index_sha256: Option<String>,
+    /// Hex SHA-256 of the day's index shard; absent in days sealed before shards existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard_sha256: Option<String>,
 }

@@ -1,6 +1,6 @@
 //! The embedded store: the ingest log's records sealed into immutable, content-addressed chunks with
-//! RFC 8785 manifests, a day manifest per tenant, signal and UTC day, and per day a trace index and an
-//! index shard of the day's streams (services, log streams, metric series).
+//! RFC 8785 manifests, a day manifest per tenant, signal and UTC day listing runs of chunks, and per run
+//! a trace index and an index shard of its streams (services, log streams, metric series).
 //!
 //! - [`Sealer`]: the pure rule of which records make a chunk (data only, never the wall clock).
 //! - [`Store`]: chunks, manifests and indexes on disk; lookups by trace id; scans that index shards
@@ -8,6 +8,7 @@
 //! - [`StoreView`]: the read interface every query goes through (sealed chunks plus what is not sealed yet).
 //! - [`RemoteChunks`]: sealed chunks also in S3-compatible object storage; [`Store::upload_pending`]
 //!   moves them there and evicts local copies per [`LocalCache`]; reads of evicted chunks go there.
+mod day;
 mod error;
 mod facts;
 mod holds;
@@ -22,9 +23,13 @@ mod streams;
 mod upload;
 mod view;
 
+pub use day::Day;
 pub use facts::{RecordFacts, record_facts};
 pub use holds::{Hold, HoldBook, HoldError, HoldKind};
-pub use manifest::{CHUNK_FORMAT_VERSION, ChunkManifest, DayChunk, DayManifest, canonical};
+pub use manifest::{
+    CHUNK_FORMAT_VERSION, ChunkManifest, DAY_FORMAT_VERSION, DayChunk, DayManifest, LegacyDayManifest, RunManifest,
+    RunRef, canonical,
+};
 pub use remote::RemoteChunks;
 pub use retention::{Cutoff, MAX_CLOCK_LEAD, cutoff as retention_cutoff};
 pub use sealer::{

@@ -159,8 +159,8 @@ fn a_damaged_or_missing_object_is_a_precise_error() {
     let store = fixture.store();
     fixture.seal(&store);
     assert!(store.upload_pending(LocalCache::UpTo(0)).error.is_none());
-    let day = store.day_manifest("acme", "traces", &utc_day(START)).unwrap().unwrap();
-    let sha256 = &day.chunks[0].sha256;
+    let day = store.day("acme", "traces", &utc_day(START)).unwrap().unwrap();
+    let sha256 = &day.chunks().next().unwrap().sha256;
     let path = fixture.day_dir(0).join(format!("{sha256}.chunk"));
     let key = ObjectPath::from(format!("stella/acme/traces/{}/{sha256}.chunk", day.day));
 
@@ -185,8 +185,8 @@ fn without_object_storage_an_evicted_chunk_is_named_and_not_reported_damaged() {
     fixture.seal(&store);
     assert!(store.upload_pending(LocalCache::UpTo(0)).error.is_none());
     let offline = Store::new(fixture.dir.path().to_path_buf());
-    let day = offline.day_manifest("acme", "traces", &utc_day(START)).unwrap().unwrap();
-    let path = fixture.day_dir(0).join(format!("{}.chunk", day.chunks[0].sha256));
+    let day = offline.day("acme", "traces", &utc_day(START)).unwrap().unwrap();
+    let path = fixture.day_dir(0).join(format!("{}.chunk", day.chunks().next().unwrap().sha256));
     assert_eq!(offline.read_chunk(&path).unwrap_err().code(), "store.evicted");
     let report = offline.check(false).unwrap();
     assert_eq!(report.remote_unchecked.len(), 6, "{report:?}");

@@ -1,7 +1,8 @@
-//! Index shards: for one tenant, signal and UTC day, each stream (see the streams module) with the chunks
-//! that hold it and, per chunk, the stream's time range and item count, so a scan rules chunks out
-//! without reading them. Built from the day's chunks alone: the same chunks in the same order give the
-//! same bytes, whether the shard grew one chunk at a time or was rebuilt by `store check --repair`.
+//! Index shards: for one run of a tenant's signal on a UTC day (see the day module), each stream (see the
+//! streams module) with the chunks that hold it and, per chunk, the stream's time range and item count,
+//! so a scan rules chunks out without reading them. Built from the run's chunks alone: the same chunks
+//! at the same positions give the same bytes, whether the shard was merged from smaller runs' shards or
+//! rebuilt by `store check --repair`.
 //!
 //! ```text
 //! varint = unsigned LEB128 (at most 10 bytes); string = varint length, then UTF-8
@@ -9,7 +10,7 @@
 //! magic      8 bytes  "STLSHARD"
 //! version    u8       SHARD_FORMAT_VERSION (1)
 //! signal     u8       1 traces (services.bin), 2 metrics (series.bin), 3 logs (streams.bin)
-//! chunks     varint   chunks of the day it covers: as many as its day manifest lists
+//! chunks     varint   positions it covers: one past its run's last (see the day module)
 //! streams    varint   count, then each stream, in (name, labels) order, each once:
 //!   name       string
 //!   labels     varint count, then (label name string, value string) each, in name order, each name once
@@ -20,8 +21,9 @@
 //!     span       varint   max time - min time
 //!     items      varint   spans, log records or data points
 //! ```
-//! Nothing follows the last stream. Times are unix nanoseconds. The day manifest records the file's
-//! SHA-256 (`shard_sha256`); a reader trusts a shard only when that digest and the chunk count match.
+//! Nothing follows the last stream. Times are unix nanoseconds. The run manifest records the file's
+//! SHA-256 (`shard_sha256`); a reader trusts a shard only when that digest and the positions covered
+//! match.
 use std::collections::{BTreeMap, BTreeSet};
 
 use stella_otlp::Signal;
@@ -78,19 +80,26 @@ impl DayShard {
         self.chunks = self.chunks.max(position.saturating_add(1));
     }
 
-    /// Keeps the chunks at the (ascending) positions `kept`, renumbered from 0 in that order: the shard a
-    /// rebuild from the kept chunks gives.
-    pub(crate) fn retain_chunks(&mut self, kept: &[u32]) {
-        let renumbered: BTreeMap<u32, u32> =
-            kept.iter().enumerate().map(|(new, old)| (*old, u32::try_from(new).unwrap_or(u32::MAX))).collect();
+    /// Keeps the postings of the chunks at the positions `kept` (positions never change; the positions
+    /// it covers stay the same).
+    pub(crate) fn retain_chunks(&mut self, kept: &BTreeSet<u32>) {
         for postings in self.streams.values_mut() {
-            *postings = std::mem::take(postings)
-                .into_iter()
-                .filter_map(|(old, stats)| renumbered.get(&old).map(|new| (*new, stats)))
-                .collect();
+            postings.retain(|position, _| kept.contains(position));
         }
         self.streams.retain(|_, postings| !postings.is_empty());
-        self.chunks = u32::try_from(kept.len()).unwrap_or(u32::MAX);
+    }
+
+    /// Adds the postings of `other` (the shard of a later run): the shard of both runs as one.
+    pub(crate) fn merge(&mut self, other: DayShard) {
+        for (key, postings) in other.streams {
+            self.streams.entry(key).or_default().extend(postings);
+        }
+        self.chunks = self.chunks.max(other.chunks);
+    }
+
+    /// Makes it cover every position before `end` (a run's last chunks may have been deleted).
+    pub(crate) fn cover(&mut self, end: u32) {
+        self.chunks = self.chunks.max(end);
     }
 
     /// The shard file's bytes.
@@ -324,6 +333,11 @@ mod tests {
     use super::*;
 
     fn shard() -> DayShard {
+        shard_of(&[0, 1, 2, 3])
+    }
+
+    /// The fixture's shard with the chunks at `positions` only.
+    fn shard_of(positions: &[u32]) -> DayShard {
         let mut shard = DayShard::new(Signal::Logs);
         for (position, service, min, max) in [
             (0u32, "checkout", 50u64, 90u64),
@@ -331,6 +345,9 @@ mod tests {
             (2, "checkout", 10, u64::MAX),
             (3, "search", 7, 7),
         ] {
+            if !positions.contains(&position) {
+                continue;
+            }
             let mut streams = ChunkStreams::default();
             let request =
                 stella_otlp::OtlpRequest::Logs(stella_otlp::proto::collector::logs::v1::ExportLogsServiceRequest {
@@ -373,21 +390,22 @@ mod tests {
     }
 
     #[test]
-    fn retaining_chunks_renumbers_them_as_a_rebuild_would() {
-        let original = shard();
-        let mut retained = original.clone();
-        retained.retain_chunks(&[2, 3]);
-        let mut rebuilt = DayShard::new(Signal::Logs);
-        for (new, old) in [2u32, 3].into_iter().enumerate() {
-            for (key, postings) in &original.streams {
-                if let Some(stats) = postings.get(&old) {
-                    rebuilt.streams.entry(key.clone()).or_default().insert(new as u32, *stats);
-                }
-            }
-        }
-        rebuilt.chunks = 2;
+    fn retaining_chunks_keeps_their_positions_as_a_rebuild_from_them_would() {
+        let mut retained = shard();
+        retained.retain_chunks(&BTreeSet::from([2, 3]));
+        let mut rebuilt = shard_of(&[2, 3]);
+        rebuilt.cover(4);
         assert_eq!(retained, rebuilt);
         assert_eq!(retained.encode(), rebuilt.encode());
+        assert_eq!(retained.chunks(), 4);
+    }
+
+    #[test]
+    fn merged_run_shards_equal_the_shard_of_all_their_chunks() {
+        let mut first = shard_of(&[0, 1]);
+        first.cover(2);
+        first.merge(shard_of(&[2, 3]));
+        assert_eq!(first.encode(), shard().encode());
     }
 
     #[test]

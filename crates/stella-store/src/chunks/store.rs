@@ -1,19 +1,22 @@
-//! [`Store`]: sealed chunks on disk, with their manifests, a trace index and an index shard per day.
+//! [`Store`]: sealed chunks on disk, with their manifests, and per day runs of chunks with a trace index
+//! and an index shard each.
 //!
 //! ```text
 //! <root>/<tenant>/<signal>/<YYYY-MM-DD>/<sha256>.chunk   records exactly as logged, length-prefixed, zstd
 //!                                      /<sha256>.json    its manifest (RFC 8785)
-//!                                      /index.bin        traces: (trace id 16 B, chunk u32 BE, record u32 BE)*, sorted
-//!                                      /services.bin     traces: index shard, service -> chunks (+ times, spans)
-//!                                      /streams.bin      logs: index shard, stream labels -> chunks (+ times, records)
-//!                                      /series.bin       metrics: index shard, name + labels -> chunks (+ times, points)
-//!                                      /day.json         the day manifest (RFC 8785): chunks in order, index digests
+//!                                      /run-<first>-<count>-<listed>.json        a run's manifest (RFC 8785)
+//!                                      /run-<first>-<count>-<listed>.index.bin   traces: (trace id 16 B, chunk u32 BE, record u32 BE)*, sorted
+//!                                      /run-<first>-<count>-<listed>.services.bin traces: index shard, service -> chunks (+ times, spans)
+//!                                      /run-<first>-<count>-<listed>.streams.bin  logs: index shard, stream labels -> chunks (+ times, records)
+//!                                      /run-<first>-<count>-<listed>.series.bin   metrics: index shard, name + labels -> chunks (+ times, points)
+//!                                      /day.json         the day manifest (RFC 8785): its runs and their manifests' digests
 //! ```
-//! Writes go chunk, manifest, indexes, then `day.json` (each by atomic rename): the day manifest is the
-//! commit point, and it records the digest of each index. Chunk files are named by their digest, so
-//! sealing the same records again after a crash rewrites the same files and lists the chunk once. An
-//! index shard is trusted only when its digest and chunk count match the day manifest; otherwise a write
-//! rebuilds it from the day's chunks, a scan reads every chunk of the day, and `check` reports it.
+//! Writes go chunk, manifest, the new run's files, the merged run's files, then `day.json` (each by
+//! atomic rename): the day manifest is the commit point (see the day module). Chunk files are named by
+//! their digest, so sealing the same records again after a crash rewrites the same files and lists the
+//! chunk once. An index is trusted only when its digest and the positions it covers match its run
+//! manifest; otherwise a merge rebuilds it from the run's chunks, a scan or trace lookup reads every
+//! chunk of the run, and `check` reports it.
 //!
 //! With object storage attached ([`Store::with_remote`]), a day also has `uploaded.json`, the chunks
 //! confirmed there, and the `.chunk` file of an uploaded chunk may be evicted: reads then fetch it from
@@ -28,11 +31,14 @@ use stella_otlp::Signal;
 
 pub use super::error::StoreError;
 pub(crate) use super::error::io;
-use super::index::{DayIndexes, IndexBuilder, lookup, merge_index, retain_index};
-use super::manifest::{CHUNK_FORMAT_VERSION, ChunkManifest, DayChunk, DayManifest, canonical};
+use stella_otlp::OtlpRequest;
+
+use super::day::{self, Day, Run};
+use super::index::{DayIndexes, IndexBuilder, chunk_index, lookup, merge_indexes, retain_index};
+use super::manifest::{ChunkManifest, DAY_FORMAT_VERSION, DayChunk, RunManifest, canonical};
 use super::remote::RemoteChunks;
 use super::sealer::{SealedChunk, chunk_records};
-use super::shard::{DayShard, matching_chunks, shard_file};
+use super::shard::{DayShard, matching_chunks};
 use super::streams::ScanFilter;
 use crate::log::{LogFs, RealFs};
 
@@ -224,8 +230,8 @@ impl Store {
     /// Takes the newest chunk of `tenant`'s `signal` on disk into [`Store::newest_time`].
     pub fn learn_newest(&self, tenant: &str, signal: &str) -> Result<(), StoreError> {
         let Some(day) = self.days(tenant, signal).into_iter().next() else { return Ok(()) };
-        let Some(manifest) = self.day_manifest(tenant, signal, &day)? else { return Ok(()) };
-        let newest = manifest.chunks.iter().map(DayChunk::max_time).max().unwrap_or(0);
+        let Some(manifest) = self.day(tenant, signal, &day)? else { return Ok(()) };
+        let newest = manifest.chunks().map(DayChunk::max_time).max().unwrap_or(0);
         self.newest.fetch_max(newest, Ordering::Relaxed);
         Ok(())
     }
@@ -248,88 +254,142 @@ impl Store {
         self.signal_dir(tenant, signal).join(day)
     }
 
-    /// Writes a sealed chunk and lists it in its day (once, whatever the retries), with the day's indexes.
+    /// Writes a sealed chunk and lists it in its day (once, whatever the retries): a run of its own with
+    /// its indexes, then the newest runs merged while [`FANOUT`](super::day::FANOUT) of one level are
+    /// there, then the day manifest (see the day module). Nothing written before is rewritten but the
+    /// runs merged, so a day's writes grow with its data, not with its square.
     pub fn write(&self, chunk: &SealedChunk) -> Result<(), StoreError> {
         let manifest = &chunk.manifest;
         let dir = self.day_dir(&manifest.tenant, &manifest.signal, &manifest.day);
+        let signal = manifest.signal.parse::<Signal>().map_err(|error| StoreError::Damaged {
+            path: dir.join(format!("{}.json", manifest.sha256)),
+            message: error.to_string(),
+        })?;
         RealFs.create_dir_all(&dir).map_err(io("create", &dir))?;
-        let mut day = self.day_manifest(&manifest.tenant, &manifest.signal, &manifest.day)?.unwrap_or(DayManifest {
-            format_version: CHUNK_FORMAT_VERSION,
-            tenant: manifest.tenant.clone(),
-            signal: manifest.signal.clone(),
-            day: manifest.day.clone(),
-            chunks: Vec::new(),
-            index_sha256: None,
-            shard_sha256: None,
-        });
+        let mut day = day::load(&dir)?.unwrap_or_else(|| Day::empty(&manifest.tenant, &manifest.signal, &manifest.day));
         self.newest.fetch_max(manifest.max_time_unix_nano.parse().unwrap_or(0), Ordering::Relaxed);
-        if day.chunks.iter().any(|listed| listed.sha256 == manifest.sha256) {
+        if day.chunks().any(|listed| listed.sha256 == manifest.sha256) {
             return Ok(());
         }
         let chunk_path = dir.join(format!("{}.chunk", manifest.sha256));
         RealFs.write_atomic(&chunk_path, &chunk.bytes).map_err(io("write", &chunk_path))?;
         let manifest_path = dir.join(format!("{}.json", manifest.sha256));
         RealFs.write_atomic(&manifest_path, &canonical(manifest)).map_err(io("write", &manifest_path))?;
-        let position = day.chunks.len() as u32;
-        if manifest.signal == "traces" {
-            let index_path = dir.join("index.bin");
-            let existing = RealFs.read_file(&index_path).map_err(io("read", &index_path))?.unwrap_or_default();
-            let index = merge_index(&existing, &chunk.trace_ids, position);
-            day.index_sha256 = Some(write_index(&index_path, &index)?);
+        let mut retired = self.convert_legacy(&dir, signal, &mut day)?;
+        let position = day.next_position();
+        let mut shard = DayShard::new(signal);
+        shard.insert_chunk(position, &chunk.streams);
+        let run = RunManifest {
+            format_version: DAY_FORMAT_VERSION,
+            first: position,
+            count: 1,
+            chunks: vec![DayChunk {
+                position,
+                sha256: manifest.sha256.clone(),
+                records: manifest.records,
+                items: manifest.items,
+                min_time_unix_nano: manifest.min_time_unix_nano.clone(),
+                max_time_unix_nano: manifest.max_time_unix_nano.clone(),
+            }],
+            index_sha256: None,
+            shard_sha256: None,
+        };
+        let index = chunk_index(&chunk.trace_ids, position);
+        day.runs.push(day::write_run(&dir, signal, run, Some(&index), Some(&shard.encode()))?);
+        while let Some(start) = day.mergeable() {
+            let merged = self.merge_runs(&dir, signal, &day.runs[start..])?;
+            retired.extend(day.runs.drain(start..));
+            day.runs.push(merged);
         }
-        if let Ok(signal) = manifest.signal.parse::<Signal>() {
-            day.shard_sha256 = match self.shard_to_extend(&dir, signal, &day) {
-                Some(mut shard) => {
-                    shard.insert_chunk(position, &chunk.streams);
-                    Some(write_index(&dir.join(shard_file(signal)), &shard.encode())?)
-                }
-                None => None,
-            };
-        }
-        day.chunks.push(DayChunk {
-            sha256: manifest.sha256.clone(),
-            records: manifest.records,
-            items: manifest.items,
-            min_time_unix_nano: manifest.min_time_unix_nano.clone(),
-            max_time_unix_nano: manifest.max_time_unix_nano.clone(),
-        });
-        let day_path = dir.join("day.json");
-        RealFs.write_atomic(&day_path, &canonical(&day)).map_err(io("write", &day_path))
+        day.commit(&dir)?;
+        retired.iter().try_for_each(|run| run.remove_files(&dir, signal))
     }
 
-    /// The shard a new chunk of `day` extends: the one on disk when the day manifest vouches for it, else
-    /// one rebuilt from the day's chunks (the first write to a day sealed before shards existed, or after
-    /// a crash between the shard and the day manifest). `None` when a chunk of the day cannot be read:
-    /// then the day goes without a shard (its scans read every chunk) until `store check --repair`.
-    fn shard_to_extend(&self, dir: &Path, signal: Signal, day: &DayManifest) -> Option<DayShard> {
-        match load_shard(dir, signal, day) {
-            Ok(Some(shard)) => return Some(shard),
-            Ok(None) if day.chunks.is_empty() => return Some(DayShard::new(signal)),
-            Ok(None) => {}
-            Err(error) => tracing::warn!(code = error.code(), %error, "index shard rejected; rebuilding it"),
+    /// Rewrites the single run of a format 1 day in format 2 (its indexes as they are when its manifest
+    /// vouches for them, else rebuilt); the run it replaces, whose files go once the day is committed.
+    fn convert_legacy(&self, dir: &Path, signal: Signal, day: &mut Day) -> Result<Vec<Run>, StoreError> {
+        let mut retired = Vec::new();
+        for run in day.runs.iter_mut().filter(|run| run.legacy()) {
+            let (index, shard) = self.run_indexes(dir, signal, run);
+            let converted = day::write_run(
+                dir,
+                signal,
+                run.manifest.clone(),
+                index.as_deref(),
+                shard.map(|shard| shard.encode()).as_deref(),
+            )?;
+            retired.push(std::mem::replace(run, converted));
         }
-        match self.rebuild_indexes(dir, signal, &day.chunks) {
-            Ok(rebuilt) => Some(rebuilt.shard),
+        Ok(retired)
+    }
+
+    /// One run of the chunks of `runs` (adjacent, oldest first), with their indexes merged.
+    fn merge_runs(&self, dir: &Path, signal: Signal, runs: &[Run]) -> Result<Run, StoreError> {
+        let first = runs.first().map_or(0, Run::first);
+        let end = runs.last().map_or(first, Run::end);
+        let mut indexes = Vec::with_capacity(runs.len());
+        let mut shard: Option<DayShard> = Some(DayShard::new(signal));
+        for run in runs {
+            let (index, run_shard) = self.run_indexes(dir, signal, run);
+            indexes.push(index);
+            shard = shard.zip(run_shard).map(|(mut merged, run_shard)| {
+                merged.merge(run_shard);
+                merged
+            });
+        }
+        let index = indexes.into_iter().collect::<Option<Vec<_>>>().map(|parts| merge_indexes(&parts));
+        let shard = shard.map(|mut shard| {
+            shard.cover(end);
+            shard.encode()
+        });
+        let manifest = RunManifest {
+            format_version: DAY_FORMAT_VERSION,
+            first,
+            count: end - first,
+            chunks: runs.iter().flat_map(|run| run.manifest.chunks.iter().cloned()).collect(),
+            index_sha256: None,
+            shard_sha256: None,
+        };
+        day::write_run(dir, signal, manifest, index.as_deref(), shard.as_deref())
+    }
+
+    /// A run's trace index (traces only) and index shard: the files when its manifest vouches for them,
+    /// else rebuilt from its chunks (read once for both). `None` for one that can be neither (a chunk of
+    /// the run cannot be read): the run goes without it, its lookups and scans read every chunk, until
+    /// `stella telemetry store check --repair`.
+    fn run_indexes(&self, dir: &Path, signal: Signal, run: &Run) -> (Option<Vec<u8>>, Option<DayShard>) {
+        let index = match signal {
+            Signal::Traces => usable(verified_index(dir, run)),
+            _ => None,
+        };
+        let shard = usable(load_shard(dir, signal, run));
+        if shard.is_some() && (index.is_some() || signal != Signal::Traces) {
+            return (index, shard);
+        }
+        match self.rebuild_indexes(dir, signal, run) {
+            Ok(rebuilt) => {
+                (index.or((signal == Signal::Traces).then_some(rebuilt.index)), shard.or(Some(rebuilt.shard)))
+            }
             Err(error) => {
-                tracing::warn!(code = error.code(), %error, "cannot rebuild the day's index shard; its scans read every chunk until `stella telemetry store check --repair`");
-                None
+                tracing::warn!(code = error.code(), %error, "cannot rebuild a run's indexes; its lookups and scans read every chunk until `stella telemetry store check --repair`");
+                (index, shard)
             }
         }
     }
 
-    /// Both indexes of a day rebuilt from `chunks` (each chunk read once).
-    fn rebuild_indexes(&self, dir: &Path, signal: Signal, chunks: &[DayChunk]) -> Result<DayIndexes, StoreError> {
+    /// Both indexes of a run rebuilt from its chunks (each chunk read once).
+    fn rebuild_indexes(&self, dir: &Path, signal: Signal, run: &Run) -> Result<DayIndexes, StoreError> {
         let mut builder = IndexBuilder::new(signal);
-        for (position, chunk) in chunks.iter().enumerate() {
+        for chunk in &run.manifest.chunks {
             let records = self.read_chunk(&dir.join(format!("{}.chunk", chunk.sha256)))?;
-            builder.add_chunk(position as u32, &records);
+            builder.add_chunk(chunk.position, &records);
         }
-        Ok(builder.finish())
+        Ok(builder.finish(run.end()))
     }
 
-    /// The day manifest of `tenant`'s `signal` on `day`, if that day has chunks.
-    pub fn day_manifest(&self, tenant: &str, signal: &str, day: &str) -> Result<Option<DayManifest>, StoreError> {
-        day_manifest_in(&self.day_dir(tenant, signal, day))
+    /// The day `tenant`'s `signal` has on `day`, if it has chunks.
+    pub fn day(&self, tenant: &str, signal: &str, day: &str) -> Result<Option<Day>, StoreError> {
+        day::load(&self.day_dir(tenant, signal, day))
     }
 
     /// The days that hold `tenant`'s `signal`, newest first.
@@ -348,23 +408,36 @@ impl Store {
         days
     }
 
-    /// The records (as logged) of every chunk of `tenant` holding a span of `trace_id`.
+    /// The records (as logged) of every chunk of `tenant` holding a span of `trace_id`: the records its
+    /// runs' trace indexes name, and every record holding the trace in a run without a trace index.
     pub fn records_with_trace(&self, tenant: &str, trace_id: &[u8; 16]) -> Result<Vec<Vec<u8>>, StoreError> {
         let mut records = Vec::new();
         for day in self.days(tenant, "traces") {
-            let Some(manifest) = self.day_manifest(tenant, "traces", &day)? else { continue };
+            let Some(manifest) = self.day(tenant, "traces", &day)? else { continue };
             let dir = self.day_dir(tenant, "traces", &day);
-            let mut wanted: Vec<(u32, u32)> = lookup(&dir.join("index.bin"), trace_id)?;
-            wanted.sort_unstable();
-            let mut current: Option<(u32, Vec<Vec<u8>>)> = None;
-            for (position, record) in wanted {
-                if current.as_ref().is_none_or(|(open, _)| *open != position) {
-                    let Some(chunk) = manifest.chunks.get(position as usize) else { continue };
-                    let path = dir.join(format!("{}.chunk", chunk.sha256));
-                    current = Some((position, self.read_chunk(&path)?));
-                }
-                if let Some(found) = current.as_ref().and_then(|(_, chunk)| chunk.get(record as usize)) {
-                    records.push(found.clone());
+            for run in &manifest.runs {
+                let listed = match run.manifest.index_sha256 {
+                    Some(_) => lookup(&run.index_path(&dir), trace_id)?,
+                    None => None,
+                };
+                let Some(mut wanted) = listed else {
+                    for chunk in &run.manifest.chunks {
+                        let chunk_records = self.read_chunk(&dir.join(format!("{}.chunk", chunk.sha256)))?;
+                        records.extend(chunk_records.into_iter().filter(|record| holds_trace(record, trace_id)));
+                    }
+                    continue;
+                };
+                wanted.sort_unstable();
+                let mut current: Option<(u32, Vec<Vec<u8>>)> = None;
+                for (position, record) in wanted {
+                    if current.as_ref().is_none_or(|(open, _)| *open != position) {
+                        let Some(chunk) = run.chunk_at(position) else { continue };
+                        let path = dir.join(format!("{}.chunk", chunk.sha256));
+                        current = Some((position, self.read_chunk(&path)?));
+                    }
+                    if let Some(found) = current.as_ref().and_then(|(_, chunk)| chunk.get(record as usize)) {
+                        records.push(found.clone());
+                    }
                 }
             }
         }
@@ -431,30 +504,32 @@ impl Store {
         range: (u64, u64),
         filter: &ScanFilter<'_>,
     ) -> Result<Vec<StoredChunk>, StoreError> {
-        let Some(manifest) = self.day_manifest(tenant, signal, day)? else { return Ok(Vec::new()) };
+        let Some(manifest) = self.day(tenant, signal, day)? else { return Ok(Vec::new()) };
         let dir = self.day_dir(tenant, signal, day);
-        let admitted: Option<BTreeSet<u32>> = match signal.parse::<Signal>() {
-            Ok(kind) if filter.narrows() => usable(shard_matches(&dir, kind, &manifest, filter, range)),
-            _ => None,
-        };
         let mut plan = Vec::new();
-        for (position, chunk) in manifest.chunks.iter().enumerate().rev() {
-            if !overlaps(chunk, range) {
-                continue;
-            }
-            let wanted = match &admitted {
-                Some(admitted) => admitted.contains(&(position as u32)),
-                None if filter.service.is_some() => {
-                    let path = dir.join(format!("{}.json", chunk.sha256));
-                    let bytes = std::fs::read(&path).map_err(io("read", &path))?;
-                    let chunk_manifest: ChunkManifest = serde_json::from_slice(&bytes)
-                        .map_err(|error| StoreError::Damaged { path: path.clone(), message: error.to_string() })?;
-                    filter.admits_services(&chunk_manifest.services)
-                }
-                None => true,
+        for run in manifest.runs.iter().rev() {
+            let admitted: Option<BTreeSet<u32>> = match signal.parse::<Signal>() {
+                Ok(kind) if filter.narrows() => usable(shard_matches(&dir, kind, run, filter, range)),
+                _ => None,
             };
-            if wanted {
-                plan.push(StoredChunk { path: dir.join(format!("{}.chunk", chunk.sha256)), chunk: chunk.clone() });
+            for chunk in run.manifest.chunks.iter().rev() {
+                if !overlaps(chunk, range) {
+                    continue;
+                }
+                let wanted = match &admitted {
+                    Some(admitted) => admitted.contains(&chunk.position),
+                    None if filter.service.is_some() => {
+                        let path = dir.join(format!("{}.json", chunk.sha256));
+                        let bytes = std::fs::read(&path).map_err(io("read", &path))?;
+                        let chunk_manifest: ChunkManifest = serde_json::from_slice(&bytes)
+                            .map_err(|error| StoreError::Damaged { path: path.clone(), message: error.to_string() })?;
+                        filter.admits_services(&chunk_manifest.services)
+                    }
+                    None => true,
+                };
+                if wanted {
+                    plan.push(StoredChunk { path: dir.join(format!("{}.chunk", chunk.sha256)), chunk: chunk.clone() });
+                }
             }
         }
         Ok(plan)
@@ -498,8 +573,9 @@ impl Store {
 
     /// Retention: deletes `tenant`'s `signal` chunks whose newest item is older than `cutoff` (unix nanos),
     /// except those `held` keeps (given a chunk's min and max item time); returns the deleted digests.
-    /// A day left with no chunk is removed; otherwise its manifest and indexes are renumbered for the
-    /// chunks it keeps (the new `day.json` is written before any file is deleted).
+    /// A day left with no chunk is removed; otherwise each run that loses chunks is rewritten without
+    /// them (its indexes keep the other chunks' positions), and the new `day.json` is written before any
+    /// file is deleted.
     pub fn sweep(
         &self,
         tenant: &str,
@@ -514,35 +590,63 @@ impl Store {
         let mut remote_down = false;
         let mut days = self.days(tenant, signal);
         days.reverse();
-        for day in days {
-            let Some(mut manifest) = self.day_manifest(tenant, signal, &day)? else { continue };
-            let dir = self.day_dir(tenant, signal, &day);
+        for day_name in days {
+            let Some(mut day) = self.day(tenant, signal, &day_name)? else { continue };
+            let dir = self.day_dir(tenant, signal, &day_name);
             let time = |text: &str| text.parse::<u64>().unwrap_or(u64::MAX);
-            let (mut kept, mut expired) = (Vec::new(), Vec::new());
-            for (position, chunk) in manifest.chunks.iter().enumerate() {
-                let (min, max) = (time(&chunk.min_time_unix_nano), time(&chunk.max_time_unix_nano));
-                let mut expires = max < cutoff && !held(min, max);
-                if expires && !remote_down {
-                    remote_down = !self.forget_remote(&dir, &chunk.sha256);
+            let mut expired = Vec::new();
+            // Per run that loses chunks: its index in the day and the positions it keeps.
+            let mut shrunk: Vec<(usize, BTreeSet<u32>)> = Vec::new();
+            for (at, run) in day.runs.iter().enumerate() {
+                let mut kept = BTreeSet::new();
+                let before = expired.len();
+                for chunk in &run.manifest.chunks {
+                    let (min, max) = (time(&chunk.min_time_unix_nano), time(&chunk.max_time_unix_nano));
+                    let mut expires = max < cutoff && !held(min, max);
+                    if expires && !remote_down {
+                        remote_down = !self.forget_remote(&dir, &chunk.sha256);
+                    }
+                    expires &= !remote_down;
+                    if expires {
+                        expired.push(chunk.clone());
+                    } else {
+                        kept.insert(chunk.position);
+                    }
                 }
-                expires &= !remote_down;
-                if expires { expired.push(chunk.clone()) } else { kept.push(position as u32) }
+                if expired.len() > before {
+                    shrunk.push((at, kept));
+                }
             }
             if expired.is_empty() {
                 continue;
             }
             self.warn_left_remote(&dir, &expired);
-            if kept.is_empty() {
+            if expired.len() == day.chunks().count() {
                 std::fs::remove_dir_all(&dir).map_err(io("remove", &dir))?;
             } else {
-                let kept_chunks: Vec<DayChunk> =
-                    kept.iter().filter_map(|position| manifest.chunks.get(*position as usize).cloned()).collect();
-                if let Ok(kind) = signal.parse::<Signal>() {
-                    self.keep_indexed(&dir, kind, &mut manifest, (&kept, &kept_chunks))?;
+                let kind = signal
+                    .parse::<Signal>()
+                    .map_err(|error| StoreError::Damaged { path: dir.join("day.json"), message: error.to_string() })?;
+                let mut retired = Vec::new();
+                for (at, kept) in shrunk.into_iter().rev() {
+                    if kept.is_empty() {
+                        retired.push(day.runs.remove(at));
+                        continue;
+                    }
+                    let run = &day.runs[at];
+                    let (index, shard) = self.run_indexes(&dir, kind, run);
+                    let index = index.map(|index| retain_index(&index, &kept));
+                    let shard = shard.map(|mut shard| {
+                        shard.retain_chunks(&kept);
+                        shard.encode()
+                    });
+                    let mut manifest = run.manifest.clone();
+                    manifest.chunks.retain(|chunk| kept.contains(&chunk.position));
+                    let rewritten = day::write_run(&dir, kind, manifest, index.as_deref(), shard.as_deref())?;
+                    retired.push(std::mem::replace(&mut day.runs[at], rewritten));
                 }
-                manifest.chunks = kept_chunks;
-                let day_path = dir.join("day.json");
-                RealFs.write_atomic(&day_path, &canonical(&manifest)).map_err(io("write", &day_path))?;
+                retired.extend(self.convert_legacy(&dir, kind, &mut day)?);
+                day.commit(&dir)?;
                 self.unrecord_uploaded(&dir, &expired)?;
                 for chunk in &expired {
                     for extension in ["chunk", "json"] {
@@ -556,61 +660,11 @@ impl Store {
                         }
                     }
                 }
+                retired.iter().try_for_each(|run| run.remove_files(&dir, kind))?;
             }
             deleted.extend(expired.into_iter().map(|chunk| chunk.sha256));
         }
         Ok(deleted)
-    }
-
-    /// Writes the indexes of `manifest`'s day for the chunks it keeps (their ascending positions, and
-    /// them) and records their digests in `manifest`: the current indexes renumbered when the manifest
-    /// vouches for them (no chunk read), else rebuilt from the kept chunks. A shard that cannot be rebuilt
-    /// is left out (the day's scans read every chunk); a trace index that cannot be is an error.
-    fn keep_indexed(
-        &self,
-        dir: &Path,
-        signal: Signal,
-        manifest: &mut DayManifest,
-        (kept, kept_chunks): (&[u32], &[DayChunk]),
-    ) -> Result<(), StoreError> {
-        let index_path = dir.join("index.bin");
-        let current_index = match signal {
-            Signal::Traces => RealFs
-                .read_file(&index_path)
-                .map_err(io("read", &index_path))?
-                .filter(|bytes| manifest.index_sha256.as_deref() == Some(digest(bytes).as_str())),
-            _ => None,
-        };
-        let current_shard = usable(load_shard(dir, signal, manifest));
-        let needs_index = signal == Signal::Traces && current_index.is_none();
-        let rebuilt = if needs_index || current_shard.is_none() {
-            match self.rebuild_indexes(dir, signal, kept_chunks) {
-                Ok(rebuilt) => Some(rebuilt),
-                Err(error) if needs_index => return Err(error),
-                Err(error) => {
-                    tracing::warn!(code = error.code(), %error, "cannot rebuild the day's index shard; its scans read every chunk until `stella telemetry store check --repair`");
-                    None
-                }
-            }
-        } else {
-            None
-        };
-        let (rebuilt_index, rebuilt_shard) = rebuilt.map_or((None, None), |day| (Some(day.index), Some(day.shard)));
-        if signal == Signal::Traces {
-            let index = current_index.map(|bytes| retain_index(&bytes, kept)).or(rebuilt_index).unwrap_or_default();
-            manifest.index_sha256 = Some(write_index(&index_path, &index)?);
-        }
-        let shard = current_shard
-            .map(|mut shard| {
-                shard.retain_chunks(kept);
-                shard
-            })
-            .or(rebuilt_shard);
-        manifest.shard_sha256 = match shard {
-            Some(shard) => Some(write_index(&dir.join(shard_file(signal)), &shard.encode())?),
-            None => None,
-        };
-        Ok(())
     }
 
     /// Verifies every chunk against its digest and every day's indexes (trace index, index shard) against a
@@ -653,8 +707,10 @@ impl Store {
         dirs
     }
 
-    /// Checks one day. A day with a damaged or missing chunk keeps its indexes as they are: a rebuild
-    /// would drop that chunk's entries; they are checked again once the chunk is restored.
+    /// Checks one day, run by run. A run with a damaged or missing chunk keeps its indexes as they are: a
+    /// rebuild would drop that chunk's entries; they are checked again once the chunk is restored. Run
+    /// files no day manifest lists (left by a crash between a commit and the deletion after it) are
+    /// reported, and deleted with `repair`.
     fn check_day(
         &self,
         dir: &Path,
@@ -662,161 +718,184 @@ impl Store {
         options: CheckOptions,
         report: &mut CheckReport,
     ) -> Result<(), StoreError> {
-        let repair = options.repair;
-        let day_path = dir.join("day.json");
-        let Some(mut manifest) = day_manifest_in(dir)? else { return Ok(()) };
+        let Some(mut day) = day::load(dir)? else { return Ok(()) };
         let uploaded = super::upload::read_uploaded(dir).unwrap_or_else(|error| {
             // The bookkeeping only says which missing chunk files were evicted; the uploader rebuilds it.
             report.damaged.push(error.to_string());
             BTreeSet::new()
         });
-        let mut builder = IndexBuilder::new(signal);
-        let mut intact = true;
-        for (position, chunk) in manifest.chunks.iter().enumerate() {
-            let path = dir.join(format!("{}.chunk", chunk.sha256));
-            let bytes = match self.check_read(&path, &chunk.sha256, &uploaded, options.remote_copies, report) {
-                Ok(Some(bytes)) => bytes,
-                Ok(None) => {
+        let mut retired = Vec::new();
+        let mut changed = false;
+        for at in 0..day.runs.len() {
+            let run = &day.runs[at];
+            let mut builder = IndexBuilder::new(signal);
+            let mut intact = true;
+            for chunk in &run.manifest.chunks {
+                let path = dir.join(format!("{}.chunk", chunk.sha256));
+                let bytes = match self.check_read(&path, &chunk.sha256, &uploaded, options.remote_copies, report) {
+                    Ok(Some(bytes)) => bytes,
+                    Ok(None) => {
+                        intact = false;
+                        continue;
+                    }
+                    Err(error) => {
+                        report.damaged.push(error);
+                        intact = false;
+                        continue;
+                    }
+                };
+                let found = digest(&bytes);
+                if found != chunk.sha256 {
+                    report.damaged.push(format!("{}: its SHA-256 is {found}, not its name", path.display()));
                     intact = false;
                     continue;
                 }
-                Err(error) => {
-                    report.damaged.push(error);
-                    intact = false;
-                    continue;
+                self.chunk_reads.fetch_add(1, Ordering::Relaxed);
+                match chunk_records(&bytes) {
+                    Ok(records) => builder.add_chunk(chunk.position, &records),
+                    Err(message) => {
+                        report.damaged.push(format!("{}: {message}", path.display()));
+                        intact = false;
+                        continue;
+                    }
                 }
-            };
-            let found = digest(&bytes);
-            if found != chunk.sha256 {
-                report.damaged.push(format!("{}: its SHA-256 is {found}, not its name", path.display()));
-                intact = false;
+                report.chunks_ok += 1;
+            }
+            if !intact {
                 continue;
             }
-            self.chunk_reads.fetch_add(1, Ordering::Relaxed);
-            match chunk_records(&bytes) {
-                Ok(records) => builder.add_chunk(position as u32, &records),
-                Err(message) => {
-                    report.damaged.push(format!("{}: {message}", path.display()));
-                    intact = false;
-                    continue;
-                }
+            let rebuilt = builder.finish(run.end());
+            let shard = rebuilt.shard.encode();
+            let mut stale = Vec::new();
+            if signal == Signal::Traces
+                && !index_matches(&run.index_path(dir), &rebuilt.index, run.manifest.index_sha256.as_deref())?
+            {
+                stale.push(run.index_path(dir));
             }
-            report.chunks_ok += 1;
+            if !index_matches(&run.shard_path(dir, signal), &shard, run.manifest.shard_sha256.as_deref())? {
+                stale.push(run.shard_path(dir, signal));
+            }
+            if !day::run_manifest_matches(dir, run)? {
+                stale.push(run.manifest_path(dir));
+            }
+            report.stale_indexes.extend(stale.iter().map(|path| path.display().to_string()));
+            if stale.is_empty() || !options.repair {
+                continue;
+            }
+            let repaired = day::write_run(dir, signal, run.manifest.clone(), Some(&rebuilt.index), Some(&shard))?;
+            report.repaired_indexes.extend(stale.iter().map(|path| path.display().to_string()));
+            let old = std::mem::replace(&mut day.runs[at], repaired);
+            if old.legacy() {
+                retired.push(old);
+            }
+            changed = true;
         }
-        if !intact {
-            return Ok(());
-        }
-        let rebuilt = builder.finish();
-        let mut changed = false;
-        if signal == Signal::Traces {
-            let path = dir.join("index.bin");
-            changed |= check_index(&path, &rebuilt.index, &mut manifest.index_sha256, repair, report)?;
-        }
-        let path = dir.join(shard_file(signal));
-        changed |= check_index(&path, &rebuilt.shard.encode(), &mut manifest.shard_sha256, repair, report)?;
         if changed {
-            RealFs.write_atomic(&day_path, &canonical(&manifest)).map_err(io("write", &day_path))?;
+            day.commit(dir)?;
+            retired.iter().try_for_each(|run| run.remove_files(dir, signal))?;
+        }
+        for path in day::unlisted_files(dir, signal, &day)? {
+            report.stale_indexes.push(format!("{}: not listed by its day manifest", path.display()));
+            if options.repair {
+                std::fs::remove_file(&path).map_err(io("remove", &path))?;
+                report.repaired_indexes.push(path.display().to_string());
+            }
         }
         Ok(())
     }
 }
 
-/// The day manifest in the day directory `dir`, if the day has chunks.
-pub(super) fn day_manifest_in(dir: &Path) -> Result<Option<DayManifest>, StoreError> {
-    let path = dir.join("day.json");
-    let Some(bytes) = RealFs.read_file(&path).map_err(io("read", &path))? else { return Ok(None) };
-    serde_json::from_slice(&bytes).map(Some).map_err(|error| StoreError::Damaged { path, message: error.to_string() })
-}
-
-/// Compares an index file and its recorded digest with `rebuilt`; reports it stale if either differs
-/// (or the file is missing) and, with `repair`, writes it and records its digest. Whether it wrote.
-fn check_index(
-    path: &Path,
-    rebuilt: &[u8],
-    recorded: &mut Option<String>,
-    repair: bool,
-    report: &mut CheckReport,
-) -> Result<bool, StoreError> {
+/// Whether an index file and its recorded digest both match `rebuilt` (a missing file does not).
+fn index_matches(path: &Path, rebuilt: &[u8], recorded: Option<&str>) -> Result<bool, StoreError> {
     let current = RealFs.read_file(path).map_err(io("read", path))?;
-    let expected = digest(rebuilt);
-    if current.as_deref() == Some(rebuilt) && recorded.as_deref() == Some(expected.as_str()) {
-        return Ok(false);
-    }
-    report.stale_indexes.push(path.display().to_string());
-    if !repair {
-        return Ok(false);
-    }
-    *recorded = Some(write_index(path, rebuilt)?);
-    report.repaired_indexes.push(path.display().to_string());
-    Ok(true)
+    Ok(current.as_deref() == Some(rebuilt) && recorded == Some(digest(rebuilt).as_str()))
 }
 
-/// The path and bytes of the day's index shard, checked against the digest its day manifest records;
-/// `Ok(None)` when the manifest records none (a day sealed before shards existed).
-fn verified_shard(dir: &Path, signal: Signal, day: &DayManifest) -> Result<Option<(PathBuf, Vec<u8>)>, StoreError> {
-    let Some(recorded) = &day.shard_sha256 else { return Ok(None) };
-    let path = dir.join(shard_file(signal));
-    let Some(bytes) = RealFs.read_file(&path).map_err(io("read", &path))? else {
-        return Err(StoreError::Damaged { path, message: "missing, though its day manifest lists it".into() });
+/// A run's trace index, checked against the digest its manifest records; `Ok(None)` when it records none.
+fn verified_index(dir: &Path, run: &Run) -> Result<Option<Vec<u8>>, StoreError> {
+    let Some(recorded) = &run.manifest.index_sha256 else { return Ok(None) };
+    verified_file(&run.index_path(dir), recorded).map(Some)
+}
+
+/// A file's bytes, checked against the digest its manifest records.
+fn verified_file(path: &Path, recorded: &str) -> Result<Vec<u8>, StoreError> {
+    let Some(bytes) = RealFs.read_file(path).map_err(io("read", path))? else {
+        let message = "missing, though its manifest lists it".into();
+        return Err(StoreError::Damaged { path: path.to_path_buf(), message });
     };
     let found = digest(&bytes);
-    if found != *recorded {
-        let message = format!("its SHA-256 is {found}, its day manifest says {recorded}");
-        return Err(StoreError::Damaged { path, message });
+    if found != recorded {
+        let message = format!("its SHA-256 is {found}, its manifest says {recorded}");
+        return Err(StoreError::Damaged { path: path.to_path_buf(), message });
     }
+    Ok(bytes)
+}
+
+/// The path and bytes of a run's index shard, checked against the digest its manifest records;
+/// `Ok(None)` when it records none (a day sealed before shards existed).
+fn verified_shard(dir: &Path, signal: Signal, run: &Run) -> Result<Option<(PathBuf, Vec<u8>)>, StoreError> {
+    let Some(recorded) = &run.manifest.shard_sha256 else { return Ok(None) };
+    let path = run.shard_path(dir, signal);
+    let bytes = verified_file(&path, recorded)?;
     Ok(Some((path, bytes)))
 }
 
-/// A shard read from `path` covering `chunks` chunks must cover exactly the day's.
-fn check_covers(path: &Path, chunks: u32, day: &DayManifest) -> Result<(), StoreError> {
-    if chunks as usize == day.chunks.len() {
+/// A shard read from `path` covering `chunks` positions must cover exactly its run's.
+fn check_covers(path: &Path, chunks: u32, run: &Run) -> Result<(), StoreError> {
+    if chunks == run.end() {
         return Ok(());
     }
-    let message = format!("it covers {chunks} chunks, its day lists {}", day.chunks.len());
+    let message = format!("it covers {chunks} positions, its run ends at {}", run.end());
     Err(StoreError::Damaged { path: path.to_path_buf(), message })
 }
 
-/// The day's index shard, checked against its day manifest; `Ok(None)` when the manifest records none.
-pub(super) fn load_shard(dir: &Path, signal: Signal, day: &DayManifest) -> Result<Option<DayShard>, StoreError> {
-    let Some((path, bytes)) = verified_shard(dir, signal, day)? else { return Ok(None) };
+/// A run's index shard, checked against its manifest; `Ok(None)` when the manifest records none.
+pub(super) fn load_shard(dir: &Path, signal: Signal, run: &Run) -> Result<Option<DayShard>, StoreError> {
+    let Some((path, bytes)) = verified_shard(dir, signal, run)? else { return Ok(None) };
     let shard =
         DayShard::decode(signal, &bytes).map_err(|message| StoreError::Damaged { path: path.clone(), message })?;
-    check_covers(&path, shard.chunks(), day)?;
+    check_covers(&path, shard.chunks(), run)?;
     Ok(Some(shard))
 }
 
-/// The positions of the day's chunks its index shard does not rule out for `filter` in `range`;
+/// The positions of a run's chunks its index shard does not rule out for `filter` in `range`;
 /// `Ok(None)` when the manifest records no shard.
 fn shard_matches(
     dir: &Path,
     signal: Signal,
-    day: &DayManifest,
+    run: &Run,
     filter: &ScanFilter<'_>,
     range: (u64, u64),
 ) -> Result<Option<BTreeSet<u32>>, StoreError> {
-    let Some((path, bytes)) = verified_shard(dir, signal, day)? else { return Ok(None) };
+    let Some((path, bytes)) = verified_shard(dir, signal, run)? else { return Ok(None) };
     let (chunks, positions) = matching_chunks(signal, &bytes, filter, range)
         .map_err(|message| StoreError::Damaged { path: path.clone(), message })?;
-    check_covers(&path, chunks, day)?;
+    check_covers(&path, chunks, run)?;
     Ok(Some(positions))
 }
 
-/// What a shard lookup found, if the shard can be trusted; a damaged shard is logged and the caller
-/// reads every chunk of the day instead.
+/// What an index lookup found, if the index can be trusted; a damaged one is logged and the caller
+/// reads every chunk of the run instead.
 fn usable<T>(found: Result<Option<T>, StoreError>) -> Option<T> {
     found.unwrap_or_else(|error| {
-        tracing::warn!(code = error.code(), %error, "index shard not used; reading every chunk of the day");
+        tracing::warn!(code = error.code(), %error, "index not used; reading every chunk of its run");
         None
     })
 }
 
-/// Writes an index file atomically; its hex SHA-256.
-fn write_index(path: &Path, bytes: &[u8]) -> Result<String, StoreError> {
-    RealFs.write_atomic(path, bytes).map_err(io("write", path))?;
-    Ok(digest(bytes))
+/// Whether a traces request holds a span of `trace_id`.
+fn holds_trace(record: &[u8], trace_id: &[u8; 16]) -> bool {
+    let Ok(OtlpRequest::Traces(traces)) = OtlpRequest::decode_protobuf(Signal::Traces, record) else { return false };
+    traces
+        .resource_spans
+        .iter()
+        .flat_map(|group| &group.scope_spans)
+        .flat_map(|scope| &scope.spans)
+        .any(|span| span.trace_id.as_slice() == trace_id)
 }
 
-pub(super) fn digest(bytes: &[u8]) -> String {
+/// Hex SHA-256 of `bytes`.
+pub(crate) fn digest(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 

@@ -90,12 +90,13 @@ fn the_same_records_give_the_same_chunks_manifests_and_indexes() {
     assert_eq!(a.open_first_seq(), b.open_first_seq());
     // Day 1: records 0..20 in chunks of 8 (8, 8, then 4 sealed by the day change); day 2 starts at 20.
     let store = Store::new(first.path().to_path_buf());
-    let day1 = store.day_manifest("acme", "traces", &utc_day(START)).unwrap().unwrap();
-    assert_eq!(day1.chunks.iter().map(|chunk| chunk.records).collect::<Vec<_>>(), vec![8, 8, 4]);
-    let day2 = store.day_manifest("acme", "traces", &utc_day(START + DAY)).unwrap().unwrap();
-    assert_eq!(day2.chunks.iter().map(|chunk| chunk.records).collect::<Vec<_>>(), vec![8], "the late record joined");
+    let day1 = store.day("acme", "traces", &utc_day(START)).unwrap().unwrap();
+    assert_eq!(day1.chunks().map(|chunk| chunk.records).collect::<Vec<_>>(), vec![8, 8, 4]);
+    let day2 = store.day("acme", "traces", &utc_day(START + DAY)).unwrap().unwrap();
+    assert_eq!(day2.chunks().map(|chunk| chunk.records).collect::<Vec<_>>(), vec![8], "the late record joined");
     assert_eq!(a.open_first_seq(), Some(28), "records 28 and 29 wait for their chunk to seal");
-    let manifest_path = first.path().join(format!("acme/traces/{}/{}.json", day1.day, day1.chunks[0].sha256));
+    let first_chunk = day1.chunks().next().unwrap();
+    let manifest_path = first.path().join(format!("acme/traces/{}/{}.json", day1.day, first_chunk.sha256));
     let manifest: ChunkManifest = serde_json::from_slice(&std::fs::read(manifest_path).unwrap()).unwrap();
     assert_eq!((manifest.records, manifest.items), (8, 24));
     assert_eq!(manifest.services, vec!["checkout".to_string(), "search".to_string()]);
@@ -116,8 +117,8 @@ fn traces_are_found_by_id_and_writing_a_chunk_again_lists_it_once() {
         store.write(chunk).unwrap();
         store.write(chunk).unwrap();
     }
-    let day = store.day_manifest("acme", "traces", &utc_day(START)).unwrap().unwrap();
-    assert_eq!(day.chunks.len(), 5, "no chunk listed twice");
+    let day = store.day("acme", "traces", &utc_day(START)).unwrap().unwrap();
+    assert_eq!(day.chunks().count(), 5, "no chunk listed twice");
     for trace in [0u8, 7, 19, 25] {
         let found = store.records_with_trace("acme", &[trace; 16]).unwrap();
         assert!(
@@ -141,22 +142,23 @@ fn check_finds_a_flipped_byte_and_repair_rebuilds_identical_indexes() {
     let store = Store::new(dir.path().to_path_buf());
     seal_all(&store, &records(), SealLimits { max_records: 8, max_bytes: 1 << 20 });
     assert_eq!(store.check(false).unwrap(), CheckReport { chunks_ok: 4, ..CheckReport::default() });
-    let day = store.day_manifest("acme", "traces", &utc_day(START)).unwrap().unwrap();
-    let index_path = dir.path().join(format!("acme/traces/{}/index.bin", day.day));
+    let day = store.day("acme", "traces", &utc_day(START)).unwrap().unwrap();
+    let index_path = dir.path().join(format!("acme/traces/{}/run-0-1-1.index.bin", day.day));
     let original = std::fs::read(&index_path).unwrap();
     std::fs::write(&index_path, &original[..original.len() - 24]).unwrap();
     let report = store.check(false).unwrap();
-    assert_eq!(report.stale_indexes.len(), 1);
+    assert_eq!(report.stale_indexes, vec![index_path.display().to_string()]);
     let repaired = store.check(true).unwrap();
     assert_eq!(repaired.repaired_indexes.len(), 1);
     assert_eq!(std::fs::read(&index_path).unwrap(), original, "the rebuilt index is the original");
-    let chunk_path = dir.path().join(format!("acme/traces/{}/{}.chunk", day.day, day.chunks[1].sha256));
+    let second = day.chunks().nth(1).unwrap();
+    let chunk_path = dir.path().join(format!("acme/traces/{}/{}.chunk", day.day, second.sha256));
     let mut bytes = std::fs::read(&chunk_path).unwrap();
     bytes[10] ^= 1;
     std::fs::write(&chunk_path, bytes).unwrap();
     let report = store.check(false).unwrap();
     assert_eq!(report.damaged.len(), 1, "{report:?}");
-    assert!(report.damaged[0].contains(&day.chunks[1].sha256));
+    assert!(report.damaged[0].contains(&second.sha256));
 }
 
 #[test]
@@ -166,10 +168,10 @@ fn a_damaged_shard_is_a_precise_error_naming_its_file() {
     let store = Store::new(dir.path().to_path_buf());
     seal_all(&store, &records(), SealLimits { max_records: 8, max_bytes: 1 << 20 });
     let day_dir = dir.path().join(format!("acme/traces/{}", utc_day(START)));
-    let manifest = store.day_manifest("acme", "traces", &utc_day(START)).unwrap().unwrap();
-    let shard_path = day_dir.join("services.bin");
-    let load = |manifest: &DayManifest| super::store::load_shard(&day_dir, Signal::Traces, manifest);
-    assert!(load(&manifest).unwrap().is_some(), "an intact shard loads");
+    let run = store.day("acme", "traces", &utc_day(START)).unwrap().unwrap().runs[0].clone();
+    let shard_path = day_dir.join("run-0-1-1.services.bin");
+    let load = |run: &day::Run| super::store::load_shard(&day_dir, Signal::Traces, run);
+    assert!(load(&run).unwrap().is_some(), "an intact shard loads");
     let damaged = |found: Result<Option<_>, StoreError>| match found {
         Err(StoreError::Damaged { path, message }) => {
             assert_eq!(path, shard_path);
@@ -177,20 +179,180 @@ fn a_damaged_shard_is_a_precise_error_naming_its_file() {
         }
         other => panic!("{other:?}"),
     };
+    let with = |change: &dyn Fn(&mut RunManifest)| {
+        let mut changed = run.clone();
+        change(&mut changed.manifest);
+        changed
+    };
 
-    // Bytes that are not a shard, though the day manifest records their digest.
+    // Bytes that are not a shard, though the run manifest records their digest.
     let garbage = b"STLSHARD\x01\x01\x03\x01\x05abc".to_vec();
     std::fs::write(&shard_path, &garbage).unwrap();
-    let vouching = DayManifest { shard_sha256: Some(hex::encode(Sha256::digest(&garbage))), ..manifest.clone() };
+    let vouching = with(&|manifest| manifest.shard_sha256 = Some(hex::encode(Sha256::digest(&garbage))));
     assert!(damaged(load(&vouching)).contains("past the end at byte 13"));
-    assert!(damaged(load(&manifest)).contains("its day manifest says"), "a digest mismatch");
-    let three_chunks = DayManifest { chunks: manifest.chunks[..2].to_vec(), ..manifest.clone() };
+    assert!(damaged(load(&run)).contains("its manifest says"), "a digest mismatch");
     store.check(true).unwrap();
-    assert!(damaged(load(&three_chunks)).contains("it covers 3 chunks, its day lists 2"));
+    let longer = with(&|manifest| manifest.count = 2);
+    std::fs::copy(&shard_path, longer.shard_path(&day_dir, Signal::Traces)).unwrap();
+    match load(&longer) {
+        Err(StoreError::Damaged { message, .. }) => {
+            assert!(message.contains("it covers 1 positions, its run ends at 2"))
+        }
+        other => panic!("{other:?}"),
+    }
     std::fs::remove_file(&shard_path).unwrap();
-    assert!(damaged(load(&manifest)).contains("missing"));
-    let older = DayManifest { shard_sha256: None, ..manifest };
+    assert!(damaged(load(&run)).contains("missing"));
+    let older = with(&|manifest| manifest.shard_sha256 = None);
     assert!(load(&older).unwrap().is_none(), "a day sealed before shards has none, and that is no error");
+}
+
+/// Every file under `root` with the SHA-256 of its bytes.
+fn digests(root: &std::path::Path) -> std::collections::BTreeMap<String, (u64, String)> {
+    use sha2::{Digest, Sha256};
+    tree(root)
+        .into_iter()
+        .map(|(name, bytes)| (name, (bytes.len() as u64, hex::encode(Sha256::digest(&bytes)))))
+        .collect()
+}
+
+/// Seals `chunks` chunks of one record each on one day (a trace per record, `seq % 250`; a new service
+/// every 7 records); the bytes of the files besides chunks that the writes created or changed.
+fn one_day_of_chunks(store: &Store, chunks: u64) -> u64 {
+    let mut written = 0;
+    let mut sealer = Sealer::new("acme", Signal::Traces, SealLimits { max_records: 1, max_bytes: 1 << 20 });
+    for seq in 0..chunks {
+        let trace = (seq % 250) as u8;
+        let payload = record(trace, 4, START + seq * 1_000_000_000, &format!("service-{}", seq / 7));
+        for chunk in sealer.add(seq, payload).unwrap() {
+            let before = digests(&store.root);
+            store.write(&chunk).unwrap();
+            for (name, (size, sha256)) in digests(&store.root) {
+                if before.get(&name).is_some_and(|(_, was)| *was == sha256) {
+                    continue;
+                }
+                if !name.ends_with(".chunk") {
+                    written += size;
+                }
+            }
+        }
+    }
+    written
+}
+
+#[test]
+fn sealing_writes_each_index_entry_a_logarithmic_number_of_times_not_once_per_chunk() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(dir.path().to_path_buf());
+    let chunks = 300;
+    let written = one_day_of_chunks(&store, chunks);
+    let day = store.day("acme", "traces", &utc_day(START)).unwrap().unwrap();
+    // 300 = 1 x 256 + 2 x 16 + 3 x 4: one run per base-4 digit's worth.
+    let runs: Vec<u32> = day.runs.iter().map(|run| run.manifest.count).collect();
+    assert_eq!(runs, vec![256, 16, 16, 4, 4, 4]);
+    assert_eq!(day.chunks().count() as u64, chunks);
+    // What is on disk now besides the chunks: each byte of it was written at most once per level (5
+    // levels for 300 chunks) plus once for the chunk manifests; rewriting the indexes and the day
+    // manifest whole at every seal would write them about 150 times.
+    let at_rest: u64 =
+        digests(dir.path()).iter().filter(|(name, _)| !name.ends_with(".chunk")).map(|(_, (size, _))| size).sum();
+    assert!(written <= 6 * at_rest, "{written} bytes written for {at_rest} at rest");
+    // Every trace is found, and the merged indexes are what a rebuild from the chunks gives.
+    for trace in [0u8, 49, 249] {
+        let found = store.records_with_trace("acme", &[trace; 16]).unwrap();
+        assert_eq!(found.len(), if trace < 50 { 2 } else { 1 }, "trace {trace}");
+    }
+    assert_eq!(store.check(false).unwrap().stale_indexes, Vec::<String>::new());
+}
+
+#[test]
+fn retention_in_the_middle_of_a_day_keeps_positions_and_indexes_equal_a_rebuild() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(dir.path().to_path_buf());
+    one_day_of_chunks(&store, 40);
+    let before = store.chunks_read();
+    // Chunks 0..10 expire but for 3 (held); 40 chunks: runs of 16, 16, 4, 4.
+    let held = START + 3 * 1_000_000_000;
+    let deleted = store.sweep("acme", "traces", START + 10 * 1_000_000_000, &|min, _| min == held).unwrap();
+    assert_eq!(deleted.len(), 9);
+    assert_eq!(store.chunks_read(), before, "the indexes were kept, no chunk read");
+    let day = store.day("acme", "traces", &utc_day(START)).unwrap().unwrap();
+    let positions: Vec<u32> = day.chunks().map(|chunk| chunk.position).take(3).collect();
+    assert_eq!(positions, vec![3, 10, 11], "positions never change");
+    assert_eq!(store.check(false).unwrap().stale_indexes, Vec::<String>::new(), "as a rebuild gives");
+    assert_eq!(store.records_with_trace("acme", &[5; 16]).unwrap().len(), 0, "deleted");
+    assert_eq!(store.records_with_trace("acme", &[3; 16]).unwrap().len(), 1, "held");
+    assert_eq!(store.records_with_trace("acme", &[12; 16]).unwrap().len(), 1);
+    // Later seals go on from the last position, and merge across the rewritten run.
+    let mut sealer = Sealer::new("acme", Signal::Traces, SealLimits { max_records: 1, max_bytes: 1 << 20 });
+    for seq in 40..64u64 {
+        for chunk in sealer.add(seq, record(seq as u8, 1, START + seq * 1_000_000_000, "late")).unwrap() {
+            store.write(&chunk).unwrap();
+        }
+    }
+    let day = store.day("acme", "traces", &utc_day(START)).unwrap().unwrap();
+    assert_eq!(day.runs.iter().map(|run| run.manifest.count).collect::<Vec<_>>(), vec![64]);
+    assert_eq!(day.chunks().count(), 64 - 9);
+    assert_eq!(store.check(false).unwrap().stale_indexes, Vec::<String>::new());
+    assert_eq!(store.records_with_trace("acme", &[60; 16]).unwrap().len(), 1);
+}
+
+#[test]
+fn a_run_without_a_trace_index_is_searched_chunk_by_chunk() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(dir.path().to_path_buf());
+    one_day_of_chunks(&store, 5);
+    let expected = store.records_with_trace("acme", &[2; 16]).unwrap();
+    assert_eq!(expected.len(), 1);
+    let day_dir = dir.path().join(format!("acme/traces/{}", utc_day(START)));
+    std::fs::remove_file(day_dir.join("run-0-4-4.index.bin")).unwrap();
+    assert_eq!(store.records_with_trace("acme", &[2; 16]).unwrap(), expected, "a missing index file");
+    let before = store.chunks_read();
+    assert_eq!(store.records_with_trace("acme", &[2; 16]).unwrap(), expected);
+    assert_eq!(store.chunks_read() - before, 4, "every chunk of the run without its index is read");
+    store.check(true).unwrap();
+    let before = store.chunks_read();
+    assert_eq!(store.records_with_trace("acme", &[2; 16]).unwrap(), expected);
+    assert_eq!(store.chunks_read() - before, 1, "repaired: the index names the one chunk");
+}
+
+#[test]
+fn a_day_of_format_1_reads_and_its_next_write_turns_it_into_runs() {
+    let (dir, fresh) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let store = Store::new(dir.path().to_path_buf());
+    one_day_of_chunks(&store, 4);
+    one_day_of_chunks(&Store::new(fresh.path().to_path_buf()), 5);
+    // What a version before runs wrote for the same 4 chunks: day.json listing them (no positions), one
+    // index.bin and one services.bin.
+    let day_dir = dir.path().join(format!("acme/traces/{}", utc_day(START)));
+    let day = store.day("acme", "traces", &utc_day(START)).unwrap().unwrap();
+    let run = &day.runs[0];
+    for (from, to) in [("run-0-4-4.index.bin", "index.bin"), ("run-0-4-4.services.bin", "services.bin")] {
+        std::fs::rename(day_dir.join(from), day_dir.join(to)).unwrap();
+    }
+    std::fs::remove_file(day_dir.join("run-0-4-4.json")).unwrap();
+    let legacy = LegacyDayManifest {
+        format_version: 1,
+        tenant: "acme".into(),
+        signal: "traces".into(),
+        day: day.day.clone(),
+        chunks: run.manifest.chunks.clone(),
+        index_sha256: run.manifest.index_sha256.clone(),
+        shard_sha256: run.manifest.shard_sha256.clone(),
+    };
+    let mut json = serde_json::to_value(&legacy).unwrap();
+    for chunk in json["chunks"].as_array_mut().unwrap() {
+        chunk.as_object_mut().unwrap().remove("position");
+    }
+    std::fs::write(day_dir.join("day.json"), canonical(&json)).unwrap();
+
+    assert_eq!(store.day("acme", "traces", &day.day).unwrap().unwrap().chunks().count(), 4);
+    assert_eq!(store.records_with_trace("acme", &[2; 16]).unwrap().len(), 1);
+    assert_eq!(store.scan_plan("acme", "traces", (0, u64::MAX), Some("service-0")).unwrap().len(), 4);
+    assert_eq!(store.check(false).unwrap(), CheckReport { chunks_ok: 4, ..CheckReport::default() });
+    let before = store.chunks_read();
+    one_day_of_chunks(&store, 5);
+    assert_eq!(store.chunks_read(), before, "its indexes were vouched for and kept, no chunk read");
+    assert_eq!(tree(dir.path()), tree(fresh.path()), "the same files as a day that never was format 1");
 }
 
 #[test]

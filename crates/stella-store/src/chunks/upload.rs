@@ -15,9 +15,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::day;
 use super::manifest::canonical;
 use super::remote::RemoteChunks;
-use super::store::{CheckReport, Store, StoreError, day_manifest_in, digest, io};
+use super::store::{CheckReport, Store, StoreError, digest, io};
 use crate::log::{LogFs, RealFs};
 
 /// The bookkeeping file of a day directory.
@@ -155,8 +156,8 @@ impl Store {
         if waiting.is_empty() {
             return Ok(());
         }
-        let Some(day) = day_manifest_in(dir)? else { return Ok(()) };
-        for chunk in day.chunks.iter().filter(|chunk| waiting.contains(&chunk.sha256)) {
+        let Some(day) = day::load(dir)? else { return Ok(()) };
+        for chunk in day.chunks().filter(|chunk| waiting.contains(&chunk.sha256)) {
             if round.error.is_some() || round.uploaded >= ROUND_CHUNKS {
                 round.waiting += 1;
                 continue;
@@ -201,7 +202,7 @@ impl Store {
         remote.put(&chunk_key, bytes)?;
         remote.put(&manifest_key, manifest)?;
         let _bookkeeping = self.bookkeeping.lock().unwrap_or_else(|poison| poison.into_inner());
-        let listed = day_manifest_in(dir)?.is_some_and(|day| day.chunks.iter().any(|chunk| chunk.sha256 == sha256));
+        let listed = day::load(dir)?.is_some_and(|day| day.chunks().any(|chunk| chunk.sha256 == sha256));
         if !listed {
             // Retention deleted the chunk while it was uploading: so goes its copy.
             remote.delete(&chunk_key)?;

@@ -72,7 +72,7 @@ fn span_of(service: &str, prefix: &str) -> OtlpRequest {
     request
 }
 
-/// The shard files under the store, by path.
+/// The index shard files under the store (one per run), by path.
 fn shards(store: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut found = BTreeMap::new();
     let mut stack = vec![store.to_path_buf()];
@@ -82,7 +82,7 @@ fn shards(store: &Path) -> BTreeMap<String, Vec<u8>> {
             let name = path.file_name().and_then(|name| name.to_str()).unwrap_or_default().to_string();
             if path.is_dir() {
                 stack.push(path);
-            } else if ["services.bin", "streams.bin", "series.bin"].contains(&name.as_str()) {
+            } else if ["services.bin", "streams.bin", "series.bin"].iter().any(|shard| name.ends_with(shard)) {
                 found.insert(path.display().to_string(), std::fs::read(&path).unwrap());
             }
         }
