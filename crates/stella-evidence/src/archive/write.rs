@@ -151,6 +151,20 @@ fn copy_entry(
     out.write_all(&END_OF_ARCHIVE[..padding as usize]).map_err(write_io(action))
 }
 
+/// The zstd worker threads of a capture: the machine's cores, at most 4, at least 1.
+fn zstd_workers() -> u32 {
+    std::thread::available_parallelism().map_or(1, |cores| cores.get().clamp(1, 4) as u32)
+}
+
+/// A zstd stream compressing on `workers` threads. Streaming multi-threaded zstd writes the same bytes for
+/// any number of workers from 1 up (zstd issues #2238, #2327), so an archive is the same on every machine;
+/// only 0 workers (compressing in the caller's thread) would write other bytes, and it is never used.
+fn zstd_encoder<W: Write>(out: W, workers: u32) -> io::Result<zstd::stream::write::Encoder<'static, W>> {
+    let mut encoder = zstd::stream::write::Encoder::new(out, ZSTD_LEVEL)?;
+    encoder.multithread(workers.max(1))?;
+    Ok(encoder)
+}
+
 enum Encoder<W: Write> {
     Gzip(flate2::write::GzEncoder<W>),
     Zstd(zstd::stream::write::Encoder<'static, W>),
@@ -163,7 +177,7 @@ impl<W: Write> Encoder<W> {
             Compression::Gzip => {
                 Encoder::Gzip(flate2::GzBuilder::new().write(out, flate2::Compression::new(GZIP_LEVEL)))
             }
-            Compression::Zstd => Encoder::Zstd(zstd::stream::write::Encoder::new(out, ZSTD_LEVEL)?),
+            Compression::Zstd => Encoder::Zstd(zstd_encoder(out, zstd_workers())?),
         })
     }
 
@@ -224,6 +238,26 @@ mod tests {
             assert_eq!(header.as_ustar().map(|ustar| ustar.username_bytes().len()), Some(0));
             assert_eq!(&tar[512..515], b"abc");
         }
+    }
+
+    #[test]
+    fn zstd_writes_the_same_bytes_on_any_number_of_workers() {
+        // Several zstd jobs' worth of OTLP-like text, so the workers do split the work.
+        let data: Vec<u8> = (0..400_000u32)
+            .flat_map(|n| format!("span {n} GET /api/cart/{} status {}\n", n % 977, 200 + n % 7).into_bytes())
+            .collect();
+        assert!(data.len() > 12 * 1024 * 1024, "{}", data.len());
+        let compress = |workers| {
+            let mut encoder = zstd_encoder(Vec::new(), workers).unwrap();
+            for piece in data.chunks(COPY_BUFFER_BYTES) {
+                encoder.write_all(piece).unwrap();
+            }
+            encoder.finish().unwrap()
+        };
+        let one = compress(1);
+        assert_eq!(compress(2), one);
+        assert_eq!(compress(4), one);
+        assert_eq!(zstd::decode_all(one.as_slice()).unwrap(), data);
     }
 
     fn write_one(entry: ArchiveEntry<'_>) -> Result<ContentDigest, WriteError> {

@@ -74,9 +74,10 @@ fn build_while(change: impl FnOnce(&Path) + 'static) -> WriteError {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("z.conf");
     std::fs::write(&file, b"0123456789").unwrap();
-    // 2 MB that do not compress come first, so compressed output reaches `out` before z.conf is copied.
+    // 16 MiB that do not compress come first (several zstd jobs), so compressed output reaches `out` before
+    // z.conf is copied.
     let files = vec![
-        bytes("a.bin", &noise(3, 2 << 20), false),
+        bytes("a.bin", &noise(3, 16 << 20), false),
         KitFile { path: "z.conf".into(), source: KitSource::File(file.clone()), executable: false },
     ];
     let mut out = Meddling { out: Vec::new(), file: &file, change: Some(Box::new(change)) };
