@@ -121,6 +121,16 @@ pub enum BundleError {
         /// The digest of the bytes found.
         actual: String,
     },
+    /// The signed envelope verifies but its bytes are not the form every envelope is written in (RFC 8785,
+    /// standard padded base64): a field renamed or dropped that the signature does not cover (`keyid`),
+    /// or the payload in another base64 alphabet.
+    #[error(
+        "{file}: its bytes are not the canonical form the envelope was written in; the file was changed after signing"
+    )]
+    EnvelopeNotCanonical {
+        /// The envelope file.
+        file: String,
+    },
     /// A file's size differs from the signed manifest's (found before reading it).
     #[error("{file}: {actual} bytes, the signed manifest says {expected}; the file was changed after signing")]
     SizeMismatch {
@@ -178,7 +188,9 @@ impl BundleError {
     /// The failure class, which gives the stable code and exit code.
     pub fn class(&self) -> ErrorClass {
         match self {
-            BundleError::DigestMismatch { .. } | BundleError::SizeMismatch { .. } => ErrorClass::DigestMismatch,
+            BundleError::DigestMismatch { .. }
+            | BundleError::SizeMismatch { .. }
+            | BundleError::EnvelopeNotCanonical { .. } => ErrorClass::DigestMismatch,
             BundleError::Envelope { source } => source.class(),
             BundleError::Archive { source } => archive_error_class(source),
             BundleError::Read { .. }

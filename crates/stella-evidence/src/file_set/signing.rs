@@ -2,7 +2,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::digest::Hasher;
-use super::manifest::MANIFEST_FILE;
+use super::manifest::{ENVELOPE_FILE, MANIFEST_FILE};
 use crate::dsse::{Envelope, Signer};
 use crate::keys::{SigningKey, TrustStore};
 use crate::{BundleError, WriteError};
@@ -49,7 +49,13 @@ pub(crate) fn open_manifest<T: DeserializeOwned>(
     trust: &TrustStore,
     payload_type: &str,
 ) -> Result<(T, Signer), BundleError> {
-    let verified = Envelope::from_json(envelope_json)?.verify(trust, payload_type)?;
+    let envelope = Envelope::from_json(envelope_json)?;
+    let verified = envelope.verify(trust, payload_type)?;
+    // Every envelope is written in one form; other bytes that still verify were changed where the
+    // signature does not reach (a renamed `keyid` reads as absent, base64 has two alphabets).
+    if envelope.to_json() != envelope_json {
+        return Err(BundleError::EnvelopeNotCanonical { file: ENVELOPE_FILE.to_string() });
+    }
     if let Some(copy) = manifest_json
         && copy != verified.payload.as_slice()
     {

@@ -99,3 +99,34 @@ fn an_envelope_without_signatures_is_an_invalid_signature() {
     });
     assert_eq!(verify(&bundle).class(), ErrorClass::SignatureInvalid);
 }
+
+#[test]
+fn an_envelope_changed_where_the_signature_does_not_reach_is_a_digest_mismatch() {
+    // Found by the mutation property: `"keyid"` renamed reads as a signature without keyid, which every
+    // trusted key is tried against, so the changed bytes verified. The payload without its base64 padding
+    // (which the reader accepts) is the same kind of change.
+    let renamed = rebuilt(|entries| {
+        let envelope = position(entries, "manifest.dsse.json");
+        let text = String::from_utf8(entries[envelope].data.clone()).unwrap();
+        entries[envelope].data = text.replacen("\"keyid\"", "\"#eyid\"", 1).into_bytes();
+        entries[envelope].declared_size = entries[envelope].data.len() as _;
+    });
+    let unpadded = rebuilt(|entries| {
+        let envelope = position(entries, "manifest.dsse.json");
+        let parsed = Envelope::from_json(&entries[envelope].data).unwrap();
+        let padded = STANDARD.encode(parsed.unverified_payload());
+        let bare = padded.trim_end_matches('=');
+        assert_ne!(padded, bare, "the fixture's payload is padded");
+        let text = String::from_utf8(entries[envelope].data.clone()).unwrap();
+        entries[envelope].data = text.replacen(&padded, bare, 1).into_bytes();
+        entries[envelope].declared_size = entries[envelope].data.len() as _;
+    });
+    for bundle in [renamed, unpadded] {
+        let error = verify(&bundle);
+        assert!(
+            matches!(&error, BundleError::EnvelopeNotCanonical { file } if file == "manifest.dsse.json"),
+            "{error}"
+        );
+        assert_eq!((error.code(), error.exit_code()), ("bundle.digest_mismatch", 10));
+    }
+}
