@@ -3,11 +3,13 @@ loopback): the OpenTelemetry Python SDK sends metrics to stella, stella remote-w
 Prometheus finds them under their translated names and labels; Prometheus also scrapes stella's /metrics.
 Then an outage: Prometheus stopped, points keep coming, stella restarts, Prometheus comes back: every point
 arrives."""
+import contextlib
 import json
 import shutil
 import subprocess
 import tempfile
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -84,10 +86,12 @@ service:
 """
 
 
-@pytest.fixture
-def pair():
+@contextlib.contextmanager
+def stella_and_prometheus(config_for):
+    """A stella with `config_for(prometheus_port)` and a Prometheus that receives its remote-write and
+    scrapes it; both stopped at the end."""
     prometheus_port = free_port()
-    stella = Stella(remote_write_config(prometheus_port))
+    stella = Stella(config_for(prometheus_port))
     prometheus = None
     try:
         prometheus = Prometheus(stella.api, prometheus_port)
@@ -98,6 +102,12 @@ def pair():
         if stella.process.poll() is None:
             stella.process.kill()
             stella.process.wait()
+
+
+@pytest.fixture
+def pair():
+    with stella_and_prometheus(remote_write_config) as both:
+        yield both
 
 
 def sdk_metrics(stella):
@@ -192,3 +202,78 @@ def test_an_outage_and_a_restart_lose_no_point(pair):
     stella.stop()
     log = stella.log_text()
     assert "refused the batch for good" not in log, log[-3000:]
+
+
+def api_get(port, path, parameters, method="GET"):
+    """A Prometheus-API answer (status, JSON) for `path` with `parameters` (a list of pairs), by GET query
+    string or POST form body."""
+    encoded = urllib.parse.urlencode(parameters)
+    if method == "GET":
+        request = urllib.request.Request(f"http://127.0.0.1:{port}{path}?{encoded}")
+    else:
+        request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=encoded.encode(), method="POST",
+                                         headers={"Content-Type": "application/x-www-form-urlencoded"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def comparable(status, answer):
+    """What must be the same whichever server answered: the status, and the data as a set where order
+    is not part of the contract (series lists)."""
+    if answer.get("status") != "success":
+        return status, answer.get("status"), answer.get("errorType")
+    data = answer["data"]
+    if data and isinstance(data[0], dict):
+        data = sorted(json.dumps(labels, sort_keys=True) for labels in data)
+    return status, "success", data
+
+
+def store_and_remote_write_config(prometheus_port):
+    """The metrics pipeline into the store and, by remote-write, into Prometheus."""
+    return remote_write_config(prometheus_port).replace(
+        "exporters: [prometheusremotewrite]", "exporters: [store, prometheusremotewrite]").replace(
+        "exporters:\n", "exporters:\n  store: {}\n", 1)
+
+
+def test_the_store_answers_series_labels_and_values_as_prometheus_does():
+    """One data set, two servers: stella keeps the SDK's metrics in its store and remote-writes them to a
+    real Prometheus; the Prometheus API of each must answer series, label names and label values alike."""
+    with stella_and_prometheus(store_and_remote_write_config) as (stella, prometheus):
+        prometheus_port = prometheus.port
+        sdk_metrics(stella)
+        prometheus.wait_for('orders_placed_total{job="shop/checkout"}', lambda result: len(result) == 2, "the counter")
+        job = '{job="shop/checkout"}'
+        deadline = time.time() + 30
+        while api_get(stella.api, "/api/v1/series", [("match[]", job)])[1].get("data") in (None, []):
+            assert time.time() < deadline, stella.log_text()[-3000:]
+            time.sleep(0.2)
+        cases = [
+            ("/api/v1/series", [("match[]", job)]),
+            ("/api/v1/series", [("match[]", "http_server_duration_milliseconds_bucket"), ("match[]", "queue_depth")]),
+            ("/api/v1/series", [("match[]", '{__name__=~"orders_.*", payment_method!="card"}')]),
+            ("/api/v1/series", [("match[]", job), ("start", "2000-01-01T00:00:00Z"), ("end", "2000-01-02T00:00:00Z")]),
+            ("/api/v1/labels", [("match[]", job)]),
+            ("/api/v1/label/le/values", [("match[]", "http_server_duration_milliseconds_bucket")]),
+            ("/api/v1/label/__name__/values", [("match[]", job)]),
+            ("/api/v1/label/payment_method/values", [("match[]", job)]),
+            ("/api/v1/series", []),
+            ("/api/v1/series", [("match[]", '{job=~".*"}')]),
+            ("/api/v1/series", [("match[]", "rate(up[5m])")]),
+            ("/api/v1/series", [("match[]", job), ("start", "yesterday")]),
+        ]
+        for path, parameters in cases:
+            for method in ("GET", "POST") if not path.startswith("/api/v1/label/") else ("GET",):
+                ours = comparable(*api_get(stella.api, path, parameters, method))
+                theirs = comparable(*api_get(prometheus_port, path, parameters, method))
+                assert ours == theirs, f"{method} {path} {parameters}:\n stella     {ours}\n prometheus {theirs}"
+        # `limit` (Prometheus 2.54 and later; Debian's Prometheus ignores it): the first names, and a warning.
+        everything = api_get(stella.api, "/api/v1/labels", [("match[]", job)])[1]["data"]
+        status, limited = api_get(stella.api, "/api/v1/labels", [("match[]", job), ("limit", "2")])
+        assert status == 200 and limited["data"] == everything[:2], limited
+        assert limited["warnings"] == ["results truncated due to limit"], limited
+        status, answer = api_get(stella.api, "/api/v1/status/buildinfo", [])
+        assert status == 200 and answer["data"]["version"], answer
+        stella.stop()

@@ -13,6 +13,7 @@ pub mod evidence;
 mod federation;
 mod holds;
 pub mod incidents;
+mod prometheus;
 pub mod query;
 mod tokens;
 
@@ -154,6 +155,48 @@ pub const ROUTES: &[Route] = &[
         scope: Some(Scope::Read),
         summary: "series of ?name= matching label.k=v between start and end, raw and (with step) step-aligned",
         handler: || get(query::query_metrics),
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/series",
+        scope: Some(Scope::Read),
+        summary: "Prometheus API: label sets of the series ?match[]= selects between start and end (limit)",
+        handler: || get(prometheus::series),
+    },
+    Route {
+        method: "POST",
+        path: "/api/v1/series",
+        scope: Some(Scope::Read),
+        summary: "Prometheus API: /api/v1/series with a form-encoded body, as Grafana sends it",
+        handler: || post(prometheus::series),
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/labels",
+        scope: Some(Scope::Read),
+        summary: "Prometheus API: label names of the series ?match[]= selects (all without) between start and end",
+        handler: || get(prometheus::labels),
+    },
+    Route {
+        method: "POST",
+        path: "/api/v1/labels",
+        scope: Some(Scope::Read),
+        summary: "Prometheus API: /api/v1/labels with a form-encoded body",
+        handler: || post(prometheus::labels),
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/label/{name}/values",
+        scope: Some(Scope::Read),
+        summary: "Prometheus API: the values of a label in the series ?match[]= selects between start and end",
+        handler: || get(prometheus::label_values),
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/status/buildinfo",
+        scope: Some(Scope::Read),
+        summary: "Prometheus API: build information (Grafana reads version)",
+        handler: || get(prometheus::buildinfo),
     },
     Route {
         method: "GET",

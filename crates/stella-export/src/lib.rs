@@ -11,7 +11,6 @@ pub mod egress;
 pub(crate) mod error;
 mod exporter;
 mod http_post;
-pub mod labels;
 pub mod loadbalancing;
 pub mod loki;
 pub mod monitoring;

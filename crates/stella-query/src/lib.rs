@@ -4,13 +4,15 @@
 //!
 //! - [`traces`]: a trace by id (spans deduplicated) and trace search by span filters;
 //! - [`logs`]: log search, newest first, streaming and stopping at its limit;
-//! - [`metrics`]: the series of a metric, raw and step-aligned.
+//! - [`metrics`]: the series of a metric, raw and step-aligned;
+//! - [`prometheus`]: stored metrics as the Prometheus series the remote-write exporter sends, by selector.
 //!
 //! Every read is tenant-scoped by its caller and runs on the calling (blocking) thread.
 #![deny(missing_docs)]
 
 pub mod logs;
 pub mod metrics;
+pub mod prometheus;
 pub mod traces;
 
 pub use stella_store::chunks::{ScanFilter, StoreError, StoreView};

@@ -28,8 +28,8 @@ use stella_otlp::proto::logs::v1::LogRecord;
 use stella_otlp::{Batch, OtlpRequest};
 
 use crate::http_post::{Poster, client};
-use crate::labels::label_pairs;
 use crate::{BoxFuture, Delivery, ExportError, Exporter};
+use stella_otlp::prometheus::labels::label_pairs;
 
 /// `exporters.loki`.
 pub struct LokiExporter {

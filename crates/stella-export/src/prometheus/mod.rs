@@ -5,18 +5,16 @@
 //! Retry policy: see `http_post` (429, 502-504 and connection failures until delivered; 500 a few
 //! times, then dropped and counted; other 4xx dropped and counted).
 mod config;
-mod proto;
-pub mod translate;
 
 pub use config::RemoteWriteConfig;
-pub use proto::{Label, Sample, TimeSeries, WriteRequest};
+pub use stella_otlp::prometheus::{Label, Sample, TimeSeries, WriteRequest, translate};
 
 use prost::Message;
 use stella_otlp::{Batch, OtlpRequest};
 
 use crate::http_post::{Poster, client};
 use crate::{BoxFuture, Delivery, ExportError, ExportMetrics, Exporter};
-use translate::{Dropped, Naming};
+use stella_otlp::prometheus::{Dropped, Naming};
 
 /// The `User-Agent` of every request.
 const USER_AGENT: &str = concat!("stella/", env!("CARGO_PKG_VERSION"));

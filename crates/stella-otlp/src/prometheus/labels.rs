@@ -1,15 +1,15 @@
 //! Attribute keys as Prometheus/Loki label names, the way the OpenTelemetry compatibility spec maps
-//! them: what the remote-write and Loki exporters share.
+//! them: what the remote-write and Loki exporters and the store's Prometheus API share.
 use std::collections::BTreeMap;
 
-use stella_otlp::proto::common::v1::KeyValue;
+use crate::proto::common::v1::KeyValue;
 
 /// Label pairs of attributes: names sanitised, colliding names' values joined with `;` in key order.
 pub fn label_pairs(mut attributes: Vec<&KeyValue>) -> Vec<(String, String)> {
     attributes.sort_by(|a, b| a.key.cmp(&b.key));
     let mut labels: BTreeMap<String, String> = BTreeMap::new();
     for attribute in attributes {
-        let value = stella_otlp::attributes::label_text(attribute.value.as_ref());
+        let value = crate::attributes::label_text(attribute.value.as_ref());
         if value.is_empty() || attribute.key.is_empty() {
             continue;
         }

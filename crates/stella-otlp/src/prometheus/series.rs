@@ -1,5 +1,5 @@
 //! The Prometheus remote-write 1.0 messages (`prometheus/prompb/remote.proto` and `types.proto`),
-//! the fields this exporter sends; field numbers as upstream.
+//! the fields the remote-write exporter sends; field numbers as upstream.
 
 /// `prometheus.WriteRequest`.
 #[derive(Clone, PartialEq, prost::Message)]

@@ -16,13 +16,13 @@
 //!   Prometheus stale marker. Delta temporality and exponential histograms are dropped and counted.
 use std::collections::BTreeMap;
 
-use stella_otlp::proto::collector::metrics::v1::ExportMetricsServiceRequest;
-use stella_otlp::proto::common::v1::{InstrumentationScope, KeyValue};
-use stella_otlp::proto::metrics::v1::{AggregationTemporality, Metric, metric, number_data_point};
-use stella_otlp::proto::resource::v1::Resource;
+use crate::proto::collector::metrics::v1::ExportMetricsServiceRequest;
+use crate::proto::common::v1::{InstrumentationScope, KeyValue};
+use crate::proto::metrics::v1::{AggregationTemporality, Metric, metric, number_data_point};
+use crate::proto::resource::v1::Resource;
 
-use super::proto::{Label, Sample, TimeSeries};
-use crate::labels::label_pairs;
+use super::labels::label_pairs;
+use super::series::{Label, Sample, TimeSeries};
 
 /// The NaN Prometheus reads as "this series ended" (`value.StaleNaN`).
 pub const STALE_NAN: u64 = 0x7ff0_0000_0000_0002;
@@ -91,7 +91,7 @@ impl Identity {
             attributes
                 .iter()
                 .find(|attribute| attribute.key == key)
-                .map(|attribute| stella_otlp::attributes::label_text(attribute.value.as_ref()))
+                .map(|attribute| crate::attributes::label_text(attribute.value.as_ref()))
                 .filter(|value| !value.is_empty())
         };
         let job = match (text("service.namespace"), text("service.name")) {

@@ -1,5 +1,5 @@
-use stella_otlp::proto::common::v1::{AnyValue, InstrumentationScope, any_value};
-use stella_otlp::proto::metrics::v1::{
+use crate::proto::common::v1::{AnyValue, InstrumentationScope, any_value};
+use crate::proto::metrics::v1::{
     Gauge, Histogram, HistogramDataPoint, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
 };
 
@@ -201,7 +201,7 @@ fn label_names_are_sanitised_and_collisions_joined_in_key_order() {
 
 #[test]
 fn delta_and_exponential_points_are_dropped_and_counted_and_no_value_is_a_stale_marker() {
-    use stella_otlp::proto::metrics::v1::{ExponentialHistogram, ExponentialHistogramDataPoint};
+    use crate::proto::metrics::v1::{ExponentialHistogram, ExponentialHistogramDataPoint};
     let mut stale = point(1.0, vec![]);
     stale.flags = NO_RECORDED_VALUE;
     let metrics = vec![

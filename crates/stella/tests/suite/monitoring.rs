@@ -111,11 +111,11 @@ fn span_metric_names() -> BTreeSet<String> {
     let (ack, _wait) = stella_otlp::Ack::new();
     let mut batch = Batch::new(Arc::from("default"), OtlpRequest::Traces(request), ack);
     stage.process(&mut batch);
-    let naming = stella_export::prometheus::translate::Naming { namespace: None, add_suffixes: true };
+    let naming = stella_otlp::prometheus::Naming { namespace: None, add_suffixes: true };
     let mut names = BTreeSet::new();
     for (_, request) in stage.snapshot(2) {
-        let mut dropped = stella_export::prometheus::translate::Dropped::default();
-        for series in stella_export::prometheus::translate::translate(&request, &naming, &mut dropped) {
+        let mut dropped = stella_otlp::prometheus::Dropped::default();
+        for series in stella_otlp::prometheus::translate(&request, &naming, &mut dropped) {
             names
                 .extend(series.labels.iter().filter(|label| label.name == "__name__").map(|label| label.value.clone()));
         }

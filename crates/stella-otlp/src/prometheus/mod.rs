@@ -1,0 +1,8 @@
+//! OTLP metrics as Prometheus series: one translation (names, labels, samples, staleness) shared by the
+//! remote-write exporter and the store's Prometheus API, so a query reads the same series from either.
+pub mod labels;
+mod series;
+pub mod translate;
+
+pub use series::{Label, Sample, TimeSeries, WriteRequest};
+pub use translate::{Dropped, Naming, STALE_NAN, translate};

@@ -1,0 +1,185 @@
+//! Stored metrics as Prometheus series: each stored OTLP metrics request goes through the same translation
+//! the `prometheusremotewrite` exporter sends ([`stella_otlp::prometheus::translate`]), so a series read
+//! here has exactly the name, labels, millisecond timestamps and staleness markers a Prometheus fed by
+//! that exporter holds. Series are selected with Prometheus series selectors (`match[]`).
+use std::collections::BTreeMap;
+
+use promql_parser::label::{METRIC_NAME, Matchers};
+use promql_parser::parser::{self, Expr};
+use stella_otlp::prometheus::{Dropped, Naming, translate};
+use stella_otlp::{OtlpRequest, Signal};
+
+use crate::{ScanFilter, StoreError, StoreView, scan};
+
+/// A label set: names sorted, `__name__` among them.
+pub type LabelSet = Vec<(String, String)>;
+
+/// A Prometheus series selector, as `match[]` takes it (`up`, `{job="api"}`, `http_requests_total{code=~"5.."}`).
+#[derive(Debug, Clone)]
+pub struct Selector {
+    name: Option<String>,
+    matchers: Matchers,
+}
+
+impl Selector {
+    /// Parses a series selector; the message says what is wrong, as Prometheus words it.
+    pub fn parse(text: &str) -> Result<Selector, String> {
+        match parser::parse(text) {
+            Ok(Expr::VectorSelector(selector)) => {
+                if selector.name.is_none() && selector.matchers.is_empty_matchers() {
+                    return Err(format!(
+                        "invalid parameter \"match[]\": {text}: vector selector must contain at least one non-empty matcher"
+                    ));
+                }
+                Ok(Selector { name: selector.name, matchers: selector.matchers })
+            }
+            Ok(_) => Err(format!("invalid parameter \"match[]\": {text}: not a series selector")),
+            Err(error) => Err(format!("invalid parameter \"match[]\": {error}")),
+        }
+    }
+
+    /// Whether a series with `labels` is selected (a label the series lacks has the empty value).
+    pub fn matches(&self, labels: &[(String, String)]) -> bool {
+        let value = |name: &str| {
+            labels
+                .binary_search_by(|(label, _)| label.as_str().cmp(name))
+                .ok()
+                .and_then(|at| labels.get(at))
+                .map_or("", |(_, value)| value.as_str())
+        };
+        if self.name.as_deref().is_some_and(|name| value(METRIC_NAME) != name) {
+            return false;
+        }
+        let all = |group: &[promql_parser::label::Matcher]| {
+            group.iter().all(|matcher| matcher.is_match(value(&matcher.name)))
+        };
+        if self.matchers.or_matchers.is_empty() {
+            all(&self.matchers.matchers)
+        } else {
+            self.matchers.or_matchers.iter().any(|group| all(group))
+        }
+    }
+}
+
+/// One series: its labels and its samples (unix milliseconds, value; a stale marker is the StaleNaN
+/// bit pattern), by time, one per time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    /// Its labels.
+    pub labels: LabelSet,
+    /// Its samples in the range asked.
+    pub samples: Vec<(i64, f64)>,
+}
+
+/// What [`select`] reads.
+#[derive(Debug, Clone)]
+pub struct SeriesQuery {
+    /// Series any of which selects (every series when empty).
+    pub selectors: Vec<Selector>,
+    /// The time range, unix milliseconds, inclusive.
+    pub range: (i64, i64),
+    /// Samples gathered at most; more is [`TooManySamples`].
+    pub max_samples: usize,
+}
+
+/// A query read more samples than it may.
+#[derive(Debug, thiserror::Error)]
+#[error("query processing would load too many samples into memory (more than {limit})")]
+pub struct TooManySamples {
+    /// The limit.
+    pub limit: usize,
+}
+
+/// Why [`select`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SelectError {
+    /// The store could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Too many samples.
+    #[error(transparent)]
+    TooManySamples(#[from] TooManySamples),
+}
+
+/// The series of `tenant` with a sample in `query.range` that `query.selectors` select, by label set,
+/// named as the remote-write exporter with `naming` names them.
+pub fn select(
+    view: &dyn StoreView,
+    tenant: &str,
+    query: &SeriesQuery,
+    naming: &Naming,
+) -> Result<Vec<Series>, SelectError> {
+    let (start, end) = query.range;
+    let nanos = |millis: i64| u64::try_from(millis).unwrap_or(0).saturating_mul(1_000_000);
+    let range = (nanos(start), nanos(end.saturating_add(1)).saturating_sub(1));
+    let mut found: BTreeMap<LabelSet, BTreeMap<i64, f64>> = BTreeMap::new();
+    let mut samples = 0usize;
+    let mut too_many = false;
+    scan(view, tenant, Signal::Metrics, range, ScanFilter::default(), &mut |record| {
+        let Ok(OtlpRequest::Metrics(request)) = OtlpRequest::decode_protobuf(Signal::Metrics, record) else {
+            return true;
+        };
+        for series in translate(&request, naming, &mut Dropped::default()) {
+            let labels: LabelSet = series.labels.into_iter().map(|label| (label.name, label.value)).collect();
+            if !query.selectors.is_empty() && !query.selectors.iter().any(|selector| selector.matches(&labels)) {
+                continue;
+            }
+            let in_range: Vec<(i64, f64)> = series
+                .samples
+                .iter()
+                .filter(|sample| sample.timestamp >= start && sample.timestamp <= end)
+                .map(|sample| (sample.timestamp, sample.value))
+                .collect();
+            if in_range.is_empty() {
+                continue;
+            }
+            samples += in_range.len();
+            if samples > query.max_samples {
+                too_many = true;
+                return false;
+            }
+            found.entry(labels).or_default().extend(in_range);
+        }
+        true
+    })?;
+    if too_many {
+        return Err(TooManySamples { limit: query.max_samples }.into());
+    }
+    Ok(found.into_iter().map(|(labels, samples)| Series { labels, samples: samples.into_iter().collect() }).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> LabelSet {
+        let mut set: LabelSet = pairs.iter().map(|(name, value)| (name.to_string(), value.to_string())).collect();
+        set.sort();
+        set
+    }
+
+    #[test]
+    fn selectors_match_as_prometheus_does() {
+        let series = labels(&[("__name__", "http_requests_total"), ("code", "500"), ("job", "api")]);
+        for (text, selected) in [
+            ("http_requests_total", true),
+            ("http_requests_total{code=~\"5..\"}", true),
+            ("http_requests_total{code!~\"5..\"}", false),
+            ("{job=\"api\"}", true),
+            ("{__name__=~\"http_.*\", job!=\"api\"}", false),
+            ("http_requests_total{instance=\"\"}", true),
+            ("{job=\"web\" or code=\"500\"}", true),
+            ("up", false),
+        ] {
+            let selector = Selector::parse(text).unwrap_or_else(|error| panic!("{text}: {error}"));
+            assert_eq!(selector.matches(&series), selected, "{text}");
+        }
+    }
+
+    #[test]
+    fn what_is_not_a_series_selector_is_refused_as_prometheus_words_it() {
+        assert!(Selector::parse("{job=~\".*\"}").unwrap_err().contains("at least one non-empty matcher"));
+        assert!(Selector::parse("rate(up[5m])").unwrap_err().contains("not a series selector"));
+        assert!(Selector::parse("up{").unwrap_err().starts_with("invalid parameter \"match[]\""));
+    }
+}
