@@ -132,7 +132,7 @@ pub const ROUTES: &[Route] = &[
         method: "GET",
         path: "/api/v2/traces/{id}",
         scope: Some(Scope::Read),
-        summary: "a trace from the store (Tempo v2): {trace: {resourceSpans}}",
+        summary: "a trace from the store (Tempo v2): {trace: {resourceSpans}}, or protobuf TraceByIDResponse",
         handler: || get(query::trace_v2),
     },
     Route {

@@ -2,7 +2,8 @@
 //!
 //! - `GET /api/traces/{id}`: `{"batches":[ResourceSpans...]}` in OTLP/JSON, or the protobuf `TracesData`
 //!   with `Accept: application/protobuf`;
-//! - `GET /api/v2/traces/{id}`: `{"trace":{"resourceSpans":[...]}}`;
+//! - `GET /api/v2/traces/{id}`: `{"trace":{"resourceSpans":[...]}}`, or with `Accept: application/protobuf`
+//!   Tempo's protobuf `TraceByIDResponse` (what Grafana's Tempo data source asks for and decodes);
 //! - `GET /api/echo`: `echo` (Grafana's Tempo data source checks it).
 //!
 //! Spans sent twice (a client re-send) are returned once: dedupe by trace id and span id.
@@ -67,12 +68,9 @@ pub(crate) async fn trace_v1(
         Ok(trace) => trace,
         Err(error) => return error.into_response(),
     };
-    let wants_protobuf = headers
-        .get(header::ACCEPT)
-        .and_then(|accept| accept.to_str().ok())
-        .is_some_and(|accept| accept.contains("application/protobuf") || accept.contains("application/x-protobuf"));
-    if wants_protobuf {
-        return ([(header::CONTENT_TYPE, "application/protobuf")], trace.encode_to_vec()).into_response();
+    if wants_protobuf(&headers) {
+        // Tempo's `Trace` (field 1: repeated ResourceSpans) is OTLP's `TracesData` on the wire.
+        return protobuf(trace.encode_to_vec());
     }
     axum::Json(serde_json::json!({"batches": resource_spans_json(trace)})).into_response()
 }
@@ -82,13 +80,33 @@ pub(crate) async fn trace_v2(
     principal: Option<axum::Extension<Principal>>,
     Path(id): Path<String>,
     Query(query): Query<TenantQuery>,
+    headers: HeaderMap,
 ) -> Response {
-    match find(&state, principal.as_deref(), query.tenant.as_deref(), &id).await {
-        Ok(trace) => {
-            axum::Json(serde_json::json!({"trace": {"resourceSpans": resource_spans_json(trace)}})).into_response()
-        }
-        Err(error) => error.into_response(),
+    let trace = match find(&state, principal.as_deref(), query.tenant.as_deref(), &id).await {
+        Ok(trace) => trace,
+        Err(error) => return error.into_response(),
+    };
+    if wants_protobuf(&headers) {
+        // `TraceByIDResponse { Trace trace = 1; ... }`: the trace as field 1, always present (Grafana
+        // reads its spans without checking), the optional metrics and status left out.
+        let mut body = Vec::new();
+        prost::encoding::message::encode(1, &trace, &mut body);
+        return protobuf(body);
     }
+    axum::Json(serde_json::json!({"trace": {"resourceSpans": resource_spans_json(trace)}})).into_response()
+}
+
+/// Whether the client asks for protobuf (Tempo's rule: the `Accept` header names it).
+fn wants_protobuf(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|accept| accept.to_str().ok())
+        .is_some_and(|accept| accept.contains("application/protobuf") || accept.contains("application/x-protobuf"))
+}
+
+/// A protobuf answer.
+fn protobuf(body: Vec<u8>) -> Response {
+    ([(header::CONTENT_TYPE, "application/protobuf")], body).into_response()
 }
 
 pub(crate) async fn echo() -> &'static str {

@@ -188,6 +188,29 @@ async fn traces_are_queried_by_id_per_tenant_in_tempo_formats_and_by_the_cli() {
     let v2: serde_json::Value =
         client.get(stella.api_url(&format!("/api/v2/traces/{id}"))).send().await.unwrap().json().await.unwrap();
     assert_eq!(v2["trace"]["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["name"], "query-0-0");
+    // What Grafana's Tempo data source asks for: v2 in protobuf, Tempo's `TraceByIDResponse`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct TraceByIdResponse {
+        #[prost(message, optional, tag = "1")]
+        trace: Option<stella_otlp::proto::trace::v1::TracesData>,
+    }
+    let response = client
+        .get(stella.api_url(&format!("/api/v2/traces/{id}")))
+        .header("accept", "application/protobuf")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["content-type"], "application/protobuf");
+    let decoded = <TraceByIdResponse as prost::Message>::decode(response.bytes().await.unwrap()).unwrap();
+    let trace = decoded.trace.expect("the trace field is always set");
+    let names: Vec<&str> = trace
+        .resource_spans
+        .iter()
+        .flat_map(|group| &group.scope_spans)
+        .flat_map(|scope| &scope.spans)
+        .map(|span| span.name.as_str())
+        .collect();
+    assert_eq!(names, vec!["query-0-0"], "deduplicated in protobuf too");
     assert_eq!(client.get(stella.api_url("/api/echo")).send().await.unwrap().text().await.unwrap(), "echo");
     let missing = client.get(stella.api_url("/api/traces/00000000000000000000000000000abc")).send().await.unwrap();
     assert_eq!(missing.status(), 404);
