@@ -263,6 +263,12 @@ def test_the_store_answers_series_labels_and_values_as_prometheus_does():
             ("/api/v1/series", [("match[]", '{job=~".*"}')]),
             ("/api/v1/series", [("match[]", "rate(up[5m])")]),
             ("/api/v1/series", [("match[]", job), ("start", "yesterday")]),
+            ("/api/v1/format_query", [("query", "sum(rate(http_requests_total{job=~\"api|web\"}[5m])) by (job) > 0.5")]),
+            ("/api/v1/format_query", [("query", "histogram_quantile(0.9, sum without (instance) (rate(x_bucket[1m] offset 5m)))")]),
+            ("/api/v1/format_query", [("query", "foo * on (a) group_left (b) bar or baz unless ignoring (c) qux")]),
+            ("/api/v1/format_query", [("query", "foo and on (a) bar unless ignoring (b) group_left qux")]),
+            ("/api/v1/format_query", [("query", "sum(foo"), ]),
+            ("/api/v1/format_query", []),
         ]
         for path, parameters in cases:
             for method in ("GET", "POST") if not path.startswith("/api/v1/label/") else ("GET",):

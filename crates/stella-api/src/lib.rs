@@ -193,6 +193,20 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         method: "GET",
+        path: "/api/v1/format_query",
+        scope: Some(Scope::Read),
+        summary: "Prometheus API: ?query= in PromQL's canonical layout",
+        handler: || get(prometheus::format_query),
+    },
+    Route {
+        method: "POST",
+        path: "/api/v1/format_query",
+        scope: Some(Scope::Read),
+        summary: "Prometheus API: /api/v1/format_query with a form-encoded body",
+        handler: || post(prometheus::format_query),
+    },
+    Route {
+        method: "GET",
         path: "/api/v1/status/buildinfo",
         scope: Some(Scope::Read),
         summary: "Prometheus API: build information (Grafana reads version)",

@@ -252,6 +252,18 @@ fn valid_label_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// `GET|POST /api/v1/format_query`: `query` in PromQL's canonical layout (promql-parser's prettifier,
+/// a port of Prometheus's); a query that does not parse is `bad_data` with the parser's message.
+pub(crate) async fn format_query(parameters: Parameters) -> Response {
+    let Some(query) = parameters.one("query") else {
+        return bad_data("invalid parameter \"query\": query is required").into_response();
+    };
+    match promql_parser::parser::parse(query) {
+        Ok(expression) => success(json!(expression.prettify()), &[]),
+        Err(error) => bad_data(format!("invalid parameter \"query\": {error}")).into_response(),
+    }
+}
+
 /// `GET /api/v1/status/buildinfo`: the build, in Prometheus's fields (Grafana reads `version`).
 pub(crate) async fn buildinfo() -> Response {
     success(

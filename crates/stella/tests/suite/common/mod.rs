@@ -179,7 +179,8 @@ impl Stella {
 
     /// Waits until this run (the log past `earlier_log` bytes) says it is running.
     fn wait_ready(&mut self, earlier_log: usize) -> Result<(), String> {
-        let deadline = Instant::now() + Duration::from_secs(20);
+        // Generous: the whole suite starts dozens of servers at once on two cores.
+        let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 self.child = None;
@@ -190,7 +191,7 @@ impl Stella {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Err(format!("stella did not start within 20s:\n{}", self.log()))
+        Err(format!("stella did not start within 60s:\n{}", self.log()))
     }
 
     pub fn pid(&self) -> u32 {
