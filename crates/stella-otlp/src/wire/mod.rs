@@ -40,35 +40,23 @@ pub fn count_items(signal: Signal, bytes: &[u8]) -> Result<usize, WireError> {
 
 /// Counts the length-delimited fields reached by following `path` (one set of field numbers per level).
 fn count(bytes: &[u8], path: &[&[u32]]) -> Result<usize, WireError> {
-    let Some((fields, rest)) = path.split_first() else { return Ok(1) };
+    let Some((wanted, rest)) = path.split_first() else { return Ok(1) };
     let mut total = 0;
-    let mut offset = 0;
-    while offset < bytes.len() {
-        let (key, key_len) = varint(bytes, offset)?;
-        offset += key_len;
-        let field = (key >> 3) as u32;
-        match key & 7 {
-            0 => offset += varint(bytes, offset)?.1,
-            1 => offset += 8,
-            5 => offset += 4,
-            2 => {
-                let (length, length_len) = varint(bytes, offset)?;
-                offset += length_len;
-                let end = offset.checked_add(length as usize).filter(|end| *end <= bytes.len());
-                let Some(end) = end else { return Err(WireError { offset, reason: "length runs past the end" }) };
-                if fields.contains(&field) {
-                    total += count(&bytes[offset..end], rest)
-                        .map_err(|error| WireError { offset: offset + error.offset, ..error })?;
-                }
-                offset = end;
-            }
-            _ => return Err(WireError { offset, reason: "unsupported wire type" }),
+    for field in view::fields(bytes) {
+        let field = field?;
+        if let view::WireValue::Bytes(inner) = field.value
+            && wanted.contains(&field.number)
+        {
+            total += count(inner, rest).map_err(|error| within(&field, inner, error))?;
         }
     }
-    if offset > bytes.len() {
-        return Err(WireError { offset: bytes.len(), reason: "a field runs past the end" });
-    }
     Ok(total)
+}
+
+/// An error found in the bytes `inner` of `field`, its offset counted from the start of the message
+/// holding the field.
+fn within(field: &view::Field<'_>, inner: &[u8], error: WireError) -> WireError {
+    WireError { offset: field.span.1 - inner.len() + error.offset, ..error }
 }
 
 /// The messages of the OTLP schema that hold other messages, as far as [`decoded_size`] needs them.
@@ -185,34 +173,15 @@ fn size_of_message(bytes: &[u8], kind: Kind, depth: usize) -> Result<usize, Wire
         return Err(WireError { offset: 0, reason: "messages nested too deep" });
     }
     let mut total = MESSAGE_BYTES;
-    let mut offset = 0;
-    while offset < bytes.len() {
-        let (key, key_len) = varint(bytes, offset)?;
-        offset += key_len;
-        let field = (key >> 3) as u32;
-        match key & 7 {
-            0 => offset += varint(bytes, offset)?.1,
-            1 => offset += 8,
-            5 => offset += 4,
-            2 => {
-                let (length, length_len) = varint(bytes, offset)?;
-                offset += length_len;
-                let end = offset.checked_add(length as usize).filter(|end| *end <= bytes.len());
-                let Some(end) = end else { return Err(WireError { offset, reason: "length runs past the end" }) };
-                total += match kind.child(field) {
-                    Some(Kind::Leaf) => MESSAGE_BYTES + 2 * (end - offset),
-                    Some(child) => size_of_message(&bytes[offset..end], child, depth + 1)
-                        .map_err(|error| WireError { offset: offset + error.offset, ..error })?,
-                    None if kind == Kind::Buckets => PACKED_VARINT_EXPANSION * (end - offset),
-                    None => 2 * (end - offset),
-                };
-                offset = end;
-            }
-            _ => return Err(WireError { offset, reason: "unsupported wire type" }),
-        }
-    }
-    if offset > bytes.len() {
-        return Err(WireError { offset: bytes.len(), reason: "a field runs past the end" });
+    for field in view::fields(bytes) {
+        let field = field?;
+        let view::WireValue::Bytes(inner) = field.value else { continue };
+        total += match kind.child(field.number) {
+            Some(Kind::Leaf) => MESSAGE_BYTES + 2 * inner.len(),
+            Some(child) => size_of_message(inner, child, depth + 1).map_err(|error| within(&field, inner, error))?,
+            None if kind == Kind::Buckets => PACKED_VARINT_EXPANSION * inner.len(),
+            None => 2 * inner.len(),
+        };
     }
     Ok(total)
 }
