@@ -61,6 +61,14 @@ def wait_entries(receiver, push_pb2, count, timeout=20):
     raise AssertionError(f"fewer than {count} entries arrived: {streams_of(receiver, push_pb2)}")
 
 
+def wait_until(condition, what, timeout=20):
+    deadline = time.time() + timeout
+    while not condition():
+        if time.time() > deadline:
+            raise AssertionError(f"{what} did not happen within {timeout} s")
+        time.sleep(0.05)
+
+
 def sdk_logs(stella):
     """Two records from the OpenTelemetry Python SDK (logging bridge), one inside a span."""
     import logging
@@ -138,6 +146,8 @@ def test_json_format_429_is_retried_and_400_is_dropped_and_counted(push_pb2):
 
             receiver.fail_next(1, status=400, body=b"entry too far behind")
             post_logs(stella, [{"timeUnixNano": "1795910400000000002", "body": {"stringValue": "refused"}}])
+            # "after" goes in its own push: posted together, both records may share the refused push
+            wait_until(lambda: 400 in receiver.responses, "the 400 answer")
             post_logs(stella, [{"timeUnixNano": "1795910400000000003", "body": {"stringValue": "after"}}])
             streams = wait_entries(receiver, push_pb2, 2)
             lines = [entry["line"] for stream in streams for entry in stream["entries"]]
