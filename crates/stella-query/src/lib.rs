@@ -5,7 +5,8 @@
 //! - [`traces`]: a trace by id (spans deduplicated) and trace search by span filters;
 //! - [`logs`]: log search, newest first, streaming and stopping at its limit;
 //! - [`metrics`]: the series of a metric, raw and step-aligned;
-//! - [`prometheus`]: stored metrics as the Prometheus series the remote-write exporter sends, by selector.
+//! - [`prometheus`]: stored metrics as the Prometheus series the remote-write exporter sends, by selector;
+//! - [`promql`]: a PromQL engine (Prometheus 2.x semantics) over those series.
 //!
 //! Every read is tenant-scoped by its caller and runs on the calling (blocking) thread.
 #![deny(missing_docs)]
@@ -13,6 +14,7 @@
 pub mod logs;
 pub mod metrics;
 pub mod prometheus;
+pub mod promql;
 pub mod traces;
 
 pub use stella_store::chunks::{ScanFilter, StoreError, StoreView};

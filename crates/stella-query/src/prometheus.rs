@@ -38,6 +38,11 @@ impl Selector {
         }
     }
 
+    /// The selector of a PromQL vector selector's name and matchers.
+    pub(crate) fn from_parts(name: Option<String>, matchers: Matchers) -> Selector {
+        Selector { name, matchers }
+    }
+
     /// Whether a series with `labels` is selected (a label the series lacks has the empty value).
     pub fn matches(&self, labels: &[(String, String)]) -> bool {
         let value = |name: &str| {
@@ -59,6 +64,13 @@ impl Selector {
             self.matchers.or_matchers.iter().any(|group| all(group))
         }
     }
+}
+
+/// Whether `name` is a Prometheus label name: `[a-zA-Z_][a-zA-Z0-9_]*`.
+pub fn valid_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// One series: its labels and its samples (unix milliseconds, value; a stale marker is the StaleNaN
@@ -174,6 +186,12 @@ mod tests {
             let selector = Selector::parse(text).unwrap_or_else(|error| panic!("{text}: {error}"));
             assert_eq!(selector.matches(&series), selected, "{text}");
         }
+    }
+
+    #[test]
+    fn label_names_are_checked() {
+        assert!(valid_label_name("__name__") && valid_label_name("job") && valid_label_name("le"));
+        assert!(!valid_label_name("") && !valid_label_name("1a") && !valid_label_name("a-b"));
     }
 
     #[test]

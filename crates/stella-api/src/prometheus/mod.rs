@@ -1,5 +1,5 @@
-//! The Prometheus HTTP API on the embedded store (the parts that need no PromQL evaluation): series,
-//! label names and label values, and build information, answered with Prometheus's envelopes
+//! The Prometheus HTTP API on the embedded store: PromQL queries (instant and range, in [`query`]),
+//! series, label names and label values, and build information, answered with Prometheus's envelopes
 //! (`{"status":"success","data":...}`, `{"status":"error","errorType":...,"error":...}`) and status
 //! codes, so Grafana's Prometheus data source reads them unchanged. Parameters come from the query string
 //! and from a form-encoded body (`POST`, as Grafana sends them), `match[]` repeated; times are unix
@@ -12,9 +12,13 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use stella_otlp::prometheus::Naming;
-use stella_query::prometheus::{SelectError, Selector, Series, SeriesQuery};
+use stella_query::prometheus::{SelectError, Selector, Series, SeriesQuery, valid_label_name};
 
 use crate::{ApiState, Principal, tenant_of};
+
+mod query;
+
+pub(crate) use query::{query, query_range};
 
 /// Samples a series, labels or label-values request may gather.
 const MAX_SAMPLES: usize = 50_000_000;
@@ -26,6 +30,8 @@ enum ErrorType {
     BadData,
     /// The query could not be run (too many samples): 422.
     Execution,
+    /// The query ran past its deadline: 503.
+    Timeout,
     /// The store failed: 500.
     Internal,
     /// The token may not act for the tenant asked: 403 (Prometheus has no tenancy; the name says why).
@@ -44,6 +50,7 @@ impl IntoResponse for PromError {
         let (status, name) = match self.kind {
             ErrorType::BadData => (StatusCode::BAD_REQUEST, "bad_data"),
             ErrorType::Execution => (StatusCode::UNPROCESSABLE_ENTITY, "execution"),
+            ErrorType::Timeout => (StatusCode::SERVICE_UNAVAILABLE, "timeout"),
             ErrorType::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             ErrorType::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
         };
@@ -145,8 +152,36 @@ fn parse_time(name: &str, text: &str) -> Result<i64, PromError> {
         .map_err(|_| bad_data(format!("invalid parameter \"{name}\": cannot parse {text:?} to a valid timestamp")))
 }
 
-/// The series the request's `match[]` selects (refused without one when `required`), read on the
-/// blocking pool, and its `limit`.
+/// How the store's series are named: as the remote-write exporter names them by default.
+const NAMING: Naming = Naming { namespace: None, add_suffixes: true };
+
+/// Runs `read` with the request's tenant on the blocking pool (store reads block); its errors in
+/// Prometheus's classes.
+async fn read_blocking<T: Send + 'static>(
+    state: &ApiState,
+    principal: Option<&Principal>,
+    parameters: &Parameters,
+    read: impl FnOnce(&dyn stella_query::StoreView, &str) -> Result<T, PromError> + Send + 'static,
+) -> Result<T, PromError> {
+    let tenant = tenant_of(principal, parameters.one("tenant"))
+        .map_err(|error| PromError { kind: ErrorType::Forbidden, message: error.message })?;
+    let stores = std::sync::Arc::clone(state.collector.stores());
+    match tokio::task::spawn_blocking(move || read(stores.as_ref(), &tenant)).await {
+        Ok(answer) => answer,
+        Err(_) => Err(PromError { kind: ErrorType::Internal, message: "the query failed unexpectedly".into() }),
+    }
+}
+
+impl From<SelectError> for PromError {
+    fn from(error: SelectError) -> Self {
+        match error {
+            SelectError::TooManySamples(error) => PromError { kind: ErrorType::Execution, message: error.to_string() },
+            SelectError::Store(error) => PromError { kind: ErrorType::Internal, message: error.to_string() },
+        }
+    }
+}
+
+/// The series the request's `match[]` selects (refused without one when `required`) and its `limit`.
 async fn select(
     state: &ApiState,
     principal: Option<&Principal>,
@@ -158,22 +193,12 @@ async fn select(
         return Err(bad_data("no match[] parameter provided"));
     }
     let limit = parameters.limit()?;
-    let tenant = tenant_of(principal, parameters.one("tenant"))
-        .map_err(|error| PromError { kind: ErrorType::Forbidden, message: error.message })?;
     let query = SeriesQuery { selectors, range: parameters.range()?, max_samples: MAX_SAMPLES };
-    let stores = std::sync::Arc::clone(state.collector.stores());
-    let naming = Naming { namespace: None, add_suffixes: true };
-    let read = tokio::task::spawn_blocking(move || {
-        stella_query::prometheus::select(stores.as_ref(), &tenant, &query, &naming)
-    });
-    match read.await {
-        Ok(Ok(series)) => Ok((series, limit)),
-        Ok(Err(SelectError::TooManySamples(error))) => {
-            Err(PromError { kind: ErrorType::Execution, message: error.to_string() })
-        }
-        Ok(Err(SelectError::Store(error))) => Err(PromError { kind: ErrorType::Internal, message: error.to_string() }),
-        Err(_) => Err(PromError { kind: ErrorType::Internal, message: "the query failed unexpectedly".into() }),
-    }
+    let series = read_blocking(state, principal, parameters, move |stores, tenant| {
+        Ok(stella_query::prometheus::select(stores, tenant, &query, &NAMING)?)
+    })
+    .await?;
+    Ok((series, limit))
 }
 
 /// A list answer: the first `limit` items, with Prometheus's warning when it cut the list.
@@ -245,13 +270,6 @@ pub(crate) async fn label_values(
     answer.await.unwrap_or_else(IntoResponse::into_response)
 }
 
-/// A Prometheus label name: `[a-zA-Z_][a-zA-Z0-9_]*`.
-fn valid_label_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars.next().is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
 /// `GET|POST /api/v1/format_query`: `query` in PromQL's canonical layout (promql-parser's prettifier,
 /// a port of Prometheus's); a query that does not parse is `bad_data` with the parser's message.
 pub(crate) async fn format_query(parameters: Parameters) -> Response {
@@ -305,11 +323,5 @@ mod tests {
         assert!(Parameters::new(None, &headers, b"{}").is_err());
         let backwards = Parameters::new(Some("start=5&end=4"), &HeaderMap::new(), &[]).unwrap();
         assert!(backwards.range().unwrap_err().message.contains("end timestamp must not be before start"));
-    }
-
-    #[test]
-    fn label_names_are_checked() {
-        assert!(valid_label_name("__name__") && valid_label_name("job") && valid_label_name("le"));
-        assert!(!valid_label_name("") && !valid_label_name("1a") && !valid_label_name("a-b"));
     }
 }

@@ -1,0 +1,193 @@
+//! `GET|POST /api/v1/query` and `/api/v1/query_range`: PromQL evaluated on the store by
+//! [`stella_query::promql`], answered exactly as Prometheus answers: `resultType` `vector`, `matrix`,
+//! `scalar` or `string`, times as unix seconds with milliseconds, values as strings (`"NaN"`,
+//! `"+Inf"`), and `bad_data` (400), `execution` (422), `timeout` (503) errors.
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use stella_query::prometheus::{Selector, SeriesQuery};
+use stella_query::promql::{self, Options, QueryError, RangeSeries, Value, format_time, format_value};
+
+use super::{ErrorType, MAX_SAMPLES, NAMING, Parameters, PromError, bad_data, parse_time, read_blocking};
+use crate::{ApiState, Principal};
+
+/// How long a query may run when the request names no `timeout` (Prometheus's default).
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+
+impl From<QueryError> for PromError {
+    fn from(error: QueryError) -> Self {
+        match error {
+            QueryError::Select(select) => select.into(),
+            QueryError::BadData(message) => PromError { kind: ErrorType::BadData, message },
+            QueryError::Execution(message) => PromError { kind: ErrorType::Execution, message },
+            QueryError::Timeout => PromError { kind: ErrorType::Timeout, message: QueryError::Timeout.to_string() },
+        }
+    }
+}
+
+/// A Prometheus duration parameter: seconds (with a fraction) or a duration such as `30s`, `1m30s`.
+fn parse_duration(name: &str, text: &str) -> Result<Duration, PromError> {
+    if let Ok(seconds) = text.parse::<f64>() {
+        if (0.0..9.2e15).contains(&seconds) {
+            return Ok(Duration::from_secs_f64(seconds));
+        }
+    } else if let Ok(duration) = promql_parser::util::parse_duration(text) {
+        return Ok(duration);
+    }
+    Err(bad_data(format!("invalid parameter \"{name}\": cannot parse {text:?} to a valid duration")))
+}
+
+/// The evaluation limits of a request: its `timeout`, if any, else two minutes.
+fn options(parameters: &Parameters) -> Result<Options, PromError> {
+    let timeout = parameters.one("timeout").map(|text| parse_duration("timeout", text)).transpose()?;
+    Ok(Options { deadline: Some(Instant::now() + timeout.unwrap_or(DEFAULT_TIMEOUT)), ..Options::default() })
+}
+
+/// The store as the engine's source: the series of `tenant`, named as remote-write names them.
+fn source<'a>(
+    stores: &'a dyn stella_query::StoreView,
+    tenant: &'a str,
+) -> impl Fn(&[Selector], (i64, i64)) -> Result<Vec<stella_query::prometheus::Series>, stella_query::prometheus::SelectError>
++ 'a {
+    move |selectors: &[Selector], range: (i64, i64)| {
+        let query = SeriesQuery { selectors: selectors.to_vec(), range, max_samples: MAX_SAMPLES };
+        stella_query::prometheus::select(stores, tenant, &query, &NAMING)
+    }
+}
+
+/// `GET|POST /api/v1/query`: `query` evaluated at `time` (now when absent).
+pub(crate) async fn query(
+    State(state): State<ApiState>,
+    principal: Option<axum::Extension<Principal>>,
+    parameters: Parameters,
+) -> Response {
+    let answer = async {
+        let expr = promql::parse(parameters.one("query").unwrap_or_default())?;
+        let time = match parameters.one("time") {
+            Some(text) => parse_time("time", text)?,
+            None => jiff::Timestamp::now().as_millisecond(),
+        };
+        let options = options(&parameters)?;
+        let value = read_blocking(&state, principal.as_deref(), &parameters, move |stores, tenant| {
+            Ok(promql::instant(&source(stores, tenant), &expr, time, options)?)
+        })
+        .await?;
+        Ok::<Response, PromError>(instant_body(&value, time))
+    };
+    answer.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `GET|POST /api/v1/query_range`: `query` evaluated at each `step` from `start` to `end`.
+pub(crate) async fn query_range(
+    State(state): State<ApiState>,
+    principal: Option<axum::Extension<Principal>>,
+    parameters: Parameters,
+) -> Response {
+    let answer = async {
+        let start = parse_time("start", parameters.one("start").unwrap_or_default())?;
+        let end = parse_time("end", parameters.one("end").unwrap_or_default())?;
+        if end < start {
+            return Err(bad_data("invalid parameter \"end\": end timestamp must not be before start time"));
+        }
+        let step = parse_duration("step", parameters.one("step").unwrap_or_default())?;
+        let step = i64::try_from(step.as_millis()).unwrap_or(i64::MAX);
+        let expr = promql::parse(parameters.one("query").unwrap_or_default())?;
+        let options = options(&parameters)?;
+        let series = read_blocking(&state, principal.as_deref(), &parameters, move |stores, tenant| {
+            Ok(promql::range(&source(stores, tenant), &expr, (start, end), step, options)?)
+        })
+        .await?;
+        Ok::<Response, PromError>(json_body("matrix", &matrix(&series)))
+    };
+    answer.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// The success envelope around a result already written as JSON.
+fn json_body(result_type: &str, result: &str) -> Response {
+    let body = format!("{{\"status\":\"success\",\"data\":{{\"resultType\":\"{result_type}\",\"result\":{result}}}}}");
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// An instant query's answer.
+fn instant_body(value: &Value, time: i64) -> Response {
+    match value {
+        Value::Scalar(number) => json_body("scalar", &point(time, &format_value(*number))),
+        Value::String(text) => json_body("string", &point(time, text)),
+        Value::Vector(samples) => {
+            let mut out = String::from("[");
+            for (index, sample) in samples.iter().enumerate() {
+                if index > 0 {
+                    out.push(',');
+                }
+                let _ = write!(
+                    out,
+                    "{{\"metric\":{},\"value\":{}}}",
+                    metric(&sample.labels),
+                    point(time, &format_value(sample.value))
+                );
+            }
+            out.push(']');
+            json_body("vector", &out)
+        }
+        Value::Matrix(series) => json_body("matrix", &matrix(series)),
+    }
+}
+
+/// `[<time>,"<text>"]`.
+fn point(time: i64, text: &str) -> String {
+    format!("[{},{}]", format_time(time), json_string(text))
+}
+
+fn json_string(text: &str) -> String {
+    serde_json::Value::String(text.to_string()).to_string()
+}
+
+/// A label set as a JSON object.
+fn metric(labels: &[(String, String)]) -> String {
+    let pairs: Vec<String> =
+        labels.iter().map(|(name, value)| format!("{}:{}", json_string(name), json_string(value))).collect();
+    format!("{{{}}}", pairs.join(","))
+}
+
+/// Series as a JSON `matrix` result: `[{"metric":{...},"values":[[t,"v"],...]},...]`.
+fn matrix(series: &[RangeSeries]) -> String {
+    let mut out = String::from("[");
+    for (index, one) in series.iter().enumerate() {
+        if index > 0 {
+            out.push(',');
+        }
+        let points: Vec<String> = one.points.iter().map(|(time, value)| point(*time, &format_value(*value))).collect();
+        let _ = write!(out, "{{\"metric\":{},\"values\":[{}]}}", metric(&one.labels), points.join(","));
+    }
+    out.push(']');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_are_seconds_or_prometheus_durations() {
+        assert_eq!(parse_duration("step", "15").unwrap(), Duration::from_secs(15));
+        assert_eq!(parse_duration("step", "0.5").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("step", "1m30s").unwrap(), Duration::from_secs(90));
+        let error = parse_duration("step", "soon").unwrap_err();
+        assert_eq!(error.message, "invalid parameter \"step\": cannot parse \"soon\" to a valid duration");
+        assert!(parse_duration("timeout", "-1").is_err());
+    }
+
+    #[test]
+    fn results_are_written_in_prometheus_json() {
+        let series = [RangeSeries {
+            labels: vec![("__name__".into(), "up".into()), ("job".into(), "a\"b".into())],
+            points: vec![(1_000, 1.0), (2_500, f64::NAN)],
+        }];
+        assert_eq!(matrix(&series), r#"[{"metric":{"__name__":"up","job":"a\"b"},"values":[[1,"1"],[2.500,"NaN"]]}]"#);
+        assert_eq!(matrix(&[]), "[]");
+        assert_eq!(point(1_700_000_000_123, "+Inf"), r#"[1700000000.123,"+Inf"]"#);
+    }
+}
