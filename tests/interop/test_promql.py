@@ -89,7 +89,7 @@ def otlp_request(at_seconds, index, rng, state):
             state[key] = max(1.0, state.get(key, 500.0) + rng.uniform(-40, 40))
             memory.append({"timeUnixNano": nanos, "asDouble": round(state[key], 3),
                            "attributes": [{"key": "type", "value": {"stringValue": kind}}]})
-        metrics.append({"name": "demo.memory", "gauge": {"dataPoints": memory}})
+        metrics.append({"name": "demo.memory", "description": "Memory by type", "gauge": {"dataPoints": memory}})
         requests = []
         for code in ("200", "500"):
             key = (instance, code, "total")
@@ -225,4 +225,14 @@ def test_promql_on_the_store_answers_as_prometheus_does():
         ]:
             status, answer = api_get(stella.api, "/api/v1/query_range", parameters)
             assert (status, answer["errorType"]) == (400, "bad_data") and message in answer["error"], answer
+        # Metadata (Prometheus keeps none for remote-written series, so there is no oracle): the families as
+        # the translation names them, with the type, help and unit they were sent with.
+        status, metadata = api_get(stella.api, "/api/v1/metadata", [])
+        assert status == 200, metadata
+        assert metadata["data"]["demo_memory"] == [{"type": "gauge", "help": "Memory by type", "unit": ""}], metadata
+        assert metadata["data"]["demo_requests_total"] == [{"type": "counter", "help": "", "unit": ""}], metadata
+        assert metadata["data"]["demo_latency_seconds"] == [{"type": "histogram", "help": "", "unit": "seconds"}], metadata
+        status, one = api_get(stella.api, "/api/v1/metadata", [("metric", "demo_memory"), ("limit", "5")])
+        assert status == 200 and list(one["data"]) == ["demo_memory"], one
+        assert api_get(stella.api, "/api/v1/metadata", [("limit", "x")])[0] == 400
         stella.stop()

@@ -221,6 +221,13 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         method: "GET",
+        path: "/api/v1/metadata",
+        scope: Some(Scope::Read),
+        summary: "Prometheus API: type, help and unit of the metric families stored in the last day (?metric=&limit=&limit_per_metric=)",
+        handler: || get(prometheus::metadata),
+    },
+    Route {
+        method: "GET",
         path: "/api/v1/format_query",
         scope: Some(Scope::Read),
         summary: "Prometheus API: ?query= in PromQL's canonical layout",

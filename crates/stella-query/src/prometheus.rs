@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use promql_parser::label::{METRIC_NAME, Matchers};
 use promql_parser::parser::{self, Expr};
-use stella_otlp::prometheus::{Dropped, Naming, translate};
+use stella_otlp::prometheus::{Dropped, Family, Naming, families, translate};
 use stella_otlp::{OtlpRequest, Signal};
 
 use crate::{ScanFilter, StoreError, StoreView, scan};
@@ -158,6 +158,28 @@ pub fn select(
         return Err(TooManySamples { limit: query.max_samples }.into());
     }
     Ok(found.into_iter().map(|(labels, samples)| Series { labels, samples: samples.into_iter().collect() }).collect())
+}
+
+/// The metric families of `tenant`'s metrics stored in `range` (unix milliseconds), by name, each with
+/// the distinct type, help and unit it was sent with.
+pub fn metadata(
+    view: &dyn StoreView,
+    tenant: &str,
+    (start, end): (i64, i64),
+    naming: &Naming,
+) -> Result<BTreeMap<String, Vec<Family>>, StoreError> {
+    let nanos = |millis: i64| u64::try_from(millis).unwrap_or(0).saturating_mul(1_000_000);
+    let range = (nanos(start), nanos(end.saturating_add(1)).saturating_sub(1));
+    let mut found: BTreeMap<String, std::collections::BTreeSet<Family>> = BTreeMap::new();
+    scan(view, tenant, Signal::Metrics, range, ScanFilter::default(), &mut |record| {
+        if let Ok(OtlpRequest::Metrics(request)) = OtlpRequest::decode_protobuf(Signal::Metrics, record) {
+            for family in families(&request, naming) {
+                found.entry(family.name.clone()).or_default().insert(family);
+            }
+        }
+        true
+    })?;
+    Ok(found.into_iter().map(|(name, families)| (name, families.into_iter().collect())).collect())
 }
 
 #[cfg(test)]

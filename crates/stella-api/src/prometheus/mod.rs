@@ -270,6 +270,56 @@ pub(crate) async fn label_values(
     answer.await.unwrap_or_else(IntoResponse::into_response)
 }
 
+/// How far back `/api/v1/metadata` looks without `start` (Prometheus answers for what it scrapes now).
+const METADATA_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// `GET /api/v1/metadata`: the type, help and unit of each metric family stored in the last day (or
+/// between `start` and `end`), `metric` naming one, `limit` families at most, `limit_per_metric`
+/// entries of each.
+pub(crate) async fn metadata(
+    State(state): State<ApiState>,
+    principal: Option<axum::Extension<Principal>>,
+    parameters: Parameters,
+) -> Response {
+    let answer = async {
+        let count = |name: &str| match parameters.one(name) {
+            None => Ok(None),
+            Some(text) => match text.parse::<i64>() {
+                Ok(limit) if limit > 0 => Ok(Some(usize::try_from(limit).unwrap_or(usize::MAX))),
+                Ok(_) => Ok(None),
+                Err(_) => Err(bad_data(format!("invalid parameter \"{name}\": cannot parse {text:?} to a valid limit"))),
+            },
+        };
+        let (limit, per_metric) = (count("limit")?, count("limit_per_metric")?);
+        let metric = parameters.one("metric").map(str::to_string);
+        let (start, end) = parameters.range()?;
+        let end = if end == i64::MAX { jiff::Timestamp::now().as_millisecond() } else { end };
+        let start = if start == i64::MIN { end.saturating_sub(METADATA_WINDOW_MS) } else { start };
+        let families = read_blocking(&state, principal.as_deref(), &parameters, move |stores, tenant| {
+            stella_query::prometheus::metadata(stores, tenant, (start, end), &NAMING)
+                .map_err(|error| PromError { kind: ErrorType::Internal, message: error.to_string() })
+        })
+        .await?;
+        let mut data = serde_json::Map::new();
+        for (name, entries) in families {
+            if metric.as_ref().is_some_and(|wanted| *wanted != name) {
+                continue;
+            }
+            if limit.is_some_and(|limit| data.len() >= limit) {
+                break;
+            }
+            let entries: Vec<Value> = entries
+                .into_iter()
+                .take(per_metric.unwrap_or(usize::MAX))
+                .map(|family| json!({"type": family.kind, "help": family.help, "unit": family.unit}))
+                .collect();
+            data.insert(name, Value::Array(entries));
+        }
+        Ok::<Response, PromError>(success(Value::Object(data), &[]))
+    };
+    answer.await.unwrap_or_else(IntoResponse::into_response)
+}
+
 /// `GET|POST /api/v1/format_query`: `query` in PromQL's canonical layout (promql-parser's prettifier,
 /// a port of Prometheus's); a query that does not parse is `bad_data` with the parser's message.
 pub(crate) async fn format_query(parameters: Parameters) -> Response {

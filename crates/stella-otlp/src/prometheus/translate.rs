@@ -77,6 +77,57 @@ pub fn translate(request: &ExportMetricsServiceRequest, naming: &Naming, dropped
     out.into_series()
 }
 
+/// What Prometheus's metadata API says of one metric family.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Family {
+    /// The family's name (a histogram's series add `_bucket`, `_sum`, `_count`).
+    pub name: String,
+    /// `counter`, `gauge`, `histogram` or `summary`.
+    pub kind: &'static str,
+    /// The metric's description.
+    pub help: String,
+    /// The unit in Prometheus's words (`seconds`, `bytes_per_second`), empty when none.
+    pub unit: String,
+}
+
+/// The families of the metrics of `request` that [`translate`] sends, named as it names them.
+pub fn families(request: &ExportMetricsServiceRequest, naming: &Naming) -> Vec<Family> {
+    let cumulative = AggregationTemporality::Cumulative as i32;
+    let mut out = Vec::new();
+    let metrics = request
+        .resource_metrics
+        .iter()
+        .flat_map(|resource| &resource.scope_metrics)
+        .flat_map(|scope| &scope.metrics);
+    for metric in metrics {
+        let kind = match &metric.data {
+            Some(metric::Data::Gauge(_)) => Kind::Gauge,
+            Some(metric::Data::Sum(sum)) if sum.aggregation_temporality == cumulative => {
+                if sum.is_monotonic { Kind::Counter } else { Kind::Gauge }
+            }
+            Some(metric::Data::Histogram(histogram)) if histogram.aggregation_temporality == cumulative => {
+                Kind::Histogram
+            }
+            Some(metric::Data::Summary(_)) => Kind::Summary,
+            _ => continue,
+        };
+        let unit = match unit_words(&metric.unit) {
+            (Some(main), Some(per)) => format!("{main}_per_{per}"),
+            (Some(main), None) => main,
+            (None, Some(per)) => format!("per_{per}"),
+            (None, None) => String::new(),
+        };
+        let type_name = match kind {
+            Kind::Gauge => "gauge",
+            Kind::Counter => "counter",
+            Kind::Histogram => "histogram",
+            Kind::Summary => "summary",
+        };
+        out.push(Family { name: metric_name(naming, metric, kind), kind: type_name, help: metric.description.clone(), unit });
+    }
+    out
+}
+
 /// `job`, `instance` and the other resource labels of one resource.
 struct Identity {
     job: Option<String>,
