@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use promql_parser::label::{METRIC_NAME, Matchers};
 use promql_parser::parser::{self, Expr};
-use stella_otlp::prometheus::{Dropped, Family, Naming, families, translate};
+use stella_otlp::prometheus::{Dropped, Family, Naming, families, translate_selected};
 use stella_otlp::{OtlpRequest, Signal};
 
 use crate::{ScanFilter, StoreError, StoreView, scan};
@@ -41,6 +41,21 @@ impl Selector {
     /// The selector of a PromQL vector selector's name and matchers.
     pub(crate) fn from_parts(name: Option<String>, matchers: Matchers) -> Selector {
         Selector { name, matchers }
+    }
+
+    /// Whether a series named `name` may be selected (its other labels aside).
+    pub fn accepts_name(&self, name: &str) -> bool {
+        if self.name.as_deref().is_some_and(|wanted| wanted != name) {
+            return false;
+        }
+        let group = |group: &[promql_parser::label::Matcher]| {
+            group.iter().filter(|matcher| matcher.name == METRIC_NAME).all(|matcher| matcher.is_match(name))
+        };
+        if self.matchers.or_matchers.is_empty() {
+            group(&self.matchers.matchers)
+        } else {
+            self.matchers.or_matchers.iter().any(|matchers| group(matchers))
+        }
     }
 
     /// Whether a series with `labels` is selected (a label the series lacks has the empty value).
@@ -127,11 +142,15 @@ pub fn select(
     let mut found: BTreeMap<LabelSet, BTreeMap<i64, f64>> = BTreeMap::new();
     let mut samples = 0usize;
     let mut too_many = false;
+    let wanted = |names: &[&str]| {
+        query.selectors.is_empty()
+            || names.iter().any(|name| query.selectors.iter().any(|selector| selector.accepts_name(name)))
+    };
     scan(view, tenant, Signal::Metrics, range, ScanFilter::default(), &mut |record| {
         let Ok(OtlpRequest::Metrics(request)) = OtlpRequest::decode_protobuf(Signal::Metrics, record) else {
             return true;
         };
-        for series in translate(&request, naming, &mut Dropped::default()) {
+        for series in translate_selected(&request, naming, &mut Dropped::default(), &wanted) {
             let labels: LabelSet = series.labels.into_iter().map(|label| (label.name, label.value)).collect();
             if !query.selectors.is_empty() && !query.selectors.iter().any(|selector| selector.matches(&labels)) {
                 continue;
@@ -207,7 +226,23 @@ mod tests {
         ] {
             let selector = Selector::parse(text).unwrap_or_else(|error| panic!("{text}: {error}"));
             assert_eq!(selector.matches(&series), selected, "{text}");
+            if selected {
+                assert!(selector.accepts_name("http_requests_total"), "{text}");
+            }
         }
+    }
+
+    #[test]
+    fn a_selector_names_the_series_it_may_select() {
+        let accepts = |text: &str, name: &str| Selector::parse(text).unwrap().accepts_name(name);
+        assert!(accepts("up", "up") && !accepts("up", "down"));
+        assert!(
+            accepts("{__name__=~\"x_(bucket|sum)\"}", "x_sum") && !accepts("{__name__=~\"x_(bucket|sum)\"}", "x_count")
+        );
+        assert!(accepts("{job=\"a\"}", "anything") && !accepts("{__name__!=\"up\", job=\"a\"}", "up"));
+        assert!(
+            accepts("{__name__=\"a\" or __name__=\"b\"}", "b") && !accepts("{__name__=\"a\" or __name__=\"b\"}", "c")
+        );
     }
 
     #[test]

@@ -287,7 +287,9 @@ pub(crate) async fn metadata(
             Some(text) => match text.parse::<i64>() {
                 Ok(limit) if limit > 0 => Ok(Some(usize::try_from(limit).unwrap_or(usize::MAX))),
                 Ok(_) => Ok(None),
-                Err(_) => Err(bad_data(format!("invalid parameter \"{name}\": cannot parse {text:?} to a valid limit"))),
+                Err(_) => {
+                    Err(bad_data(format!("invalid parameter \"{name}\": cannot parse {text:?} to a valid limit")))
+                }
             },
         };
         let (limit, per_metric) = (count("limit")?, count("limit_per_metric")?);

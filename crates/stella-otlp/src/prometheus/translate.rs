@@ -55,6 +55,18 @@ impl Dropped {
 /// The series of `request`, labels sorted, samples of one series merged in timestamp order (a later
 /// duplicate timestamp replaces an earlier one), series in label order.
 pub fn translate(request: &ExportMetricsServiceRequest, naming: &Naming, dropped: &mut Dropped) -> Vec<TimeSeries> {
+    translate_selected(request, naming, dropped, &|_| true)
+}
+
+/// [`translate`], but only the metrics for which `wanted` accepts one of the series names they give
+/// (`x`; a histogram's `x_bucket`, `x_sum`, `x_count`; a summary's `x`, `x_sum`, `x_count`;
+/// `target_info`): a reader that needs a few names skips building the rest.
+pub fn translate_selected(
+    request: &ExportMetricsServiceRequest,
+    naming: &Naming,
+    dropped: &mut Dropped,
+    wanted: &dyn Fn(&[&str]) -> bool,
+) -> Vec<TimeSeries> {
     let mut out = SeriesSet::default();
     for resource_metrics in &request.resource_metrics {
         let identity = Identity::of(resource_metrics.resource.as_ref());
@@ -63,12 +75,14 @@ pub fn translate(request: &ExportMetricsServiceRequest, naming: &Naming, dropped
             let scope = scope_labels(scope_metrics.scope.as_ref());
             for metric in &scope_metrics.metrics {
                 let base = Base { identity: &identity, scope: &scope };
-                if let Some(at) = add_metric(&mut out, metric, &base, naming, dropped) {
+                if let Some(at) = add_metric(&mut out, metric, &base, naming, dropped, wanted) {
                     latest = Some(latest.map_or(at, |seen| seen.max(at)));
                 }
             }
         }
-        if let (Some(at), false) = (latest, identity.info.is_empty()) {
+        if let (Some(at), false, true) =
+            (latest, identity.info.is_empty(), wanted(&[&name_with(naming, "target_info")]))
+        {
             let mut labels = identity.job_instance();
             labels.extend(identity.info.iter().cloned());
             out.add(name_with(naming, "target_info"), labels, at, 1.0);
@@ -92,25 +106,11 @@ pub struct Family {
 
 /// The families of the metrics of `request` that [`translate`] sends, named as it names them.
 pub fn families(request: &ExportMetricsServiceRequest, naming: &Naming) -> Vec<Family> {
-    let cumulative = AggregationTemporality::Cumulative as i32;
     let mut out = Vec::new();
-    let metrics = request
-        .resource_metrics
-        .iter()
-        .flat_map(|resource| &resource.scope_metrics)
-        .flat_map(|scope| &scope.metrics);
+    let metrics =
+        request.resource_metrics.iter().flat_map(|resource| &resource.scope_metrics).flat_map(|scope| &scope.metrics);
     for metric in metrics {
-        let kind = match &metric.data {
-            Some(metric::Data::Gauge(_)) => Kind::Gauge,
-            Some(metric::Data::Sum(sum)) if sum.aggregation_temporality == cumulative => {
-                if sum.is_monotonic { Kind::Counter } else { Kind::Gauge }
-            }
-            Some(metric::Data::Histogram(histogram)) if histogram.aggregation_temporality == cumulative => {
-                Kind::Histogram
-            }
-            Some(metric::Data::Summary(_)) => Kind::Summary,
-            _ => continue,
-        };
+        let Some(kind) = sent_kind(metric) else { continue };
         let unit = match unit_words(&metric.unit) {
             (Some(main), Some(per)) => format!("{main}_per_{per}"),
             (Some(main), None) => main,
@@ -123,7 +123,12 @@ pub fn families(request: &ExportMetricsServiceRequest, naming: &Naming) -> Vec<F
             Kind::Histogram => "histogram",
             Kind::Summary => "summary",
         };
-        out.push(Family { name: metric_name(naming, metric, kind), kind: type_name, help: metric.description.clone(), unit });
+        out.push(Family {
+            name: metric_name(naming, metric, kind),
+            kind: type_name,
+            help: metric.description.clone(),
+            unit,
+        });
     }
     out
 }
@@ -200,10 +205,14 @@ fn add_metric(
     base: &Base<'_>,
     naming: &Naming,
     dropped: &mut Dropped,
+    wanted: &dyn Fn(&[&str]) -> bool,
 ) -> Option<i64> {
     let cumulative = AggregationTemporality::Cumulative as i32;
     let mut latest = None;
     let mut note = |at: i64| latest = Some(latest.map_or(at, |seen: i64| seen.max(at)));
+    if let Some(skipped) = unwanted(metric, naming, wanted) {
+        return skipped;
+    }
     match &metric.data {
         Some(metric::Data::Gauge(gauge)) => {
             let name = metric_name(naming, metric, Kind::Gauge);
@@ -288,6 +297,45 @@ fn add_metric(
         None => {}
     }
     latest
+}
+
+/// The kind of series `metric` gives, `None` when [`translate`] drops it (delta temporality,
+/// exponential histograms, no data).
+fn sent_kind(metric: &Metric) -> Option<Kind> {
+    let cumulative = AggregationTemporality::Cumulative as i32;
+    match &metric.data {
+        Some(metric::Data::Gauge(_)) => Some(Kind::Gauge),
+        Some(metric::Data::Sum(sum)) if sum.aggregation_temporality == cumulative => {
+            Some(if sum.is_monotonic { Kind::Counter } else { Kind::Gauge })
+        }
+        Some(metric::Data::Histogram(histogram)) if histogram.aggregation_temporality == cumulative => {
+            Some(Kind::Histogram)
+        }
+        Some(metric::Data::Summary(_)) => Some(Kind::Summary),
+        _ => None,
+    }
+}
+
+/// `Some(latest sample time)` when `wanted` accepts none of the series names `metric` gives (its
+/// series are then not built, but its time still counts for `target_info`), `None` when it is wanted
+/// or is not sent at all.
+fn unwanted(metric: &Metric, naming: &Naming, wanted: &dyn Fn(&[&str]) -> bool) -> Option<Option<i64>> {
+    let kind = sent_kind(metric)?;
+    let times: Vec<u64> = match &metric.data {
+        Some(metric::Data::Gauge(gauge)) => gauge.data_points.iter().map(|p| p.time_unix_nano).collect(),
+        Some(metric::Data::Sum(sum)) => sum.data_points.iter().map(|p| p.time_unix_nano).collect(),
+        Some(metric::Data::Histogram(histogram)) => histogram.data_points.iter().map(|p| p.time_unix_nano).collect(),
+        Some(metric::Data::Summary(summary)) => summary.data_points.iter().map(|p| p.time_unix_nano).collect(),
+        _ => return None,
+    };
+    let name = metric_name(naming, metric, kind);
+    let (sum, count) = (format!("{name}_sum"), format!("{name}_count"));
+    let accepted = match kind {
+        Kind::Gauge | Kind::Counter => wanted(&[&name]),
+        Kind::Histogram => wanted(&[&format!("{name}_bucket"), &sum, &count]),
+        Kind::Summary => wanted(&[&name, &sum, &count]),
+    };
+    (!accepted).then(|| times.into_iter().map(millis).max())
 }
 
 fn with(labels: &[(String, String)], name: &str, value: String) -> Vec<(String, String)> {

@@ -237,3 +237,37 @@ fn points_of_one_series_merge_in_time_order() {
     let samples: Vec<(i64, f64)> = series[0].samples.iter().map(|sample| (sample.timestamp, sample.value)).collect();
     assert_eq!(samples, vec![(1_795_910_395_123, 1.0), (1_795_910_400_123, 2.0)]);
 }
+
+#[test]
+fn a_selected_translation_builds_only_the_wanted_names_and_families_name_them_alike() {
+    let later = NumberDataPoint { time_unix_nano: AT + 5_000_000_000, ..point(1.0, vec![]) };
+    let metrics = vec![
+        metric("queue.depth", "", metric::Data::Gauge(Gauge { data_points: vec![point(3.0, vec![])] })),
+        metric("jobs.done", "", sum(true, AggregationTemporality::Cumulative, vec![later])),
+    ];
+    let request = request(service(), metrics);
+    let only = |wanted: &[&str]| {
+        let wanted: Vec<String> = wanted.iter().map(|name| name.to_string()).collect();
+        let series = translate_selected(&request, &naming(), &mut Dropped::default(), &|names| {
+            names.iter().any(|name| wanted.iter().any(|want| want == name))
+        });
+        lines(&series)
+    };
+    assert_eq!(
+        only(&["queue_depth"]),
+        vec![
+            r#"queue_depth{instance="cart-7",job="shop/cart",otel_scope_name="shop.lib",otel_scope_version="1.2"} 3 @1795910400123"#
+        ]
+    );
+    // target_info keeps the latest time of the resource's metrics, the skipped ones included.
+    assert_eq!(
+        only(&["target_info"]),
+        vec![r#"target_info{host_name="node-1",instance="cart-7",job="shop/cart"} 1 @1795910405123"#]
+    );
+    assert_eq!(only(&[]), Vec::<String>::new());
+    let everything = translate(&request, &naming(), &mut Dropped::default());
+    assert_eq!(everything.len(), 3);
+    let families = families(&request, &naming());
+    let names: Vec<(&str, &str)> = families.iter().map(|family| (family.name.as_str(), family.kind)).collect();
+    assert_eq!(names, vec![("queue_depth", "gauge"), ("jobs_done_total", "counter")]);
+}
