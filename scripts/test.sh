@@ -2,7 +2,8 @@
 # Runs every test of the project: the Rust workspace (unit, property and whole-binary tests) and the
 # interop tests with real third-party clients and servers (the OpenTelemetry Python SDK, Prometheus,
 # promtool).
-# Installs what those need when it can: Debian's `prometheus` (the remote-write receiver, promtool),
+# Installs what those need when it can: Debian's `prometheus` (the remote-write receiver, promtool, the
+# PromQL oracle), `prometheus-alertmanager` (where rule alerts go),
 # `strace` (to prove sealed mode makes no DNS lookup, and to inject a failing fdatasync), `faketime` (a clock
 # stepped ahead, for retention), `shellcheck` and `systemd` (systemd-analyze) for the
 # offline kit's bootstrap scripts, `protobuf-compiler` and `libprotobuf-dev` (protoc and timestamp.proto,
@@ -13,6 +14,7 @@ cd "$(dirname "$0")/.."
 
 missing=()
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
 command -v strace >/dev/null 2>&1 || missing+=(strace)
 command -v faketime >/dev/null 2>&1 || missing+=(faketime)
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)

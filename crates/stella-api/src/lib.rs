@@ -15,6 +15,7 @@ mod holds;
 pub mod incidents;
 mod prometheus;
 pub mod query;
+pub mod rules;
 mod tokens;
 
 use std::sync::Arc;
@@ -49,6 +50,8 @@ pub struct ApiState {
     pub token_admin: Arc<TokenStore>,
     /// The signing key, trust store and bundle metrics.
     pub evidence: Arc<stella_evidence::service::EvidenceService>,
+    /// The rule groups evaluated on the store and their alerts.
+    pub rules: Arc<rules::RuleBook>,
 }
 
 /// One API route: method, path, the scope a token needs (`None`: open to everyone), and its handler, so
@@ -218,6 +221,20 @@ pub const ROUTES: &[Route] = &[
         scope: Some(Scope::Read),
         summary: "Prometheus API: the values of a label in the series ?match[]= selects between start and end",
         handler: || get(prometheus::label_values),
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/rules",
+        scope: Some(Scope::Read),
+        summary: "Prometheus API: the rule groups of rules.files with health, state and alerts (?type=alert|record)",
+        handler: || get(rules::list_rules),
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/alerts",
+        scope: Some(Scope::Read),
+        summary: "Prometheus API: the pending and firing alerts of the rules",
+        handler: || get(rules::list_alerts),
     },
     Route {
         method: "GET",

@@ -41,7 +41,19 @@ async fn start_with(config_text: &str) -> (ApiState, tempfile::TempDir) {
     let token_admin = Arc::new(stella_collector::auth::TokenStore::open(dir.path()).unwrap());
     let evidence = super::evidence::load(&collector.config().evidence, dir.path(), "default", &registry);
     let evidence = Arc::new(evidence.unwrap());
-    (ApiState { collector, registry, tokens: None, metrics_public: false, audit, token_admin, evidence }, dir)
+    (
+        ApiState {
+            collector,
+            registry,
+            tokens: None,
+            metrics_public: false,
+            audit,
+            token_admin,
+            evidence,
+            rules: Default::default(),
+        },
+        dir,
+    )
 }
 
 async fn call(state: &ApiState, method: &str, uri: &str) -> (StatusCode, String) {

@@ -204,8 +204,8 @@ struct Listener {
 /// A running collector: listeners, the current topology, reload and shutdown.
 pub struct Collector {
     source: ConfigSource,
-    context: BuildContext,
-    topology: TopologyHandle,
+    pub(crate) context: BuildContext,
+    pub(crate) topology: TopologyHandle,
     config: Mutex<Config>,
     reload_lock: tokio::sync::Mutex<()>,
     listeners: Vec<Listener>,

@@ -6,6 +6,7 @@
 
 mod collector;
 mod consumers;
+mod own_metrics;
 mod server;
 mod store;
 mod throttle;
@@ -23,5 +24,6 @@ pub use collector::{
     Collector, ComponentState, ConfigSource, OverlayCheck, Readiness, ReloadError, ReloadReport, StartError, bind,
     listener_tls, refuse_insecure_listeners,
 };
+pub use own_metrics::{OwnMetricsError, attribute, registry_request};
 pub use server::{API_HEADER_TIMEOUT, spawn_server};
 pub use store::{BackendUnusable, OfflineStore, StoreRegistry, reader_store};

@@ -209,6 +209,11 @@ pub struct PipelineRuntime {
 }
 
 impl Topology {
+    /// The pipeline `id`, if this topology has it.
+    pub fn pipeline(&self, id: &str) -> Option<Arc<PipelineRuntime>> {
+        self.pipelines.iter().find(|pipeline| pipeline.id == id).cloned()
+    }
+
     /// Builds the topology of `config`, reusing `previous`'s exporters whose config did not change.
     /// No consumer runs until [`Topology::start_consumers`].
     pub fn build(config: &Config, context: &BuildContext, previous: Option<&Topology>) -> Result<Topology, BuildError> {

@@ -7,7 +7,7 @@ use crate::encode;
 /// Every metric family of one process. Cheap to clone; clones share the families.
 #[derive(Clone, Default)]
 pub struct Registry {
-    families: Arc<Mutex<BTreeMap<&'static str, Family>>>,
+    pub(crate) families: Arc<Mutex<BTreeMap<&'static str, Family>>>,
 }
 
 #[derive(Clone)]
@@ -18,7 +18,7 @@ pub(crate) enum Family {
     Histogram(HistogramVec),
 }
 
-type Series<T> = Arc<RwLock<BTreeMap<Vec<String>, Arc<T>>>>;
+pub(crate) type Series<T> = Arc<RwLock<BTreeMap<Vec<String>, Arc<T>>>>;
 
 /// Metadata shared by every kind of family.
 #[derive(Clone)]

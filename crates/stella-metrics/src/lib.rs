@@ -17,9 +17,11 @@
 mod encode;
 mod family;
 pub mod names;
+mod snapshot;
 
 pub use encode::Scope;
 pub use family::{Counter, CounterVec, FloatGauge, FloatGaugeVec, Gauge, GaugeVec, Histogram, HistogramVec, Registry};
+pub use snapshot::{FamilySnapshot, Kind, SeriesSnapshot, SnapshotValue};
 
 /// Buckets for sizes in bytes: 1 KiB to 64 MiB, by powers of four.
 pub const BYTE_BUCKETS: &[f64] =

@@ -98,6 +98,18 @@ pub const DORA_DEPLOYMENT_FAILURES: &str = "dora_deployment_failure_total";
 pub const DORA_SLO_BREACHES: &str = "dora_slo_breach_total";
 /// Federation statements (consents, revocations, bundles) sent with the unsigned fallback.
 pub const FEDERATION_UNSIGNED: &str = "telemetry_federation_unsigned_total";
+/// Rule group evaluations, by `rule_group` (`<file>;<group>`, Prometheus's name and label).
+pub const RULE_EVALUATIONS: &str = "prometheus_rule_evaluations_total";
+/// Rule evaluations that failed, by `rule_group`.
+pub const RULE_EVALUATION_FAILURES: &str = "prometheus_rule_evaluation_failures_total";
+/// Group evaluations skipped because the previous one ran past the interval, by `rule_group`.
+pub const RULE_GROUP_ITERATIONS_MISSED: &str = "prometheus_rule_group_iterations_missed_total";
+/// How long the last evaluation of a group took, by `rule_group`.
+pub const RULE_GROUP_LAST_DURATION: &str = "prometheus_rule_group_last_duration_seconds";
+/// Alerts sent to an Alertmanager, by `alertmanager`.
+pub const NOTIFICATIONS_SENT: &str = "prometheus_notifications_sent_total";
+/// Alerts that could not be sent to an Alertmanager, by `alertmanager`.
+pub const NOTIFICATIONS_ERRORS: &str = "prometheus_notifications_errors_total";
 
 /// Every family above: what rules and dashboards may name (histograms also as `_bucket`, `_sum`,
 /// `_count`).
@@ -146,4 +158,10 @@ pub const ALL: &[&str] = &[
     DORA_DEPLOYMENT_FAILURES,
     DORA_SLO_BREACHES,
     FEDERATION_UNSIGNED,
+    RULE_EVALUATIONS,
+    RULE_EVALUATION_FAILURES,
+    RULE_GROUP_ITERATIONS_MISSED,
+    RULE_GROUP_LAST_DURATION,
+    NOTIFICATIONS_SENT,
+    NOTIFICATIONS_ERRORS,
 ];

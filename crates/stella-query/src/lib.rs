@@ -6,7 +6,8 @@
 //! - [`logs`]: log search, newest first, streaming and stopping at its limit;
 //! - [`metrics`]: the series of a metric, raw and step-aligned;
 //! - [`prometheus`]: stored metrics as the Prometheus series the remote-write exporter sends, by selector;
-//! - [`promql`]: a PromQL engine (Prometheus 2.x semantics) over those series.
+//! - [`promql`]: a PromQL engine (Prometheus 2.x semantics) over those series;
+//! - [`rules`]: recording and alerting rules (Prometheus rule files) evaluated with it.
 //!
 //! Every read is tenant-scoped by its caller and runs on the calling (blocking) thread.
 #![deny(missing_docs)]
@@ -15,6 +16,7 @@ pub mod logs;
 pub mod metrics;
 pub mod prometheus;
 pub mod promql;
+pub mod rules;
 pub mod traces;
 
 pub use stella_store::chunks::{ScanFilter, StoreError, StoreView};

@@ -58,7 +58,8 @@ impl IntoResponse for PromError {
     }
 }
 
-fn bad_data(message: impl Into<String>) -> PromError {
+/// A `bad_data` error (400).
+pub(crate) fn bad_data(message: impl Into<String>) -> PromError {
     PromError { kind: ErrorType::BadData, message: message.into() }
 }
 
@@ -104,7 +105,8 @@ impl Parameters {
         Ok(Parameters(pairs))
     }
 
-    fn one(&self, name: &str) -> Option<&str> {
+    /// The first value of parameter `name`.
+    pub(crate) fn one(&self, name: &str) -> Option<&str> {
         self.0.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
     }
 
@@ -154,6 +156,17 @@ fn parse_time(name: &str, text: &str) -> Result<i64, PromError> {
 
 /// How the store's series are named: as the remote-write exporter names them by default.
 const NAMING: Naming = Naming { namespace: None, add_suffixes: true };
+
+/// The store as the PromQL engine's source: the series of `tenant`, named as remote-write names them.
+pub(crate) fn store_source<'a>(
+    stores: &'a dyn stella_query::StoreView,
+    tenant: &'a str,
+) -> impl Fn(&[Selector], (i64, i64)) -> Result<Vec<Series>, SelectError> + 'a {
+    move |selectors: &[Selector], range: (i64, i64)| {
+        let query = SeriesQuery { selectors: selectors.to_vec(), range, max_samples: MAX_SAMPLES };
+        stella_query::prometheus::select(stores, tenant, &query, &NAMING)
+    }
+}
 
 /// Runs `read` with the request's tenant on the blocking pool (store reads block); its errors in
 /// Prometheus's classes.

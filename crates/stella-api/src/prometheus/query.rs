@@ -8,10 +8,9 @@ use std::time::{Duration, Instant};
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use stella_query::prometheus::{Selector, SeriesQuery};
 use stella_query::promql::{self, Options, QueryError, RangeSeries, Value, format_time, format_value};
 
-use super::{ErrorType, MAX_SAMPLES, NAMING, Parameters, PromError, bad_data, parse_time, read_blocking};
+use super::{ErrorType, Parameters, PromError, bad_data, parse_time, read_blocking, store_source};
 use crate::{ApiState, Principal};
 
 /// How long a query may run when the request names no `timeout` (Prometheus's default).
@@ -46,18 +45,6 @@ fn options(parameters: &Parameters) -> Result<Options, PromError> {
     Ok(Options { deadline: Some(Instant::now() + timeout.unwrap_or(DEFAULT_TIMEOUT)), ..Options::default() })
 }
 
-/// The store as the engine's source: the series of `tenant`, named as remote-write names them.
-fn source<'a>(
-    stores: &'a dyn stella_query::StoreView,
-    tenant: &'a str,
-) -> impl Fn(&[Selector], (i64, i64)) -> Result<Vec<stella_query::prometheus::Series>, stella_query::prometheus::SelectError>
-+ 'a {
-    move |selectors: &[Selector], range: (i64, i64)| {
-        let query = SeriesQuery { selectors: selectors.to_vec(), range, max_samples: MAX_SAMPLES };
-        stella_query::prometheus::select(stores, tenant, &query, &NAMING)
-    }
-}
-
 /// `GET|POST /api/v1/query`: `query` evaluated at `time` (now when absent).
 pub(crate) async fn query(
     State(state): State<ApiState>,
@@ -72,7 +59,7 @@ pub(crate) async fn query(
         };
         let options = options(&parameters)?;
         let value = read_blocking(&state, principal.as_deref(), &parameters, move |stores, tenant| {
-            Ok(promql::instant(&source(stores, tenant), &expr, time, options)?)
+            Ok(promql::instant(&store_source(stores, tenant), &expr, time, options)?)
         })
         .await?;
         Ok::<Response, PromError>(instant_body(&value, time))
@@ -97,7 +84,7 @@ pub(crate) async fn query_range(
         let expr = promql::parse(parameters.one("query").unwrap_or_default())?;
         let options = options(&parameters)?;
         let series = read_blocking(&state, principal.as_deref(), &parameters, move |stores, tenant| {
-            Ok(promql::range(&source(stores, tenant), &expr, (start, end), step, options)?)
+            Ok(promql::range(&store_source(stores, tenant), &expr, (start, end), step, options)?)
         })
         .await?;
         Ok::<Response, PromError>(json_body("matrix", &matrix(&series)))

@@ -14,6 +14,7 @@ mod model;
 mod overlay;
 mod profile;
 mod redaction;
+mod rules;
 mod storage;
 mod store;
 mod validate;
@@ -29,6 +30,7 @@ pub use model::{
 };
 pub use overlay::merge;
 pub use profile::{Profile, UnknownProfile};
+pub use rules::{AlertingConfig, RulesConfig, SelfMonitoringConfig};
 pub use storage::{Credential, S3Backend};
 pub use store::{Retention, StoreSettings};
 pub use validate::{ConfigError, ConfigErrors};

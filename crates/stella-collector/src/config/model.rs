@@ -45,6 +45,12 @@ pub struct Config {
     pub dora: super::DoraConfig,
     /// `federation`: aliases, privacy, keys of the federation.
     pub federation: super::FederationConfig,
+    /// `rules`: rule files evaluated against the store.
+    pub rules: super::RulesConfig,
+    /// `alerting`: where alerts are sent.
+    pub alerting: super::AlertingConfig,
+    /// `self_monitoring`: the server's own metrics written into its store.
+    pub self_monitoring: super::SelfMonitoringConfig,
     /// The environment variables the config was read with: where the running components find the
     /// values its `*_env` keys name.
     pub env_vars: super::EnvVars,

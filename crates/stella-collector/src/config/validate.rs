@@ -72,6 +72,9 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "incident",
     "dora",
     "federation",
+    "rules",
+    "alerting",
+    "self_monitoring",
 ];
 const RECEIVER_TYPES: &[&str] = &["otlp"];
 const PROCESSOR_TYPES: &[&str] = &["batch", "redaction", "resourcedetection", "spanmetrics", "tail_sampling"];
@@ -185,6 +188,14 @@ impl Config {
         let incident = super::incident::incident(root.get("incident"), &egress, &mut problems);
         let dora = super::dora::dora(root.get("dora"), &mut problems);
         let federation = super::federation::federation(root.get("federation"), base_dir, env_vars, &mut problems);
+        let rules = super::rules::rules(root.get("rules"), base_dir, &mut problems);
+        let alerting = super::rules::alerting(root.get("alerting"), &egress, &mut problems);
+        let self_monitoring = super::rules::self_monitoring(root.get("self_monitoring"), &mut problems);
+        for (path, tenant) in [("rules.tenant", &rules.tenant), ("self_monitoring.tenant", &self_monitoring.tenant)] {
+            if tenant != "default" && !tenants.iter().any(|declared| declared.id == *tenant) {
+                problems.add(path, format!("{tenant:?} is not declared under tenants:; declare it or use default"));
+            }
+        }
         if !problems.0.is_empty() {
             return Err(ConfigErrors(problems.0));
         }
@@ -205,6 +216,9 @@ impl Config {
             incident,
             dora,
             federation,
+            rules,
+            alerting,
+            self_monitoring,
             env_vars: env_vars.clone(),
         })
     }

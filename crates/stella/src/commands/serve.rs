@@ -97,8 +97,11 @@ pub async fn execute(args: ServeArgs) -> anyhow::Result<()> {
         audit: Arc::clone(&audit),
         token_admin: Arc::clone(collector.tokens()),
         evidence: Arc::new(evidence),
+        rules: Default::default(),
     };
     stella_api::incidents::enforce_ttl(&api_state);
+    stella_api::rules::spawn_evaluation(&api_state);
+    collector.start_self_monitoring();
     stella_api::evidence::spawn_schedule(&api_state);
     stella_api::dora::spawn_refresh(api_state.clone());
     let api_tls = listener_tls(api_config.tls.as_ref(), "api.endpoint", &api_stop)?;
