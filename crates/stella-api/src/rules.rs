@@ -461,7 +461,8 @@ mod tests {
         let alert =
             labels(&[("__name__", "ALERTS"), ("alertname", "High"), ("alertstate", "firing"), ("instance", "a:1")]);
         let ended = labels(&[("__name__", "gone"), ("job", "x")]);
-        let request = series_request(&[(recorded.clone(), 0.25), (alert.clone(), 1.0)], std::slice::from_ref(&ended), 60_000);
+        let request =
+            series_request(&[(recorded.clone(), 0.25), (alert.clone(), 1.0)], std::slice::from_ref(&ended), 60_000);
         let naming = Naming { namespace: None, add_suffixes: true };
         let back: Vec<(LabelSet, u64, i64)> = translate(&request, &naming, &mut Dropped::default())
             .into_iter()

@@ -8,6 +8,7 @@
 //! The caller schedules groups, writes the series and talks to Alertmanager; this module is pure.
 pub mod file;
 pub mod template;
+pub mod unit;
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;

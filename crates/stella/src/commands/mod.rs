@@ -37,6 +37,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         TelemetryCommand::Rules { command: RulesCommand::Render { out, runbook_base_url, json } } => {
             render(stella_export::monitoring::RULES, &out, Some(&runbook_base_url), json)
         }
+        TelemetryCommand::Rules { command: RulesCommand::Test { files, json } } => rules_test(&files, json),
         TelemetryCommand::Dashboards { command: RenderCommand::Render { out, json } } => {
             render(stella_export::monitoring::DASHBOARDS, &out, None, json)
         }
@@ -101,6 +102,33 @@ fn render(
 
 /// `audit verify`: the chain, the head in the state database (unless a running server holds it), and the
 /// checkpoints' signatures against `trusted_keys`.
+/// `rules test`: every file's unit tests with Stella's rule evaluator; an error (exit 1) if any failed.
+fn rules_test(files: &[std::path::PathBuf], json: bool) -> anyhow::Result<()> {
+    let mut failed = 0;
+    for file in files {
+        let report = stella_query::rules::unit::run(file).map_err(anyhow::Error::msg)?;
+        if json {
+            println!("{}", serde_json::to_string(&report)?);
+        } else {
+            println!("Unit Testing:  {}", report.file);
+            if report.failures.is_empty() {
+                println!("  SUCCESS\n");
+            } else {
+                println!("  FAILED:");
+                for failure in &report.failures {
+                    println!("    {failure}");
+                }
+                println!();
+            }
+        }
+        failed += usize::from(!report.failures.is_empty());
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} of {} rule test files failed", files.len());
+    }
+    Ok(())
+}
+
 fn audit_verify(data_dir: &Path, trusted_keys: &[std::path::PathBuf], json: bool) -> anyhow::Result<()> {
     let live = reading(data_dir)?;
     let state = match stella_store::tables::StateDb::open(data_dir) {

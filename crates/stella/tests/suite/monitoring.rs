@@ -273,3 +273,43 @@ fn every_dashboard_query_parses_and_names_only_metrics_we_emit() {
         assert!(used.contains(family), "no dashboard shows {family}: {used:?}");
     }
 }
+
+#[test]
+fn rules_test_agrees_with_promtool_on_the_shipped_tests_and_on_a_broken_one() {
+    let (dir, files) = rendered("rules");
+    let tests: Vec<String> = files
+        .iter()
+        .filter(|file| file.to_string_lossy().ends_with(".test.yml"))
+        .map(|file| file.strip_prefix(dir.path()).unwrap_or(file).to_string_lossy().into_owned())
+        .collect();
+    let stella = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_stella"))
+            .args(["telemetry", "rules", "test"])
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    let passed = stella(&tests.iter().map(String::as_str).collect::<Vec<_>>());
+    let text = String::from_utf8_lossy(&passed.stdout);
+    assert!(passed.status.success(), "{text}{}", String::from_utf8_lossy(&passed.stderr));
+    assert_eq!(text.matches("  SUCCESS").count(), tests.len(), "{text}");
+
+    // One expectation changed: promtool and stella both fail it, and say which alert and when.
+    let original = std::fs::read_to_string(dir.path().join("tests/incident-bundles.test.yml")).unwrap();
+    let broken = original.replacen("summary: \"Incident mode is on\"", "summary: \"Incident mode is off\"", 1);
+    assert_ne!(broken, original);
+    std::fs::write(dir.path().join("tests/broken.test.yml"), broken).unwrap();
+    let promtool = Command::new("promtool")
+        .args(["test", "rules", "tests/broken.test.yml"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!promtool.status.success(), "promtool accepted the broken test");
+    let failed = stella(&["tests/broken.test.yml", "--json"]);
+    assert_eq!(failed.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&failed.stdout).unwrap();
+    let failures = report["failures"].as_array().unwrap();
+    assert_eq!(failures.len(), 1, "{report}");
+    assert!(failures[0].as_str().unwrap().starts_with("alertname: StellaIncidentModeOn, time: 15m"), "{report}");
+}
