@@ -1,6 +1,6 @@
 """Rules and alerts on the embedded default against a real Alertmanager (Debian `prometheus-alertmanager`)
-with a webhook receiver: stella writes its own metrics into its store (self-monitoring), evaluates the rule
-file `stella telemetry rules render` ships plus a recording rule, and when incident mode goes on the shipped
+with a webhook receiver: stella writes its own metrics into its store (self-monitoring), evaluates the rules
+`stella telemetry rules render` ships (`rules.builtin`) plus a recording rule of its own file, and when incident mode goes on the shipped
 `StellaIncidentModeOn` alert fires and reaches the webhook through Alertmanager; when it goes off the
 resolution arrives. `/api/v1/rules`, `/api/v1/alerts` and the `ALERTS` series answer as Prometheus's do."""
 import json
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import STELLA, Stella, free_port
+from conftest import Stella, free_port
 from test_prometheus import api_get
 
 ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
@@ -97,7 +97,6 @@ def set_incident(stella, state):
 
 
 def test_the_shipped_incident_alert_fires_into_a_real_alertmanager_and_resolves(tmp_path):
-    subprocess.run([str(STELLA), "telemetry", "rules", "render", "--out", str(tmp_path)], check=True, capture_output=True)
     (tmp_path / "recorded.yml").write_text(
         "groups:\n  - name: self\n    interval: 1s\n    rules:\n"
         "      - record: stella:build_info:count\n        expr: count by (job) (stella_build_info)\n")
@@ -111,7 +110,8 @@ service:
     traces: null
     logs: null
 rules:
-  files: [{tmp_path / 'stella-telemetry.rules.yml'}, {tmp_path / 'recorded.yml'}]
+  builtin: true
+  files: [{tmp_path / 'recorded.yml'}]
   interval: 1s
 alerting:
   alertmanagers: [http://127.0.0.1:{alertmanager.port}]

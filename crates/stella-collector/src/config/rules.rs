@@ -15,6 +15,9 @@ use super::validate::{Problems, typed};
 pub struct RulesConfig {
     /// `files`: Prometheus rule files, read and checked with the config (relative to its directory).
     pub files: Vec<PathBuf>,
+    /// `builtin`: also evaluate the rules `stella telemetry rules render` ships (file name
+    /// `builtin:stella-telemetry.rules.yml`).
+    pub builtin: bool,
     /// The groups of those files, in file order.
     pub groups: Vec<Group>,
     /// `interval` (default 1m): how often a group without its own `interval` is evaluated.
@@ -25,7 +28,13 @@ pub struct RulesConfig {
 
 impl Default for RulesConfig {
     fn default() -> Self {
-        RulesConfig { files: Vec::new(), groups: Vec::new(), interval: default_interval(), tenant: "default".into() }
+        RulesConfig {
+            files: Vec::new(),
+            builtin: false,
+            groups: Vec::new(),
+            interval: default_interval(),
+            tenant: "default".into(),
+        }
     }
 }
 
@@ -72,6 +81,8 @@ impl Default for SelfMonitoringConfig {
 struct RulesRaw {
     #[serde(default)]
     files: Vec<PathBuf>,
+    #[serde(default)]
+    builtin: bool,
     #[serde(default = "default_interval", deserialize_with = "stella_pipeline::duration::deserialize")]
     interval: Duration,
     #[serde(default = "default_tenant")]
@@ -134,6 +145,14 @@ pub(super) fn rules(value: Option<&Value>, base_dir: &Path, problems: &mut Probl
         problems.add("rules.interval", "must be at least 1s; e.g. 1m");
     }
     let mut groups = Vec::new();
+    if raw.builtin {
+        for asset in stella_export::monitoring::RULES.iter().filter(|asset| !asset.path.starts_with("tests/")) {
+            match stella_query::rules::file::parse(&format!("builtin:{}", asset.path), asset.content) {
+                Ok(loaded) => groups.extend(loaded),
+                Err(error) => problems.add("rules.builtin", error.to_string()),
+            }
+        }
+    }
     let files: Vec<PathBuf> =
         raw.files.into_iter().map(|path| if path.is_absolute() { path } else { base_dir.join(path) }).collect();
     for (index, path) in files.iter().enumerate() {
@@ -142,7 +161,7 @@ pub(super) fn rules(value: Option<&Value>, base_dir: &Path, problems: &mut Probl
             Err(error) => problems.add(format!("rules.files[{index}]"), error.to_string()),
         }
     }
-    RulesConfig { files, groups, interval: raw.interval, tenant: raw.tenant }
+    RulesConfig { files, builtin: raw.builtin, groups, interval: raw.interval, tenant: raw.tenant }
 }
 
 /// Reads `alerting`; every Alertmanager must be an http(s) URL the egress policy allows (sealed mode is
