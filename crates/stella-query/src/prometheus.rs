@@ -146,7 +146,9 @@ pub fn select(
         query.selectors.is_empty()
             || names.iter().any(|name| query.selectors.iter().any(|selector| selector.accepts_name(name)))
     };
-    scan(view, tenant, Signal::Metrics, range, ScanFilter::default(), &mut |record| {
+    let names = fixed_names(&query.selectors);
+    let filter = ScanFilter { prometheus_names: names.as_deref().unwrap_or_default(), ..ScanFilter::default() };
+    scan(view, tenant, Signal::Metrics, range, filter, &mut |record| {
         let Ok(OtlpRequest::Metrics(request)) = OtlpRequest::decode_protobuf(Signal::Metrics, record) else {
             return true;
         };
@@ -177,6 +179,32 @@ pub fn select(
         return Err(TooManySamples { limit: query.max_samples }.into());
     }
     Ok(found.into_iter().map(|(labels, samples)| Series { labels, samples: samples.into_iter().collect() }).collect())
+}
+
+/// The names `selectors` select by, when every one names its metric exactly (by name or `__name__="x"`)
+/// and none is `target_info` (which any resource may give): then only stored metrics that can give
+/// one of them need reading.
+fn fixed_names(selectors: &[Selector]) -> Option<Vec<String>> {
+    if selectors.is_empty() {
+        return None;
+    }
+    let mut names = Vec::new();
+    for selector in selectors {
+        let exact = selector.name.clone().or_else(|| {
+            selector.matchers.or_matchers.is_empty().then_some(())?;
+            selector
+                .matchers
+                .matchers
+                .iter()
+                .find(|matcher| matcher.name == METRIC_NAME && matches!(matcher.op, promql_parser::label::MatchOp::Equal))
+                .map(|matcher| matcher.value.clone())
+        })?;
+        if exact == "target_info" {
+            return None;
+        }
+        names.push(exact);
+    }
+    Some(names)
 }
 
 /// The metric families of `tenant`'s metrics stored in `range` (unix milliseconds), by name, each with

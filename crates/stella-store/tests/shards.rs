@@ -128,6 +128,13 @@ fn a_scan_reads_only_the_chunks_the_shard_does_not_rule_out() {
     let labels = vec![("queue".to_string(), "c".to_string())];
     let no_such_queue = ScanFilter { metric: Some("queue.depth"), labels: &labels, ..ScanFilter::default() };
     assert!(metrics_store.scan_plan(TENANT, "metrics", EVERYTHING, no_such_queue).unwrap().is_empty());
+    // By Prometheus name (a PromQL selector): only the chunks of metrics that can give it.
+    let wanted = vec!["queue_depth".to_string()];
+    let by_prometheus_name = ScanFilter { prometheus_names: &wanted, ..ScanFilter::default() };
+    assert_eq!(metrics_store.scan_plan(TENANT, "metrics", EVERYTHING, by_prometheus_name).unwrap().len(), 6);
+    let unknown = vec!["disk_usage_bytes".to_string()];
+    let nothing = ScanFilter { prometheus_names: &unknown, ..ScanFilter::default() };
+    assert!(metrics_store.scan_plan(TENANT, "metrics", EVERYTHING, nothing).unwrap().is_empty());
 
     let (_dir, traces_store) = sealed(Signal::Traces, &traces());
     assert_eq!(traces_store.scan_plan(TENANT, "traces", EVERYTHING, Some("auth")).unwrap().len(), 4);
@@ -308,7 +315,7 @@ proptest! {
         let store = Store::new(dir.path().to_path_buf());
         seal(&store, signal, &records, max_records);
         let labels: Vec<(String, String)> = queue.map(|queue| ("queue".to_string(), queue.to_string())).into_iter().collect();
-        let filter = ScanFilter { service, severity_min, metric, labels: &labels };
+        let filter = ScanFilter { service, severity_min, metric, labels: &labels, ..ScanFilter::default() };
         let range = (START + window.0 * SECOND, START + (window.0 + window.1) * SECOND);
         let with_shards = scan_items(&store, signal, range, filter);
         let planned = store.scan_plan(TENANT, signal.as_str(), range, filter).unwrap().len();

@@ -718,10 +718,10 @@ pub enum RulesCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Run rule unit tests (`promtool test rules` files: input series, `alert_rule_test`,
-    /// `promql_expr_test`) with Stella's own rule evaluator, the one `serve` runs on its store.
+    /// Run `promtool test rules` files with Stella's own rule evaluator.
     ///
-    /// Prints `SUCCESS` or `FAILED` per file as promtool does; exits 1 if any test failed.
+    /// The files hold input series, `alert_rule_test` and `promql_expr_test`; the evaluator is the one
+    /// `serve` runs on its store. Prints `SUCCESS` or `FAILED` per file as promtool does; exits 1 if any test failed.
     Test {
         /// Test files; their `rule_files` are relative to each file's directory.
         #[arg(required = true, value_name = "FILE")]

@@ -133,6 +133,24 @@ pub fn families(request: &ExportMetricsServiceRequest, naming: &Naming) -> Vec<F
     out
 }
 
+/// Whether a metric named `otlp_name` may give series named `prometheus_name` (without a namespace),
+/// whatever its unit and kind: the words of its name (a counter's without `total`) begin the Prometheus
+/// name, which only ever appends suffixes (unit, `per_...`, `total`, `ratio`, `bucket`, `sum`, `count`).
+/// A reader that wants a few names uses it to skip the stored metrics that cannot be them.
+pub fn may_produce(otlp_name: &str, prometheus_name: &str) -> bool {
+    let tokens: Vec<&str> = otlp_name
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == ':'))
+        .filter(|token| !token.is_empty())
+        .collect();
+    let without_total: Vec<&str> = tokens.iter().copied().filter(|token| *token != "total").collect();
+    [tokens.join("_"), without_total.join("_")].into_iter().filter(|base| !base.is_empty()).any(|mut base| {
+        if base.starts_with(|c: char| c.is_ascii_digit()) {
+            base.insert(0, '_');
+        }
+        prometheus_name == base || prometheus_name.strip_prefix(&base).is_some_and(|rest| rest.starts_with('_'))
+    })
+}
+
 /// `job`, `instance` and the other resource labels of one resource.
 struct Identity {
     job: Option<String>,

@@ -271,3 +271,31 @@ fn a_selected_translation_builds_only_the_wanted_names_and_families_name_them_al
     let names: Vec<(&str, &str)> = families.iter().map(|family| (family.name.as_str(), family.kind)).collect();
     assert_eq!(names, vec![("queue_depth", "gauge"), ("jobs_done_total", "counter")]);
 }
+
+#[test]
+fn every_series_name_a_metric_gives_is_one_it_may_produce_and_others_are_not() {
+    let histogram = Histogram {
+        data_points: vec![HistogramDataPoint { time_unix_nano: AT, count: 1, bucket_counts: vec![1], ..Default::default() }],
+        aggregation_temporality: AggregationTemporality::Cumulative as i32,
+    };
+    let gauge = |name: &str, unit: &str| metric(name, unit, metric::Data::Gauge(Gauge { data_points: vec![point(1.0, vec![])] }));
+    let metrics = vec![
+        metric("http.server.duration", "ms", metric::Data::Histogram(histogram)),
+        metric("jobs.total.done", "", sum(true, AggregationTemporality::Cumulative, vec![point(1.0, vec![])])),
+        metric("requests", "{request}/s", sum(true, AggregationTemporality::Cumulative, vec![point(1.0, vec![])])),
+        gauge("cpu.utilization", "1"),
+        gauge("9lives", "By"),
+    ];
+    for metric in &metrics {
+        let series = translate(&request(vec![], vec![metric.clone()]), &naming(), &mut Dropped::default());
+        assert!(!series.is_empty());
+        for one in series {
+            let name = &one.labels.iter().find(|label| label.name == "__name__").unwrap().value;
+            assert!(may_produce(&metric.name, name), "{} gives {name}", metric.name);
+        }
+    }
+    assert!(may_produce("jobs.total.done", "jobs_done_total") && may_produce("9lives", "_9lives_bytes"));
+    assert!(!may_produce("http.server.duration", "http_server_requests_total"));
+    assert!(!may_produce("http.server", "http_serverless"));
+    assert!(!may_produce("queue", "queue2"));
+}

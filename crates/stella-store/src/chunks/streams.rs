@@ -187,6 +187,9 @@ pub struct ScanFilter<'a> {
     pub metric: Option<&'a str>,
     /// Metrics: labels a series must have, with these values.
     pub labels: &'a [(String, String)],
+    /// Metrics: Prometheus names one of which the metric must be able to give (see
+    /// `stella_otlp::prometheus::may_produce`); empty: any.
+    pub prometheus_names: &'a [String],
 }
 
 impl<'a> From<Option<&'a str>> for ScanFilter<'a> {
@@ -198,7 +201,11 @@ impl<'a> From<Option<&'a str>> for ScanFilter<'a> {
 impl ScanFilter<'_> {
     /// Whether the filter asks for more than a time range (only then is an index shard worth reading).
     pub fn narrows(&self) -> bool {
-        self.service.is_some() || self.severity_min.is_some() || self.metric.is_some() || !self.labels.is_empty()
+        self.service.is_some()
+            || self.severity_min.is_some()
+            || self.metric.is_some()
+            || !self.labels.is_empty()
+            || !self.prometheus_names.is_empty()
     }
 
     /// Whether stream `key` of `signal` may hold a matching item.
@@ -212,6 +219,8 @@ impl ScanFilter<'_> {
             }
             Signal::Metrics => {
                 self.metric.is_none_or(|wanted| metric_names(wanted).any(|name| name == key.name))
+                    && (self.prometheus_names.is_empty()
+                        || self.prometheus_names.iter().any(|wanted| stella_otlp::prometheus::may_produce(&key.name, wanted)))
                     && self.labels.iter().all(|(label, value)| key.label(label) == Some(value.as_str()))
                     && self.service.is_none_or(|service| key.label(SERVICE_LABEL).unwrap_or(UNKNOWN_SERVICE) == service)
             }
