@@ -196,7 +196,9 @@ fn fixed_names(selectors: &[Selector]) -> Option<Vec<String>> {
                 .matchers
                 .matchers
                 .iter()
-                .find(|matcher| matcher.name == METRIC_NAME && matches!(matcher.op, promql_parser::label::MatchOp::Equal))
+                .find(|matcher| {
+                    matcher.name == METRIC_NAME && matches!(matcher.op, promql_parser::label::MatchOp::Equal)
+                })
                 .map(|matcher| matcher.value.clone())
         })?;
         if exact == "target_info" {

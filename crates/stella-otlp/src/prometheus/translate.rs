@@ -138,10 +138,8 @@ pub fn families(request: &ExportMetricsServiceRequest, naming: &Naming) -> Vec<F
 /// name, which only ever appends suffixes (unit, `per_...`, `total`, `ratio`, `bucket`, `sum`, `count`).
 /// A reader that wants a few names uses it to skip the stored metrics that cannot be them.
 pub fn may_produce(otlp_name: &str, prometheus_name: &str) -> bool {
-    let tokens: Vec<&str> = otlp_name
-        .split(|c: char| !(c.is_ascii_alphanumeric() || c == ':'))
-        .filter(|token| !token.is_empty())
-        .collect();
+    let tokens: Vec<&str> =
+        otlp_name.split(|c: char| !(c.is_ascii_alphanumeric() || c == ':')).filter(|token| !token.is_empty()).collect();
     let without_total: Vec<&str> = tokens.iter().copied().filter(|token| *token != "total").collect();
     [tokens.join("_"), without_total.join("_")].into_iter().filter(|base| !base.is_empty()).any(|mut base| {
         if base.starts_with(|c: char| c.is_ascii_digit()) {

@@ -275,10 +275,17 @@ fn a_selected_translation_builds_only_the_wanted_names_and_families_name_them_al
 #[test]
 fn every_series_name_a_metric_gives_is_one_it_may_produce_and_others_are_not() {
     let histogram = Histogram {
-        data_points: vec![HistogramDataPoint { time_unix_nano: AT, count: 1, bucket_counts: vec![1], ..Default::default() }],
+        data_points: vec![HistogramDataPoint {
+            time_unix_nano: AT,
+            count: 1,
+            bucket_counts: vec![1],
+            ..Default::default()
+        }],
         aggregation_temporality: AggregationTemporality::Cumulative as i32,
     };
-    let gauge = |name: &str, unit: &str| metric(name, unit, metric::Data::Gauge(Gauge { data_points: vec![point(1.0, vec![])] }));
+    let gauge = |name: &str, unit: &str| {
+        metric(name, unit, metric::Data::Gauge(Gauge { data_points: vec![point(1.0, vec![])] }))
+    };
     let metrics = vec![
         metric("http.server.duration", "ms", metric::Data::Histogram(histogram)),
         metric("jobs.total.done", "", sum(true, AggregationTemporality::Cumulative, vec![point(1.0, vec![])])),

@@ -220,7 +220,10 @@ impl ScanFilter<'_> {
             Signal::Metrics => {
                 self.metric.is_none_or(|wanted| metric_names(wanted).any(|name| name == key.name))
                     && (self.prometheus_names.is_empty()
-                        || self.prometheus_names.iter().any(|wanted| stella_otlp::prometheus::may_produce(&key.name, wanted)))
+                        || self
+                            .prometheus_names
+                            .iter()
+                            .any(|wanted| stella_otlp::prometheus::may_produce(&key.name, wanted)))
                     && self.labels.iter().all(|(label, value)| key.label(label) == Some(value.as_str()))
                     && self.service.is_none_or(|service| key.label(SERVICE_LABEL).unwrap_or(UNKNOWN_SERVICE) == service)
             }
