@@ -169,7 +169,14 @@ pub fn spawn_server(
                     // serves it (health and readiness stay reachable), and the descriptor returns to the
                     // reserve when the connection ends.
                     let taken = RESERVE.take();
-                    let retried = if taken.is_some() { listener.accept().await } else { Err(error) };
+                    // The waiting connection may be gone by now: the next one is taken, unless the stop comes.
+                    let retried = match taken {
+                        Some(_) => tokio::select! {
+                            accepted = listener.accept() => accepted,
+                            _ = stop.cancelled() => break,
+                        },
+                        None => Err(error),
+                    };
                     match (retried, taken) {
                         (Ok((stream, peer)), Some(taken)) if serve_on_reserve => (stream, peer, Some(taken)),
                         (Ok((stream, _)), taken) => {
@@ -274,4 +281,67 @@ pub fn port_holder(address: std::net::SocketAddr) -> Option<String> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::sync::Notify;
+
+    /// A router whose `/slow` route tells `arrived` and answers once `release` is notified.
+    fn router(arrived: Arc<Notify>, release: Arc<Notify>) -> axum::Router {
+        axum::Router::new().route(
+            "/slow",
+            axum::routing::get(move || {
+                let (arrived, release) = (Arc::clone(&arrived), Arc::clone(&release));
+                async move {
+                    arrived.notify_one();
+                    release.notified().await;
+                    "done"
+                }
+            }),
+        )
+    }
+
+    async fn started(router: axum::Router) -> (std::net::SocketAddr, CancellationToken, JoinHandle<()>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let stop = CancellationToken::new();
+        // An hour of header timeout: only the shutdown itself can close an idle connection here.
+        let server = spawn_server(listener, router, None, stop.clone(), ("test", false), Duration::from_secs(3600));
+        (address, stop, server)
+    }
+
+    #[tokio::test]
+    async fn a_connection_that_never_sent_a_request_does_not_hold_up_the_stop() {
+        let (address, stop, server) = started(router(Arc::default(), Arc::default())).await;
+        let mut idle = tokio::net::TcpStream::connect(address).await.unwrap();
+        // Served: a request on a later connection proves the idle one has been accepted before the stop.
+        let mut other = tokio::net::TcpStream::connect(address).await.unwrap();
+        other.write_all(b"GET /missing HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
+        let mut answer = [0u8; 12];
+        other.read_exact(&mut answer).await.unwrap();
+        assert_eq!(&answer, b"HTTP/1.1 404");
+        stop.cancel();
+        tokio::time::timeout(Duration::from_secs(60), server).await.expect("the server stops").unwrap();
+        let mut rest = Vec::new();
+        assert_eq!(idle.read_to_end(&mut rest).await.unwrap(), 0, "the idle connection is closed");
+    }
+
+    #[tokio::test]
+    async fn a_request_in_flight_at_the_stop_is_answered_before_the_server_ends() {
+        let (arrived, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+        let (address, stop, server) = started(router(Arc::clone(&arrived), Arc::clone(&release))).await;
+        let mut busy = tokio::net::TcpStream::connect(address).await.unwrap();
+        busy.write_all(b"GET /slow HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
+        arrived.notified().await;
+        stop.cancel();
+        release.notify_one();
+        let mut answer = Vec::new();
+        busy.read_to_end(&mut answer).await.unwrap();
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 200") && answer.ends_with("done"), "{answer}");
+        tokio::time::timeout(Duration::from_secs(60), server).await.expect("the server stops").unwrap();
+    }
 }
