@@ -16,6 +16,7 @@ pub mod incidents;
 mod prometheus;
 pub mod query;
 pub mod rules;
+mod tempo;
 mod tokens;
 
 use std::sync::Arc;
@@ -137,6 +138,48 @@ pub const ROUTES: &[Route] = &[
         scope: Some(Scope::Read),
         summary: "a trace from the store (Tempo v2): {trace: {resourceSpans}}, or protobuf TraceByIDResponse",
         handler: || get(query::trace_v2),
+    },
+    Route {
+        method: "GET",
+        path: "/api/search",
+        scope: Some(Scope::Read),
+        summary: "Tempo API: traces matching TraceQL ?q= (or the older ?tags=), ?minDuration=&maxDuration=&limit=&spss=&start=&end=",
+        handler: || get(tempo::search),
+    },
+    Route {
+        method: "GET",
+        path: "/api/v2/search/tags",
+        scope: Some(Scope::Read),
+        summary: "Tempo API: attribute names by scope (?scope=resource|span|intrinsic, start, end, limit)",
+        handler: || get(tempo::tags_v2),
+    },
+    Route {
+        method: "GET",
+        path: "/api/v2/search/tag/{tag}/values",
+        scope: Some(Scope::Read),
+        summary: "Tempo API: typed values of a scoped attribute or intrinsic (?q= a spanset filter, start, end, limit)",
+        handler: || get(tempo::tag_values_v2),
+    },
+    Route {
+        method: "GET",
+        path: "/api/search/tags",
+        scope: Some(Scope::Read),
+        summary: "Tempo API (v1): attribute names",
+        handler: || get(tempo::tags_v1),
+    },
+    Route {
+        method: "GET",
+        path: "/api/search/tag/{tag}/values",
+        scope: Some(Scope::Read),
+        summary: "Tempo API (v1): values of an attribute as text",
+        handler: || get(tempo::tag_values_v1),
+    },
+    Route {
+        method: "GET",
+        path: "/api/status/buildinfo",
+        scope: Some(Scope::Read),
+        summary: "Tempo API: build information (a Tempo 2.x version, for Grafana's feature checks)",
+        handler: || get(tempo::buildinfo),
     },
     Route {
         method: "GET",

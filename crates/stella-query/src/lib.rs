@@ -7,7 +7,8 @@
 //! - [`metrics`]: the series of a metric, raw and step-aligned;
 //! - [`prometheus`]: stored metrics as the Prometheus series the remote-write exporter sends, by selector;
 //! - [`promql`]: a PromQL engine (Prometheus 2.x semantics) over those series;
-//! - [`rules`]: recording and alerting rules (Prometheus rule files) evaluated with it.
+//! - [`rules`]: recording and alerting rules (Prometheus rule files) evaluated with it;
+//! - [`traceql`]: TraceQL search and tag discovery for Tempo's API.
 //!
 //! Every read is tenant-scoped by its caller and runs on the calling (blocking) thread.
 #![deny(missing_docs)]
@@ -17,6 +18,7 @@ pub mod metrics;
 pub mod prometheus;
 pub mod promql;
 pub mod rules;
+pub mod traceql;
 pub mod traces;
 
 pub use stella_store::chunks::{ScanFilter, StoreError, StoreView};

@@ -380,6 +380,26 @@ async fn a_tenants_token_never_sees_another_tenants_traces() {
         .await
         .unwrap();
     assert_eq!(found["traces"].as_array().map(Vec::len), Some(0), "a search sees only the token's tenant: {found}");
+    // Tempo's search and tag discovery, as Grafana asks them: the same tenancy.
+    let tempo = |path: &str, token: &str| {
+        let request = client.get(stella.api_url(path)).bearer_auth(token);
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    let search = "/api/search?q=%7B%7D&start=1&end=4102444800";
+    let (status, acme_found) = tempo(search, &acme).await;
+    assert_eq!(status, 200, "{acme_found}");
+    assert!(acme_found.contains(&id), "acme finds its trace: {acme_found}");
+    let (status, globex_found) = tempo(search, &globex).await;
+    assert_eq!((status, globex_found.contains(&id)), (200, false), "{globex_found}");
+    assert_eq!(tempo(&format!("{search}&tenant=acme"), &globex).await.0, 403);
+    let values = "/api/v2/search/tag/name/values?start=1&end=4102444800";
+    assert!(tempo(values, &acme).await.1.contains("secret-of-acme"));
+    assert!(!tempo(values, &globex).await.1.contains("secret-of-acme"));
+    assert!(tempo("/api/v2/search/tags?scope=resource&start=1&end=4102444800", &acme).await.1.contains("service.name"));
+    assert_eq!(tempo(search, &ingest).await.0, 403, "an ingest token cannot search");
     assert_eq!(get(format!("/api/traces/{id}?tenant=acme"), &operator).await, 200, "operators may name any tenant");
     assert_eq!(get(format!("/api/traces/{id}"), &ingest).await, 403, "an ingest token cannot read");
     assert!(stella.terminate().success());

@@ -1,0 +1,663 @@
+//! TraceQL over the store, for Tempo's search API: the traces of a time range are assembled from their
+//! stored spans, each trace is evaluated ([`parse`] for what the language covers), and the matching
+//! ones come back newest first with their root, duration and matching spans; plus the tag names and
+//! values Tempo's tag discovery answers.
+mod parse;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use stella_otlp::proto::common::v1::{KeyValue, any_value};
+use stella_otlp::proto::trace::v1::Span;
+use stella_otlp::{OtlpRequest, Signal};
+
+pub use parse::{
+    Attribute, Comparison, Condition, Intrinsic, Operand, ParseError, Query, SpansetExpr, SpansetOp, Static, attribute,
+    duration_nanos, parse,
+};
+
+use crate::{ScanFilter, StoreError, StoreView, scan};
+
+/// Spans a search may hold in memory (a search over more is refused: narrow the time range).
+pub const MAX_SPANS: usize = 2_000_000;
+
+/// A typed value, as TraceQL compares and Tempo's JSON writes them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TagValue {
+    /// A string.
+    Str(String),
+    /// An integer.
+    Int(i64),
+    /// A float.
+    Float(f64),
+    /// A boolean.
+    Bool(bool),
+    /// A duration, nanoseconds.
+    Duration(u64),
+    /// A status (`ok`, `error`, `unset`) or kind keyword.
+    Keyword(String),
+}
+
+impl TagValue {
+    /// Tempo's type name: `string`, `int`, `float`, `bool`, `duration`, `keyword`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            TagValue::Str(_) => "string",
+            TagValue::Int(_) => "int",
+            TagValue::Float(_) => "float",
+            TagValue::Bool(_) => "bool",
+            TagValue::Duration(_) => "duration",
+            TagValue::Keyword(_) => "keyword",
+        }
+    }
+
+    /// The value as text (durations as Go prints them: `1.5s`, `250ms`).
+    pub fn text(&self) -> String {
+        match self {
+            TagValue::Str(text) | TagValue::Keyword(text) => text.clone(),
+            TagValue::Int(value) => value.to_string(),
+            TagValue::Float(value) => value.to_string(),
+            TagValue::Bool(value) => value.to_string(),
+            TagValue::Duration(nanos) => go_duration(*nanos),
+        }
+    }
+}
+
+/// A duration as Go's `time.Duration.String` writes it.
+fn go_duration(nanos: u64) -> String {
+    if nanos == 0 {
+        return "0s".into();
+    }
+    if nanos < 1_000 {
+        return format!("{nanos}ns");
+    }
+    if nanos < 1_000_000 {
+        return format!("{}µs", trim(nanos as f64 / 1e3));
+    }
+    if nanos < 1_000_000_000 {
+        return format!("{}ms", trim(nanos as f64 / 1e6));
+    }
+    let seconds = nanos as f64 / 1e9;
+    let (hours, minutes) = ((seconds / 3600.0).floor(), ((seconds % 3600.0) / 60.0).floor());
+    let rest = seconds - hours * 3600.0 - minutes * 60.0;
+    let mut out = String::new();
+    if hours > 0.0 {
+        out.push_str(&format!("{hours}h"));
+    }
+    if hours > 0.0 || minutes > 0.0 {
+        out.push_str(&format!("{minutes}m"));
+    }
+    out.push_str(&format!("{}s", trim(rest)));
+    out
+}
+
+fn trim(value: f64) -> String {
+    let text = format!("{value:.9}");
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// One span of a trace being evaluated.
+struct Row {
+    span: Span,
+    resource: Arc<Vec<KeyValue>>,
+    service: String,
+    parent: Option<usize>,
+}
+
+/// The spans of one trace, with their parents resolved.
+struct Trace {
+    id: Vec<u8>,
+    rows: Vec<Row>,
+    root: Option<usize>,
+    start: u64,
+    end: u64,
+}
+
+impl Trace {
+    fn new(id: Vec<u8>, mut rows: Vec<Row>) -> Trace {
+        rows.sort_by_key(|row| (row.span.start_time_unix_nano, row.span.span_id.clone()));
+        let index: HashMap<Vec<u8>, usize> =
+            rows.iter().enumerate().map(|(at, row)| (row.span.span_id.clone(), at)).collect();
+        for row in &mut rows {
+            row.parent =
+                (!row.span.parent_span_id.is_empty()).then(|| index.get(&row.span.parent_span_id).copied()).flatten();
+        }
+        let root = rows.iter().position(|row| row.span.parent_span_id.is_empty());
+        let start = rows.iter().map(|row| row.span.start_time_unix_nano).min().unwrap_or(0);
+        let end = rows.iter().map(|row| row.span.end_time_unix_nano).max().unwrap_or(0);
+        Trace { id, rows, root, start, end }
+    }
+
+    fn is_ancestor(&self, ancestor: usize, mut of: usize) -> bool {
+        let mut hops = 0;
+        while let Some(parent) = self.rows[of].parent {
+            if parent == ancestor {
+                return true;
+            }
+            of = parent;
+            hops += 1;
+            if hops > self.rows.len() {
+                return false;
+            }
+        }
+        false
+    }
+}
+
+fn any_value(value: &any_value::Value) -> Option<TagValue> {
+    Some(match value {
+        any_value::Value::StringValue(text) => TagValue::Str(text.clone()),
+        any_value::Value::IntValue(number) => TagValue::Int(*number),
+        any_value::Value::DoubleValue(number) => TagValue::Float(*number),
+        any_value::Value::BoolValue(flag) => TagValue::Bool(*flag),
+        _ => return None,
+    })
+}
+
+fn status_word(code: i32) -> &'static str {
+    match code {
+        1 => "ok",
+        2 => "error",
+        _ => "unset",
+    }
+}
+
+fn kind_word(kind: i32) -> &'static str {
+    match kind {
+        1 => "internal",
+        2 => "server",
+        3 => "client",
+        4 => "producer",
+        5 => "consumer",
+        _ => "unspecified",
+    }
+}
+
+/// Evaluates queries on traces, compiling each regex once.
+#[derive(Default)]
+struct Evaluator {
+    regexes: std::cell::RefCell<HashMap<String, Option<regex::Regex>>>,
+}
+
+impl Evaluator {
+    fn value(&self, attribute: &Attribute, trace: &Trace, at: usize) -> Option<TagValue> {
+        let row = &trace.rows[at];
+        let span = &row.span;
+        let of =
+            |attributes: &[KeyValue], name: &str| stella_otlp::attributes::get(attributes, name).and_then(any_value);
+        match attribute {
+            Attribute::Span(name) => of(&span.attributes, name),
+            Attribute::Resource(name) => of(&row.resource, name),
+            Attribute::Any(name) => of(&span.attributes, name).or_else(|| of(&row.resource, name)),
+            Attribute::Intrinsic(intrinsic) => Some(match intrinsic {
+                Intrinsic::Name => TagValue::Str(span.name.clone()),
+                Intrinsic::Status => {
+                    TagValue::Keyword(status_word(span.status.as_ref().map_or(0, |status| status.code)).into())
+                }
+                Intrinsic::StatusMessage => {
+                    TagValue::Str(span.status.as_ref().map(|status| status.message.clone()).unwrap_or_default())
+                }
+                Intrinsic::Duration => {
+                    TagValue::Duration(span.end_time_unix_nano.saturating_sub(span.start_time_unix_nano))
+                }
+                Intrinsic::Kind => TagValue::Keyword(kind_word(span.kind).into()),
+                Intrinsic::RootName => TagValue::Str(trace.rows[trace.root?].span.name.clone()),
+                Intrinsic::RootServiceName => TagValue::Str(trace.rows[trace.root?].service.clone()),
+                Intrinsic::TraceDuration => TagValue::Duration(trace.end.saturating_sub(trace.start)),
+                Intrinsic::SpanId => TagValue::Str(hex::encode(&span.span_id)),
+                Intrinsic::TraceId => TagValue::Str(hex::encode(&trace.id)),
+                Intrinsic::ParentId => {
+                    if span.parent_span_id.is_empty() {
+                        return None;
+                    }
+                    TagValue::Str(hex::encode(&span.parent_span_id))
+                }
+            }),
+        }
+    }
+
+    fn operand(&self, operand: &Operand, trace: &Trace, at: usize) -> Option<TagValue> {
+        match operand {
+            Operand::Attribute(attribute) => self.value(attribute, trace, at),
+            Operand::Static(value) => match value {
+                Static::Str(text) => Some(TagValue::Str(text.clone())),
+                Static::Int(number) => Some(TagValue::Int(*number)),
+                Static::Float(number) => Some(TagValue::Float(*number)),
+                Static::Bool(flag) => Some(TagValue::Bool(*flag)),
+                Static::Duration(nanos) => Some(TagValue::Duration(*nanos)),
+                Static::Status(code) => Some(TagValue::Keyword(status_word(*code).into())),
+                Static::Kind(kind) => Some(TagValue::Keyword(kind_word(*kind).into())),
+                Static::Nil => None,
+            },
+        }
+    }
+
+    fn regex_match(&self, pattern: &str, text: &str) -> bool {
+        let mut cache = self.regexes.borrow_mut();
+        let compiled =
+            cache.entry(pattern.to_string()).or_insert_with(|| regex::Regex::new(&format!("^(?:{pattern})$")).ok());
+        compiled.as_ref().is_some_and(|regex| regex.is_match(text))
+    }
+
+    fn holds(&self, condition: &Condition, trace: &Trace, at: usize) -> bool {
+        match condition {
+            Condition::True => true,
+            Condition::And(left, right) => self.holds(left, trace, at) && self.holds(right, trace, at),
+            Condition::Or(left, right) => self.holds(left, trace, at) || self.holds(right, trace, at),
+            Condition::Not(inner) => !self.holds(inner, trace, at),
+            Condition::Truthy(operand) => self.operand(operand, trace, at) == Some(TagValue::Bool(true)),
+            Condition::TextEquals(attribute, text) => {
+                self.value(attribute, trace, at).is_some_and(|value| value.text() == *text)
+            }
+            Condition::Compare(left, op, right) => {
+                let nil = matches!(right, Operand::Static(Static::Nil)) || matches!(left, Operand::Static(Static::Nil));
+                let (a, b) = (self.operand(left, trace, at), self.operand(right, trace, at));
+                if nil {
+                    let present = a.is_some() || b.is_some();
+                    return match op {
+                        Comparison::Eq => !present,
+                        Comparison::Ne => present,
+                        _ => false,
+                    };
+                }
+                let (Some(a), Some(b)) = (a, b) else { return false };
+                self.compare(&a, *op, &b)
+            }
+        }
+    }
+
+    fn compare(&self, a: &TagValue, op: Comparison, b: &TagValue) -> bool {
+        use std::cmp::Ordering;
+        let ordered = |order: Option<Ordering>| {
+            let Some(order) = order else { return false };
+            match op {
+                Comparison::Eq => order == Ordering::Equal,
+                Comparison::Ne => order != Ordering::Equal,
+                Comparison::Lt => order == Ordering::Less,
+                Comparison::Le => order != Ordering::Greater,
+                Comparison::Gt => order == Ordering::Greater,
+                Comparison::Ge => order != Ordering::Less,
+                Comparison::Match | Comparison::NotMatch => false,
+            }
+        };
+        let number = |value: &TagValue| match value {
+            TagValue::Int(number) => Some(*number as f64),
+            TagValue::Float(number) => Some(*number),
+            _ => None,
+        };
+        match (a, b) {
+            (TagValue::Str(x) | TagValue::Keyword(x), TagValue::Str(y))
+                if matches!(op, Comparison::Match | Comparison::NotMatch) =>
+            {
+                self.regex_match(y, x) == (op == Comparison::Match)
+            }
+            (TagValue::Str(x), TagValue::Str(y)) => ordered(Some(x.cmp(y))),
+            (TagValue::Keyword(x), TagValue::Keyword(y)) if matches!(op, Comparison::Eq | Comparison::Ne) => {
+                ordered(Some(x.cmp(y)))
+            }
+            (TagValue::Bool(x), TagValue::Bool(y)) if matches!(op, Comparison::Eq | Comparison::Ne) => {
+                ordered(Some(x.cmp(y)))
+            }
+            (TagValue::Duration(x), TagValue::Duration(y)) => ordered(Some(x.cmp(y))),
+            _ => match (number(a), number(b)) {
+                (Some(x), Some(y)) => ordered(x.partial_cmp(&y)),
+                _ => false,
+            },
+        }
+    }
+
+    fn spansets(&self, expr: &SpansetExpr, trace: &Trace) -> Vec<bool> {
+        match expr {
+            SpansetExpr::Filter(condition) => {
+                (0..trace.rows.len()).map(|at| self.holds(condition, trace, at)).collect()
+            }
+            SpansetExpr::Binary(left, op, right) => {
+                let (l, r) = (self.spansets(left, trace), self.spansets(right, trace));
+                let n = trace.rows.len();
+                match op {
+                    SpansetOp::Or => l.iter().zip(&r).map(|(a, b)| *a || *b).collect(),
+                    SpansetOp::And => {
+                        if l.contains(&true) && r.contains(&true) {
+                            l.iter().zip(&r).map(|(a, b)| *a || *b).collect()
+                        } else {
+                            vec![false; n]
+                        }
+                    }
+                    SpansetOp::Child => (0..n).map(|i| r[i] && trace.rows[i].parent.is_some_and(|p| l[p])).collect(),
+                    SpansetOp::Parent => {
+                        (0..n).map(|i| r[i] && (0..n).any(|j| l[j] && trace.rows[j].parent == Some(i))).collect()
+                    }
+                    SpansetOp::Descendant => {
+                        (0..n).map(|i| r[i] && (0..n).any(|j| l[j] && trace.is_ancestor(j, i))).collect()
+                    }
+                    SpansetOp::Ancestor => {
+                        (0..n).map(|i| r[i] && (0..n).any(|j| l[j] && trace.is_ancestor(i, j))).collect()
+                    }
+                    SpansetOp::Sibling => (0..n)
+                        .map(|i| {
+                            r[i] && trace.rows[i].parent.is_some()
+                                && (0..n).any(|j| j != i && l[j] && trace.rows[j].parent == trace.rows[i].parent)
+                        })
+                        .collect(),
+                }
+            }
+        }
+    }
+}
+
+/// What a search asks.
+#[derive(Debug, Clone)]
+pub struct Search {
+    /// The query.
+    pub query: Query,
+    /// The time range, unix nanoseconds.
+    pub range: (u64, u64),
+    /// Traces at most.
+    pub limit: usize,
+    /// Spans per spanset at most.
+    pub spans_per_spanset: usize,
+    /// The trace lasts at least this long (nanoseconds).
+    pub min_duration: Option<u64>,
+    /// The trace lasts at most this long.
+    pub max_duration: Option<u64>,
+}
+
+/// A matching span.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FoundSpan {
+    /// Hex span id.
+    pub span_id: String,
+    /// Its name.
+    pub name: String,
+    /// Its start, unix nanoseconds.
+    pub start: u64,
+    /// Its duration, nanoseconds.
+    pub duration: u64,
+    /// The attributes the query looked at and `select()`ed, with their values.
+    pub attributes: Vec<(String, TagValue)>,
+}
+
+/// A matching trace.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FoundTrace {
+    /// Hex trace id, leading zeros trimmed (as Tempo writes it).
+    pub trace_id: String,
+    /// The root span's service, `<root span not yet received>` without one.
+    pub root_service_name: String,
+    /// The root span's name.
+    pub root_trace_name: String,
+    /// The earliest span start, unix nanoseconds.
+    pub start: u64,
+    /// From the earliest start to the latest end, milliseconds.
+    pub duration_ms: u64,
+    /// The first `spans_per_spanset` matching spans, by start.
+    pub spans: Vec<FoundSpan>,
+    /// How many spans matched.
+    pub matched: usize,
+}
+
+/// Why a search failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    /// The store could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The range holds more spans than a search may hold.
+    #[error("the time range holds more than {limit} spans; narrow it (start, end)")]
+    TooManySpans {
+        /// The limit.
+        limit: usize,
+    },
+}
+
+/// Spans by trace id, with the span ids already taken (a span sent twice is kept once).
+type SpansByTrace = HashMap<Vec<u8>, (Vec<Row>, HashSet<Vec<u8>>)>;
+
+/// The traces of `tenant` overlapping the range, assembled from their spans.
+fn traces(view: &dyn StoreView, tenant: &str, range: (u64, u64)) -> Result<(Vec<Trace>, u64), SearchError> {
+    let mut by_id: SpansByTrace = HashMap::new();
+    let (mut spans, mut bytes, mut too_many) = (0usize, 0u64, false);
+    scan(view, tenant, Signal::Traces, range, ScanFilter::default(), &mut |record| {
+        bytes += record.len() as u64;
+        let Ok(OtlpRequest::Traces(request)) = OtlpRequest::decode_protobuf(Signal::Traces, record) else {
+            return true;
+        };
+        for group in request.resource_spans {
+            let resource = Arc::new(group.resource.map(|resource| resource.attributes).unwrap_or_default());
+            let service =
+                stella_otlp::attributes::get_str(&resource, "service.name").unwrap_or("unknown_service").to_string();
+            for span in group.scope_spans.into_iter().flat_map(|scope| scope.spans) {
+                let entry = by_id.entry(span.trace_id.clone()).or_default();
+                if !entry.1.insert(span.span_id.clone()) {
+                    continue;
+                }
+                spans += 1;
+                if spans > MAX_SPANS {
+                    too_many = true;
+                    return false;
+                }
+                entry.0.push(Row { span, resource: Arc::clone(&resource), service: service.clone(), parent: None });
+            }
+        }
+        true
+    })?;
+    if too_many {
+        return Err(SearchError::TooManySpans { limit: MAX_SPANS });
+    }
+    Ok((by_id.into_iter().map(|(id, (rows, _))| Trace::new(id, rows)).collect(), bytes))
+}
+
+/// The attributes a query looks at (intrinsics only `status`, `kind`, `statusMessage`, as Tempo shows).
+fn touched(expr: &SpansetExpr, out: &mut BTreeSet<Attribute>) {
+    match expr {
+        SpansetExpr::Filter(condition) => touched_condition(condition, out),
+        SpansetExpr::Binary(left, _, right) => {
+            touched(left, out);
+            touched(right, out);
+        }
+    }
+}
+
+fn touched_condition(condition: &Condition, out: &mut BTreeSet<Attribute>) {
+    match condition {
+        Condition::True => {}
+        Condition::And(a, b) | Condition::Or(a, b) => {
+            touched_condition(a, out);
+            touched_condition(b, out);
+        }
+        Condition::Not(inner) => touched_condition(inner, out),
+        Condition::Truthy(value) => touched_operand(value, out),
+        Condition::TextEquals(attribute, _) => touched_operand(&Operand::Attribute(attribute.clone()), out),
+        Condition::Compare(a, _, b) => {
+            touched_operand(a, out);
+            touched_operand(b, out);
+        }
+    }
+}
+
+fn touched_operand(operand: &Operand, out: &mut BTreeSet<Attribute>) {
+    if let Operand::Attribute(attribute) = operand {
+        let shown = match attribute {
+            Attribute::Intrinsic(intrinsic) => {
+                matches!(intrinsic, Intrinsic::Status | Intrinsic::Kind | Intrinsic::StatusMessage)
+            }
+            _ => true,
+        };
+        if shown {
+            out.insert(attribute.clone());
+        }
+    }
+}
+
+fn attribute_key(attribute: &Attribute) -> String {
+    match attribute {
+        Attribute::Intrinsic(intrinsic) => intrinsic.name().to_string(),
+        Attribute::Span(name) | Attribute::Resource(name) | Attribute::Any(name) => name.clone(),
+    }
+}
+
+/// Runs `search` over `tenant`'s traces: matching traces newest first, and the bytes inspected.
+pub fn search(
+    view: &dyn StoreView,
+    tenant: &str,
+    search: &Search,
+) -> Result<(Vec<FoundTrace>, usize, u64), SearchError> {
+    let (traces, bytes) = traces(view, tenant, search.range)?;
+    Ok((matching(&traces, search), traces.len(), bytes))
+}
+
+/// The traces of `traces` that `search` finds, newest first.
+fn matching(traces: &[Trace], search: &Search) -> Vec<FoundTrace> {
+    let evaluator = Evaluator::default();
+    let mut shown = BTreeSet::new();
+    touched(&search.query.spansets, &mut shown);
+    shown.extend(search.query.select.iter().cloned());
+    let mut found = Vec::new();
+    for trace in traces {
+        let duration = trace.end.saturating_sub(trace.start);
+        if search.min_duration.is_some_and(|least| duration < least)
+            || search.max_duration.is_some_and(|most| duration > most)
+        {
+            continue;
+        }
+        let mask = evaluator.spansets(&search.query.spansets, trace);
+        let matched: Vec<usize> = mask.iter().enumerate().filter(|(_, hit)| **hit).map(|(at, _)| at).collect();
+        if matched.is_empty() {
+            continue;
+        }
+        if let Some((op, value)) = search.query.count
+            && !evaluator.compare(&TagValue::Float(matched.len() as f64), op, &TagValue::Float(value))
+        {
+            continue;
+        }
+        let spans = matched
+            .iter()
+            .take(search.spans_per_spanset)
+            .map(|at| {
+                let span = &trace.rows[*at].span;
+                let attributes = shown
+                    .iter()
+                    .filter_map(|attribute| {
+                        evaluator.value(attribute, trace, *at).map(|value| (attribute_key(attribute), value))
+                    })
+                    .collect();
+                FoundSpan {
+                    span_id: hex::encode(&span.span_id),
+                    name: span.name.clone(),
+                    start: span.start_time_unix_nano,
+                    duration: span.end_time_unix_nano.saturating_sub(span.start_time_unix_nano),
+                    attributes,
+                }
+            })
+            .collect();
+        let root = trace.root.map(|at| &trace.rows[at]);
+        let id = hex::encode(&trace.id);
+        found.push(FoundTrace {
+            trace_id: id.trim_start_matches('0').to_string(),
+            root_service_name: root
+                .map_or_else(|| "<root span not yet received>".to_string(), |row| row.service.clone()),
+            root_trace_name: root.map(|row| row.span.name.clone()).unwrap_or_default(),
+            start: trace.start,
+            duration_ms: duration / 1_000_000,
+            spans,
+            matched: matched.len(),
+        });
+    }
+    found.sort_by(|a, b| b.start.cmp(&a.start).then_with(|| a.trace_id.cmp(&b.trace_id)));
+    found.truncate(search.limit);
+    found
+}
+
+/// The attribute names of `tenant`'s spans in the range: (resource, span).
+pub fn tag_names(
+    view: &dyn StoreView,
+    tenant: &str,
+    range: (u64, u64),
+    limit: usize,
+) -> Result<(BTreeSet<String>, BTreeSet<String>), SearchError> {
+    let (traces, _) = traces(view, tenant, range)?;
+    let (mut resource, mut span) = (BTreeSet::new(), BTreeSet::new());
+    for row in traces.iter().flat_map(|trace| &trace.rows) {
+        for attribute in row.resource.iter() {
+            if resource.len() < limit {
+                resource.insert(attribute.key.clone());
+            }
+        }
+        for attribute in &row.span.attributes {
+            if span.len() < limit {
+                span.insert(attribute.key.clone());
+            }
+        }
+    }
+    Ok((resource, span))
+}
+
+/// The intrinsics Tempo's tag discovery lists.
+pub const INTRINSIC_TAGS: &[&str] = &[
+    "duration",
+    "kind",
+    "name",
+    "rootName",
+    "rootServiceName",
+    "span:duration",
+    "span:id",
+    "span:kind",
+    "span:name",
+    "span:parentID",
+    "span:status",
+    "span:statusMessage",
+    "status",
+    "statusMessage",
+    "trace:duration",
+    "trace:id",
+    "trace:rootName",
+    "trace:rootService",
+    "traceDuration",
+];
+
+/// The distinct values `attribute` takes on `tenant`'s spans in the range that `filter` (a spanset's
+/// condition) admits, at most `limit`, sorted.
+pub fn tag_values(
+    view: &dyn StoreView,
+    tenant: &str,
+    range: (u64, u64),
+    attribute: &Attribute,
+    filter: Option<&Condition>,
+    limit: usize,
+) -> Result<Vec<TagValue>, SearchError> {
+    match attribute {
+        Attribute::Intrinsic(Intrinsic::Status) => {
+            return Ok(["error", "ok", "unset"].iter().map(|word| TagValue::Keyword(word.to_string())).collect());
+        }
+        Attribute::Intrinsic(Intrinsic::Kind) => {
+            return Ok(["client", "consumer", "internal", "producer", "server", "unspecified"]
+                .iter()
+                .map(|word| TagValue::Keyword(word.to_string()))
+                .collect());
+        }
+        Attribute::Intrinsic(Intrinsic::Duration | Intrinsic::TraceDuration) => return Ok(Vec::new()),
+        _ => {}
+    }
+    let (traces, _) = traces(view, tenant, range)?;
+    let evaluator = Evaluator::default();
+    let mut values: BTreeMap<String, TagValue> = BTreeMap::new();
+    'traces: for trace in &traces {
+        for at in 0..trace.rows.len() {
+            if filter.is_some_and(|condition| !evaluator.holds(condition, trace, at)) {
+                continue;
+            }
+            if let Some(value) = evaluator.value(attribute, trace, at) {
+                values.insert(format!("{}\u{0}{}", value.type_name(), value.text()), value);
+                if values.len() >= limit {
+                    break 'traces;
+                }
+            }
+        }
+    }
+    let mut out: Vec<TagValue> = values.into_values().collect();
+    out.sort_by_key(TagValue::text);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,150 @@
+//! TraceQL on traces built in memory: a checkout trace (frontend server span, a client call, a
+//! database span that fails) and a quiet one.
+use stella_otlp::attributes::string;
+use stella_otlp::proto::trace::v1::Status;
+
+use super::*;
+
+const MS: u64 = 1_000_000;
+
+/// A span of trace `trace` with id `id` under `parent`.
+fn span(
+    (trace, id, parent): (u8, u8, Option<u8>),
+    name: &str,
+    (start, end): (u64, u64),
+    kind: i32,
+    error: bool,
+    attributes: Vec<KeyValue>,
+) -> Span {
+    Span {
+        trace_id: vec![trace; 16],
+        span_id: vec![0, 0, 0, 0, 0, 0, 0, id],
+        parent_span_id: parent.map(|parent| vec![0, 0, 0, 0, 0, 0, 0, parent]).unwrap_or_default(),
+        name: name.into(),
+        start_time_unix_nano: start * MS,
+        end_time_unix_nano: end * MS,
+        kind,
+        status: error.then(|| Status { code: 2, message: "boom".into() }),
+        attributes,
+        ..Default::default()
+    }
+}
+
+fn traces() -> Vec<Trace> {
+    let frontend = Arc::new(vec![string("service.name", "frontend"), string("deployment.environment", "prod")]);
+    let db = Arc::new(vec![string("service.name", "orders-db")]);
+    let row = |span: Span, resource: &Arc<Vec<KeyValue>>| {
+        let service = stella_otlp::attributes::get_str(resource, "service.name").unwrap_or_default().to_string();
+        Row { span, resource: Arc::clone(resource), service, parent: None }
+    };
+    let int = |key: &str, value: i64| KeyValue {
+        key: key.into(),
+        value: Some(stella_otlp::proto::common::v1::AnyValue { value: Some(any_value::Value::IntValue(value)) }),
+        ..Default::default()
+    };
+    let checkout = vec![
+        row(
+            span(
+                (1, 1, None),
+                "GET /checkout",
+                (1000, 1300),
+                2,
+                false,
+                vec![string("http.method", "GET"), int("http.status_code", 500)],
+            ),
+            &frontend,
+        ),
+        row(span((1, 2, Some(1)), "call orders", (1010, 1290), 3, false, vec![]), &frontend),
+        row(span((1, 3, Some(2)), "SELECT orders", (1020, 1280), 3, true, vec![string("db.system", "postgres")]), &db),
+        row(span((1, 4, Some(1)), "render", (1290, 1299), 1, false, vec![]), &frontend),
+    ];
+    let quiet = vec![row(
+        span(
+            (2, 1, None),
+            "GET /health",
+            (2000, 2001),
+            2,
+            false,
+            vec![string("http.method", "GET"), int("http.status_code", 200)],
+        ),
+        &frontend,
+    )];
+    vec![Trace::new(vec![1; 16], checkout), Trace::new(vec![2; 16], quiet)]
+}
+
+fn find(query: &str) -> Vec<(String, usize)> {
+    let search = Search {
+        query: parse(query).unwrap(),
+        range: (0, u64::MAX),
+        limit: 20,
+        spans_per_spanset: 3,
+        min_duration: None,
+        max_duration: None,
+    };
+    matching(&traces(), &search).into_iter().map(|trace| (trace.root_trace_name, trace.matched)).collect()
+}
+
+#[test]
+fn spanset_filters_match_intrinsics_and_attributes_per_span() {
+    assert_eq!(find("{}"), vec![("GET /health".to_string(), 1), ("GET /checkout".to_string(), 4)]);
+    assert_eq!(find("{ status = error }"), vec![("GET /checkout".to_string(), 1)]);
+    assert_eq!(find("{ resource.service.name = \"orders-db\" && span.db.system =~ \"post.*\" }").len(), 1);
+    assert_eq!(find("{ .http.status_code >= 500 }"), vec![("GET /checkout".to_string(), 1)]);
+    assert_eq!(find("{ span.http.method = \"GET\" && duration > 100ms }"), vec![("GET /checkout".to_string(), 1)]);
+    assert_eq!(find("{ kind = client }"), vec![("GET /checkout".to_string(), 2)]);
+    assert_eq!(
+        find("{ rootServiceName = \"frontend\" && traceDuration < 10ms }"),
+        vec![("GET /health".to_string(), 1)]
+    );
+    assert_eq!(
+        find("{ .deployment.environment = \"prod\" && !(name =~ \"GET.*\") }"),
+        vec![("GET /checkout".to_string(), 2)]
+    );
+    assert_eq!(find("{ span.db.system != nil }"), vec![("GET /checkout".to_string(), 1)]);
+    assert_eq!(find("{ span.db.system = nil && status = error }"), vec![]);
+    assert_eq!(find("{ .http.method = \"POST\" }"), vec![]);
+}
+
+#[test]
+fn spansets_combine_and_relate_structurally() {
+    // Both sides must have spans; the spans of both are returned.
+    assert_eq!(find("{ status = error } && { name = \"render\" }"), vec![("GET /checkout".to_string(), 2)]);
+    assert_eq!(find("{ status = error } && { name = \"missing\" }"), vec![]);
+    assert_eq!(find("{ status = error } || { name = \"GET /health\" }").len(), 2);
+    // The database span is a child of the client call and a descendant of the server span.
+    assert_eq!(find("{ kind = client } > { status = error }"), vec![("GET /checkout".to_string(), 1)]);
+    assert_eq!(find("{ kind = server } > { status = error }"), vec![]);
+    assert_eq!(find("{ kind = server } >> { status = error }"), vec![("GET /checkout".to_string(), 1)]);
+    assert_eq!(find("{ status = error } < { kind = client }"), vec![("GET /checkout".to_string(), 1)]);
+    assert_eq!(find("{ status = error } << { kind = server }"), vec![("GET /checkout".to_string(), 1)]);
+    assert_eq!(find("{ name = \"render\" } ~ { name = \"call orders\" }"), vec![("GET /checkout".to_string(), 1)]);
+    assert_eq!(find("{ } | count() > 3"), vec![("GET /checkout".to_string(), 4)]);
+}
+
+#[test]
+fn results_carry_what_tempo_shows() {
+    let search = Search {
+        query: parse("{ status = error } | select(span.db.system)").unwrap(),
+        range: (0, u64::MAX),
+        limit: 20,
+        spans_per_spanset: 3,
+        min_duration: Some(250 * MS),
+        max_duration: None,
+    };
+    let found = matching(&traces(), &search);
+    assert_eq!(found.len(), 1);
+    let trace = &found[0];
+    assert_eq!(trace.trace_id, hex::encode([1u8; 16]).trim_start_matches('0'));
+    assert_eq!((trace.root_service_name.as_str(), trace.duration_ms, trace.start), ("frontend", 300, 1000 * MS));
+    assert_eq!(
+        trace.spans[0].attributes,
+        vec![
+            ("status".into(), TagValue::Keyword("error".into())),
+            ("db.system".into(), TagValue::Str("postgres".into()))
+        ]
+    );
+    assert_eq!(trace.spans[0].duration, 260 * MS);
+    assert_eq!(go_duration(1_500_000_000), "1.5s");
+    assert_eq!(go_duration(250 * MS), "250ms");
+    assert_eq!(go_duration(3_723_000_000_000), "1h2m3s");
+}
