@@ -13,6 +13,7 @@ pub mod evidence;
 mod federation;
 mod holds;
 pub mod incidents;
+mod loki;
 mod prometheus;
 pub mod query;
 pub mod rules;
@@ -180,6 +181,76 @@ pub const ROUTES: &[Route] = &[
         scope: Some(Scope::Read),
         summary: "Tempo API: build information (a Tempo 2.x version, for Grafana's feature checks)",
         handler: || get(tempo::buildinfo),
+    },
+    Route {
+        method: "GET",
+        path: "/loki/api/v1/query_range",
+        scope: Some(Scope::Read),
+        summary: "Loki API: LogQL over a range (?query=&start=&end=&limit=&direction=&step=): streams or a matrix",
+        handler: || get(loki::query_range),
+    },
+    Route {
+        method: "POST",
+        path: "/loki/api/v1/query_range",
+        scope: Some(Scope::Read),
+        summary: "Loki API: the same, form-encoded",
+        handler: || post(loki::query_range),
+    },
+    Route {
+        method: "GET",
+        path: "/loki/api/v1/query",
+        scope: Some(Scope::Read),
+        summary: "Loki API: an instant LogQL metric query (?query=&time=)",
+        handler: || get(loki::query),
+    },
+    Route {
+        method: "POST",
+        path: "/loki/api/v1/query",
+        scope: Some(Scope::Read),
+        summary: "Loki API: the same, form-encoded",
+        handler: || post(loki::query),
+    },
+    Route {
+        method: "GET",
+        path: "/loki/api/v1/labels",
+        scope: Some(Scope::Read),
+        summary: "Loki API: stream label names (?start=&end=&query=)",
+        handler: || get(loki::labels),
+    },
+    Route {
+        method: "GET",
+        path: "/loki/api/v1/label/{name}/values",
+        scope: Some(Scope::Read),
+        summary: "Loki API: values of a stream label (?start=&end=&query=)",
+        handler: || get(loki::label_values),
+    },
+    Route {
+        method: "GET",
+        path: "/loki/api/v1/series",
+        scope: Some(Scope::Read),
+        summary: "Loki API: the streams selectors pick (?match[]=&start=&end=)",
+        handler: || get(loki::series),
+    },
+    Route {
+        method: "POST",
+        path: "/loki/api/v1/series",
+        scope: Some(Scope::Read),
+        summary: "Loki API: the same, form-encoded",
+        handler: || post(loki::series),
+    },
+    Route {
+        method: "GET",
+        path: "/loki/api/v1/index/stats",
+        scope: Some(Scope::Read),
+        summary: "Loki API: streams, chunks, bytes and entries a selector covers",
+        handler: || get(loki::index_stats),
+    },
+    Route {
+        method: "GET",
+        path: "/loki/api/v1/status/buildinfo",
+        scope: Some(Scope::Read),
+        summary: "Loki API: build information",
+        handler: || get(loki::buildinfo),
     },
     Route {
         method: "GET",

@@ -18,6 +18,7 @@ mod status;
 
 pub mod fuzzing;
 pub mod json;
+pub mod loki;
 pub mod prometheus;
 pub mod validate;
 pub mod wire;

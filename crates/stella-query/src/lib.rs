@@ -13,6 +13,7 @@
 //! Every read is tenant-scoped by its caller and runs on the calling (blocking) thread.
 #![deny(missing_docs)]
 
+pub mod logql;
 pub mod logs;
 pub mod metrics;
 pub mod prometheus;

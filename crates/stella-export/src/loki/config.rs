@@ -49,5 +49,5 @@ pub struct LokiConfig {
 }
 
 fn default_stream_attributes() -> Vec<String> {
-    vec!["service.name".into(), "deployment.environment".into()]
+    stella_otlp::loki::StreamLabels::default().stream_attributes
 }

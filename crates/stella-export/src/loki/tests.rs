@@ -1,3 +1,6 @@
+use stella_otlp::proto::collector::logs::v1::ExportLogsServiceRequest;
+use stella_otlp::proto::common::v1::{AnyValue, KeyValue, any_value};
+use stella_otlp::proto::logs::v1::LogRecord;
 use stella_otlp::proto::logs::v1::{ResourceLogs, ScopeLogs};
 use stella_otlp::proto::resource::v1::Resource;
 
@@ -11,11 +14,14 @@ fn attribute(key: &str, value: &str) -> KeyValue {
     KeyValue { key: key.into(), value: text(value), ..Default::default() }
 }
 
-fn config() -> LokiConfig {
-    match serde_json::from_value(serde_json::json!({"endpoint": "http://127.0.0.1:3100/loki/api/v1/push"})) {
-        Ok(config) => config,
-        Err(error) => panic!("{error}"),
-    }
+/// The stream labels of the default exporter config.
+fn config() -> StreamLabels {
+    let config: LokiConfig =
+        match serde_json::from_value(serde_json::json!({"endpoint": "http://127.0.0.1:3100/loki/api/v1/push"})) {
+            Ok(config) => config,
+            Err(error) => panic!("{error}"),
+        };
+    StreamLabels { stream_attributes: config.stream_attributes, severity_label: config.severity_label }
 }
 
 fn request(records: Vec<LogRecord>) -> ExportLogsServiceRequest {
@@ -89,8 +95,8 @@ fn label_values_are_go_quoted_and_bodies_that_are_not_strings_are_json() {
             ],
         })),
     };
-    assert_eq!(line(Some(&map)), r#"{"n":3,"user":"ann"}"#);
-    assert_eq!(line(None), "");
+    assert_eq!(stella_otlp::loki::line(Some(&map)), r#"{"n":3,"user":"ann"}"#);
+    assert_eq!(stella_otlp::loki::line(None), "");
 }
 
 #[test]

@@ -334,7 +334,8 @@ async fn retention_deletes_expired_chunks_but_never_held_ones() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenants_token_never_sees_another_tenants_traces() {
-    let body = format!("auth: {{enabled: true}}\ntenants: [{{id: acme}}, {{id: globex}}]\n{}", store_only(1, ""));
+    let body = format!("auth: {{enabled: true}}\ntenants: [{{id: acme}}, {{id: globex}}]\n{}", store_only(1, ""))
+        .replace("logs: null", "logs: {receivers: [otlp], processors: [], exporters: [store]}");
     let mut stella = Stella::prepare(&common::Extra::default(), &body);
     let token = |tenant: &str, scopes: &str| {
         common::tokens(&stella.data_dir(), &["create", "--tenant", tenant, "--scopes", scopes])["token"]
@@ -400,6 +401,26 @@ async fn a_tenants_token_never_sees_another_tenants_traces() {
     assert!(!tempo(values, &globex).await.1.contains("secret-of-acme"));
     assert!(tempo("/api/v2/search/tags?scope=resource&start=1&end=4102444800", &acme).await.1.contains("service.name"));
     assert_eq!(tempo(search, &ingest).await.0, 403, "an ingest token cannot search");
+    // Loki's query API: the same tenancy.
+    let logged = client
+        .post(stella.url("/v1/logs"))
+        .bearer_auth(&ingest)
+        .header("content-type", "application/x-protobuf")
+        .body(log_request("secret-svc", "acme only", 9, 1_700_000_000_000_000_000, ("k", "v")).encode_protobuf())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logged.status(), 200);
+    let loki = "/loki/api/v1/query_range?query=%7Bservice_name%3D%22secret-svc%22%7D&start=1&end=4102444800";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !tempo(loki, &acme).await.1.contains("acme only") {
+        assert!(Instant::now() < deadline, "acme cannot read its own log line");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, globex_lines) = tempo(loki, &globex).await;
+    assert_eq!((status, globex_lines.contains("acme only")), (200, false), "{globex_lines}");
+    assert_eq!(tempo(&format!("{loki}&tenant=acme"), &globex).await.0, 403);
+    assert!(!tempo("/loki/api/v1/label/service_name/values?start=1&end=4102444800", &globex).await.1.contains("secret-svc"));
     assert_eq!(get(format!("/api/traces/{id}?tenant=acme"), &operator).await, 200, "operators may name any tenant");
     assert_eq!(get(format!("/api/traces/{id}"), &ingest).await, 403, "an ingest token cannot read");
     assert!(stella.terminate().success());

@@ -1,0 +1,428 @@
+//! LogQL on the store, as Loki answers it. Log records are read as the streams our `loki` exporter makes
+//! of them (`stella_otlp::loki::streams`, with its default labels: `service_name`,
+//! `deployment_environment`, `severity`; every other attribute, `trace_id` and `span_id` as structured
+//! metadata), so the same query finds the same lines here and in a Loki fed by `stella`.
+//!
+//! A log query (`{selector} | stages`) gives lines, newest or oldest first up to a limit. A metric query
+//! is PromQL around log range aggregations: each aggregation (`count_over_time({...} |= "x" [5m])`) is
+//! computed at every step from the lines, then the PromQL engine evaluates the rest (`sum by (level)
+//! (...)`, `topk`, binary operators, `vector(1)+vector(1)`) over those series.
+mod parse;
+mod pipeline;
+
+pub use parse::{
+    Compare, Conversion, LabelFilter, LogQuery, MatchOp, Matcher, MetricQuery, ParseError, RangeAggregation, SUPPORTED,
+    Stage, is_log_query, log_query, metric_query, placeholder,
+};
+pub use pipeline::{Category, Labelled};
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use stella_otlp::loki::{StreamLabels, streams};
+use stella_otlp::{OtlpRequest, Signal};
+
+use crate::prometheus::{LabelSet, SelectError, Selector, Series};
+use crate::promql::{self, Options, QueryError, RangeSeries};
+use crate::{ScanFilter, StoreError, StoreView, scan};
+
+/// The most lines a metric query may read.
+pub const MAX_LINES: usize = 5_000_000;
+
+/// Why a LogQL query failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LogqlError {
+    /// The query does not parse (400).
+    #[error(transparent)]
+    Parse(#[from] ParseError),
+    /// The query is not allowed as asked, or a pipeline error reached a metric (400).
+    #[error("{0}")]
+    BadQuery(String),
+    /// The PromQL around the aggregations failed.
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    /// The store could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// One stream's entry, with its stream labels and structured metadata.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEntry {
+    /// Unix nanoseconds.
+    pub at: u64,
+    /// The stream labels, sorted.
+    pub stream: Vec<(String, String)>,
+    /// The line.
+    pub line: String,
+    /// Structured metadata, sorted.
+    pub metadata: Vec<(String, String)>,
+}
+
+/// Where log entries are read: [`Stored`] on a store; tests give entries in memory.
+pub trait LogSource {
+    /// Visits the entries with `start <= at < end` (unix nanoseconds) whose stream `selector` picks
+    /// (every stream when empty); `visit` returns false to stop.
+    fn read(
+        &self,
+        selector: &[Matcher],
+        range: (u64, u64),
+        visit: &mut dyn FnMut(StoredEntry) -> bool,
+    ) -> Result<(), StoreError>;
+}
+
+/// The log records of one tenant in a store, read as Loki streams.
+pub struct Stored<'a> {
+    /// The store.
+    pub view: &'a dyn StoreView,
+    /// The tenant.
+    pub tenant: &'a str,
+}
+
+fn stream_value<'a>(stream: &'a [(String, String)], name: &str) -> &'a str {
+    stream.iter().find(|(label, _)| label == name).map_or("", |(_, value)| value.as_str())
+}
+
+impl LogSource for Stored<'_> {
+    fn read(
+        &self,
+        selector: &[Matcher],
+        (start, end): (u64, u64),
+        visit: &mut dyn FnMut(StoredEntry) -> bool,
+    ) -> Result<(), StoreError> {
+        let labels = StreamLabels::default();
+        let range = (start, end.saturating_sub(1).max(start));
+        scan(self.view, self.tenant, Signal::Logs, range, ScanFilter::default(), &mut |record| {
+            let Ok(OtlpRequest::Logs(request)) = OtlpRequest::decode_protobuf(Signal::Logs, record) else {
+                return true;
+            };
+            for (stream, entries) in streams(&request, &labels, 0) {
+                if !selector.iter().all(|matcher| matcher.matches(stream_value(&stream, &matcher.name))) {
+                    continue;
+                }
+                for entry in entries {
+                    if entry.at < start || entry.at >= end {
+                        continue;
+                    }
+                    let stored = StoredEntry {
+                        at: entry.at,
+                        stream: stream.clone(),
+                        line: entry.line,
+                        metadata: entry.metadata,
+                    };
+                    if !visit(stored) {
+                        return false;
+                    }
+                }
+            }
+            true
+        })
+    }
+}
+
+/// A line a log query gives.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FoundLine {
+    /// Unix nanoseconds.
+    pub at: u64,
+    /// The line and its labels after the pipeline.
+    pub labelled: Labelled,
+}
+
+/// The lines of a log query in the range, newest first (`forward`: oldest first), at most `limit`.
+pub fn lines(
+    source: &dyn LogSource,
+    query: &LogQuery,
+    range: (u64, u64),
+    limit: usize,
+    forward: bool,
+) -> Result<Vec<FoundLine>, StoreError> {
+    let mut found: Vec<FoundLine> = Vec::new();
+    let order = |a: &FoundLine, b: &FoundLine| {
+        let by_time = a.at.cmp(&b.at).then_with(|| a.labelled.line.cmp(&b.labelled.line));
+        if forward { by_time } else { by_time.reverse() }
+    };
+    source.read(&query.selector, range, &mut |entry| {
+        if let Some(labelled) = pipeline::run(&query.stages, Labelled::new(entry.line, &entry.stream, &entry.metadata))
+        {
+            found.push(FoundLine { at: entry.at, labelled });
+            if found.len() >= limit.saturating_mul(2).max(1024) {
+                found.sort_by(order);
+                found.truncate(limit);
+            }
+        }
+        true
+    })?;
+    found.sort_by(order);
+    found.truncate(limit);
+    Ok(found)
+}
+
+/// The series of one range aggregation at each step `start, start + step, ... <= end` (unix
+/// milliseconds): only the steps with data, named `name`.
+fn aggregate(
+    source: &dyn LogSource,
+    aggregation: &RangeAggregation,
+    name: &str,
+    (start, end, step): (i64, i64, i64),
+) -> Result<Vec<Series>, LogqlError> {
+    let millis = 1_000_000u64;
+    let first =
+        u64::try_from(start).unwrap_or(0).saturating_mul(millis).saturating_sub(aggregation.range + aggregation.offset);
+    let last =
+        u64::try_from(end).unwrap_or(0).saturating_mul(millis).saturating_sub(aggregation.offset).saturating_add(1);
+    let mut by_labels: HashMap<LabelSet, Vec<(u64, f64)>> = HashMap::new();
+    let (mut read_lines, mut failure) = (0usize, None);
+    source.read(&aggregation.query.selector, (first, last), &mut |entry| {
+        read_lines += 1;
+        if read_lines > MAX_LINES {
+            failure = Some(LogqlError::BadQuery(format!(
+                "the query reads more than {MAX_LINES} lines; narrow the selector or the time range"
+            )));
+            return false;
+        }
+        let bytes = entry.line.len() as f64;
+        let Some(mut labelled) =
+            pipeline::run(&aggregation.query.stages, Labelled::new(entry.line, &entry.stream, &entry.metadata))
+        else {
+            return true;
+        };
+        let value = match &aggregation.unwrap {
+            None if aggregation.function.starts_with("bytes") => bytes,
+            None => 1.0,
+            Some((label, conversion)) => {
+                let text = labelled.get(label).to_string();
+                labelled.labels.remove(label);
+                match pipeline::convert(&text, *conversion) {
+                    Some(value) => value,
+                    None => {
+                        labelled.labels.insert(
+                            "__error__".into(),
+                            ("SampleExtractionErr".into(), pipeline::Category::Parsed),
+                        );
+                        0.0
+                    }
+                }
+            }
+        };
+        let labels: LabelSet = labelled.labels.into_iter().map(|(name, (value, _))| (name, value)).collect();
+        if let Some((_, kind)) = labels.iter().find(|(name, _)| name == "__error__") {
+            let shown: Vec<String> = labels.iter().map(|(name, value)| format!("{name}={value:?}")).collect();
+            failure = Some(LogqlError::BadQuery(format!(
+                "pipeline error: '{kind}' for series: '{{{}}}'. Use a label filter to intentionally skip this error. (e.g | __error__!=\"{kind}\"). To skip all potential errors you can match empty errors.(e.g __error__=\"\")",
+                shown.join(", ")
+            )));
+            return false;
+        }
+        by_labels.entry(labels).or_default().push((entry.at, value));
+        true
+    })?;
+    if let Some(failure) = failure {
+        return Err(failure);
+    }
+    let mut series = Vec::new();
+    let absent = aggregation.function == "absent_over_time";
+    let mut present_at: BTreeSet<i64> = BTreeSet::new();
+    for (mut labels, mut samples) in by_labels {
+        samples.sort_by_key(|(at, _)| *at);
+        let mut points = Vec::new();
+        let mut time = start;
+        while time <= end {
+            let to = u64::try_from(time).unwrap_or(0).saturating_mul(millis).saturating_sub(aggregation.offset);
+            let from = to.saturating_sub(aggregation.range);
+            let low = samples.partition_point(|(at, _)| *at <= from);
+            let high = samples.partition_point(|(at, _)| *at <= to);
+            let window: Vec<f64> = samples[low..high].iter().map(|(_, value)| *value).collect();
+            if !window.is_empty() {
+                present_at.insert(time);
+                if let Some(value) = over_time(aggregation, &window) {
+                    points.push((time, value));
+                }
+            }
+            time += step;
+        }
+        if !points.is_empty() && !absent {
+            labels.push(("__name__".into(), name.to_string()));
+            labels.sort();
+            series.push(Series { labels, samples: points });
+        }
+    }
+    if absent {
+        let mut labels: LabelSet = aggregation
+            .query
+            .selector
+            .iter()
+            .filter(|matcher| matcher.op == MatchOp::Eq)
+            .map(|matcher| (matcher.name.clone(), matcher.value.clone()))
+            .collect();
+        labels.push(("__name__".into(), name.to_string()));
+        labels.sort();
+        labels.dedup_by(|later, earlier| later.0 == earlier.0);
+        let mut points = Vec::new();
+        let mut time = start;
+        while time <= end {
+            if !present_at.contains(&time) {
+                points.push((time, 1.0));
+            }
+            time += step;
+        }
+        if !points.is_empty() {
+            series.push(Series { labels, samples: points });
+        }
+    }
+    Ok(series)
+}
+
+/// A range function over the values of one window (never empty).
+fn over_time(aggregation: &RangeAggregation, window: &[f64]) -> Option<f64> {
+    let count = window.len() as f64;
+    let sum: f64 = window.iter().sum();
+    let seconds = aggregation.range as f64 / 1e9;
+    let mean = sum / count;
+    let variance = window.iter().map(|value| (value - mean).powi(2)).sum::<f64>() / count;
+    Some(match aggregation.function.as_str() {
+        "count_over_time" => count,
+        "bytes_over_time" | "sum_over_time" => sum,
+        "rate" if aggregation.unwrap.is_none() => count / seconds,
+        "rate" | "bytes_rate" => sum / seconds,
+        "avg_over_time" => mean,
+        "min_over_time" => window.iter().copied().fold(f64::INFINITY, f64::min),
+        "max_over_time" => window.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        "first_over_time" => window[0],
+        "last_over_time" => window[window.len() - 1],
+        "stdvar_over_time" => variance,
+        "stddev_over_time" => variance.sqrt(),
+        "quantile_over_time" => {
+            let mut sorted = window.to_vec();
+            sorted.sort_by(f64::total_cmp);
+            let phi = aggregation.parameter.unwrap_or(0.5);
+            if !(0.0..=1.0).contains(&phi) {
+                return Some(if phi < 0.0 { f64::NEG_INFINITY } else { f64::INFINITY });
+            }
+            let rank = phi * (count - 1.0);
+            let (lower, upper) = (rank.floor() as usize, rank.ceil() as usize);
+            let weight = rank - rank.floor();
+            sorted[lower] * (1.0 - weight) + sorted[upper.min(sorted.len() - 1)] * weight
+        }
+        _ => return None,
+    })
+}
+
+/// What a metric query evaluates to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MetricValue {
+    /// A range query's series (a matrix).
+    Matrix(Vec<RangeSeries>),
+    /// An instant query's vector.
+    Vector(Vec<promql::Sample>),
+    /// An instant query's scalar.
+    Scalar(f64),
+}
+
+/// Evaluates a metric query at the steps `start..=end` (unix milliseconds; `start == end` and
+/// `instant` for an instant query).
+pub fn metric(
+    source: &dyn LogSource,
+    query: &MetricQuery,
+    (start, end, step): (i64, i64, i64),
+    instant: bool,
+    options: Options,
+) -> Result<MetricValue, LogqlError> {
+    let expr = promql::parse(&query.promql)?;
+    let mut computed: Vec<Series> = Vec::new();
+    for (index, aggregation) in query.aggregations.iter().enumerate() {
+        computed.extend(aggregate(source, aggregation, &placeholder(index), (start, end, step.max(1)))?);
+    }
+    let source = |selectors: &[Selector], _range: (i64, i64)| -> Result<Vec<Series>, SelectError> {
+        Ok(computed
+            .iter()
+            .filter(|series| selectors.iter().any(|selector| selector.matches(&series.labels)))
+            .cloned()
+            .collect())
+    };
+    // Each aggregation has a point exactly at each step where it has data: no lookback.
+    let options = Options { lookback_ms: 0, ..options };
+    let unnamed = |mut labels: LabelSet| {
+        labels.retain(|(name, value)| !(name == "__name__" && value.starts_with("__logql_")));
+        labels
+    };
+    if instant {
+        return Ok(match promql::instant(&source, &expr, end, options)? {
+            promql::Value::Scalar(value) => MetricValue::Scalar(value),
+            promql::Value::Vector(samples) => MetricValue::Vector(
+                samples.into_iter().map(|sample| promql::Sample { labels: unnamed(sample.labels), ..sample }).collect(),
+            ),
+            _ => return Err(LogqlError::BadQuery("an instant query must give a vector or a scalar".into())),
+        });
+    }
+    let series = promql::range(&source, &expr, (start, end), step, options)?;
+    Ok(MetricValue::Matrix(
+        series.into_iter().map(|series| RangeSeries { labels: unnamed(series.labels), ..series }).collect(),
+    ))
+}
+
+/// The stream label names of `tenant` in the range (of the streams `selector` picks), sorted.
+pub fn label_names(
+    source: &dyn LogSource,
+    selector: &[Matcher],
+    range: (u64, u64),
+) -> Result<BTreeSet<String>, StoreError> {
+    let mut names = BTreeSet::new();
+    source.read(selector, range, &mut |entry| {
+        names.extend(entry.stream.into_iter().map(|(name, _)| name));
+        true
+    })?;
+    Ok(names)
+}
+
+/// The values of stream label `name` in the range (of the streams `selector` picks), sorted.
+pub fn label_values(
+    source: &dyn LogSource,
+    name: &str,
+    selector: &[Matcher],
+    range: (u64, u64),
+) -> Result<BTreeSet<String>, StoreError> {
+    let mut values = BTreeSet::new();
+    source.read(selector, range, &mut |entry| {
+        if let Some((_, value)) = entry.stream.into_iter().find(|(label, _)| label == name) {
+            values.insert(value);
+        }
+        true
+    })?;
+    Ok(values)
+}
+
+/// What `/index/stats` tells of the streams a selector picks: streams, chunks (records read), bytes of
+/// lines and entries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IndexStats {
+    /// Distinct streams.
+    pub streams: u64,
+    /// Entries.
+    pub entries: u64,
+    /// Bytes of the lines.
+    pub bytes: u64,
+}
+
+/// Stream label sets, each with its number of entries.
+pub type StreamCounts = BTreeMap<Vec<(String, String)>, u64>;
+
+/// The streams (label sets) the selectors pick in the range, and the index statistics.
+pub fn series(
+    source: &dyn LogSource,
+    selector: &[Matcher],
+    range: (u64, u64),
+) -> Result<(StreamCounts, IndexStats), StoreError> {
+    let mut streams = StreamCounts::new();
+    let mut stats = IndexStats::default();
+    source.read(selector, range, &mut |entry| {
+        stats.entries += 1;
+        stats.bytes += entry.line.len() as u64;
+        *streams.entry(entry.stream).or_default() += 1;
+        true
+    })?;
+    stats.streams = streams.len() as u64;
+    Ok((streams, stats))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,153 @@
+//! LogQL over entries in memory: two services, lines a second apart.
+use super::*;
+
+const SECOND: u64 = 1_000_000_000;
+
+struct Memory(Vec<StoredEntry>);
+
+impl LogSource for Memory {
+    fn read(
+        &self,
+        selector: &[Matcher],
+        (start, end): (u64, u64),
+        visit: &mut dyn FnMut(StoredEntry) -> bool,
+    ) -> Result<(), StoreError> {
+        for entry in &self.0 {
+            let picked = selector.iter().all(|matcher| matcher.matches(stream_value(&entry.stream, &matcher.name)));
+            if picked && entry.at >= start && entry.at < end && !visit(entry.clone()) {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter().map(|(name, value)| (name.to_string(), value.to_string())).collect()
+}
+
+/// cart: 10 lines at 1..=10 s, every third an error with `status=500`; db: 5 JSON lines at 1..=5 s.
+fn memory() -> Memory {
+    let mut entries = Vec::new();
+    for second in 1..=10u64 {
+        let error = second % 3 == 0;
+        let severity = if error { "error" } else { "info" };
+        let status = if error { 500 } else { 200 };
+        entries.push(StoredEntry {
+            at: second * SECOND,
+            stream: pairs(&[("service_name", "cart"), ("severity", severity)]),
+            line: format!("status={status} took={second}00ms path=/checkout"),
+            metadata: pairs(&[("trace_id", &format!("{second:032x}"))]),
+        });
+    }
+    for second in 1..=5u64 {
+        entries.push(StoredEntry {
+            at: second * SECOND,
+            stream: pairs(&[("service_name", "db"), ("severity", "info")]),
+            line: format!(r#"{{"query":"select","rows":{second}}}"#),
+            metadata: Vec::new(),
+        });
+    }
+    Memory(entries)
+}
+
+fn found(query: &str, limit: usize, forward: bool) -> Vec<u64> {
+    let query = log_query(query).unwrap();
+    lines(&memory(), &query, (0, 100 * SECOND), limit, forward).unwrap().iter().map(|line| line.at / SECOND).collect()
+}
+
+#[test]
+fn log_queries_select_filter_and_order_lines() {
+    assert_eq!(found(r#"{service_name="cart"}"#, 3, false), [10, 9, 8]);
+    assert_eq!(found(r#"{service_name="cart"}"#, 3, true), [1, 2, 3]);
+    assert_eq!(found(r#"{service_name="cart", severity="error"}"#, 100, true), [3, 6, 9]);
+    assert_eq!(found(r#"{service_name=~"cart|db"} |= "status=500""#, 100, true), [3, 6, 9]);
+    assert_eq!(found(r#"{service_name="cart"} | logfmt | took >= 800ms"#, 100, true), [8, 9, 10]);
+    assert_eq!(found(r#"{service_name="db"} | json | rows > 3"#, 100, true), [4, 5]);
+    assert_eq!(found(r#"{service_name="cart"} | trace_id="0000000000000000000000000000000a""#, 100, true), [10]);
+    let query = log_query(r#"{service_name="db"} | json"#).unwrap();
+    let line = &lines(&memory(), &query, (0, 2 * SECOND), 10, true).unwrap()[0];
+    assert_eq!((line.at, line.labelled.get("rows")), (SECOND, "1"), "end is exclusive");
+    assert_eq!(line.labelled.labels["rows"].1, Category::Parsed);
+    assert_eq!(line.labelled.labels["service_name"].1, Category::Stream);
+}
+
+fn matrix(query: &str, (start, end, step): (i64, i64, i64)) -> Vec<(LabelSet, Vec<(i64, f64)>)> {
+    let query = metric_query(query).unwrap();
+    match metric(&memory(), &query, (start * 1000, end * 1000, step * 1000), false, Options::default()).unwrap() {
+        MetricValue::Matrix(series) => series
+            .into_iter()
+            .map(|series| (series.labels, series.points.into_iter().map(|(at, value)| (at / 1000, value)).collect()))
+            .collect(),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn metric_queries_count_per_window_and_aggregate_with_promql() {
+    let per_severity = matrix(r#"sum by (severity) (count_over_time({service_name="cart"}[5s]))"#, (5, 10, 5));
+    assert_eq!(
+        per_severity,
+        vec![
+            (pairs(&[("severity", "error")]), vec![(5, 1.0), (10, 2.0)]),
+            (pairs(&[("severity", "info")]), vec![(5, 4.0), (10, 3.0)])
+        ]
+    );
+    // Windows are left-open: (5 s, 10 s] holds the lines at 6..=10 s.
+    assert_eq!(matrix(r#"sum(rate({service_name="cart"}[5s]))"#, (10, 10, 1)), vec![(vec![], vec![(10, 1.0)])]);
+    assert_eq!(
+        matrix(r#"sum(bytes_over_time({service_name="db"}[10s]))"#, (5, 5, 1)),
+        vec![(vec![], vec![(5, 5.0 * r#"{"query":"select","rows":1}"#.len() as f64)])]
+    );
+    let unwrapped =
+        matrix(r#"max(max_over_time({service_name="cart"} | logfmt | unwrap duration(took) [10s]))"#, (10, 10, 1));
+    assert_eq!(unwrapped, vec![(vec![], vec![(10, 1.0)])]);
+    let quantile = matrix(r#"sum(quantile_over_time(0.5, {service_name="db"} | json | unwrap rows [10s]))"#, (5, 5, 1));
+    assert_eq!(quantile, vec![(vec![], vec![(5, 3.0)])]);
+    // Steps with no lines have no point.
+    assert_eq!(
+        matrix(r#"sum(count_over_time({service_name="db"}[1s]))"#, (4, 8, 1)),
+        vec![(vec![], vec![(4, 1.0), (5, 1.0)])]
+    );
+    assert_eq!(
+        matrix(r#"absent_over_time({service_name="db"}[1s])"#, (4, 7, 1)),
+        vec![(pairs(&[("service_name", "db")]), vec![(6, 1.0), (7, 1.0)])]
+    );
+    // Without an aggregation a series keeps every label, metadata and parsed ones included.
+    let labelled = matrix(r#"count_over_time({service_name="db"} | json | rows="2" [1s])"#, (2, 2, 1));
+    assert_eq!(
+        labelled[0].0,
+        pairs(&[("query", "select"), ("rows", "2"), ("service_name", "db"), ("severity", "info")])
+    );
+}
+
+#[test]
+fn errors_reach_a_metric_only_when_unfiltered_and_instant_queries_answer_vectors() {
+    let query = metric_query(r#"count_over_time({service_name="cart"} | json [5s])"#).unwrap();
+    let error = metric(&memory(), &query, (5000, 5000, 1000), false, Options::default()).unwrap_err();
+    assert!(error.to_string().contains("pipeline error: 'JSONParserErr'"), "{error}");
+    let query = metric_query(r#"sum(count_over_time({service_name="cart"} | json | __error__!="JSONParserErr" [5s]))"#)
+        .unwrap();
+    assert_eq!(
+        metric(&memory(), &query, (5000, 5000, 1000), true, Options::default()).unwrap(),
+        MetricValue::Vector(vec![])
+    );
+    let health = metric_query("vector(1)+vector(1)").unwrap();
+    let MetricValue::Vector(samples) =
+        metric(&memory(), &health, (4000, 4000, 1000), true, Options::default()).unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!((samples.len(), samples[0].value), (1, 2.0));
+}
+
+#[test]
+fn label_discovery_lists_stream_labels_only() {
+    let names = label_names(&memory(), &[], (0, 100 * SECOND)).unwrap();
+    assert_eq!(names.into_iter().collect::<Vec<_>>(), ["service_name", "severity"]);
+    let selector = log_query(r#"{service_name="cart"}"#).unwrap().selector;
+    let values = label_values(&memory(), "severity", &selector, (0, 100 * SECOND)).unwrap();
+    assert_eq!(values.into_iter().collect::<Vec<_>>(), ["error", "info"]);
+    let (streams, stats) = series(&memory(), &selector, (0, 100 * SECOND)).unwrap();
+    assert_eq!((streams.len(), stats.streams, stats.entries), (2, 2, 10));
+}
