@@ -111,6 +111,8 @@ def test_logql_selects_filters_parses_and_orders_lines(sent):
     assert seconds(lines(stella, '{service_name="cart"} | logfmt | took >= 800ms and status == 200', direction="forward")) == [8, 10]
     assert seconds(lines(stella, '{service_name="db"} | json | rows > 3 and user_name="ann"', direction="forward")) == [4, 5]
     assert seconds(lines(stella, '{service_name="cart"} | http_route="/checkout" | severity=~"err.*"', direction="forward")) == [3, 6, 9]
+    formatted = lines(stella, '{service_name="cart"} | logfmt | status="500" | line_format "{{.status}} in {{ .took }}"', direction="forward")
+    assert [line for _, line in formatted] == ["500 in 300ms", "500 in 600ms", "500 in 900ms"], formatted
     found = lines(stella, f'{{service_name="checkout"}} | trace_id="{trace_id}"')
     assert [line for _, line in found] == ["payment declined"]
     assert lines(stella, '{service_name="cart"}', start=str(base + 2 * SECOND), end=str(base + 4 * SECOND), direction="forward") == \
@@ -183,7 +185,8 @@ def test_label_discovery_series_and_stats(sent):
 @pytest.mark.parametrize("path,params,expected", [
     ("/loki/api/v1/query_range", [("query", '{service_name="cart"'), ], "parse error at line 1, col 21"),
     ("/loki/api/v1/query_range", [("query", '{service_name=~".*"}')], "at least one regexp or equality matcher"),
-    ("/loki/api/v1/query_range", [("query", '{service_name="cart"} | line_format "{{.x}}"')], "is not supported; supported:"),
+    ("/loki/api/v1/query_range", [("query", '{service_name="cart"} | label_format x=y')], "is not supported; supported:"),
+    ("/loki/api/v1/query_range", [("query", '{service_name="cart"} | line_format "{{ .x | upper }}"')], "only {{.label}} substitutions"),
     ("/loki/api/v1/query_range", [("query", 'count_over_time({service_name="cart"} | json [1h])')], "pipeline error: 'JSONParserErr'"),
     ("/loki/api/v1/query_range", [("query", '{service_name="cart"}'), ("limit", "5001")], "max entries limit per query exceeded"),
     ("/loki/api/v1/query_range", [("query", '{service_name="cart"}'), ("start", "yesterday")], "invalid start"),

@@ -91,7 +91,16 @@ impl LogSource for Stored<'_> {
     ) -> Result<(), StoreError> {
         let labels = StreamLabels::default();
         let range = (start, end.saturating_sub(1).max(start));
-        scan(self.view, self.tenant, Signal::Logs, range, ScanFilter::default(), &mut |record| {
+        // `service_name="x"` reads only what the service's index shards name (a resource without
+        // `service.name` is `unknown_service` there but has no `service_name` label: not narrowed).
+        let service = selector
+            .iter()
+            .find(|matcher| {
+                matcher.name == "service_name" && matcher.op == MatchOp::Eq && matcher.value != "unknown_service"
+            })
+            .map(|matcher| matcher.value.as_str());
+        let filter = ScanFilter { service, ..ScanFilter::default() };
+        scan(self.view, self.tenant, Signal::Logs, range, filter, &mut |record| {
             let Ok(OtlpRequest::Logs(request)) = OtlpRequest::decode_protobuf(Signal::Logs, record) else {
                 return true;
             };

@@ -16,7 +16,7 @@ pub struct ParseError {
 
 /// What is supported, told with every refusal of unsupported syntax.
 pub const SUPPORTED: &str = "supported: stream selectors {l=\"v\", l!=\"v\", l=~\"re\", l!~\"re\"}; line filters |= != |~ !~ (with or); \
-| json, | logfmt, label filters (= != =~ !~ on strings; == != > >= < <= on numbers, durations and bytes; and, or, parentheses), \
+| json, | logfmt, | line_format \"{{.label}}\", label filters (= != =~ !~ on strings; == != > >= < <= on numbers, durations and bytes; and, or, parentheses), \
 | drop, | keep, | unwrap [duration|duration_seconds|bytes]; range aggregations count_over_time, rate, bytes_over_time, bytes_rate, \
 absent_over_time, sum/avg/min/max/first/last/stdvar/stddev_over_time, quantile_over_time over [range] with offset; around them PromQL";
 
@@ -149,10 +149,48 @@ pub enum Stage {
     Logfmt,
     /// A label filter.
     Filter(LabelFilter),
+    /// `| line_format "..."`: the line rewritten from text and `{{.label}}` substitutions.
+    LineFormat(Vec<Piece>),
     /// `| drop a, b="v"`.
     Drop(Vec<(String, Option<Matcher>)>),
     /// `| keep a, b="v"`.
     Keep(Vec<(String, Option<Matcher>)>),
+}
+
+/// A part of a `line_format` template.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Piece {
+    /// Text as it is.
+    Text(String),
+    /// A label's value.
+    Label(String),
+}
+
+/// A `line_format` template: text and `{{.label}}` (or `{{ .label }}`) substitutions; anything else in
+/// `{{ }}` (functions, pipelines, conditions) is refused.
+fn template(text: &str) -> Result<Vec<Piece>, String> {
+    let mut pieces = Vec::new();
+    let mut rest = text;
+    while let Some(open) = rest.find("{{") {
+        if open > 0 {
+            pieces.push(Piece::Text(rest[..open].to_string()));
+        }
+        let close = rest[open..].find("}}").ok_or("line_format: {{ without }}")? + open;
+        let inner = rest[open + 2..close].trim();
+        match inner.strip_prefix('.') {
+            Some(name) if is_label_name(name) => pieces.push(Piece::Label(name.to_string())),
+            _ => {
+                return Err(format!(
+                    "line_format: only {{{{.label}}}} substitutions are supported, not {{{{{inner}}}}}; {SUPPORTED}"
+                ));
+            }
+        }
+        rest = &rest[close + 2..];
+    }
+    if !rest.is_empty() {
+        pieces.push(Piece::Text(rest.to_string()));
+    }
+    Ok(pieces)
 }
 
 /// A compiled regex compared by its pattern.
@@ -597,9 +635,14 @@ impl Parser {
                         self.at -= 1;
                         Ok(None)
                     }
-                    "line_format" | "label_format" | "regexp" | "pattern" | "unpack" | "decolorize" | "ip"
-                        if !follows_op =>
-                    {
+                    "line_format" if !follows_op => {
+                        self.at += 1;
+                        let column = self.column();
+                        let text = self.string()?;
+                        let pieces = template(&text).map_err(|message| ParseError { column, message })?;
+                        Ok(Some(Stage::LineFormat(pieces)))
+                    }
+                    "label_format" | "regexp" | "pattern" | "unpack" | "decolorize" | "ip" if !follows_op => {
                         self.error(format!("| {stage} is not supported; {SUPPORTED}"))
                     }
                     _ => Ok(Some(Stage::Filter(self.filter_or()?))),
@@ -877,7 +920,8 @@ mod tests {
     #[test]
     fn mistakes_and_unsupported_syntax_are_refused_with_their_column() {
         for (text, column, expected) in [
-            (r#"{app="a"} | line_format "{{.x}}""#, 13, "is not supported"),
+            (r#"{app="a"} | label_format x=y"#, 13, "is not supported"),
+            (r#"{app="a"} | line_format "{{ .x | upper }}""#, 25, "only {{.label}} substitutions"),
             (r#"{app=~".*"}"#, 1, "at least one regexp or equality matcher"),
             (r#"{app="a" |= "x""#, 10, "expected , or }"),
             (r#"{app="a"} |= "x"#, 14, "unterminated string"),

@@ -2,7 +2,7 @@
 //! Loki does, instead of dropping the line), label filters, `drop` and `keep`.
 use std::collections::BTreeMap;
 
-use super::parse::{Conversion, LabelFilter, Stage};
+use super::parse::{Conversion, LabelFilter, Piece, Stage};
 
 /// Where a label comes from, as Loki's categorized answers tell it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -80,6 +80,16 @@ pub fn run(stages: &[Stage], mut labelled: Labelled) -> Option<Labelled> {
                 if !holds(filter, &mut labelled) {
                     return None;
                 }
+            }
+            Stage::LineFormat(pieces) => {
+                let mut line = String::new();
+                for piece in pieces {
+                    match piece {
+                        Piece::Text(text) => line.push_str(text),
+                        Piece::Label(name) => line.push_str(labelled.get(name)),
+                    }
+                }
+                labelled.line = line;
             }
             Stage::Drop(names) => labelled.labels.retain(|name, (value, _)| {
                 !names.iter().any(|(dropped, matcher)| {
@@ -289,6 +299,11 @@ mod tests {
         assert!(through(r#"{a="b"} | logfmt | method=~"P.*", status == 503"#, line).is_some());
         assert!(through(r#"{a="b"} |= "took" != "GET" |~ "status=5\\d\\d""#, line).is_some());
         assert!(through(r#"{a="b"} |= "absent" or "POST""#, line).is_some());
+        let formatted = through(
+            r#"{a="b"} | logfmt | line_format "{{.method}} took {{ .took }} ({{.missing}})" |= "POST took""#,
+            line,
+        );
+        assert_eq!(formatted.unwrap().line, "POST took 250ms ()");
         assert!(through(r#"{a="b"} != "absent" or "POST""#, line).is_none());
         let marked = through(r#"{a="b"} | logfmt | method > 5"#, line).unwrap();
         assert_eq!(marked.get("__error__"), "LabelFilterErr");

@@ -420,7 +420,9 @@ async fn a_tenants_token_never_sees_another_tenants_traces() {
     let (status, globex_lines) = tempo(loki, &globex).await;
     assert_eq!((status, globex_lines.contains("acme only")), (200, false), "{globex_lines}");
     assert_eq!(tempo(&format!("{loki}&tenant=acme"), &globex).await.0, 403);
-    assert!(!tempo("/loki/api/v1/label/service_name/values?start=1&end=4102444800", &globex).await.1.contains("secret-svc"));
+    assert!(
+        !tempo("/loki/api/v1/label/service_name/values?start=1&end=4102444800", &globex).await.1.contains("secret-svc")
+    );
     assert_eq!(get(format!("/api/traces/{id}?tenant=acme"), &operator).await, 200, "operators may name any tenant");
     assert_eq!(get(format!("/api/traces/{id}"), &ingest).await, 403, "an ingest token cannot read");
     assert!(stella.terminate().success());
