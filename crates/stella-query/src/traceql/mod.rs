@@ -413,38 +413,124 @@ pub enum SearchError {
 /// Spans by trace id, with the span ids already taken (a span sent twice is kept once).
 type SpansByTrace = HashMap<Vec<u8>, (Vec<Row>, HashSet<Vec<u8>>)>;
 
+/// Adds the spans of one stored record to `by_id` (only those of `wanted` traces when given); false
+/// once more than [`MAX_SPANS`] are held.
+fn collect(record: &[u8], by_id: &mut SpansByTrace, spans: &mut usize, wanted: Option<&HashSet<Vec<u8>>>) -> bool {
+    let Ok(OtlpRequest::Traces(request)) = OtlpRequest::decode_protobuf(Signal::Traces, record) else {
+        return true;
+    };
+    for group in request.resource_spans {
+        let resource = Arc::new(group.resource.map(|resource| resource.attributes).unwrap_or_default());
+        let service =
+            stella_otlp::attributes::get_str(&resource, "service.name").unwrap_or("unknown_service").to_string();
+        for span in group.scope_spans.into_iter().flat_map(|scope| scope.spans) {
+            if wanted.is_some_and(|wanted| !wanted.contains(&span.trace_id)) {
+                continue;
+            }
+            let entry = by_id.entry(span.trace_id.clone()).or_default();
+            if !entry.1.insert(span.span_id.clone()) {
+                continue;
+            }
+            *spans += 1;
+            if *spans > MAX_SPANS {
+                return false;
+            }
+            entry.0.push(Row { span, resource: Arc::clone(&resource), service: service.clone(), parent: None });
+        }
+    }
+    true
+}
+
 /// The traces of `tenant` overlapping the range, assembled from their spans.
 fn traces(view: &dyn StoreView, tenant: &str, range: (u64, u64)) -> Result<(Vec<Trace>, u64), SearchError> {
     let mut by_id: SpansByTrace = HashMap::new();
-    let (mut spans, mut bytes, mut too_many) = (0usize, 0u64, false);
+    let (mut spans, mut bytes) = (0usize, 0u64);
+    let mut complete = true;
     scan(view, tenant, Signal::Traces, range, ScanFilter::default(), &mut |record| {
+        bytes += record.len() as u64;
+        complete = collect(record, &mut by_id, &mut spans, None);
+        complete
+    })?;
+    if !complete {
+        return Err(SearchError::TooManySpans { limit: MAX_SPANS });
+    }
+    Ok((by_id.into_iter().map(|(id, (rows, _))| Trace::new(id, rows)).collect(), bytes))
+}
+
+/// Traces read whole by id for a narrowed search: at most this many candidates.
+const MAX_CANDIDATES: usize = 1000;
+
+/// A service every trace the query finds must have a span of: a `resource.service.name = "..."` or
+/// `rootServiceName = "..."` test that has to hold in a spanset that has to match.
+fn required_service(expr: &SpansetExpr) -> Option<String> {
+    match expr {
+        SpansetExpr::Filter(condition) => required_in(condition),
+        SpansetExpr::Binary(_, SpansetOp::Or, _) => None,
+        SpansetExpr::Binary(left, _, right) => required_service(left).or_else(|| required_service(right)),
+    }
+}
+
+fn required_in(condition: &Condition) -> Option<String> {
+    let service = |attribute: &Attribute| {
+        matches!(attribute, Attribute::Resource(name) if name == "service.name")
+            || matches!(attribute, Attribute::Intrinsic(Intrinsic::RootServiceName))
+    };
+    match condition {
+        Condition::And(left, right) => required_in(left).or_else(|| required_in(right)),
+        Condition::Compare(Operand::Attribute(attribute), Comparison::Eq, Operand::Static(Static::Str(value)))
+        | Condition::Compare(Operand::Static(Static::Str(value)), Comparison::Eq, Operand::Attribute(attribute))
+            if service(attribute) =>
+        {
+            Some(value.clone())
+        }
+        _ => None,
+    }
+}
+
+/// The traces with a span of `service` in the range, read whole by id: the service's index shards name
+/// the chunks to read for the candidates. `None` when there are more than [`MAX_CANDIDATES`].
+fn traces_of_service(
+    view: &dyn StoreView,
+    tenant: &str,
+    range: (u64, u64),
+    service: &str,
+) -> Result<Option<(Vec<Trace>, u64)>, SearchError> {
+    let mut candidates: HashSet<Vec<u8>> = HashSet::new();
+    let (mut bytes, mut too_many) = (0u64, false);
+    scan(view, tenant, Signal::Traces, range, ScanFilter::from(Some(service)), &mut |record| {
         bytes += record.len() as u64;
         let Ok(OtlpRequest::Traces(request)) = OtlpRequest::decode_protobuf(Signal::Traces, record) else {
             return true;
         };
-        for group in request.resource_spans {
-            let resource = Arc::new(group.resource.map(|resource| resource.attributes).unwrap_or_default());
-            let service =
-                stella_otlp::attributes::get_str(&resource, "service.name").unwrap_or("unknown_service").to_string();
-            for span in group.scope_spans.into_iter().flat_map(|scope| scope.spans) {
-                let entry = by_id.entry(span.trace_id.clone()).or_default();
-                if !entry.1.insert(span.span_id.clone()) {
-                    continue;
+        for group in &request.resource_spans {
+            let resource = group.resource.as_ref().map_or(&[][..], |resource| &resource.attributes[..]);
+            if stella_otlp::attributes::get_str(resource, "service.name").unwrap_or("unknown_service") != service {
+                continue;
+            }
+            for span in group.scope_spans.iter().flat_map(|scope| &scope.spans) {
+                let ends = span.end_time_unix_nano.max(span.start_time_unix_nano);
+                if span.start_time_unix_nano <= range.1 && ends >= range.0 {
+                    candidates.insert(span.trace_id.clone());
                 }
-                spans += 1;
-                if spans > MAX_SPANS {
-                    too_many = true;
-                    return false;
-                }
-                entry.0.push(Row { span, resource: Arc::clone(&resource), service: service.clone(), parent: None });
             }
         }
-        true
+        too_many = candidates.len() > MAX_CANDIDATES;
+        !too_many
     })?;
     if too_many {
-        return Err(SearchError::TooManySpans { limit: MAX_SPANS });
+        return Ok(None);
     }
-    Ok((by_id.into_iter().map(|(id, (rows, _))| Trace::new(id, rows)).collect(), bytes))
+    let (mut by_id, mut spans): (SpansByTrace, usize) = (HashMap::new(), 0);
+    for id in &candidates {
+        let Ok(trace_id) = <[u8; 16]>::try_from(id.as_slice()) else { continue };
+        for record in view.trace_records(tenant, &trace_id)? {
+            bytes += record.len() as u64;
+            if !collect(&record, &mut by_id, &mut spans, Some(&candidates)) {
+                return Err(SearchError::TooManySpans { limit: MAX_SPANS });
+            }
+        }
+    }
+    Ok(Some((by_id.into_iter().map(|(id, (rows, _))| Trace::new(id, rows)).collect(), bytes)))
 }
 
 /// The attributes a query looks at (intrinsics only `status`, `kind`, `statusMessage`, as Tempo shows).
@@ -502,7 +588,14 @@ pub fn search(
     tenant: &str,
     search: &Search,
 ) -> Result<(Vec<FoundTrace>, usize, u64), SearchError> {
-    let (traces, bytes) = traces(view, tenant, search.range)?;
+    let narrowed = match required_service(&search.query.spansets) {
+        Some(service) => traces_of_service(view, tenant, search.range, &service)?,
+        None => None,
+    };
+    let (traces, bytes) = match narrowed {
+        Some(found) => found,
+        None => traces(view, tenant, search.range)?,
+    };
     Ok((matching(&traces, search), traces.len(), bytes))
 }
 

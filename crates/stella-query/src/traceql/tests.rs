@@ -148,3 +148,16 @@ fn results_carry_what_tempo_shows() {
     assert_eq!(go_duration(250 * MS), "250ms");
     assert_eq!(go_duration(3_723_000_000_000), "1h2m3s");
 }
+
+#[test]
+fn a_search_narrows_to_a_service_only_when_every_match_needs_it() {
+    let required = |query: &str| required_service(&parse(query).unwrap().spansets);
+    assert_eq!(required(r#"{ resource.service.name = "cart" && status = error }"#).as_deref(), Some("cart"));
+    assert_eq!(required(r#"{ rootServiceName = "web" } >> { status = error }"#).as_deref(), Some("web"));
+    assert_eq!(required(r#"{ status = error } && { "db" = resource.service.name }"#).as_deref(), Some("db"));
+    // Either side may match alone, a span attribute may name another service, or the test may fail.
+    assert_eq!(required(r#"{ resource.service.name = "a" } || { status = error }"#), None);
+    assert_eq!(required(r#"{ resource.service.name = "a" || status = error }"#), None);
+    assert_eq!(required(r#"{ .service.name = "a" }"#), None);
+    assert_eq!(required(r#"{ resource.service.name != "a" }"#), None);
+}
