@@ -93,6 +93,35 @@ fn metric_queries_count_per_window_and_aggregate_with_promql() {
             (pairs(&[("severity", "info")]), vec![(5, 4.0), (10, 3.0)])
         ]
     );
+    // Counted per severity only (pushed down) or per every label and then summed: the same.
+    assert_eq!(
+        per_severity,
+        matrix(r#"sum by (severity) (count_over_time({service_name="cart"}[5s]) * 1)"#, (5, 10, 5))
+    );
+    assert!(
+        summed_labels(
+            &promql::parse("sum by (a) (__logql_0__)").unwrap(),
+            &metric_query(r#"count_over_time({a="b"}[1m])"#).unwrap().aggregations[0],
+            "__logql_0__"
+        )
+        .is_some()
+    );
+    assert!(
+        summed_labels(
+            &promql::parse("sum by (a) (__logql_0__) / __logql_0__").unwrap(),
+            &metric_query(r#"count_over_time({a="b"}[1m])"#).unwrap().aggregations[0],
+            "__logql_0__"
+        )
+        .is_none()
+    );
+    assert!(
+        summed_labels(
+            &promql::parse("sum by (a) (__logql_0__)").unwrap(),
+            &metric_query(r#"absent_over_time({a="b"}[1m])"#).unwrap().aggregations[0],
+            "__logql_0__"
+        )
+        .is_none()
+    );
     // Windows are left-open: (5 s, 10 s] holds the lines at 6..=10 s.
     assert_eq!(matrix(r#"sum(rate({service_name="cart"}[5s]))"#, (10, 10, 1)), vec![(vec![], vec![(10, 1.0)])]);
     assert_eq!(

@@ -487,6 +487,26 @@ fn required_in(condition: &Condition) -> Option<String> {
     }
 }
 
+/// Whether a condition can be decided from one span and its resource alone (no trace-level intrinsic).
+fn span_level(condition: &Condition) -> bool {
+    let operand = |operand: &Operand| {
+        !matches!(
+            operand,
+            Operand::Attribute(Attribute::Intrinsic(
+                Intrinsic::RootName | Intrinsic::RootServiceName | Intrinsic::TraceDuration
+            ))
+        )
+    };
+    match condition {
+        Condition::True => true,
+        Condition::And(a, b) | Condition::Or(a, b) => span_level(a) && span_level(b),
+        Condition::Not(inner) => span_level(inner),
+        Condition::Truthy(value) => operand(value),
+        Condition::TextEquals(attribute, _) => operand(&Operand::Attribute(attribute.clone())),
+        Condition::Compare(a, _, b) => operand(a) && operand(b),
+    }
+}
+
 /// The traces with a span of `service` in the range, read whole by id: the service's index shards name
 /// the chunks to read for the candidates. `None` when there are more than [`MAX_CANDIDATES`].
 fn traces_of_service(
@@ -494,33 +514,47 @@ fn traces_of_service(
     tenant: &str,
     range: (u64, u64),
     service: &str,
+    prefilter: Option<&Condition>,
 ) -> Result<Option<(Vec<Trace>, u64)>, SearchError> {
-    let mut candidates: HashSet<Vec<u8>> = HashSet::new();
-    let (mut bytes, mut too_many) = (0u64, false);
+    // Candidates: traces with a span of the service in the range (or, when the filter is decided span
+    // by span, with a span of the service that passes it).
+    let mut local: SpansByTrace = HashMap::new();
+    let (mut bytes, mut spans) = (0u64, 0usize);
+    let mut complete = true;
     scan(view, tenant, Signal::Traces, range, ScanFilter::from(Some(service)), &mut |record| {
         bytes += record.len() as u64;
-        let Ok(OtlpRequest::Traces(request)) = OtlpRequest::decode_protobuf(Signal::Traces, record) else {
-            return true;
-        };
-        for group in &request.resource_spans {
-            let resource = group.resource.as_ref().map_or(&[][..], |resource| &resource.attributes[..]);
-            if stella_otlp::attributes::get_str(resource, "service.name").unwrap_or("unknown_service") != service {
-                continue;
-            }
-            for span in group.scope_spans.iter().flat_map(|scope| &scope.spans) {
-                let ends = span.end_time_unix_nano.max(span.start_time_unix_nano);
-                if span.start_time_unix_nano <= range.1 && ends >= range.0 {
-                    candidates.insert(span.trace_id.clone());
-                }
-            }
-        }
-        too_many = candidates.len() > MAX_CANDIDATES;
-        !too_many
+        complete = collect(record, &mut local, &mut spans, None);
+        complete
     })?;
-    if too_many {
+    if !complete {
         return Ok(None);
     }
-    let (mut by_id, mut spans): (SpansByTrace, usize) = (HashMap::new(), 0);
+    let evaluator = Evaluator::default();
+    let candidates: HashSet<Vec<u8>> = local
+        .into_iter()
+        .filter_map(|(id, (mut rows, _))| {
+            rows.retain(|row| {
+                let ends = row.span.end_time_unix_nano.max(row.span.start_time_unix_nano);
+                row.service == service && row.span.start_time_unix_nano <= range.1 && ends >= range.0
+            });
+            if rows.is_empty() {
+                return None;
+            }
+            if let Some(condition) = prefilter {
+                let trace = Trace::new(id.clone(), rows);
+                let filter = SpansetExpr::Filter(condition.clone());
+                if !evaluator.spansets(&filter, &trace).contains(&true) {
+                    return None;
+                }
+            }
+            Some(id)
+        })
+        .collect();
+    if candidates.len() > MAX_CANDIDATES {
+        return Ok(None);
+    }
+    let mut spans = 0;
+    let mut by_id: SpansByTrace = HashMap::new();
     for id in &candidates {
         let Ok(trace_id) = <[u8; 16]>::try_from(id.as_slice()) else { continue };
         for record in view.trace_records(tenant, &trace_id)? {
@@ -589,7 +623,13 @@ pub fn search(
     search: &Search,
 ) -> Result<(Vec<FoundTrace>, usize, u64), SearchError> {
     let narrowed = match required_service(&search.query.spansets) {
-        Some(service) => traces_of_service(view, tenant, search.range, &service)?,
+        Some(service) => {
+            let prefilter = match &search.query.spansets {
+                SpansetExpr::Filter(condition) if span_level(condition) => Some(condition),
+                _ => None,
+            };
+            traces_of_service(view, tenant, search.range, &service, prefilter)?
+        }
         None => None,
     };
     let (traces, bytes) = match narrowed {
