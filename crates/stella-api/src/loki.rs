@@ -6,7 +6,6 @@
 //! `encodingFlags: ["categorize-labels"]` and three-element entries when the client asks for them
 //! (`X-Loki-Response-Encoding-Flags`), as Loki does; errors are plain text with Loki's status codes.
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use axum::extract::{Path, State};
@@ -14,10 +13,10 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use stella_collector::auth::Principal;
-use stella_query::logql::{self, Category, FoundLine, LogqlError, MetricValue, Stored};
+use stella_query::logql::{self, Category, FoundLine, LogqlError, Stored};
 use stella_query::promql::{self, Options, QueryError};
 
-use crate::prometheus::Parameters;
+use crate::prometheus::{Parameters, result_json};
 use crate::{ApiState, tenant_of};
 
 /// The version reported to clients that check it.
@@ -201,10 +200,6 @@ fn streams_json(found: Vec<FoundLine>, categorized: bool) -> Value {
     )
 }
 
-fn labels_json(labels: &[(String, String)]) -> String {
-    object(labels.iter().cloned()).to_string()
-}
-
 /// Loki's envelope, keys in Loki's order (`encodingFlags` before `result`, as Grafana needs).
 fn envelope(result_type: &str, result: &str, categorized: bool) -> Response {
     let flags = if categorized { r#""encodingFlags":["categorize-labels"],"# } else { "" };
@@ -212,22 +207,6 @@ fn envelope(result_type: &str, result: &str, categorized: bool) -> Response {
         r#"{{"status":"success","data":{{"resultType":"{result_type}",{flags}"result":{result},"stats":{{}}}}}}"#
     );
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
-}
-
-/// A range query's series as Loki's `matrix`: `[<unix seconds>, "<value>"]` points.
-fn matrix_json(series: &[promql::RangeSeries]) -> String {
-    let mut out = String::from("[");
-    for (index, series) in series.iter().enumerate() {
-        let points: Vec<String> = series
-            .points
-            .iter()
-            .map(|(at, value)| format!("[{},\"{}\"]", promql::format_time(*at), promql::format_value(*value)))
-            .collect();
-        let comma = if index > 0 { "," } else { "" };
-        let _ = write!(out, "{comma}{{\"metric\":{},\"values\":[{}]}}", labels_json(&series.labels), points.join(","));
-    }
-    out.push(']');
-    out
 }
 
 /// Whether the client asked for categorized labels.
@@ -279,10 +258,8 @@ pub(crate) async fn query_range(
             Ok(logql::metric(source, &query, steps, false, options())?)
         })
         .await?;
-        let MetricValue::Matrix(series) = value else {
-            return Err(Refusal(StatusCode::INTERNAL_SERVER_ERROR, "a range query gave no series".into()));
-        };
-        Ok::<Response, Refusal>(envelope("matrix", &matrix_json(&series), false))
+        let (result_type, result) = result_json(&value, steps.1);
+        Ok::<Response, Refusal>(envelope(result_type, &result, false))
     };
     answer.await.unwrap_or_else(IntoResponse::into_response)
 }
@@ -307,24 +284,7 @@ pub(crate) async fn query(
             Ok(logql::metric(source, &query, (at, at, 1), true, options())?)
         })
         .await?;
-        let time = promql::format_time(at);
-        let (kind, result) = match value {
-            MetricValue::Vector(samples) => {
-                let items: Vec<String> = samples
-                    .iter()
-                    .map(|sample| {
-                        format!(
-                            "{{\"metric\":{},\"value\":[{time},\"{}\"]}}",
-                            labels_json(&sample.labels),
-                            promql::format_value(sample.value)
-                        )
-                    })
-                    .collect();
-                ("vector", format!("[{}]", items.join(",")))
-            }
-            MetricValue::Scalar(value) => ("scalar", format!("[{time},\"{}\"]", promql::format_value(value))),
-            MetricValue::Matrix(series) => ("matrix", matrix_json(&series)),
-        };
+        let (kind, result) = result_json(&value, at);
         Ok::<Response, Refusal>(envelope(kind, &result, false))
     };
     answer.await.unwrap_or_else(IntoResponse::into_response)

@@ -18,6 +18,7 @@ pub mod logs;
 pub mod metrics;
 pub mod prometheus;
 pub mod promql;
+mod quoted;
 pub mod rules;
 pub mod traceql;
 pub mod traces;

@@ -18,7 +18,7 @@ use crate::{ApiState, Principal, tenant_of};
 
 mod query;
 
-pub(crate) use query::{query, query_range};
+pub(crate) use query::{query, query_range, result_json};
 
 /// Samples a series, labels or label-values request may gather.
 const MAX_SAMPLES: usize = 50_000_000;

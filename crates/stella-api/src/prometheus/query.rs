@@ -100,9 +100,16 @@ fn json_body(result_type: &str, result: &str) -> Response {
 
 /// An instant query's answer.
 fn instant_body(value: &Value, time: i64) -> Response {
+    let (result_type, result) = result_json(value, time);
+    json_body(result_type, &result)
+}
+
+/// A value as a Prometheus API result (as Loki writes metric results too): its `resultType` and the
+/// `result` JSON; `time` (unix milliseconds) stamps a scalar, string or vector.
+pub(crate) fn result_json(value: &Value, time: i64) -> (&'static str, String) {
     match value {
-        Value::Scalar(number) => json_body("scalar", &point(time, &format_value(*number))),
-        Value::String(text) => json_body("string", &point(time, text)),
+        Value::Scalar(number) => ("scalar", point(time, &format_value(*number))),
+        Value::String(text) => ("string", point(time, text)),
         Value::Vector(samples) => {
             let mut out = String::from("[");
             for (index, sample) in samples.iter().enumerate() {
@@ -117,9 +124,9 @@ fn instant_body(value: &Value, time: i64) -> Response {
                 );
             }
             out.push(']');
-            json_body("vector", &out)
+            ("vector", out)
         }
-        Value::Matrix(series) => json_body("matrix", &matrix(series)),
+        Value::Matrix(series) => ("matrix", matrix(series)),
     }
 }
 

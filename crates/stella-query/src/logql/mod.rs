@@ -379,17 +379,6 @@ fn summed_labels(
     (additive && count == 1).then_some(summed).flatten()
 }
 
-/// What a metric query evaluates to.
-#[derive(Debug, Clone, PartialEq)]
-pub enum MetricValue {
-    /// A range query's series (a matrix).
-    Matrix(Vec<RangeSeries>),
-    /// An instant query's vector.
-    Vector(Vec<promql::Sample>),
-    /// An instant query's scalar.
-    Scalar(f64),
-}
-
 /// Evaluates a metric query at the steps `start..=end` (unix milliseconds; `start == end` and
 /// `instant` for an instant query).
 pub fn metric(
@@ -398,7 +387,7 @@ pub fn metric(
     (start, end, step): (i64, i64, i64),
     instant: bool,
     options: Options,
-) -> Result<MetricValue, LogqlError> {
+) -> Result<promql::Value, LogqlError> {
     let expr = promql::parse(&query.promql)?;
     let mut computed: Vec<Series> = Vec::new();
     for (index, aggregation) in query.aggregations.iter().enumerate() {
@@ -421,15 +410,15 @@ pub fn metric(
     };
     if instant {
         return Ok(match promql::instant(&source, &expr, end, options)? {
-            promql::Value::Scalar(value) => MetricValue::Scalar(value),
-            promql::Value::Vector(samples) => MetricValue::Vector(
+            promql::Value::Vector(samples) => promql::Value::Vector(
                 samples.into_iter().map(|sample| promql::Sample { labels: unnamed(sample.labels), ..sample }).collect(),
             ),
+            promql::Value::Scalar(value) => promql::Value::Scalar(value),
             _ => return Err(LogqlError::BadQuery("an instant query must give a vector or a scalar".into())),
         });
     }
     let series = promql::range(&source, &expr, (start, end), step, options)?;
-    Ok(MetricValue::Matrix(
+    Ok(promql::Value::Matrix(
         series.into_iter().map(|series| RangeSeries { labels: unnamed(series.labels), ..series }).collect(),
     ))
 }

@@ -4,6 +4,8 @@
 
 use regex::Regex;
 
+use crate::quoted::{Escapes, quoted};
+
 /// A parse error: where (1-based column) and what.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("parse error at line 1, col {column}: syntax error: {message}")]
@@ -261,6 +263,16 @@ enum Token {
     Other(char),
 }
 
+/// The word (letters, digits, `_`, `.`) from `chars[at]`, and the index after it.
+fn word_at(chars: &[char], mut at: usize) -> (String, usize) {
+    let mut word = String::new();
+    while let Some(&c) = chars.get(at).filter(|c| c.is_alphanumeric() || **c == '_' || **c == '.') {
+        word.push(c);
+        at += 1;
+    }
+    (word, at)
+}
+
 fn lex(text: &str) -> Result<Vec<(usize, Token)>, ParseError> {
     let chars: Vec<char> = text.chars().collect();
     let mut tokens = Vec::new();
@@ -321,71 +333,20 @@ fn lex(text: &str) -> Result<Vec<(usize, Token)>, ParseError> {
                 }
             }
             '-' if next.is_some_and(|c| c.is_ascii_digit()) && matches!(tokens.last(), Some((_, Token::Op(_)))) => {
-                let mut word = String::from('-');
-                at += 1;
-                while let Some(&c) = chars.get(at) {
-                    if c.is_alphanumeric() || c == '_' || c == '.' {
-                        word.push(c);
-                        at += 1;
-                    } else {
-                        break;
-                    }
-                }
-                tokens.push((start + 1, Token::Word(word)));
+                let (word, end) = word_at(&chars, at + 1);
+                at = end;
+                tokens.push((start + 1, Token::Word(format!("-{word}"))));
                 continue;
             }
             '+' | '-' | '*' | '/' | '%' | '^' | '@' | ':' => Token::Other(c),
-            quote @ ('"' | '\'') => {
-                let mut value = String::new();
-                at += 1;
-                loop {
-                    match chars.get(at) {
-                        None => return Err(fail(start, "unterminated string".into())),
-                        Some(c) if *c == quote => break,
-                        Some('\\') => {
-                            at += 1;
-                            match chars.get(at) {
-                                Some('n') => value.push('\n'),
-                                Some('t') => value.push('\t'),
-                                Some('r') => value.push('\r'),
-                                Some(other @ ('\\' | '"' | '\'')) => value.push(*other),
-                                Some(other) => {
-                                    // Go keeps unknown escapes an error; regex escapes (\d, \.) must be doubled.
-                                    return Err(fail(
-                                        at - 1,
-                                        format!(
-                                            "invalid escape \\{other} in a string; write \\\\{other} or use `backquotes`"
-                                        ),
-                                    ));
-                                }
-                                None => return Err(fail(start, "unterminated string".into())),
-                            }
-                        }
-                        Some(other) => value.push(*other),
-                    }
-                    at += 1;
-                }
-                Token::Str(value)
-            }
-            '`' => {
-                let end = chars[at + 1..]
-                    .iter()
-                    .position(|c| *c == '`')
-                    .ok_or_else(|| fail(start, "unterminated string".into()))?;
-                let value: String = chars[at + 1..at + 1 + end].iter().collect();
-                at += end + 1;
+            '"' | '\'' | '`' => {
+                let (value, end) = quoted(&chars, at, Escapes::Strict).map_err(|(at, message)| fail(at, message))?;
+                at = end;
                 Token::Str(value)
             }
             c if c.is_alphanumeric() || c == '_' || c == '.' => {
-                let mut word = String::new();
-                while let Some(&c) = chars.get(at) {
-                    if c.is_alphanumeric() || c == '_' || c == '.' {
-                        word.push(c);
-                        at += 1;
-                    } else {
-                        break;
-                    }
-                }
+                let (word, end) = word_at(&chars, at);
+                at = end;
                 tokens.push((start + 1, Token::Word(word)));
                 continue;
             }

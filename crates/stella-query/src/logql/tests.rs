@@ -75,7 +75,7 @@ fn log_queries_select_filter_and_order_lines() {
 fn matrix(query: &str, (start, end, step): (i64, i64, i64)) -> Vec<(LabelSet, Vec<(i64, f64)>)> {
     let query = metric_query(query).unwrap();
     match metric(&memory(), &query, (start * 1000, end * 1000, step * 1000), false, Options::default()).unwrap() {
-        MetricValue::Matrix(series) => series
+        promql::Value::Matrix(series) => series
             .into_iter()
             .map(|series| (series.labels, series.points.into_iter().map(|(at, value)| (at / 1000, value)).collect()))
             .collect(),
@@ -159,10 +159,10 @@ fn errors_reach_a_metric_only_when_unfiltered_and_instant_queries_answer_vectors
         .unwrap();
     assert_eq!(
         metric(&memory(), &query, (5000, 5000, 1000), true, Options::default()).unwrap(),
-        MetricValue::Vector(vec![])
+        promql::Value::Vector(vec![])
     );
     let health = metric_query("vector(1)+vector(1)").unwrap();
-    let MetricValue::Vector(samples) =
+    let promql::Value::Vector(samples) =
         metric(&memory(), &health, (4000, 4000, 1000), true, Options::default()).unwrap()
     else {
         panic!()

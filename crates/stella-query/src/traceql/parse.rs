@@ -4,6 +4,8 @@
 //! `| select(...)` and `| count() <op> <n>`. Anything else is refused with its column and what is
 //! supported.
 
+use crate::quoted::{Escapes, quoted};
+
 /// A parsed query.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Query {
@@ -266,26 +268,8 @@ fn lex(text: &str) -> Result<Vec<(Token, usize)>, ParseError> {
             '>' => Token::Op(Comparison::Gt),
             '~' => Token::Tilde,
             '"' | '`' => {
-                let quote = c;
-                let mut value = String::new();
-                at += 1;
-                loop {
-                    match chars.get(at) {
-                        None => return Err(fail(start, "unterminated string".into())),
-                        Some(&end) if end == quote => break,
-                        Some('\\') if quote == '"' => {
-                            at += 1;
-                            match chars.get(at) {
-                                Some('n') => value.push('\n'),
-                                Some('t') => value.push('\t'),
-                                Some(&other) => value.push(other),
-                                None => return Err(fail(start, "unterminated string".into())),
-                            }
-                        }
-                        Some(&other) => value.push(other),
-                    }
-                    at += 1;
-                }
+                let (value, end) = quoted(&chars, at, Escapes::Lenient).map_err(|(at, message)| fail(at, message))?;
+                at = end;
                 Token::Str(value)
             }
             c if c.is_ascii_digit() || (c == '-' && next.is_some_and(|n| n.is_ascii_digit())) => {
