@@ -68,42 +68,15 @@ fn snapshot_of(family: &Family) -> FamilySnapshot {
         names.iter().copied().zip(values.iter().cloned()).collect()
     };
     match family {
-        Family::Counter(counters) => FamilySnapshot {
-            name: counters.meta.name,
-            help: counters.meta.help,
-            kind: Kind::Counter,
-            series: read(&counters.series)
-                .iter()
-                .map(|(values, cell)| SeriesSnapshot {
-                    labels: labelled(counters.meta.labels, values),
-                    value: SnapshotValue::Number(cell.load(Ordering::Relaxed) as f64),
-                })
-                .collect(),
-        },
-        Family::Gauge(gauges) => FamilySnapshot {
-            name: gauges.meta.name,
-            help: gauges.meta.help,
-            kind: Kind::Gauge,
-            series: read(&gauges.series)
-                .iter()
-                .map(|(values, cell)| SeriesSnapshot {
-                    labels: labelled(gauges.meta.labels, values),
-                    value: SnapshotValue::Number(cell.load(Ordering::Relaxed) as f64),
-                })
-                .collect(),
-        },
-        Family::FloatGauge(gauges) => FamilySnapshot {
-            name: gauges.meta.name,
-            help: gauges.meta.help,
-            kind: Kind::Gauge,
-            series: read(&gauges.series)
-                .iter()
-                .map(|(values, cell)| SeriesSnapshot {
-                    labels: labelled(gauges.meta.labels, values),
-                    value: SnapshotValue::Number(f64::from_bits(cell.load(Ordering::Relaxed))),
-                })
-                .collect(),
-        },
+        Family::Counter(counters) => {
+            numbers(&counters.meta, Kind::Counter, &counters.series, |cell| cell.load(Ordering::Relaxed) as f64)
+        }
+        Family::Gauge(gauges) => {
+            numbers(&gauges.meta, Kind::Gauge, &gauges.series, |cell| cell.load(Ordering::Relaxed) as f64)
+        }
+        Family::FloatGauge(gauges) => {
+            numbers(&gauges.meta, Kind::Gauge, &gauges.series, |cell| f64::from_bits(cell.load(Ordering::Relaxed)))
+        }
         Family::Histogram(histograms) => FamilySnapshot {
             name: histograms.meta.name,
             help: histograms.meta.help,
@@ -121,6 +94,27 @@ fn snapshot_of(family: &Family) -> FamilySnapshot {
                 })
                 .collect(),
         },
+    }
+}
+
+/// A family of single numbers, each read from its cell by `value`.
+fn numbers<T>(
+    meta: &crate::family::Meta,
+    kind: Kind,
+    series: &crate::family::Series<T>,
+    value: impl Fn(&T) -> f64,
+) -> FamilySnapshot {
+    FamilySnapshot {
+        name: meta.name,
+        help: meta.help,
+        kind,
+        series: read(series)
+            .iter()
+            .map(|(values, cell)| SeriesSnapshot {
+                labels: meta.labels.iter().copied().zip(values.iter().cloned()).collect(),
+                value: SnapshotValue::Number(value(cell)),
+            })
+            .collect(),
     }
 }
 
