@@ -23,7 +23,9 @@ use stella_otlp::{OtlpRequest, Signal};
 
 use crate::prometheus::{LabelSet, SelectError, Selector, Series};
 use crate::promql::{self, Options, QueryError, RangeSeries};
-use crate::{ScanFilter, StoreError, StoreView, scan};
+use stella_store::chunks::Visit;
+
+use crate::{ScanFilter, StoreError, StoreView};
 
 /// The most lines a metric query may read.
 pub const MAX_LINES: usize = 5_000_000;
@@ -68,6 +70,26 @@ pub trait LogSource {
         range: (u64, u64),
         visit: &mut dyn FnMut(StoredEntry) -> bool,
     ) -> Result<(), StoreError>;
+
+    /// The same entries, with [`Newest::Bound`]s between them: no entry still to come is later than a
+    /// bound, so a caller after the newest lines can stop early. The default reads in any order and
+    /// never bounds.
+    fn read_newest_first(
+        &self,
+        selector: &[Matcher],
+        range: (u64, u64),
+        visit: &mut dyn FnMut(Newest) -> bool,
+    ) -> Result<(), StoreError> {
+        self.read(selector, range, &mut |entry| visit(Newest::Entry(entry)))
+    }
+}
+
+/// What [`LogSource::read_newest_first`] hands out.
+pub enum Newest {
+    /// No entry still to come is later than this (unix nanoseconds).
+    Bound(u64),
+    /// An entry.
+    Entry(StoredEntry),
 }
 
 /// The log records of one tenant in a store, read as Loki streams.
@@ -82,17 +104,11 @@ fn stream_value<'a>(stream: &'a [(String, String)], name: &str) -> &'a str {
     stream.iter().find(|(label, _)| label == name).map_or("", |(_, value)| value.as_str())
 }
 
-impl LogSource for Stored<'_> {
-    fn read(
-        &self,
-        selector: &[Matcher],
-        (start, end): (u64, u64),
-        visit: &mut dyn FnMut(StoredEntry) -> bool,
-    ) -> Result<(), StoreError> {
-        let labels = StreamLabels::default();
-        let range = (start, end.saturating_sub(1).max(start));
-        // `service_name="x"` reads only what the service's index shards name (a resource without
-        // `service.name` is `unknown_service` there but has no `service_name` label: not narrowed).
+impl Stored<'_> {
+    /// The cut of the range, narrowed to a `service_name="x"` selector's service (a resource without
+    /// `service.name` is `unknown_service` in the index shards but has no `service_name` label: not
+    /// narrowed).
+    fn cut(&self, selector: &[Matcher], (start, end): (u64, u64)) -> Result<stella_store::chunks::Cut, StoreError> {
         let service = selector
             .iter()
             .find(|matcher| {
@@ -100,30 +116,58 @@ impl LogSource for Stored<'_> {
             })
             .map(|matcher| matcher.value.as_str());
         let filter = ScanFilter { service, ..ScanFilter::default() };
-        scan(self.view, self.tenant, Signal::Logs, range, filter, &mut |record| {
-            let Ok(OtlpRequest::Logs(request)) = OtlpRequest::decode_protobuf(Signal::Logs, record) else {
-                return true;
-            };
-            for (stream, entries) in streams(&request, &labels, 0) {
-                if !selector.iter().all(|matcher| matcher.matches(stream_value(&stream, &matcher.name))) {
-                    continue;
-                }
-                for entry in entries {
-                    if entry.at < start || entry.at >= end {
-                        continue;
-                    }
-                    let stored = StoredEntry {
-                        at: entry.at,
-                        stream: stream.clone(),
-                        line: entry.line,
-                        metadata: entry.metadata,
-                    };
-                    if !visit(stored) {
-                        return false;
-                    }
-                }
+        self.view.cut(self.tenant, Signal::Logs, (start, end.saturating_sub(1).max(start)), filter)
+    }
+}
+
+/// Hands the entries of one stored record that `selector` picks with `start <= at < end` to `visit`;
+/// false once `visit` asks to stop.
+fn entries_of(
+    record: &[u8],
+    selector: &[Matcher],
+    (start, end): (u64, u64),
+    visit: &mut dyn FnMut(StoredEntry) -> bool,
+) -> bool {
+    let Ok(OtlpRequest::Logs(request)) = OtlpRequest::decode_protobuf(Signal::Logs, record) else {
+        return true;
+    };
+    for (stream, entries) in streams(&request, &StreamLabels::default(), 0) {
+        if !selector.iter().all(|matcher| matcher.matches(stream_value(&stream, &matcher.name))) {
+            continue;
+        }
+        for entry in entries {
+            if entry.at < start || entry.at >= end {
+                continue;
             }
-            true
+            let stored =
+                StoredEntry { at: entry.at, stream: stream.clone(), line: entry.line, metadata: entry.metadata };
+            if !visit(stored) {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+impl LogSource for Stored<'_> {
+    fn read(
+        &self,
+        selector: &[Matcher],
+        range: (u64, u64),
+        visit: &mut dyn FnMut(StoredEntry) -> bool,
+    ) -> Result<(), StoreError> {
+        self.cut(selector, range)?.visit(self.view.store(), &mut |record| entries_of(record, selector, range, visit))
+    }
+
+    fn read_newest_first(
+        &self,
+        selector: &[Matcher],
+        range: (u64, u64),
+        visit: &mut dyn FnMut(Newest) -> bool,
+    ) -> Result<(), StoreError> {
+        self.cut(selector, range)?.visit_newest_first(self.view.store(), &mut |step| match step {
+            Visit::Bound(bound) => visit(Newest::Bound(bound)),
+            Visit::Record(record) => entries_of(record, selector, range, &mut |entry| visit(Newest::Entry(entry))),
         })
     }
 }
@@ -145,25 +189,43 @@ pub fn lines(
     limit: usize,
     forward: bool,
 ) -> Result<Vec<FoundLine>, StoreError> {
-    let mut found: Vec<FoundLine> = Vec::new();
-    let order = |a: &FoundLine, b: &FoundLine| {
-        let by_time = a.at.cmp(&b.at).then_with(|| a.labelled.line.cmp(&b.labelled.line));
-        if forward { by_time } else { by_time.reverse() }
-    };
-    source.read(&query.selector, range, &mut |entry| {
+    let limit = limit.max(1);
+    // Keyed by (time, order found); at most `limit` held, the oldest dropped first (backward) or the
+    // newest (forward).
+    let mut held: BTreeMap<(u64, u64), FoundLine> = BTreeMap::new();
+    let mut found = 0u64;
+    let mut hold = |held: &mut BTreeMap<(u64, u64), FoundLine>, entry: StoredEntry| {
         if let Some(labelled) = pipeline::run(&query.stages, Labelled::new(entry.line, &entry.stream, &entry.metadata))
         {
-            found.push(FoundLine { at: entry.at, labelled });
-            if found.len() >= limit.saturating_mul(2).max(1024) {
-                found.sort_by(order);
-                found.truncate(limit);
+            held.insert((entry.at, found), FoundLine { at: entry.at, labelled });
+            found += 1;
+            if held.len() > limit {
+                if forward {
+                    held.pop_last()
+                } else {
+                    held.pop_first()
+                };
             }
         }
-        true
+    };
+    if forward {
+        source.read(&query.selector, range, &mut |entry| {
+            hold(&mut held, entry);
+            true
+        })?;
+        return Ok(held.into_values().collect());
+    }
+    source.read_newest_first(&query.selector, range, &mut |step| match step {
+        // Done once `limit` lines are held and none still to come can be newer than the oldest of them.
+        Newest::Bound(bound) => {
+            !(held.len() >= limit && held.first_key_value().is_some_and(|((at, _), _)| *at > bound))
+        }
+        Newest::Entry(entry) => {
+            hold(&mut held, entry);
+            true
+        }
     })?;
-    found.sort_by(order);
-    found.truncate(limit);
-    Ok(found)
+    Ok(held.into_values().rev().collect())
 }
 
 /// The series of one range aggregation at each step `start, start + step, ... <= end` (unix

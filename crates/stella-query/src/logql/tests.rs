@@ -180,3 +180,54 @@ fn label_discovery_lists_stream_labels_only() {
     let (streams, stats) = series(&memory(), &selector, (0, 100 * SECOND)).unwrap();
     assert_eq!((streams.len(), stats.streams, stats.entries), (2, 2, 10));
 }
+
+/// Entries handed out in sources of one second each, newest source first with its bound, counting what
+/// was read.
+struct Sources(Memory, std::cell::Cell<usize>);
+
+impl LogSource for Sources {
+    fn read(
+        &self,
+        selector: &[Matcher],
+        range: (u64, u64),
+        visit: &mut dyn FnMut(StoredEntry) -> bool,
+    ) -> Result<(), StoreError> {
+        self.0.read(selector, range, visit)
+    }
+
+    fn read_newest_first(
+        &self,
+        selector: &[Matcher],
+        range: (u64, u64),
+        visit: &mut dyn FnMut(Newest) -> bool,
+    ) -> Result<(), StoreError> {
+        for second in (1..=10u64).rev() {
+            if !visit(Newest::Bound(second * SECOND)) {
+                return Ok(());
+            }
+            let mut stopped = false;
+            self.0.read(selector, (second * SECOND, (second + 1) * SECOND), &mut |entry| {
+                self.1.set(self.1.get() + 1);
+                stopped = !visit(Newest::Entry(entry));
+                !stopped
+            })?;
+            if stopped {
+                return Ok(());
+            }
+        }
+        let _ = range;
+        Ok(())
+    }
+}
+
+#[test]
+fn newest_lines_stop_reading_once_nothing_unread_can_be_newer() {
+    let sources = Sources(memory(), std::cell::Cell::new(0));
+    let query = log_query(r#"{service_name=~"cart|db"}"#).unwrap();
+    let found = lines(&sources, &query, (0, 100 * SECOND), 3, false).unwrap();
+    assert_eq!(found.iter().map(|line| line.at / SECOND).collect::<Vec<_>>(), [10, 9, 8]);
+    assert_eq!(sources.1.get(), 3, "the sources of 7 s and older are not read");
+    // Lines of the same second from two services: both read before the bound allows stopping.
+    let found = lines(&sources, &query, (0, 100 * SECOND), 12, false).unwrap();
+    assert_eq!(found.iter().map(|line| line.at / SECOND).collect::<Vec<_>>(), [10, 9, 8, 7, 6, 5, 5, 4, 4, 3, 3, 2]);
+}
