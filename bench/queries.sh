@@ -68,6 +68,7 @@ time_query "traceql attribute needle" "$api/api/search?start=$start&end=$end&q=$
 time_query "traceql service+structural" "$api/api/search?start=$start&end=$end&q=$(enc '{ resource.service.name = "svc-07" } >> { status = error }')"
 time_query "tag values span.http.route" "$api/api/v2/search/tag/span.http.route/values?start=$start&end=$end"
 time_query "logql needle service" "$api/loki/api/v1/query_range?start=${start}000000000&end=${end}000000000&limit=100&query=$(enc '{service_name="needle-svc"}')"
+time_query "logql newest 100 lines" "$api/loki/api/v1/query_range?start=${start}000000000&end=${end}000000000&limit=100&query=$(enc '{service_name="loadgen"}')"
 time_query "logql rare word (all lines)" "$api/loki/api/v1/query_range?start=${start}000000000&end=${end}000000000&limit=100&query=$(enc '{service_name=~".+"} |= "needle"')"
 time_query "logql 1h count_over_time by service" "$api/loki/api/v1/query_range?start=${start}000000000&end=${end}000000000&step=60s&query=$(enc 'sum by (service_name) (count_over_time({service_name=~".+"}[1m]))')"
 time_query "logql labels" "$api/loki/api/v1/labels?start=${start}000000000&end=${end}000000000"

@@ -184,6 +184,26 @@ pub(crate) fn unlisted_files(dir: &Path, signal: Signal, day: &Day) -> Result<Ve
 
 /// `run-<first>-<count>-<listed>`: a run rewritten by retention lists fewer chunks, so it never
 /// overwrites the files the committed day manifest still lists.
+/// Whether `path` is a file of a run that a listed run of `day` has taken over (`run-<first>-<count>-…`
+/// inside a larger listed run's positions): left by a crash after a merge was committed and before the
+/// merged runs' files were deleted. Harmless, and safe to delete whenever found.
+pub(crate) fn merged_away(path: &Path, day: &Day) -> bool {
+    let Some(stem) =
+        path.file_name().and_then(|name| name.to_str()).and_then(|name| name.split_once('.')).map(|(stem, _)| stem)
+    else {
+        return false;
+    };
+    let mut parts = stem.strip_prefix("run-").into_iter().flat_map(|rest| rest.split('-'));
+    let (Some(Ok(first)), Some(Ok(count))) = (parts.next().map(str::parse::<u32>), parts.next().map(str::parse::<u32>))
+    else {
+        return false;
+    };
+    let end = first.saturating_add(count);
+    day.runs.iter().filter(|run| !run.legacy()).any(|run| {
+        run.manifest.count > count && run.first() <= first && end <= run.end() && run_name(&run.manifest) != stem
+    })
+}
+
 fn run_name(manifest: &RunManifest) -> String {
     format!("run-{}-{}-{}", manifest.first, manifest.count, manifest.chunks.len())
 }

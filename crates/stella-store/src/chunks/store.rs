@@ -59,6 +59,9 @@ pub struct CheckReport {
     /// Evicted chunks not verified because this store has no object storage attached (their days'
     /// indexes are not checked either).
     pub remote_unchecked: Vec<String>,
+    /// Files of runs merged into a listed run, left by a crash before their deletion: harmless (deleted by
+    /// the next seal of their day, or by `--repair`).
+    pub leftovers: Vec<String>,
 }
 
 /// What [`Store::check_with`] verifies besides every local chunk and index.
@@ -302,7 +305,14 @@ impl Store {
             day.runs.push(merged);
         }
         day.commit(&dir)?;
-        retired.iter().try_for_each(|run| run.remove_files(&dir, signal))
+        retired.iter().try_for_each(|run| run.remove_files(&dir, signal))?;
+        // Files of runs merged before a crash cut their deletion short.
+        for path in day::unlisted_files(&dir, signal, &day)? {
+            if day::merged_away(&path, &day) {
+                std::fs::remove_file(&path).map_err(io("remove", &path))?;
+            }
+        }
+        Ok(())
     }
 
     /// Rewrites the single run of a format 1 day in format 2 (its indexes as they are when its manifest
@@ -795,6 +805,13 @@ impl Store {
             retired.iter().try_for_each(|run| run.remove_files(dir, signal))?;
         }
         for path in day::unlisted_files(dir, signal, &day)? {
+            if day::merged_away(&path, &day) {
+                report.leftovers.push(path.display().to_string());
+                if options.repair {
+                    std::fs::remove_file(&path).map_err(io("remove", &path))?;
+                }
+                continue;
+            }
             report.stale_indexes.push(format!("{}: not listed by its day manifest", path.display()));
             if options.repair {
                 std::fs::remove_file(&path).map_err(io("remove", &path))?;

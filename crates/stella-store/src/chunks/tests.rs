@@ -511,3 +511,34 @@ fn a_newest_first_visit_never_shows_a_record_newer_than_the_last_bound() {
     expected.sort_unstable();
     assert_eq!(seen, expected, "every record exactly once");
 }
+
+#[test]
+fn files_of_runs_merged_before_a_crash_are_harmless_leftovers_that_repair_deletes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(dir.path().to_path_buf());
+    // One record per chunk: the first day's 21 chunks merge into runs of 4 and 16.
+    seal_all(&store, &records(), SealLimits { max_records: 1, max_bytes: 1 << 20 });
+    let day = store.day("acme", "traces", &utc_day(START)).unwrap().unwrap();
+    let merged = day.runs.iter().find(|run| run.manifest.count >= 4).expect("a merged run");
+    let day_dir = dir.path().join(format!("acme/traces/{}", day.day));
+    // A crash after the merge's commit, before its runs' files went: one of them is still there.
+    let leftover = day_dir.join(format!("run-{}-1-1.json", merged.first()));
+    std::fs::write(&leftover, b"{}").unwrap();
+    // A run file nothing covers is another matter: stale.
+    let stray = day_dir.join("run-999-1-1.json");
+    std::fs::write(&stray, b"{}").unwrap();
+    let report = store.check(false).unwrap();
+    assert_eq!(report.leftovers, vec![leftover.display().to_string()]);
+    assert_eq!(report.stale_indexes, vec![format!("{}: not listed by its day manifest", stray.display())]);
+    store.check(true).unwrap();
+    assert!(!leftover.exists() && !stray.exists());
+    assert_eq!(store.check(false).unwrap(), CheckReport { chunks_ok: report.chunks_ok, ..CheckReport::default() });
+    // The next seal of the day deletes such files too.
+    std::fs::write(&leftover, b"{}").unwrap();
+    seal_all(
+        &store,
+        &[record(40, 3, START + 40_000_000_000, "checkout")],
+        SealLimits { max_records: 1, max_bytes: 1 << 20 },
+    );
+    assert!(!leftover.exists(), "deleted by the seal");
+}

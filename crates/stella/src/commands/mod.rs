@@ -229,6 +229,11 @@ fn store_check(data_dir: &Path, config: Option<&Path>, repair: bool, json: bool)
         for damaged in &report.damaged {
             println!("DAMAGED {damaged}");
         }
+        for leftover in &report.leftovers {
+            println!(
+                "LEFTOVER {leftover} (of runs already merged: harmless; the next seal of its day or --repair deletes it)"
+            );
+        }
         for stale in &report.stale_indexes {
             let done = if report.repaired_indexes.contains(stale) { "rebuilt" } else { "run with --repair to rebuild" };
             println!("STALE INDEX {stale} ({done})");
