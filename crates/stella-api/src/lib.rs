@@ -14,6 +14,7 @@ mod federation;
 mod holds;
 pub mod incidents;
 mod loki;
+mod plain;
 mod prometheus;
 pub mod query;
 pub mod rules;

@@ -16,6 +16,7 @@ use stella_collector::auth::Principal;
 use stella_query::logql::{self, Category, FoundLine, LogqlError, Stored};
 use stella_query::promql::{self, Options, QueryError};
 
+use crate::plain::{Refusal, now_nanos};
 use crate::prometheus::{Parameters, result_json};
 use crate::{ApiState, tenant_of};
 
@@ -28,15 +29,6 @@ const MAX_LIMIT: usize = 5000;
 /// How long a query may run.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(120);
 const HOUR: u64 = 3600 * 1_000_000_000;
-
-/// A refused request: a status and a plain-text message, as Loki answers.
-struct Refusal(StatusCode, String);
-
-impl IntoResponse for Refusal {
-    fn into_response(self) -> Response {
-        (self.0, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], self.1).into_response()
-    }
-}
 
 fn bad(message: impl Into<String>) -> Refusal {
     Refusal(StatusCode::BAD_REQUEST, message.into())
@@ -53,10 +45,6 @@ impl From<LogqlError> for Refusal {
             other => Refusal(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
         }
     }
-}
-
-fn now_nanos() -> u64 {
-    u64::try_from(jiff::Timestamp::now().as_nanosecond()).unwrap_or(u64::MAX)
 }
 
 /// A time parameter as Loki reads it: integer nanoseconds (or seconds when ten digits or fewer), float

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use stella_collector::auth::Principal;
 use stella_query::traceql::{self, Attribute, Condition, FoundTrace, Search, SpansetExpr, TagValue};
 
+use crate::plain::{Refusal, now_nanos, refusal as error};
 use crate::prometheus::Parameters;
 use crate::{ApiState, tenant_of};
 
@@ -20,23 +21,6 @@ const TEMPO_COMPATIBLE_VERSION: &str = "2.9.0";
 const SEARCH_WINDOW: u64 = 3600 * 1_000_000_000;
 /// How far back tag discovery looks without `start` (nanoseconds).
 const TAG_WINDOW: u64 = 24 * 3600 * 1_000_000_000;
-
-/// A refused request: a status and a plain-text message, as Tempo answers.
-struct Refusal(StatusCode, String);
-
-impl IntoResponse for Refusal {
-    fn into_response(self) -> Response {
-        (self.0, self.1).into_response()
-    }
-}
-
-fn error(status: StatusCode, message: impl Into<String>) -> Refusal {
-    Refusal(status, message.into())
-}
-
-fn now_nanos() -> u64 {
-    u64::try_from(jiff::Timestamp::now().as_nanosecond()).unwrap_or(u64::MAX)
-}
 
 /// `start` and `end` (unix seconds) as nanoseconds; `window` back from now when absent.
 fn range(parameters: &Parameters, window: u64) -> Result<(u64, u64), Refusal> {

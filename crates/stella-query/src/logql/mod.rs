@@ -416,7 +416,7 @@ fn uses(expr: &promql_parser::parser::Expr, name: &str, count: &mut usize, summe
         }
         Expr::Paren(paren) => uses(&paren.expr, name, count, summed),
         Expr::Subquery(subquery) => uses(&subquery.expr, name, count, summed),
-        Expr::MatrixSelector(matrix) => uses(&Expr::VectorSelector(matrix.vs.clone()), name, count, summed),
+        Expr::MatrixSelector(matrix) => *count += usize::from(matrix.vs.name.as_deref() == Some(name)),
         Expr::VectorSelector(selector) => *count += usize::from(selector.name.as_deref() == Some(name)),
         Expr::Call(call) => call.args.args.iter().for_each(|arg| uses(arg, name, count, summed)),
         _ => {}

@@ -6,7 +6,6 @@ mod parse;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use stella_otlp::proto::common::v1::{KeyValue, any_value};
 use stella_otlp::proto::trace::v1::Span;
@@ -418,7 +417,7 @@ type SpansByTrace = HashMap<Vec<u8>, (Vec<Row>, HashSet<Vec<u8>>)>;
 
 /// Adds the spans of one stored record to `by_id` (only those of `wanted` traces when given); false
 /// once more than [`MAX_SPANS`] are held.
-fn collect(record: &[u8], by_id: &mut SpansByTrace, spans: &AtomicUsize, wanted: Option<&HashSet<Vec<u8>>>) -> bool {
+fn collect(record: &[u8], by_id: &mut SpansByTrace, spans: &mut usize, wanted: Option<&HashSet<Vec<u8>>>) -> bool {
     let Ok(OtlpRequest::Traces(request)) = OtlpRequest::decode_protobuf(Signal::Traces, record) else {
         return true;
     };
@@ -434,7 +433,8 @@ fn collect(record: &[u8], by_id: &mut SpansByTrace, spans: &AtomicUsize, wanted:
             if !entry.1.insert(span.span_id.clone()) {
                 continue;
             }
-            if spans.fetch_add(1, Ordering::Relaxed) >= MAX_SPANS {
+            *spans += 1;
+            if *spans > MAX_SPANS {
                 return false;
             }
             entry.0.push(Row { span, resource: Arc::clone(&resource), service: service.clone(), parent: None });
@@ -445,82 +445,18 @@ fn collect(record: &[u8], by_id: &mut SpansByTrace, spans: &AtomicUsize, wanted:
 
 /// The traces of `tenant` overlapping the range, assembled from their spans.
 fn traces(view: &dyn StoreView, tenant: &str, range: (u64, u64)) -> Result<(Vec<Trace>, u64), SearchError> {
-    // The scan (reading and decompressing chunks) feeds records to workers that decode them, one map of
-    // traces each, merged at the end: decoding is most of a search's time.
-    let workers = std::thread::available_parallelism().map_or(1, usize::from).clamp(1, MAX_WORKERS);
-    let spans = AtomicUsize::new(0);
-    let mut bytes = 0u64;
-    let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<u8>>(workers * 16);
-    let receiver = std::sync::Mutex::new(receiver);
-    let (scanned, maps) = std::thread::scope(|scope| {
-        let decoders: Vec<_> = (0..workers)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut by_id: SpansByTrace = HashMap::new();
-                    let mut complete = true;
-                    loop {
-                        let record = receiver.lock().map(|receiver| receiver.recv());
-                        let Ok(Ok(record)) = record else { break };
-                        complete = complete && collect(&record, &mut by_id, &spans, None);
-                    }
-                    (by_id, complete)
-                })
-            })
-            .collect();
-        let scanned = scan(view, tenant, Signal::Traces, range, ScanFilter::default(), &mut |record| {
-            bytes += record.len() as u64;
-            spans.load(Ordering::Relaxed) < MAX_SPANS && sender.send(record.to_vec()).is_ok()
-        });
-        drop(sender);
-        let maps: Vec<(SpansByTrace, bool)> =
-            decoders.into_iter().map(|decoder| decoder.join().unwrap_or_default()).collect();
-        (scanned, maps)
-    });
-    scanned?;
-    let mut maps = maps.into_iter();
-    let (mut by_id, mut complete) = maps.next().unwrap_or_default();
-    for (other, other_complete) in maps {
-        complete &= other_complete;
-        for (id, (rows, seen)) in other {
-            let entry = by_id.entry(id).or_default();
-            for row in rows {
-                if !entry.1.contains(&row.span.span_id) {
-                    entry.0.push(row);
-                }
-            }
-            entry.1.extend(seen);
-        }
-    }
-    if !complete || spans.load(Ordering::Relaxed) > MAX_SPANS {
+    let mut by_id: SpansByTrace = HashMap::new();
+    let (mut spans, mut bytes) = (0usize, 0u64);
+    let mut complete = true;
+    scan(view, tenant, Signal::Traces, range, ScanFilter::default(), &mut |record| {
+        bytes += record.len() as u64;
+        complete = collect(record, &mut by_id, &mut spans, None);
+        complete
+    })?;
+    if !complete {
         return Err(SearchError::TooManySpans { limit: MAX_SPANS });
     }
-    Ok((assemble(by_id, workers), bytes))
-}
-
-/// The most threads a search decodes on.
-const MAX_WORKERS: usize = 4;
-
-/// Builds the traces of `by_id` on `workers` threads.
-fn assemble(by_id: SpansByTrace, workers: usize) -> Vec<Trace> {
-    let all: Vec<(Vec<u8>, Vec<Row>)> = by_id.into_iter().map(|(id, (rows, _))| (id, rows)).collect();
-    let share = all.len().div_ceil(workers.max(1)).max(1);
-    let mut parts: Vec<Vec<(Vec<u8>, Vec<Row>)>> = Vec::new();
-    let mut rest = all;
-    while rest.len() > share {
-        let tail = rest.split_off(share);
-        parts.push(rest);
-        rest = tail;
-    }
-    parts.push(rest);
-    std::thread::scope(|scope| {
-        let built: Vec<_> = parts
-            .into_iter()
-            .map(|part| {
-                scope.spawn(move || part.into_iter().map(|(id, rows)| Trace::new(id, rows)).collect::<Vec<_>>())
-            })
-            .collect();
-        built.into_iter().flat_map(|handle| handle.join().unwrap_or_default()).collect()
-    })
+    Ok((by_id.into_iter().map(|(id, (rows, _))| Trace::new(id, rows)).collect(), bytes))
 }
 
 /// Traces read whole by id for a narrowed search: at most this many candidates.
@@ -585,11 +521,11 @@ fn traces_of_service(
     // Candidates: traces with a span of the service in the range (or, when the filter is decided span
     // by span, with a span of the service that passes it).
     let mut local: SpansByTrace = HashMap::new();
-    let (mut bytes, spans) = (0u64, AtomicUsize::new(0));
+    let (mut bytes, mut spans) = (0u64, 0usize);
     let mut complete = true;
     scan(view, tenant, Signal::Traces, range, ScanFilter::from(Some(service)), &mut |record| {
         bytes += record.len() as u64;
-        complete = collect(record, &mut local, &spans, None);
+        complete = collect(record, &mut local, &mut spans, None);
         complete
     })?;
     if !complete {
@@ -619,13 +555,13 @@ fn traces_of_service(
     if candidates.len() > MAX_CANDIDATES {
         return Ok(None);
     }
-    let spans = AtomicUsize::new(0);
+    let mut spans = 0usize;
     let mut by_id: SpansByTrace = HashMap::new();
     for id in &candidates {
         let Ok(trace_id) = <[u8; 16]>::try_from(id.as_slice()) else { continue };
         for record in view.trace_records(tenant, &trace_id)? {
             bytes += record.len() as u64;
-            if !collect(&record, &mut by_id, &spans, Some(&candidates)) {
+            if !collect(&record, &mut by_id, &mut spans, Some(&candidates)) {
                 return Err(SearchError::TooManySpans { limit: MAX_SPANS });
             }
         }

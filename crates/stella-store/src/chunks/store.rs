@@ -60,7 +60,7 @@ pub struct CheckReport {
     /// indexes are not checked either).
     pub remote_unchecked: Vec<String>,
     /// Files of runs merged into a listed run, left by a crash before their deletion: harmless (deleted by
-    /// the next seal of their day, or by `--repair`).
+    /// the first seal of their day by the next server process, or by `--repair`).
     pub leftovers: Vec<String>,
 }
 
@@ -205,6 +205,10 @@ pub struct Store {
     /// The newest item time (unix nanos) of any chunk this handle and its clones wrote or looked at:
     /// retention follows the wall clock only so far past it (see [`retention_cutoff`](super::retention_cutoff)).
     newest: Arc<AtomicU64>,
+    /// Day directories this handle and its clones have swept of leftovers (files of runs merged before a
+    /// crash): a crash leaves them, so the first seal of each day in a process is enough, and later
+    /// seals do not list the directory.
+    swept: Arc<std::sync::Mutex<std::collections::HashSet<PathBuf>>>,
 }
 
 /// A directory name for a tenant or pipeline id (`traces/audit` -> `traces~audit`).
@@ -221,6 +225,7 @@ impl Store {
             remote: None,
             bookkeeping: Arc::default(),
             newest: Arc::default(),
+            swept: Arc::default(),
         }
     }
 
@@ -306,10 +311,12 @@ impl Store {
         }
         day.commit(&dir)?;
         retired.iter().try_for_each(|run| run.remove_files(&dir, signal))?;
-        // Files of runs merged before a crash cut their deletion short.
-        for path in day::unlisted_files(&dir, signal, &day)? {
-            if day::merged_away(&path, &day) {
-                std::fs::remove_file(&path).map_err(io("remove", &path))?;
+        // Files of runs merged before a crash cut their deletion short, looked for once per day.
+        if self.swept.lock().unwrap_or_else(|poison| poison.into_inner()).insert(dir.clone()) {
+            for path in day::unlisted_files(&dir, signal, &day)? {
+                if day::merged_away(&path, &day) {
+                    std::fs::remove_file(&path).map_err(io("remove", &path))?;
+                }
             }
         }
         Ok(())

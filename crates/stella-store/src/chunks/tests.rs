@@ -533,10 +533,11 @@ fn files_of_runs_merged_before_a_crash_are_harmless_leftovers_that_repair_delete
     store.check(true).unwrap();
     assert!(!leftover.exists() && !stray.exists());
     assert_eq!(store.check(false).unwrap(), CheckReport { chunks_ok: report.chunks_ok, ..CheckReport::default() });
-    // The next seal of the day deletes such files too.
+    // The first seal of the day in the next process (after the crash) deletes such files too.
     std::fs::write(&leftover, b"{}").unwrap();
+    let restarted = Store::new(dir.path().to_path_buf());
     seal_all(
-        &store,
+        &restarted,
         &[record(40, 3, START + 40_000_000_000, "checkout")],
         SealLimits { max_records: 1, max_bytes: 1 << 20 },
     );

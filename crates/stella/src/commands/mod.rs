@@ -231,7 +231,7 @@ fn store_check(data_dir: &Path, config: Option<&Path>, repair: bool, json: bool)
         }
         for leftover in &report.leftovers {
             println!(
-                "LEFTOVER {leftover} (of runs already merged: harmless; the next seal of its day or --repair deletes it)"
+                "LEFTOVER {leftover} (of runs already merged: harmless; the next server's first seal of its day or --repair deletes it)"
             );
         }
         for stale in &report.stale_indexes {
