@@ -7,8 +7,9 @@
 # `strace` (to prove sealed mode makes no DNS lookup, and to inject a failing fdatasync), `faketime` (a clock
 # stepped ahead, for retention), `shellcheck` and `systemd` (systemd-analyze) for the
 # offline kit's bootstrap scripts, `protobuf-compiler` and `libprotobuf-dev` (protoc and timestamp.proto,
-# to decode Loki pushes independently), `chromium` (renders the DORA report headless), and a Python venv
-# in .venv.
+# to decode Loki pushes independently), `chromium` (renders the DORA report headless), `lintian` and
+# `dpkg-dev` (the Debian package is checked and built; scripts/release.sh installs cargo-deb and
+# cargo-cyclonedx itself), and a Python venv in .venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +24,8 @@ command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-venv)
 command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
 [ -f /usr/include/google/protobuf/timestamp.proto ] || missing+=(libprotobuf-dev)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v lintian >/dev/null 2>&1 || missing+=(lintian)
+command -v dpkg-shlibdeps >/dev/null 2>&1 || missing+=(dpkg-dev)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing Debian packages: ${missing[*]}"
@@ -48,3 +51,6 @@ fi
 # `cargo test` builds the binary the whole-binary and interop tests run (target/debug/stella).
 cargo test --workspace --locked
 STELLA_BIN="$PWD/target/debug/stella" "$venv/bin/python" -m pytest tests/interop -q
+# The release: the Debian package (installed into a throwaway root), the SBOM, the signed release, a
+# reproducible crate.
+"$venv/bin/python" -m pytest tests/package -q

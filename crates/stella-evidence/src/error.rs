@@ -79,6 +79,11 @@ pub enum BundleError {
         /// Its mode, if the tar header's mode field parses.
         mode: Option<u32>,
     },
+    /// An offline kit that carries a signed release, verified without a key to check the release with.
+    #[error(
+        "the kit carries a release signed by its publisher (release/manifest.dsse.json); pass --release-key with the release signer's public key, from a trusted channel, to check it"
+    )]
+    ReleaseNotChecked,
     /// A required or declared entry is absent.
     #[error("entry {name:?} is missing")]
     MissingEntry {
@@ -110,6 +115,12 @@ pub enum BundleError {
     InvalidManifest {
         /// What is wrong.
         reason: &'static str,
+    },
+    /// A release's `SHA256SUMS` that does not list its files as its signed manifest does.
+    #[error("SHA256SUMS: {reason}; the release's checksums and its signed manifest disagree")]
+    InconsistentSums {
+        /// What disagrees, with the line.
+        reason: String,
     },
     /// A file's SHA-256 differs from the signed manifest's.
     #[error("{file}: sha256 is {actual}, the signed manifest says {expected}; the file was changed after signing")]
@@ -192,6 +203,7 @@ impl BundleError {
             | BundleError::SizeMismatch { .. }
             | BundleError::EnvelopeNotCanonical { .. } => ErrorClass::DigestMismatch,
             BundleError::Envelope { source } => source.class(),
+            BundleError::ReleaseNotChecked => ErrorClass::UntrustedKey,
             BundleError::Archive { source } => archive_error_class(source),
             BundleError::Read { .. }
             | BundleError::Spool { .. }
@@ -209,6 +221,7 @@ impl BundleError {
             | BundleError::Manifest { .. }
             | BundleError::UnsupportedFormat { .. }
             | BundleError::InvalidManifest { .. }
+            | BundleError::InconsistentSums { .. }
             | BundleError::Framing { .. } => ErrorClass::Malformed,
         }
     }
@@ -364,6 +377,13 @@ pub enum WriteError {
         /// Its value.
         value: u64,
     },
+    /// A release directory whose files disagree with each other (a missing binary, a `SHA256SUMS` that
+    /// does not match), refused before it is signed.
+    #[error("the release is inconsistent: {reason}; rebuild it with scripts/release.sh")]
+    InconsistentRelease {
+        /// What disagrees.
+        reason: String,
+    },
     /// The manifest cannot be written as canonical JSON.
     #[error(transparent)]
     Canonical(#[from] CanonicalError),
@@ -374,6 +394,7 @@ impl WriteError {
     pub fn code(&self) -> &'static str {
         match self {
             WriteError::Io { .. } => "bundle.write.io",
+            WriteError::InconsistentRelease { .. } => "bundle.write.inconsistent_release",
             WriteError::Spool { .. } => "bundle.write.spool",
             WriteError::InvalidWindow { .. } => "bundle.write.invalid_window",
             WriteError::RecordTooLarge { .. } => "bundle.write.record_too_large",

@@ -69,6 +69,7 @@ pub mod fuzzing;
 pub mod keys;
 pub mod offline_kit;
 pub mod payload_types;
+pub mod release;
 pub mod rotation;
 pub mod service;
 
@@ -79,5 +80,5 @@ pub use bundle::{
 pub use dsse::{Envelope, Signer};
 pub use error_class::ErrorClass;
 pub use keys::{KeyKind, SigningKey, TrustStore, TrustedKey};
-pub use offline_kit::{KitFile, KitSource, KitSummary, VerifiedKit, extract_kit, verify_kit};
+pub use offline_kit::{KitFile, KitSource, KitSummary, KitTrust, VerifiedKit, extract_kit, verify_kit};
 pub use stella_otlp::Signal;

@@ -13,3 +13,8 @@ pub const OFFLINE_KIT_MANIFEST: &str = "application/vnd.stellaops.telemetry.offl
 /// The manifest written beside each rotation of the air-gap file exporter: a
 /// [`FileSetManifest`](crate::file_set::FileSetManifest).
 pub const ROTATION_MANIFEST: &str = "application/vnd.stellaops.telemetry.rotation.manifest+json";
+
+/// The manifest of a signed release (`scripts/release.sh`): a
+/// [`FileSetManifest`](crate::file_set::FileSetManifest) of the binary, the Debian package, the SBOM and
+/// `SHA256SUMS`, signed with the release key.
+pub const RELEASE_MANIFEST: &str = "application/vnd.stellaops.telemetry.release.manifest+json";

@@ -44,7 +44,27 @@ pub enum Command {
     Telemetry {
         /// The telemetry command.
         #[command(subcommand)]
-        command: TelemetryCommand,
+        command: Box<TelemetryCommand>,
+    },
+    /// What this binary is and how it was built: version, git commit, build date (SOURCE_DATE_EPOCH),
+    /// rustc, target, features and the SHA-256 of its release's SBOM.
+    Version {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a completion script for `stella` on stdout, e.g. `stella completions bash >
+    /// /etc/bash_completion.d/stella` (the Debian package installs bash, zsh and fish ones).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages of `stella` and of every subcommand (`stella-telemetry-serve.1`, ...) into DIR.
+    Manpages {
+        /// The directory to write into (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
     },
 }
 
@@ -125,6 +145,13 @@ pub enum TelemetryCommand {
         /// The offline-kit command.
         #[command(subcommand)]
         command: OfflineKitCommand,
+    },
+    /// Sign or verify a release directory (the binary, the Debian package, the SBOM, SHA256SUMS) with the
+    /// publisher's release key; `scripts/release.sh` writes and signs one.
+    Release {
+        /// The release command.
+        #[command(subcommand)]
+        command: ReleaseCommand,
     },
     /// Re-send a bundle's OTLP records to an OTLP/HTTP endpoint (after verifying the whole bundle).
     Replay(ReplayArgs),
@@ -307,9 +334,13 @@ pub enum OfflineKitCommand {
         /// An Ed25519 signing key to use instead of the data directory's.
         #[arg(long, value_name = "FILE")]
         signing_key: Option<PathBuf>,
-        /// The binary to ship (default: this one).
+        /// The binary to ship (default: this one, or the release's with --release).
         #[arg(long, value_name = "FILE")]
         binary: Option<PathBuf>,
+        /// A signed release directory (`scripts/release.sh --sign`) to carry under `release/`: the Debian
+        /// package, the SBOM, SHA256SUMS and the release signature; its binary becomes `bin/stella`.
+        #[arg(long, value_name = "DIR", conflicts_with = "binary")]
+        release: Option<PathBuf>,
         /// Print the kit's files, digest and signer as JSON.
         #[arg(long)]
         json: bool,
@@ -324,9 +355,44 @@ pub enum OfflineKitCommand {
         /// The signer's public key, from a trusted channel; repeat for several.
         #[arg(long = "trusted-key", value_name = "FILE", required = true)]
         trusted_keys: Vec<PathBuf>,
+        /// The release signer's public key, from a trusted channel, for a kit that carries a release;
+        /// repeat for several.
+        #[arg(long = "release-key", value_name = "FILE")]
+        release_keys: Vec<PathBuf>,
         /// A directory to extract into (must not exist yet).
         #[arg(long, value_name = "DIR")]
         extract: Option<PathBuf>,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `stella telemetry release ...`
+#[derive(Debug, Subcommand, PartialEq)]
+pub enum ReleaseCommand {
+    /// Sign the release in DIR with the release key (manifest.json and manifest.dsse.json beside it).
+    ///
+    /// `manifest.json` lists every file's SHA-256 and size; `manifest.dsse.json` signs it (DSSE, Ed25519).
+    /// Refuses a release whose SHA256SUMS disagrees with its files.
+    Sign {
+        /// The release directory (the binary `stella`, the `.deb`, the SBOM, SHA256SUMS).
+        dir: PathBuf,
+        /// The release key (Ed25519, PKCS#8 PEM), kept apart from any site's key.
+        #[arg(long, value_name = "FILE")]
+        signing_key: PathBuf,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Verify the release in DIR: signature, key, every file, no unsigned file, SHA256SUMS (exit codes as
+    /// `verify`).
+    Verify {
+        /// The release directory.
+        dir: PathBuf,
+        /// The release signer's public key, from a trusted channel; repeat for several.
+        #[arg(long = "trusted-key", value_name = "FILE", required = true)]
+        trusted_keys: Vec<PathBuf>,
         /// Print the result as JSON.
         #[arg(long)]
         json: bool,
@@ -1082,10 +1148,15 @@ mod tests {
         Cli::try_parse_from(args).unwrap().command
     }
 
+    /// The `stella telemetry ...` command `args` parse to.
+    fn telemetry(command: Command) -> TelemetryCommand {
+        let Command::Telemetry { command } = command else { panic!("not a telemetry command: {command:?}") };
+        *command
+    }
+
     #[test]
     fn serve_defaults_to_the_default_profile_and_data_dir() {
-        let Command::Telemetry { command: TelemetryCommand::Serve(serve) } = parse(&["stella", "telemetry", "serve"])
-        else {
+        let TelemetryCommand::Serve(serve) = telemetry(parse(&["stella", "telemetry", "serve"])) else {
             panic!("not serve")
         };
         assert_eq!(
@@ -1113,7 +1184,7 @@ mod tests {
             config_dir: None,
             trusted_keys: Vec::new(),
         };
-        assert_eq!(command, Command::Telemetry { command: TelemetryCommand::Serve(expected) });
+        assert_eq!(telemetry(command), TelemetryCommand::Serve(expected));
     }
 
     #[test]
@@ -1137,9 +1208,8 @@ mod tests {
             "--expires",
             "90d",
         ]);
-        let Command::Telemetry {
-            command: TelemetryCommand::Tokens { command: TokensCommand::Create { tenant, scopes, expires, .. } },
-        } = command
+        let TelemetryCommand::Tokens { command: TokensCommand::Create { tenant, scopes, expires, .. } } =
+            telemetry(command)
         else {
             panic!("not tokens create")
         };
@@ -1173,7 +1243,7 @@ mod tests {
             "acks.txt",
             "--json",
         ]);
-        let Command::Telemetry { command: TelemetryCommand::Loadgen(args) } = command else { panic!("not loadgen") };
+        let TelemetryCommand::Loadgen(args) = telemetry(command) else { panic!("not loadgen") };
         assert_eq!(args.signal, LoadSignal::Logs);
         assert_eq!((args.rate, args.workers, args.spans_per_trace, args.traces_per_request), (50, 3, 4, 10));
         assert_eq!(args.duration, std::time::Duration::from_secs(2));
@@ -1186,34 +1256,26 @@ mod tests {
     fn config_validate_show_and_reload_parse() {
         let validate = parse(&["stella", "telemetry", "config", "validate", "x.yaml", "--json"]);
         assert_eq!(
-            validate,
-            Command::Telemetry {
-                command: TelemetryCommand::Config {
-                    command: ConfigCommand::Validate {
-                        file: "x.yaml".into(),
-                        profile: Profile::Default,
-                        insecure: false,
-                        json: true
-                    }
+            telemetry(validate),
+            TelemetryCommand::Config {
+                command: ConfigCommand::Validate {
+                    file: "x.yaml".into(),
+                    profile: Profile::Default,
+                    insecure: false,
+                    json: true
                 }
             }
         );
         let show = parse(&["stella", "telemetry", "config", "show", "--profile", "forensic"]);
         assert_eq!(
-            show,
-            Command::Telemetry {
-                command: TelemetryCommand::Config {
-                    command: ConfigCommand::Show { profile: Profile::Forensic, config: None }
-                }
-            }
+            telemetry(show),
+            TelemetryCommand::Config { command: ConfigCommand::Show { profile: Profile::Forensic, config: None } }
         );
         let reload = parse(&["stella", "telemetry", "config", "reload", "--server", "http://h:1", "--token", "t"]);
         let client = ClientArgs { server: "http://h:1".into(), token: Some("t".into()) };
         assert_eq!(
-            reload,
-            Command::Telemetry {
-                command: TelemetryCommand::Config { command: ConfigCommand::Reload { client, json: false } }
-            }
+            telemetry(reload),
+            TelemetryCommand::Config { command: ConfigCommand::Reload { client, json: false } }
         );
     }
 

@@ -29,7 +29,7 @@
 //! declared file must be present.
 //!
 //! ```
-//! use stella_evidence::offline_kit::{self, KitFile, KitSource};
+//! use stella_evidence::offline_kit::{self, KitFile, KitSource, KitTrust};
 //! use stella_evidence::{Compression, Limits, SigningKey, TrustStore};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -45,7 +45,7 @@
 //! assert_eq!(summary.archive_bytes, kit.len() as u64);
 //!
 //! let trust = TrustStore::from_iter([key.trusted_key()]);
-//! let verified = offline_kit::verify_kit(kit.as_slice(), &trust, &Limits::default())?;
+//! let verified = offline_kit::verify_kit(kit.as_slice(), &KitTrust::kit_only(&trust), &Limits::default())?;
 //! assert_eq!(verified.manifest, summary.manifest);
 //! assert!(verified.executables.contains("bin/install.sh"));
 //! # Ok(())
@@ -61,8 +61,11 @@ pub use crate::error::SourceChange;
 pub use build::build;
 pub use read::{extract_kit, verify_kit};
 
+#[cfg(doc)]
+use crate::BundleError;
 use crate::dsse::Signer;
 use crate::file_set::FileSetManifest;
+use crate::keys::TrustStore;
 
 /// One file to put in a kit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,6 +103,24 @@ pub struct KitSummary {
     pub archive_bytes: u64,
 }
 
+/// The keys a kit is checked with.
+#[derive(Debug, Clone, Copy)]
+pub struct KitTrust<'a> {
+    /// The keys trusted to sign the kit (the site's, from a trusted channel).
+    pub kit: &'a TrustStore,
+    /// The keys trusted to sign a release the kit carries under `release/` (the publisher's). A kit that
+    /// carries a release is refused without them ([`BundleError::ReleaseNotChecked`]); given them, a kit
+    /// without a release is refused (the release it should carry is missing).
+    pub release: Option<&'a TrustStore>,
+}
+
+impl<'a> KitTrust<'a> {
+    /// Trust for a kit that carries no release.
+    pub fn kit_only(kit: &'a TrustStore) -> Self {
+        KitTrust { kit, release: None }
+    }
+}
+
 /// A kit whose signature, payload type, key trust and every file verified.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedKit {
@@ -109,4 +130,6 @@ pub struct VerifiedKit {
     pub signer: Signer,
     /// The paths whose archive entries have mode 0755 (tar metadata: not covered by the signature).
     pub executables: BTreeSet<String>,
+    /// Who signed the release the kit carries, when it carries one (checked with [`KitTrust::release`]).
+    pub release: Option<Signer>,
 }

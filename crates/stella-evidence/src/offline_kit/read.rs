@@ -3,13 +3,13 @@ use std::fs::{self, OpenOptions};
 use std::io::{self, BufWriter, Read, Write};
 use std::path::Path;
 
-use super::VerifiedKit;
+use super::{KitTrust, VerifiedKit};
 use crate::BundleError;
 use crate::archive::{EXECUTABLE_MODE, FILE_MODE, PayloadEntry, decompress, read_signed_tar};
 use crate::bundle::Limits;
 use crate::file_set::FileSetVerifier;
-use crate::keys::TrustStore;
 use crate::payload_types::OFFLINE_KIT_MANIFEST;
+use crate::release::{self, KitRelease};
 
 /// Buffer of each extracted file.
 const WRITE_BUFFER_BYTES: usize = 256 * 1024;
@@ -18,7 +18,7 @@ const DIRECTORY_MODE: u32 = 0o755;
 
 /// Verifies an offline kit read as a stream from `reader` (see the [module documentation](super) for what is
 /// checked); nothing is written anywhere.
-pub fn verify_kit(reader: impl Read, trust: &TrustStore, limits: &Limits) -> Result<VerifiedKit, BundleError> {
+pub fn verify_kit(reader: impl Read, trust: &KitTrust<'_>, limits: &Limits) -> Result<VerifiedKit, BundleError> {
     read_kit(reader, trust, limits, None)
 }
 
@@ -31,7 +31,7 @@ pub fn verify_kit(reader: impl Read, trust: &TrustStore, limits: &Limits) -> Res
 /// is removed and `dest_dir` is not created. The parent of `dest_dir` must exist.
 pub fn extract_kit(
     reader: impl Read,
-    trust: &TrustStore,
+    trust: &KitTrust<'_>,
     limits: &Limits,
     dest_dir: &Path,
 ) -> Result<VerifiedKit, BundleError> {
@@ -60,40 +60,63 @@ pub fn extract_kit(
 /// Verifies the kit, extracting each file under `staging` when given.
 fn read_kit(
     reader: impl Read,
-    trust: &TrustStore,
+    trust: &KitTrust<'_>,
     limits: &Limits,
     staging: Option<&Path>,
 ) -> Result<VerifiedKit, BundleError> {
     let open = |envelope_json: &[u8], manifest_json: &[u8]| -> Result<Opened, BundleError> {
-        let files = FileSetVerifier::open(envelope_json, Some(manifest_json), trust, OFFLINE_KIT_MANIFEST)?;
-        Ok(Opened { files, executables: BTreeSet::new() })
+        let files = FileSetVerifier::open(envelope_json, Some(manifest_json), trust.kit, OFFLINE_KIT_MANIFEST)?;
+        Ok(Opened { files, executables: BTreeSet::new(), release: KitRelease::default() })
     };
-    let check = |opened: &mut Opened, entry: PayloadEntry<'_>| opened.check(entry, staging);
+    let check = |opened: &mut Opened, entry: PayloadEntry<'_>| opened.check(entry, staging, limits);
     // Any name can be a kit file's: one found where the envelope or manifest belongs means that one is missing.
     let is_layout_name = |_: &str| true;
     let opened = read_signed_tar(decompress(reader)?, limits, is_layout_name, open, check)?;
     let verified = opened.files.finish()?;
-    Ok(VerifiedKit { manifest: verified.manifest, signer: verified.signer, executables: opened.executables })
+    let carries_release = verified.manifest.files.iter().any(|file| file.path == KitRelease::KEPT[0]);
+    let release = match (carries_release, trust.release) {
+        (true, Some(release_trust)) => Some(release::check_in_kit(&verified.manifest, &opened.release, release_trust)?),
+        (true, None) => return Err(BundleError::ReleaseNotChecked),
+        (false, Some(_)) => return Err(BundleError::MissingEntry { name: KitRelease::KEPT[0].to_string() }),
+        (false, None) => None,
+    };
+    Ok(VerifiedKit { manifest: verified.manifest, signer: verified.signer, executables: opened.executables, release })
 }
 
-/// The verified manifest's files, and the executables found so far.
+/// The verified manifest's files, the executables found so far and the release files kept.
 struct Opened {
     files: FileSetVerifier,
     executables: BTreeSet<String>,
+    release: KitRelease,
 }
 
 impl Opened {
-    /// Checks one kit file: a kit mode, declared with this size (before reading), then its digest.
-    fn check(&mut self, entry: PayloadEntry<'_>, staging: Option<&Path>) -> Result<(), BundleError> {
+    /// Checks one kit file: a kit mode, declared with this size (before reading), then its digest; keeps the
+    /// bytes of the release's manifest, envelope and sums (capped as manifests are).
+    fn check(&mut self, entry: PayloadEntry<'_>, staging: Option<&Path>, limits: &Limits) -> Result<(), BundleError> {
         let name = entry.name;
         let mode = match entry.mode {
             Some(mode @ (FILE_MODE | EXECUTABLE_MODE)) => mode,
             mode => return Err(BundleError::UnexpectedMode { name: name.to_string(), mode }),
         };
         self.files.claim_entry(name, entry.size)?;
+        let kept = KitRelease::KEPT.contains(&name);
+        if kept && entry.size > limits.max_manifest_bytes {
+            let limit = limits.max_manifest_bytes;
+            return Err(BundleError::EntryTooLarge { name: name.to_string(), size: entry.size, limit });
+        }
+        let release = &mut self.release;
+        let mut keep = |chunk: &[u8]| {
+            if kept {
+                release.keep(name, chunk);
+            }
+        };
         match staging {
-            None => self.files.read_entry(name, entry.data, |_| Ok(()))?,
-            Some(root) => extract_entry(&self.files, root, entry, mode)?,
+            None => self.files.read_entry(name, entry.data, |chunk| {
+                keep(chunk);
+                Ok(())
+            })?,
+            Some(root) => extract_entry(&self.files, root, entry, mode, keep)?,
         }
         if mode == EXECUTABLE_MODE {
             self.executables.insert(name.to_string());
@@ -103,7 +126,13 @@ impl Opened {
 }
 
 /// Writes the claimed `entry` under `root` with `mode` while its digest is checked.
-fn extract_entry(files: &FileSetVerifier, root: &Path, entry: PayloadEntry<'_>, mode: u32) -> Result<(), BundleError> {
+fn extract_entry(
+    files: &FileSetVerifier,
+    root: &Path,
+    entry: PayloadEntry<'_>,
+    mode: u32,
+    mut also: impl FnMut(&[u8]),
+) -> Result<(), BundleError> {
     // Claimed, so declared by the signed manifest: a safe relative path. `root` is a fresh directory holding
     // only what this extraction created (directories and regular files, no links), so the path stays inside.
     let path = root.join(entry.name);
@@ -112,7 +141,10 @@ fn extract_entry(files: &FileSetVerifier, root: &Path, entry: PayloadEntry<'_>, 
     }
     let file = OpenOptions::new().write(true).create_new(true).open(&path).map_err(extract_error(&path))?;
     let mut writer = BufWriter::with_capacity(WRITE_BUFFER_BYTES, file);
-    files.read_entry(entry.name, entry.data, |chunk| writer.write_all(chunk).map_err(extract_error(&path)))?;
+    files.read_entry(entry.name, entry.data, |chunk| {
+        also(chunk);
+        writer.write_all(chunk).map_err(extract_error(&path))
+    })?;
     let file = writer.into_inner().map_err(|error| extract_error(&path)(error.into_error()))?;
     set_mode(&path, mode).map_err(extract_error(&path))?;
     file.sync_all().map_err(extract_error(&path))

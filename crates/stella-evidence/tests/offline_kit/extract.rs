@@ -1,12 +1,12 @@
 //! Extraction writes nothing usable unless the whole kit verified, and sets the modes the kit declares.
 use std::path::Path;
 
-use stella_evidence::{BundleError, ErrorClass, Limits, TrustStore, extract_kit};
+use stella_evidence::{BundleError, ErrorClass, KitTrust, Limits, TrustStore, extract_kit};
 
 use crate::fixtures::*;
 
 fn extract(kit: &[u8], dest: &Path) -> Result<stella_evidence::VerifiedKit, BundleError> {
-    extract_kit(kit, &trust(), &Limits::default(), dest)
+    extract_kit(kit, &KitTrust::kit_only(&trust()), &Limits::default(), dest)
 }
 
 /// The names in `dir`, sorted.
@@ -60,7 +60,7 @@ fn refused(kit: &[u8], trust: &TrustStore) -> BundleError {
     let root = tempfile::tempdir().unwrap();
     let parent = root.path().join("inside");
     std::fs::create_dir(&parent).unwrap();
-    let error = extract_kit(kit, trust, &Limits::default(), &parent.join("kit")).unwrap_err();
+    let error = extract_kit(kit, &KitTrust::kit_only(trust), &Limits::default(), &parent.join("kit")).unwrap_err();
     assert_eq!(listing(root.path()), ["inside"], "{error}");
     assert!(listing(&parent).is_empty(), "left behind after {error}: {:?}", listing(&parent));
     error

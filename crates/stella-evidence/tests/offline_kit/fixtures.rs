@@ -2,7 +2,7 @@
 use std::path::Path;
 
 use stella_evidence::offline_kit::{self, KitFile, KitSource, KitSummary};
-use stella_evidence::{BundleError, Compression, Limits, SigningKey, TrustStore, VerifiedKit, verify_kit};
+use stella_evidence::{BundleError, Compression, KitTrust, Limits, SigningKey, TrustStore, VerifiedKit, verify_kit};
 
 pub use crate::raw_tar::*;
 
@@ -77,5 +77,5 @@ pub fn rebuilt(change: impl FnOnce(&mut Vec<RawEntry>)) -> Vec<u8> {
 }
 
 pub fn verify(kit: &[u8]) -> Result<VerifiedKit, BundleError> {
-    verify_kit(kit, &trust(), &Limits::default())
+    verify_kit(kit, &KitTrust::kit_only(&trust()), &Limits::default())
 }

@@ -5,7 +5,7 @@ use std::io::{self, Read};
 use stella_evidence::dsse::Envelope;
 use stella_evidence::file_set::PathProblem;
 use stella_evidence::payload_types::OFFLINE_KIT_MANIFEST;
-use stella_evidence::{BundleError, Compression, ErrorClass, Limits, verify_kit};
+use stella_evidence::{BundleError, Compression, ErrorClass, KitTrust, Limits, verify_kit};
 
 use crate::fixtures::*;
 
@@ -147,7 +147,7 @@ fn a_zstd_bomb_in_a_file_entry_is_refused_at_its_header() {
         bomb.extend_from_slice(&zeros);
     }
     let mut counting = Counting { inner: &bomb, read: 0 };
-    let error = verify_kit(&mut counting, &trust(), &Limits::default()).unwrap_err();
+    let error = verify_kit(&mut counting, &KitTrust::kit_only(&trust()), &Limits::default()).unwrap_err();
     assert!(matches!(error, BundleError::SizeMismatch { .. }), "{error}");
     assert!(counting.read < bomb.len() / 4, "read {} of {} compressed bytes", counting.read, bomb.len());
 }

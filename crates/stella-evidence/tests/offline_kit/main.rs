@@ -8,5 +8,6 @@ mod hostile;
 mod properties;
 #[path = "../common/raw_tar.rs"]
 mod raw_tar;
+mod release;
 mod round_trip;
 mod tampering;

@@ -1,7 +1,7 @@
 //! Whatever the bytes, verification ends in a verified kit or a coded error, never a panic; extraction of a
 //! kit that does not verify leaves nothing behind.
 use proptest::prelude::*;
-use stella_evidence::{ErrorClass, Limits, extract_kit};
+use stella_evidence::{ErrorClass, KitTrust, Limits, extract_kit};
 
 use crate::fixtures::*;
 
@@ -67,7 +67,7 @@ proptest! {
         let tar = mutate(gunzip(&kit()), mutations);
         let parent = tempfile::tempdir().unwrap();
         let dest = parent.path().join("kit");
-        match extract_kit(gzip(&tar).as_slice(), &trust(), &Limits::default(), &dest) {
+        match extract_kit(gzip(&tar).as_slice(), &KitTrust::kit_only(&trust()), &Limits::default(), &dest) {
             Ok(_) => prop_assert_eq!(std::fs::read(dest.join("bin/stella")).unwrap(), binary()),
             Err(_) => prop_assert_eq!(std::fs::read_dir(parent.path()).unwrap().count(), 0),
         }

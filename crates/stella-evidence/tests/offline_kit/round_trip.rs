@@ -2,7 +2,7 @@ use std::collections::BTreeSet;
 
 use sha2::Digest;
 use stella_evidence::payload_types::OFFLINE_KIT_MANIFEST;
-use stella_evidence::{Compression, KeyKind, Limits, SigningKey, TrustStore, canonical, verify_kit};
+use stella_evidence::{Compression, KeyKind, KitTrust, Limits, SigningKey, TrustStore, canonical, verify_kit};
 
 use crate::fixtures::*;
 
@@ -99,6 +99,10 @@ fn an_hmac_signed_kit_is_reported_integrity_only() {
     let dir = tempfile::tempdir().unwrap();
     let (kit, summary) = build_files(files(dir.path()), &key, Compression::Gzip);
     assert!(summary.signer.integrity_only);
-    let verified = verify_kit(kit.as_slice(), &TrustStore::from_iter([key.trusted_key()]), &Limits::default());
+    let verified = verify_kit(
+        kit.as_slice(),
+        &KitTrust::kit_only(&TrustStore::from_iter([key.trusted_key()])),
+        &Limits::default(),
+    );
     assert!(verified.unwrap().signer.integrity_only);
 }

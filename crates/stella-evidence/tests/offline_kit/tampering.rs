@@ -1,7 +1,9 @@
 //! Every way a kit can be changed after signing gives its own stable code and exit code.
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use stella_evidence::{BundleError, ErrorClass, KeyKind, Limits, SigningKey, TrustStore, verify_bundle, verify_kit};
+use stella_evidence::{
+    BundleError, ErrorClass, KeyKind, KitTrust, Limits, SigningKey, TrustStore, verify_bundle, verify_kit,
+};
 
 use crate::fixtures::*;
 
@@ -58,9 +60,10 @@ fn a_changed_signed_manifest_is_an_invalid_signature() {
 #[test]
 fn a_key_outside_the_trust_store_is_untrusted() {
     let other = TrustStore::from_iter([SigningKey::generate(KeyKind::Ed25519).unwrap().trusted_key()]);
-    let error = verify_kit(kit().as_slice(), &other, &Limits::default()).unwrap_err();
+    let error = verify_kit(kit().as_slice(), &KitTrust::kit_only(&other), &Limits::default()).unwrap_err();
     assert_eq!((error.code(), error.exit_code()), ("bundle.untrusted_key", 12), "{error}");
-    let error = verify_kit(kit().as_slice(), &TrustStore::default(), &Limits::default()).unwrap_err();
+    let error =
+        verify_kit(kit().as_slice(), &KitTrust::kit_only(&TrustStore::default()), &Limits::default()).unwrap_err();
     assert_eq!(error.class(), ErrorClass::UntrustedKey);
 }
 

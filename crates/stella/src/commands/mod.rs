@@ -9,8 +9,10 @@ mod incident;
 mod loadgen;
 mod offline_kit;
 mod query;
+mod release;
 mod serve;
 mod tokens;
+mod version;
 
 use std::path::Path;
 
@@ -21,7 +23,12 @@ use crate::cli::{AuditCommand, Command, ConfigCommand, RenderCommand, RulesComma
 
 /// Runs a parsed command.
 pub async fn run(command: Command) -> anyhow::Result<()> {
-    let Command::Telemetry { command } = command;
+    let command = match command {
+        Command::Telemetry { command } => *command,
+        Command::Version { json } => return version::execute(json),
+        Command::Completions { shell } => return release::completions(shell),
+        Command::Manpages { out } => return release::manpages(&out),
+    };
     match command {
         TelemetryCommand::Serve(args) => serve::execute(args).await,
         TelemetryCommand::Loadgen(args) => loadgen::execute(args).await,
@@ -50,6 +57,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         TelemetryCommand::Replay(args) => evidence::replay(args).await,
         TelemetryCommand::Deploy(args) => evidence::deploy(args).await,
         TelemetryCommand::OfflineKit { command } => offline_kit::execute(command),
+        TelemetryCommand::Release { command } => release::execute(command),
         TelemetryCommand::Config { command } => match command {
             ConfigCommand::Validate { file, profile, insecure, json } => {
                 config::validate(&file, profile, insecure, json)

@@ -6,7 +6,8 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use stella_collector::config::Profile;
-use stella_evidence::offline_kit::{self, KitFile, KitSource};
+use stella_evidence::offline_kit::{self, KitFile, KitSource, KitTrust};
+use stella_evidence::release::{self, KIT_DIR};
 use stella_evidence::{KeyKind, Limits, SigningKey, TrustStore, config_bundle};
 
 use super::evidence::{compression, new_output, signer_text};
@@ -22,7 +23,7 @@ const SERVICE_TEMPLATE: &str = include_str!("../../../../packaging/stella.servic
 /// Runs an offline-kit command.
 pub fn execute(command: OfflineKitCommand) -> anyhow::Result<()> {
     match command {
-        OfflineKitCommand::Build { out, compression: chosen, data_dir, signing_key, binary, json } => {
+        OfflineKitCommand::Build { out, compression: chosen, data_dir, signing_key, binary, release, json } => {
             let key = match &signing_key {
                 Some(path) => SigningKey::load(path)?,
                 None => SigningKey::load_or_generate(&data_dir.join("keys"))?,
@@ -32,11 +33,17 @@ pub fn execute(command: OfflineKitCommand) -> anyhow::Result<()> {
                     "offline kits are signed with Ed25519 (an HMAC key proves nothing to the site that receives the kit); pass an Ed25519 --signing-key"
                 );
             }
-            let binary = match binary {
-                Some(binary) => binary,
-                None => std::env::current_exe().context("cannot find the running stella binary; pass --binary")?,
+            let binary = match (binary, &release) {
+                (Some(binary), _) => binary,
+                (None, Some(dir)) => dir.join(release::BINARY),
+                (None, None) => {
+                    std::env::current_exe().context("cannot find the running stella binary; pass --binary")?
+                }
             };
-            let files = contents(&key, binary)?;
+            let mut files = contents(&key, binary)?;
+            if let Some(dir) = &release {
+                files.extend(release_files(dir, &key)?);
+            }
             let (_, mut output) = new_output(&out)?;
             let spinner = ProgressBar::new_spinner();
             spinner.set_style(
@@ -67,8 +74,11 @@ pub fn execute(command: OfflineKitCommand) -> anyhow::Result<()> {
             println!("  signed by {}", signer_text(&summary.signer.keyid, summary.signer.integrity_only));
             Ok(())
         }
-        OfflineKitCommand::Verify { kit, trusted_keys, extract, json } => {
-            let trust = TrustStore::from_files(&trusted_keys)?;
+        OfflineKitCommand::Verify { kit, trusted_keys, release_keys, extract, json } => {
+            let kit_trust = TrustStore::from_files(&trusted_keys)?;
+            let release_trust =
+                if release_keys.is_empty() { None } else { Some(TrustStore::from_files(&release_keys)?) };
+            let trust = KitTrust { kit: &kit_trust, release: release_trust.as_ref() };
             let reader = File::open(&kit)
                 .map(BufReader::new)
                 .map_err(|source| stella_evidence::BundleError::Read { file: kit.clone(), source });
@@ -84,12 +94,19 @@ pub fn execute(command: OfflineKitCommand) -> anyhow::Result<()> {
                             "path": kit.display().to_string(),
                             "extracted": extract.as_ref().map(|dir| dir.display().to_string()),
                             "signer": {"keyid": verified.signer.keyid, "integrity_only": verified.signer.integrity_only},
+                            "release_signer": verified.release.as_ref().map(|signer| json!({"keyid": signer.keyid})),
                             "files": verified.manifest.files,
                         });
                         println!("{answer}");
                     } else {
                         println!("verified {} ({} files)", kit.display(), verified.manifest.files.len());
                         println!("  signed by {}", signer_text(&verified.signer.keyid, verified.signer.integrity_only));
+                        if let Some(signer) = &verified.release {
+                            println!(
+                                "  carries a release (the .deb, SBOM, SHA256SUMS, bin/stella) signed by the release key {}",
+                                signer_text(&signer.keyid, signer.integrity_only)
+                            );
+                        }
                         if let Some(dir) = &extract {
                             println!(
                                 "  extracted into {}; install with: sudo {}/bootstrap/install.sh",
@@ -141,6 +158,40 @@ fn contents(key: &SigningKey, binary: std::path::PathBuf) -> anyhow::Result<Vec<
         for asset in assets {
             files.push(bytes(&format!("{dir}/{}", asset.path), asset.content.as_bytes(), false));
         }
+    }
+    Ok(files)
+}
+
+/// The files of the signed release in `dir`, under `release/`, after checking the release is whole and
+/// signed by a key other than the kit's (the publisher's signature says which build it is; the site's key
+/// only that the site ships it).
+fn release_files(dir: &std::path::Path, kit_key: &SigningKey) -> anyhow::Result<Vec<KitFile>> {
+    let envelope = std::fs::read(dir.join("manifest.dsse.json")).with_context(|| {
+        format!(
+            "{} is not a signed release (no manifest.dsse.json); sign it with `stella telemetry release sign`",
+            dir.display()
+        )
+    })?;
+    let envelope = stella_evidence::Envelope::from_json(&envelope)
+        .with_context(|| format!("{}/manifest.dsse.json is not a DSSE envelope", dir.display()))?;
+    if let Some(signer) =
+        envelope.signatures().iter().map(|signature| &signature.keyid).find(|keyid| *keyid == kit_key.keyid())
+    {
+        anyhow::bail!(
+            "the release in {} is signed with the kit's own key {signer}; releases carry the publisher's release key, kits the site's",
+            dir.display()
+        );
+    }
+    let mut files = Vec::new();
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot list {}", dir.display()))?
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("cannot list {}", dir.display()))?;
+    entries.sort_by_key(|entry| entry.file_name());
+    for entry in entries {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let executable = name == release::BINARY;
+        files.push(KitFile { path: format!("{KIT_DIR}/{name}"), source: KitSource::File(entry.path()), executable });
     }
     Ok(files)
 }
