@@ -7,8 +7,9 @@
 # `strace` (to prove sealed mode makes no DNS lookup, and to inject a failing fdatasync), `faketime` (a clock
 # stepped ahead, for retention), `shellcheck` and `systemd` (systemd-analyze) for the
 # offline kit's bootstrap scripts, `protobuf-compiler` and `libprotobuf-dev` (protoc and timestamp.proto,
-# to decode Loki pushes independently), `chromium` (renders the DORA report headless), `lintian` and
-# `dpkg-dev` (the Debian package is checked and built; scripts/release.sh installs cargo-deb and
+# to decode Loki pushes independently), `chromium` (renders the DORA report headless), `lintian`,
+# `dpkg-dev`, `debootstrap` and `systemd-container` (the Debian package is built, checked, and run by
+# systemd on a clean Debian booted with systemd-nspawn; scripts/release.sh installs cargo-deb and
 # cargo-cyclonedx itself), and a Python venv in .venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +27,8 @@ command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v lintian >/dev/null 2>&1 || missing+=(lintian)
 command -v dpkg-shlibdeps >/dev/null 2>&1 || missing+=(dpkg-dev)
+command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
+command -v systemd-nspawn >/dev/null 2>&1 || missing+=(systemd-container)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing Debian packages: ${missing[*]}"

@@ -333,3 +333,85 @@ def test_the_offline_kit_carries_the_signed_release_and_installs_the_package(rel
 def test_one_crate_builds_to_the_same_bytes_in_two_directories_at_two_times():
     result = run([ROOT / "scripts/check-reproducible.sh", "--crate", "stella-metrics"], cwd=ROOT)
     assert "reproducible: 1 files identical" in result.stdout, result.stdout
+
+
+def container_leader(nspawn_pid):
+    """The container's PID 1 (systemd), the child of systemd-nspawn."""
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
+        except OSError:
+            continue
+        if fields.get("PPid", "").strip() == str(nspawn_pid):
+            return int(status.parent.name)
+    return None
+
+
+def inside(leader, *args, check=True):
+    return run(["nsenter", "--target", leader, "--all", *args], check=check)
+
+
+@needs_root
+def test_on_a_clean_debian_machine_systemctl_runs_it_as_an_unprivileged_service(release):
+    """A clean Debian bookworm (debootstrap minbase with systemd) booted by systemd-nspawn: the package is
+    installed, and the systemd of that machine starts, stops and restarts the service."""
+    machine = release["work"] / "debian"
+    run(["debootstrap", "--variant=minbase", "--include=systemd,systemd-sysv,dbus", "bookworm", machine,
+         "http://deb.debian.org/debian"])
+    shutil.copy(release["deb"], machine / "tmp/stella.deb")
+    run(["chroot", machine, "dpkg", "--install", "/tmp/stella.deb"])
+    # systemd-nspawn keeps its propagation directory under /run/systemd/nspawn and wants a tmpfs there.
+    propagate = Path("/run/systemd/nspawn")
+    propagate.mkdir(parents=True, exist_ok=True)
+    run(["mount", "-t", "tmpfs", "tmpfs", propagate])
+    log = open(release["work"] / "nspawn.log", "wb")
+    nspawn = subprocess.Popen(["systemd-nspawn", "--directory", str(machine), "--boot", "--console=pipe",
+                               "--private-network", "--register=no", "--keep-unit", "--machine", "stella-test"],
+                              stdout=log, stderr=log)
+    try:
+        deadline = time.time() + 120
+        leader = None
+        while True:
+            assert nspawn.poll() is None, (release["work"] / "nspawn.log").read_text()
+            assert time.time() < deadline, (release["work"] / "nspawn.log").read_text()
+            leader = leader or container_leader(nspawn.pid)
+            if leader:
+                state = inside(leader, "systemctl", "is-system-running", check=False).stdout.strip()
+                if state in ("running", "degraded"):
+                    break
+            time.sleep(0.5)
+        # Enabled by the package, so started at boot; `systemctl restart` as an operator would.
+        inside(leader, "systemctl", "restart", "stella")
+        assert inside(leader, "systemctl", "is-active", "stella").stdout.strip() == "active"
+        deadline = time.time() + 60
+        while ask(leader, "GET", "http://127.0.0.1:4319/readyz")[0] != 200:
+            assert time.time() < deadline, inside(leader, "journalctl", "-u", "stella", "--no-pager").stdout
+            time.sleep(0.2)
+        # Serving, so past the exec (systemd drops to the user just before it).
+        show = inside(leader, "systemctl", "show", "stella", "--property=MainPID,User").stdout
+        properties = dict(line.split("=", 1) for line in show.splitlines())
+        assert properties["User"] == "stella"
+        status = inside(leader, "cat", f"/proc/{properties['MainPID']}/status").stdout
+        fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+        assert fields["Name"].strip() == "stella", fields["Name"]
+        uid = int(inside(leader, "id", "-u", "stella").stdout)
+        assert fields["Uid"].split() == [str(uid)] * 4 and uid != 0, fields["Uid"]
+        assert int(fields["CapEff"], 16) == 0 and int(fields["CapBnd"], 16) == 0, fields
+        assert fields["NoNewPrivs"].strip() == "1"
+        assert ask(leader, "POST", "http://127.0.0.1:4318/v1/traces", SPAN)[0] == 200
+        inside(leader, "systemctl", "stop", "stella")
+        result = inside(leader, "systemctl", "show", "stella", "--property=ExecMainStatus,Result").stdout
+        assert "ExecMainStatus=0" in result and "Result=success" in result, result
+        journal = inside(leader, "journalctl", "-u", "stella", "--no-pager").stdout
+        assert "panicked" not in journal and '"level":"ERROR"' not in journal, journal
+        assert "retention.paused" not in journal, "an empty store is no clock problem"
+        # apt remove keeps the data.
+        inside(leader, "dpkg", "--remove", "stella")
+        assert (machine / "var/lib/stella/export").is_dir()
+        inside(leader, "systemctl", "poweroff", check=False)
+        nspawn.wait(timeout=60)
+    finally:
+        if nspawn.poll() is None:
+            nspawn.kill()
+            nspawn.wait()
+        subprocess.run(["umount", "--lazy", str(propagate)], check=False)

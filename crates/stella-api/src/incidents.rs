@@ -242,7 +242,14 @@ fn notify(state: &ApiState, tenant: &str, by: &str, parameters: serde_json::Valu
         json!({"event": "incident.mode", "tenant": tenant, "by": by, "at": Timestamp::now(), "change": parameters});
     let timeout = config.incident.webhook_timeout;
     state.collector.spawn_job("incident webhook", |stop| async move {
-        let client = reqwest::Client::new();
+        let client = match stella_export::http_client::plain() {
+            Ok(client) => client,
+            Err(error) => {
+                tracing::error!(endpoint = %url, %error, "incident webhook: no HTTP client");
+                failures.with(&["incident.notify", "client"]).inc();
+                return;
+            }
+        };
         let mut backoff = Duration::from_millis(200);
         for attempt in 1..=NOTIFY_ATTEMPTS {
             let outcome = client.post(&url).timeout(timeout).json(&body).send().await;

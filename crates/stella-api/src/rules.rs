@@ -85,7 +85,13 @@ fn group_key(group: &Group) -> String {
 pub fn spawn_evaluation(state: &ApiState) {
     let api = state.clone();
     state.collector.spawn_job("rule evaluation", |stop| async move {
-        let http = reqwest::Client::new();
+        let http = match stella_export::http_client::plain() {
+            Ok(http) => http,
+            Err(error) => {
+                tracing::error!(%error, "rule evaluation cannot start: no HTTP client for Alertmanager");
+                return;
+            }
+        };
         while !stopped_during(&stop, Duration::from_secs(1)).await {
             let config = api.collector.config();
             let now = Timestamp::now().as_millisecond();

@@ -22,23 +22,34 @@ const MAX_SERVER_ERROR_BACKOFF: Duration = Duration::from_secs(5);
 
 /// An HTTP client for `endpoint` (named in errors) with the CA and client identity of `tls`.
 pub(crate) fn client(tls: &ClientTls, endpoint: &str) -> Result<reqwest::Client, ExportError> {
-    crate::install_crypto_provider();
     let fail =
         |message: String| ExportError::Rejected { reason: "client".into(), endpoint: endpoint.to_string(), message };
     let TlsMaterial { ca, identity } = tls.load().map_err(&fail)?;
-    let mut builder = reqwest::Client::builder();
-    if let Some(ca) = ca {
-        let roots =
-            reqwest::Certificate::from_pem_bundle(&ca).map_err(|error| fail(format!("tls.ca_file: {error}")))?;
-        builder = builder.tls_certs_only(roots);
-    }
-    if let Some((mut cert, key)) = identity {
-        cert.extend_from_slice(&key);
-        let identity =
-            reqwest::Identity::from_pem(&cert).map_err(|error| fail(format!("tls.cert_file/key_file: {error}")))?;
-        builder = builder.identity(identity);
-    }
-    builder.build().map_err(|error| fail(format!("cannot build the HTTP client: {error}")))
+    let roots = match ca {
+        Some(ca) => {
+            Some(reqwest::Certificate::from_pem_bundle(&ca).map_err(|error| fail(format!("tls.ca_file: {error}")))?)
+        }
+        None => None,
+    };
+    let identity = match identity {
+        Some((mut cert, key)) => {
+            cert.extend_from_slice(&key);
+            let identity =
+                reqwest::Identity::from_pem(&cert).map_err(|error| fail(format!("tls.cert_file/key_file: {error}")))?;
+            Some(identity)
+        }
+        None => None,
+    };
+    crate::http_client::build(|mut builder| {
+        if let Some(roots) = &roots {
+            builder = builder.tls_certs_only(roots.clone());
+        }
+        if let Some(identity) = &identity {
+            builder = builder.identity(identity.clone());
+        }
+        builder
+    })
+    .map_err(|error| fail(format!("cannot build the HTTP client: {error}")))
 }
 
 /// The wait a `Retry-After` header (in seconds) asks for.

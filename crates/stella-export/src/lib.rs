@@ -10,6 +10,7 @@ mod debug;
 pub mod egress;
 pub(crate) mod error;
 mod exporter;
+pub mod http_client;
 mod http_post;
 pub mod loadbalancing;
 pub mod loki;

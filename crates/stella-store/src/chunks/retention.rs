@@ -17,12 +17,13 @@ pub struct Cutoff {
 }
 
 /// The cutoff for `window` at wall-clock `now` with `newest` the newest record sealed (both unix nanos;
-/// `newest` 0 when nothing is known, which pauses deletion entirely).
+/// `newest` 0 when nothing is known, which deletes nothing: an empty store is not a clock problem, so
+/// nothing is reported as paused).
 pub fn cutoff(now: u64, newest: u64, window: Duration, max_lead: Duration) -> Cutoff {
     let bound = newest.saturating_add(u64::try_from(max_lead.as_nanos()).unwrap_or(u64::MAX));
     let window = u64::try_from(window.as_nanos()).unwrap_or(u64::MAX);
     let clock = now.min(bound);
-    let paused_by = (now > bound).then(|| now - bound);
+    let paused_by = (newest > 0 && now > bound).then(|| now - bound);
     Cutoff { at: clock.saturating_sub(window), paused_by }
 }
 
@@ -49,7 +50,9 @@ mod tests {
     }
 
     #[test]
-    fn nothing_known_deletes_nothing() {
-        assert_eq!(cutoff(1_000 * DAY, 0, Duration::from_secs(86_400), MAX_CLOCK_LEAD).at, 0);
+    fn nothing_known_deletes_nothing_and_is_no_paused_clock() {
+        // A fresh install's first sweep: no record yet, so no warning that the clock is ahead of the data.
+        let cut = cutoff(1_000 * DAY, 0, Duration::from_secs(86_400), MAX_CLOCK_LEAD);
+        assert_eq!(cut, Cutoff { at: 0, paused_by: None });
     }
 }

@@ -3,6 +3,11 @@ use anyhow::Context;
 
 use crate::exit::ServerError;
 
+/// The command line's HTTP client (one that starts even on a machine without CA certificates).
+pub fn http() -> anyhow::Result<reqwest::Client> {
+    stella_export::http_client::plain().context("cannot set up an HTTP client")
+}
+
 /// One API call; the JSON answer, or a [`ServerError`] with the server's code and message.
 pub async fn call(
     method: reqwest::Method,
@@ -25,7 +30,7 @@ pub async fn fetch(
     body: Option<serde_json::Value>,
 ) -> anyhow::Result<Vec<u8>> {
     let url = format!("{}{path}", server.trim_end_matches('/'));
-    let mut request = reqwest::Client::new().request(method, &url);
+    let mut request = http()?.request(method, &url);
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }

@@ -124,7 +124,7 @@ async fn capture_remote(args: &CaptureArgs, server: &str) -> anyhow::Result<()> 
         path.push_str(&format!("&tenant={}", encode_query(tenant)));
     }
     let url = format!("{}{path}", server.trim_end_matches('/'));
-    let mut request = reqwest::Client::new().get(&url);
+    let mut request = super::client::http()?.get(&url);
     if let Some(token) = &args.remote.token {
         request = request.bearer_auth(token);
     }
@@ -309,7 +309,7 @@ pub async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} records {per_sec}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let client = reqwest::Client::new();
+    let client = super::client::http()?;
     let mut pace = args.rate.filter(|rate| *rate > 0).map(|rate| {
         let mut interval = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate)));
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -381,7 +381,7 @@ pub async fn deploy(args: DeployArgs) -> anyhow::Result<()> {
         }
         let path = format!("/telemetry/config/profile/{profile}");
         let url = format!("{}{path}", args.client.server.trim_end_matches('/'));
-        let mut request = reqwest::Client::new().get(&url);
+        let mut request = super::client::http()?.get(&url);
         if let Some(token) = &args.client.token {
             request = request.bearer_auth(token);
         }

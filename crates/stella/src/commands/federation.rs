@@ -159,7 +159,7 @@ async fn push(file: &std::path::Path, hub: &HubArgs, path: &str) -> anyhow::Resu
     }
     let body = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let url = format!("{}{path}", hub.hub.trim_end_matches('/'));
-    let mut request = reqwest::Client::new().post(&url).header("content-type", "application/json").body(body);
+    let mut request = super::client::http()?.post(&url).header("content-type", "application/json").body(body);
     if let Some(token) = &hub.token {
         request = request.bearer_auth(token);
     }

@@ -76,8 +76,10 @@ pub async fn execute(args: LoadgenArgs) -> anyhow::Result<()> {
         None => Some(started + args.duration),
     };
     let mut tasks = Vec::new();
+    let client = super::client::http()?;
     for worker in 0..workers {
         let job = Job {
+            client: client.clone(),
             url: url.clone(),
             worker,
             signal: args.signal,
@@ -143,6 +145,7 @@ pub async fn execute(args: LoadgenArgs) -> anyhow::Result<()> {
 }
 
 struct Job {
+    client: reqwest::Client,
     url: String,
     worker: usize,
     signal: LoadSignal,
@@ -161,7 +164,7 @@ struct Job {
 
 impl Job {
     async fn run(self) {
-        let client = reqwest::Client::new();
+        let client = &self.client;
         let mut random = XorShift::seeded(self.worker as u64);
         let mut sequence = 0u64;
         while self.deadline.is_none_or(|deadline| Instant::now() < deadline) {
