@@ -30,26 +30,32 @@ pub const SUMS_FILE: &str = "SHA256SUMS";
 pub const KIT_DIR: &str = "release";
 /// Where an offline kit carries the binary it installs.
 pub const KIT_BINARY: &str = "bin/stella";
+/// The release's envelope in an offline kit: a kit carries a release when it holds this file.
+pub const KIT_ENVELOPE: &str = "release/manifest.dsse.json";
+/// The release's manifest in an offline kit.
+pub const KIT_MANIFEST: &str = "release/manifest.json";
+/// The release's checksums in an offline kit.
+pub const KIT_SUMS: &str = "release/SHA256SUMS";
 
 /// Signs the release in `dir`: every regular file directly in it (not `manifest.json` or
 /// `manifest.dsse.json`, which are then written beside them). Refuses a directory without the binary or
 /// `SHA256SUMS`, a `SHA256SUMS` that disagrees with the files, and anything but regular files.
 pub fn sign_dir(dir: &Path, key: &SigningKey) -> Result<SignedManifest, WriteError> {
-    let mut files = FileSetBuilder::default();
+    let mut set = FileSetBuilder::default();
     let mut sums = None;
-    for name in release_files(dir).map_err(crate::error::write_io("list the release directory"))? {
+    for name in files(dir).map_err(crate::error::write_io("list the release directory"))? {
         let path = dir.join(&name);
         let file = File::open(&path).map_err(|source| WriteError::ReadSource {
             name: name.clone(),
             origin: Some(path.clone()),
             source,
         })?;
-        files.add_reader(&name, file)?;
+        set.add_reader(&name, file)?;
         if name == SUMS_FILE {
             sums = Some(fs::read(&path).map_err(crate::error::write_io("read SHA256SUMS"))?);
         }
     }
-    let manifest = files.into_manifest();
+    let manifest = set.into_manifest();
     check_release(&manifest, sums.as_deref())
         .map_err(|error| WriteError::InconsistentRelease { reason: error.to_string() })?;
     let signed = sign_manifest(&manifest, RELEASE_MANIFEST, key)?;
@@ -74,7 +80,7 @@ pub fn verify_dir(dir: &Path, trust: &TrustStore) -> Result<(FileSetManifest, Si
     let envelope = read(ENVELOPE_FILE)?;
     let manifest_json = read(MANIFEST_FILE)?;
     let verifier = FileSetVerifier::open(&envelope, Some(&manifest_json), trust, RELEASE_MANIFEST)?;
-    let names = release_files(dir).map_err(|source| BundleError::Read { file: dir.to_path_buf(), source })?;
+    let names = files(dir).map_err(|source| BundleError::Read { file: dir.to_path_buf(), source })?;
     if let Some(extra) = names.iter().find(|name| !verifier.manifest().files.iter().any(|file| &file.path == *name)) {
         return Err(BundleError::UnexpectedEntry { name: extra.clone() });
     }
@@ -97,14 +103,14 @@ pub struct KitRelease {
 
 impl KitRelease {
     /// The kit paths whose bytes [`check_in_kit`] needs (all small: kept while the kit is read).
-    pub const KEPT: [&'static str; 3] = ["release/manifest.dsse.json", "release/manifest.json", "release/SHA256SUMS"];
+    pub const KEPT: [&'static str; 3] = [KIT_ENVELOPE, KIT_MANIFEST, KIT_SUMS];
 
     /// Keeps the bytes of the kit file `path` when it is one of [`KEPT`](Self::KEPT).
     pub fn keep(&mut self, path: &str, bytes: &[u8]) {
         let slot = match path {
-            "release/manifest.dsse.json" => &mut self.envelope_json,
-            "release/manifest.json" => &mut self.manifest_json,
-            "release/SHA256SUMS" => &mut self.sums,
+            KIT_ENVELOPE => &mut self.envelope_json,
+            KIT_MANIFEST => &mut self.manifest_json,
+            KIT_SUMS => &mut self.sums,
             _ => return,
         };
         slot.extend_from_slice(bytes);
@@ -199,7 +205,7 @@ fn check_release(manifest: &FileSetManifest, sums: Option<&[u8]>) -> Result<(), 
 
 /// The names of the release's files in `dir`, sorted: every entry but the manifest and its envelope; a
 /// directory, link or other non-regular file is refused (a release is flat).
-fn release_files(dir: &Path) -> io::Result<Vec<String>> {
+pub fn files(dir: &Path) -> io::Result<Vec<String>> {
     let mut names = Vec::new();
     for entry in fs::read_dir(dir)? {
         let entry = entry?;

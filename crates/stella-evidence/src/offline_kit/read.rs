@@ -73,11 +73,11 @@ fn read_kit(
     let is_layout_name = |_: &str| true;
     let opened = read_signed_tar(decompress(reader)?, limits, is_layout_name, open, check)?;
     let verified = opened.files.finish()?;
-    let carries_release = verified.manifest.files.iter().any(|file| file.path == KitRelease::KEPT[0]);
+    let carries_release = verified.manifest.files.iter().any(|file| file.path == release::KIT_ENVELOPE);
     let release = match (carries_release, trust.release) {
         (true, Some(release_trust)) => Some(release::check_in_kit(&verified.manifest, &opened.release, release_trust)?),
         (true, None) => return Err(BundleError::ReleaseNotChecked),
-        (false, Some(_)) => return Err(BundleError::MissingEntry { name: KitRelease::KEPT[0].to_string() }),
+        (false, Some(_)) => return Err(BundleError::MissingEntry { name: release::KIT_ENVELOPE.to_string() }),
         (false, None) => None,
     };
     Ok(VerifiedKit { manifest: verified.manifest, signer: verified.signer, executables: opened.executables, release })

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 use stella_evidence::offline_kit::{KitFile, KitSource};
-use stella_evidence::release::{self, KitRelease};
+use stella_evidence::release;
 use stella_evidence::{BundleError, Compression, ErrorClass, KitTrust, Limits, SigningKey, TrustStore, verify_kit};
 
 use crate::fixtures::{binary, build_files, bytes, files, key, trust};
@@ -81,7 +81,7 @@ fn a_release_key_given_for_a_kit_without_a_release_is_refused() {
     let work = tempfile::tempdir().unwrap();
     let (kit, _) = build_files(files(work.path()), &key(), Compression::Gzip);
     let error = verify_with(&kit, Some(&release_trust())).unwrap_err();
-    assert!(matches!(&error, BundleError::MissingEntry { name } if name == KitRelease::KEPT[0]), "{error}");
+    assert!(matches!(&error, BundleError::MissingEntry { name } if name == release::KIT_ENVELOPE), "{error}");
 }
 
 #[test]
@@ -146,4 +146,20 @@ fn a_kit_binary_other_than_the_released_one_is_found() {
     let (kit, _) = build_files(kit_files, &key(), Compression::Gzip);
     let error = verify_with(&kit, Some(&release_trust())).unwrap_err();
     assert!(matches!(&error, BundleError::DigestMismatch { file, .. } if file == "bin/stella"), "{error}");
+}
+
+#[test]
+fn an_oversized_release_file_the_verifier_keeps_in_memory_is_refused_at_its_header() {
+    // The release's manifest, envelope and sums are held in memory while the kit is read: each is capped as
+    // manifests are, and refused before its bytes are read.
+    let work = tempfile::tempdir().unwrap();
+    let huge = vec![b'0'; 64 * 1024];
+    let kit = kit_with_release(work.path(), &[("release/SHA256SUMS", &huge)]);
+    let limits = Limits { max_manifest_bytes: 32 * 1024, ..Limits::default() };
+    let trust = KitTrust { kit: &trust(), release: Some(&release_trust()) };
+    let error = verify_kit(kit.as_slice(), &trust, &limits).unwrap_err();
+    assert!(
+        matches!(&error, BundleError::EntryTooLarge { name, size, .. } if name == release::KIT_SUMS && *size == 65_536),
+        "{error}"
+    );
 }

@@ -6,6 +6,7 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use stella_collector::config::Profile;
+use stella_evidence::file_set::{ENVELOPE_FILE, MANIFEST_FILE};
 use stella_evidence::offline_kit::{self, KitFile, KitSource, KitTrust};
 use stella_evidence::release::{self, KIT_DIR};
 use stella_evidence::{KeyKind, Limits, SigningKey, TrustStore, config_bundle};
@@ -166,7 +167,7 @@ fn contents(key: &SigningKey, binary: std::path::PathBuf) -> anyhow::Result<Vec<
 /// signed by a key other than the kit's (the publisher's signature says which build it is; the site's key
 /// only that the site ships it).
 fn release_files(dir: &std::path::Path, kit_key: &SigningKey) -> anyhow::Result<Vec<KitFile>> {
-    let envelope = std::fs::read(dir.join("manifest.dsse.json")).with_context(|| {
+    let envelope = std::fs::read(dir.join(ENVELOPE_FILE)).with_context(|| {
         format!(
             "{} is not a signed release (no manifest.dsse.json); sign it with `stella telemetry release sign`",
             dir.display()
@@ -182,16 +183,12 @@ fn release_files(dir: &std::path::Path, kit_key: &SigningKey) -> anyhow::Result<
             dir.display()
         );
     }
-    let mut files = Vec::new();
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot list {}", dir.display()))?
-        .collect::<Result<_, _>>()
-        .with_context(|| format!("cannot list {}", dir.display()))?;
-    entries.sort_by_key(|entry| entry.file_name());
-    for entry in entries {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let executable = name == release::BINARY;
-        files.push(KitFile { path: format!("{KIT_DIR}/{name}"), source: KitSource::File(entry.path()), executable });
-    }
-    Ok(files)
+    let mut names = release::files(dir).with_context(|| format!("cannot list the release in {}", dir.display()))?;
+    names.extend([MANIFEST_FILE.to_string(), ENVELOPE_FILE.to_string()]);
+    let files = names.into_iter().map(|name| KitFile {
+        path: format!("{KIT_DIR}/{name}"),
+        source: KitSource::File(dir.join(&name)),
+        executable: name == release::BINARY,
+    });
+    Ok(files.collect())
 }
