@@ -6,7 +6,7 @@
 //! `encodingFlags: ["categorize-labels"]` and three-element entries when the client asks for them
 //! (`X-Loki-Response-Encoding-Flags`), as Loki does; errors are plain text with Loki's status codes.
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -26,8 +26,6 @@ const LOKI_COMPATIBLE_VERSION: &str = "3.5.0";
 const DEFAULT_LIMIT: usize = 100;
 /// The most lines one log query may ask for (Loki's `max_entries_limit_per_query`).
 const MAX_LIMIT: usize = 5000;
-/// How long a query may run.
-const QUERY_TIMEOUT: Duration = Duration::from_secs(120);
 const HOUR: u64 = 3600 * 1_000_000_000;
 
 fn bad(message: impl Into<String>) -> Refusal {
@@ -207,8 +205,10 @@ fn categorized(headers: &HeaderMap) -> bool {
         .any(|flag| flag.trim() == "categorize-labels")
 }
 
-fn options() -> Options {
-    Options { deadline: Some(Instant::now() + QUERY_TIMEOUT), ..Options::default() }
+/// The evaluation options and the line limit of a metric query, from `api.limits`.
+fn options(state: &ApiState) -> (Options, usize) {
+    let limits = state.collector.query_limits();
+    (Options { deadline: Some(Instant::now() + limits.timeout), ..Options::default() }, limits.max_lines)
 }
 
 fn query_text(parameters: &Parameters) -> Result<String, Refusal> {
@@ -242,8 +242,9 @@ pub(crate) async fn query_range(
         let query = logql::metric_query(&text).map_err(LogqlError::from)?;
         let step = step(&parameters, window)?;
         let steps = ((window.0 / 1_000_000) as i64, (window.1 / 1_000_000) as i64, step);
+        let (options, max_lines) = options(&state);
         let value = run(&state, principal.as_deref(), &parameters, move |source| {
-            Ok(logql::metric(source, &query, steps, false, options())?)
+            Ok(logql::metric(source, &query, steps, false, options, max_lines)?)
         })
         .await?;
         let (result_type, result) = result_json(&value, steps.1);
@@ -268,8 +269,9 @@ pub(crate) async fn query(
         }
         let query = logql::metric_query(&text).map_err(LogqlError::from)?;
         let at = (time(&parameters, "time")?.unwrap_or_else(now_nanos) / 1_000_000) as i64;
+        let (options, max_lines) = options(&state);
         let value = run(&state, principal.as_deref(), &parameters, move |source| {
-            Ok(logql::metric(source, &query, (at, at, 1), true, options())?)
+            Ok(logql::metric(source, &query, (at, at, 1), true, options, max_lines)?)
         })
         .await?;
         let (kind, result) = result_json(&value, at);

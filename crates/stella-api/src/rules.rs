@@ -135,14 +135,21 @@ async fn evaluate_one(api: &ApiState, http: &reqwest::Client, index: usize, now:
     }
     let stores = Arc::clone(api.collector.stores());
     let tenant = config.rules.tenant.clone();
+    let max_samples = config.api.limits.max_samples;
     let schedule = Schedule {
         interval: Duration::from_millis(u64::try_from(every).unwrap_or(60_000)),
         resend_delay: config.alerting.resend_delay,
     };
     let evaluated = tokio::task::spawn_blocking(move || {
         let options = Options { deadline: Some(std::time::Instant::now() + EVALUATION_TIMEOUT), ..Options::default() };
-        let outcome =
-            rules::evaluate(&group, &mut state, &store_source(stores.as_ref(), &tenant), time, schedule, options);
+        let outcome = rules::evaluate(
+            &group,
+            &mut state,
+            &store_source(stores.as_ref(), &tenant, max_samples),
+            time,
+            schedule,
+            options,
+        );
         (group, state, outcome)
     })
     .await;

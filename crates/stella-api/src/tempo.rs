@@ -167,6 +167,7 @@ pub(crate) async fn search(
             spans_per_spanset: positive(&parameters, "spss", 3)?,
             min_duration: duration(&parameters, "minDuration")?,
             max_duration: duration(&parameters, "maxDuration")?,
+            max_spans: state.collector.query_limits().max_spans,
         })
     })();
     let search = match search {
@@ -181,28 +182,37 @@ pub(crate) async fn search(
             "metrics": {"inspectedTraces": inspected, "inspectedBytes": bytes.to_string(), "completedJobs": 1, "totalJobs": 1},
         }))
         .into_response(),
-        Ok(Err(traceql::SearchError::TooManySpans { limit })) => {
-            error(StatusCode::BAD_REQUEST, format!("the time range holds more than {limit} spans; narrow it (start, end)")).into_response()
-        }
-        Ok(Err(failed)) => error(StatusCode::INTERNAL_SERVER_ERROR, failed.to_string()).into_response(),
+        Ok(Err(failed)) => search_failed(failed).into_response(),
         Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "the search failed unexpectedly").into_response(),
     }
 }
 
-/// Runs tag discovery on the blocking pool.
+/// A failed search or tag discovery: 400 when the range holds more spans than `api.limits.max_spans`
+/// (the client can narrow it), else 500.
+fn search_failed(failed: traceql::SearchError) -> Refusal {
+    match failed {
+        traceql::SearchError::TooManySpans { .. } => error(StatusCode::BAD_REQUEST, failed.to_string()),
+        traceql::SearchError::Store(_) => error(StatusCode::INTERNAL_SERVER_ERROR, failed.to_string()),
+    }
+}
+
+/// Runs tag discovery on the blocking pool, reading at most `api.limits.max_spans` spans.
 async fn discover<T: Send + 'static>(
     state: &ApiState,
     principal: Option<&Principal>,
     parameters: &Parameters,
-    work: impl FnOnce(&dyn stella_query::StoreView, &str, (u64, u64)) -> Result<T, traceql::SearchError> + Send + 'static,
+    work: impl FnOnce(&dyn stella_query::StoreView, &str, (u64, u64), usize) -> Result<T, traceql::SearchError>
+    + Send
+    + 'static,
 ) -> Result<T, Refusal> {
     let tenant = tenant_of(principal, parameters.one("tenant"))
         .map_err(|denied| error(StatusCode::FORBIDDEN, denied.message))?;
     let window = range(parameters, TAG_WINDOW)?;
     let stores = std::sync::Arc::clone(state.collector.stores());
-    match tokio::task::spawn_blocking(move || work(stores.as_ref(), &tenant, window)).await {
+    let max_spans = state.collector.query_limits().max_spans;
+    match tokio::task::spawn_blocking(move || work(stores.as_ref(), &tenant, window, max_spans)).await {
         Ok(Ok(answer)) => Ok(answer),
-        Ok(Err(failed)) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, failed.to_string())),
+        Ok(Err(failed)) => Err(search_failed(failed)),
         Err(_) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, "tag discovery failed unexpectedly")),
     }
 }
@@ -222,8 +232,8 @@ pub(crate) async fn tags_v2(
         Ok(limit) => limit,
         Err(refusal) => return refusal.into_response(),
     };
-    let names = discover(&state, principal.as_deref(), &parameters, move |stores, tenant, window| {
-        traceql::tag_names(stores, tenant, window, limit)
+    let names = discover(&state, principal.as_deref(), &parameters, move |stores, tenant, window, max_spans| {
+        traceql::tag_names(stores, tenant, window, limit, max_spans)
     })
     .await;
     let (resource, span) = match names {
@@ -250,8 +260,8 @@ pub(crate) async fn tags_v1(
     principal: Option<axum::Extension<Principal>>,
     parameters: Parameters,
 ) -> Response {
-    let names = discover(&state, principal.as_deref(), &parameters, |stores, tenant, window| {
-        traceql::tag_names(stores, tenant, window, 5000)
+    let names = discover(&state, principal.as_deref(), &parameters, |stores, tenant, window, max_spans| {
+        traceql::tag_names(stores, tenant, window, 5000, max_spans)
     })
     .await;
     match names {
@@ -276,8 +286,8 @@ async fn values(
         SpansetExpr::Binary(..) => None,
     });
     let limit = positive(parameters, "limit", 1000)?;
-    discover(state, principal, parameters, move |stores, tenant, window| {
-        traceql::tag_values(stores, tenant, window, &tag, filter.as_ref(), limit)
+    discover(state, principal, parameters, move |stores, tenant, window, max_spans| {
+        traceql::tag_values(stores, tenant, window, &tag, filter.as_ref(), limit, max_spans)
     })
     .await
 }

@@ -347,6 +347,11 @@ impl Collector {
         self.config.lock().unwrap_or_else(|poison| poison.into_inner()).clone()
     }
 
+    /// `api.limits` in force (a reload changes them for the queries that start after it).
+    pub fn query_limits(&self) -> stella_query::Limits {
+        self.config.lock().unwrap_or_else(|poison| poison.into_inner()).api.limits
+    }
+
     /// The address each receiver listens on, by component (`receivers.otlp.grpc`).
     pub fn listen_addresses(&self) -> Vec<(String, SocketAddr)> {
         self.listeners.iter().map(|listener| (listener.component.clone(), listener.address)).collect()

@@ -25,6 +25,37 @@ pub mod traces;
 
 pub use stella_store::chunks::{ScanFilter, StoreError, StoreView};
 
+/// The most one query may load, read or take, so that a query's memory and time stay bounded whatever the
+/// store holds (`api.limits` in the config). A query past a limit is refused with a message that names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Samples a PromQL query or a series request may load (Prometheus's `--query.max-samples`).
+    pub max_samples: usize,
+    /// Spans a trace search or tag discovery may hold.
+    pub max_spans: usize,
+    /// Log lines a LogQL metric query may read.
+    pub max_lines: usize,
+    /// How long a PromQL or LogQL query may run; a request's own `timeout` may only shorten it
+    /// (Prometheus's `--query.timeout`).
+    pub timeout: std::time::Duration,
+}
+
+impl Limits {
+    /// The defaults: Prometheus's 50,000,000 samples and two minutes; 2,000,000 spans; 5,000,000 lines.
+    pub const DEFAULT: Limits = Limits {
+        max_samples: 50_000_000,
+        max_spans: 2_000_000,
+        max_lines: 5_000_000,
+        timeout: std::time::Duration::from_secs(120),
+    };
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits::DEFAULT
+    }
+}
+
 /// Visits the records of `tenant`'s `signal` overlapping `range` (unix nanos) that `filter` may match: the
 /// unsealed records first (newest), then sealed chunks, newest day first. `visit` returns false to stop.
 pub fn scan(

@@ -111,7 +111,7 @@ pub struct SeriesQuery {
 
 /// A query read more samples than it may.
 #[derive(Debug, thiserror::Error)]
-#[error("query processing would load too many samples into memory (more than {limit})")]
+#[error("query processing would load too many samples into memory (more than {limit}, api.limits.max_samples)")]
 pub struct TooManySamples {
     /// The limit.
     pub limit: usize,

@@ -20,9 +20,6 @@ mod query;
 
 pub(crate) use query::{query, query_range, result_json};
 
-/// Samples a series, labels or label-values request may gather.
-const MAX_SAMPLES: usize = 50_000_000;
-
 /// Prometheus's error types and the status each answers with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ErrorType {
@@ -157,13 +154,15 @@ fn parse_time(name: &str, text: &str) -> Result<i64, PromError> {
 /// How the store's series are named: as the remote-write exporter names them by default.
 const NAMING: Naming = Naming { namespace: None, add_suffixes: true };
 
-/// The store as the PromQL engine's source: the series of `tenant`, named as remote-write names them.
+/// The store as the PromQL engine's source: the series of `tenant`, named as remote-write names them, at
+/// most `max_samples` samples per read.
 pub(crate) fn store_source<'a>(
     stores: &'a dyn stella_query::StoreView,
     tenant: &'a str,
+    max_samples: usize,
 ) -> impl Fn(&[Selector], (i64, i64)) -> Result<Vec<Series>, SelectError> + 'a {
     move |selectors: &[Selector], range: (i64, i64)| {
-        let query = SeriesQuery { selectors: selectors.to_vec(), range, max_samples: MAX_SAMPLES };
+        let query = SeriesQuery { selectors: selectors.to_vec(), range, max_samples };
         stella_query::prometheus::select(stores, tenant, &query, &NAMING)
     }
 }
@@ -206,7 +205,8 @@ async fn select(
         return Err(bad_data("no match[] parameter provided"));
     }
     let limit = parameters.limit()?;
-    let query = SeriesQuery { selectors, range: parameters.range()?, max_samples: MAX_SAMPLES };
+    let max_samples = state.collector.query_limits().max_samples;
+    let query = SeriesQuery { selectors, range: parameters.range()?, max_samples };
     let series = read_blocking(state, principal, parameters, move |stores, tenant| {
         Ok(stella_query::prometheus::select(stores, tenant, &query, &NAMING)?)
     })

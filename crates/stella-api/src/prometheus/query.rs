@@ -13,9 +13,6 @@ use stella_query::promql::{self, Options, QueryError, RangeSeries, Value, format
 use super::{ErrorType, Parameters, PromError, bad_data, parse_time, read_blocking, store_source};
 use crate::{ApiState, Principal};
 
-/// How long a query may run when the request names no `timeout` (Prometheus's default).
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
-
 impl From<QueryError> for PromError {
     fn from(error: QueryError) -> Self {
         match error {
@@ -39,10 +36,12 @@ fn parse_duration(name: &str, text: &str) -> Result<Duration, PromError> {
     Err(bad_data(format!("invalid parameter \"{name}\": cannot parse {text:?} to a valid duration")))
 }
 
-/// The evaluation limits of a request: its `timeout`, if any, else two minutes.
-fn options(parameters: &Parameters) -> Result<Options, PromError> {
+/// The evaluation limits of a request: its `timeout`, capped by `api.limits.timeout` (the default when
+/// it names none), as Prometheus caps it by `--query.timeout`.
+fn options(parameters: &Parameters, limit: Duration) -> Result<Options, PromError> {
     let timeout = parameters.one("timeout").map(|text| parse_duration("timeout", text)).transpose()?;
-    Ok(Options { deadline: Some(Instant::now() + timeout.unwrap_or(DEFAULT_TIMEOUT)), ..Options::default() })
+    let timeout = timeout.map_or(limit, |asked| asked.min(limit));
+    Ok(Options { deadline: Some(Instant::now() + timeout), ..Options::default() })
 }
 
 /// `GET|POST /api/v1/query`: `query` evaluated at `time` (now when absent).
@@ -57,9 +56,10 @@ pub(crate) async fn query(
             Some(text) => parse_time("time", text)?,
             None => jiff::Timestamp::now().as_millisecond(),
         };
-        let options = options(&parameters)?;
+        let limits = state.collector.query_limits();
+        let options = options(&parameters, limits.timeout)?;
         let value = read_blocking(&state, principal.as_deref(), &parameters, move |stores, tenant| {
-            Ok(promql::instant(&store_source(stores, tenant), &expr, time, options)?)
+            Ok(promql::instant(&store_source(stores, tenant, limits.max_samples), &expr, time, options)?)
         })
         .await?;
         Ok::<Response, PromError>(instant_body(&value, time))
@@ -82,9 +82,10 @@ pub(crate) async fn query_range(
         let step = parse_duration("step", parameters.one("step").unwrap_or_default())?;
         let step = i64::try_from(step.as_millis()).unwrap_or(i64::MAX);
         let expr = promql::parse(parameters.one("query").unwrap_or_default())?;
-        let options = options(&parameters)?;
+        let limits = state.collector.query_limits();
+        let options = options(&parameters, limits.timeout)?;
         let series = read_blocking(&state, principal.as_deref(), &parameters, move |stores, tenant| {
-            Ok(promql::range(&store_source(stores, tenant), &expr, (start, end), step, options)?)
+            Ok(promql::range(&store_source(stores, tenant, limits.max_samples), &expr, (start, end), step, options)?)
         })
         .await?;
         Ok::<Response, PromError>(json_body("matrix", &matrix(&series)))
@@ -172,6 +173,25 @@ mod tests {
         let error = parse_duration("step", "soon").unwrap_err();
         assert_eq!(error.message, "invalid parameter \"step\": cannot parse \"soon\" to a valid duration");
         assert!(parse_duration("timeout", "-1").is_err());
+    }
+
+    #[test]
+    fn a_request_timeout_may_shorten_the_configured_one_never_lengthen_it() {
+        let deadline = |query: &str, limit: u64| {
+            let parameters = Parameters(
+                form_urlencoded::parse(query.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect(),
+            );
+            let before = Instant::now();
+            let deadline = options(&parameters, Duration::from_secs(limit)).unwrap().deadline.unwrap();
+            let after = Instant::now();
+            (deadline - after, deadline - before)
+        };
+        let within = |(least, most): (Duration, Duration), wanted: u64| {
+            least <= Duration::from_secs(wanted) && Duration::from_secs(wanted) <= most
+        };
+        assert!(within(deadline("timeout=10m", 60), 60), "capped by api.limits.timeout");
+        assert!(within(deadline("timeout=5s", 60), 5), "a shorter request timeout holds");
+        assert!(within(deadline("", 60), 60), "no request timeout: the configured one");
     }
 
     #[test]

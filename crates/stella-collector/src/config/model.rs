@@ -175,6 +175,8 @@ pub struct ApiConfig {
     pub tls: Option<TlsSettings>,
     /// `metrics_public`: serve `/metrics` without a token even when auth is on.
     pub metrics_public: bool,
+    /// `limits`: what one query of the read APIs (Prometheus, Tempo, Loki) may load, hold or take.
+    pub limits: stella_query::Limits,
 }
 
 impl Config {

@@ -83,6 +83,24 @@ fn batch_max_smaller_than_size_is_refused_with_the_fix() {
 }
 
 #[test]
+fn query_limits_default_to_prometheus_s_and_refuse_zero_and_bad_durations() {
+    let config = load(Profile::Default, None, &EnvVars::default()).unwrap();
+    assert_eq!(config.api.limits, stella_query::Limits::DEFAULT);
+    assert_eq!(config.api.limits.max_samples, 50_000_000);
+    let mut value = parse_yaml(Profile::Default.yaml(), "profile default").unwrap();
+    merge(&mut value, parse_yaml("api: {limits: {max_spans: 1000, timeout: 30s}}", "test").unwrap());
+    let limits = Config::from_value(&value).unwrap().api.limits;
+    assert_eq!((limits.max_spans, limits.timeout), (1000, std::time::Duration::from_secs(30)));
+    assert_eq!((limits.max_samples, limits.max_lines), (50_000_000, 5_000_000), "absent keys keep their defaults");
+    let errors = errors_of("api: {limits: {max_lines: 0}}");
+    assert_eq!(errors, vec!["api.limits.max_lines: must be at least 1; the default is 5000000"]);
+    let errors = errors_of("api: {limits: {timeout: soon}}");
+    assert!(errors[0].starts_with("api.limits.timeout: invalid duration \"soon\""), "{errors:?}");
+    let errors = errors_of("api: {limits: {max_samples: -1}}");
+    assert!(errors[0].starts_with("api.limits.max_samples: invalid value"), "{errors:?}");
+}
+
+#[test]
 fn a_missing_host_gets_both_fixes() {
     let errors = errors_of("api: {endpoint: \":4319\"}");
     assert!(

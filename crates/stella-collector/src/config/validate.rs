@@ -521,7 +521,12 @@ fn endpoint(text: &str, path: &str, problems: &mut Problems) -> Option<SocketAdd
 }
 
 fn default_api() -> ApiConfig {
-    ApiConfig { endpoint: SocketAddr::from(([127, 0, 0, 1], 4319)), tls: None, metrics_public: false }
+    ApiConfig {
+        endpoint: SocketAddr::from(([127, 0, 0, 1], 4319)),
+        tls: None,
+        metrics_public: false,
+        limits: stella_query::Limits::DEFAULT,
+    }
 }
 
 #[derive(Deserialize)]
@@ -576,18 +581,56 @@ struct ApiRaw {
     tls: Option<TlsRaw>,
     #[serde(default)]
     metrics_public: bool,
+    #[serde(default)]
+    limits: Option<LimitsRaw>,
+}
+
+/// `api.limits`: each absent key keeps its default ([`stella_query::Limits::DEFAULT`]).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsRaw {
+    max_samples: Option<usize>,
+    max_spans: Option<usize>,
+    max_lines: Option<usize>,
+    #[serde(default, deserialize_with = "stella_pipeline::duration::optional_text::deserialize")]
+    timeout: Option<std::time::Duration>,
+}
+
+fn limits(raw: Option<LimitsRaw>, problems: &mut Problems) -> stella_query::Limits {
+    let defaults = stella_query::Limits::DEFAULT;
+    let Some(raw) = raw else { return defaults };
+    let mut at_least_one = |key: &str, value: Option<usize>, default: usize| match value {
+        Some(0) => {
+            problems.add(format!("api.limits.{key}"), format!("must be at least 1; the default is {default}"));
+            default
+        }
+        Some(value) => value,
+        None => default,
+    };
+    let limits = stella_query::Limits {
+        max_samples: at_least_one("max_samples", raw.max_samples, defaults.max_samples),
+        max_spans: at_least_one("max_spans", raw.max_spans, defaults.max_spans),
+        max_lines: at_least_one("max_lines", raw.max_lines, defaults.max_lines),
+        timeout: raw.timeout.unwrap_or(defaults.timeout),
+    };
+    if limits.timeout < std::time::Duration::from_millis(1) {
+        problems.add("api.limits.timeout", "must be at least 1ms; e.g. 2m");
+    }
+    limits
 }
 
 fn api(value: Option<&Value>, problems: &mut Problems) -> Option<ApiConfig> {
     let raw: ApiRaw = typed(value?, "api", problems)?;
     let tls = tls(raw.tls, "api.tls", problems);
+    let limits = limits(raw.limits, problems);
     let Some(text) = raw.endpoint else {
-        return Some(ApiConfig { tls, metrics_public: raw.metrics_public, ..default_api() });
+        return Some(ApiConfig { tls, metrics_public: raw.metrics_public, limits, ..default_api() });
     };
     endpoint(&text, "api.endpoint", problems).map(|endpoint| ApiConfig {
         endpoint,
         tls,
         metrics_public: raw.metrics_public,
+        limits,
     })
 }
 

@@ -27,9 +27,6 @@ use stella_store::chunks::Visit;
 
 use crate::{ScanFilter, StoreError, StoreView};
 
-/// The most lines a metric query may read.
-pub const MAX_LINES: usize = 5_000_000;
-
 /// Why a LogQL query failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LogqlError {
@@ -236,6 +233,7 @@ fn aggregate(
     name: &str,
     keep: Option<&[String]>,
     (start, end, step): (i64, i64, i64),
+    max_lines: usize,
 ) -> Result<Vec<Series>, LogqlError> {
     let millis = 1_000_000u64;
     let first =
@@ -246,9 +244,9 @@ fn aggregate(
     let (mut read_lines, mut failure) = (0usize, None);
     source.read(&aggregation.query.selector, (first, last), &mut |entry| {
         read_lines += 1;
-        if read_lines > MAX_LINES {
+        if read_lines > max_lines {
             failure = Some(LogqlError::BadQuery(format!(
-                "the query reads more than {MAX_LINES} lines; narrow the selector or the time range"
+                "the query reads more than {max_lines} lines (api.limits.max_lines); narrow the selector or the time range"
             )));
             return false;
         }
@@ -442,20 +440,21 @@ fn summed_labels(
 }
 
 /// Evaluates a metric query at the steps `start..=end` (unix milliseconds; `start == end` and
-/// `instant` for an instant query).
+/// `instant` for an instant query), each of its range aggregations reading at most `max_lines` lines.
 pub fn metric(
     source: &dyn LogSource,
     query: &MetricQuery,
     (start, end, step): (i64, i64, i64),
     instant: bool,
     options: Options,
+    max_lines: usize,
 ) -> Result<promql::Value, LogqlError> {
     let expr = promql::parse(&query.promql)?;
     let mut computed: Vec<Series> = Vec::new();
     for (index, aggregation) in query.aggregations.iter().enumerate() {
         let name = placeholder(index);
         let keep = summed_labels(&expr, aggregation, &name);
-        computed.extend(aggregate(source, aggregation, &name, keep.as_deref(), (start, end, step.max(1)))?);
+        computed.extend(aggregate(source, aggregation, &name, keep.as_deref(), (start, end, step.max(1)), max_lines)?);
     }
     let source = |selectors: &[Selector], _range: (i64, i64)| -> Result<Vec<Series>, SelectError> {
         Ok(computed

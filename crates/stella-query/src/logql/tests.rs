@@ -2,6 +2,8 @@
 use super::*;
 
 const SECOND: u64 = 1_000_000_000;
+/// The default line limit of a metric query.
+const LINES: usize = crate::Limits::DEFAULT.max_lines;
 
 struct Memory(Vec<StoredEntry>);
 
@@ -74,7 +76,8 @@ fn log_queries_select_filter_and_order_lines() {
 
 fn matrix(query: &str, (start, end, step): (i64, i64, i64)) -> Vec<(LabelSet, Vec<(i64, f64)>)> {
     let query = metric_query(query).unwrap();
-    match metric(&memory(), &query, (start * 1000, end * 1000, step * 1000), false, Options::default()).unwrap() {
+    match metric(&memory(), &query, (start * 1000, end * 1000, step * 1000), false, Options::default(), LINES).unwrap()
+    {
         promql::Value::Matrix(series) => series
             .into_iter()
             .map(|series| (series.labels, series.points.into_iter().map(|(at, value)| (at / 1000, value)).collect()))
@@ -153,17 +156,17 @@ fn metric_queries_count_per_window_and_aggregate_with_promql() {
 #[test]
 fn errors_reach_a_metric_only_when_unfiltered_and_instant_queries_answer_vectors() {
     let query = metric_query(r#"count_over_time({service_name="cart"} | json [5s])"#).unwrap();
-    let error = metric(&memory(), &query, (5000, 5000, 1000), false, Options::default()).unwrap_err();
+    let error = metric(&memory(), &query, (5000, 5000, 1000), false, Options::default(), LINES).unwrap_err();
     assert!(error.to_string().contains("pipeline error: 'JSONParserErr'"), "{error}");
     let query = metric_query(r#"sum(count_over_time({service_name="cart"} | json | __error__!="JSONParserErr" [5s]))"#)
         .unwrap();
     assert_eq!(
-        metric(&memory(), &query, (5000, 5000, 1000), true, Options::default()).unwrap(),
+        metric(&memory(), &query, (5000, 5000, 1000), true, Options::default(), LINES).unwrap(),
         promql::Value::Vector(vec![])
     );
     let health = metric_query("vector(1)+vector(1)").unwrap();
     let promql::Value::Vector(samples) =
-        metric(&memory(), &health, (4000, 4000, 1000), true, Options::default()).unwrap()
+        metric(&memory(), &health, (4000, 4000, 1000), true, Options::default(), LINES).unwrap()
     else {
         panic!()
     };
@@ -230,4 +233,21 @@ fn newest_lines_stop_reading_once_nothing_unread_can_be_newer() {
     // Lines of the same second from two services: both read before the bound allows stopping.
     let found = lines(&sources, &query, (0, 100 * SECOND), 12, false).unwrap();
     assert_eq!(found.iter().map(|line| line.at / SECOND).collect::<Vec<_>>(), [10, 9, 8, 7, 6, 5, 5, 4, 4, 3, 3, 2]);
+}
+
+#[test]
+fn a_metric_query_reading_more_lines_than_its_limit_is_refused_and_one_at_the_limit_answers() {
+    // cart holds 10 lines in the window: a limit of 9 is passed by the 10th line read, 10 is not.
+    let query = metric_query(r#"sum(count_over_time({service_name="cart"}[1m]))"#).unwrap();
+    let error = metric(&memory(), &query, (20_000, 20_000, 1000), true, Options::default(), 9).unwrap_err();
+    assert!(
+        error.to_string().contains("reads more than 9 lines (api.limits.max_lines); narrow the selector"),
+        "{error}"
+    );
+    let promql::Value::Vector(samples) =
+        metric(&memory(), &query, (20_000, 20_000, 1000), true, Options::default(), 10).unwrap()
+    else {
+        panic!("an instant query gives a vector")
+    };
+    assert_eq!(samples[0].value, 10.0);
 }

@@ -18,9 +18,6 @@ pub use parse::{
 
 use crate::{ScanFilter, StoreError, StoreView, scan};
 
-/// Spans a search may hold in memory (a search over more is refused: narrow the time range).
-pub const MAX_SPANS: usize = 2_000_000;
-
 /// A typed value, as TraceQL compares and Tempo's JSON writes them.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TagValue {
@@ -362,6 +359,8 @@ pub struct Search {
     pub min_duration: Option<u64>,
     /// The trace lasts at most this long.
     pub max_duration: Option<u64>,
+    /// Spans the search may hold in memory ([`SearchError::TooManySpans`] past it).
+    pub max_spans: usize,
 }
 
 /// A matching span.
@@ -405,7 +404,7 @@ pub enum SearchError {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The range holds more spans than a search may hold.
-    #[error("the time range holds more than {limit} spans; narrow it (start, end)")]
+    #[error("the time range holds more than {limit} spans (api.limits.max_spans); narrow it (start, end)")]
     TooManySpans {
         /// The limit.
         limit: usize,
@@ -416,8 +415,13 @@ pub enum SearchError {
 type SpansByTrace = HashMap<Vec<u8>, (Vec<Row>, HashSet<Vec<u8>>)>;
 
 /// Adds the spans of one stored record to `by_id` (only those of `wanted` traces when given); false
-/// once more than [`MAX_SPANS`] are held.
-fn collect(record: &[u8], by_id: &mut SpansByTrace, spans: &mut usize, wanted: Option<&HashSet<Vec<u8>>>) -> bool {
+/// once more than `max_spans` are held.
+fn collect(
+    record: &[u8],
+    by_id: &mut SpansByTrace,
+    (spans, max_spans): (&mut usize, usize),
+    wanted: Option<&HashSet<Vec<u8>>>,
+) -> bool {
     let Ok(OtlpRequest::Traces(request)) = OtlpRequest::decode_protobuf(Signal::Traces, record) else {
         return true;
     };
@@ -434,7 +438,7 @@ fn collect(record: &[u8], by_id: &mut SpansByTrace, spans: &mut usize, wanted: O
                 continue;
             }
             *spans += 1;
-            if *spans > MAX_SPANS {
+            if *spans > max_spans {
                 return false;
             }
             entry.0.push(Row { span, resource: Arc::clone(&resource), service: service.clone(), parent: None });
@@ -443,18 +447,23 @@ fn collect(record: &[u8], by_id: &mut SpansByTrace, spans: &mut usize, wanted: O
     true
 }
 
-/// The traces of `tenant` overlapping the range, assembled from their spans.
-fn traces(view: &dyn StoreView, tenant: &str, range: (u64, u64)) -> Result<(Vec<Trace>, u64), SearchError> {
+/// The traces of `tenant` overlapping the range, assembled from their spans (at most `max_spans`).
+fn traces(
+    view: &dyn StoreView,
+    tenant: &str,
+    range: (u64, u64),
+    max_spans: usize,
+) -> Result<(Vec<Trace>, u64), SearchError> {
     let mut by_id: SpansByTrace = HashMap::new();
     let (mut spans, mut bytes) = (0usize, 0u64);
     let mut complete = true;
     scan(view, tenant, Signal::Traces, range, ScanFilter::default(), &mut |record| {
         bytes += record.len() as u64;
-        complete = collect(record, &mut by_id, &mut spans, None);
+        complete = collect(record, &mut by_id, (&mut spans, max_spans), None);
         complete
     })?;
     if !complete {
-        return Err(SearchError::TooManySpans { limit: MAX_SPANS });
+        return Err(SearchError::TooManySpans { limit: max_spans });
     }
     Ok((by_id.into_iter().map(|(id, (rows, _))| Trace::new(id, rows)).collect(), bytes))
 }
@@ -517,6 +526,7 @@ fn traces_of_service(
     range: (u64, u64),
     service: &str,
     prefilter: Option<&Condition>,
+    max_spans: usize,
 ) -> Result<Option<(Vec<Trace>, u64)>, SearchError> {
     // Candidates: traces with a span of the service in the range (or, when the filter is decided span
     // by span, with a span of the service that passes it).
@@ -525,7 +535,7 @@ fn traces_of_service(
     let mut complete = true;
     scan(view, tenant, Signal::Traces, range, ScanFilter::from(Some(service)), &mut |record| {
         bytes += record.len() as u64;
-        complete = collect(record, &mut local, &mut spans, None);
+        complete = collect(record, &mut local, (&mut spans, max_spans), None);
         complete
     })?;
     if !complete {
@@ -561,8 +571,8 @@ fn traces_of_service(
         let Ok(trace_id) = <[u8; 16]>::try_from(id.as_slice()) else { continue };
         for record in view.trace_records(tenant, &trace_id)? {
             bytes += record.len() as u64;
-            if !collect(&record, &mut by_id, &mut spans, Some(&candidates)) {
-                return Err(SearchError::TooManySpans { limit: MAX_SPANS });
+            if !collect(&record, &mut by_id, (&mut spans, max_spans), Some(&candidates)) {
+                return Err(SearchError::TooManySpans { limit: max_spans });
             }
         }
     }
@@ -630,13 +640,13 @@ pub fn search(
                 SpansetExpr::Filter(condition) if span_level(condition) => Some(condition),
                 _ => None,
             };
-            traces_of_service(view, tenant, search.range, &service, prefilter)?
+            traces_of_service(view, tenant, search.range, &service, prefilter, search.max_spans)?
         }
         None => None,
     };
     let (traces, bytes) = match narrowed {
         Some(found) => found,
-        None => traces(view, tenant, search.range)?,
+        None => traces(view, tenant, search.range, search.max_spans)?,
     };
     Ok((matching(&traces, search), traces.len(), bytes))
 }
@@ -703,14 +713,16 @@ fn matching(traces: &[Trace], search: &Search) -> Vec<FoundTrace> {
     found
 }
 
-/// The attribute names of `tenant`'s spans in the range: (resource, span).
+/// The attribute names of `tenant`'s spans in the range: (resource, span), at most `limit` of each,
+/// reading at most `max_spans` spans.
 pub fn tag_names(
     view: &dyn StoreView,
     tenant: &str,
     range: (u64, u64),
     limit: usize,
+    max_spans: usize,
 ) -> Result<(BTreeSet<String>, BTreeSet<String>), SearchError> {
-    let (traces, _) = traces(view, tenant, range)?;
+    let (traces, _) = traces(view, tenant, range, max_spans)?;
     let (mut resource, mut span) = (BTreeSet::new(), BTreeSet::new());
     for row in traces.iter().flat_map(|trace| &trace.rows) {
         for attribute in row.resource.iter() {
@@ -751,7 +763,7 @@ pub const INTRINSIC_TAGS: &[&str] = &[
 ];
 
 /// The distinct values `attribute` takes on `tenant`'s spans in the range that `filter` (a spanset's
-/// condition) admits, at most `limit`, sorted.
+/// condition) admits, at most `limit`, sorted, reading at most `max_spans` spans.
 pub fn tag_values(
     view: &dyn StoreView,
     tenant: &str,
@@ -759,6 +771,7 @@ pub fn tag_values(
     attribute: &Attribute,
     filter: Option<&Condition>,
     limit: usize,
+    max_spans: usize,
 ) -> Result<Vec<TagValue>, SearchError> {
     match attribute {
         Attribute::Intrinsic(Intrinsic::Status) => {
@@ -773,7 +786,7 @@ pub fn tag_values(
         Attribute::Intrinsic(Intrinsic::Duration | Intrinsic::TraceDuration) => return Ok(Vec::new()),
         _ => {}
     }
-    let (traces, _) = traces(view, tenant, range)?;
+    let (traces, _) = traces(view, tenant, range, max_spans)?;
     let evaluator = Evaluator::default();
     let mut values: BTreeMap<String, TagValue> = BTreeMap::new();
     'traces: for trace in &traces {

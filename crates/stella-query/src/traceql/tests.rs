@@ -80,6 +80,7 @@ fn find(query: &str) -> Vec<(String, usize)> {
         spans_per_spanset: 3,
         min_duration: None,
         max_duration: None,
+        max_spans: 100,
     };
     matching(&traces(), &search).into_iter().map(|trace| (trace.root_trace_name, trace.matched)).collect()
 }
@@ -130,6 +131,7 @@ fn results_carry_what_tempo_shows() {
         spans_per_spanset: 3,
         min_duration: Some(250 * MS),
         max_duration: None,
+        max_spans: 100,
     };
     let found = matching(&traces(), &search);
     assert_eq!(found.len(), 1);
@@ -160,4 +162,27 @@ fn a_search_narrows_to_a_service_only_when_every_match_needs_it() {
     assert_eq!(required(r#"{ resource.service.name = "a" || status = error }"#), None);
     assert_eq!(required(r#"{ .service.name = "a" }"#), None);
     assert_eq!(required(r#"{ resource.service.name != "a" }"#), None);
+}
+
+#[test]
+fn a_search_holds_no_more_spans_than_its_limit() {
+    use stella_otlp::proto::collector::trace::v1::ExportTraceServiceRequest;
+    use stella_otlp::proto::trace::v1::{ResourceSpans, ScopeSpans};
+    // One record of five distinct spans, the first of them sent twice (kept and counted once).
+    let mut spans: Vec<Span> = (1..=5).map(|id| span((1, id, None), "work", (1, 2), 1, false, Vec::new())).collect();
+    spans.push(spans[0].clone());
+    let record = OtlpRequest::Traces(ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
+            ..Default::default()
+        }],
+    })
+    .encode_protobuf();
+    let held = |max_spans: usize| {
+        let (mut by_id, mut count) = (SpansByTrace::new(), 0usize);
+        let complete = collect(&record, &mut by_id, (&mut count, max_spans), None);
+        (complete, count)
+    };
+    assert_eq!(held(5), (true, 5), "five distinct spans fit a limit of five");
+    assert_eq!(held(4), (false, 5), "the fifth span passes a limit of four and stops the read");
 }

@@ -617,3 +617,97 @@ async fn metrics_are_queried_as_raw_and_step_aligned_series() {
     assert!(output.status.success() && table.contains("points=2 last=40") && table.contains("1 series"), "{table}");
     assert!(stella.terminate().success());
 }
+
+/// The store for all three signals.
+fn store_everything() -> String {
+    let pipeline = "{receivers: [otlp], processors: [], exporters: [store]}";
+    format!(
+        "exporters:\n  store: {{max_chunk_records: 2, retention: {{default: 36500d}}}}\nservice:\n  pipelines:\n    traces: {pipeline}\n    metrics: {pipeline}\n    logs: {pipeline}\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_past_api_limits_is_refused_by_name_and_a_reload_lifts_the_limits() {
+    let limits = |limits: &'static str| common::Extra { api: limits, ..Default::default() };
+    let mut stella = Stella::start_with_receiver(
+        &limits("limits: {max_samples: 4, max_spans: 5, max_lines: 2}"),
+        &store_everything(),
+    );
+    // Six spans of one trace, three log lines, five samples of one series: each one more than its limit.
+    assert_eq!(stella.post(&traces("limits", 6)).await.0, 200);
+    let at = 1_700_000_000u64;
+    for offset in 0..3 {
+        let line = log_request("limits-svc", "a line", 9, (at + offset) * 1_000_000_000, ("k", "v"));
+        assert_eq!(stella.post(&line).await.0, 200);
+    }
+    for offset in 0..5 {
+        assert_eq!(stella.post(&gauge_request("a", (at + offset * 10) * 1_000_000_000, offset as i64)).await.0, 200);
+    }
+    let client = reqwest::Client::new();
+    let get = |path: String| {
+        let request = client.get(stella.api_url(&path));
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    let window = format!("start={at}&end={}", at + 3600);
+    // Wait until everything is stored, read by requests no limit bounds: traces by id, log lines (a log
+    // query holds at most its `limit`), the raw series.
+    let lines = format!("/loki/api/v1/query_range?query=%7Bservice_name%3D%22limits-svc%22%7D&{window}&limit=10");
+    let OtlpRequest::Traces(sent) = traces("limits", 6) else { unreachable!() };
+    let ids: Vec<String> =
+        sent.resource_spans[0].scope_spans[0].spans.iter().map(|span| hex::encode(&span.trace_id)).collect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut stored = get(lines.clone()).await.1.matches("a line").count() == 3;
+        for id in &ids {
+            stored &= get(format!("/api/traces/{id}")).await.0 == 200;
+        }
+        let series = get("/telemetry/query/metrics?name=queue.depth".into()).await.1;
+        stored &= serde_json::from_str::<serde_json::Value>(&series).unwrap_or_default()["series"][0]["points"]
+            .as_array()
+            .map_or(0, Vec::len)
+            == 5;
+        if stored {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not everything sent was stored");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let search = format!("/api/search?q=%7B%7D&{window}");
+    let values = format!("/api/v2/search/tag/name/values?{window}");
+    let counted = format!(
+        "/loki/api/v1/query?query=sum(count_over_time(%7Bservice_name%3D%22limits-svc%22%7D%5B1h%5D))&time={}",
+        at + 60
+    );
+    let samples = format!("/api/v1/query?query=queue_depth%5B1h%5D&time={}", at + 60);
+    let (status, body) = get(search.clone()).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("more than 5 spans (api.limits.max_spans)"), "{body}");
+    let (status, body) = get(values.clone()).await;
+    assert!(status == 400 && body.contains("api.limits.max_spans"), "tag discovery is bounded too: {status} {body}");
+    let (status, body) = get(counted.clone()).await;
+    assert!(status == 400 && body.contains("more than 2 lines (api.limits.max_lines)"), "{status} {body}");
+    let (status, body) = get(samples.clone()).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("\"errorType\":\"execution\"") && body.contains("api.limits.max_samples"), "{body}");
+    // Raised by a reload: the same queries answer, with everything stored.
+    let raised = limits("limits: {max_samples: 5, max_spans: 6, max_lines: 3}");
+    let config = common::receiver_config(stella.grpc, stella.http, stella.api, &raised, &store_everything());
+    std::fs::write(&stella.config_path, config).unwrap();
+    let reloaded = client.post(stella.api_url("/telemetry/config/reload")).send().await.unwrap();
+    assert_eq!(reloaded.status(), 200, "{}", reloaded.text().await.unwrap());
+    let (status, body) = get(search).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&body).unwrap()["traces"].as_array().map(Vec::len), Some(6));
+    let (status, body) = get(values).await;
+    assert!(status == 200 && body.contains("limits-5"), "{status} {body}");
+    let (status, body) = get(counted).await;
+    assert!(status == 200 && body.contains("\"3\""), "three lines counted: {status} {body}");
+    let (status, body) = get(samples).await;
+    assert_eq!(status, 200, "{body}");
+    let found: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(found["data"]["result"][0]["values"].as_array().map(Vec::len), Some(5), "{found}");
+    assert!(stella.terminate().success());
+}
