@@ -17,6 +17,7 @@ pub use parse::{
 };
 
 use crate::{ScanFilter, StoreError, StoreView, scan};
+use stella_store::chunks::Term;
 
 /// A typed value, as TraceQL compares and Tempo's JSON writes them.
 #[derive(Debug, Clone, PartialEq)]
@@ -471,23 +472,102 @@ fn traces(
 /// Traces read whole by id for a narrowed search: at most this many candidates.
 const MAX_CANDIDATES: usize = 1000;
 
-/// A service every trace the query finds must have a span of: a `resource.service.name = "..."` or
-/// `rootServiceName = "..."` test that has to hold in a spanset that has to match.
-fn required_service(expr: &SpansetExpr) -> Option<String> {
-    match expr {
-        SpansetExpr::Filter(condition) => required_in(condition),
-        SpansetExpr::Binary(_, SpansetOp::Or, _) => None,
-        SpansetExpr::Binary(left, _, right) => required_service(left).or_else(|| required_service(right)),
+/// How a search is narrowed before traces are read whole: a spanset filter every trace it finds must
+/// have a matching span for, and what that filter lets the store rule out.
+struct Narrowing<'q> {
+    /// A service the matching span must be of (`resource.service.name = "..."`, `rootServiceName = "..."`).
+    service: Option<String>,
+    /// Clauses of terms the matching span must carry, each satisfied by any one of its terms.
+    clauses: Vec<Vec<Needle>>,
+    /// The filter itself, when it can be decided span by span: candidates are the traces with a span
+    /// that passes it.
+    prefilter: Option<&'q Condition>,
+}
+
+/// A term a matching span must carry (see [`Term`]): its name, its status code, or a span or resource
+/// attribute with this string value.
+#[derive(Debug, Clone, PartialEq)]
+enum Needle {
+    Name(String),
+    Status(i32),
+    Span(String, String),
+    Resource(String, String),
+}
+
+impl Needle {
+    /// The store's term, whose hash chunk term filters hold.
+    fn term(&self) -> Term<'_> {
+        match self {
+            Needle::Name(name) => Term::Name(name),
+            Needle::Status(code) => Term::Status(*code),
+            Needle::Span(key, value) => Term::Span(key, value),
+            Needle::Resource(key, value) => Term::Resource(key, value),
+        }
+    }
+
+    /// Whether `span` of a resource with `resource` attributes carries it.
+    fn carried_by(&self, span: &Span, resource: &[KeyValue]) -> bool {
+        let has = |attributes: &[KeyValue], key: &str, value: &str| {
+            attributes.iter().any(|attribute| {
+                attribute.key == key
+                    && matches!(
+                        attribute.value.as_ref().and_then(|any| any.value.as_ref()),
+                        Some(any_value::Value::StringValue(text)) if text == value
+                    )
+            })
+        };
+        match self {
+            Needle::Name(name) => span.name == *name,
+            Needle::Status(code) => span.status.as_ref().map_or(0, |status| status.code) == *code,
+            Needle::Span(key, value) => has(&span.attributes, key, value),
+            Needle::Resource(key, value) => has(resource, key, value),
+        }
     }
 }
 
-fn required_in(condition: &Condition) -> Option<String> {
+/// Whether `span` (of a resource with `resource` attributes) carries a term of every clause.
+fn carries(span: &Span, resource: &[KeyValue], clauses: &[Vec<Needle>]) -> bool {
+    clauses.iter().all(|clause| clause.iter().any(|needle| needle.carried_by(span, resource)))
+}
+
+/// The narrowing of the filter that narrows most among those every found trace must match: the
+/// query's own filter, and under `&&` and the structural operators both sides (never under `||`).
+fn narrowing(expr: &SpansetExpr) -> Option<Narrowing<'_>> {
+    let mut required = Vec::new();
+    required_filters(expr, &mut required);
+    let narrowings = required.into_iter().map(|condition| {
+        let mut clauses = Vec::new();
+        term_clauses(condition, &mut clauses);
+        // The matching span itself is of a `resource.service.name`; `rootServiceName` only says that
+        // some span is (the root), so it narrows alone, never together with terms of the matching span.
+        let service = if clauses.is_empty() { required_in(condition, true) } else { required_in(condition, false) };
+        Narrowing { service, clauses, prefilter: span_level(condition).then_some(condition) }
+    });
+    narrowings
+        .filter(|narrowing| narrowing.service.is_some() || !narrowing.clauses.is_empty())
+        .max_by_key(|narrowing| (narrowing.clauses.len(), narrowing.service.is_some()))
+}
+
+fn required_filters<'q>(expr: &'q SpansetExpr, out: &mut Vec<&'q Condition>) {
+    match expr {
+        SpansetExpr::Filter(condition) => out.push(condition),
+        SpansetExpr::Binary(_, SpansetOp::Or, _) => {}
+        SpansetExpr::Binary(left, _, right) => {
+            required_filters(left, out);
+            required_filters(right, out);
+        }
+    }
+}
+
+/// A service every span passing `condition` is of (`resource.service.name = "..."`), or with `roots`
+/// also the one `rootServiceName = "..."` names (a service some span of the trace is of).
+fn required_in(condition: &Condition, roots: bool) -> Option<String> {
     let service = |attribute: &Attribute| {
         matches!(attribute, Attribute::Resource(name) if name == "service.name")
-            || matches!(attribute, Attribute::Intrinsic(Intrinsic::RootServiceName))
+            || (roots && matches!(attribute, Attribute::Intrinsic(Intrinsic::RootServiceName)))
     };
     match condition {
-        Condition::And(left, right) => required_in(left).or_else(|| required_in(right)),
+        Condition::And(left, right) => required_in(left, roots).or_else(|| required_in(right, roots)),
         Condition::Compare(Operand::Attribute(attribute), Comparison::Eq, Operand::Static(Static::Str(value)))
         | Condition::Compare(Operand::Static(Static::Str(value)), Comparison::Eq, Operand::Attribute(attribute))
             if service(attribute) =>
@@ -496,6 +576,42 @@ fn required_in(condition: &Condition) -> Option<String> {
         }
         _ => None,
     }
+}
+
+/// The term clauses a span passing `condition` satisfies: equalities of string attributes, the name and
+/// the status, joined by `&&` (each one a clause) or `||` (one clause of both sides' first ones).
+fn term_clauses(condition: &Condition, out: &mut Vec<Vec<Needle>>) {
+    match condition {
+        Condition::And(left, right) => {
+            term_clauses(left, out);
+            term_clauses(right, out);
+        }
+        Condition::Or(left, right) => {
+            let (mut either, mut or) = (Vec::new(), Vec::new());
+            term_clauses(left, &mut either);
+            term_clauses(right, &mut or);
+            if let (Some(either), Some(or)) = (either.first(), or.first()) {
+                out.push(either.iter().chain(or).cloned().collect());
+            }
+        }
+        Condition::Compare(a, Comparison::Eq, b) => out.extend(equality_terms(a, b).or_else(|| equality_terms(b, a))),
+        _ => {}
+    }
+}
+
+/// The terms one of which a span has when `attribute = value` holds for it.
+fn equality_terms(attribute: &Operand, value: &Operand) -> Option<Vec<Needle>> {
+    let (Operand::Attribute(attribute), Operand::Static(value)) = (attribute, value) else { return None };
+    Some(match (attribute, value) {
+        (Attribute::Span(key), Static::Str(text)) => vec![Needle::Span(key.clone(), text.clone())],
+        (Attribute::Resource(key), Static::Str(text)) => vec![Needle::Resource(key.clone(), text.clone())],
+        (Attribute::Any(key), Static::Str(text)) => {
+            vec![Needle::Span(key.clone(), text.clone()), Needle::Resource(key.clone(), text.clone())]
+        }
+        (Attribute::Intrinsic(Intrinsic::Name), Static::Str(text)) => vec![Needle::Name(text.clone())],
+        (Attribute::Intrinsic(Intrinsic::Status), Static::Status(code)) => vec![Needle::Status(*code)],
+        _ => return None,
+    })
 }
 
 /// Whether a condition can be decided from one span and its resource alone (no trace-level intrinsic).
@@ -518,50 +634,62 @@ fn span_level(condition: &Condition) -> bool {
     }
 }
 
-/// The traces with a span of `service` in the range, read whole by id: the service's index shards name
-/// the chunks to read for the candidates. `None` when there are more than [`MAX_CANDIDATES`].
-fn traces_of_service(
+/// The traces with a span in the range that passes `narrowing`, read whole by id: the service's index
+/// shards and the chunks' term filters name the chunks to read for the candidates. `None` when there
+/// are more than [`MAX_CANDIDATES`].
+fn traces_of_candidates(
     view: &dyn StoreView,
     tenant: &str,
     range: (u64, u64),
-    service: &str,
-    prefilter: Option<&Condition>,
+    narrowing: &Narrowing<'_>,
     max_spans: usize,
 ) -> Result<Option<(Vec<Trace>, u64)>, SearchError> {
-    // Candidates: traces with a span of the service in the range (or, when the filter is decided span
-    // by span, with a span of the service that passes it).
-    let mut local: SpansByTrace = HashMap::new();
-    let (mut bytes, mut spans) = (0u64, 0usize);
-    let mut complete = true;
-    scan(view, tenant, Signal::Traces, range, ScanFilter::from(Some(service)), &mut |record| {
-        bytes += record.len() as u64;
-        complete = collect(record, &mut local, (&mut spans, max_spans), None);
-        complete
-    })?;
-    if !complete {
-        return Ok(None);
-    }
+    // Candidates: traces with a span in the range of the service carrying the terms (and, when the
+    // filter is decided span by span, passing it). Only their ids are held.
+    let hashes: Vec<Vec<u128>> =
+        narrowing.clauses.iter().map(|clause| clause.iter().map(|needle| needle.term().hash()).collect()).collect();
+    let filter = ScanFilter { service: narrowing.service.as_deref(), span_terms: &hashes, ..ScanFilter::default() };
+    let prefilter = narrowing.prefilter.map(|condition| SpansetExpr::Filter(condition.clone()));
     let evaluator = Evaluator::default();
-    let candidates: HashSet<Vec<u8>> = local
-        .into_iter()
-        .filter_map(|(id, (mut rows, _))| {
-            rows.retain(|row| {
-                let ends = row.span.end_time_unix_nano.max(row.span.start_time_unix_nano);
-                row.service == service && row.span.start_time_unix_nano <= range.1 && ends >= range.0
-            });
-            if rows.is_empty() {
-                return None;
+    let mut candidates: HashSet<Vec<u8>> = HashSet::new();
+    let mut bytes = 0u64;
+    scan(view, tenant, Signal::Traces, range, filter, &mut |record| {
+        bytes += record.len() as u64;
+        let Ok(OtlpRequest::Traces(request)) = OtlpRequest::decode_protobuf(Signal::Traces, record) else {
+            return true;
+        };
+        for group in request.resource_spans {
+            let resource = Arc::new(group.resource.map(|resource| resource.attributes).unwrap_or_default());
+            let service = stella_otlp::attributes::get_str(&resource, "service.name").unwrap_or("unknown_service");
+            if narrowing.service.as_deref().is_some_and(|wanted| wanted != service) {
+                continue;
             }
-            if let Some(condition) = prefilter {
-                let trace = Trace::new(id.clone(), rows);
-                let filter = SpansetExpr::Filter(condition.clone());
-                if !evaluator.spansets(&filter, &trace).contains(&true) {
-                    return None;
+            for span in group.scope_spans.into_iter().flat_map(|scope| scope.spans) {
+                let ends = span.end_time_unix_nano.max(span.start_time_unix_nano);
+                if candidates.contains(&span.trace_id)
+                    || span.start_time_unix_nano > range.1
+                    || ends < range.0
+                    || !carries(&span, &resource, &narrowing.clauses)
+                {
+                    continue;
+                }
+                if let Some(prefilter) = &prefilter {
+                    let row = Row { span, resource: Arc::clone(&resource), service: service.to_string(), parent: None };
+                    let trace = Trace::new(row.span.trace_id.clone(), vec![row]);
+                    if !evaluator.spansets(prefilter, &trace).contains(&true) {
+                        continue;
+                    }
+                    candidates.insert(trace.id);
+                } else {
+                    candidates.insert(span.trace_id);
+                }
+                if candidates.len() > MAX_CANDIDATES {
+                    return false;
                 }
             }
-            Some(id)
-        })
-        .collect();
+        }
+        true
+    })?;
     if candidates.len() > MAX_CANDIDATES {
         return Ok(None);
     }
@@ -634,14 +762,8 @@ pub fn search(
     tenant: &str,
     search: &Search,
 ) -> Result<(Vec<FoundTrace>, usize, u64), SearchError> {
-    let narrowed = match required_service(&search.query.spansets) {
-        Some(service) => {
-            let prefilter = match &search.query.spansets {
-                SpansetExpr::Filter(condition) if span_level(condition) => Some(condition),
-                _ => None,
-            };
-            traces_of_service(view, tenant, search.range, &service, prefilter, search.max_spans)?
-        }
+    let narrowed = match narrowing(&search.query.spansets) {
+        Some(narrowing) => traces_of_candidates(view, tenant, search.range, &narrowing, search.max_spans)?,
         None => None,
     };
     let (traces, bytes) = match narrowed {

@@ -153,10 +153,10 @@ fn results_carry_what_tempo_shows() {
 
 #[test]
 fn a_search_narrows_to_a_service_only_when_every_match_needs_it() {
-    let required = |query: &str| required_service(&parse(query).unwrap().spansets);
+    let required = |query: &str| narrowing(&parse(query).unwrap().spansets).and_then(|narrowing| narrowing.service);
     assert_eq!(required(r#"{ resource.service.name = "cart" && status = error }"#).as_deref(), Some("cart"));
-    assert_eq!(required(r#"{ rootServiceName = "web" } >> { status = error }"#).as_deref(), Some("web"));
-    assert_eq!(required(r#"{ status = error } && { "db" = resource.service.name }"#).as_deref(), Some("db"));
+    assert_eq!(required(r#"{ rootServiceName = "web" } >> { kind = server }"#).as_deref(), Some("web"));
+    assert_eq!(required(r#"{ kind = client } && { "db" = resource.service.name }"#).as_deref(), Some("db"));
     // Either side may match alone, a span attribute may name another service, or the test may fail.
     assert_eq!(required(r#"{ resource.service.name = "a" } || { status = error }"#), None);
     assert_eq!(required(r#"{ resource.service.name = "a" || status = error }"#), None);
@@ -185,4 +185,77 @@ fn a_search_holds_no_more_spans_than_its_limit() {
     };
     assert_eq!(held(5), (true, 5), "five distinct spans fit a limit of five");
     assert_eq!(held(4), (false, 5), "the fifth span passes a limit of four and stops the read");
+}
+
+#[test]
+fn a_search_is_narrowed_by_the_terms_and_service_a_matching_span_must_carry() {
+    let narrowed = |query: &str| {
+        let query = parse(query).unwrap();
+        narrowing(&query.spansets)
+            .map(|narrowing| (narrowing.service.clone(), narrowing.clauses.clone(), narrowing.prefilter.is_some()))
+    };
+    let span = |key: &str, value: &str| Needle::Span(key.into(), value.into());
+    let resource = |key: &str, value: &str| Needle::Resource(key.into(), value.into());
+    assert_eq!(
+        narrowed(r#"{ span.url.path = "/x" && status = error }"#),
+        Some((None, vec![vec![span("url.path", "/x")], vec![Needle::Status(2)]], true))
+    );
+    assert_eq!(
+        narrowed(r#"{ .db = "pg" || name = "q" }"#),
+        Some((None, vec![vec![span("db", "pg"), resource("db", "pg"), Needle::Name("q".into())]], true))
+    );
+    assert_eq!(
+        narrowed(r#"{ resource.service.name = "cart" && "/x" = span.url.path }"#),
+        Some((Some("cart".into()), vec![vec![resource("service.name", "cart")], vec![span("url.path", "/x")]], true)),
+        "the matching span is of the service and carries the terms"
+    );
+    // rootServiceName: some span of the trace is of the service, not necessarily the matching one.
+    assert_eq!(narrowed(r#"{ rootServiceName = "cart" }"#), Some((Some("cart".into()), vec![], false)));
+    assert_eq!(
+        narrowed(r#"{ rootServiceName = "cart" && name = "q" }"#),
+        Some((None, vec![vec![Needle::Name("q".into())]], false))
+    );
+    // Under && and structural operators both sides must match: the side with more clauses narrows.
+    assert_eq!(
+        narrowed(r#"{ kind = server } >> { span.a = "1" && span.b = "2" }"#).map(|found| found.1.len()),
+        Some(2)
+    );
+    assert_eq!(narrowed(r#"{ span.a = "1" } || { span.b = "2" }"#), None, "either side may match alone");
+    assert_eq!(narrowed(r#"{ span.a =~ "1.*" && span.n = 1 && !(name = "x") }"#), None);
+}
+
+#[test]
+fn a_span_carries_exactly_the_terms_its_chunk_filter_holds() {
+    let rows: Vec<Row> = traces().into_iter().flat_map(|trace| trace.rows).collect();
+    let db = rows.iter().find(|row| row.service == "orders-db").unwrap();
+    let carried = |clauses: &[Vec<Needle>]| carries(&db.span, &db.resource, clauses);
+    assert!(carried(&[vec![Needle::Resource("service.name".into(), "orders-db".into())], vec![Needle::Status(2)]]));
+    assert!(carried(&[vec![Needle::Span("db.system".into(), "postgres".into())]]));
+    assert!(!carried(&[vec![Needle::Span("service.name".into(), "orders-db".into())]]));
+    assert!(!carried(&[vec![Needle::Name("GET /health".into())]]));
+    assert!(carried(&[]));
+    // What the span carries is what the store's filter of its chunk holds.
+    let mut terms = stella_store::chunks::ChunkTerms::default();
+    terms.add_request(&OtlpRequest::Traces(stella_otlp::proto::collector::trace::v1::ExportTraceServiceRequest {
+        resource_spans: vec![stella_otlp::proto::trace::v1::ResourceSpans {
+            resource: Some(stella_otlp::proto::resource::v1::Resource {
+                attributes: db.resource.as_ref().clone(),
+                ..Default::default()
+            }),
+            scope_spans: vec![stella_otlp::proto::trace::v1::ScopeSpans {
+                spans: vec![db.span.clone()],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }));
+    let filter = stella_store::chunks::TermFilter::decode(&terms.encode()).unwrap();
+    for needle in [
+        Needle::Resource("service.name".into(), "orders-db".into()),
+        Needle::Status(2),
+        Needle::Span("db.system".into(), "postgres".into()),
+        Needle::Name("SELECT orders".into()),
+    ] {
+        assert!(carried(&[vec![needle.clone()]]) && filter.may_contain(needle.term().hash()), "{needle:?}");
+    }
 }

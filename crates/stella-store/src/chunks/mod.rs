@@ -1,6 +1,7 @@
 //! The embedded store: the ingest log's records sealed into immutable, content-addressed chunks with
 //! RFC 8785 manifests, a day manifest per tenant, signal and UTC day listing runs of chunks, and per run
-//! a trace index and an index shard of its streams (services, log streams, metric series).
+//! a trace index and an index shard of its streams (services, log streams, metric series); per chunk of
+//! traces a term filter of the values its spans carry.
 //!
 //! - [`Sealer`]: the pure rule of which records make a chunk (data only, never the wall clock).
 //! - [`Store`]: chunks, manifests and indexes on disk; lookups by trace id; scans that index shards
@@ -20,6 +21,7 @@ mod sealer;
 mod shard;
 mod store;
 mod streams;
+mod terms;
 mod upload;
 mod view;
 
@@ -40,6 +42,7 @@ pub use store::{
     CheckOptions, CheckReport, Cut, Store, StoreError, StoredChunk, UnsealedRecord, Visit, directory_name,
 };
 pub use streams::{ChunkStreams, LOG_STREAM_RESOURCE_ATTRIBUTES, SEVERITY_LABEL, ScanFilter, StreamKey, StreamStats};
+pub use terms::{ChunkTerms, TERMS_FORMAT_VERSION, Term, TermFilter, terms_file};
 pub use upload::{LocalCache, ROUND_CHUNKS, UploadRound};
 pub use view::StoreView;
 

@@ -14,6 +14,7 @@ use stella_otlp::{OtlpRequest, Signal};
 use super::facts::{RecordFacts, request_facts};
 use super::manifest::{CHUNK_FORMAT_VERSION, ChunkManifest};
 use super::streams::ChunkStreams;
+use super::terms::ChunkTerms;
 
 /// zstd level of chunk files (fixed: part of what makes digests reproducible).
 const ZSTD_LEVEL: i32 = 3;
@@ -55,6 +56,8 @@ pub struct SealedChunk {
     pub trace_ids: Vec<([u8; 16], u32)>,
     /// Its streams, for the day's index shard.
     pub streams: ChunkStreams,
+    /// Its term filter file (traces; `None` for other signals).
+    pub terms: Option<Vec<u8>>,
     /// The sequence number of its last record.
     pub last_seq: u64,
 }
@@ -70,6 +73,8 @@ pub struct Sealer {
     open_bytes: usize,
     /// The streams of the open records.
     open_streams: ChunkStreams,
+    /// The terms of the open records' spans.
+    open_terms: ChunkTerms,
 }
 
 /// The UTC day (`YYYY-MM-DD`) of a unix-nanosecond time.
@@ -91,6 +96,7 @@ impl Sealer {
             open: Vec::new(),
             open_bytes: 0,
             open_streams: ChunkStreams::default(),
+            open_terms: ChunkTerms::default(),
         }
     }
 
@@ -109,6 +115,7 @@ impl Sealer {
         }
         self.open_bytes += payload.len();
         self.open_streams.add_request(&request);
+        self.open_terms.add_request(&request);
         self.open.push(OpenRecord { seq, payload, facts });
         if self.open.len() >= self.limits.max_records || self.open_bytes >= self.limits.max_bytes {
             sealed.extend(self.seal());
@@ -132,6 +139,8 @@ impl Sealer {
         }
         let records = std::mem::take(&mut self.open);
         let streams = std::mem::take(&mut self.open_streams);
+        let terms = std::mem::take(&mut self.open_terms);
+        let terms = (self.signal == Signal::Traces).then(|| terms.encode());
         self.open_bytes = 0;
         let day = self.day.take().unwrap_or_else(|| utc_day(0));
         let mut framed = Vec::with_capacity(records.iter().map(|record| record.payload.len() + 4).sum());
@@ -165,7 +174,7 @@ impl Sealer {
             uncompressed_bytes: framed.len() as u64,
         };
         let last_seq = records.last().map_or(0, |record| record.seq);
-        Some(SealedChunk { bytes, manifest, trace_ids: trace_ids.into_iter().collect(), streams, last_seq })
+        Some(SealedChunk { bytes, manifest, trace_ids: trace_ids.into_iter().collect(), streams, terms, last_seq })
     }
 }
 

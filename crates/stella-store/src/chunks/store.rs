@@ -40,6 +40,7 @@ use super::remote::RemoteChunks;
 use super::sealer::{SealedChunk, chunk_records};
 use super::shard::{DayShard, matching_chunks};
 use super::streams::ScanFilter;
+use super::terms::{ChunkTerms, TermFilter, terms_file};
 use crate::log::{LogFs, RealFs};
 
 /// What `check` found.
@@ -49,7 +50,8 @@ pub struct CheckReport {
     pub chunks_ok: u64,
     /// Chunks that do not (path and reason).
     pub damaged: Vec<String>,
-    /// Day indexes (`index.bin`) and index shards missing or differing from a rebuild from their chunks.
+    /// Day indexes (`index.bin`), index shards and term filters missing or differing from a rebuild from
+    /// their chunks.
     pub stale_indexes: Vec<String>,
     /// Day indexes and index shards rewritten (with `--repair`).
     pub repaired_indexes: Vec<String>,
@@ -283,6 +285,10 @@ impl Store {
         RealFs.write_atomic(&chunk_path, &chunk.bytes).map_err(io("write", &chunk_path))?;
         let manifest_path = dir.join(format!("{}.json", manifest.sha256));
         RealFs.write_atomic(&manifest_path, &canonical(manifest)).map_err(io("write", &manifest_path))?;
+        if let Some(terms) = &chunk.terms {
+            let terms_path = dir.join(terms_file(&manifest.sha256));
+            RealFs.write_atomic(&terms_path, terms).map_err(io("write", &terms_path))?;
+        }
         let mut retired = self.convert_legacy(&dir, signal, &mut day)?;
         let position = day.next_position();
         let mut shard = DayShard::new(signal);
@@ -544,7 +550,7 @@ impl Store {
                     }
                     None => true,
                 };
-                if wanted {
+                if wanted && terms_admit(&dir, &chunk.sha256, filter.span_terms) {
                     plan.push(StoredChunk { path: dir.join(format!("{}.chunk", chunk.sha256)), chunk: chunk.clone() });
                 }
             }
@@ -666,7 +672,7 @@ impl Store {
                 day.commit(&dir)?;
                 self.unrecord_uploaded(&dir, &expired)?;
                 for chunk in &expired {
-                    for extension in ["chunk", "json"] {
+                    for extension in ["chunk", "json", "terms"] {
                         let path = dir.join(format!("{}.{extension}", chunk.sha256));
                         match std::fs::remove_file(&path) {
                             // An evicted chunk has no local file.
@@ -769,7 +775,12 @@ impl Store {
                 }
                 self.chunk_reads.fetch_add(1, Ordering::Relaxed);
                 match chunk_records(&bytes) {
-                    Ok(records) => builder.add_chunk(chunk.position, &records),
+                    Ok(records) => {
+                        if signal == Signal::Traces {
+                            check_terms(&dir.join(terms_file(&chunk.sha256)), &records, options.repair, report)?;
+                        }
+                        builder.add_chunk(chunk.position, &records)
+                    }
                     Err(message) => {
                         report.damaged.push(format!("{}: {message}", path.display()));
                         intact = false;
@@ -830,6 +841,45 @@ impl Store {
 }
 
 /// Whether an index file and its recorded digest both match `rebuilt` (a missing file does not).
+/// Whether the chunk's term filter admits `clauses` (see [`TermFilter::admits`]); a chunk without a
+/// readable, intact filter is admitted (read), so a missing or damaged filter never hides a match.
+fn terms_admit(dir: &Path, sha256: &str, clauses: &[Vec<u128>]) -> bool {
+    if clauses.is_empty() {
+        return true;
+    }
+    let path = dir.join(terms_file(sha256));
+    match std::fs::read(&path).map_err(|error| error.to_string()).and_then(|bytes| TermFilter::decode(&bytes)) {
+        Ok(filter) => filter.admits(clauses),
+        Err(problem) => {
+            if path.exists() {
+                tracing::warn!(path = %path.display(), problem = %problem, "term filter unusable; reading the chunk");
+            }
+            true
+        }
+    }
+}
+
+/// Compares a chunk's term filter with one rebuilt from its records: a missing or differing one is
+/// reported as a stale index, and with `repair` rewritten.
+fn check_terms(path: &Path, records: &[Vec<u8>], repair: bool, report: &mut CheckReport) -> Result<(), StoreError> {
+    let mut terms = ChunkTerms::default();
+    for record in records {
+        if let Ok(request) = stella_otlp::OtlpRequest::decode_protobuf(Signal::Traces, record) {
+            terms.add_request(&request);
+        }
+    }
+    let rebuilt = terms.encode();
+    if std::fs::read(path).ok().as_deref() == Some(rebuilt.as_slice()) {
+        return Ok(());
+    }
+    report.stale_indexes.push(path.display().to_string());
+    if repair {
+        RealFs.write_atomic(path, &rebuilt).map_err(io("write", path))?;
+        report.repaired_indexes.push(path.display().to_string());
+    }
+    Ok(())
+}
+
 fn index_matches(path: &Path, rebuilt: &[u8], recorded: Option<&str>) -> Result<bool, StoreError> {
     let current = RealFs.read_file(path).map_err(io("read", path))?;
     Ok(current.as_deref() == Some(rebuilt) && recorded == Some(digest(rebuilt).as_str()))

@@ -543,3 +543,66 @@ fn files_of_runs_merged_before_a_crash_are_harmless_leftovers_that_repair_delete
     );
     assert!(!leftover.exists(), "deleted by the seal");
 }
+
+#[test]
+fn term_filters_rule_out_chunks_without_a_value_and_a_missing_or_damaged_one_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(dir.path().to_path_buf());
+    // One chunk per record; each record's service is its own.
+    let records: Vec<Vec<u8>> =
+        (0..30u8).map(|n| record(n, 2, START + u64::from(n) * 1_000_000_000, &format!("svc-{n}"))).collect();
+    seal_all(&store, &records, SealLimits { max_records: 1, max_bytes: usize::MAX });
+    let plan = |clauses: &[Vec<u128>]| {
+        let filter = ScanFilter { span_terms: clauses, ..ScanFilter::default() };
+        let plan = store.scan_plan("acme", "traces", (0, u64::MAX), filter).unwrap();
+        plan.into_iter().map(|chunk| chunk.path).collect::<Vec<_>>()
+    };
+    let chunk_of =
+        |service: &str| store.scan_plan("acme", "traces", (0, u64::MAX), Some(service)).unwrap()[0].path.clone();
+    let service = |name: &str| vec![vec![Term::Resource("service.name", name).hash()]];
+    assert_eq!(plan(&[]).len(), 30, "no clause: every chunk");
+    let found = plan(&service("svc-7"));
+    assert!(
+        found.contains(&chunk_of("svc-7")) && found.len() <= 2,
+        "svc-7's chunk and at most a false positive: {found:?}"
+    );
+    assert!(plan(&service("svc-nobody")).len() <= 1);
+    assert_eq!(plan(&[vec![Term::Name("op-1").hash()]]).len(), 30, "every chunk has a span named op-1");
+    assert!(plan(&[vec![Term::Status(2).hash()]]).len() <= 1, "no span failed");
+    let either = [vec![Term::Resource("service.name", "svc-3").hash(), Term::Resource("service.name", "svc-4").hash()]];
+    assert!(plan(&either).contains(&chunk_of("svc-3")) && plan(&either).contains(&chunk_of("svc-4")));
+    let both = [service("svc-3").remove(0), vec![Term::Span("service.name", "svc-3").hash()]];
+    assert!(plan(&both).len() <= 1, "a resource attribute is no span attribute");
+    // Without its filter, or with a damaged one, a chunk is read: a lost filter costs time, never a match.
+    let terms_of = |chunk: &std::path::Path| chunk.with_extension("terms");
+    std::fs::remove_file(terms_of(&chunk_of("svc-7"))).unwrap();
+    let flipped = terms_of(&chunk_of("svc-8"));
+    let original = std::fs::read(&flipped).unwrap();
+    let mut bytes = original.clone();
+    bytes[20] ^= 0xff;
+    std::fs::write(&flipped, bytes).unwrap();
+    let found = plan(&service("svc-nobody"));
+    assert!(found.contains(&chunk_of("svc-7")) && found.contains(&chunk_of("svc-8")), "{found:?}");
+    // `check` finds both; `--repair` rebuilds them byte for byte.
+    let report = store.check(false).unwrap();
+    let stale = [terms_of(&chunk_of("svc-7")), flipped.clone()].map(|path| path.display().to_string());
+    assert!(stale.iter().all(|path| report.stale_indexes.contains(path)), "{report:?}");
+    assert_eq!(report.stale_indexes.len(), 2, "{report:?}");
+    assert_eq!(store.check(true).unwrap().repaired_indexes.len(), 2);
+    assert_eq!(std::fs::read(&flipped).unwrap(), original);
+    assert!(store.check(false).unwrap().stale_indexes.is_empty());
+    assert!(plan(&service("svc-nobody")).len() <= 1, "repaired filters rule chunks out again");
+    // Retention deletes an expired chunk's filter with it.
+    let cutoff = START + 10 * 1_000_000_000;
+    let deleted = store.sweep("acme", "traces", cutoff, &|_, _| false).unwrap();
+    assert_eq!(deleted.len(), 10);
+    let day = chunk_of("svc-20").parent().unwrap().to_path_buf();
+    let left = |extension: &str| {
+        std::fs::read_dir(&day)
+            .unwrap()
+            .flatten()
+            .filter(|entry| entry.path().extension() == Some(extension.as_ref()))
+            .count()
+    };
+    assert_eq!((left("chunk"), left("terms")), (20, 20));
+}

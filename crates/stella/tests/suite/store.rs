@@ -711,3 +711,86 @@ async fn a_query_past_api_limits_is_refused_by_name_and_a_reload_lifts_the_limit
     assert_eq!(found["data"]["result"][0]["values"].as_array().map(Vec::len), Some(5), "{found}");
     assert!(stella.terminate().success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tempo_search_for_a_value_finds_it_in_sealed_chunks_with_or_without_their_term_filters() {
+    // One record per chunk: every trace below is sealed, each chunk with its term filter.
+    let mut stella = Stella::start(&store_only(1, ""));
+    let prefixes = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta"];
+    // Each request holds two traces of one span (`<prefix>-0`, `<prefix>-1`).
+    let mut ids: Vec<Vec<String>> = Vec::new();
+    for prefix in prefixes {
+        let request = traces(prefix, 2);
+        let OtlpRequest::Traces(sent) = &request else { unreachable!() };
+        let spans = &sent.resource_spans[0].scope_spans[0].spans;
+        ids.push(spans.iter().map(|span| hex::encode(&span.trace_id).trim_start_matches('0').to_string()).collect());
+        assert_eq!(stella.post(&request).await.0, 200);
+    }
+    let store = stella.data_dir().join("store");
+    let terms = || {
+        let mut found = Vec::new();
+        let mut stack = vec![store.clone()];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if path.extension().is_some_and(|extension| extension == "terms") {
+                    found.push(path);
+                }
+            }
+        }
+        found
+    };
+    // The last record stays in the open chunk until another seals it: five sealed chunks.
+    wait_until("five chunks sealed with their filters", || terms().len() >= prefixes.len() - 1).await;
+    let client = reqwest::Client::new();
+    let search = |query: &str| {
+        // Percent-encode every byte but unreserved ones.
+        let encoded: String = query
+            .bytes()
+            .map(|byte| match byte {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (byte as char).to_string(),
+                _ => format!("%{byte:02X}"),
+            })
+            .collect();
+        let request = client.get(stella.api_url(&format!("/api/search?start=1&end=4102444800&q={encoded}")));
+        async move {
+            let found: serde_json::Value = request.send().await.unwrap().json().await.unwrap();
+            let mut ids: Vec<String> = found["traces"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|trace| trace["traceID"].as_str().unwrap().to_string())
+                .collect();
+            ids.sort();
+            ids
+        }
+    };
+    let sorted = |mut ids: Vec<String>| {
+        ids.sort();
+        ids
+    };
+    let queries = [
+        (r#"{ span.test.prefix = "gamma" }"#, sorted(ids[2].clone())),
+        (r#"{ .test.prefix = "beta" && name = "beta-0" }"#, vec![ids[1][0].clone()]),
+        (r#"{ span.test.prefix = "alpha" || span.test.prefix = "zeta" }"#, sorted([&ids[0][..], &ids[5][..]].concat())),
+        (r#"{ resource.service.name = "harness" && span.test.prefix = "nobody" }"#, vec![]),
+    ];
+    for (query, expected) in &queries {
+        assert_eq!(&search(query).await, expected, "{query}");
+    }
+    // Missing or damaged filters only cost reading the chunks: the same answers.
+    let files = terms();
+    std::fs::remove_file(&files[0]).unwrap();
+    for file in &files[1..] {
+        let mut bytes = std::fs::read(file).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x01;
+        std::fs::write(file, bytes).unwrap();
+    }
+    for (query, expected) in &queries {
+        assert_eq!(&search(query).await, expected, "without usable filters: {query}");
+    }
+    assert!(stella.terminate().success());
+}
