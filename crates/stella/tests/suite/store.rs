@@ -728,19 +728,8 @@ async fn a_tempo_search_for_a_value_finds_it_in_sealed_chunks_with_or_without_th
     }
     let store = stella.data_dir().join("store");
     let terms = || {
-        let mut found = Vec::new();
-        let mut stack = vec![store.clone()];
-        while let Some(dir) = stack.pop() {
-            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-                let path = entry.path();
-                if path.is_dir() {
-                    stack.push(path);
-                } else if path.extension().is_some_and(|extension| extension == "terms") {
-                    found.push(path);
-                }
-            }
-        }
-        found
+        let found = files(&store).into_keys().filter(|path| path.ends_with(".terms"));
+        found.map(|path| store.join(path)).collect::<Vec<_>>()
     };
     // The last record stays in the open chunk until another seals it: five sealed chunks.
     wait_until("five chunks sealed with their filters", || terms().len() >= prefixes.len() - 1).await;
