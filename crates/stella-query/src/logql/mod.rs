@@ -23,7 +23,7 @@ use stella_otlp::{OtlpRequest, Signal};
 
 use crate::prometheus::{LabelSet, SelectError, Selector, Series};
 use crate::promql::{self, Options, QueryError, RangeSeries};
-use stella_store::chunks::Visit;
+use stella_store::chunks::{Term, Visit};
 
 use crate::{ScanFilter, StoreError, StoreView};
 
@@ -60,10 +60,12 @@ pub struct StoredEntry {
 /// Where log entries are read: [`Stored`] on a store; tests give entries in memory.
 pub trait LogSource {
     /// Visits the entries with `start <= at < end` (unix nanoseconds) whose stream `selector` picks
-    /// (every stream when empty); `visit` returns false to stop.
+    /// (every stream when empty); `visit` returns false to stop. `terms` ([`line_terms`]) may spare
+    /// reading what holds no line carrying them; entries without them may still be visited.
     fn read(
         &self,
         selector: &[Matcher],
+        terms: &[Vec<u128>],
         range: (u64, u64),
         visit: &mut dyn FnMut(StoredEntry) -> bool,
     ) -> Result<(), StoreError>;
@@ -74,10 +76,11 @@ pub trait LogSource {
     fn read_newest_first(
         &self,
         selector: &[Matcher],
+        terms: &[Vec<u128>],
         range: (u64, u64),
         visit: &mut dyn FnMut(Newest) -> bool,
     ) -> Result<(), StoreError> {
-        self.read(selector, range, &mut |entry| visit(Newest::Entry(entry)))
+        self.read(selector, terms, range, &mut |entry| visit(Newest::Entry(entry)))
     }
 }
 
@@ -105,14 +108,19 @@ impl Stored<'_> {
     /// The cut of the range, narrowed to a `service_name="x"` selector's service (a resource without
     /// `service.name` is `unknown_service` in the index shards but has no `service_name` label: not
     /// narrowed).
-    fn cut(&self, selector: &[Matcher], (start, end): (u64, u64)) -> Result<stella_store::chunks::Cut, StoreError> {
+    fn cut(
+        &self,
+        selector: &[Matcher],
+        terms: &[Vec<u128>],
+        (start, end): (u64, u64),
+    ) -> Result<stella_store::chunks::Cut, StoreError> {
         let service = selector
             .iter()
             .find(|matcher| {
                 matcher.name == "service_name" && matcher.op == MatchOp::Eq && matcher.value != "unknown_service"
             })
             .map(|matcher| matcher.value.as_str());
-        let filter = ScanFilter { service, ..ScanFilter::default() };
+        let filter = ScanFilter { service, terms, ..ScanFilter::default() };
         self.view.cut(self.tenant, Signal::Logs, (start, end.saturating_sub(1).max(start)), filter)
     }
 }
@@ -150,23 +158,53 @@ impl LogSource for Stored<'_> {
     fn read(
         &self,
         selector: &[Matcher],
+        terms: &[Vec<u128>],
         range: (u64, u64),
         visit: &mut dyn FnMut(StoredEntry) -> bool,
     ) -> Result<(), StoreError> {
-        self.cut(selector, range)?.visit(self.view.store(), &mut |record| entries_of(record, selector, range, visit))
+        let cut = self.cut(selector, terms, range)?;
+        cut.visit(self.view.store(), &mut |record| entries_of(record, selector, range, visit))
     }
 
     fn read_newest_first(
         &self,
         selector: &[Matcher],
+        terms: &[Vec<u128>],
         range: (u64, u64),
         visit: &mut dyn FnMut(Newest) -> bool,
     ) -> Result<(), StoreError> {
-        self.cut(selector, range)?.visit_newest_first(self.view.store(), &mut |step| match step {
+        self.cut(selector, terms, range)?.visit_newest_first(self.view.store(), &mut |step| match step {
             Visit::Bound(bound) => visit(Newest::Bound(bound)),
             Visit::Record(record) => entries_of(record, selector, range, &mut |entry| visit(Newest::Entry(entry))),
         })
     }
+}
+
+/// Clauses of trigram [`Term`] hashes every line that `stages` keep carries, for the chunks' term filters:
+/// a `|= "text"` before any `line_format` needs every trigram of its text (a clause each), `|= "a" or
+/// "b"` the first trigram of one of them (one clause). Texts shorter than three bytes, regular
+/// expressions and dropping filters need nothing.
+pub fn line_terms(stages: &[Stage]) -> Vec<Vec<u128>> {
+    let trigram = |window: &[u8]| Term::Trigram([window[0], window[1], window[2]]).hash();
+    let mut clauses = Vec::new();
+    for stage in stages {
+        match stage {
+            Stage::LineFormat(_) => break,
+            Stage::Line { keep: true, regex: false, patterns, .. }
+                if !patterns.is_empty() && patterns.iter().all(|pattern| pattern.len() >= 3) =>
+            {
+                if let [pattern] = patterns.as_slice() {
+                    clauses.extend(pattern.as_bytes().windows(3).map(|window| vec![trigram(window)]));
+                } else {
+                    clauses.push(patterns.iter().map(|pattern| trigram(&pattern.as_bytes()[..3])).collect());
+                }
+            }
+            _ => {}
+        }
+    }
+    clauses.sort_unstable();
+    clauses.dedup();
+    clauses
 }
 
 /// A line a log query gives.
@@ -187,6 +225,7 @@ pub fn lines(
     forward: bool,
 ) -> Result<Vec<FoundLine>, StoreError> {
     let limit = limit.max(1);
+    let terms = line_terms(&query.stages);
     // Keyed by (time, order found); at most `limit` held, the oldest dropped first (backward) or the
     // newest (forward).
     let mut held: BTreeMap<(u64, u64), FoundLine> = BTreeMap::new();
@@ -206,13 +245,13 @@ pub fn lines(
         }
     };
     if forward {
-        source.read(&query.selector, range, &mut |entry| {
+        source.read(&query.selector, &terms, range, &mut |entry| {
             hold(&mut held, entry);
             true
         })?;
         return Ok(held.into_values().collect());
     }
-    source.read_newest_first(&query.selector, range, &mut |step| match step {
+    source.read_newest_first(&query.selector, &terms, range, &mut |step| match step {
         // Done once `limit` lines are held and none still to come can be newer than the oldest of them.
         Newest::Bound(bound) => {
             !(held.len() >= limit && held.first_key_value().is_some_and(|((at, _), _)| *at > bound))
@@ -242,7 +281,8 @@ fn aggregate(
         u64::try_from(end).unwrap_or(0).saturating_mul(millis).saturating_sub(aggregation.offset).saturating_add(1);
     let mut by_labels: HashMap<LabelSet, Vec<(u64, f64)>> = HashMap::new();
     let (mut read_lines, mut failure) = (0usize, None);
-    source.read(&aggregation.query.selector, (first, last), &mut |entry| {
+    let terms = line_terms(&aggregation.query.stages);
+    source.read(&aggregation.query.selector, &terms, (first, last), &mut |entry| {
         read_lines += 1;
         if read_lines > max_lines {
             failure = Some(LogqlError::BadQuery(format!(
@@ -491,7 +531,7 @@ pub fn label_names(
     range: (u64, u64),
 ) -> Result<BTreeSet<String>, StoreError> {
     let mut names = BTreeSet::new();
-    source.read(selector, range, &mut |entry| {
+    source.read(selector, &[], range, &mut |entry| {
         names.extend(entry.stream.into_iter().map(|(name, _)| name));
         true
     })?;
@@ -506,7 +546,7 @@ pub fn label_values(
     range: (u64, u64),
 ) -> Result<BTreeSet<String>, StoreError> {
     let mut values = BTreeSet::new();
-    source.read(selector, range, &mut |entry| {
+    source.read(selector, &[], range, &mut |entry| {
         if let Some((_, value)) = entry.stream.into_iter().find(|(label, _)| label == name) {
             values.insert(value);
         }
@@ -538,7 +578,7 @@ pub fn series(
 ) -> Result<(StreamCounts, IndexStats), StoreError> {
     let mut streams = StreamCounts::new();
     let mut stats = IndexStats::default();
-    source.read(selector, range, &mut |entry| {
+    source.read(selector, &[], range, &mut |entry| {
         stats.entries += 1;
         stats.bytes += entry.line.len() as u64;
         *streams.entry(entry.stream).or_default() += 1;

@@ -11,6 +11,7 @@ impl LogSource for Memory {
     fn read(
         &self,
         selector: &[Matcher],
+        _terms: &[Vec<u128>],
         (start, end): (u64, u64),
         visit: &mut dyn FnMut(StoredEntry) -> bool,
     ) -> Result<(), StoreError> {
@@ -192,15 +193,17 @@ impl LogSource for Sources {
     fn read(
         &self,
         selector: &[Matcher],
+        terms: &[Vec<u128>],
         range: (u64, u64),
         visit: &mut dyn FnMut(StoredEntry) -> bool,
     ) -> Result<(), StoreError> {
-        self.0.read(selector, range, visit)
+        self.0.read(selector, terms, range, visit)
     }
 
     fn read_newest_first(
         &self,
         selector: &[Matcher],
+        terms: &[Vec<u128>],
         range: (u64, u64),
         visit: &mut dyn FnMut(Newest) -> bool,
     ) -> Result<(), StoreError> {
@@ -209,7 +212,7 @@ impl LogSource for Sources {
                 return Ok(());
             }
             let mut stopped = false;
-            self.0.read(selector, (second * SECOND, (second + 1) * SECOND), &mut |entry| {
+            self.0.read(selector, terms, (second * SECOND, (second + 1) * SECOND), &mut |entry| {
                 self.1.set(self.1.get() + 1);
                 stopped = !visit(Newest::Entry(entry));
                 !stopped
@@ -250,4 +253,26 @@ fn a_metric_query_reading_more_lines_than_its_limit_is_refused_and_one_at_the_li
         panic!("an instant query gives a vector")
     };
     assert_eq!(samples[0].value, 10.0);
+}
+
+#[test]
+fn line_filters_before_line_format_need_the_trigrams_of_their_text() {
+    let terms = |query: &str| line_terms(&log_query(query).unwrap().stages);
+    let trigram = |text: &[u8]| Term::Trigram([text[0], text[1], text[2]]).hash();
+    let mut needle: Vec<Vec<u128>> = [b"nee", b"eed", b"edl", b"dle"].iter().map(|t| vec![trigram(*t)]).collect();
+    needle.sort_unstable();
+    assert_eq!(terms(r#"{service_name="a"} |= "needle""#), needle);
+    assert_eq!(terms(r#"{service_name="a"} |= "needle" | json | level="error""#), needle);
+    assert_eq!(terms(r#"{service_name="a"} |= "needle" |= "dle""#), needle, "a clause once");
+    assert_eq!(terms(r#"{service_name="a"} |= "needle" or "pin""#), vec![vec![trigram(b"nee"), trigram(b"pin")]]);
+    // Nothing to require: too short, a regular expression, a dropping filter, after line_format.
+    for query in [
+        r#"{service_name="a"} |= "ne""#,
+        r#"{service_name="a"} |= "needle" or "x""#,
+        r#"{service_name="a"} |~ "needle""#,
+        r#"{service_name="a"} != "needle""#,
+        r#"{service_name="a"} | line_format "{{.x}}" |= "needle""#,
+    ] {
+        assert!(terms(query).is_empty(), "{query}");
+    }
 }

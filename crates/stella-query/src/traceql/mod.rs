@@ -648,7 +648,7 @@ fn traces_of_candidates(
     // filter is decided span by span, passing it). Only their ids are held.
     let hashes: Vec<Vec<u128>> =
         narrowing.clauses.iter().map(|clause| clause.iter().map(|needle| needle.term().hash()).collect()).collect();
-    let filter = ScanFilter { service: narrowing.service.as_deref(), span_terms: &hashes, ..ScanFilter::default() };
+    let filter = ScanFilter { service: narrowing.service.as_deref(), terms: &hashes, ..ScanFilter::default() };
     let prefilter = narrowing.prefilter.map(|condition| SpansetExpr::Filter(condition.clone()));
     let evaluator = Evaluator::default();
     let mut candidates: HashSet<Vec<u8>> = HashSet::new();

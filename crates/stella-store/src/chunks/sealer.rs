@@ -56,7 +56,7 @@ pub struct SealedChunk {
     pub trace_ids: Vec<([u8; 16], u32)>,
     /// Its streams, for the day's index shard.
     pub streams: ChunkStreams,
-    /// Its term filter file (traces; `None` for other signals).
+    /// Its term filter file (traces and logs; `None` for metrics).
     pub terms: Option<Vec<u8>>,
     /// The sequence number of its last record.
     pub last_seq: u64,
@@ -140,7 +140,7 @@ impl Sealer {
         let records = std::mem::take(&mut self.open);
         let streams = std::mem::take(&mut self.open_streams);
         let terms = std::mem::take(&mut self.open_terms);
-        let terms = (self.signal == Signal::Traces).then(|| terms.encode());
+        let terms = (self.signal != Signal::Metrics).then(|| terms.encode());
         self.open_bytes = 0;
         let day = self.day.take().unwrap_or_else(|| utc_day(0));
         let mut framed = Vec::with_capacity(records.iter().map(|record| record.payload.len() + 4).sum());

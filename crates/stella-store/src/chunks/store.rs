@@ -550,7 +550,7 @@ impl Store {
                     }
                     None => true,
                 };
-                if wanted && terms_admit(&dir, &chunk.sha256, filter.span_terms) {
+                if wanted && terms_admit(&dir, &chunk.sha256, filter.terms) {
                     plan.push(StoredChunk { path: dir.join(format!("{}.chunk", chunk.sha256)), chunk: chunk.clone() });
                 }
             }
@@ -776,8 +776,9 @@ impl Store {
                 self.chunk_reads.fetch_add(1, Ordering::Relaxed);
                 match chunk_records(&bytes) {
                     Ok(records) => {
-                        if signal == Signal::Traces {
-                            check_terms(&dir.join(terms_file(&chunk.sha256)), &records, options.repair, report)?;
+                        if signal != Signal::Metrics {
+                            let path = dir.join(terms_file(&chunk.sha256));
+                            check_terms(&path, signal, &records, options.repair, report)?;
                         }
                         builder.add_chunk(chunk.position, &records)
                     }
@@ -861,10 +862,16 @@ fn terms_admit(dir: &Path, sha256: &str, clauses: &[Vec<u128>]) -> bool {
 
 /// Compares a chunk's term filter with one rebuilt from its records: a missing or differing one is
 /// reported as a stale index, and with `repair` rewritten.
-fn check_terms(path: &Path, records: &[Vec<u8>], repair: bool, report: &mut CheckReport) -> Result<(), StoreError> {
+fn check_terms(
+    path: &Path,
+    signal: Signal,
+    records: &[Vec<u8>],
+    repair: bool,
+    report: &mut CheckReport,
+) -> Result<(), StoreError> {
     let mut terms = ChunkTerms::default();
     for record in records {
-        if let Ok(request) = stella_otlp::OtlpRequest::decode_protobuf(Signal::Traces, record) {
+        if let Ok(request) = stella_otlp::OtlpRequest::decode_protobuf(signal, record) {
             terms.add_request(&request);
         }
     }

@@ -190,9 +190,10 @@ pub struct ScanFilter<'a> {
     /// Metrics: Prometheus names one of which the metric must be able to give (see
     /// `stella_otlp::prometheus::may_produce`); empty: any.
     pub prometheus_names: &'a [String],
-    /// Traces: clauses of [`super::Term`] hashes a span must carry, each clause satisfied by any one of
-    /// its terms; chunks whose term filter rules a clause out are not read. Empty: any.
-    pub span_terms: &'a [Vec<u128>],
+    /// Traces and logs: clauses of [`super::Term`] hashes a span or log line must carry, each clause
+    /// satisfied by any one of its terms; chunks whose term filter rules a clause out are not read.
+    /// Empty: any.
+    pub terms: &'a [Vec<u128>],
 }
 
 impl<'a> From<Option<&'a str>> for ScanFilter<'a> {

@@ -1,7 +1,8 @@
 //! Term filters: for each sealed chunk of traces, a Bloom filter of the terms its spans carry (span
-//! names, status codes, string values of span and resource attributes), so that a search for a value
-//! rules out, without reading them, the chunks that cannot hold a span with it. A filter never rules out a
-//! chunk that holds a term (no false negatives); about 1% of the chunks without it are still read.
+//! names, status codes, string values of span and resource attributes), and for each chunk of logs, of
+//! the trigrams (three consecutive bytes) of its lines, so that a search for a value or a line filter
+//! rules out, without reading them, the chunks that cannot hold a match. A filter never rules out a chunk
+//! that holds a term (no false negatives); about 1% of the chunks without it are still read.
 //!
 //! Kept as `<sha256>.terms` next to the chunk, built from the chunk's records alone (the same records give
 //! the same bytes). A reader that finds no file (a chunk sealed before filters existed, a crash between the
@@ -18,7 +19,8 @@
 //! ```
 //! Term `t` sets bits `(h1 + i * h2) mod m` for `i` in `0..k`, where `h1` and `h2` are the low and high
 //! 64 bits of XXH3-128 of the term's bytes: `n` + name (span name), `t` + code as one byte (status), `s` or
-//! `r` + key + 0x00 + value (a span or resource attribute whose value is a string).
+//! `r` + key + 0x00 + value (a span or resource attribute whose value is a string), `g` + three bytes (a
+//! trigram of a log line as Loki shows it: the string body, else the body as JSON).
 use std::collections::HashSet;
 
 use stella_otlp::OtlpRequest;
@@ -56,6 +58,8 @@ pub enum Term<'a> {
     Span(&'a str, &'a str),
     /// A resource attribute with a string value.
     Resource(&'a str, &'a str),
+    /// Three consecutive bytes of a log line.
+    Trigram([u8; 3]),
 }
 
 impl Term<'_> {
@@ -73,6 +77,10 @@ impl Term<'_> {
                 scratch.extend_from_slice(name.as_bytes());
             }
             Term::Status(code) => scratch.extend_from_slice(&[b't', u8::try_from(*code).unwrap_or(u8::MAX)]),
+            Term::Trigram(bytes) => {
+                scratch.push(b'g');
+                scratch.extend_from_slice(bytes);
+            }
             Term::Span(key, value) | Term::Resource(key, value) => {
                 scratch.push(if matches!(self, Term::Span(..)) { b's' } else { b'r' });
                 scratch.extend_from_slice(key.as_bytes());
@@ -84,17 +92,39 @@ impl Term<'_> {
     }
 }
 
-/// The distinct terms of the records added so far (traces; other signals add none).
+/// The distinct terms of the records added so far (traces and logs; metrics add none).
 #[derive(Debug, Clone, Default)]
 pub struct ChunkTerms {
     hashes: HashSet<u128>,
+    /// The log line trigrams seen, one bit per possible trigram (2 MiB, made at the first line).
+    trigrams: Vec<u64>,
     scratch: Vec<u8>,
 }
 
+/// Words of the trigram bitmap: one bit for each of the 2^24 trigrams.
+const TRIGRAM_WORDS: usize = (1 << 24) / 64;
+
 impl ChunkTerms {
-    /// Adds the terms of one request's spans.
+    /// Adds the terms of one request's spans or log lines.
     pub fn add_request(&mut self, request: &OtlpRequest) {
-        let OtlpRequest::Traces(request) = request else { return };
+        let request = match request {
+            OtlpRequest::Traces(request) => request,
+            OtlpRequest::Logs(request) => {
+                for record in request
+                    .resource_logs
+                    .iter()
+                    .flat_map(|group| &group.scope_logs)
+                    .flat_map(|scope| &scope.log_records)
+                {
+                    match record.body.as_ref().and_then(|body| body.value.as_ref()) {
+                        Some(any_value::Value::StringValue(text)) => self.add_line(text.as_bytes()),
+                        _ => self.add_line(stella_otlp::loki::line(record.body.as_ref()).as_bytes()),
+                    }
+                }
+                return;
+            }
+            OtlpRequest::Metrics(_) => return,
+        };
         for group in &request.resource_spans {
             if let Some(resource) = &group.resource {
                 self.add_attributes(&resource.attributes, Term::Resource);
@@ -118,16 +148,37 @@ impl ChunkTerms {
         }
     }
 
-    /// Whether no term was added (a chunk of another signal).
+    fn add_line(&mut self, line: &[u8]) {
+        if line.len() < 3 {
+            return;
+        }
+        if self.trigrams.is_empty() {
+            self.trigrams = vec![0; TRIGRAM_WORDS];
+        }
+        for window in line.windows(3) {
+            let index = usize::from(window[0]) << 16 | usize::from(window[1]) << 8 | usize::from(window[2]);
+            self.trigrams[index / 64] |= 1 << (index % 64);
+        }
+    }
+
+    /// Whether no term was added (a chunk of metrics).
     pub fn is_empty(&self) -> bool {
-        self.hashes.is_empty()
+        self.hashes.is_empty() && self.trigrams.iter().all(|word| *word == 0)
     }
 
     /// The filter file of these terms. Independent of the order terms were added in.
     pub fn encode(&self) -> Vec<u8> {
-        let bits = (self.hashes.len() * BITS_PER_TERM).div_ceil(8).max(8) * 8;
+        let mut hashes = self.hashes.clone();
+        for (word_at, word) in self.trigrams.iter().enumerate().filter(|(_, word)| **word != 0) {
+            for bit in (0..64).filter(|bit| word & (1 << bit) != 0) {
+                let index = word_at * 64 + bit;
+                let trigram = [(index >> 16) as u8, (index >> 8) as u8, index as u8];
+                hashes.insert(Term::Trigram(trigram).hash());
+            }
+        }
+        let bits = (hashes.len() * BITS_PER_TERM).div_ceil(8).max(8) * 8;
         let mut bitmap = vec![0u8; bits / 8];
-        for hash in &self.hashes {
+        for hash in &hashes {
             for bit in positions(*hash, bits as u64, HASHES) {
                 bitmap[(bit / 8) as usize] |= 1 << (bit % 8);
             }
@@ -260,6 +311,37 @@ mod tests {
         requests.iter().for_each(|request| forward.add_request(request));
         requests.iter().rev().for_each(|request| backward.add_request(request));
         assert_eq!(forward.encode(), backward.encode());
+        assert!(ChunkTerms::default().is_empty());
+    }
+
+    #[test]
+    fn log_lines_give_their_trigrams() {
+        use stella_otlp::proto::collector::logs::v1::ExportLogsServiceRequest;
+        use stella_otlp::proto::common::v1::AnyValue;
+        use stella_otlp::proto::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+        let line = |text: &str| LogRecord {
+            body: Some(AnyValue { value: Some(any_value::Value::StringValue(text.into())) }),
+            ..Default::default()
+        };
+        let mut terms = ChunkTerms::default();
+        terms.add_request(&OtlpRequest::Logs(ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                scope_logs: vec![ScopeLogs {
+                    log_records: vec![line("payment declined"), line("ok"), line("\u{e9}t\u{e9}")],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }));
+        assert!(!terms.is_empty());
+        let filter = TermFilter::decode(&terms.encode()).unwrap();
+        for text in ["payment declined", "\u{e9}t\u{e9}"] {
+            for window in text.as_bytes().windows(3) {
+                assert!(filter.may_contain(Term::Trigram([window[0], window[1], window[2]]).hash()), "{text}");
+            }
+        }
+        let absent = (0u8..=255).filter(|byte| filter.may_contain(Term::Trigram([b'z', b'q', *byte]).hash()));
+        assert!(absent.count() < 10, "few of 256 absent trigrams pass");
         assert!(ChunkTerms::default().is_empty());
     }
 

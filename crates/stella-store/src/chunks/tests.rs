@@ -553,7 +553,7 @@ fn term_filters_rule_out_chunks_without_a_value_and_a_missing_or_damaged_one_is_
         (0..30u8).map(|n| record(n, 2, START + u64::from(n) * 1_000_000_000, &format!("svc-{n}"))).collect();
     seal_all(&store, &records, SealLimits { max_records: 1, max_bytes: usize::MAX });
     let plan = |clauses: &[Vec<u128>]| {
-        let filter = ScanFilter { span_terms: clauses, ..ScanFilter::default() };
+        let filter = ScanFilter { terms: clauses, ..ScanFilter::default() };
         let plan = store.scan_plan("acme", "traces", (0, u64::MAX), filter).unwrap();
         plan.into_iter().map(|chunk| chunk.path).collect::<Vec<_>>()
     };
@@ -605,4 +605,45 @@ fn term_filters_rule_out_chunks_without_a_value_and_a_missing_or_damaged_one_is_
             .count()
     };
     assert_eq!((left("chunk"), left("terms")), (20, 20));
+}
+
+#[test]
+fn a_line_filter_reads_only_the_log_chunks_whose_trigrams_it_needs() {
+    use stella_otlp::proto::collector::logs::v1::ExportLogsServiceRequest;
+    use stella_otlp::proto::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(dir.path().to_path_buf());
+    let mut sealer = Sealer::new("acme", Signal::Logs, SealLimits { max_records: 1, max_bytes: usize::MAX });
+    for n in 0..20u64 {
+        let text = if n == 13 { "card declined: needle 13".to_string() } else { format!("request {n} served") };
+        let record = ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                scope_logs: vec![ScopeLogs {
+                    log_records: vec![LogRecord {
+                        time_unix_nano: START + n * 1_000_000_000,
+                        body: Some(AnyValue { value: Some(any_value::Value::StringValue(text)) }),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        for chunk in sealer.add(n, record.encode_to_vec()).unwrap() {
+            store.write(&chunk).unwrap();
+        }
+    }
+    let plan = |text: &str| {
+        let terms: Vec<Vec<u128>> =
+            text.as_bytes().windows(3).map(|w| vec![Term::Trigram([w[0], w[1], w[2]]).hash()]).collect();
+        let filter = ScanFilter { terms: &terms, ..ScanFilter::default() };
+        store.scan_plan("acme", "logs", (0, u64::MAX), filter).unwrap()
+    };
+    assert_eq!(plan("").len(), 20, "no clause: every chunk");
+    let found = plan("needle");
+    assert_eq!(found.len(), 1, "{found:?}");
+    let records = store.read_chunk(&found[0].path).unwrap();
+    assert!(String::from_utf8_lossy(&records[0]).contains("needle 13"));
+    assert!(plan("served").len() >= 19, "every other chunk has a served line");
+    assert!(store.check(false).unwrap().stale_indexes.is_empty(), "check rebuilds the same log filters");
 }
