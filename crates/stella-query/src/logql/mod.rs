@@ -23,7 +23,7 @@ use stella_otlp::{OtlpRequest, Signal};
 
 use crate::prometheus::{LabelSet, SelectError, Selector, Series};
 use crate::promql::{self, Options, QueryError, RangeSeries};
-use stella_store::chunks::{Term, Visit};
+use stella_store::chunks::{Visit, trigram_terms};
 
 use crate::{ScanFilter, StoreError, StoreView};
 
@@ -185,7 +185,6 @@ impl LogSource for Stored<'_> {
 /// "b"` the first trigram of one of them (one clause). Texts shorter than three bytes, regular
 /// expressions and dropping filters need nothing.
 pub fn line_terms(stages: &[Stage]) -> Vec<Vec<u128>> {
-    let trigram = |window: &[u8]| Term::Trigram([window[0], window[1], window[2]]).hash();
     let mut clauses = Vec::new();
     for stage in stages {
         match stage {
@@ -194,9 +193,10 @@ pub fn line_terms(stages: &[Stage]) -> Vec<Vec<u128>> {
                 if !patterns.is_empty() && patterns.iter().all(|pattern| pattern.len() >= 3) =>
             {
                 if let [pattern] = patterns.as_slice() {
-                    clauses.extend(pattern.as_bytes().windows(3).map(|window| vec![trigram(window)]));
+                    clauses.extend(trigram_terms(pattern.as_bytes()).map(|term| vec![term.hash()]));
                 } else {
-                    clauses.push(patterns.iter().map(|pattern| trigram(&pattern.as_bytes()[..3])).collect());
+                    let first = |pattern: &String| trigram_terms(pattern.as_bytes()).next().map(|term| term.hash());
+                    clauses.push(patterns.iter().filter_map(first).collect());
                 }
             }
             _ => {}

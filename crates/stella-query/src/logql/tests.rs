@@ -1,5 +1,6 @@
 //! LogQL over entries in memory: two services, lines a second apart.
 use super::*;
+use stella_store::chunks::Term;
 
 const SECOND: u64 = 1_000_000_000;
 /// The default line limit of a metric query.

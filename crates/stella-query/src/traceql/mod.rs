@@ -478,56 +478,15 @@ struct Narrowing<'q> {
     /// A service the matching span must be of (`resource.service.name = "..."`, `rootServiceName = "..."`).
     service: Option<String>,
     /// Clauses of terms the matching span must carry, each satisfied by any one of its terms.
-    clauses: Vec<Vec<Needle>>,
+    clauses: Vec<Vec<Term<'q>>>,
     /// The filter itself, when it can be decided span by span: candidates are the traces with a span
     /// that passes it.
     prefilter: Option<&'q Condition>,
 }
 
-/// A term a matching span must carry (see [`Term`]): its name, its status code, or a span or resource
-/// attribute with this string value.
-#[derive(Debug, Clone, PartialEq)]
-enum Needle {
-    Name(String),
-    Status(i32),
-    Span(String, String),
-    Resource(String, String),
-}
-
-impl Needle {
-    /// The store's term, whose hash chunk term filters hold.
-    fn term(&self) -> Term<'_> {
-        match self {
-            Needle::Name(name) => Term::Name(name),
-            Needle::Status(code) => Term::Status(*code),
-            Needle::Span(key, value) => Term::Span(key, value),
-            Needle::Resource(key, value) => Term::Resource(key, value),
-        }
-    }
-
-    /// Whether `span` of a resource with `resource` attributes carries it.
-    fn carried_by(&self, span: &Span, resource: &[KeyValue]) -> bool {
-        let has = |attributes: &[KeyValue], key: &str, value: &str| {
-            attributes.iter().any(|attribute| {
-                attribute.key == key
-                    && matches!(
-                        attribute.value.as_ref().and_then(|any| any.value.as_ref()),
-                        Some(any_value::Value::StringValue(text)) if text == value
-                    )
-            })
-        };
-        match self {
-            Needle::Name(name) => span.name == *name,
-            Needle::Status(code) => span.status.as_ref().map_or(0, |status| status.code) == *code,
-            Needle::Span(key, value) => has(&span.attributes, key, value),
-            Needle::Resource(key, value) => has(resource, key, value),
-        }
-    }
-}
-
 /// Whether `span` (of a resource with `resource` attributes) carries a term of every clause.
-fn carries(span: &Span, resource: &[KeyValue], clauses: &[Vec<Needle>]) -> bool {
-    clauses.iter().all(|clause| clause.iter().any(|needle| needle.carried_by(span, resource)))
+fn carries(span: &Span, resource: &[KeyValue], clauses: &[Vec<Term<'_>>]) -> bool {
+    clauses.iter().all(|clause| clause.iter().any(|term| term.carried_by(span, resource)))
 }
 
 /// The narrowing of the filter that narrows most among those every found trace must match: the
@@ -580,7 +539,7 @@ fn required_in(condition: &Condition, roots: bool) -> Option<String> {
 
 /// The term clauses a span passing `condition` satisfies: equalities of string attributes, the name and
 /// the status, joined by `&&` (each one a clause) or `||` (one clause of both sides' first ones).
-fn term_clauses(condition: &Condition, out: &mut Vec<Vec<Needle>>) {
+fn term_clauses<'q>(condition: &'q Condition, out: &mut Vec<Vec<Term<'q>>>) {
     match condition {
         Condition::And(left, right) => {
             term_clauses(left, out);
@@ -591,7 +550,7 @@ fn term_clauses(condition: &Condition, out: &mut Vec<Vec<Needle>>) {
             term_clauses(left, &mut either);
             term_clauses(right, &mut or);
             if let (Some(either), Some(or)) = (either.first(), or.first()) {
-                out.push(either.iter().chain(or).cloned().collect());
+                out.push(either.iter().chain(or).copied().collect());
             }
         }
         Condition::Compare(a, Comparison::Eq, b) => out.extend(equality_terms(a, b).or_else(|| equality_terms(b, a))),
@@ -600,16 +559,14 @@ fn term_clauses(condition: &Condition, out: &mut Vec<Vec<Needle>>) {
 }
 
 /// The terms one of which a span has when `attribute = value` holds for it.
-fn equality_terms(attribute: &Operand, value: &Operand) -> Option<Vec<Needle>> {
+fn equality_terms<'q>(attribute: &'q Operand, value: &'q Operand) -> Option<Vec<Term<'q>>> {
     let (Operand::Attribute(attribute), Operand::Static(value)) = (attribute, value) else { return None };
     Some(match (attribute, value) {
-        (Attribute::Span(key), Static::Str(text)) => vec![Needle::Span(key.clone(), text.clone())],
-        (Attribute::Resource(key), Static::Str(text)) => vec![Needle::Resource(key.clone(), text.clone())],
-        (Attribute::Any(key), Static::Str(text)) => {
-            vec![Needle::Span(key.clone(), text.clone()), Needle::Resource(key.clone(), text.clone())]
-        }
-        (Attribute::Intrinsic(Intrinsic::Name), Static::Str(text)) => vec![Needle::Name(text.clone())],
-        (Attribute::Intrinsic(Intrinsic::Status), Static::Status(code)) => vec![Needle::Status(*code)],
+        (Attribute::Span(key), Static::Str(text)) => vec![Term::Span(key, text)],
+        (Attribute::Resource(key), Static::Str(text)) => vec![Term::Resource(key, text)],
+        (Attribute::Any(key), Static::Str(text)) => vec![Term::Span(key, text), Term::Resource(key, text)],
+        (Attribute::Intrinsic(Intrinsic::Name), Static::Str(text)) => vec![Term::Name(text)],
+        (Attribute::Intrinsic(Intrinsic::Status), Static::Status(code)) => vec![Term::Status(*code)],
         _ => return None,
     })
 }
@@ -647,7 +604,7 @@ fn traces_of_candidates(
     // Candidates: traces with a span in the range of the service carrying the terms (and, when the
     // filter is decided span by span, passing it). Only their ids are held.
     let hashes: Vec<Vec<u128>> =
-        narrowing.clauses.iter().map(|clause| clause.iter().map(|needle| needle.term().hash()).collect()).collect();
+        narrowing.clauses.iter().map(|clause| clause.iter().map(Term::hash).collect()).collect();
     let filter = ScanFilter { service: narrowing.service.as_deref(), terms: &hashes, ..ScanFilter::default() };
     let prefilter = narrowing.prefilter.map(|condition| SpansetExpr::Filter(condition.clone()));
     let evaluator = Evaluator::default();

@@ -190,19 +190,20 @@ fn a_search_holds_no_more_spans_than_its_limit() {
 #[test]
 fn a_search_is_narrowed_by_the_terms_and_service_a_matching_span_must_carry() {
     let narrowed = |query: &str| {
-        let query = parse(query).unwrap();
+        // Leaked so that the terms may borrow from it for the rest of the test.
+        let query: &'static Query = Box::leak(Box::new(parse(query).unwrap()));
         narrowing(&query.spansets)
             .map(|narrowing| (narrowing.service.clone(), narrowing.clauses.clone(), narrowing.prefilter.is_some()))
     };
-    let span = |key: &str, value: &str| Needle::Span(key.into(), value.into());
-    let resource = |key: &str, value: &str| Needle::Resource(key.into(), value.into());
+    let span = |key: &'static str, value: &'static str| Term::Span(key, value);
+    let resource = |key: &'static str, value: &'static str| Term::Resource(key, value);
     assert_eq!(
         narrowed(r#"{ span.url.path = "/x" && status = error }"#),
-        Some((None, vec![vec![span("url.path", "/x")], vec![Needle::Status(2)]], true))
+        Some((None, vec![vec![span("url.path", "/x")], vec![Term::Status(2)]], true))
     );
     assert_eq!(
         narrowed(r#"{ .db = "pg" || name = "q" }"#),
-        Some((None, vec![vec![span("db", "pg"), resource("db", "pg"), Needle::Name("q".into())]], true))
+        Some((None, vec![vec![span("db", "pg"), resource("db", "pg"), Term::Name("q")]], true))
     );
     assert_eq!(
         narrowed(r#"{ resource.service.name = "cart" && "/x" = span.url.path }"#),
@@ -213,7 +214,7 @@ fn a_search_is_narrowed_by_the_terms_and_service_a_matching_span_must_carry() {
     assert_eq!(narrowed(r#"{ rootServiceName = "cart" }"#), Some((Some("cart".into()), vec![], false)));
     assert_eq!(
         narrowed(r#"{ rootServiceName = "cart" && name = "q" }"#),
-        Some((None, vec![vec![Needle::Name("q".into())]], false))
+        Some((None, vec![vec![Term::Name("q")]], false))
     );
     // Under && and structural operators both sides must match: the side with more clauses narrows.
     assert_eq!(
@@ -228,11 +229,11 @@ fn a_search_is_narrowed_by_the_terms_and_service_a_matching_span_must_carry() {
 fn a_span_carries_exactly_the_terms_its_chunk_filter_holds() {
     let rows: Vec<Row> = traces().into_iter().flat_map(|trace| trace.rows).collect();
     let db = rows.iter().find(|row| row.service == "orders-db").unwrap();
-    let carried = |clauses: &[Vec<Needle>]| carries(&db.span, &db.resource, clauses);
-    assert!(carried(&[vec![Needle::Resource("service.name".into(), "orders-db".into())], vec![Needle::Status(2)]]));
-    assert!(carried(&[vec![Needle::Span("db.system".into(), "postgres".into())]]));
-    assert!(!carried(&[vec![Needle::Span("service.name".into(), "orders-db".into())]]));
-    assert!(!carried(&[vec![Needle::Name("GET /health".into())]]));
+    let carried = |clauses: &[Vec<Term<'_>>]| carries(&db.span, &db.resource, clauses);
+    assert!(carried(&[vec![Term::Resource("service.name", "orders-db")], vec![Term::Status(2)]]));
+    assert!(carried(&[vec![Term::Span("db.system", "postgres")]]));
+    assert!(!carried(&[vec![Term::Span("service.name", "orders-db")]]));
+    assert!(!carried(&[vec![Term::Name("GET /health")]]));
     assert!(carried(&[]));
     // What the span carries is what the store's filter of its chunk holds.
     let mut terms = stella_store::chunks::ChunkTerms::default();
@@ -250,12 +251,12 @@ fn a_span_carries_exactly_the_terms_its_chunk_filter_holds() {
         }],
     }));
     let filter = stella_store::chunks::TermFilter::decode(&terms.encode()).unwrap();
-    for needle in [
-        Needle::Resource("service.name".into(), "orders-db".into()),
-        Needle::Status(2),
-        Needle::Span("db.system".into(), "postgres".into()),
-        Needle::Name("SELECT orders".into()),
+    for term in [
+        Term::Resource("service.name", "orders-db"),
+        Term::Status(2),
+        Term::Span("db.system", "postgres"),
+        Term::Name("SELECT orders"),
     ] {
-        assert!(carried(&[vec![needle.clone()]]) && filter.may_contain(needle.term().hash()), "{needle:?}");
+        assert!(carried(&[vec![term]]) && filter.may_contain(term.hash()), "{term:?}");
     }
 }

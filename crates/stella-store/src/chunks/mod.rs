@@ -42,7 +42,7 @@ pub use store::{
     CheckOptions, CheckReport, Cut, Store, StoreError, StoredChunk, UnsealedRecord, Visit, directory_name,
 };
 pub use streams::{ChunkStreams, LOG_STREAM_RESOURCE_ATTRIBUTES, SEVERITY_LABEL, ScanFilter, StreamKey, StreamStats};
-pub use terms::{ChunkTerms, TERMS_FORMAT_VERSION, Term, TermFilter, terms_file};
+pub use terms::{ChunkTerms, TERMS_FORMAT_VERSION, Term, TermFilter, terms_file, trigram_terms};
 pub use upload::{LocalCache, ROUND_CHUNKS, UploadRound};
 pub use view::StoreView;
 

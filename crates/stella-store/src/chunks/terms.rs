@@ -25,6 +25,7 @@ use std::collections::HashSet;
 
 use stella_otlp::OtlpRequest;
 use stella_otlp::proto::common::v1::{KeyValue, any_value};
+use stella_otlp::proto::trace::v1::Span;
 use twox_hash::XxHash3_128;
 
 /// The first bytes of every term filter.
@@ -62,7 +63,35 @@ pub enum Term<'a> {
     Trigram([u8; 3]),
 }
 
+/// The value of an attribute whose value is a string (only those are terms).
+fn string_value(attribute: &KeyValue) -> Option<&str> {
+    match attribute.value.as_ref().and_then(|value| value.value.as_ref()) {
+        Some(any_value::Value::StringValue(text)) => Some(text),
+        _ => None,
+    }
+}
+
+/// The trigram terms of a text: each run of three consecutive bytes.
+pub fn trigram_terms(text: &[u8]) -> impl Iterator<Item = Term<'static>> + '_ {
+    text.windows(3).map(|window| Term::Trigram([window[0], window[1], window[2]]))
+}
+
 impl Term<'_> {
+    /// Whether `span`, of a resource with `resource` attributes, carries this term (exactly what its
+    /// chunk's filter was given for it; a trigram is no span's).
+    pub fn carried_by(&self, span: &Span, resource: &[KeyValue]) -> bool {
+        let has = |attributes: &[KeyValue], key: &str, value: &str| {
+            attributes.iter().any(|attribute| attribute.key == key && string_value(attribute) == Some(value))
+        };
+        match self {
+            Term::Name(name) => span.name == *name,
+            Term::Status(code) => span.status.as_ref().map_or(0, |status| status.code) == *code,
+            Term::Span(key, value) => has(&span.attributes, key, value),
+            Term::Resource(key, value) => has(resource, key, value),
+            Term::Trigram(_) => false,
+        }
+    }
+
     /// The term's hash, as filters store it (see the module's format).
     pub fn hash(&self) -> u128 {
         self.hash_with(&mut Vec::new())
@@ -141,8 +170,7 @@ impl ChunkTerms {
 
     fn add_attributes<'a>(&mut self, attributes: &'a [KeyValue], term: fn(&'a str, &'a str) -> Term<'a>) {
         for attribute in attributes {
-            if let Some(any_value::Value::StringValue(value)) = attribute.value.as_ref().and_then(|v| v.value.as_ref())
-            {
+            if let Some(value) = string_value(attribute) {
                 self.hashes.insert(term(&attribute.key, value).hash_with(&mut self.scratch));
             }
         }
@@ -167,8 +195,8 @@ impl ChunkTerms {
     }
 
     /// The filter file of these terms. Independent of the order terms were added in.
-    pub fn encode(&self) -> Vec<u8> {
-        let mut hashes = self.hashes.clone();
+    pub fn encode(self) -> Vec<u8> {
+        let mut hashes = self.hashes;
         for (word_at, word) in self.trigrams.iter().enumerate().filter(|(_, word)| **word != 0) {
             for bit in (0..64).filter(|bit| word & (1 << bit) != 0) {
                 let index = word_at * 64 + bit;
@@ -310,8 +338,8 @@ mod tests {
         let requests: Vec<OtlpRequest> = (1..=3).map(request).collect();
         requests.iter().for_each(|request| forward.add_request(request));
         requests.iter().rev().for_each(|request| backward.add_request(request));
-        assert_eq!(forward.encode(), backward.encode());
         assert!(ChunkTerms::default().is_empty());
+        assert_eq!(forward.encode(), backward.encode());
     }
 
     #[test]

@@ -634,8 +634,7 @@ fn a_line_filter_reads_only_the_log_chunks_whose_trigrams_it_needs() {
         }
     }
     let plan = |text: &str| {
-        let terms: Vec<Vec<u128>> =
-            text.as_bytes().windows(3).map(|w| vec![Term::Trigram([w[0], w[1], w[2]]).hash()]).collect();
+        let terms: Vec<Vec<u128>> = trigram_terms(text.as_bytes()).map(|term| vec![term.hash()]).collect();
         let filter = ScanFilter { terms: &terms, ..ScanFilter::default() };
         store.scan_plan("acme", "logs", (0, u64::MAX), filter).unwrap()
     };

@@ -783,3 +783,25 @@ async fn a_tempo_search_for_a_value_finds_it_in_sealed_chunks_with_or_without_th
     }
     assert!(stella.terminate().success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_value_search_with_more_candidates_than_it_holds_reads_the_range_and_misses_none() {
+    // 1,100 traces carry the value: past the 1,000 candidate ids a narrowed search holds, it reads the
+    // whole range instead, and finds every one.
+    let mut stella = Stella::start(&store_only(4, ""));
+    let request = traces("many", 1100);
+    assert_eq!(stella.post(&request).await.0, 200);
+    let url = stella
+        .api_url("/api/search?start=1&end=4102444800&limit=5000&q=%7B%20span.test.prefix%20%3D%20%22many%22%20%7D");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let found: serde_json::Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+        let count = found["traces"].as_array().map_or(0, Vec::len);
+        if count == 1100 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "found {count} of 1100 traces");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(stella.terminate().success());
+}
