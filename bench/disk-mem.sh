@@ -2,7 +2,8 @@
 # disk-mem.sh BINARY SECONDS OUT: the default profile under loadgen (4 workers) for SECONDS; samples RSS
 # every 10 s; at the end prints accepted spans, bytes written to disk (write_bytes), peak RSS, store bytes.
 set -u
-bin=$1; secs=$2; out=$3
+bin=$(readlink -f "$1"); secs=$2; out=$(readlink -f "$3")
+[ -n "${CONFIG:-}" ] && CONFIG=$(readlink -f "$CONFIG")
 dir=$(mktemp -d /tmp/stella-disk.XXXXXX)
 cd "$dir" || exit 1
 if [ -n "${CONFIG:-}" ]; then

@@ -59,7 +59,9 @@ if [ "$loaded" = 0 ]; then
 fi
 sleep 2
 du -sh "$dir/data/store" >&2
-start=$(( $(date +%s) - 3600 )); end=$(( $(date +%s) + 60 ))
+# END_AT=<unix seconds> queries the hour before that time instead of the last hour (a kept store).
+now=${END_AT:-$(date +%s)}
+start=$(( now - 3600 )); end=$(( now + 60 ))
 time_query() {
   local name=$1 url=$2 times=() size status
   for _ in $(seq "$rounds"); do
@@ -92,7 +94,10 @@ time_query "logql needle service" "$api/loki/api/v1/query_range?start=${start}00
 time_query "logql newest 100 lines" "$api/loki/api/v1/query_range?start=${start}000000000&end=${end}000000000&limit=100&query=$(enc '{service_name="loadgen"}')"
 time_query "logql rare word (all lines)" "$api/loki/api/v1/query_range?start=${start}000000000&end=${end}000000000&limit=100&query=$(enc '{service_name=~".+"} |= "needle"')"
 time_query "logql 1h count_over_time by service" "$api/loki/api/v1/query_range?start=${start}000000000&end=${end}000000000&step=60s&query=$(enc 'sum by (service_name) (count_over_time({service_name=~".+"}[1m]))')"
+time_query "logql grafana log volume (1 service)" "$api/loki/api/v1/query_range?start=${start}000000000&end=${end}000000000&step=60s&query=$(enc 'sum by (level, detected_level) (count_over_time({service_name="loadgen"} | drop __error__[1m]))')"
 time_query "logql labels" "$api/loki/api/v1/labels?start=${start}000000000&end=${end}000000000"
+time_query "logql label values service_name" "$api/loki/api/v1/label/service_name/values?start=${start}000000000&end=${end}000000000"
+time_query "logql index stats" "$api/loki/api/v1/index/stats?start=${start}000000000&end=${end}000000000&query=$(enc '{service_name=~".+"}')"
 if [ "${WITHOUT_TERMS:-0}" = 1 ]; then
   find "$dir/data/store" -name '*.terms' -exec mv {} {}.off \;
   traceql " (no term filters)"

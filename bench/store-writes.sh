@@ -2,10 +2,11 @@
 # store-writes.sh BINARY SECONDS: bench/store.yaml under loadgen (4 workers) with every write traced
 # (strace -f -y); prints bytes written into the store by file kind, chunk bytes at rest, spans accepted.
 set -u
-bin=$1; secs=$2
+bin=$(readlink -f "$1"); secs=$2
+here=$(dirname "$(readlink -f "$0")")
 dir=$(mktemp -d /tmp/stella-writes.XXXXXX)
 cd "$dir" || exit 1
-strace -f -y -qq -e trace=write,pwrite64,writev -o "$dir/trace" "$bin" telemetry serve --config "$(dirname "$(readlink -f "$0")")/store.yaml" --data-dir "$dir" > "$dir/serve.log" 2>&1 &
+strace -f -y -qq -e trace=write,pwrite64,writev -o "$dir/trace" "$bin" telemetry serve --config "$here/store.yaml" --data-dir "$dir" > "$dir/serve.log" 2>&1 &
 pid=$!
 for _ in $(seq 150); do curl -sf http://127.0.0.1:4319/readyz >/dev/null 2>&1 && break; sleep 0.2; done
 "$bin" telemetry loadgen --duration "${secs}s" --workers 4 --json > "$dir/loadgen.json" 2>/dev/null
@@ -48,4 +49,4 @@ total = sum(written.values())
 print(json.dumps({"spans": lg["accepted_items"], "chunk_bytes_at_rest": chunks, "store_written": total,
                   "written_over_chunks": round(total / chunks, 3), "by_kind": dict(written)}))
 PY
-rm -rf "$dir"
+[ -n "${KEEP:-}" ] || rm -rf "$dir"

@@ -23,7 +23,7 @@ use stella_otlp::{OtlpRequest, Signal};
 
 use crate::prometheus::{LabelSet, SelectError, Selector, Series};
 use crate::promql::{self, Options, QueryError, RangeSeries};
-use stella_store::chunks::{Visit, trigram_terms};
+use stella_store::chunks::{LogVolume, StreamVolume, Tally, Visit, slots_from_to, trigram_terms};
 
 use crate::{ScanFilter, StoreError, StoreView};
 
@@ -81,6 +81,18 @@ pub trait LogSource {
         visit: &mut dyn FnMut(Newest) -> bool,
     ) -> Result<(), StoreError> {
         self.read(selector, terms, range, &mut |entry| visit(Newest::Entry(entry)))
+    }
+
+    /// Hands the [`LogVolume`]s of what [`LogSource::read`] reads for `selector` and `range` to `visit`
+    /// (they may hold other streams and times too); `visit` returns false to stop. `Ok(false)` when the
+    /// source keeps no volumes: the caller reads the lines instead. The default keeps none.
+    fn volumes(
+        &self,
+        _selector: &[Matcher],
+        _range: (u64, u64),
+        _visit: &mut dyn FnMut(&LogVolume) -> bool,
+    ) -> Result<bool, StoreError> {
+        Ok(false)
     }
 }
 
@@ -178,6 +190,38 @@ impl LogSource for Stored<'_> {
             Visit::Record(record) => entries_of(record, selector, range, &mut |entry| visit(Newest::Entry(entry))),
         })
     }
+
+    fn volumes(
+        &self,
+        selector: &[Matcher],
+        range: (u64, u64),
+        visit: &mut dyn FnMut(&LogVolume) -> bool,
+    ) -> Result<bool, StoreError> {
+        self.cut(selector, &[], range)?.visit_volumes(self.view.store(), visit)?;
+        Ok(true)
+    }
+}
+
+/// A stream's labels: sorted (name, value) pairs.
+type StreamPairs = Vec<(String, String)>;
+
+/// Hands each stream `selector` picks in the volumes of `range` to `visit` (a stream once per volume
+/// holding it); `visit` returns false to stop. `Ok(false)` when `source` keeps no volumes.
+fn stream_volumes(
+    source: &dyn LogSource,
+    selector: &[Matcher],
+    range: (u64, u64),
+    visit: &mut dyn FnMut(&StreamPairs, &StreamVolume) -> bool,
+) -> Result<bool, StoreError> {
+    source.volumes(selector, range, &mut |volume| {
+        for (stream, counted) in &volume.streams {
+            let picked = selector.iter().all(|matcher| matcher.matches(stream_value(stream, &matcher.name)));
+            if picked && !visit(stream, counted) {
+                return false;
+            }
+        }
+        true
+    })
 }
 
 /// Clauses of trigram [`Term`] hashes every line that `stages` keep carries, for the chunks' term filters:
@@ -279,6 +323,11 @@ fn aggregate(
         u64::try_from(start).unwrap_or(0).saturating_mul(millis).saturating_sub(aggregation.range + aggregation.offset);
     let last =
         u64::try_from(end).unwrap_or(0).saturating_mul(millis).saturating_sub(aggregation.offset).saturating_add(1);
+    if let Some(series) =
+        aggregate_volumes(source, aggregation, name, keep, (start, end, step), (first, last), max_lines)?
+    {
+        return Ok(series);
+    }
     let mut by_labels: HashMap<LabelSet, Vec<(u64, f64)>> = HashMap::new();
     let (mut read_lines, mut failure) = (0usize, None);
     let terms = line_terms(&aggregation.query.stages);
@@ -336,7 +385,7 @@ fn aggregate(
     let mut series = Vec::new();
     let absent = aggregation.function == "absent_over_time";
     let mut present_at: BTreeSet<i64> = BTreeSet::new();
-    for (mut labels, mut samples) in by_labels {
+    for (labels, mut samples) in by_labels {
         samples.sort_by_key(|(at, _)| *at);
         let mut points = Vec::new();
         let mut time = start;
@@ -355,9 +404,7 @@ fn aggregate(
             time += step;
         }
         if !points.is_empty() && !absent {
-            labels.push(("__name__".into(), name.to_string()));
-            labels.sort();
-            series.push(Series { labels, samples: points });
+            series.push(named(labels, name, points));
         }
     }
     if absent {
@@ -384,6 +431,119 @@ fn aggregate(
         }
     }
     Ok(series)
+}
+
+/// A series of `points` with `labels` and the name `name`.
+fn named(mut labels: LabelSet, name: &str, points: Vec<(i64, f64)>) -> Series {
+    labels.push(("__name__".into(), name.to_string()));
+    labels.sort();
+    Series { labels, samples: points }
+}
+
+/// [`aggregate`] from the log volumes alone, when that gives the same answer as the lines: a count or a
+/// byte count (`count_over_time`, `rate`, `bytes_over_time`, `bytes_rate`) of a stream selector with no
+/// stages but `| drop`, summed by labels (`keep`) that no stream's structured metadata gives, with a
+/// range and an offset in whole milliseconds. `None` when it cannot (the caller reads the lines); `read` is the range of line
+/// times the windows cover. At most `max_lines` (stream, slot) counts are held.
+fn aggregate_volumes(
+    source: &dyn LogSource,
+    aggregation: &RangeAggregation,
+    name: &str,
+    keep: Option<&[String]>,
+    (start, end, step): (i64, i64, i64),
+    read: (u64, u64),
+    max_lines: usize,
+) -> Result<Option<Vec<Series>>, LogqlError> {
+    const MILLI: u64 = 1_000_000;
+    let counted =
+        matches!(aggregation.function.as_str(), "count_over_time" | "rate" | "bytes_over_time" | "bytes_rate");
+    let Some(keep) = keep else { return Ok(None) };
+    if !counted
+        || aggregation.unwrap.is_some()
+        || !aggregation.range.is_multiple_of(MILLI)
+        || !aggregation.offset.is_multiple_of(MILLI)
+    {
+        return Ok(None);
+    }
+    // `| drop name` (Grafana's `| drop __error__`) only takes a label out of the sum.
+    let mut keep = keep.to_vec();
+    for stage in &aggregation.query.stages {
+        let Stage::Drop(names) = stage else { return Ok(None) };
+        for (dropped, matcher) in names {
+            if keep.contains(dropped) {
+                if matcher.is_some() {
+                    return Ok(None);
+                }
+                keep.retain(|kept| kept != dropped);
+            }
+        }
+    }
+    let mut by_labels: HashMap<LabelSet, BTreeMap<u64, Tally>> = HashMap::new();
+    let (mut held, mut usable, mut failure) = (0usize, true, None);
+    let kept = stream_volumes(source, &aggregation.query.selector, read, &mut |stream, volume| {
+        if keep.iter().any(|label| volume.metadata.contains(label)) {
+            usable = false;
+            return false;
+        }
+        let labels: LabelSet = stream.iter().filter(|(label, _)| keep.contains(label)).cloned().collect();
+        let slots = by_labels.entry(labels).or_default();
+        for (slot, tally) in &volume.slots {
+            let into = slots.entry(*slot).or_default();
+            if *into == Tally::default() {
+                held += 1;
+            }
+            into.add(*tally);
+        }
+        if held > max_lines {
+            failure = Some(LogqlError::BadQuery(format!(
+                "the query reads more than {max_lines} lines (api.limits.max_lines); narrow the selector or the time range"
+            )));
+            return false;
+        }
+        true
+    })?;
+    if let Some(failure) = failure {
+        return Err(failure);
+    }
+    if !kept || !usable {
+        return Ok(None);
+    }
+    let bytes = aggregation.function.starts_with("bytes");
+    let per_second = aggregation.function.ends_with("rate");
+    let seconds = aggregation.range as f64 / 1e9;
+    let range_ms = aggregation.range / MILLI;
+    let mut series = Vec::new();
+    for (labels, slots) in by_labels {
+        // Running totals after each slot, so that a window is two lookups however long it is.
+        let mut running = Vec::with_capacity(slots.len());
+        let mut total = Tally::default();
+        for (slot, tally) in slots {
+            total.add(tally);
+            running.push((slot, total));
+        }
+        let before = |slot: u64| match running.partition_point(|(at, _)| *at < slot) {
+            0 => Tally::default(),
+            at => running[at - 1].1,
+        };
+        let mut points = Vec::new();
+        let mut time = start;
+        while time <= end {
+            let to = u64::try_from(time).unwrap_or(0).saturating_mul(MILLI).saturating_sub(aggregation.offset) / MILLI;
+            let from = to.saturating_sub(range_ms);
+            // The window (from, to] in slots: 2 * from + 1 ..= 2 * to.
+            let (high, low) = (before(2 * to + 1), before(2 * from + 1));
+            let lines = high.lines - low.lines;
+            if lines > 0 {
+                let value = if bytes { (high.bytes - low.bytes) as f64 } else { lines as f64 };
+                points.push((time, if per_second { value / seconds } else { value }));
+            }
+            time += step;
+        }
+        if !points.is_empty() {
+            series.push(named(labels, name, points));
+        }
+    }
+    Ok(Some(series))
 }
 
 /// A range function over the values of one window (never empty).
@@ -524,12 +684,40 @@ pub fn metric(
     ))
 }
 
+/// The lines and bytes of each stream `selector` picks with lines in `range`, from the log volumes;
+/// `None` when the source keeps none or a bound of the range is not a whole millisecond (the caller
+/// reads the lines).
+fn stream_tallies(
+    source: &dyn LogSource,
+    selector: &[Matcher],
+    range: (u64, u64),
+) -> Result<Option<BTreeMap<StreamPairs, Tally>>, StoreError> {
+    let Some(slots) = slots_from_to(range.0, range.1) else { return Ok(None) };
+    let mut tallies: BTreeMap<StreamPairs, Tally> = BTreeMap::new();
+    let kept = stream_volumes(source, selector, range, &mut |stream, volume| {
+        let tally = volume.tally(slots.clone());
+        if tally.lines > 0 {
+            match tallies.get_mut(stream) {
+                Some(held) => held.add(tally),
+                None => {
+                    tallies.insert(stream.to_vec(), tally);
+                }
+            }
+        }
+        true
+    })?;
+    Ok(kept.then_some(tallies))
+}
+
 /// The stream label names of `tenant` in the range (of the streams `selector` picks), sorted.
 pub fn label_names(
     source: &dyn LogSource,
     selector: &[Matcher],
     range: (u64, u64),
 ) -> Result<BTreeSet<String>, StoreError> {
+    if let Some(tallies) = stream_tallies(source, selector, range)? {
+        return Ok(tallies.into_keys().flatten().map(|(name, _)| name).collect());
+    }
     let mut names = BTreeSet::new();
     source.read(selector, &[], range, &mut |entry| {
         names.extend(entry.stream.into_iter().map(|(name, _)| name));
@@ -545,6 +733,10 @@ pub fn label_values(
     selector: &[Matcher],
     range: (u64, u64),
 ) -> Result<BTreeSet<String>, StoreError> {
+    if let Some(tallies) = stream_tallies(source, selector, range)? {
+        let values = tallies.into_keys().flatten().filter(|(label, _)| label == name).map(|(_, value)| value);
+        return Ok(values.collect());
+    }
     let mut values = BTreeSet::new();
     source.read(selector, &[], range, &mut |entry| {
         if let Some((_, value)) = entry.stream.into_iter().find(|(label, _)| label == name) {
@@ -578,6 +770,15 @@ pub fn series(
 ) -> Result<(StreamCounts, IndexStats), StoreError> {
     let mut streams = StreamCounts::new();
     let mut stats = IndexStats::default();
+    if let Some(tallies) = stream_tallies(source, selector, range)? {
+        for (stream, tally) in tallies {
+            stats.entries += tally.lines;
+            stats.bytes += tally.bytes;
+            streams.insert(stream, tally.lines);
+        }
+        stats.streams = streams.len() as u64;
+        return Ok((streams, stats));
+    }
     source.read(selector, &[], range, &mut |entry| {
         stats.entries += 1;
         stats.bytes += entry.line.len() as u64;

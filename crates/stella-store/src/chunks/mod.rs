@@ -1,7 +1,8 @@
 //! The embedded store: the ingest log's records sealed into immutable, content-addressed chunks with
 //! RFC 8785 manifests, a day manifest per tenant, signal and UTC day listing runs of chunks, and per run
 //! a trace index and an index shard of its streams (services, log streams, metric series); per chunk of
-//! traces a term filter of the values its spans carry.
+//! traces a term filter of the values its spans carry, per chunk of logs a term filter of its lines'
+//! trigrams and its log volume (lines and bytes per stream and millisecond).
 //!
 //! - [`Sealer`]: the pure rule of which records make a chunk (data only, never the wall clock).
 //! - [`Store`]: chunks, manifests and indexes on disk; lookups by trace id; scans that index shards
@@ -24,6 +25,7 @@ mod streams;
 mod terms;
 mod upload;
 mod view;
+mod volume;
 
 pub use day::Day;
 pub use facts::{RecordFacts, record_facts};
@@ -45,6 +47,7 @@ pub use streams::{ChunkStreams, LOG_STREAM_RESOURCE_ATTRIBUTES, SEVERITY_LABEL, 
 pub use terms::{ChunkTerms, TERMS_FORMAT_VERSION, Term, TermFilter, terms_file, trigram_terms};
 pub use upload::{LocalCache, ROUND_CHUNKS, UploadRound};
 pub use view::StoreView;
+pub use volume::{LogVolume, StreamVolume, Tally, VOLUME_FORMAT_VERSION, slot, slots_from_to, volume_file};
 
 #[cfg(test)]
 mod remote_tests;

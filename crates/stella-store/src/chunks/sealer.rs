@@ -15,6 +15,7 @@ use super::facts::{RecordFacts, request_facts};
 use super::manifest::{CHUNK_FORMAT_VERSION, ChunkManifest};
 use super::streams::ChunkStreams;
 use super::terms::ChunkTerms;
+use super::volume::LogVolume;
 
 /// zstd level of chunk files (fixed: part of what makes digests reproducible).
 const ZSTD_LEVEL: i32 = 3;
@@ -58,6 +59,8 @@ pub struct SealedChunk {
     pub streams: ChunkStreams,
     /// Its term filter file (traces and logs; `None` for metrics).
     pub terms: Option<Vec<u8>>,
+    /// Its log volume file (logs only).
+    pub volume: Option<Vec<u8>>,
     /// The sequence number of its last record.
     pub last_seq: u64,
 }
@@ -75,6 +78,8 @@ pub struct Sealer {
     open_streams: ChunkStreams,
     /// The terms of the open records' spans.
     open_terms: ChunkTerms,
+    /// The log volume of the open records (logs only).
+    open_volume: LogVolume,
 }
 
 /// The UTC day (`YYYY-MM-DD`) of a unix-nanosecond time.
@@ -97,6 +102,7 @@ impl Sealer {
             open_bytes: 0,
             open_streams: ChunkStreams::default(),
             open_terms: ChunkTerms::default(),
+            open_volume: LogVolume::default(),
         }
     }
 
@@ -116,6 +122,7 @@ impl Sealer {
         self.open_bytes += payload.len();
         self.open_streams.add_request(&request);
         self.open_terms.add_request(&request);
+        self.open_volume.add_request(&request);
         self.open.push(OpenRecord { seq, payload, facts });
         if self.open.len() >= self.limits.max_records || self.open_bytes >= self.limits.max_bytes {
             sealed.extend(self.seal());
@@ -141,6 +148,8 @@ impl Sealer {
         let streams = std::mem::take(&mut self.open_streams);
         let terms = std::mem::take(&mut self.open_terms);
         let terms = (self.signal != Signal::Metrics).then(|| terms.encode());
+        let volume = std::mem::take(&mut self.open_volume);
+        let volume = (self.signal == Signal::Logs).then(|| volume.encode());
         self.open_bytes = 0;
         let day = self.day.take().unwrap_or_else(|| utc_day(0));
         let mut framed = Vec::with_capacity(records.iter().map(|record| record.payload.len() + 4).sum());
@@ -174,7 +183,15 @@ impl Sealer {
             uncompressed_bytes: framed.len() as u64,
         };
         let last_seq = records.last().map_or(0, |record| record.seq);
-        Some(SealedChunk { bytes, manifest, trace_ids: trace_ids.into_iter().collect(), streams, terms, last_seq })
+        Some(SealedChunk {
+            bytes,
+            manifest,
+            trace_ids: trace_ids.into_iter().collect(),
+            streams,
+            terms,
+            volume,
+            last_seq,
+        })
     }
 }
 

@@ -41,6 +41,7 @@ use super::sealer::{SealedChunk, chunk_records};
 use super::shard::{DayShard, matching_chunks};
 use super::streams::ScanFilter;
 use super::terms::{ChunkTerms, TermFilter, terms_file};
+use super::volume::{LogVolume, volume_file};
 use crate::log::{LogFs, RealFs};
 
 /// What `check` found.
@@ -143,6 +144,27 @@ impl Cut {
                 if !visit(&record) {
                     return Ok(());
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands the log volume of every source to `visit` (an unsealed record's built from it, a chunk's read
+    /// from its volume file, or built from the chunk when that file is missing or damaged); `visit`
+    /// returns false to stop.
+    pub fn visit_volumes(&self, store: &Store, visit: &mut dyn FnMut(&LogVolume) -> bool) -> Result<(), StoreError> {
+        for record in self.unsealed.iter().rev() {
+            let mut volume = LogVolume::default();
+            if let Ok(request) = stella_otlp::OtlpRequest::decode_protobuf(Signal::Logs, &record.payload) {
+                volume.add_request(&request);
+            }
+            if !visit(&volume) {
+                return Ok(());
+            }
+        }
+        for chunk in self.chunks.iter().rev() {
+            if !visit(&store.chunk_volume(chunk)?) {
+                return Ok(());
             }
         }
         Ok(())
@@ -285,9 +307,12 @@ impl Store {
         RealFs.write_atomic(&chunk_path, &chunk.bytes).map_err(io("write", &chunk_path))?;
         let manifest_path = dir.join(format!("{}.json", manifest.sha256));
         RealFs.write_atomic(&manifest_path, &canonical(manifest)).map_err(io("write", &manifest_path))?;
-        if let Some(terms) = &chunk.terms {
-            let terms_path = dir.join(terms_file(&manifest.sha256));
-            RealFs.write_atomic(&terms_path, terms).map_err(io("write", &terms_path))?;
+        let side_files = [(terms_file(&manifest.sha256), &chunk.terms), (volume_file(&manifest.sha256), &chunk.volume)];
+        for (name, bytes) in side_files {
+            if let Some(bytes) = bytes {
+                let path = dir.join(name);
+                RealFs.write_atomic(&path, bytes).map_err(io("write", &path))?;
+            }
         }
         let mut retired = self.convert_legacy(&dir, signal, &mut day)?;
         let position = day.next_position();
@@ -558,6 +583,26 @@ impl Store {
         Ok(plan)
     }
 
+    /// The log volume of a chunk of logs: its volume file, or when that is missing or damaged, the volume
+    /// built from the chunk's records (a lost volume file costs time, never a count).
+    pub fn chunk_volume(&self, chunk: &StoredChunk) -> Result<LogVolume, StoreError> {
+        let path = chunk.path.with_extension("volume");
+        match std::fs::read(&path).map_err(|error| error.to_string()).and_then(|bytes| LogVolume::decode(&bytes)) {
+            Ok(volume) => return Ok(volume),
+            Err(problem) if path.exists() => {
+                tracing::warn!(path = %path.display(), problem = %problem, "log volume unusable; reading the chunk");
+            }
+            Err(_) => {}
+        }
+        let mut volume = LogVolume::default();
+        for record in self.read_chunk(&chunk.path)? {
+            if let Ok(request) = stella_otlp::OtlpRequest::decode_protobuf(Signal::Logs, &record) {
+                volume.add_request(&request);
+            }
+        }
+        Ok(volume)
+    }
+
     /// The records of a chunk file; an evicted one is read back from object storage and checked
     /// against its digest.
     pub fn read_chunk(&self, path: &Path) -> Result<Vec<Vec<u8>>, StoreError> {
@@ -672,7 +717,7 @@ impl Store {
                 day.commit(&dir)?;
                 self.unrecord_uploaded(&dir, &expired)?;
                 for chunk in &expired {
-                    for extension in ["chunk", "json", "terms"] {
+                    for extension in ["chunk", "json", "terms", "volume"] {
                         let path = dir.join(format!("{}.{extension}", chunk.sha256));
                         match std::fs::remove_file(&path) {
                             // An evicted chunk has no local file.
@@ -776,9 +821,8 @@ impl Store {
                 self.chunk_reads.fetch_add(1, Ordering::Relaxed);
                 match chunk_records(&bytes) {
                     Ok(records) => {
-                        if signal != Signal::Metrics {
-                            let path = dir.join(terms_file(&chunk.sha256));
-                            check_terms(&path, signal, &records, options.repair, report)?;
+                        for (name, rebuilt) in side_files(signal, &chunk.sha256, &records) {
+                            check_side_file(&dir.join(name), &rebuilt, options.repair, report)?;
                         }
                         builder.add_chunk(chunk.position, &records)
                     }
@@ -860,28 +904,35 @@ fn terms_admit(dir: &Path, sha256: &str, clauses: &[Vec<u128>]) -> bool {
     }
 }
 
-/// Compares a chunk's term filter with one rebuilt from its records: a missing or differing one is
-/// reported as a stale index, and with `repair` rewritten.
-fn check_terms(
-    path: &Path,
-    signal: Signal,
-    records: &[Vec<u8>],
-    repair: bool,
-    report: &mut CheckReport,
-) -> Result<(), StoreError> {
-    let mut terms = ChunkTerms::default();
+/// The files kept beside a chunk of `signal`, rebuilt from its records: the term filter (traces and
+/// logs) and the log volume (logs), by file name.
+fn side_files(signal: Signal, sha256: &str, records: &[Vec<u8>]) -> Vec<(String, Vec<u8>)> {
+    let (mut terms, mut volume) = (ChunkTerms::default(), LogVolume::default());
     for record in records {
         if let Ok(request) = stella_otlp::OtlpRequest::decode_protobuf(signal, record) {
             terms.add_request(&request);
+            volume.add_request(&request);
         }
     }
-    let rebuilt = terms.encode();
-    if std::fs::read(path).ok().as_deref() == Some(rebuilt.as_slice()) {
+    let mut files = Vec::new();
+    if signal != Signal::Metrics {
+        files.push((terms_file(sha256), terms.encode()));
+    }
+    if signal == Signal::Logs {
+        files.push((volume_file(sha256), volume.encode()));
+    }
+    files
+}
+
+/// Compares a file kept beside a chunk with one rebuilt from its records: a missing or differing one is
+/// reported as a stale index, and with `repair` rewritten.
+fn check_side_file(path: &Path, rebuilt: &[u8], repair: bool, report: &mut CheckReport) -> Result<(), StoreError> {
+    if std::fs::read(path).ok().as_deref() == Some(rebuilt) {
         return Ok(());
     }
     report.stale_indexes.push(path.display().to_string());
     if repair {
-        RealFs.write_atomic(path, &rebuilt).map_err(io("write", path))?;
+        RealFs.write_atomic(path, rebuilt).map_err(io("write", path))?;
         report.repaired_indexes.push(path.display().to_string());
     }
     Ok(())

@@ -597,31 +597,27 @@ fn term_filters_rule_out_chunks_without_a_value_and_a_missing_or_damaged_one_is_
     let deleted = store.sweep("acme", "traces", cutoff, &|_, _| false).unwrap();
     assert_eq!(deleted.len(), 10);
     let day = chunk_of("svc-20").parent().unwrap().to_path_buf();
-    let left = |extension: &str| {
-        std::fs::read_dir(&day)
-            .unwrap()
-            .flatten()
-            .filter(|entry| entry.path().extension() == Some(extension.as_ref()))
-            .count()
-    };
-    assert_eq!((left("chunk"), left("terms")), (20, 20));
+    assert_eq!((files_ending(&day, "chunk"), files_ending(&day, "terms")), (20, 20));
 }
 
-#[test]
-fn a_line_filter_reads_only_the_log_chunks_whose_trigrams_it_needs() {
+/// Files in `dir` with `extension`.
+fn files_ending(dir: &std::path::Path, extension: &str) -> usize {
+    let entries = std::fs::read_dir(dir).unwrap().flatten();
+    entries.filter(|entry| entry.path().extension() == Some(extension.as_ref())).count()
+}
+
+/// Seals one chunk per log record into `store`: record `n` at `START + n` seconds with line `line(n)`.
+fn seal_log_lines(store: &Store, count: u64, line: impl Fn(u64) -> String) {
     use stella_otlp::proto::collector::logs::v1::ExportLogsServiceRequest;
     use stella_otlp::proto::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::new(dir.path().to_path_buf());
     let mut sealer = Sealer::new("acme", Signal::Logs, SealLimits { max_records: 1, max_bytes: usize::MAX });
-    for n in 0..20u64 {
-        let text = if n == 13 { "card declined: needle 13".to_string() } else { format!("request {n} served") };
+    for n in 0..count {
         let record = ExportLogsServiceRequest {
             resource_logs: vec![ResourceLogs {
                 scope_logs: vec![ScopeLogs {
                     log_records: vec![LogRecord {
                         time_unix_nano: START + n * 1_000_000_000,
-                        body: Some(AnyValue { value: Some(any_value::Value::StringValue(text)) }),
+                        body: Some(AnyValue { value: Some(any_value::Value::StringValue(line(n))) }),
                         ..Default::default()
                     }],
                     ..Default::default()
@@ -633,6 +629,15 @@ fn a_line_filter_reads_only_the_log_chunks_whose_trigrams_it_needs() {
             store.write(&chunk).unwrap();
         }
     }
+}
+
+#[test]
+fn a_line_filter_reads_only_the_log_chunks_whose_trigrams_it_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(dir.path().to_path_buf());
+    seal_log_lines(&store, 20, |n| {
+        if n == 13 { "card declined: needle 13".to_string() } else { format!("request {n} served") }
+    });
     let plan = |text: &str| {
         let terms: Vec<Vec<u128>> = trigram_terms(text.as_bytes()).map(|term| vec![term.hash()]).collect();
         let filter = ScanFilter { terms: &terms, ..ScanFilter::default() };
@@ -645,4 +650,47 @@ fn a_line_filter_reads_only_the_log_chunks_whose_trigrams_it_needs() {
     assert!(String::from_utf8_lossy(&records[0]).contains("needle 13"));
     assert!(plan("served").len() >= 19, "every other chunk has a served line");
     assert!(store.check(false).unwrap().stale_indexes.is_empty(), "check rebuilds the same log filters");
+}
+
+#[test]
+fn each_log_chunk_keeps_its_volume_and_a_missing_or_damaged_one_is_counted_from_the_chunk() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(dir.path().to_path_buf());
+    seal_log_lines(&store, 12, |n| "x".repeat(n as usize + 1));
+    let volumes = || {
+        let cut = Cut::sealed(&store, "acme", "logs", (0, u64::MAX), ScanFilter::default()).unwrap();
+        let mut tallies = Vec::new();
+        cut.visit_volumes(&store, &mut |volume| {
+            tallies.push(volume.streams.values().map(|stream| stream.tally(0..u64::MAX)).collect::<Vec<_>>());
+            true
+        })
+        .unwrap();
+        tallies
+    };
+    let expected: Vec<Vec<Tally>> = (1..=12u64).rev().map(|bytes| vec![Tally { lines: 1, bytes }]).collect();
+    assert_eq!(volumes(), expected, "newest chunk first, one line each");
+    assert_eq!(store.chunks_read(), 0, "counted from the volume files alone");
+    // Without its volume file, or with a damaged one, a chunk is read and counted: the same tallies.
+    let plan = store.scan_plan("acme", "logs", (0, u64::MAX), ScanFilter::default()).unwrap();
+    let (missing, flipped) = (plan[3].path.with_extension("volume"), plan[7].path.with_extension("volume"));
+    std::fs::remove_file(&missing).unwrap();
+    let original = std::fs::read(&flipped).unwrap();
+    let mut bytes = original.clone();
+    let last = bytes.len() - 6;
+    bytes[last] ^= 0x01;
+    std::fs::write(&flipped, bytes).unwrap();
+    assert_eq!(volumes(), expected);
+    assert_eq!(store.chunks_read(), 2, "the two chunks without a usable volume");
+    // `check` finds both; `--repair` writes them byte for byte.
+    let report = store.check(false).unwrap();
+    assert_eq!(report.stale_indexes.len(), 2, "{report:?}");
+    assert!(report.stale_indexes.contains(&missing.display().to_string()), "{report:?}");
+    assert_eq!(store.check(true).unwrap().repaired_indexes.len(), 2);
+    assert_eq!(std::fs::read(&flipped).unwrap(), original);
+    assert!(store.check(false).unwrap().stale_indexes.is_empty());
+    // Retention deletes an expired chunk's volume with it.
+    let deleted = store.sweep("acme", "logs", START + 5 * 1_000_000_000, &|_, _| false).unwrap();
+    assert_eq!(deleted.len(), 5);
+    let day = missing.parent().unwrap();
+    assert_eq!((files_ending(day, "chunk"), files_ending(day, "volume")), (7, 7));
 }

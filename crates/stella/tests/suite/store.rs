@@ -712,6 +712,84 @@ async fn a_query_past_api_limits_is_refused_by_name_and_a_reload_lifts_the_limit
     assert!(stella.terminate().success());
 }
 
+/// `text` with every byte but unreserved ones percent-encoded, for a query string.
+fn percent_encoded(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (byte as char).to_string(),
+            _ => format!("%{byte:02X}"),
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loki_counts_from_log_volumes_equal_counting_the_lines_with_or_without_the_volume_files() {
+    // Two lines per chunk: four chunks sealed with their volume files, the ninth line still open.
+    let mut stella = Stella::start_with_receiver(&common::Extra::default(), &store_everything());
+    let at = 1_700_000_000u64;
+    let mut bytes = 0;
+    for n in 0..9u64 {
+        let (service, severity) = if n % 3 == 0 { ("vol-db", 17) } else { ("vol-cart", 9) };
+        let line = format!("line {n}{}", "!".repeat(n as usize));
+        bytes += line.len();
+        // Some lines exactly on a second, some just after it.
+        let time = (at + n) * 1_000_000_000 + (n % 2) * 1_000_001;
+        assert_eq!(stella.post(&log_request(service, &line, severity, time, ("k", "v"))).await.0, 200);
+    }
+    let store = stella.data_dir().join("store");
+    let volumes = || {
+        let found = files(&store).into_keys().filter(|path| path.ends_with(".volume"));
+        found.map(|path| store.join(path)).collect::<Vec<_>>()
+    };
+    wait_until("four log chunks sealed with their volumes", || volumes().len() >= 4).await;
+    let client = reqwest::Client::new();
+    let get = |path: String| {
+        let request = client.get(stella.api_url(&path));
+        async move { request.send().await.unwrap().json::<serde_json::Value>().await.unwrap() }
+    };
+    let window = format!("start={}&end={}&step=2", at - 10, at + 30);
+    let range = |query: String| format!("/loki/api/v1/query_range?query={}&{window}", percent_encoded(&query));
+    // Each count summed by stream labels (answered from volumes) against the same count behind a line
+    // filter that keeps every line (answered by reading the lines).
+    let counts = [
+        r#"sum by (severity) (count_over_time({service_name=~"vol-.+"}SELECT[4s]))"#,
+        r#"sum by (service_name) (bytes_over_time({service_name=~"vol-.+"}SELECT[3s]))"#,
+        r#"sum(rate({service_name="vol-cart"}SELECT[5s] offset 1s))"#,
+    ];
+    let stats = format!(
+        "/loki/api/v1/index/stats?query={}&start={}&end={}",
+        percent_encoded(r#"{service_name=~"vol-.+"}"#),
+        at,
+        at + 60
+    );
+    let answers = || async {
+        let mut answers = Vec::new();
+        for count in counts {
+            let summed = get(range(count.replace("SELECT", ""))).await;
+            let read = get(range(count.replace("SELECT", r#" |~ ".*""#))).await;
+            assert_eq!(summed["status"], "success", "{summed}");
+            assert!(!summed["data"]["result"].as_array().unwrap().is_empty(), "{count}: {summed}");
+            assert_eq!(summed["data"]["result"], read["data"]["result"], "{count}");
+            answers.push(summed["data"]["result"].clone());
+        }
+        let stats = get(stats.clone()).await;
+        assert_eq!((stats["entries"].as_u64(), stats["bytes"].as_u64()), (Some(9), Some(bytes as u64)), "{stats}");
+        answers
+    };
+    let with_files = answers().await;
+    // A missing or damaged volume file only costs reading its chunk: the same answers.
+    let files = volumes();
+    std::fs::remove_file(&files[0]).unwrap();
+    for file in &files[1..] {
+        let mut bytes = std::fs::read(file).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x01;
+        std::fs::write(file, bytes).unwrap();
+    }
+    assert_eq!(answers().await, with_files);
+    assert!(stella.terminate().success());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tempo_search_for_a_value_finds_it_in_sealed_chunks_with_or_without_their_term_filters() {
     // One record per chunk: every trace below is sealed, each chunk with its term filter.
@@ -735,14 +813,7 @@ async fn a_tempo_search_for_a_value_finds_it_in_sealed_chunks_with_or_without_th
     wait_until("five chunks sealed with their filters", || terms().len() >= prefixes.len() - 1).await;
     let client = reqwest::Client::new();
     let search = |query: &str| {
-        // Percent-encode every byte but unreserved ones.
-        let encoded: String = query
-            .bytes()
-            .map(|byte| match byte {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (byte as char).to_string(),
-                _ => format!("%{byte:02X}"),
-            })
-            .collect();
+        let encoded = percent_encoded(query);
         let request = client.get(stella.api_url(&format!("/api/search?start=1&end=4102444800&q={encoded}")));
         async move {
             let found: serde_json::Value = request.send().await.unwrap().json().await.unwrap();
