@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 
 use promql_parser::label::{METRIC_NAME, Matchers};
 use promql_parser::parser::{self, Expr};
-use stella_otlp::prometheus::{Dropped, Family, Naming, families, translate_selected};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use rustc_hash::FxHashMap;
+use stella_otlp::prometheus::{Dropped, Family, Naming, by_timestamp, families, translate_selected};
 use stella_otlp::{OtlpRequest, Signal};
 
 use crate::{ScanFilter, StoreError, StoreView, scan};
@@ -139,22 +142,69 @@ pub fn select(
     let (start, end) = query.range;
     let nanos = |millis: i64| u64::try_from(millis).unwrap_or(0).saturating_mul(1_000_000);
     let range = (nanos(start), nanos(end.saturating_add(1)).saturating_sub(1));
-    let mut found: BTreeMap<LabelSet, BTreeMap<i64, f64>> = BTreeMap::new();
-    let mut samples = 0usize;
-    let mut too_many = false;
-    let wanted = |names: &[&str]| {
-        query.selectors.is_empty()
-            || names.iter().any(|name| query.selectors.iter().any(|selector| selector.accepts_name(name)))
-    };
     let names = fixed_names(&query.selectors);
     let filter = ScanFilter { prometheus_names: names.as_deref().unwrap_or_default(), ..ScanFilter::default() };
-    scan(view, tenant, Signal::Metrics, range, filter, &mut |record| {
+    let reading = Reading { query, naming, samples: AtomicUsize::new(0), too_many: AtomicBool::new(false) };
+    // Records are decoded and translated on every core, each thread with its own part of the records
+    // (contiguous, in the store's order) and its own series; the parts are joined in that order, so a
+    // timestamp sent twice keeps the value it keeps when read on one thread.
+    let readers = std::thread::available_parallelism().map_or(1, |cores| cores.get()).min(MAX_READERS);
+    let mut parts: Vec<FxHashMap<LabelSet, Vec<(i64, f64)>>> = (0..readers).map(|_| FxHashMap::default()).collect();
+    let visitors: Vec<_> = parts
+        .iter_mut()
+        .map(|found| {
+            let reading = &reading;
+            move |record: &[u8]| reading.read(record, found)
+        })
+        .collect();
+    view.cut(tenant, Signal::Metrics, range, filter)?.visit_parts(view.store(), visitors)?;
+    if reading.too_many.load(Ordering::Relaxed) {
+        return Err(TooManySamples { limit: query.max_samples }.into());
+    }
+    let mut parts = parts.into_iter();
+    let mut found = parts.next().unwrap_or_default();
+    for part in parts {
+        for (labels, samples) in part {
+            found.entry(labels).or_default().extend(samples);
+        }
+    }
+    let mut series: Vec<Series> =
+        found.into_iter().map(|(labels, samples)| Series { labels, samples: by_timestamp(samples) }).collect();
+    series.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
+    Ok(series)
+}
+
+/// Threads [`select`] reads records on, at most.
+const MAX_READERS: usize = 4;
+
+/// What the readers of one [`select`] share.
+struct Reading<'q> {
+    query: &'q SeriesQuery,
+    naming: &'q Naming,
+    /// Samples held by every reader.
+    samples: AtomicUsize,
+    /// Set once they are more than the query may hold.
+    too_many: AtomicBool,
+}
+
+impl Reading<'_> {
+    /// Whether a series of one of `names` may be selected.
+    fn wanted(&self, names: &[&str]) -> bool {
+        let selectors = &self.query.selectors;
+        selectors.is_empty() || names.iter().any(|name| selectors.iter().any(|selector| selector.accepts_name(name)))
+    }
+
+    /// Adds the samples of one stored record the query selects to `found`; false (stop reading) once
+    /// the readers hold more samples than the query may.
+    fn read(&self, record: &[u8], found: &mut FxHashMap<LabelSet, Vec<(i64, f64)>>) -> bool {
+        let (start, end) = self.query.range;
         let Ok(OtlpRequest::Metrics(request)) = OtlpRequest::decode_protobuf(Signal::Metrics, record) else {
             return true;
         };
-        for series in translate_selected(&request, naming, &mut Dropped::default(), &wanted) {
+        let selectors = &self.query.selectors;
+        for series in translate_selected(&request, self.naming, &mut Dropped::default(), &|names| self.wanted(names)) {
             let labels: LabelSet = series.labels.into_iter().map(|label| (label.name, label.value)).collect();
-            if !query.selectors.is_empty() && !query.selectors.iter().any(|selector| selector.matches(&labels)) {
+            if !selectors.is_empty() && !selectors.iter().any(|selector| selector.matches(&labels)) {
                 continue;
             }
             let in_range: Vec<(i64, f64)> = series
@@ -166,19 +216,14 @@ pub fn select(
             if in_range.is_empty() {
                 continue;
             }
-            samples += in_range.len();
-            if samples > query.max_samples {
-                too_many = true;
+            if self.samples.fetch_add(in_range.len(), Ordering::Relaxed) + in_range.len() > self.query.max_samples {
+                self.too_many.store(true, Ordering::Relaxed);
                 return false;
             }
             found.entry(labels).or_default().extend(in_range);
         }
-        true
-    })?;
-    if too_many {
-        return Err(TooManySamples { limit: query.max_samples }.into());
+        !self.too_many.load(Ordering::Relaxed)
     }
-    Ok(found.into_iter().map(|(labels, samples)| Series { labels, samples: samples.into_iter().collect() }).collect())
 }
 
 /// The names `selectors` select by, when every one names its metric exactly (by name or `__name__="x"`)

@@ -5,4 +5,6 @@ mod series;
 pub mod translate;
 
 pub use series::{Label, Sample, TimeSeries, WriteRequest};
-pub use translate::{Dropped, Family, Naming, STALE_NAN, families, may_produce, translate, translate_selected};
+pub use translate::{
+    Dropped, Family, Naming, STALE_NAN, by_timestamp, families, may_produce, translate, translate_selected,
+};

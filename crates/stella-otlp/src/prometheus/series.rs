@@ -21,7 +21,7 @@ pub struct TimeSeries {
 }
 
 /// `prometheus.Label`.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, prost::Message)]
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Message)]
 pub struct Label {
     /// The label name.
     #[prost(string, tag = "1")]

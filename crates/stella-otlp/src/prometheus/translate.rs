@@ -16,6 +16,8 @@
 //!   Prometheus stale marker. Delta temporality and exponential histograms are dropped and counted.
 use std::collections::BTreeMap;
 
+use rustc_hash::FxHashMap;
+
 use crate::proto::collector::metrics::v1::ExportMetricsServiceRequest;
 use crate::proto::common::v1::{InstrumentationScope, KeyValue};
 use crate::proto::metrics::v1::{AggregationTemporality, Metric, metric, number_data_point};
@@ -55,12 +57,15 @@ impl Dropped {
 /// The series of `request`, labels sorted, samples of one series merged in timestamp order (a later
 /// duplicate timestamp replaces an earlier one), series in label order.
 pub fn translate(request: &ExportMetricsServiceRequest, naming: &Naming, dropped: &mut Dropped) -> Vec<TimeSeries> {
-    translate_selected(request, naming, dropped, &|_| true)
+    let mut series = translate_selected(request, naming, dropped, &|_| true);
+    series.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
+    series
 }
 
 /// [`translate`], but only the metrics for which `wanted` accepts one of the series names they give
 /// (`x`; a histogram's `x_bucket`, `x_sum`, `x_count`; a summary's `x`, `x_sum`, `x_count`;
-/// `target_info`): a reader that needs a few names skips building the rest.
+/// `target_info`): a reader that needs a few names skips building the rest. Series in no particular
+/// order (readers that merge many requests order them once).
 pub fn translate_selected(
     request: &ExportMetricsServiceRequest,
     naming: &Naming,
@@ -507,9 +512,9 @@ fn per_unit(unit: &str) -> Option<&'static str> {
     })
 }
 
-/// Series being built, keyed by their sorted labels.
+/// Series being built, keyed by their sorted labels, samples in the order added.
 #[derive(Default)]
-struct SeriesSet(BTreeMap<Vec<Label>, BTreeMap<i64, f64>>);
+struct SeriesSet(FxHashMap<Vec<Label>, Vec<(i64, f64)>>);
 
 impl SeriesSet {
     fn add(&mut self, name: String, labels: Vec<(String, String)>, at: i64, value: f64) {
@@ -521,18 +526,36 @@ impl SeriesSet {
         labels.push(Label { name: "__name__".into(), value: name });
         labels.sort_by(|a, b| a.name.cmp(&b.name));
         labels.dedup_by(|later, earlier| later.name == earlier.name);
-        self.0.entry(labels).or_default().insert(at, value);
+        self.0.entry(labels).or_default().push((at, value));
     }
 
+    /// The series, each one's samples by timestamp.
     fn into_series(self) -> Vec<TimeSeries> {
         self.0
             .into_iter()
             .map(|(labels, samples)| TimeSeries {
                 labels,
-                samples: samples.into_iter().map(|(timestamp, value)| Sample { value, timestamp }).collect(),
+                samples: by_timestamp(samples)
+                    .into_iter()
+                    .map(|(timestamp, value)| Sample { value, timestamp })
+                    .collect(),
             })
             .collect()
     }
+}
+
+/// `samples` (timestamp, value) in timestamp order, one per timestamp: of samples with the same timestamp,
+/// the one added last.
+pub fn by_timestamp(mut samples: Vec<(i64, f64)>) -> Vec<(i64, f64)> {
+    samples.sort_by_key(|(timestamp, _)| *timestamp);
+    let mut kept: Vec<(i64, f64)> = Vec::with_capacity(samples.len());
+    for (timestamp, value) in samples {
+        match kept.last_mut() {
+            Some(last) if last.0 == timestamp => last.1 = value,
+            _ => kept.push((timestamp, value)),
+        }
+    }
+    kept
 }
 
 #[cfg(test)]

@@ -306,3 +306,10 @@ fn every_series_name_a_metric_gives_is_one_it_may_produce_and_others_are_not() {
     assert!(!may_produce("http.server", "http_serverless"));
     assert!(!may_produce("queue", "queue2"));
 }
+
+#[test]
+fn samples_are_put_in_time_order_and_a_timestamp_sent_twice_keeps_its_last_value() {
+    let samples = vec![(30, 3.0), (10, 1.0), (30, 4.0), (20, 2.0), (10, 5.0)];
+    assert_eq!(by_timestamp(samples), vec![(10, 5.0), (20, 2.0), (30, 4.0)]);
+    assert!(by_timestamp(Vec::new()).is_empty());
+}

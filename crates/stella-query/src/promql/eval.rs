@@ -1,6 +1,7 @@
 //! The evaluator: series loaded once for the expression's whole window, then each node evaluated at a
 //! time. Selectors, `offset`, `@` and subqueries are here; operators, aggregations and functions in
 //! their own modules.
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -30,10 +31,26 @@ pub(crate) struct Evaluator {
 /// A subquery node (its address in the expression) and a time it was evaluated at.
 type SubqueryPoint = (usize, i64);
 
+/// One series of a [`Window`]: borrowed from the selected series where it can be (a range query looks
+/// at every series at every step), owned where it was computed (subqueries) or thinned (stale markers).
+pub(crate) struct WindowSeries<'a> {
+    /// Its labels, sorted by name.
+    pub(crate) labels: Cow<'a, LabelSet>,
+    /// Its points in the window: unix milliseconds and value, by time.
+    pub(crate) points: Cow<'a, [(i64, f64)]>,
+}
+
+impl WindowSeries<'_> {
+    /// The series, owned.
+    pub(crate) fn into_owned(self) -> RangeSeries {
+        RangeSeries { labels: self.labels.into_owned(), points: self.points.into_owned() }
+    }
+}
+
 /// A range vector with the window it was selected from (unix milliseconds, inclusive).
-pub(crate) struct Window {
+pub(crate) struct Window<'a> {
     /// The series with at least one point in the window.
-    pub(crate) series: Vec<RangeSeries>,
+    pub(crate) series: Vec<WindowSeries<'a>>,
     /// The window's first time.
     pub(crate) from: i64,
     /// The window's last time.
@@ -193,7 +210,10 @@ impl Evaluator {
                     .map(|(labels, _, value)| Sample { labels: labels.clone(), value })
                     .collect(),
             )),
-            Expr::MatrixSelector(_) | Expr::Subquery(_) => Ok(Value::Matrix(self.eval_window(expr, time)?.series)),
+            Expr::MatrixSelector(_) | Expr::Subquery(_) => {
+                let window = self.eval_window(expr, time)?;
+                Ok(Value::Matrix(window.series.into_iter().map(WindowSeries::into_owned).collect()))
+            }
             Expr::Unary(unary) => match self.eval(&unary.expr, time)? {
                 Value::Scalar(value) => Ok(Value::Scalar(-value)),
                 Value::Vector(samples) => unique(
@@ -248,7 +268,7 @@ impl Evaluator {
 
     /// Evaluates a range-vector expression (a matrix selector or a subquery, in parentheses or not)
     /// at `time`.
-    pub(crate) fn eval_window(&self, expr: &Expr, time: i64) -> Result<Window, QueryError> {
+    pub(crate) fn eval_window(&self, expr: &Expr, time: i64) -> Result<Window<'_>, QueryError> {
         match expr {
             Expr::Paren(paren) => self.eval_window(&paren.expr, time),
             Expr::MatrixSelector(MatrixSelector { vs, range }) => {
@@ -262,14 +282,15 @@ impl Evaluator {
                             .filter_map(|series| {
                                 let first = series.samples.partition_point(|(sample_time, _)| *sample_time < from);
                                 let last = series.samples.partition_point(|(sample_time, _)| *sample_time <= to);
-                                let points: Vec<(i64, f64)> = series
-                                    .samples
-                                    .get(first..last)?
-                                    .iter()
-                                    .copied()
-                                    .filter(|(_, value)| !is_stale(*value))
-                                    .collect();
-                                (!points.is_empty()).then(|| RangeSeries { labels: series.labels.clone(), points })
+                                let inside = series.samples.get(first..last)?;
+                                let points = if inside.iter().any(|(_, value)| is_stale(*value)) {
+                                    let fresh = inside.iter().copied().filter(|(_, value)| !is_stale(*value));
+                                    Cow::Owned(fresh.collect())
+                                } else {
+                                    Cow::Borrowed(inside)
+                                };
+                                (!points.is_empty())
+                                    .then_some(WindowSeries { labels: Cow::Borrowed(&series.labels), points })
                             })
                             .collect()
                     })
@@ -285,7 +306,7 @@ impl Evaluator {
     }
 
     /// A subquery at `time`: its expression evaluated at every multiple of its step inside the window.
-    fn eval_subquery(&self, subquery: &SubqueryExpr, time: i64) -> Result<Window, QueryError> {
+    fn eval_subquery(&self, subquery: &SubqueryExpr, time: i64) -> Result<Window<'_>, QueryError> {
         let to = self.reference_time(&subquery.at, &subquery.offset, time);
         let range = millis(&subquery.range);
         let from = to.saturating_sub(range);
@@ -328,7 +349,10 @@ impl Evaluator {
         }
         let series = order
             .into_iter()
-            .filter_map(|labels| series.remove(&labels).map(|points| RangeSeries { labels, points }))
+            .filter_map(|labels| {
+                let points = series.remove(&labels)?;
+                Some(WindowSeries { labels: Cow::Owned(labels), points: Cow::Owned(points) })
+            })
             .collect();
         Ok(Window { series, from, to, seconds: subquery.range.as_secs_f64() })
     }

@@ -20,7 +20,7 @@ struct Args<'a> {
     time: i64,
 }
 
-impl Args<'_> {
+impl<'a> Args<'a> {
     fn name(&self) -> &'static str {
         self.call.func.name
     }
@@ -63,7 +63,7 @@ impl Args<'_> {
         }
     }
 
-    fn window(&self, index: usize) -> Result<Window, QueryError> {
+    fn window(&self, index: usize) -> Result<Window<'a>, QueryError> {
         self.evaluator.eval_window(self.expr(index)?, self.time)
     }
 
@@ -271,13 +271,13 @@ fn date_function(name: &str) -> Option<fn(&jiff::civil::DateTime) -> f64> {
 type Points<'p> = &'p [(i64, f64)];
 
 /// What a range function computes from a series' points in a window (nothing: no value at this time).
-type RangeFunction = dyn Fn(Points<'_>, &Window) -> Option<f64>;
+type RangeFunction = dyn Fn(Points<'_>, &Window<'_>) -> Option<f64>;
 
 /// The range functions: one value per series of the range vector, or `None` when `args` is not one.
 fn over_time(args: &Args<'_>) -> Result<Option<Vec<Sample>>, QueryError> {
     let values = |points: Points<'_>| points.iter().map(|(_, value)| *value).collect::<Vec<f64>>();
     let name = args.name();
-    let (window, function, keep_name): (Window, Box<RangeFunction>, bool) = match name {
+    let (window, function, keep_name): (Window<'_>, Box<RangeFunction>, bool) = match name {
         "rate" | "increase" | "delta" => {
             let (counter, rate) = (name != "delta", name == "rate");
             (args.window(0)?, Box::new(move |points, window| extrapolated_rate(points, window, counter, rate)), false)
@@ -317,7 +317,7 @@ fn over_time(args: &Args<'_>) -> Result<Option<Vec<Sample>>, QueryError> {
         }
         "changes" | "resets" => {
             let resets = name == "resets";
-            let count = move |points: Points<'_>, _: &Window| {
+            let count = move |points: Points<'_>, _: &Window<'_>| {
                 let changed = points.windows(2).filter(|pair| {
                     let (previous, current) = (pair[0].1, pair[1].1);
                     if resets {
@@ -382,7 +382,8 @@ fn over_time(args: &Args<'_>) -> Result<Option<Vec<Sample>>, QueryError> {
             .iter()
             .filter_map(|series| {
                 let value = function(&series.points, &window)?;
-                let labels = if keep_name { series.labels.clone() } else { drop_name(series.labels.clone()) };
+                let labels = series.labels.iter().filter(|(label, _)| keep_name || label != METRIC_NAME).cloned();
+                let labels = labels.collect();
                 Some(Sample { labels, value })
             })
             .collect(),
@@ -392,7 +393,7 @@ fn over_time(args: &Args<'_>) -> Result<Option<Vec<Sample>>, QueryError> {
 /// `rate`, `increase` (`counter`) and `delta` over a window, extrapolated to its edges as Prometheus
 /// does: to the window's edge if the first (last) sample is within 1.1 average intervals of it,
 /// otherwise half an interval; a counter not below zero.
-fn extrapolated_rate(points: &[(i64, f64)], window: &Window, counter: bool, rate: bool) -> Option<f64> {
+fn extrapolated_rate(points: &[(i64, f64)], window: &Window<'_>, counter: bool, rate: bool) -> Option<f64> {
     let (&(first_time, first), &(last_time, last)) = (points.first()?, points.last()?);
     if points.len() < 2 {
         return None;

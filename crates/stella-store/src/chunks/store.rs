@@ -149,6 +149,65 @@ impl Cut {
         Ok(())
     }
 
+    /// Visits the records of [`Cut::visit`] split into as many contiguous parts as `visitors`, in its
+    /// order, each part on a thread of its own with its own visitor (a part's `visit` returns false to
+    /// stop that part): the first visitor sees the newest records. The first error of any part is
+    /// returned once every part has ended.
+    pub fn visit_parts<V>(&self, store: &Store, visitors: Vec<V>) -> Result<(), StoreError>
+    where
+        V: FnMut(&[u8]) -> bool + Send,
+    {
+        enum Source<'c> {
+            Unsealed(&'c UnsealedRecord),
+            Sealed(&'c StoredChunk),
+        }
+        let sources: Vec<Source<'_>> = self
+            .unsealed
+            .iter()
+            .rev()
+            .map(Source::Unsealed)
+            .chain(self.chunks.iter().rev().map(Source::Sealed))
+            .collect();
+        // Part `i` of `k` holds sources `i * n / k .. (i + 1) * n / k`: sizes differ by one at most.
+        let (total, count) = (sources.len(), visitors.len().max(1));
+        let bounds = |part: usize| part * total / count;
+        let visit_part = |part: &[Source<'_>], mut visit: V| -> Result<(), StoreError> {
+            for source in part {
+                match source {
+                    Source::Unsealed(record) => {
+                        if !visit(&record.payload) {
+                            return Ok(());
+                        }
+                    }
+                    Source::Sealed(chunk) => {
+                        for record in store.read_chunk(&chunk.path)? {
+                            if !visit(&record) {
+                                return Ok(());
+                            }
+                        }
+                    }
+                }
+            }
+            Ok(())
+        };
+        std::thread::scope(|scope| {
+            let mut parts = (0..count).map(|part| &sources[bounds(part)..bounds(part + 1)]);
+            let mut visitors = visitors.into_iter();
+            let first = visitors.next();
+            let first_part = parts.next().unwrap_or_default();
+            let others: Vec<_> =
+                parts.zip(visitors).map(|(part, visit)| scope.spawn(move || visit_part(part, visit))).collect();
+            let mut outcome = first.map_or(Ok(()), |visit| visit_part(first_part, visit));
+            for other in others {
+                let ended = other.join().unwrap_or_else(|_| {
+                    Err(StoreError::Damaged { path: PathBuf::new(), message: "a reading thread panicked".into() })
+                });
+                outcome = outcome.and(ended);
+            }
+            outcome
+        })
+    }
+
     /// Hands the log volume of every source to `visit` (an unsealed record's built from it, a chunk's read
     /// from its volume file, or built from the chunk when that file is missing or damaged); `visit`
     /// returns false to stop.

@@ -694,3 +694,60 @@ fn each_log_chunk_keeps_its_volume_and_a_missing_or_damaged_one_is_counted_from_
     let day = missing.parent().unwrap();
     assert_eq!((files_ending(day, "chunk"), files_ending(day, "volume")), (7, 7));
 }
+
+#[test]
+fn a_cut_read_in_parts_gives_every_record_once_in_its_order_and_a_stop_or_an_error_ends_one_part() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(dir.path().to_path_buf());
+    let records: Vec<Vec<u8>> = (0..23u64).map(|n| record(n as u8, 1, START + n * 1_000_000_000, "checkout")).collect();
+    let sealer = seal_all(&store, &records, SealLimits { max_records: 2, max_bytes: 1 << 20 });
+    let mut cut = Cut::sealed(&store, "acme", "traces", (0, u64::MAX), ScanFilter::default()).unwrap();
+    cut.unsealed = sealer
+        .open_records()
+        .iter()
+        .map(|record| UnsealedRecord { payload: record.payload.clone(), max_time: record.facts.max_time })
+        .collect();
+    let mut in_order = Vec::new();
+    cut.visit(&store, &mut |record| {
+        in_order.push(record.to_vec());
+        true
+    })
+    .unwrap();
+    assert_eq!(in_order.len(), 23);
+    for parts in [1, 2, 3, 7, 40] {
+        let mut seen: Vec<Vec<Vec<u8>>> = vec![Vec::new(); parts];
+        let visitors: Vec<_> = seen
+            .iter_mut()
+            .map(|seen| {
+                move |record: &[u8]| {
+                    seen.push(record.to_vec());
+                    true
+                }
+            })
+            .collect();
+        cut.visit_parts(&store, visitors).unwrap();
+        assert_eq!(seen.concat(), in_order, "{parts} parts");
+        if parts <= 12 {
+            assert!(seen.iter().all(|part| !part.is_empty()), "{parts} parts each read some");
+        }
+    }
+    // The first part stops at once; the second still reads all of its own.
+    let mut counts = [0usize; 2];
+    let visitors: Vec<_> = counts
+        .iter_mut()
+        .zip([false, true])
+        .map(|(count, go_on)| {
+            move |_: &[u8]| {
+                *count += 1;
+                go_on
+            }
+        })
+        .collect();
+    cut.visit_parts(&store, visitors).unwrap();
+    assert_eq!(counts[0], 1);
+    assert!(counts[1] >= 10, "{counts:?}");
+    // A chunk that cannot be read is an error, whichever part holds it.
+    std::fs::remove_file(&cut.chunks[0].path).unwrap();
+    let visitors: Vec<_> = (0..2).map(|_| |_: &[u8]| true).collect();
+    assert!(cut.visit_parts(&store, visitors).is_err());
+}
