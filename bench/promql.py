@@ -11,11 +11,14 @@ server: wall times in ms, the series and points answered, and the server's peak 
 its queries). Answers must agree (values to 1e-6 relative).
 """
 import argparse
+import contextlib
 import json
 import math
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.parse
 import urllib.request
@@ -23,7 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "interop"))
 
-from test_prometheus import stella_and_prometheus, store_and_remote_write_config  # noqa: E402
+from conftest import Stella, free_port  # noqa: E402
+from test_prometheus import PROMETHEUS, stella_and_prometheus, store_and_remote_write_config  # noqa: E402
 
 STEP = 15
 JOBS = 100
@@ -86,17 +90,75 @@ def agree(a, b):
     return True
 
 
+class Backfilled:
+    """A Prometheus serving TSDB blocks that promtool made from OpenMetrics text."""
+
+    def __init__(self, directory, port):
+        self.port = port
+        self.process = subprocess.Popen(
+            [PROMETHEUS, f"--config.file={directory / 'prometheus.yml'}", f"--storage.tsdb.path={directory / 'data'}",
+             f"--web.listen-address=127.0.0.1:{port}", "--storage.tsdb.retention.time=30d"],
+            stdout=subprocess.DEVNULL, stderr=open(directory / "prometheus.log", "ab"))
+        deadline = time.time() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=1) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                assert time.time() < deadline and self.process.poll() is None, "prometheus did not start"
+                time.sleep(0.5)
+
+
+@contextlib.contextmanager
+def backfilled(series, first, end):
+    """A stella keeping metrics in its store only, and a Prometheus backfilled with the counter's samples
+    from `first` to `end` (the values `request_at` sends: the k-th point of series `key` is
+    (k + 1) * (key % 7 + 1))."""
+    directory = Path(tempfile.mkdtemp(prefix="promql-bench-"))
+    (directory / "prometheus.yml").write_text("global: {scrape_interval: 1h}\n")
+    per_job = series // JOBS
+    with open(directory / "samples.om", "w") as text:
+        text.write("# TYPE bench_requests counter\n")
+        for key in range(series):
+            job, index = divmod(key, per_job)
+            labels = f'{{id="{index}",job="job-{job}"}}'
+            for step, at in enumerate(range(first, end + 1, STEP)):
+                text.write(f"bench_requests_total{labels} {float((step + 1) * (key % 7 + 1))} {at}\n")
+        text.write("# EOF\n")
+    started = time.monotonic()
+    subprocess.run(["promtool", "tsdb", "create-blocks-from", "openmetrics", "-q", str(directory / "samples.om"),
+                    str(directory / "data")], check=True)
+    print(json.dumps({"backfill_s": round(time.monotonic() - started, 1)}), file=sys.stderr)
+    stella = Stella("exporters:\n  store: {}\nservice:\n  pipelines:\n"
+                    "    metrics: {receivers: [otlp], processors: [], exporters: [store]}\n"
+                    "    traces: null\n    logs: null\n")
+    prometheus = Backfilled(directory, free_port())
+    try:
+        yield stella, prometheus
+    finally:
+        for process in (stella.process, prometheus.process):
+            process.kill()
+            process.wait()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--series", type=int, default=10_000)
     parser.add_argument("--hours", type=float, default=1)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--perf", help="record stella's queries with `perf record --call-graph dwarf` into this file")
+    parser.add_argument("--backfill", action="store_true",
+                        help="give Prometheus the data by `promtool tsdb create-blocks-from openmetrics` instead of "
+                             "remote-write (which refuses samples older than its head allows: use it past ~1 h)")
     arguments = parser.parse_args()
-    with stella_and_prometheus(store_and_remote_write_config) as (stella, prometheus):
-        end = (int(time.time()) // STEP) * STEP
-        start = end - int(arguments.hours * 3600)
-        first = start - 5 * 60
+    end = (int(time.time()) // STEP) * STEP
+    start = end - int(arguments.hours * 3600)
+    first = start - 5 * 60
+    servers = backfilled(arguments.series, first, end) if arguments.backfill else stella_and_prometheus(
+        store_and_remote_write_config)
+    with servers as (stella, prometheus):
         totals = [0.0] * arguments.series
         loading = time.monotonic()
         for at in range(first, end + 1, STEP):

@@ -577,7 +577,12 @@ impl Parser {
                     Some(Token::Word(word)) => word.clone(),
                     _ => return self.error("expected a stage after |"),
                 };
-                let follows_op = matches!(self.tokens.get(self.at + 1), Some((_, Token::Op(_))));
+                // `| name op value` is a label filter, unless `op` is a line filter's: stage names are
+                // keywords to Loki, so `| json |= "x"` and `| json != "x"` parse JSON, then filter lines.
+                let follows_op = matches!(
+                    self.tokens.get(self.at + 1),
+                    Some((_, Token::Op(op))) if !matches!(*op, "|=" | "|~" | "!=" | "!~")
+                );
                 match stage.as_str() {
                     "json" | "logfmt" if !follows_op => {
                         self.at += 1;
@@ -839,6 +844,18 @@ pub fn is_log_query(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_line_filter_may_follow_a_parser() {
+        for (text, filter_keeps) in [(r#"{app="a"} | json |= "x""#, true), (r#"{app="a"} | logfmt != "x""#, false)] {
+            let query = log_query(text).unwrap_or_else(|error| panic!("{text}: {error}"));
+            assert!(matches!(query.stages[0], Stage::Json | Stage::Logfmt), "{text}: {query:?}");
+            assert!(matches!(&query.stages[1], Stage::Line { keep, .. } if *keep == filter_keeps), "{text}: {query:?}");
+        }
+        // Any other operator after a word is a label filter on it.
+        let query = log_query(r#"{app="a"} | json = "x""#).unwrap();
+        assert!(matches!(query.stages[0], Stage::Filter(_)), "{query:?}");
+    }
 
     #[test]
     fn log_queries_parse_with_their_stages() {

@@ -68,6 +68,7 @@ fn log_queries_select_filter_and_order_lines() {
     assert_eq!(found(r#"{service_name=~"cart|db"} |= "status=500""#, 100, true), [3, 6, 9]);
     assert_eq!(found(r#"{service_name="cart"} | logfmt | took >= 800ms"#, 100, true), [8, 9, 10]);
     assert_eq!(found(r#"{service_name="db"} | json | rows > 3"#, 100, true), [4, 5]);
+    assert_eq!(found(r#"{service_name="db"} | json | rows > 1 |= "select" != ":5""#, 100, true), [2, 3, 4]);
     assert_eq!(found(r#"{service_name="cart"} | trace_id="0000000000000000000000000000000a""#, 100, true), [10]);
     let query = log_query(r#"{service_name="db"} | json"#).unwrap();
     let line = &lines(&memory(), &query, (0, 2 * SECOND), 10, true).unwrap()[0];
