@@ -453,3 +453,19 @@ fn label_discovery_and_series_come_from_log_volumes_when_the_range_is_in_millise
         series(&memory, &cart, (MILLI + 1, 9 * MILLI)).unwrap()
     );
 }
+
+#[test]
+fn counts_from_log_volumes_hold_at_most_max_lines_counts() {
+    // 48 cart lines in 48 slots read: one count over the limit is refused by name, at the limit it
+    // answers (47: the window is open on the left, the line at 0 s is outside).
+    let volumes = VolumesOnly(volume_of(&boundary_memory()));
+    let query = metric_query(r#"sum(count_over_time({service_name="cart"}[20s]))"#).unwrap();
+    let error = metric(&volumes, &query, (12_000, 12_000, 1000), true, Options::default(), 47).unwrap_err();
+    assert!(error.to_string().contains("api.limits.max_lines"), "{error}");
+    let promql::Value::Vector(samples) =
+        metric(&volumes, &query, (12_000, 12_000, 1000), true, Options::default(), 48).unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(samples[0].value, 47.0);
+}

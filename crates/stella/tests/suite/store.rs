@@ -3,7 +3,7 @@
 use crate::common;
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::common::{Stella, traces};
@@ -712,6 +712,17 @@ async fn a_query_past_api_limits_is_refused_by_name_and_a_reload_lifts_the_limit
     assert!(stella.terminate().success());
 }
 
+/// Deletes the first of `files` and flips the last byte of each other one.
+fn spoil(files: &[PathBuf]) {
+    std::fs::remove_file(&files[0]).unwrap();
+    for file in &files[1..] {
+        let mut bytes = std::fs::read(file).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x01;
+        std::fs::write(file, bytes).unwrap();
+    }
+}
+
 /// `text` with every byte but unreserved ones percent-encoded, for a query string.
 fn percent_encoded(text: &str) -> String {
     text.bytes()
@@ -779,13 +790,7 @@ async fn loki_counts_from_log_volumes_equal_counting_the_lines_with_or_without_t
     let with_files = answers().await;
     // A missing or damaged volume file only costs reading its chunk: the same answers.
     let files = volumes();
-    std::fs::remove_file(&files[0]).unwrap();
-    for file in &files[1..] {
-        let mut bytes = std::fs::read(file).unwrap();
-        let last = bytes.len() - 1;
-        bytes[last] ^= 0x01;
-        std::fs::write(file, bytes).unwrap();
-    }
+    spoil(&files);
     assert_eq!(answers().await, with_files);
     assert!(stella.terminate().success());
 }
@@ -842,13 +847,7 @@ async fn a_tempo_search_for_a_value_finds_it_in_sealed_chunks_with_or_without_th
     }
     // Missing or damaged filters only cost reading the chunks: the same answers.
     let files = terms();
-    std::fs::remove_file(&files[0]).unwrap();
-    for file in &files[1..] {
-        let mut bytes = std::fs::read(file).unwrap();
-        let last = bytes.len() - 1;
-        bytes[last] ^= 0x01;
-        std::fs::write(file, bytes).unwrap();
-    }
+    spoil(&files);
     for (query, expected) in &queries {
         assert_eq!(&search(query).await, expected, "without usable filters: {query}");
     }
