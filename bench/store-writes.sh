@@ -23,7 +23,13 @@ resumed = re.compile(r'^(\d+)\s+<\.\.\. (?:write|pwrite64|writev) resumed>.*= (\
 def kind(path):
     name = path.rsplit('/', 1)[-1]
     if name.startswith('run-'):
-        return 'run files (manifests, indexes, shards)'
+        # Files are written as `<name>.tmp` (the extension replaced), then renamed.
+        stem = name.rsplit('.', 1)[0]
+        if stem.endswith(('.index', '.traces')):
+            return 'run trace indexes'
+        if stem.endswith(('.services', '.streams', '.series')):
+            return 'run index shards'
+        return 'run manifests'
     if name.startswith('day.'):
         return 'day.json'
     if '/store/' in path:

@@ -5,32 +5,38 @@
 //! day.json                       the day manifest: its runs (first position, positions covered, chunks
 //!                                listed, run manifest digest); the commit point of every write
 //! run-<first>-<count>-<listed>.json        the run manifest: its chunks by position, its index digests
-//!                            .index.bin    traces: its trace index (index module)
+//!                            .traces.bin   traces: its trace index (index module; `.index.bin` in run
+//!                                          format 2)
 //!                            .services.bin traces: its index shard (shard module); logs `.streams.bin`,
 //!                                          metrics `.series.bin`
 //! ```
 //! A seal adds a run of one chunk; then, while the newest [`FANOUT`] runs are of one level (a run of
-//! `count` positions is of level `log4(count)`), they are merged into one. Every index entry is so
-//! written about `log4` of the day's chunks times (5 times for 1,000 chunks), where rewriting the day's
-//! indexes whole at each seal wrote them as many times as the day had chunks. Positions never change:
-//! retention drops a chunk from its run (the run is rewritten under a new name, its `listed` one less)
-//! and the indexes keep naming the others by the same positions. Files are written before the day
-//! manifest that lists them, and a run's files are deleted only after a day manifest without it is
-//! written, so a crash at any point leaves the day as it was before or after the write.
+//! `count` positions is of level `log8(count)`) and together cover at most
+//! [`MAX_RUN_POSITIONS`] positions, they are merged into one. Every index entry is so written about
+//! `log8` of the day's chunks times (4 times for 1,000 chunks), where rewriting the day's indexes whole at
+//! each seal wrote them as many times as the day had chunks. Positions never change: retention drops a
+//! chunk from its run (the run is rewritten under a new name, its `listed` one less) and the indexes keep
+//! naming the others by the same positions. Files are written before the day manifest that lists them,
+//! and a run's files are deleted only after a day manifest without it is written, so a crash at any point
+//! leaves the day as it was before or after the write.
 //!
 //! A day written before runs existed (format 1: `day.json` listing every chunk, one `index.bin`, one
-//! shard) reads as a single run; the next write to it turns it into format 2.
+//! shard) reads as a single run; the next write to it turns it into runs. A run of format 2 (a trace
+//! index of 24-byte entries) is read as it is; merges, retention and repairs write format 3.
 use std::path::{Path, PathBuf};
 
 use stella_otlp::Signal;
 
-use super::manifest::{DAY_FORMAT_VERSION, DayChunk, DayManifest, LegacyDayManifest, RunManifest, RunRef, canonical};
+use super::index::{IndexFormat, MAX_RUN_POSITIONS, TraceIndex};
+use super::manifest::{
+    DAY_FORMAT_VERSION, DayChunk, DayManifest, LegacyDayManifest, RUN_FORMAT_VERSION, RunManifest, RunRef, canonical,
+};
 use super::shard::shard_file;
 use super::store::{StoreError, digest, io};
 use crate::log::{LogFs, RealFs};
 
 /// How many runs of one level are merged into one.
-pub(crate) const FANOUT: u32 = 4;
+pub(crate) const FANOUT: u32 = 8;
 
 /// A day as read: its runs, oldest first.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,12 +75,14 @@ impl Day {
         self.runs.last().map_or(0, Run::end)
     }
 
-    /// The index of the first of the newest [`FANOUT`] runs when they are all of one level (then they
-    /// are merged).
+    /// The index of the first of the newest [`FANOUT`] runs when they are all of one level and together
+    /// cover at most [`MAX_RUN_POSITIONS`] (then they are merged).
     pub(crate) fn mergeable(&self) -> Option<usize> {
         let start = self.runs.len().checked_sub(FANOUT as usize)?;
-        let level = self.runs.get(start).map(Run::level)?;
-        self.runs[start..].iter().all(|run| run.level() == level).then_some(start)
+        let newest = &self.runs[start..];
+        let level = newest.first().map(Run::level)?;
+        let covered: u64 = newest.iter().map(|run| u64::from(run.manifest.count)).sum();
+        (covered <= u64::from(MAX_RUN_POSITIONS) && newest.iter().all(|run| run.level() == level)).then_some(start)
     }
 
     /// Writes `day.json` listing the runs (the commit point). Every run must have been written in
@@ -113,7 +121,7 @@ impl Run {
         self.manifest.first.saturating_add(self.manifest.count)
     }
 
-    /// `log4` of the positions it covers.
+    /// `log8` of the positions it covers.
     fn level(&self) -> u32 {
         self.manifest.count.max(1).ilog(FANOUT)
     }
@@ -131,7 +139,16 @@ impl Run {
 
     /// Its trace index file.
     pub(crate) fn index_path(&self, dir: &Path) -> PathBuf {
-        if self.legacy() { dir.join("index.bin") } else { dir.join(format!("{}.index.bin", run_name(&self.manifest))) }
+        match self.index_format() {
+            _ if self.legacy() => dir.join("index.bin"),
+            IndexFormat::Wide => dir.join(format!("{}.index.bin", run_name(&self.manifest))),
+            IndexFormat::Compact => dir.join(format!("{}.traces.bin", run_name(&self.manifest))),
+        }
+    }
+
+    /// The layout of its trace index file.
+    pub(crate) fn index_format(&self) -> IndexFormat {
+        if self.manifest.format_version >= RUN_FORMAT_VERSION { IndexFormat::Compact } else { IndexFormat::Wide }
     }
 
     /// Its index shard file.
@@ -217,12 +234,12 @@ fn shard_path(dir: &Path, signal: Signal, manifest: &RunManifest, legacy: bool) 
 }
 
 /// Writes a run's indexes (`None`: it goes without that index) and then its manifest recording their
-/// digests; the run, listed in no day manifest yet.
+/// digests, in [`RUN_FORMAT_VERSION`]; the run, listed in no day manifest yet.
 pub(crate) fn write_run(
     dir: &Path,
     signal: Signal,
     mut manifest: RunManifest,
-    index: Option<&[u8]>,
+    index: Option<&TraceIndex>,
     shard: Option<&[u8]>,
 ) -> Result<Run, StoreError> {
     let name = run_name(&manifest);
@@ -230,9 +247,9 @@ pub(crate) fn write_run(
         RealFs.write_atomic(&path, bytes).map_err(io("write", &path))?;
         Ok(digest(bytes))
     };
-    manifest.format_version = DAY_FORMAT_VERSION;
-    manifest.index_sha256 = match index {
-        Some(bytes) if signal == Signal::Traces => Some(write(dir.join(format!("{name}.index.bin")), bytes)?),
+    manifest.format_version = RUN_FORMAT_VERSION;
+    manifest.index_sha256 = match index.and_then(|index| index.encode(manifest.first)) {
+        Some(bytes) if signal == Signal::Traces => Some(write(dir.join(format!("{name}.traces.bin")), &bytes)?),
         _ => None,
     };
     manifest.shard_sha256 = match shard {

@@ -96,10 +96,15 @@ pub struct RunRef {
     pub sha256: String,
 }
 
+/// The format of the run manifests this build writes: 3, whose trace index is `.traces.bin` (6-byte
+/// entries of fingerprint and relative chunk position); 2 had `.index.bin` (24-byte entries of trace id,
+/// chunk and record). Both are read.
+pub const RUN_FORMAT_VERSION: u32 = 3;
+
 /// The chunks of one run of a day and the digests of its indexes (`run-<first>-<count>-<listed>.json`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunManifest {
-    /// [`DAY_FORMAT_VERSION`].
+    /// [`RUN_FORMAT_VERSION`] (2 for a run written before it; 1 for the single run of a format 1 day).
     pub format_version: u32,
     /// The first chunk position it covers.
     pub first: u32,
@@ -107,8 +112,8 @@ pub struct RunManifest {
     pub count: u32,
     /// Its chunks, by position.
     pub chunks: Vec<DayChunk>,
-    /// Hex SHA-256 of its trace index (traces only; `index.bin` format: sorted, distinct entries of trace
-    /// id, chunk position and record position), built from its chunks alone. Absent when it could not be
+    /// Hex SHA-256 of its trace index (traces only; its layout follows `format_version`, see the index
+    /// module), built from its chunks alone. Absent when it could not be
     /// built: then a trace lookup reads every chunk of the run until `store check --repair`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub index_sha256: Option<String>,

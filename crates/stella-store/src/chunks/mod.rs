@@ -31,8 +31,8 @@ pub use day::Day;
 pub use facts::{RecordFacts, record_facts};
 pub use holds::{Hold, HoldBook, HoldError, HoldKind};
 pub use manifest::{
-    CHUNK_FORMAT_VERSION, ChunkManifest, DAY_FORMAT_VERSION, DayChunk, DayManifest, LegacyDayManifest, RunManifest,
-    RunRef, canonical,
+    CHUNK_FORMAT_VERSION, ChunkManifest, DAY_FORMAT_VERSION, DayChunk, DayManifest, LegacyDayManifest,
+    RUN_FORMAT_VERSION, RunManifest, RunRef, canonical,
 };
 pub use remote::RemoteChunks;
 pub use retention::{Cutoff, MAX_CLOCK_LEAD, cutoff as retention_cutoff};

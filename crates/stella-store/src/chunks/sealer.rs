@@ -53,8 +53,8 @@ pub struct SealedChunk {
     pub bytes: Vec<u8>,
     /// Its manifest (the digest of `bytes` included).
     pub manifest: ChunkManifest,
-    /// Sorted (trace id, record position in the chunk) of its spans (traces only).
-    pub trace_ids: Vec<([u8; 16], u32)>,
+    /// The trace ids of its spans, sorted and distinct (traces only).
+    pub trace_ids: Vec<[u8; 16]>,
     /// Its streams, for the day's index shard.
     pub streams: ChunkStreams,
     /// Its term filter file (traces and logs; `None` for metrics).
@@ -156,11 +156,11 @@ impl Sealer {
         let mut services = BTreeSet::new();
         let mut trace_ids = BTreeSet::new();
         let (mut min_time, mut max_time, mut items) = (u64::MAX, 0u64, 0u64);
-        for (position, record) in records.iter().enumerate() {
+        for record in &records {
             framed.extend_from_slice(&(record.payload.len() as u32).to_be_bytes());
             framed.extend_from_slice(&record.payload);
             services.extend(record.facts.services.iter().cloned());
-            trace_ids.extend(record.facts.trace_ids.iter().map(|id| (*id, position as u32)));
+            trace_ids.extend(record.facts.trace_ids.iter().copied());
             if record.facts.min_time > 0 {
                 min_time = min_time.min(record.facts.min_time);
             }

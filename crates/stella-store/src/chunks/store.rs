@@ -5,7 +5,7 @@
 //! <root>/<tenant>/<signal>/<YYYY-MM-DD>/<sha256>.chunk   records exactly as logged, length-prefixed, zstd
 //!                                      /<sha256>.json    its manifest (RFC 8785)
 //!                                      /run-<first>-<count>-<listed>.json        a run's manifest (RFC 8785)
-//!                                      /run-<first>-<count>-<listed>.index.bin   traces: (trace id 16 B, chunk u32 BE, record u32 BE)*, sorted
+//!                                      /run-<first>-<count>-<listed>.traces.bin  traces: (id fingerprint u32 BE, chunk - first u16 BE)*, sorted
 //!                                      /run-<first>-<count>-<listed>.services.bin traces: index shard, service -> chunks (+ times, spans)
 //!                                      /run-<first>-<count>-<listed>.streams.bin  logs: index shard, stream labels -> chunks (+ times, records)
 //!                                      /run-<first>-<count>-<listed>.series.bin   metrics: index shard, name + labels -> chunks (+ times, points)
@@ -34,8 +34,8 @@ pub(crate) use super::error::io;
 use stella_otlp::OtlpRequest;
 
 use super::day::{self, Day, Run};
-use super::index::{DayIndexes, IndexBuilder, chunk_index, lookup, merge_indexes, retain_index};
-use super::manifest::{ChunkManifest, DAY_FORMAT_VERSION, DayChunk, RunManifest, canonical};
+use super::index::{DayIndexes, IndexBuilder, IndexFormat, TraceIndex, lookup};
+use super::manifest::{ChunkManifest, DayChunk, RUN_FORMAT_VERSION, RunManifest, canonical};
 use super::remote::RemoteChunks;
 use super::sealer::{SealedChunk, chunk_records};
 use super::shard::{DayShard, matching_chunks};
@@ -378,7 +378,7 @@ impl Store {
         let mut shard = DayShard::new(signal);
         shard.insert_chunk(position, &chunk.streams);
         let run = RunManifest {
-            format_version: DAY_FORMAT_VERSION,
+            format_version: RUN_FORMAT_VERSION,
             first: position,
             count: 1,
             chunks: vec![DayChunk {
@@ -392,7 +392,7 @@ impl Store {
             index_sha256: None,
             shard_sha256: None,
         };
-        let index = chunk_index(&chunk.trace_ids, position);
+        let index = TraceIndex::of_chunk(&chunk.trace_ids, position);
         day.runs.push(day::write_run(&dir, signal, run, Some(&index), Some(&shard.encode()))?);
         while let Some(start) = day.mergeable() {
             let merged = self.merge_runs(&dir, signal, &day.runs[start..])?;
@@ -422,7 +422,7 @@ impl Store {
                 dir,
                 signal,
                 run.manifest.clone(),
-                index.as_deref(),
+                index.as_ref(),
                 shard.map(|shard| shard.encode()).as_deref(),
             )?;
             retired.push(std::mem::replace(run, converted));
@@ -444,27 +444,27 @@ impl Store {
                 merged
             });
         }
-        let index = indexes.into_iter().collect::<Option<Vec<_>>>().map(|parts| merge_indexes(&parts));
+        let index = indexes.into_iter().collect::<Option<Vec<_>>>().map(TraceIndex::merge);
         let shard = shard.map(|mut shard| {
             shard.cover(end);
             shard.encode()
         });
         let manifest = RunManifest {
-            format_version: DAY_FORMAT_VERSION,
+            format_version: RUN_FORMAT_VERSION,
             first,
             count: end - first,
             chunks: runs.iter().flat_map(|run| run.manifest.chunks.iter().cloned()).collect(),
             index_sha256: None,
             shard_sha256: None,
         };
-        day::write_run(dir, signal, manifest, index.as_deref(), shard.as_deref())
+        day::write_run(dir, signal, manifest, index.as_ref(), shard.as_deref())
     }
 
     /// A run's trace index (traces only) and index shard: the files when its manifest vouches for them,
     /// else rebuilt from its chunks (read once for both). `None` for one that can be neither (a chunk of
     /// the run cannot be read): the run goes without it, its lookups and scans read every chunk, until
     /// `stella telemetry store check --repair`.
-    fn run_indexes(&self, dir: &Path, signal: Signal, run: &Run) -> (Option<Vec<u8>>, Option<DayShard>) {
+    fn run_indexes(&self, dir: &Path, signal: Signal, run: &Run) -> (Option<TraceIndex>, Option<DayShard>) {
         let index = match signal {
             Signal::Traces => usable(verified_index(dir, run)),
             _ => None,
@@ -515,8 +515,8 @@ impl Store {
         days
     }
 
-    /// The records (as logged) of every chunk of `tenant` holding a span of `trace_id`: the records its
-    /// runs' trace indexes name, and every record holding the trace in a run without a trace index.
+    /// The records (as logged) of every chunk of `tenant` holding a span of `trace_id`: those of the
+    /// chunks its runs' trace indexes name, and of every chunk of a run without a trace index.
     pub fn records_with_trace(&self, tenant: &str, trace_id: &[u8; 16]) -> Result<Vec<Vec<u8>>, StoreError> {
         let mut records = Vec::new();
         for day in self.days(tenant, "traces") {
@@ -524,27 +524,16 @@ impl Store {
             let dir = self.day_dir(tenant, "traces", &day);
             for run in &manifest.runs {
                 let listed = match run.manifest.index_sha256 {
-                    Some(_) => lookup(&run.index_path(&dir), trace_id)?,
+                    Some(_) => lookup(&run.index_path(&dir), run.index_format(), run.first(), trace_id)?,
                     None => None,
                 };
-                let Some(mut wanted) = listed else {
-                    for chunk in &run.manifest.chunks {
-                        let chunk_records = self.read_chunk(&dir.join(format!("{}.chunk", chunk.sha256)))?;
-                        records.extend(chunk_records.into_iter().filter(|record| holds_trace(record, trace_id)));
-                    }
-                    continue;
+                let chunks: Vec<&DayChunk> = match listed {
+                    Some(positions) => positions.into_iter().filter_map(|position| run.chunk_at(position)).collect(),
+                    None => run.manifest.chunks.iter().collect(),
                 };
-                wanted.sort_unstable();
-                let mut current: Option<(u32, Vec<Vec<u8>>)> = None;
-                for (position, record) in wanted {
-                    if current.as_ref().is_none_or(|(open, _)| *open != position) {
-                        let Some(chunk) = run.chunk_at(position) else { continue };
-                        let path = dir.join(format!("{}.chunk", chunk.sha256));
-                        current = Some((position, self.read_chunk(&path)?));
-                    }
-                    if let Some(found) = current.as_ref().and_then(|(_, chunk)| chunk.get(record as usize)) {
-                        records.push(found.clone());
-                    }
+                for chunk in chunks {
+                    let chunk_records = self.read_chunk(&dir.join(format!("{}.chunk", chunk.sha256)))?;
+                    records.extend(chunk_records.into_iter().filter(|record| holds_trace(record, trace_id)));
                 }
             }
         }
@@ -762,14 +751,17 @@ impl Store {
                     }
                     let run = &day.runs[at];
                     let (index, shard) = self.run_indexes(&dir, kind, run);
-                    let index = index.map(|index| retain_index(&index, &kept));
+                    let index = index.map(|mut index| {
+                        index.retain(&kept);
+                        index
+                    });
                     let shard = shard.map(|mut shard| {
                         shard.retain_chunks(&kept);
                         shard.encode()
                     });
                     let mut manifest = run.manifest.clone();
                     manifest.chunks.retain(|chunk| kept.contains(&chunk.position));
-                    let rewritten = day::write_run(&dir, kind, manifest, index.as_deref(), shard.as_deref())?;
+                    let rewritten = day::write_run(&dir, kind, manifest, index.as_ref(), shard.as_deref())?;
                     retired.push(std::mem::replace(&mut day.runs[at], rewritten));
                 }
                 retired.extend(self.convert_legacy(&dir, kind, &mut day)?);
@@ -851,7 +843,7 @@ impl Store {
             report.damaged.push(error.to_string());
             BTreeSet::new()
         });
-        let mut retired = Vec::new();
+        let (mut retired, mut superseded) = (Vec::new(), Vec::new());
         let mut changed = false;
         for at in 0..day.runs.len() {
             let run = &day.runs[at];
@@ -899,9 +891,7 @@ impl Store {
             let rebuilt = builder.finish(run.end());
             let shard = rebuilt.shard.encode();
             let mut stale = Vec::new();
-            if signal == Signal::Traces
-                && !index_matches(&run.index_path(dir), &rebuilt.index, run.manifest.index_sha256.as_deref())?
-            {
+            if signal == Signal::Traces && !trace_index_matches(dir, run, &rebuilt.index)? {
                 stale.push(run.index_path(dir));
             }
             if !index_matches(&run.shard_path(dir, signal), &shard, run.manifest.shard_sha256.as_deref())? {
@@ -919,12 +909,23 @@ impl Store {
             let old = std::mem::replace(&mut day.runs[at], repaired);
             if old.legacy() {
                 retired.push(old);
+            } else if old.index_path(dir) != day.runs[at].index_path(dir) {
+                // A run of format 2 rewritten in format 3 under the same name: its old trace index goes.
+                superseded.push(old.index_path(dir));
             }
             changed = true;
         }
         if changed {
             day.commit(dir)?;
             retired.iter().try_for_each(|run| run.remove_files(dir, signal))?;
+            for path in superseded {
+                match std::fs::remove_file(&path) {
+                    Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(io("remove", &path)(error));
+                    }
+                    _ => {}
+                }
+            }
         }
         for path in day::unlisted_files(dir, signal, &day)? {
             if day::merged_away(&path, &day) {
@@ -1003,9 +1004,26 @@ fn index_matches(path: &Path, rebuilt: &[u8], recorded: Option<&str>) -> Result<
 }
 
 /// A run's trace index, checked against the digest its manifest records; `Ok(None)` when it records none.
-fn verified_index(dir: &Path, run: &Run) -> Result<Option<Vec<u8>>, StoreError> {
+fn verified_index(dir: &Path, run: &Run) -> Result<Option<TraceIndex>, StoreError> {
     let Some(recorded) = &run.manifest.index_sha256 else { return Ok(None) };
-    verified_file(&run.index_path(dir), recorded).map(Some)
+    let path = run.index_path(dir);
+    let bytes = verified_file(&path, recorded)?;
+    let (first, count) = (run.first(), run.manifest.count);
+    TraceIndex::decode(&bytes, run.index_format(), first, count)
+        .map(Some)
+        .map_err(|message| StoreError::Damaged { path, message })
+}
+
+/// Whether a run's trace index file and its recorded digest both match `rebuilt` (a missing file does
+/// not): byte for byte in format 3, entry for entry (fingerprints and chunks) in the formats before.
+fn trace_index_matches(dir: &Path, run: &Run, rebuilt: &TraceIndex) -> Result<bool, StoreError> {
+    match run.index_format() {
+        IndexFormat::Compact => match rebuilt.encode(run.first()) {
+            Some(bytes) => index_matches(&run.index_path(dir), &bytes, run.manifest.index_sha256.as_deref()),
+            None => Ok(false),
+        },
+        IndexFormat::Wide => Ok(usable(verified_index(dir, run)).as_ref() == Some(rebuilt)),
+    }
 }
 
 /// A file's bytes, checked against the digest its manifest records.
@@ -1074,8 +1092,11 @@ fn usable<T>(found: Result<Option<T>, StoreError>) -> Option<T> {
     })
 }
 
-/// Whether a traces request holds a span of `trace_id`.
+/// Whether a record holds a span of `trace_id`: decoded only when the id's 16 bytes occur in it.
 fn holds_trace(record: &[u8], trace_id: &[u8; 16]) -> bool {
+    if memchr::memmem::find(record, trace_id).is_none() {
+        return false;
+    }
     let Ok(OtlpRequest::Traces(traces)) = OtlpRequest::decode_protobuf(Signal::Traces, record) else { return false };
     traces
         .resource_spans

@@ -143,9 +143,9 @@ fn check_finds_a_flipped_byte_and_repair_rebuilds_identical_indexes() {
     seal_all(&store, &records(), SealLimits { max_records: 8, max_bytes: 1 << 20 });
     assert_eq!(store.check(false).unwrap(), CheckReport { chunks_ok: 4, ..CheckReport::default() });
     let day = store.day("acme", "traces", &utc_day(START)).unwrap().unwrap();
-    let index_path = dir.path().join(format!("acme/traces/{}/run-0-1-1.index.bin", day.day));
+    let index_path = dir.path().join(format!("acme/traces/{}/run-0-1-1.traces.bin", day.day));
     let original = std::fs::read(&index_path).unwrap();
-    std::fs::write(&index_path, &original[..original.len() - 24]).unwrap();
+    std::fs::write(&index_path, &original[..original.len() - 6]).unwrap();
     let report = store.check(false).unwrap();
     assert_eq!(report.stale_indexes, vec![index_path.display().to_string()]);
     let repaired = store.check(true).unwrap();
@@ -246,16 +246,16 @@ fn sealing_writes_each_index_entry_a_logarithmic_number_of_times_not_once_per_ch
     let chunks = 300;
     let written = one_day_of_chunks(&store, chunks);
     let day = store.day("acme", "traces", &utc_day(START)).unwrap().unwrap();
-    // 300 = 1 x 256 + 2 x 16 + 3 x 4: one run per base-4 digit's worth.
+    // 300 = 4 x 64 + 5 x 8 + 4 x 1 (base 8: 454): one run per unit of each digit.
     let runs: Vec<u32> = day.runs.iter().map(|run| run.manifest.count).collect();
-    assert_eq!(runs, vec![256, 16, 16, 4, 4, 4]);
+    assert_eq!(runs, vec![64, 64, 64, 64, 8, 8, 8, 8, 8, 1, 1, 1, 1]);
     assert_eq!(day.chunks().count() as u64, chunks);
-    // What is on disk now besides the chunks: each byte of it was written at most once per level (5
+    // What is on disk now besides the chunks: each byte of it was written at most once per level (3
     // levels for 300 chunks) plus once for the chunk manifests; rewriting the indexes and the day
     // manifest whole at every seal would write them about 150 times.
     let at_rest: u64 =
         digests(dir.path()).iter().filter(|(name, _)| !name.ends_with(".chunk")).map(|(_, (size, _))| size).sum();
-    assert!(written <= 6 * at_rest, "{written} bytes written for {at_rest} at rest");
+    assert!(written <= 4 * at_rest, "{written} bytes written for {at_rest} at rest");
     // Every trace is found, and the merged indexes are what a rebuild from the chunks gives.
     for trace in [0u8, 49, 249] {
         let found = store.records_with_trace("acme", &[trace; 16]).unwrap();
@@ -270,7 +270,7 @@ fn retention_in_the_middle_of_a_day_keeps_positions_and_indexes_equal_a_rebuild(
     let store = Store::new(dir.path().to_path_buf());
     one_day_of_chunks(&store, 40);
     let before = store.chunks_read();
-    // Chunks 0..10 expire but for 3 (held); 40 chunks: runs of 16, 16, 4, 4.
+    // Chunks 0..10 expire but for 3 (held); 40 chunks: five runs of 8.
     let held = START + 3 * 1_000_000_000;
     let deleted = store.sweep("acme", "traces", START + 10 * 1_000_000_000, &|min, _| min == held).unwrap();
     assert_eq!(deleted.len(), 9);
@@ -300,15 +300,15 @@ fn retention_in_the_middle_of_a_day_keeps_positions_and_indexes_equal_a_rebuild(
 fn a_run_without_a_trace_index_is_searched_chunk_by_chunk() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::new(dir.path().to_path_buf());
-    one_day_of_chunks(&store, 5);
+    one_day_of_chunks(&store, 9);
     let expected = store.records_with_trace("acme", &[2; 16]).unwrap();
     assert_eq!(expected.len(), 1);
     let day_dir = dir.path().join(format!("acme/traces/{}", utc_day(START)));
-    std::fs::remove_file(day_dir.join("run-0-4-4.index.bin")).unwrap();
+    std::fs::remove_file(day_dir.join("run-0-8-8.traces.bin")).unwrap();
     assert_eq!(store.records_with_trace("acme", &[2; 16]).unwrap(), expected, "a missing index file");
     let before = store.chunks_read();
     assert_eq!(store.records_with_trace("acme", &[2; 16]).unwrap(), expected);
-    assert_eq!(store.chunks_read() - before, 4, "every chunk of the run without its index is read");
+    assert_eq!(store.chunks_read() - before, 8, "every chunk of the run without its index is read");
     store.check(true).unwrap();
     let before = store.chunks_read();
     assert_eq!(store.records_with_trace("acme", &[2; 16]).unwrap(), expected);
@@ -317,26 +317,28 @@ fn a_run_without_a_trace_index_is_searched_chunk_by_chunk() {
 
 #[test]
 fn a_day_of_format_1_reads_and_its_next_write_turns_it_into_runs() {
+    use sha2::Digest;
     let (dir, fresh) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let store = Store::new(dir.path().to_path_buf());
-    one_day_of_chunks(&store, 4);
-    one_day_of_chunks(&Store::new(fresh.path().to_path_buf()), 5);
-    // What a version before runs wrote for the same 4 chunks: day.json listing them (no positions), one
-    // index.bin and one services.bin.
+    one_day_of_chunks(&store, 8);
+    one_day_of_chunks(&Store::new(fresh.path().to_path_buf()), 9);
+    // What a version before runs wrote for the same 8 chunks: day.json listing them (no positions), one
+    // index.bin (24-byte entries) and one services.bin.
     let day_dir = dir.path().join(format!("acme/traces/{}", utc_day(START)));
     let day = store.day("acme", "traces", &utc_day(START)).unwrap().unwrap();
     let run = &day.runs[0];
-    for (from, to) in [("run-0-4-4.index.bin", "index.bin"), ("run-0-4-4.services.bin", "services.bin")] {
-        std::fs::rename(day_dir.join(from), day_dir.join(to)).unwrap();
-    }
-    std::fs::remove_file(day_dir.join("run-0-4-4.json")).unwrap();
+    std::fs::rename(day_dir.join("run-0-8-8.services.bin"), day_dir.join("services.bin")).unwrap();
+    std::fs::remove_file(day_dir.join("run-0-8-8.traces.bin")).unwrap();
+    let index = wide_index(8);
+    std::fs::write(day_dir.join("index.bin"), &index).unwrap();
+    std::fs::remove_file(day_dir.join("run-0-8-8.json")).unwrap();
     let legacy = LegacyDayManifest {
         format_version: 1,
         tenant: "acme".into(),
         signal: "traces".into(),
         day: day.day.clone(),
         chunks: run.manifest.chunks.clone(),
-        index_sha256: run.manifest.index_sha256.clone(),
+        index_sha256: Some(hex::encode(sha2::Sha256::digest(&index))),
         shard_sha256: run.manifest.shard_sha256.clone(),
     };
     let mut json = serde_json::to_value(&legacy).unwrap();
@@ -345,14 +347,59 @@ fn a_day_of_format_1_reads_and_its_next_write_turns_it_into_runs() {
     }
     std::fs::write(day_dir.join("day.json"), canonical(&json)).unwrap();
 
-    assert_eq!(store.day("acme", "traces", &day.day).unwrap().unwrap().chunks().count(), 4);
-    assert_eq!(store.records_with_trace("acme", &[2; 16]).unwrap().len(), 1);
-    assert_eq!(store.scan_plan("acme", "traces", (0, u64::MAX), Some("service-0")).unwrap().len(), 4);
-    assert_eq!(store.check(false).unwrap(), CheckReport { chunks_ok: 4, ..CheckReport::default() });
+    assert_eq!(store.day("acme", "traces", &day.day).unwrap().unwrap().chunks().count(), 8);
     let before = store.chunks_read();
-    one_day_of_chunks(&store, 5);
+    assert_eq!(store.records_with_trace("acme", &[2; 16]).unwrap().len(), 1);
+    assert_eq!(store.chunks_read() - before, 1, "its index names the one chunk");
+    assert_eq!(store.scan_plan("acme", "traces", (0, u64::MAX), Some("service-0")).unwrap().len(), 7);
+    assert_eq!(store.check(false).unwrap(), CheckReport { chunks_ok: 8, ..CheckReport::default() });
+    let before = store.chunks_read();
+    one_day_of_chunks(&store, 9);
     assert_eq!(store.chunks_read(), before, "its indexes were vouched for and kept, no chunk read");
     assert_eq!(tree(dir.path()), tree(fresh.path()), "the same files as a day that never was format 1");
+}
+
+/// The trace index a version before run format 3 wrote for `one_day_of_chunks(.., chunks)`: (trace id,
+/// chunk position, record position) of 24 bytes, sorted.
+fn wide_index(chunks: u8) -> Vec<u8> {
+    let mut entries: Vec<Vec<u8>> =
+        (0..chunks).map(|seq| [&[seq; 16][..], &u32::from(seq).to_be_bytes(), &0u32.to_be_bytes()].concat()).collect();
+    entries.sort();
+    entries.concat()
+}
+
+#[test]
+fn a_run_of_format_2_is_read_checked_and_rewritten_in_format_3() {
+    use sha2::Digest;
+    let (dir, fresh) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let store = Store::new(dir.path().to_path_buf());
+    one_day_of_chunks(&store, 8);
+    one_day_of_chunks(&Store::new(fresh.path().to_path_buf()), 8);
+    // What run format 2 wrote for the same 8 chunks: `.index.bin` of 24-byte entries.
+    let day_dir = dir.path().join(format!("acme/traces/{}", utc_day(START)));
+    std::fs::remove_file(day_dir.join("run-0-8-8.traces.bin")).unwrap();
+    let index = wide_index(8);
+    std::fs::write(day_dir.join("run-0-8-8.index.bin"), &index).unwrap();
+    let mut run: RunManifest = serde_json::from_slice(&std::fs::read(day_dir.join("run-0-8-8.json")).unwrap()).unwrap();
+    run.format_version = 2;
+    run.index_sha256 = Some(hex::encode(sha2::Sha256::digest(&index)));
+    let run_bytes = canonical(&run);
+    std::fs::write(day_dir.join("run-0-8-8.json"), &run_bytes).unwrap();
+    let mut day: serde_json::Value = serde_json::from_slice(&std::fs::read(day_dir.join("day.json")).unwrap()).unwrap();
+    day["runs"][0]["sha256"] = hex::encode(sha2::Sha256::digest(&run_bytes)).into();
+    std::fs::write(day_dir.join("day.json"), canonical(&day)).unwrap();
+
+    let before = store.chunks_read();
+    assert_eq!(store.records_with_trace("acme", &[5; 16]).unwrap().len(), 1);
+    assert_eq!(store.chunks_read() - before, 1, "its index names the one chunk");
+    assert_eq!(store.check(false).unwrap(), CheckReport { chunks_ok: 8, ..CheckReport::default() }, "as a rebuild");
+    // A torn entry: stale, and the repair writes the run in format 3, its old index gone.
+    std::fs::write(day_dir.join("run-0-8-8.index.bin"), &index[..index.len() - 5]).unwrap();
+    let stale = day_dir.join("run-0-8-8.index.bin").display().to_string();
+    assert_eq!(store.check(false).unwrap().stale_indexes, vec![stale.clone()]);
+    assert!(store.check(true).unwrap().repaired_indexes.contains(&stale));
+    assert_eq!(tree(dir.path()), tree(fresh.path()), "the same files as a run written in format 3");
+    assert_eq!(store.records_with_trace("acme", &[5; 16]).unwrap().len(), 1);
 }
 
 #[test]

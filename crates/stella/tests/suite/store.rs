@@ -64,7 +64,7 @@ async fn the_same_records_twice_give_identical_chunks_and_manifests() {
     }
     let names: Vec<&String> = trees[0].keys().collect();
     assert!(
-        names.iter().any(|name| name.ends_with("day.json")) && names.iter().any(|name| name.ends_with("index.bin")),
+        names.iter().any(|name| name.ends_with("day.json")) && names.iter().any(|name| name.ends_with("traces.bin")),
         "{names:?}"
     );
     assert_eq!(trees[0], trees[1], "byte-identical chunks, manifests and indexes");
