@@ -4,7 +4,7 @@
 //! values Tempo's tag discovery answers.
 mod parse;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
 
 use stella_otlp::proto::common::v1::{KeyValue, any_value};
@@ -18,6 +18,7 @@ pub use parse::{
 
 use crate::{ScanFilter, StoreError, StoreView, scan};
 use stella_store::chunks::Term;
+use stella_store::chunks::Visit;
 
 /// A typed value, as TraceQL compares and Tempo's JSON writes them.
 #[derive(Debug, Clone, PartialEq)]
@@ -360,7 +361,7 @@ pub struct Search {
     pub min_duration: Option<u64>,
     /// The trace lasts at most this long.
     pub max_duration: Option<u64>,
-    /// Spans the search may hold in memory ([`SearchError::TooManySpans`] past it).
+    /// Spans the search may hold in memory at once ([`SearchError::TooManySpans`] past it).
     pub max_spans: usize,
 }
 
@@ -412,16 +413,38 @@ pub enum SearchError {
     },
 }
 
-/// Spans by trace id, with the span ids already taken (a span sent twice is kept once).
-type SpansByTrace = HashMap<Vec<u8>, (Vec<Row>, HashSet<Vec<u8>>)>;
+/// The spans of one trace read so far.
+struct Assembling {
+    rows: Vec<Row>,
+    /// The span ids taken (a span sent twice is kept once).
+    span_ids: HashSet<Vec<u8>>,
+    /// The earliest start of its spans, unix nanoseconds.
+    earliest: u64,
+}
 
-/// Adds the spans of one stored record to `by_id` (only those of `wanted` traces when given); false
-/// once more than `max_spans` are held.
+impl Default for Assembling {
+    fn default() -> Self {
+        Assembling { rows: Vec::new(), span_ids: HashSet::new(), earliest: u64::MAX }
+    }
+}
+
+/// Spans by trace id.
+type SpansByTrace = HashMap<Vec<u8>, Assembling>;
+
+/// Traces assembled from `by_id`.
+fn assembled(by_id: SpansByTrace) -> Vec<Trace> {
+    by_id.into_iter().map(|(id, assembling)| Trace::new(id, assembling.rows)).collect()
+}
+
+/// Adds the spans of one stored record to `by_id` (only those of `wanted` traces when given), and to
+/// `earliest` (when given) each trace whose earliest start it lowers, with that start; false once more
+/// than `max_spans` are held.
 fn collect(
     record: &[u8],
     by_id: &mut SpansByTrace,
     (spans, max_spans): (&mut usize, usize),
     wanted: Option<&HashSet<Vec<u8>>>,
+    mut earliest: Option<&mut BinaryHeap<(u64, Vec<u8>)>>,
 ) -> bool {
     let Ok(OtlpRequest::Traces(request)) = OtlpRequest::decode_protobuf(Signal::Traces, record) else {
         return true;
@@ -435,14 +458,20 @@ fn collect(
                 continue;
             }
             let entry = by_id.entry(span.trace_id.clone()).or_default();
-            if !entry.1.insert(span.span_id.clone()) {
+            if !entry.span_ids.insert(span.span_id.clone()) {
                 continue;
             }
             *spans += 1;
             if *spans > max_spans {
                 return false;
             }
-            entry.0.push(Row { span, resource: Arc::clone(&resource), service: service.clone(), parent: None });
+            if span.start_time_unix_nano < entry.earliest {
+                entry.earliest = span.start_time_unix_nano;
+                if let Some(heap) = earliest.as_deref_mut() {
+                    heap.push((entry.earliest, span.trace_id.clone()));
+                }
+            }
+            entry.rows.push(Row { span, resource: Arc::clone(&resource), service: service.clone(), parent: None });
         }
     }
     true
@@ -460,13 +489,106 @@ fn traces(
     let mut complete = true;
     scan(view, tenant, Signal::Traces, range, ScanFilter::default(), &mut |record| {
         bytes += record.len() as u64;
-        complete = collect(record, &mut by_id, (&mut spans, max_spans), None);
+        complete = collect(record, &mut by_id, (&mut spans, max_spans), None, None);
         complete
     })?;
     if !complete {
         return Err(SearchError::TooManySpans { limit: max_spans });
     }
-    Ok((by_id.into_iter().map(|(id, (rows, _))| Trace::new(id, rows)).collect(), bytes))
+    Ok((assembled(by_id), bytes))
+}
+
+/// How far past a trace's earliest span start the sources still to read must lie before the trace is
+/// taken as whole: a span whose clock runs this far behind its trace's others is still found with it.
+/// Dropped (traces finish as soon as nothing still to read can start before them) while the search
+/// holds more than a quarter of its spans limit.
+const FINISH_GRACE: u64 = 2 * 1_000_000_000;
+
+/// Runs `search` over every trace of the range, reading sources by descending latest span time: a
+/// trace is evaluated, and its spans let go, once no source still to read can hold a span starting
+/// within [`FINISH_GRACE`] of its earliest start (every span still to come starts before), and the
+/// search stops once it holds `limit` traces: each trace finished later starts before them. So `{}`
+/// over a busy hour reads its newest seconds, and a search holds the spans of the traces in flight,
+/// not of the range. The answer is the one a search of every trace gives, but for a trace with a span
+/// that ends more than the grace before every span read of it starts (a clock running behind): that
+/// span may be found as a trace of its own. A root starts first and ends last, so its record is read
+/// before any of its trace finishes.
+fn search_newest_first(
+    view: &dyn StoreView,
+    tenant: &str,
+    search: &Search,
+) -> Result<(Vec<FoundTrace>, usize, u64), SearchError> {
+    let mut state = NewestFirst::default();
+    let mut overflow = false;
+    let cut = view.cut(tenant, Signal::Traces, search.range, ScanFilter::default())?;
+    cut.visit_newest_first(view.store(), &mut |step| match step {
+        Visit::Bound(bound) => {
+            let grace = if state.spans > search.max_spans / 4 { 0 } else { FINISH_GRACE };
+            !state.finish(bound.saturating_add(grace), search)
+        }
+        Visit::Record(record) => {
+            state.bytes += record.len() as u64;
+            let held = (&mut state.spans, search.max_spans);
+            overflow = !collect(record, &mut state.by_id, held, None, Some(&mut state.earliest));
+            !overflow
+        }
+    })?;
+    if overflow {
+        return Err(SearchError::TooManySpans { limit: search.max_spans });
+    }
+    state.finish(0, search);
+    let rest = assembled(std::mem::take(&mut state.by_id));
+    state.inspected += rest.len();
+    state.found.extend(matching(&rest, search));
+    state.found.sort_by(newest_first);
+    state.found.truncate(search.limit);
+    Ok((state.found, state.inspected, state.bytes))
+}
+
+/// What [`search_newest_first`] holds: the traces in flight and the traces found.
+#[derive(Default)]
+struct NewestFirst {
+    by_id: SpansByTrace,
+    /// (earliest start, trace id) whenever a trace's earliest start was lowered; an entry whose start
+    /// is no longer its trace's is stale.
+    earliest: BinaryHeap<(u64, Vec<u8>)>,
+    /// Spans held in `by_id`.
+    spans: usize,
+    /// Traces evaluated.
+    inspected: usize,
+    /// Bytes of the records read.
+    bytes: u64,
+    /// The `limit` newest traces found so far.
+    found: Vec<FoundTrace>,
+}
+
+impl NewestFirst {
+    /// Evaluates the traces whose earliest start is past `after`; true once it holds `limit` traces
+    /// found (each trace finished later starts before every one finished so far: bounds only fall).
+    fn finish(&mut self, after: u64, search: &Search) -> bool {
+        let mut finished = Vec::new();
+        while let Some((start, id)) = self.earliest.peek().filter(|(start, _)| *start > after).cloned() {
+            self.earliest.pop();
+            if self.by_id.get(&id).is_some_and(|assembling| assembling.earliest == start)
+                && let Some(assembling) = self.by_id.remove(&id)
+            {
+                self.spans -= assembling.rows.len();
+                finished.push(Trace::new(id, assembling.rows));
+            }
+        }
+        self.inspected += finished.len();
+        if !finished.is_empty() {
+            self.found.extend(matching(&finished, search));
+            self.found.sort_by(newest_first);
+            self.found.truncate(search.limit);
+        }
+        self.found.len() >= search.limit
+    }
+}
+
+/// Newest trace first; among equal starts, by trace id.
+fn newest_first(a: &FoundTrace, b: &FoundTrace) -> std::cmp::Ordering {
+    b.start.cmp(&a.start).then_with(|| a.trace_id.cmp(&b.trace_id))
 }
 
 /// Traces read whole by id for a narrowed search: at most this many candidates.
@@ -656,12 +778,12 @@ fn traces_of_candidates(
         let Ok(trace_id) = <[u8; 16]>::try_from(id.as_slice()) else { continue };
         for record in view.trace_records(tenant, &trace_id)? {
             bytes += record.len() as u64;
-            if !collect(&record, &mut by_id, (&mut spans, max_spans), Some(&candidates)) {
+            if !collect(&record, &mut by_id, (&mut spans, max_spans), Some(&candidates), None) {
                 return Err(SearchError::TooManySpans { limit: max_spans });
             }
         }
     }
-    Ok(Some((by_id.into_iter().map(|(id, (rows, _))| Trace::new(id, rows)).collect(), bytes)))
+    Ok(Some((assembled(by_id), bytes)))
 }
 
 /// The attributes a query looks at (intrinsics only `status`, `kind`, `statusMessage`, as Tempo shows).
@@ -723,11 +845,10 @@ pub fn search(
         Some(narrowing) => traces_of_candidates(view, tenant, search.range, &narrowing, search.max_spans)?,
         None => None,
     };
-    let (traces, bytes) = match narrowed {
-        Some(found) => found,
-        None => traces(view, tenant, search.range, search.max_spans)?,
-    };
-    Ok((matching(&traces, search), traces.len(), bytes))
+    match narrowed {
+        Some((traces, bytes)) => Ok((matching(&traces, search), traces.len(), bytes)),
+        None => search_newest_first(view, tenant, search),
+    }
 }
 
 /// The traces of `traces` that `search` finds, newest first.
@@ -787,7 +908,7 @@ fn matching(traces: &[Trace], search: &Search) -> Vec<FoundTrace> {
             matched: matched.len(),
         });
     }
-    found.sort_by(|a, b| b.start.cmp(&a.start).then_with(|| a.trace_id.cmp(&b.trace_id)));
+    found.sort_by(newest_first);
     found.truncate(search.limit);
     found
 }

@@ -30,17 +30,21 @@ fn span(
     }
 }
 
+/// An integer attribute.
+fn int(key: &str, value: i64) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(stella_otlp::proto::common::v1::AnyValue { value: Some(any_value::Value::IntValue(value)) }),
+        ..Default::default()
+    }
+}
+
 fn traces() -> Vec<Trace> {
     let frontend = Arc::new(vec![string("service.name", "frontend"), string("deployment.environment", "prod")]);
     let db = Arc::new(vec![string("service.name", "orders-db")]);
     let row = |span: Span, resource: &Arc<Vec<KeyValue>>| {
         let service = stella_otlp::attributes::get_str(resource, "service.name").unwrap_or_default().to_string();
         Row { span, resource: Arc::clone(resource), service, parent: None }
-    };
-    let int = |key: &str, value: i64| KeyValue {
-        key: key.into(),
-        value: Some(stella_otlp::proto::common::v1::AnyValue { value: Some(any_value::Value::IntValue(value)) }),
-        ..Default::default()
     };
     let checkout = vec![
         row(
@@ -180,7 +184,7 @@ fn a_search_holds_no_more_spans_than_its_limit() {
     .encode_protobuf();
     let held = |max_spans: usize| {
         let (mut by_id, mut count) = (SpansByTrace::new(), 0usize);
-        let complete = collect(&record, &mut by_id, (&mut count, max_spans), None);
+        let complete = collect(&record, &mut by_id, (&mut count, max_spans), None, None);
         (complete, count)
     };
     assert_eq!(held(5), (true, 5), "five distinct spans fit a limit of five");
@@ -259,4 +263,149 @@ fn a_span_carries_exactly_the_terms_its_chunk_filter_holds() {
     ] {
         assert!(carried(&[vec![term]]) && filter.may_contain(term.hash()), "{term:?}");
     }
+}
+
+/// A store read as the server reads it (sealed chunks only).
+struct SealedView(stella_store::chunks::Store);
+
+impl StoreView for SealedView {
+    fn store(&self) -> &stella_store::chunks::Store {
+        &self.0
+    }
+
+    fn cut(
+        &self,
+        tenant: &str,
+        signal: Signal,
+        range: (u64, u64),
+        filter: ScanFilter<'_>,
+    ) -> Result<stella_store::chunks::Cut, StoreError> {
+        stella_store::chunks::Cut::sealed(&self.0, tenant, signal.as_str(), range, filter)
+    }
+
+    fn trace_records(&self, tenant: &str, trace_id: &[u8; 16]) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.0.records_with_trace(tenant, trace_id)
+    }
+}
+
+/// 80 traces, one every ten seconds from 2026-11-29T00:00:00Z, each a server root enclosing three children
+/// (lasting 5 ms to 4 s, some failing, attribute `n`; in every tenth trace one child's clock is 1.5 s
+/// behind, so it ends before the root starts), each span exported in a record of its own when it ends
+/// (by its clock), the records of traces in flight interleaved; sealed three records to a chunk.
+fn busy_store() -> (tempfile::TempDir, SealedView) {
+    use stella_otlp::proto::collector::trace::v1::ExportTraceServiceRequest;
+    use stella_otlp::proto::trace::v1::{ResourceSpans, ScopeSpans};
+    use stella_store::chunks::{SealLimits, Sealer, Store};
+    const START: u64 = 1_795_910_400_000;
+    let mut seed = 7u64;
+    let mut next = |modulo: u64| {
+        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        (seed >> 33) % modulo
+    };
+    // (time the record is exported, ms; its spans)
+    let mut exports: Vec<(u64, Vec<Span>)> = Vec::new();
+    for trace in 0..80u8 {
+        let start = START + u64::from(trace) * 10_000 + next(9_000);
+        let end = start + 5 + next(4000);
+        for child in 0..3u8 {
+            let (from, to) = if trace % 10 == 3 && child == 0 {
+                // A host whose clock runs 1.5 s behind: the span ends before its root starts.
+                (start - 1_500 - next(400), start - 1_000)
+            } else {
+                let from = start + next(end - start);
+                (from, from + next(end - from + 1))
+            };
+            let attributes = vec![int("n", i64::from((trace + child) % 7))];
+            let child = span(
+                (trace, child + 2, Some(1)),
+                &format!("op-{child}"),
+                (from, to),
+                3,
+                trace % 9 == child,
+                attributes,
+            );
+            exports.push((to, vec![child]));
+        }
+        exports.push((end, vec![span((trace, 1, None), "root", (start, end), 2, false, Vec::new())]));
+    }
+    exports.sort_by_key(|(at, _)| *at);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(dir.path().to_path_buf());
+    let mut sealer = Sealer::new("acme", Signal::Traces, SealLimits { max_records: 3, max_bytes: 1 << 20 });
+    let records = exports.into_iter().map(|(_, spans)| {
+        let resource = stella_otlp::proto::resource::v1::Resource {
+            attributes: vec![string("service.name", "shop")],
+            ..Default::default()
+        };
+        OtlpRequest::Traces(ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(resource),
+                scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
+                ..Default::default()
+            }],
+        })
+        .encode_protobuf()
+    });
+    for (seq, record) in records.enumerate() {
+        for chunk in sealer.add(seq as u64, record).unwrap() {
+            store.write(&chunk).unwrap();
+        }
+    }
+    (dir, SealedView(store))
+}
+
+#[test]
+fn a_search_read_newest_first_finds_what_a_search_of_every_trace_finds_and_stops_early() {
+    let (_dir, view) = busy_store();
+    let chunks = view.0.scan_plan("acme", "traces", (0, u64::MAX), ScanFilter::default()).unwrap().len() as u64;
+    assert!(chunks > 40, "{chunks} chunks");
+    for query in [
+        "{}",
+        "{ span.n > 4 }",
+        r#"{ name =~ "op-[12]" && duration > 500ms }"#,
+        "{ traceDuration > 2s }",
+        "{ kind = server } >> { status = error }",
+        "{ span.n = 99 }",
+    ] {
+        for limit in [1, 3, 20, 1000] {
+            let search = Search {
+                query: parse(query).unwrap(),
+                range: (0, u64::MAX),
+                limit,
+                spans_per_spanset: 3,
+                min_duration: None,
+                max_duration: None,
+                max_spans: 1_000_000,
+            };
+            let (every, _) = super::traces(&view, "acme", search.range, search.max_spans).unwrap();
+            let expected = matching(&every, &search);
+            let before = view.0.chunks_read();
+            let (found, inspected, _) = search_newest_first(&view, "acme", &search).unwrap();
+            let read = view.0.chunks_read() - before;
+            assert_eq!(found, expected, "{query} limit {limit}");
+            assert!(inspected <= every.len());
+            if query == "{}" && limit <= 3 {
+                assert!(read < chunks / 2, "{query} limit {limit}: {read} of {chunks} chunks read");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_search_read_newest_first_holds_the_traces_in_flight_not_the_range() {
+    let (_dir, view) = busy_store();
+    // 80 traces of 4 spans: 320 spans in the range; at most a few traces are in flight at once.
+    let search = |max_spans: usize| Search {
+        query: parse("{ span.n = 99 }").unwrap(),
+        range: (0, u64::MAX),
+        limit: 20,
+        spans_per_spanset: 3,
+        min_duration: None,
+        max_duration: None,
+        max_spans,
+    };
+    assert!(matches!(super::traces(&view, "acme", (0, u64::MAX), 100), Err(SearchError::TooManySpans { limit: 100 })));
+    let (found, inspected, _) = search_newest_first(&view, "acme", &search(100)).unwrap();
+    assert_eq!((found.len(), inspected), (0, 80), "every trace evaluated, none matching");
+    assert!(matches!(search_newest_first(&view, "acme", &search(2)), Err(SearchError::TooManySpans { limit: 2 })));
 }
