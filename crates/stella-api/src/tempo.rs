@@ -187,8 +187,8 @@ pub(crate) async fn search(
     }
 }
 
-/// A failed search or tag discovery: 400 when the range holds more spans than `api.limits.max_spans`
-/// (the client can narrow it), else 500.
+/// A failed search or tag discovery: 400 when it would hold more spans than `api.limits.max_spans`
+/// (the client can narrow the range), else 500.
 fn search_failed(failed: traceql::SearchError) -> Refusal {
     match failed {
         traceql::SearchError::TooManySpans { .. } => error(StatusCode::BAD_REQUEST, failed.to_string()),

@@ -31,7 +31,7 @@ pub use stella_store::chunks::{ScanFilter, StoreError, StoreView};
 pub struct Limits {
     /// Samples a PromQL query or a series request may load (Prometheus's `--query.max-samples`).
     pub max_samples: usize,
-    /// Spans a trace search or tag discovery may hold.
+    /// Spans a trace search may hold at once, or tag discovery may read.
     pub max_spans: usize,
     /// Log lines a LogQL metric query may read.
     pub max_lines: usize,

@@ -17,6 +17,7 @@ pub use parse::{
 };
 
 use crate::{ScanFilter, StoreError, StoreView, scan};
+use rustc_hash::{FxHashMap, FxHashSet};
 use stella_store::chunks::Term;
 use stella_store::chunks::Visit;
 
@@ -117,11 +118,17 @@ impl Trace {
         rows.sort_by(|a, b| {
             (a.span.start_time_unix_nano, &a.span.span_id).cmp(&(b.span.start_time_unix_nano, &b.span.span_id))
         });
-        let index: HashMap<Vec<u8>, usize> =
-            rows.iter().enumerate().map(|(at, row)| (row.span.span_id.clone(), at)).collect();
-        for row in &mut rows {
-            row.parent =
-                (!row.span.parent_span_id.is_empty()).then(|| index.get(&row.span.parent_span_id).copied()).flatten();
+        let index: FxHashMap<&[u8], usize> =
+            rows.iter().enumerate().map(|(at, row)| (row.span.span_id.as_slice(), at)).collect();
+        let parents: Vec<Option<usize>> = rows
+            .iter()
+            .map(|row| {
+                let parent = row.span.parent_span_id.as_slice();
+                (!parent.is_empty()).then(|| index.get(parent).copied()).flatten()
+            })
+            .collect();
+        for (row, parent) in rows.iter_mut().zip(parents) {
+            row.parent = parent;
         }
         let root = rows.iter().position(|row| row.span.parent_span_id.is_empty());
         let start = rows.iter().map(|row| row.span.start_time_unix_nano).min().unwrap_or(0);
@@ -405,8 +412,10 @@ pub enum SearchError {
     /// The store could not be read.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The range holds more spans than a search may hold.
-    #[error("the time range holds more than {limit} spans (api.limits.max_spans); narrow it (start, end)")]
+    /// The search would hold more spans at once than it may.
+    #[error(
+        "the search would hold more than {limit} spans at once (api.limits.max_spans); narrow the time range (start, end)"
+    )]
     TooManySpans {
         /// The limit.
         limit: usize,
@@ -417,19 +426,19 @@ pub enum SearchError {
 struct Assembling {
     rows: Vec<Row>,
     /// The span ids taken (a span sent twice is kept once).
-    span_ids: HashSet<Vec<u8>>,
+    span_ids: FxHashSet<Vec<u8>>,
     /// The earliest start of its spans, unix nanoseconds.
     earliest: u64,
 }
 
 impl Default for Assembling {
     fn default() -> Self {
-        Assembling { rows: Vec::new(), span_ids: HashSet::new(), earliest: u64::MAX }
+        Assembling { rows: Vec::new(), span_ids: FxHashSet::default(), earliest: u64::MAX }
     }
 }
 
 /// Spans by trace id.
-type SpansByTrace = HashMap<Vec<u8>, Assembling>;
+type SpansByTrace = FxHashMap<Vec<u8>, Assembling>;
 
 /// Traces assembled from `by_id`.
 fn assembled(by_id: SpansByTrace) -> Vec<Trace> {
@@ -457,7 +466,10 @@ fn collect(
             if wanted.is_some_and(|wanted| !wanted.contains(&span.trace_id)) {
                 continue;
             }
-            let entry = by_id.entry(span.trace_id.clone()).or_default();
+            let entry = match by_id.get_mut(&span.trace_id) {
+                Some(entry) => entry,
+                None => by_id.entry(span.trace_id.clone()).or_default(),
+            };
             if !entry.span_ids.insert(span.span_id.clone()) {
                 continue;
             }
@@ -484,7 +496,7 @@ fn traces(
     range: (u64, u64),
     max_spans: usize,
 ) -> Result<(Vec<Trace>, u64), SearchError> {
-    let mut by_id: SpansByTrace = HashMap::new();
+    let mut by_id = SpansByTrace::default();
     let (mut spans, mut bytes) = (0usize, 0u64);
     let mut complete = true;
     scan(view, tenant, Signal::Traces, range, ScanFilter::default(), &mut |record| {
@@ -773,7 +785,7 @@ fn traces_of_candidates(
         return Ok(None);
     }
     let mut spans = 0usize;
-    let mut by_id: SpansByTrace = HashMap::new();
+    let mut by_id = SpansByTrace::default();
     for id in &candidates {
         let Ok(trace_id) = <[u8; 16]>::try_from(id.as_slice()) else { continue };
         for record in view.trace_records(tenant, &trace_id)? {

@@ -183,7 +183,7 @@ fn a_search_holds_no_more_spans_than_its_limit() {
     })
     .encode_protobuf();
     let held = |max_spans: usize| {
-        let (mut by_id, mut count) = (SpansByTrace::new(), 0usize);
+        let (mut by_id, mut count) = (SpansByTrace::default(), 0usize);
         let complete = collect(&record, &mut by_id, (&mut count, max_spans), None, None);
         (complete, count)
     };
