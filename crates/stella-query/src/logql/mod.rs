@@ -23,7 +23,7 @@ use stella_otlp::{OtlpRequest, Signal};
 
 use crate::prometheus::{LabelSet, SelectError, Selector, Series};
 use crate::promql::{self, Options, QueryError, RangeSeries};
-use stella_store::chunks::{LogVolume, StreamVolume, Tally, Visit, slots_from_to, trigram_terms};
+use stella_store::chunks::{Decoded, LogVolume, StreamVolume, Tally, slots_from_to, trigram_terms};
 
 use crate::{ScanFilter, StoreError, StoreView};
 
@@ -185,10 +185,23 @@ impl LogSource for Stored<'_> {
         range: (u64, u64),
         visit: &mut dyn FnMut(Newest) -> bool,
     ) -> Result<(), StoreError> {
-        self.cut(selector, terms, range)?.visit_newest_first(self.view.store(), &mut |step| match step {
-            Visit::Bound(bound) => visit(Newest::Bound(bound)),
-            Visit::Record(record) => entries_of(record, selector, range, &mut |entry| visit(Newest::Entry(entry))),
-        })
+        // Records are decoded into entries on a thread of their own, ahead of the query's own work.
+        let decode = |record: &[u8]| {
+            let mut entries = Vec::new();
+            entries_of(record, selector, range, &mut |entry| {
+                entries.push(entry);
+                true
+            });
+            entries
+        };
+        self.cut(selector, terms, range)?.visit_newest_first_decoded(
+            self.view.store(),
+            decode,
+            &mut |step| match step {
+                Decoded::Bound(bound) => visit(Newest::Bound(bound)),
+                Decoded::Record(entries) => entries.into_iter().all(|entry| visit(Newest::Entry(entry))),
+            },
+        )
     }
 
     fn volumes(

@@ -18,8 +18,9 @@ pub use parse::{
 
 use crate::{ScanFilter, StoreError, StoreView, scan};
 use rustc_hash::{FxHashMap, FxHashSet};
+use stella_otlp::proto::collector::trace::v1::ExportTraceServiceRequest;
+use stella_store::chunks::Decoded;
 use stella_store::chunks::Term;
-use stella_store::chunks::Visit;
 
 /// A typed value, as TraceQL compares and Tempo's JSON writes them.
 #[derive(Debug, Clone, PartialEq)]
@@ -451,13 +452,24 @@ fn assembled(by_id: SpansByTrace) -> Vec<Trace> {
 fn collect(
     record: &[u8],
     by_id: &mut SpansByTrace,
+    held: (&mut usize, usize),
+    wanted: Option<&HashSet<Vec<u8>>>,
+    earliest: Option<&mut BinaryHeap<(u64, Vec<u8>)>>,
+) -> bool {
+    match OtlpRequest::decode_protobuf(Signal::Traces, record) {
+        Ok(OtlpRequest::Traces(request)) => collect_request(request, by_id, held, wanted, earliest),
+        _ => true,
+    }
+}
+
+/// [`collect`] of a decoded record.
+fn collect_request(
+    request: ExportTraceServiceRequest,
+    by_id: &mut SpansByTrace,
     (spans, max_spans): (&mut usize, usize),
     wanted: Option<&HashSet<Vec<u8>>>,
     mut earliest: Option<&mut BinaryHeap<(u64, Vec<u8>)>>,
 ) -> bool {
-    let Ok(OtlpRequest::Traces(request)) = OtlpRequest::decode_protobuf(Signal::Traces, record) else {
-        return true;
-    };
     for group in request.resource_spans {
         let resource = Arc::new(group.resource.map(|resource| resource.attributes).unwrap_or_default());
         let service =
@@ -533,15 +545,18 @@ fn search_newest_first(
     let mut state = NewestFirst::default();
     let mut overflow = false;
     let cut = view.cut(tenant, Signal::Traces, search.range, ScanFilter::default())?;
-    cut.visit_newest_first(view.store(), &mut |step| match step {
-        Visit::Bound(bound) => {
+    // Records are decoded on a thread of their own, ahead of the traces being assembled here.
+    let decode = |record: &[u8]| (record.len(), OtlpRequest::decode_protobuf(Signal::Traces, record));
+    cut.visit_newest_first_decoded(view.store(), decode, &mut |step| match step {
+        Decoded::Bound(bound) => {
             let grace = if state.spans > search.max_spans / 4 { 0 } else { FINISH_GRACE };
             !state.finish(bound.saturating_add(grace), search)
         }
-        Visit::Record(record) => {
-            state.bytes += record.len() as u64;
+        Decoded::Record((length, decoded)) => {
+            state.bytes += length as u64;
+            let Ok(OtlpRequest::Traces(request)) = decoded else { return true };
             let held = (&mut state.spans, search.max_spans);
-            overflow = !collect(record, &mut state.by_id, held, None, Some(&mut state.earliest));
+            overflow = !collect_request(request, &mut state.by_id, held, None, Some(&mut state.earliest));
             !overflow
         }
     })?;

@@ -41,7 +41,7 @@ pub use sealer::{
 };
 pub use shard::{SHARD_FORMAT_VERSION, shard_file};
 pub use store::{
-    CheckOptions, CheckReport, Cut, Store, StoreError, StoredChunk, UnsealedRecord, Visit, directory_name,
+    CheckOptions, CheckReport, Cut, Decoded, Store, StoreError, StoredChunk, UnsealedRecord, Visit, directory_name,
 };
 pub use streams::{ChunkStreams, LOG_STREAM_RESOURCE_ATTRIBUTES, SEVERITY_LABEL, ScanFilter, StreamKey, StreamStats};
 pub use terms::{ChunkTerms, TERMS_FORMAT_VERSION, Term, TermFilter, terms_file, trigram_terms};

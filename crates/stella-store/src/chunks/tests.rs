@@ -560,6 +560,61 @@ fn a_newest_first_visit_never_shows_a_record_newer_than_the_last_bound() {
 }
 
 #[test]
+fn a_decoded_newest_first_visit_sees_what_the_plain_one_sees_and_stops_and_fails_as_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(dir.path().to_path_buf());
+    let shuffled: Vec<Vec<u8>> =
+        (0..40u64).map(|n| (n * 17) % 40).map(|n| record(n as u8, 1, START + n * 1_000_000_000, "checkout")).collect();
+    let sealer = seal_all(&store, &shuffled, SealLimits { max_records: 3, max_bytes: 1 << 20 });
+    let mut cut = Cut::sealed(&store, "acme", "traces", (0, u64::MAX), ScanFilter::default()).unwrap();
+    cut.unsealed = sealer
+        .open_records()
+        .iter()
+        .map(|record| UnsealedRecord { payload: record.payload.clone(), max_time: record.facts.max_time })
+        .collect();
+    // Steps as (bound, None) or (0, Some(record's latest time)).
+    let mut plain = Vec::new();
+    cut.visit_newest_first(&store, &mut |step| {
+        plain.push(match step {
+            Visit::Bound(bound) => (bound, None),
+            Visit::Record(payload) => (0, record_facts(Signal::Traces, payload).map(|facts| facts.max_time)),
+        });
+        true
+    })
+    .unwrap();
+    assert_eq!(plain.iter().filter(|(_, record)| record.is_some()).count(), 40);
+    let decode = |payload: &[u8]| record_facts(Signal::Traces, payload).map(|facts| facts.max_time);
+    let mut decoded = Vec::new();
+    cut.visit_newest_first_decoded(&store, decode, &mut |step| {
+        decoded.push(match step {
+            Decoded::Bound(bound) => (bound, None),
+            Decoded::Record(time) => (0, time),
+        });
+        true
+    })
+    .unwrap();
+    assert_eq!(decoded, plain, "the same steps in the same order");
+    // Stopping at the fifth step: nothing more is visited, and the reading thread ends.
+    let mut steps = 0;
+    cut.visit_newest_first_decoded(&store, decode, &mut |_| {
+        steps += 1;
+        steps < 5
+    })
+    .unwrap();
+    assert_eq!(steps, 5);
+    // A chunk that cannot be read ends the visit with its error, after the steps before it.
+    let newest_chunk = cut.chunks.iter().max_by_key(|chunk| chunk.chunk.max_time()).unwrap();
+    std::fs::remove_file(&newest_chunk.path).unwrap();
+    let mut before_error = 0;
+    let outcome = cut.visit_newest_first_decoded(&store, decode, &mut |_| {
+        before_error += 1;
+        true
+    });
+    assert!(outcome.is_err());
+    assert!(before_error < plain.len(), "{before_error} steps");
+}
+
+#[test]
 fn files_of_runs_merged_before_a_crash_are_harmless_leftovers_that_repair_deletes() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::new(dir.path().to_path_buf());
