@@ -520,21 +520,30 @@ fn a_cut_of_a_window_includes_later_days_holding_late_records() {
     );
 }
 
-#[test]
-fn a_newest_first_visit_never_shows_a_record_newer_than_the_last_bound() {
-    let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
-    let store = Store::new(dir.path().to_path_buf());
-    // Times out of order (a fixed permutation), so chunks' time ranges interleave.
-    let shuffled: Vec<Vec<u8>> =
-        (0..40u64).map(|n| (n * 17) % 40).map(|n| record(n as u8, 1, START + n * 1_000_000_000, "checkout")).collect();
-    let sealer = seal_all(&store, &shuffled, SealLimits { max_records: 3, max_bytes: 1 << 20 });
-    let mut cut = Cut::sealed(&store, "acme", "traces", (0, u64::MAX), ScanFilter::default())
-        .unwrap_or_else(|error| panic!("{error}"));
+/// 40 records of one span each whose times are out of order (a fixed permutation), so chunks' time
+/// ranges interleave.
+fn shuffled() -> Vec<Vec<u8>> {
+    (0..40u64).map(|n| (n * 17) % 40).map(|n| record(n as u8, 1, START + n * 1_000_000_000, "checkout")).collect()
+}
+
+/// `records` sealed into `store` `max_records` to a chunk, and the cut of them all: the sealed chunks
+/// and the records of the chunk still open.
+fn cut_of(store: &Store, records: &[Vec<u8>], max_records: usize) -> Cut {
+    let sealer = seal_all(store, records, SealLimits { max_records, max_bytes: 1 << 20 });
+    let mut cut = Cut::sealed(store, "acme", "traces", (0, u64::MAX), ScanFilter::default()).unwrap();
     cut.unsealed = sealer
         .open_records()
         .iter()
         .map(|record| UnsealedRecord { payload: record.payload.clone(), max_time: record.facts.max_time })
         .collect();
+    cut
+}
+
+#[test]
+fn a_newest_first_visit_never_shows_a_record_newer_than_the_last_bound() {
+    let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
+    let store = Store::new(dir.path().to_path_buf());
+    let cut = cut_of(&store, &shuffled(), 3);
     assert!(!cut.unsealed.is_empty() && cut.chunks.len() > 5, "both parts are exercised");
     let (mut bound, mut bounds, mut seen) = (u64::MAX, Vec::new(), Vec::new());
     cut.visit_newest_first(&store, &mut |step| {
@@ -563,15 +572,7 @@ fn a_newest_first_visit_never_shows_a_record_newer_than_the_last_bound() {
 fn a_decoded_newest_first_visit_sees_what_the_plain_one_sees_and_stops_and_fails_as_asked() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::new(dir.path().to_path_buf());
-    let shuffled: Vec<Vec<u8>> =
-        (0..40u64).map(|n| (n * 17) % 40).map(|n| record(n as u8, 1, START + n * 1_000_000_000, "checkout")).collect();
-    let sealer = seal_all(&store, &shuffled, SealLimits { max_records: 3, max_bytes: 1 << 20 });
-    let mut cut = Cut::sealed(&store, "acme", "traces", (0, u64::MAX), ScanFilter::default()).unwrap();
-    cut.unsealed = sealer
-        .open_records()
-        .iter()
-        .map(|record| UnsealedRecord { payload: record.payload.clone(), max_time: record.facts.max_time })
-        .collect();
+    let cut = cut_of(&store, &shuffled(), 3);
     // Steps as (bound, None) or (0, Some(record's latest time)).
     let mut plain = Vec::new();
     cut.visit_newest_first(&store, &mut |step| {
@@ -802,13 +803,7 @@ fn a_cut_read_in_parts_gives_every_record_once_in_its_order_and_a_stop_or_an_err
     let dir = tempfile::tempdir().unwrap();
     let store = Store::new(dir.path().to_path_buf());
     let records: Vec<Vec<u8>> = (0..23u64).map(|n| record(n as u8, 1, START + n * 1_000_000_000, "checkout")).collect();
-    let sealer = seal_all(&store, &records, SealLimits { max_records: 2, max_bytes: 1 << 20 });
-    let mut cut = Cut::sealed(&store, "acme", "traces", (0, u64::MAX), ScanFilter::default()).unwrap();
-    cut.unsealed = sealer
-        .open_records()
-        .iter()
-        .map(|record| UnsealedRecord { payload: record.payload.clone(), max_time: record.facts.max_time })
-        .collect();
+    let cut = cut_of(&store, &records, 2);
     let mut in_order = Vec::new();
     cut.visit(&store, &mut |record| {
         in_order.push(record.to_vec());
