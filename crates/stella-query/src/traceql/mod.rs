@@ -940,8 +940,42 @@ fn matching(traces: &[Trace], search: &Search) -> Vec<FoundTrace> {
     found
 }
 
+/// Hands each span of `tenant`'s records overlapping the range to `visit` as a trace of that span
+/// alone, newest source first, reading at most `max_spans` spans (a busy range answers from its newest
+/// spans); `visit` returns false to stop. For what looks at spans one by one: tag discovery.
+fn visit_spans(
+    view: &dyn StoreView,
+    tenant: &str,
+    range: (u64, u64),
+    max_spans: usize,
+    visit: &mut dyn FnMut(&Trace) -> bool,
+) -> Result<(), SearchError> {
+    let mut read = 0usize;
+    let decode = |record: &[u8]| OtlpRequest::decode_protobuf(Signal::Traces, record);
+    let cut = view.cut(tenant, Signal::Traces, range, ScanFilter::default())?;
+    cut.visit_newest_first_decoded(view.store(), decode, &mut |step| {
+        let Decoded::Record(Ok(OtlpRequest::Traces(request))) = step else { return true };
+        for group in request.resource_spans {
+            let resource = Arc::new(group.resource.map(|resource| resource.attributes).unwrap_or_default());
+            let service = stella_otlp::attributes::get_str(&resource, "service.name").unwrap_or("unknown_service");
+            for span in group.scope_spans.into_iter().flat_map(|scope| scope.spans) {
+                read += 1;
+                if read > max_spans {
+                    return false;
+                }
+                let row = Row { span, resource: Arc::clone(&resource), service: service.to_string(), parent: None };
+                if !visit(&Trace::new(row.span.trace_id.clone(), vec![row])) {
+                    return false;
+                }
+            }
+        }
+        true
+    })?;
+    Ok(())
+}
+
 /// The attribute names of `tenant`'s spans in the range: (resource, span), at most `limit` of each,
-/// reading at most `max_spans` spans.
+/// from the newest `max_spans` spans.
 pub fn tag_names(
     view: &dyn StoreView,
     tenant: &str,
@@ -949,20 +983,22 @@ pub fn tag_names(
     limit: usize,
     max_spans: usize,
 ) -> Result<(BTreeSet<String>, BTreeSet<String>), SearchError> {
-    let (traces, _) = traces(view, tenant, range, max_spans)?;
     let (mut resource, mut span) = (BTreeSet::new(), BTreeSet::new());
-    for row in traces.iter().flat_map(|trace| &trace.rows) {
-        for attribute in row.resource.iter() {
-            if resource.len() < limit {
-                resource.insert(attribute.key.clone());
+    visit_spans(view, tenant, range, max_spans, &mut |trace| {
+        for row in &trace.rows {
+            for attribute in row.resource.iter() {
+                if resource.len() < limit {
+                    resource.insert(attribute.key.clone());
+                }
+            }
+            for attribute in &row.span.attributes {
+                if span.len() < limit {
+                    span.insert(attribute.key.clone());
+                }
             }
         }
-        for attribute in &row.span.attributes {
-            if span.len() < limit {
-                span.insert(attribute.key.clone());
-            }
-        }
-    }
+        resource.len() < limit || span.len() < limit
+    })?;
     Ok((resource, span))
 }
 
@@ -990,7 +1026,9 @@ pub const INTRINSIC_TAGS: &[&str] = &[
 ];
 
 /// The distinct values `attribute` takes on `tenant`'s spans in the range that `filter` (a spanset's
-/// condition) admits, at most `limit`, sorted, reading at most `max_spans` spans.
+/// condition) admits, at most `limit`, sorted. Looked for span by span in the newest `max_spans` spans;
+/// when the attribute or the filter needs whole traces (`rootName`, `rootServiceName`,
+/// `traceDuration`), in the traces of the range, refused past `max_spans` spans.
 pub fn tag_values(
     view: &dyn StoreView,
     tenant: &str,
@@ -1013,10 +1051,10 @@ pub fn tag_values(
         Attribute::Intrinsic(Intrinsic::Duration | Intrinsic::TraceDuration) => return Ok(Vec::new()),
         _ => {}
     }
-    let (traces, _) = traces(view, tenant, range, max_spans)?;
     let evaluator = Evaluator::default();
     let mut values: BTreeMap<String, TagValue> = BTreeMap::new();
-    'traces: for trace in &traces {
+    // Adds the values of `trace`'s spans; false once `limit` are found.
+    let mut take = |trace: &Trace| {
         for at in 0..trace.rows.len() {
             if filter.is_some_and(|condition| !evaluator.holds(condition, trace, at)) {
                 continue;
@@ -1024,10 +1062,23 @@ pub fn tag_values(
             if let Some(value) = evaluator.value(attribute, trace, at) {
                 values.insert(format!("{}\u{0}{}", value.type_name(), value.text()), value);
                 if values.len() >= limit {
-                    break 'traces;
+                    return false;
                 }
             }
         }
+        true
+    };
+    let whole_traces = !span_level(&Condition::Truthy(Operand::Attribute(attribute.clone())))
+        || filter.is_some_and(|condition| !span_level(condition));
+    if whole_traces {
+        let (traces, _) = traces(view, tenant, range, max_spans)?;
+        for trace in &traces {
+            if !take(trace) {
+                break;
+            }
+        }
+    } else {
+        visit_spans(view, tenant, range, max_spans, &mut take)?;
     }
     let mut out: Vec<TagValue> = values.into_values().collect();
     out.sort_by_key(TagValue::text);

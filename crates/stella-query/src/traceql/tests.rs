@@ -409,3 +409,34 @@ fn a_search_read_newest_first_holds_the_traces_in_flight_not_the_range() {
     assert_eq!((found.len(), inspected), (0, 80), "every trace evaluated, none matching");
     assert!(matches!(search_newest_first(&view, "acme", &search(2)), Err(SearchError::TooManySpans { limit: 2 })));
 }
+
+#[test]
+fn tag_discovery_reads_the_newest_spans_and_whole_traces_only_for_trace_intrinsics() {
+    let (_dir, view) = busy_store();
+    let range = (0, u64::MAX);
+    // 320 spans in the range; the newest 10 name every attribute.
+    let (resource, span) = tag_names(&view, "acme", range, 10, 10).unwrap();
+    assert_eq!((resource, span), (BTreeSet::from(["service.name".to_string()]), BTreeSet::from(["n".to_string()])));
+    let n = Attribute::Span("n".into());
+    let texts = |values: Vec<TagValue>| values.iter().map(TagValue::text).collect::<Vec<_>>();
+    let all = texts(tag_values(&view, "acme", range, &n, None, 100, 1_000).unwrap());
+    assert_eq!(all, (0..7).map(|n| n.to_string()).collect::<Vec<_>>());
+    assert_eq!(tag_values(&view, "acme", range, &n, None, 3, 1_000).unwrap().len(), 3, "limit");
+    let few = tag_values(&view, "acme", range, &n, None, 100, 2).unwrap();
+    assert!(!few.is_empty() && few.len() <= 2, "the newest two spans answer: {few:?}");
+    let Query { spansets: SpansetExpr::Filter(failing), .. } = parse("{ status = error }").unwrap() else {
+        panic!("a spanset filter")
+    };
+    // Children fail where trace % 9 == child: n = (trace + child) % 7 for those.
+    let expected: BTreeSet<String> =
+        (0..80u8).filter(|trace| trace % 9 < 3).map(|trace| ((trace + trace % 9) % 7).to_string()).collect();
+    let found = texts(tag_values(&view, "acme", range, &n, Some(&failing), 100, 1_000).unwrap());
+    assert_eq!(found, expected.into_iter().collect::<Vec<_>>());
+    // rootServiceName needs whole traces: bounded by max_spans over the range.
+    let root = Attribute::Intrinsic(Intrinsic::RootServiceName);
+    assert_eq!(texts(tag_values(&view, "acme", range, &root, None, 10, 1_000).unwrap()), vec!["shop".to_string()]);
+    assert!(matches!(
+        tag_values(&view, "acme", range, &root, None, 10, 10),
+        Err(SearchError::TooManySpans { limit: 10 })
+    ));
+}
