@@ -29,6 +29,14 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// Three distinct free ports for the gRPC receiver, the HTTP receiver and the API: each is held until
+/// all three are picked, so the kernel cannot hand out one twice.
+pub fn free_ports() -> (u16, u16, u16) {
+    let held: Vec<TcpListener> = (0..3).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    let port = |at: usize| held[at].local_addr().unwrap().port();
+    (port(0), port(1), port(2))
+}
+
 /// The receiver and API part of a test config; `body` adds processors, exporters and pipelines.
 pub fn config_with_ports(grpc: u16, http: u16, api: u16, body: &str) -> String {
     receiver_config(grpc, http, api, &Extra::default(), body)
@@ -94,7 +102,7 @@ impl Stella {
         // The tests' own HTTP clients (reqwest with rustls) need the process-wide crypto provider.
         stella_export::install_crypto_provider();
         let dir = tempfile::tempdir().unwrap();
-        let (grpc, http, api) = (free_port(), free_port(), free_port());
+        let (grpc, http, api) = free_ports();
         let config_path = dir.path().join("stella.yaml");
         std::fs::write(&config_path, receiver_config(grpc, http, api, extra, body)).unwrap();
         let recipe = (
@@ -114,7 +122,7 @@ impl Stella {
             match self.try_spawn(&[]) {
                 Ok(()) => return,
                 Err(log) if log.contains("cannot listen") => {
-                    (self.grpc, self.http, self.api) = (free_port(), free_port(), free_port());
+                    (self.grpc, self.http, self.api) = free_ports();
                     let (receiver, protocol, api, body, caps) = &self.recipe;
                     let extra = Extra { receiver, protocol, api, caps: *caps };
                     std::fs::write(&self.config_path, receiver_config(self.grpc, self.http, self.api, &extra, body))
