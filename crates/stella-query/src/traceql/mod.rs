@@ -462,6 +462,21 @@ fn collect(
     }
 }
 
+/// The spans of a decoded record as rows, each with its resource and service.
+fn rows(request: ExportTraceServiceRequest) -> impl Iterator<Item = Row> {
+    request.resource_spans.into_iter().flat_map(|group| {
+        let resource = Arc::new(group.resource.map(|resource| resource.attributes).unwrap_or_default());
+        let service =
+            stella_otlp::attributes::get_str(&resource, "service.name").unwrap_or("unknown_service").to_string();
+        group.scope_spans.into_iter().flat_map(|scope| scope.spans).map(move |span| Row {
+            span,
+            resource: Arc::clone(&resource),
+            service: service.clone(),
+            parent: None,
+        })
+    })
+}
+
 /// [`collect`] of a decoded record.
 fn collect_request(
     request: ExportTraceServiceRequest,
@@ -470,33 +485,29 @@ fn collect_request(
     wanted: Option<&HashSet<Vec<u8>>>,
     mut earliest: Option<&mut BinaryHeap<(u64, Vec<u8>)>>,
 ) -> bool {
-    for group in request.resource_spans {
-        let resource = Arc::new(group.resource.map(|resource| resource.attributes).unwrap_or_default());
-        let service =
-            stella_otlp::attributes::get_str(&resource, "service.name").unwrap_or("unknown_service").to_string();
-        for span in group.scope_spans.into_iter().flat_map(|scope| scope.spans) {
-            if wanted.is_some_and(|wanted| !wanted.contains(&span.trace_id)) {
-                continue;
-            }
-            let entry = match by_id.get_mut(&span.trace_id) {
-                Some(entry) => entry,
-                None => by_id.entry(span.trace_id.clone()).or_default(),
-            };
-            if !entry.span_ids.insert(span.span_id.clone()) {
-                continue;
-            }
-            *spans += 1;
-            if *spans > max_spans {
-                return false;
-            }
-            if span.start_time_unix_nano < entry.earliest {
-                entry.earliest = span.start_time_unix_nano;
-                if let Some(heap) = earliest.as_deref_mut() {
-                    heap.push((entry.earliest, span.trace_id.clone()));
-                }
-            }
-            entry.rows.push(Row { span, resource: Arc::clone(&resource), service: service.clone(), parent: None });
+    for row in rows(request) {
+        let span = &row.span;
+        if wanted.is_some_and(|wanted| !wanted.contains(&span.trace_id)) {
+            continue;
         }
+        let entry = match by_id.get_mut(&span.trace_id) {
+            Some(entry) => entry,
+            None => by_id.entry(span.trace_id.clone()).or_default(),
+        };
+        if !entry.span_ids.insert(span.span_id.clone()) {
+            continue;
+        }
+        *spans += 1;
+        if *spans > max_spans {
+            return false;
+        }
+        if span.start_time_unix_nano < entry.earliest {
+            entry.earliest = span.start_time_unix_nano;
+            if let Some(heap) = earliest.as_deref_mut() {
+                heap.push((entry.earliest, span.trace_id.clone()));
+            }
+        }
+        entry.rows.push(row);
     }
     true
 }
@@ -563,12 +574,8 @@ fn search_newest_first(
     if overflow {
         return Err(SearchError::TooManySpans { limit: search.max_spans });
     }
-    state.finish(0, search);
     let rest = assembled(std::mem::take(&mut state.by_id));
-    state.inspected += rest.len();
-    state.found.extend(matching(&rest, search));
-    state.found.sort_by(newest_first);
-    state.found.truncate(search.limit);
+    state.evaluate(rest, search);
     Ok((state.found, state.inspected, state.bytes))
 }
 
@@ -603,13 +610,18 @@ impl NewestFirst {
                 finished.push(Trace::new(id, assembling.rows));
             }
         }
-        self.inspected += finished.len();
-        if !finished.is_empty() {
-            self.found.extend(matching(&finished, search));
+        self.evaluate(finished, search);
+        self.found.len() >= search.limit
+    }
+
+    /// Adds what `search` finds in `traces` to the `limit` newest found.
+    fn evaluate(&mut self, traces: Vec<Trace>, search: &Search) {
+        self.inspected += traces.len();
+        if !traces.is_empty() {
+            self.found.extend(matching(&traces, search));
             self.found.sort_by(newest_first);
             self.found.truncate(search.limit);
         }
-        self.found.len() >= search.limit
     }
 }
 
@@ -955,18 +967,10 @@ fn visit_spans(
     let cut = view.cut(tenant, Signal::Traces, range, ScanFilter::default())?;
     cut.visit_newest_first_decoded(view.store(), decode, &mut |step| {
         let Decoded::Record(Ok(OtlpRequest::Traces(request))) = step else { return true };
-        for group in request.resource_spans {
-            let resource = Arc::new(group.resource.map(|resource| resource.attributes).unwrap_or_default());
-            let service = stella_otlp::attributes::get_str(&resource, "service.name").unwrap_or("unknown_service");
-            for span in group.scope_spans.into_iter().flat_map(|scope| scope.spans) {
-                read += 1;
-                if read > max_spans {
-                    return false;
-                }
-                let row = Row { span, resource: Arc::clone(&resource), service: service.to_string(), parent: None };
-                if !visit(&Trace::new(row.span.trace_id.clone(), vec![row])) {
-                    return false;
-                }
+        for row in rows(request) {
+            read += 1;
+            if read > max_spans || !visit(&Trace::new(row.span.trace_id.clone(), vec![row])) {
+                return false;
             }
         }
         true

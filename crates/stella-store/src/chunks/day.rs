@@ -32,7 +32,7 @@ use super::manifest::{
     DAY_FORMAT_VERSION, DayChunk, DayManifest, LegacyDayManifest, RUN_FORMAT_VERSION, RunManifest, RunRef, canonical,
 };
 use super::shard::shard_file;
-use super::store::{StoreError, digest, io};
+use super::store::{StoreError, digest, io, remove_if_present};
 use crate::log::{LogFs, RealFs};
 
 /// How many runs of one level are merged into one.
@@ -167,13 +167,7 @@ impl Run {
         if !self.legacy() {
             paths.push(self.manifest_path(dir));
         }
-        for path in paths {
-            match std::fs::remove_file(&path) {
-                Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(io("remove", &path)(error)),
-                _ => {}
-            }
-        }
-        Ok(())
+        paths.iter().try_for_each(|path| remove_if_present(path))
     }
 }
 

@@ -100,6 +100,14 @@ impl StoreError {
     }
 }
 
+/// Deletes `path`; a file already gone is no error.
+pub(crate) fn remove_if_present(path: &Path) -> Result<(), StoreError> {
+    match std::fs::remove_file(path) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(io("remove", path)(error)),
+        _ => Ok(()),
+    }
+}
+
 /// For `map_err`: an I/O error of `action` on `path`.
 pub(crate) fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StoreError {
     let path = path.to_path_buf();

@@ -30,7 +30,7 @@ use sha2::{Digest, Sha256};
 use stella_otlp::Signal;
 
 pub use super::error::StoreError;
-pub(crate) use super::error::io;
+pub(crate) use super::error::{io, remove_if_present};
 use stella_otlp::OtlpRequest;
 
 use super::day::{self, Day, Run};
@@ -126,7 +126,7 @@ pub enum Decoded<T> {
 }
 
 /// Decoded records [`Cut::visit_newest_first_decoded`] reads ahead of its visitor at most.
-const READ_AHEAD: usize = 8;
+pub(crate) const READ_AHEAD: usize = 8;
 
 /// One source of a cut's records: an unsealed record or a sealed chunk.
 enum Source<'c> {
@@ -162,19 +162,17 @@ impl Cut {
     /// Visits every record newest source first: the unsealed records (newest first), then the chunks
     /// (newest first); `visit` returns false to stop.
     pub fn visit(&self, store: &Store, visit: &mut dyn FnMut(&[u8]) -> bool) -> Result<(), StoreError> {
-        for record in self.unsealed.iter().rev() {
-            if !visit(&record.payload) {
-                return Ok(());
-            }
-        }
-        for chunk in self.chunks.iter().rev() {
-            for record in store.read_chunk(&chunk.path)? {
-                if !visit(&record) {
-                    return Ok(());
-                }
+        for source in self.sources() {
+            if !source.visit(store, visit)? {
+                break;
             }
         }
         Ok(())
+    }
+
+    /// Its sources in [`Cut::visit`]'s order: the unsealed records, then the chunks, newest first.
+    fn sources(&self) -> Vec<Source<'_>> {
+        self.unsealed.iter().rev().map(Source::Unsealed).chain(self.chunks.iter().rev().map(Source::Sealed)).collect()
     }
 
     /// Visits the records of [`Cut::visit`] split into as many contiguous parts as `visitors`, in its
@@ -185,13 +183,7 @@ impl Cut {
     where
         V: FnMut(&[u8]) -> bool + Send,
     {
-        let sources: Vec<Source<'_>> = self
-            .unsealed
-            .iter()
-            .rev()
-            .map(Source::Unsealed)
-            .chain(self.chunks.iter().rev().map(Source::Sealed))
-            .collect();
+        let sources = self.sources();
         // Part `i` of `k` holds sources `i * n / k .. (i + 1) * n / k`: sizes differ by one at most.
         let (total, count) = (sources.len(), visitors.len().max(1));
         let bounds = |part: usize| part * total / count;
@@ -825,14 +817,8 @@ impl Store {
                 self.unrecord_uploaded(&dir, &expired)?;
                 for chunk in &expired {
                     for extension in ["chunk", "json", "terms", "volume"] {
-                        let path = dir.join(format!("{}.{extension}", chunk.sha256));
-                        match std::fs::remove_file(&path) {
-                            // An evicted chunk has no local file.
-                            Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
-                                return Err(io("remove", &path)(error));
-                            }
-                            _ => {}
-                        }
+                        // An evicted chunk has no local file.
+                        remove_if_present(&dir.join(format!("{}.{extension}", chunk.sha256)))?;
                     }
                 }
                 retired.iter().try_for_each(|run| run.remove_files(&dir, kind))?;
@@ -974,14 +960,7 @@ impl Store {
         if changed {
             day.commit(dir)?;
             retired.iter().try_for_each(|run| run.remove_files(dir, signal))?;
-            for path in superseded {
-                match std::fs::remove_file(&path) {
-                    Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
-                        return Err(io("remove", &path)(error));
-                    }
-                    _ => {}
-                }
-            }
+            superseded.iter().try_for_each(|path| remove_if_present(path))?;
         }
         for path in day::unlisted_files(dir, signal, &day)? {
             if day::merged_away(&path, &day) {
@@ -1078,7 +1057,8 @@ fn trace_index_matches(dir: &Path, run: &Run, rebuilt: &TraceIndex) -> Result<bo
             Some(bytes) => index_matches(&run.index_path(dir), &bytes, run.manifest.index_sha256.as_deref()),
             None => Ok(false),
         },
-        IndexFormat::Wide => Ok(usable(verified_index(dir, run)).as_ref() == Some(rebuilt)),
+        // A damaged file is stale, not a warning: `check` reports it.
+        IndexFormat::Wide => Ok(verified_index(dir, run).ok().flatten().as_ref() == Some(rebuilt)),
     }
 }
 

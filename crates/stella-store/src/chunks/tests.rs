@@ -603,6 +603,31 @@ fn a_decoded_newest_first_visit_sees_what_the_plain_one_sees_and_stops_and_fails
     })
     .unwrap();
     assert_eq!(steps, 5);
+    // Memory stays bounded whatever the visitor's pace: at every step the reading thread has decoded at
+    // most the records visited, what the channel holds and the one it is sending. The visitor is slow
+    // (it lets the reader run ahead until the channel must be full) and checks that at every step.
+    let decoded_records = std::sync::atomic::AtomicUsize::new(0);
+    let counting = |payload: &[u8]| {
+        decoded_records.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        decode(payload)
+    };
+    let mut visited = 0;
+    cut.visit_newest_first_decoded(&store, counting, &mut |step| {
+        if let Decoded::Record(_) = step {
+            visited += 1;
+        }
+        // At least 5 of the 8 slots hold records (a bound precedes each chunk of 3 records).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while decoded_records.load(std::sync::atomic::Ordering::SeqCst) < (visited + 5).min(40)
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::yield_now();
+        }
+        let ahead = decoded_records.load(std::sync::atomic::Ordering::SeqCst) - visited;
+        assert!(ahead <= super::store::READ_AHEAD + 1, "{ahead} records decoded ahead of the visitor");
+        true
+    })
+    .unwrap();
     // A chunk that cannot be read ends the visit with its error, after the steps before it.
     let newest_chunk = cut.chunks.iter().max_by_key(|chunk| chunk.chunk.max_time()).unwrap();
     std::fs::remove_file(&newest_chunk.path).unwrap();
